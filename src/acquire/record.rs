@@ -1,0 +1,99 @@
+//! The typed record stream every source produces: live ring buffers (this module's siblings) and, later,
+//! perf.data import. Later stages read only these types, never the kernel's layouts.
+
+/// `PERF_CONTEXT_*` markers inside a kernel call chain (they are "addresses" >= `PERF_CONTEXT_MAX`).
+pub const PERF_CONTEXT_HV: u64 = -32i64 as u64;
+pub const PERF_CONTEXT_KERNEL: u64 = -128i64 as u64;
+pub const PERF_CONTEXT_USER: u64 = -512i64 as u64;
+pub const PERF_CONTEXT_GUEST: u64 = -2048i64 as u64;
+pub const PERF_CONTEXT_GUEST_KERNEL: u64 = -2176i64 as u64;
+pub const PERF_CONTEXT_GUEST_USER: u64 = -2560i64 as u64;
+pub const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
+
+/// One sample as the kernel delivered it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SampleRecord {
+    pub pid: u32,
+    pub tid: u32,
+    /// `perf_clock` nanoseconds, comparable across CPUs.
+    pub time: u64,
+    pub cpu: u32,
+    /// Event count this sample stands for (nanoseconds for cpu-clock); every percentage is weighted by it.
+    pub period: u64,
+    /// True when the sample hit user mode (ip is a user address).
+    pub user_mode: bool,
+    /// The kernel's call chain, raw: `PERF_CONTEXT_KERNEL`, kernel ips, `PERF_CONTEXT_USER`, user ip, return
+    /// addresses... The first address after each context marker is an instruction pointer, the rest are
+    /// return addresses.
+    pub callchain: Vec<u64>,
+    /// User registers in `PERF_SAMPLE_REGS_USER` order of the requested mask (dwarf/hybrid modes), if sampled.
+    pub user_regs: Option<Vec<u64>>,
+    /// Copy of the user stack starting at the sampled stack pointer (dwarf/hybrid modes), if sampled.
+    pub user_stack: Option<Vec<u8>>,
+}
+
+/// A new mapping of a process (`PERF_RECORD_MMAP2`, or synthesized from `/proc/PID/maps`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MmapRecord {
+    pub pid: u32,
+    pub tid: u32,
+    pub time: u64,
+    pub start: u64,
+    pub len: u64,
+    /// File offset of `start`.
+    pub pgoff: u64,
+    /// Path as the kernel names it (`/usr/lib/...`, `[vdso]`, `//anon`, `[kernel.kallsyms]_text`).
+    pub path: String,
+    /// GNU build-id when the kernel sent it (`PERF_RECORD_MISC_MMAP_BUILD_ID`).
+    pub build_id: Option<Vec<u8>>,
+    pub executable: bool,
+    /// Device and inode, when known (0 otherwise): identify a file together with the path.
+    pub dev: u64,
+    pub inode: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Sample(SampleRecord),
+    Mmap(MmapRecord),
+    /// A thread's name changed; `exec` is set when it changed because of an exec (the address space is new).
+    Comm {
+        pid: u32,
+        tid: u32,
+        time: u64,
+        name: String,
+        exec: bool,
+    },
+    Fork {
+        pid: u32,
+        ppid: u32,
+        tid: u32,
+        ptid: u32,
+        time: u64,
+    },
+    Exit {
+        pid: u32,
+        ppid: u32,
+        tid: u32,
+        ptid: u32,
+        time: u64,
+    },
+    /// The kernel dropped `count` samples because a ring buffer was full.
+    Lost { time: u64, count: u64 },
+    /// The kernel throttled (`throttled: true`) or unthrottled sampling on a CPU.
+    Throttle { time: u64, throttled: bool },
+}
+
+impl Record {
+    pub fn time(&self) -> u64 {
+        match self {
+            Record::Sample(s) => s.time,
+            Record::Mmap(m) => m.time,
+            Record::Comm { time, .. }
+            | Record::Fork { time, .. }
+            | Record::Exit { time, .. }
+            | Record::Lost { time, .. }
+            | Record::Throttle { time, .. } => *time,
+        }
+    }
+}

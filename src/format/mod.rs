@@ -1,0 +1,1 @@
+//! Profile files in and out: pprof.

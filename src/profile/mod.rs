@@ -1,0 +1,230 @@
+//! The aggregated profile: the one data model every output reads (report, flamegraph, TUI, pprof).
+//!
+//! Strings, functions, locations and mappings are interned once. Stacks live in a prefix tree of
+//! `(parent, location) -> node`, root (outermost caller) first; a sample group points at its leaf node and
+//! carries its labels (pid, tid, comm), sample count and period total. A location is one sampled address
+//! with its inline frames (innermost first), as in pprof; queries expand locations into frames.
+//!
+//! This module does not symbolize, read files or print: it is filled by `cmd/` (from the symbolizer) or by
+//! `format/` (from a file), and read by `render/` and `tui/`.
+
+pub mod query;
+
+use std::collections::HashMap;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+id_type!(StrId);
+id_type!(MappingId);
+id_type!(FunctionId);
+id_type!(LocationId);
+id_type!(NodeId);
+
+/// A module (binary, library, kernel) that locations belong to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    /// Path as recorded, or `[kernel.kallsyms]`, `[vdso]`, `[unknown]`.
+    pub path: StrId,
+    /// Lower-case hex GNU build-id, when known.
+    pub build_id: Option<StrId>,
+    pub start: u64,
+    pub limit: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    pub kernel: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Function {
+    /// Demangled name users know (the ELF alias), or `[unknown]`-style placeholder built by the symbolizer.
+    pub name: StrId,
+    /// Source file, when debug info names it.
+    pub file: Option<StrId>,
+}
+
+/// One frame of a location: a function and the line in it (0 when unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Line {
+    pub function: FunctionId,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub mapping: Option<MappingId>,
+    /// The sampled address in the process (for a caller: its return address - 1, inside the call).
+    pub address: u64,
+    /// Inline frames, innermost first; the last one is the function that owns the machine code.
+    pub lines: Vec<Line>,
+}
+
+/// A node of the call tree: a location called from its parent node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    pub parent: Option<NodeId>,
+    pub location: LocationId,
+}
+
+/// Samples with the same stack and the same labels, summed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleGroup {
+    /// Innermost location of the stack; `None` for an empty stack.
+    pub leaf: Option<NodeId>,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: StrId,
+    pub count: u64,
+    pub period: u64,
+}
+
+/// What was recorded and how: every human-readable header states these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// e.g. `cpu-clock`, with modifiers as given (`cpu-clock:u`).
+    pub event: String,
+    /// Unit of `period` (`nanoseconds` for clock events, `events` otherwise).
+    pub period_unit: String,
+    /// Sampling frequency in Hz (0 when sampling by period).
+    pub frequency: u64,
+    /// Unwinding mode: `fp`, `hybrid`, `dwarf,8192`.
+    pub call_graph: String,
+    pub lost: u64,
+    pub throttled: u64,
+    /// The command line that made the recording.
+    pub command_line: String,
+    /// Free-form notes (e.g. "cycles unavailable, fell back to cpu-clock"), kept in the file's comments.
+    pub notes: Vec<String>,
+    /// Recording start and duration, nanoseconds (0 when unknown).
+    pub time_nanos: i64,
+    pub duration_nanos: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub meta: Meta,
+    strings: Vec<String>,
+    string_ids: HashMap<String, StrId>,
+    pub mappings: Vec<Mapping>,
+    mapping_ids: HashMap<Mapping, MappingId>,
+    pub functions: Vec<Function>,
+    function_ids: HashMap<Function, FunctionId>,
+    pub locations: Vec<Location>,
+    location_ids: HashMap<Location, LocationId>,
+    pub nodes: Vec<Node>,
+    node_ids: HashMap<Node, NodeId>,
+    pub samples: Vec<SampleGroup>,
+    sample_ids: HashMap<(Option<NodeId>, u32, u32, StrId), usize>,
+}
+
+impl Profile {
+    pub fn new(meta: Meta) -> Profile {
+        Profile {
+            meta,
+            ..Profile::default()
+        }
+    }
+
+    pub fn intern(&mut self, s: &str) -> StrId {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = StrId(self.strings.len() as u32);
+        self.strings.push(s.to_owned());
+        self.string_ids.insert(s.to_owned(), id);
+        id
+    }
+
+    pub fn str(&self, id: StrId) -> &str {
+        self.strings.get(id.index()).map_or("", String::as_str)
+    }
+
+    pub fn add_mapping(&mut self, mapping: Mapping) -> MappingId {
+        intern_in(&mut self.mappings, &mut self.mapping_ids, mapping, MappingId)
+    }
+
+    pub fn add_function(&mut self, function: Function) -> FunctionId {
+        intern_in(&mut self.functions, &mut self.function_ids, function, FunctionId)
+    }
+
+    pub fn add_location(&mut self, location: Location) -> LocationId {
+        intern_in(&mut self.locations, &mut self.location_ids, location, LocationId)
+    }
+
+    /// Adds samples whose stack is `stack`, innermost location first (the order unwinders produce).
+    pub fn add_sample(&mut self, stack: &[LocationId], pid: u32, tid: u32, comm: StrId, count: u64, period: u64) {
+        let mut parent = None;
+        for &location in stack.iter().rev() {
+            let node = Node { parent, location };
+            parent = Some(intern_in(&mut self.nodes, &mut self.node_ids, node, NodeId));
+        }
+        let key = (parent, pid, tid, comm);
+        if let Some(&i) = self.sample_ids.get(&key) {
+            let group = &mut self.samples[i];
+            group.count += count;
+            group.period += period;
+        } else {
+            self.sample_ids.insert(key, self.samples.len());
+            self.samples.push(SampleGroup {
+                leaf: parent,
+                pid,
+                tid,
+                comm,
+                count,
+                period,
+            });
+        }
+    }
+
+    pub fn mapping(&self, id: MappingId) -> &Mapping {
+        &self.mappings[id.index()]
+    }
+
+    pub fn function(&self, id: FunctionId) -> &Function {
+        &self.functions[id.index()]
+    }
+
+    pub fn location(&self, id: LocationId) -> &Location {
+        &self.locations[id.index()]
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// The locations of a stack, innermost first.
+    pub fn stack(&self, leaf: Option<NodeId>) -> impl Iterator<Item = LocationId> + '_ {
+        std::iter::successors(leaf, |&n| self.node(n).parent).map(|n| self.node(n).location)
+    }
+
+    pub fn total_count(&self) -> u64 {
+        self.samples.iter().map(|s| s.count).sum()
+    }
+
+    pub fn total_period(&self) -> u64 {
+        self.samples.iter().map(|s| s.period).sum()
+    }
+}
+
+fn intern_in<T: Clone + Eq + std::hash::Hash, I: Copy>(
+    items: &mut Vec<T>,
+    ids: &mut HashMap<T, I>,
+    item: T,
+    make: fn(u32) -> I,
+) -> I {
+    if let Some(&id) = ids.get(&item) {
+        return id;
+    }
+    let id = make(items.len() as u32);
+    items.push(item.clone());
+    ids.insert(item, id);
+    id
+}

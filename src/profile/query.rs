@@ -1,0 +1,1 @@
+//! Queries over a profile: top functions, callers and callees.

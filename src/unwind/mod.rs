@@ -1,0 +1,1 @@
+//! Stack walking: kernel frame-pointer chains (and, later, unwind tables) -> frame addresses.
