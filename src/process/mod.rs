@@ -1,1 +1,481 @@
 //! Address spaces over time: processes, threads, comm names and mappings (from /proc and MMAP2).
+//!
+//! [`Processes`] is a sans-IO state machine fed the record stream in time order; at any point it holds
+//! the state as of the last record applied, so a sample is resolved against the mappings valid at its
+//! timestamp simply by resolving it when it comes along. It never opens files: a resolved [`Module`]
+//! and its [`Mapping`] say where the symbolizer may find the bytes (`/proc/PID/root/PATH` or
+//! `/proc/PID/map_files/START-END` while the process lives, else the path itself).
+//!
+//! Kernel order around `execve` (checked on Linux 6.18): `COMM` with the exec flag comes first, then the
+//! `MMAP2`s of the new image (executable, then the dynamic loader, then libraries as it maps them). So an
+//! exec comm clears the pid's mappings and the mmaps that follow fill the new address space.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::acquire::record::{MmapRecord, Record};
+use crate::addr::{Avma, FileOffset};
+
+/// A file (or pseudo-file such as `[vdso]`) that code is mapped from. One `Arc<Module>` per distinct file
+/// across all processes, so the symbolizer loads each once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Module {
+    /// Path as the kernel named it (`/usr/lib/...`, `[vdso]`, `//anon`).
+    pub path: String,
+    /// GNU build-id, when the kernel sent it.
+    pub build_id: Option<Vec<u8>>,
+    /// Device (`makedev(major, minor)`) and inode, 0 when unknown (the kernel sends either these or a
+    /// build-id).
+    pub dev: u64,
+    pub inode: u64,
+}
+
+impl Module {
+    /// Pseudo-files with no file behind them: `[vdso]`, `[stack]`, `//anon`, `[anon:...]`.
+    pub fn is_pseudo(&self) -> bool {
+        self.path.starts_with('[') || self.path.starts_with("//") || self.path.is_empty()
+    }
+}
+
+/// Where a module is mapped in one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    pub pid: u32,
+    pub start: Avma,
+    /// One past the last mapped byte.
+    pub end: Avma,
+    /// File offset of `start`.
+    pub pgoff: FileOffset,
+}
+
+impl Mapping {
+    /// `/proc/PID/map_files/START-END`: opens the very file mapped, even if deleted or in another mount
+    /// namespace, while the process lives (needs privileges over the process).
+    pub fn map_files_path(&self) -> String {
+        format!(
+            "/proc/{}/map_files/{:x}-{:x}",
+            self.pid, self.start.0, self.end.0
+        )
+    }
+
+    /// `/proc/PID/root/PATH`: the path as seen from the process's root (containers).
+    pub fn root_path(&self, module: &Module) -> String {
+        format!("/proc/{}/root{}", self.pid, module.path)
+    }
+}
+
+/// What an address in a process is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    Module {
+        module: Arc<Module>,
+        mapping: Mapping,
+        /// Offset of the address in the module's file: `avma - start + pgoff`.
+        offset: FileOffset,
+    },
+    /// A kernel address (upper half of the address space).
+    Kernel,
+    /// No known mapping covers it.
+    Unmapped,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    end: u64,
+    pgoff: u64,
+    module: Arc<Module>,
+}
+
+/// One address space: non-overlapping ranges keyed by start address.
+#[derive(Clone, Debug, Default)]
+struct AddressSpace {
+    ranges: BTreeMap<u64, Entry>,
+}
+
+impl AddressSpace {
+    /// Maps `[start, end)`, cutting away whatever it overlaps (as a new mmap over an old range does).
+    fn insert(&mut self, start: u64, end: u64, pgoff: u64, module: Arc<Module>) {
+        if end <= start {
+            return;
+        }
+        let overlapping: Vec<u64> = self
+            .ranges
+            .range(..end)
+            .rev()
+            .take_while(|(_, e)| e.end > start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in overlapping {
+            let Some(old) = self.ranges.remove(&s) else {
+                continue;
+            };
+            if s < start {
+                self.ranges.insert(
+                    s,
+                    Entry {
+                        end: start,
+                        pgoff: old.pgoff,
+                        module: Arc::clone(&old.module),
+                    },
+                );
+            }
+            if old.end > end {
+                let pgoff = old.pgoff.wrapping_add(end - s);
+                self.ranges.insert(
+                    end,
+                    Entry {
+                        end: old.end,
+                        pgoff,
+                        module: old.module,
+                    },
+                );
+            }
+        }
+        self.ranges.insert(start, Entry { end, pgoff, module });
+    }
+
+    fn find(&self, addr: u64) -> Option<(u64, &Entry)> {
+        let (&start, entry) = self.ranges.range(..=addr).next_back()?;
+        (addr < entry.end).then_some((start, entry))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct ProcessState {
+    space: AddressSpace,
+    exited: bool,
+}
+
+/// Every process seen in the record stream, with its mappings and thread names as of the last record.
+#[derive(Debug, Default)]
+pub struct Processes {
+    processes: HashMap<u32, ProcessState>,
+    /// Thread names by tid (a process's main thread has tid == pid).
+    comms: HashMap<u32, String>,
+    modules: HashMap<Module, Arc<Module>>,
+}
+
+/// The first kernel address on 64-bit Linux (x86_64 and aarch64 alike put the kernel in the upper half).
+const KERNEL_START: u64 = 1 << 63;
+
+impl Processes {
+    pub fn new() -> Processes {
+        Processes::default()
+    }
+
+    /// Applies one record; records must come in time order.
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Mmap(m) => self.mmap(m),
+            Record::Comm {
+                pid,
+                tid,
+                name,
+                exec,
+                ..
+            } => {
+                if *exec {
+                    // exec replaced the address space; the new image's mmaps follow this record.
+                    let process = self.processes.entry(*pid).or_default();
+                    process.space = AddressSpace::default();
+                    process.exited = false;
+                }
+                self.comms.insert(*tid, name.clone());
+            }
+            Record::Fork {
+                pid,
+                ppid,
+                tid,
+                ptid,
+                ..
+            } => {
+                if pid != ppid {
+                    // A new process starts as a copy of its parent's address space.
+                    let space = self
+                        .processes
+                        .get(ppid)
+                        .map(|p| p.space.clone())
+                        .unwrap_or_default();
+                    self.processes.insert(
+                        *pid,
+                        ProcessState {
+                            space,
+                            exited: false,
+                        },
+                    );
+                } else {
+                    // A new thread shares its process's address space (keyed by pid already).
+                    self.processes.entry(*pid).or_default();
+                }
+                let name = self
+                    .comms
+                    .get(ptid)
+                    .or_else(|| self.comms.get(ppid))
+                    .cloned();
+                if let Some(name) = name {
+                    self.comms.insert(*tid, name);
+                }
+            }
+            Record::Exit { pid, tid, .. } => {
+                // Keep the mappings: samples of this process may still be in flight in other rings, and
+                // the symbolizer may need them. Only mark it, so callers can tell.
+                if pid == tid {
+                    if let Some(p) = self.processes.get_mut(pid) {
+                        p.exited = true;
+                    }
+                }
+            }
+            Record::Sample(_) | Record::Lost { .. } | Record::Throttle { .. } => {}
+        }
+    }
+
+    fn mmap(&mut self, m: &MmapRecord) {
+        if !m.executable {
+            return;
+        }
+        let module = self.intern(Module {
+            path: m.path.clone(),
+            build_id: m.build_id.clone(),
+            dev: m.dev,
+            inode: m.inode,
+        });
+        let end = m.start.saturating_add(m.len);
+        self.processes
+            .entry(m.pid)
+            .or_default()
+            .space
+            .insert(m.start, end, m.pgoff, module);
+    }
+
+    fn intern(&mut self, module: Module) -> Arc<Module> {
+        if let Some(m) = self.modules.get(&module) {
+            return Arc::clone(m);
+        }
+        let arc = Arc::new(module.clone());
+        self.modules.insert(module, Arc::clone(&arc));
+        arc
+    }
+
+    /// What `addr` is in process `pid` right now (as of the last record applied).
+    pub fn resolve(&self, pid: u32, addr: Avma) -> Resolved {
+        if addr.0 >= KERNEL_START {
+            return Resolved::Kernel;
+        }
+        let Some((start, entry)) = self.processes.get(&pid).and_then(|p| p.space.find(addr.0))
+        else {
+            return Resolved::Unmapped;
+        };
+        Resolved::Module {
+            module: Arc::clone(&entry.module),
+            mapping: Mapping {
+                pid,
+                start: Avma(start),
+                end: Avma(entry.end),
+                pgoff: FileOffset(entry.pgoff),
+            },
+            offset: FileOffset(addr.0 - start + entry.pgoff),
+        }
+    }
+
+    /// The thread's name, else its process's, else `"[unknown]"`.
+    pub fn comm(&self, pid: u32, tid: u32) -> &str {
+        self.comms
+            .get(&tid)
+            .or_else(|| self.comms.get(&pid))
+            .map_or("[unknown]", String::as_str)
+    }
+
+    /// Whether the process's main thread has exited.
+    pub fn has_exited(&self, pid: u32) -> bool {
+        self.processes.get(&pid).is_some_and(|p| p.exited)
+    }
+
+    /// Every distinct module seen so far.
+    pub fn modules(&self) -> impl Iterator<Item = &Arc<Module>> {
+        self.modules.values()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn mmap(pid: u32, time: u64, start: u64, len: u64, pgoff: u64, path: &str) -> Record {
+        Record::Mmap(MmapRecord {
+            pid,
+            tid: pid,
+            time,
+            start,
+            len,
+            pgoff,
+            path: path.to_owned(),
+            build_id: None,
+            executable: true,
+            dev: 1,
+            inode: 2,
+        })
+    }
+
+    fn module_at(p: &Processes, pid: u32, addr: u64) -> Option<(String, u64)> {
+        match p.resolve(pid, Avma(addr)) {
+            Resolved::Module { module, offset, .. } => Some((module.path.clone(), offset.0)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn resolves_file_offsets() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x2000, 0x5000, "/bin/a"));
+        assert_eq!(module_at(&p, 10, 0x1000), Some(("/bin/a".into(), 0x5000)));
+        assert_eq!(module_at(&p, 10, 0x2fff), Some(("/bin/a".into(), 0x6fff)));
+        assert_eq!(p.resolve(10, Avma(0x3000)), Resolved::Unmapped);
+        assert_eq!(p.resolve(10, Avma(0xfff)), Resolved::Unmapped);
+        assert_eq!(p.resolve(11, Avma(0x1000)), Resolved::Unmapped);
+        assert_eq!(p.resolve(10, Avma(0xffff_ffff_8100_0000)), Resolved::Kernel);
+    }
+
+    #[test]
+    fn fork_inherits_mappings_and_comm() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&Record::Comm {
+            pid: 10,
+            tid: 10,
+            time: 1,
+            name: "a".into(),
+            exec: false,
+        });
+        p.apply(&Record::Fork {
+            pid: 20,
+            ppid: 10,
+            tid: 20,
+            ptid: 10,
+            time: 2,
+        });
+        assert_eq!(module_at(&p, 20, 0x1800), Some(("/bin/a".into(), 0x800)));
+        assert_eq!(p.comm(20, 20), "a");
+        // Later mmaps in the child do not leak into the parent.
+        p.apply(&mmap(20, 3, 0x9000, 0x1000, 0, "/lib/b.so"));
+        assert!(module_at(&p, 20, 0x9000).is_some());
+        assert_eq!(p.resolve(10, Avma(0x9000)), Resolved::Unmapped);
+        // The same file in two processes is one module.
+        let (Resolved::Module { module: m1, .. }, Resolved::Module { module: m2, .. }) =
+            (p.resolve(10, Avma(0x1000)), p.resolve(20, Avma(0x1000)))
+        else {
+            panic!("both resolve");
+        };
+        assert!(Arc::ptr_eq(&m1, &m2));
+    }
+
+    #[test]
+    fn new_thread_shares_address_space() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&Record::Comm {
+            pid: 10,
+            tid: 10,
+            time: 1,
+            name: "a".into(),
+            exec: false,
+        });
+        p.apply(&Record::Fork {
+            pid: 10,
+            ppid: 10,
+            tid: 11,
+            ptid: 10,
+            time: 2,
+        });
+        p.apply(&mmap(10, 3, 0x5000, 0x1000, 0, "/lib/c.so"));
+        assert_eq!(p.comm(10, 11), "a");
+        assert!(module_at(&p, 10, 0x1000).is_some());
+        assert!(module_at(&p, 10, 0x5000).is_some());
+        p.apply(&Record::Comm {
+            pid: 10,
+            tid: 11,
+            time: 4,
+            name: "worker".into(),
+            exec: false,
+        });
+        assert_eq!(p.comm(10, 11), "worker");
+        assert_eq!(p.comm(10, 10), "a");
+        assert_eq!(p.comm(10, 12), "a");
+        assert_eq!(p.comm(99, 99), "[unknown]");
+    }
+
+    #[test]
+    fn exec_replaces_mappings() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/sh"));
+        p.apply(&mmap(10, 1, 0x8000, 0x1000, 0, "/lib/libc.so"));
+        // Kernel order: exec comm first, then the new image's mmaps.
+        p.apply(&Record::Comm {
+            pid: 10,
+            tid: 10,
+            time: 2,
+            name: "spin".into(),
+            exec: true,
+        });
+        p.apply(&mmap(10, 3, 0x4000, 0x1000, 0, "/tmp/spin"));
+        assert_eq!(p.resolve(10, Avma(0x1000)), Resolved::Unmapped);
+        assert_eq!(p.resolve(10, Avma(0x8000)), Resolved::Unmapped);
+        assert_eq!(module_at(&p, 10, 0x4000), Some(("/tmp/spin".into(), 0)));
+        assert_eq!(p.comm(10, 10), "spin");
+    }
+
+    #[test]
+    fn late_mmap_resolves_later_samples() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        assert_eq!(p.resolve(10, Avma(0x7000_0000)), Resolved::Unmapped);
+        // dlopen
+        p.apply(&mmap(10, 5, 0x7000_0000, 0x4000, 0x1000, "/lib/plugin.so"));
+        assert_eq!(
+            module_at(&p, 10, 0x7000_0010),
+            Some(("/lib/plugin.so".into(), 0x1010))
+        );
+    }
+
+    #[test]
+    fn overlapping_mmap_replaces_the_overlap() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x4000, 0, "/bin/old")); // [0x1000, 0x5000)
+        p.apply(&mmap(10, 2, 0x2000, 0x1000, 0, "/bin/new")); // [0x2000, 0x3000)
+        assert_eq!(module_at(&p, 10, 0x1fff), Some(("/bin/old".into(), 0xfff)));
+        assert_eq!(module_at(&p, 10, 0x2000), Some(("/bin/new".into(), 0)));
+        // The right-hand remainder keeps its original file offsets.
+        assert_eq!(module_at(&p, 10, 0x3000), Some(("/bin/old".into(), 0x2000)));
+        assert_eq!(module_at(&p, 10, 0x4fff), Some(("/bin/old".into(), 0x3fff)));
+        // A mapping covering several old ones replaces them all.
+        p.apply(&mmap(10, 3, 0x0, 0x10000, 0, "/bin/all"));
+        assert_eq!(module_at(&p, 10, 0x2000), Some(("/bin/all".into(), 0x2000)));
+        assert_eq!(module_at(&p, 10, 0x4000), Some(("/bin/all".into(), 0x4000)));
+    }
+
+    #[test]
+    fn non_executable_mmaps_are_ignored() {
+        let mut p = Processes::new();
+        let Record::Mmap(mut m) = mmap(10, 1, 0x1000, 0x1000, 0, "/data") else {
+            unreachable!()
+        };
+        m.executable = false;
+        p.apply(&Record::Mmap(m));
+        assert_eq!(p.resolve(10, Avma(0x1000)), Resolved::Unmapped);
+    }
+
+    #[test]
+    fn exit_keeps_state() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&Record::Exit {
+            pid: 10,
+            ppid: 1,
+            tid: 10,
+            ptid: 1,
+            time: 9,
+        });
+        assert!(p.has_exited(10));
+        assert!(module_at(&p, 10, 0x1000).is_some());
+    }
+}
