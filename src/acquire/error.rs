@@ -1,0 +1,51 @@
+//! The acquisition errors; each message ends with what the user can do about it.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    #[error(
+        "permission denied opening {event} for {target}: kernel.perf_event_paranoid is {paranoid}; \
+         run as root or grant CAP_PERFMON (e.g. `sudo setcap cap_perfmon,cap_sys_ptrace+ep stacktop`)"
+    )]
+    PermissionDenied {
+        event: String,
+        target: String,
+        paranoid: String,
+    },
+    #[error("no such process: {pid}; check the pid (e.g. with `ps -p {pid}`)")]
+    NoSuchProcess { pid: u32 },
+    #[error("no such thread: {tid}; check the thread id (e.g. with `ps -T`)")]
+    NoSuchThread { tid: u32 },
+    #[error("unknown event `{name}`; valid events are cpu-clock, task-clock and cycles, optionally with :u or :k")]
+    UnknownEvent { name: String },
+    #[error("command not found: {command}; check its spelling and PATH")]
+    CommandNotFound { command: String },
+    #[error("cannot execute {command}: {source}; check that it is an executable file")]
+    Exec { command: String, source: io::Error },
+    #[error("no command given; pass one after `--`")]
+    EmptyCommand,
+    #[error("perf events are not available on this system (no /proc/sys/kernel/perf_event_paranoid); use a kernel built with CONFIG_PERF_EVENTS")]
+    Unsupported,
+    #[error("opening {event} for {target} failed: {source}; try another event with -e (cpu-clock always exists)")]
+    Open {
+        event: String,
+        target: String,
+        source: io::Error,
+    },
+    #[error(
+        "cannot map the ring buffer for CPU {cpu}: {source}; raise kernel.perf_event_mlock_kb or run as root"
+    )]
+    RingBuffer { cpu: u32, source: io::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+impl AcquireError {
+    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> AcquireError {
+        AcquireError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! A recording session: counters per CPU, one ring buffer per CPU, a poll loop that drains them.
+//!
+//! ```text
+//!  target threads x CPUs  ──counters──>  CPU 0 ring  <── SET_OUTPUT ── other counters on CPU 0
+//!                                        CPU 1 ring  <── ...
+//!  poll(rings) -> drain every ring -> convert -> Reorder (time order across rings) -> out
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use perf_event_open::config::{
+    CallChain, Clock, Cpu, Inherit, OnExecve, Opts, Proc, RecordIdFormat, SampleOn,
+    Target as PerfTarget, UseBuildId, WakeUpOn,
+};
+use perf_event_open::count::Counter;
+use perf_event_open::event::hw::Hardware;
+use perf_event_open::event::sw::Software;
+use perf_event_open::sample::Sampler;
+
+use super::convert::convert;
+use super::launch::{self, spawn_stopped};
+use super::order::Reorder;
+use super::procfs;
+use super::record::Record;
+use super::{AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target};
+
+/// `PERF_EVENT_IOC_SET_OUTPUT` = `_IO('$', 5)`: send this counter's records to another counter's ring.
+const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
+
+/// Ring sizes to try, as log2 of data pages: 64 pages (256 KiB with 4 KiB pages) per CPU first, smaller
+/// when the locked-memory limit (`kernel.perf_event_mlock_kb`) refuses.
+const RING_PAGES_LOG2: [u8; 4] = [6, 5, 4, 3];
+
+/// Records drained from one ring per round at most, so one busy ring cannot starve the others.
+const MAX_RECORDS_PER_ROUND: usize = 1 << 16;
+
+struct Ring {
+    // Field order matters for drop: the sampler's mapping goes before the counter it belongs to.
+    sampler: Sampler,
+    counter: Counter,
+}
+
+/// What the kernel is asked for; fallbacks (no PMU, no kernel access, old kernel) change it once, on the
+/// first counter, and every later counter is opened the same way.
+struct Opener {
+    spec: EventSpec,
+    frequency: u64,
+    max_stack: u16,
+    build_id: bool,
+    inherit: bool,
+    enable_on_exec: bool,
+    system: bool,
+    wakeup_bytes: u32,
+    notes: Vec<String>,
+}
+
+impl Opener {
+    fn opts(&self) -> Opts {
+        let mut o = Opts::default();
+        o.exclude.user = self.spec.exclude_user;
+        o.exclude.kernel = self.spec.exclude_kernel;
+        o.exclude.hv = true;
+        o.inherit = self.inherit.then_some(Inherit::NewChild);
+        o.on_execve = self.enable_on_exec.then_some(OnExecve::Enable);
+        o.enable = false;
+        o.sample_on = SampleOn::Freq(self.frequency.max(1));
+        o.sample_format.period = true;
+        o.sample_format.call_chain = Some(CallChain {
+            exclude_user: false,
+            exclude_kernel: self.spec.exclude_kernel,
+            defer_user: false,
+            max_stack_frames: self.max_stack,
+        });
+        o.record_id_all = true;
+        o.record_id_format = RecordIdFormat {
+            task: true,
+            time: true,
+            cpu: true,
+            ..RecordIdFormat::default()
+        };
+        o.extra_record.comm = true;
+        o.extra_record.task = true;
+        o.extra_record.mmap.code = true;
+        o.extra_record.mmap.ext = Some(UseBuildId(self.build_id));
+        o.wake_up.on = WakeUpOn::Bytes(self.wakeup_bytes);
+        // CLOCK_MONOTONIC stamps: comparable across CPUs and with the clock user space reads.
+        o.timer = Some(Clock::Monotonic);
+        o
+    }
+
+    fn try_open(&self, pid: Option<u32>, cpu: u32) -> io::Result<Counter> {
+        let target: PerfTarget = match pid {
+            Some(pid) => (Proc(pid), Cpu(cpu)).into(),
+            None => (Proc::ALL, Cpu(cpu)).into(),
+        };
+        let opts = self.opts();
+        match self.spec.kind {
+            EventKind::CpuClock => Counter::new(Software::CpuClock, target, opts),
+            EventKind::TaskClock => Counter::new(Software::TaskClock, target, opts),
+            EventKind::Cycles => Counter::new(Hardware::CpuCycle, target, opts),
+        }
+    }
+
+    /// Opens a counter, falling back where the machine cannot do what was asked.
+    fn open(&mut self, pid: Option<u32>, cpu: u32, what: &What) -> Result<Counter, AcquireError> {
+        loop {
+            let err = match self.try_open(pid, cpu) {
+                Ok(counter) => return Ok(counter),
+                Err(err) => err,
+            };
+            let errno = err.raw_os_error();
+            if self.spec.kind == EventKind::Cycles
+                && matches!(errno, Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV))
+            {
+                self.spec.kind = EventKind::CpuClock;
+                self.notes.push(
+                    "cycles: no hardware counter on this machine; using cpu-clock".to_owned(),
+                );
+                continue;
+            }
+            if matches!(errno, Some(libc::EACCES | libc::EPERM))
+                && !self.spec.exclude_kernel
+                && !self.spec.exclude_user
+                && !self.system
+            {
+                self.spec.exclude_kernel = true;
+                self.notes.push(format!(
+                    "kernel sampling not permitted (kernel.perf_event_paranoid is {}); recording user space only",
+                    procfs::paranoid()
+                ));
+                continue;
+            }
+            // Kernels before 5.12 reject the build-id bit; the crate refuses features it was not built for.
+            if self.build_id
+                && (errno == Some(libc::EINVAL) || err.kind() == io::ErrorKind::Unsupported)
+            {
+                self.build_id = false;
+                continue;
+            }
+            return Err(self.error(err, what));
+        }
+    }
+
+    fn error(&self, err: io::Error, what: &What) -> AcquireError {
+        match (err.raw_os_error(), what) {
+            (Some(libc::ESRCH), What::Pid(pid)) => AcquireError::NoSuchProcess { pid: *pid },
+            (Some(libc::ESRCH), What::Tid(tid)) => AcquireError::NoSuchThread { tid: *tid },
+            (Some(libc::EACCES | libc::EPERM), _) => AcquireError::PermissionDenied {
+                event: self.spec.to_string(),
+                target: what.to_string(),
+                paranoid: procfs::paranoid(),
+            },
+            _ => AcquireError::Open {
+                event: self.spec.to_string(),
+                target: what.to_string(),
+                source: err,
+            },
+        }
+    }
+}
+
+/// What a counter is opened for, for error messages.
+enum What {
+    Command(String),
+    Pid(u32),
+    Tid(u32),
+    System,
+}
+
+impl std::fmt::Display for What {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Command(c) => write!(f, "command `{c}`"),
+            What::Pid(p) => write!(f, "pid {p}"),
+            What::Tid(t) => write!(f, "tid {t}"),
+            What::System => f.write_str("all CPUs"),
+        }
+    }
+}
+
+/// Rings and counters being set up: the first counter on a CPU gets the ring, the others write into it.
+#[derive(Default)]
+struct Rings {
+    rings: Vec<Ring>,
+    by_cpu: BTreeMap<u32, usize>,
+    redirected: Vec<Counter>,
+}
+
+impl Rings {
+    fn add(&mut self, cpu: u32, counter: Counter) -> Result<(), AcquireError> {
+        if let Some(&i) = self.by_cpu.get(&cpu) {
+            let owner = self.rings[i].counter.file().as_raw_fd();
+            let fd = counter.file().as_raw_fd();
+            // SAFETY: both fds are open perf_event fds owned by live `Counter`s; SET_OUTPUT takes the
+            // target fd as a plain integer argument and touches no memory of ours.
+            let rc = unsafe { libc::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT as _, owner) };
+            if rc != 0 {
+                return Err(AcquireError::RingBuffer {
+                    cpu,
+                    source: io::Error::last_os_error(),
+                });
+            }
+            self.redirected.push(counter);
+            return Ok(());
+        }
+        let mut last = None;
+        for exp in RING_PAGES_LOG2 {
+            match counter.sampler(exp) {
+                Ok(sampler) => {
+                    self.by_cpu.insert(cpu, self.rings.len());
+                    self.rings.push(Ring { sampler, counter });
+                    return Ok(());
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(AcquireError::RingBuffer { cpu, source: e }),
+            }
+        }
+        Err(AcquireError::RingBuffer {
+            cpu,
+            source: last.unwrap_or_else(|| io::Error::other("no ring size fits")),
+        })
+    }
+
+    fn counters(&self) -> impl Iterator<Item = &Counter> {
+        self.rings
+            .iter()
+            .map(|r| &r.counter)
+            .chain(&self.redirected)
+    }
+}
+
+fn online_cpus() -> Vec<u32> {
+    let parsed = fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpu_list(s.trim()));
+    parsed.unwrap_or_else(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..n as u32).collect()
+    })
+}
+
+/// `0-3,5,7-8` -> `[0, 1, 2, 3, 5, 7, 8]`.
+fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut cpus = vec![];
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+/// A running recording. Dropping it closes the counters; a launched command keeps running.
+pub struct Session {
+    // Declared before `rings` so nothing outlives the counters it refers to.
+    reorder: Reorder,
+    rings: Rings,
+    stats: Stats,
+    event: EventSpec,
+    call_graph: CallGraphMode,
+    frequency: u64,
+    max_stack: u16,
+    notes: Vec<String>,
+    child: Option<u32>,
+    child_status: Option<i32>,
+    /// Pids or tids whose end ends the session (`-p`, `-t`).
+    watched: Vec<u32>,
+    finished: bool,
+}
+
+impl Session {
+    /// Opens counters for the target and starts sampling (a command is launched here).
+    pub fn start(cfg: SessionConfig) -> Result<Session, AcquireError> {
+        if !Path::new("/proc/sys/kernel/perf_event_paranoid").exists() {
+            return Err(AcquireError::Unsupported);
+        }
+        let cpus = online_cpus();
+        let max_stack = procfs::max_stack();
+        let page_size = 4096u32;
+        let mut opener = Opener {
+            spec: cfg.event,
+            frequency: cfg.frequency,
+            max_stack,
+            build_id: true,
+            inherit: !matches!(cfg.target, Target::Tids(_) | Target::System),
+            enable_on_exec: matches!(cfg.target, Target::Command(_)),
+            system: matches!(cfg.target, Target::System),
+            wakeup_bytes: (page_size << RING_PAGES_LOG2[0]) / 4,
+            notes: vec![],
+        };
+        let mut rings = Rings::default();
+        let mut synthetic = vec![];
+        let mut child = None;
+        let mut watched = vec![];
+
+        match &cfg.target {
+            Target::Command(argv) => {
+                let stopped = spawn_stopped(argv, cfg.command_output)?;
+                let what = What::Command(
+                    argv.first()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+                let pid = stopped.pid();
+                for &cpu in &cpus {
+                    rings.add(cpu, opener.open(Some(pid), cpu, &what)?)?;
+                }
+                // Counters are armed with enable_on_exec: the command's first instruction is sampled.
+                child = Some(stopped.release()?);
+            }
+            Target::Pids(pids) => {
+                for &pid in pids {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        return Err(AcquireError::NoSuchProcess { pid });
+                    }
+                }
+                for &pid in pids {
+                    let tids = attach_threads(pid, &cpus, &mut opener, &mut rings)?;
+                    procfs::synthesize(pid, &tids, 0, &mut synthetic);
+                    watched.push(pid);
+                }
+            }
+            Target::Tids(tids) => {
+                for &tid in tids {
+                    let tgid = procfs::tgid(tid).map_err(|_| AcquireError::NoSuchThread { tid })?;
+                    for &cpu in &cpus {
+                        rings.add(cpu, opener.open(Some(tid), cpu, &What::Tid(tid))?)?;
+                    }
+                    procfs::synthesize(tgid, &[tid], 0, &mut synthetic);
+                    watched.push(tid);
+                }
+            }
+            Target::System => {
+                for &cpu in &cpus {
+                    rings.add(cpu, opener.open(None, cpu, &What::System)?)?;
+                }
+                // After the counters are open, so a process started meanwhile is seen by one or the other.
+                for pid in procfs::pids().map_err(|e| AcquireError::io("listing /proc", e))? {
+                    if let Ok(tids) = procfs::tasks(pid) {
+                        procfs::synthesize(pid, &tids, 0, &mut synthetic);
+                    }
+                }
+            }
+        }
+
+        if !opener.enable_on_exec {
+            for counter in rings.counters() {
+                counter
+                    .enable()
+                    .map_err(|e| AcquireError::io("enabling a counter", e))?;
+            }
+        }
+
+        let mut reorder = Reorder::default();
+        for record in synthetic {
+            reorder.push(record);
+        }
+        Ok(Session {
+            reorder,
+            rings,
+            stats: Stats::default(),
+            event: opener.spec,
+            call_graph: cfg.call_graph,
+            frequency: cfg.frequency,
+            max_stack,
+            notes: opener.notes,
+            child,
+            child_status: None,
+            watched,
+            finished: false,
+        })
+    }
+
+    /// Waits up to `timeout` for data, drains the rings and appends the records that are now in
+    /// timestamp order to `out` (records newer than what every ring has reached wait for the next call).
+    pub fn read(&mut self, timeout: Duration, out: &mut Vec<Record>) -> Result<(), AcquireError> {
+        if !self.finished {
+            self.poll(timeout)?;
+            self.drain();
+        }
+        self.reorder.end_round(out);
+        self.reap();
+        Ok(())
+    }
+
+    fn poll(&self, timeout: Duration) -> Result<(), AcquireError> {
+        let mut fds: Vec<libc::pollfd> = self
+            .rings
+            .rings
+            .iter()
+            .map(|r| libc::pollfd {
+                fd: r.counter.file().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid, initialized array of `fds.len()` pollfd structs that outlives the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(AcquireError::io("polling the ring buffers", err));
+            }
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) {
+        for ring in &self.rings.rings {
+            // `iter` is None only while another iterator over this sampler lives; none does here.
+            let Some(iter) = ring.sampler.iter() else {
+                continue;
+            };
+            for (mode, raw) in iter.take(MAX_RECORDS_PER_ROUND) {
+                let Some(record) = convert(mode, raw) else {
+                    continue;
+                };
+                match &record {
+                    Record::Sample(_) => self.stats.samples += 1,
+                    Record::Lost { count, .. } => self.stats.lost += count,
+                    Record::Throttle {
+                        throttled: true, ..
+                    } => self.stats.throttled += 1,
+                    _ => {}
+                }
+                self.reorder.push(record);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        if let (Some(pid), None) = (self.child, self.child_status) {
+            self.child_status = launch::wait(pid, false);
+        }
+    }
+
+    /// Whether the target is gone: the launched command exited, or every attached pid/tid ended.
+    /// A system-wide session never finishes by itself.
+    pub fn is_finished(&self) -> bool {
+        if self.child.is_some() {
+            return self.child_status.is_some();
+        }
+        !self.watched.is_empty() && self.watched.iter().all(|&id| !procfs::is_alive(id))
+    }
+
+    /// Stops the counters and appends everything still buffered, in time order. Later `read`s return
+    /// nothing new.
+    pub fn finish(&mut self, out: &mut Vec<Record>) -> Result<(), AcquireError> {
+        if !self.finished {
+            for counter in self.rings.counters() {
+                // A counter whose task is gone may refuse; its data is in the ring all the same.
+                let _ = counter.disable();
+            }
+            self.drain();
+            self.finished = true;
+        }
+        self.reorder.flush_all(out);
+        self.reap();
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The event actually sampled, with modifiers: `cpu-clock`, `cpu-clock:u`.
+    pub fn event_name(&self) -> String {
+        self.event.to_string()
+    }
+
+    pub fn event(&self) -> EventSpec {
+        self.event
+    }
+
+    pub fn frequency(&self) -> u64 {
+        self.frequency
+    }
+
+    pub fn call_graph(&self) -> CallGraphMode {
+        self.call_graph
+    }
+
+    /// The kernel's call chain limit the counters were opened with (`kernel.perf_event_max_stack`): a
+    /// chain with this many addresses was probably cut (pass to `unwind::fp::Limits`).
+    pub fn max_stack(&self) -> usize {
+        self.max_stack as usize
+    }
+
+    /// What was changed from the request and why (event fallback, user-space only).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Pid of the launched command.
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child
+    }
+
+    /// Exit status of the launched command once it exited (128 + signal number when killed by a
+    /// signal, -1 when it could not be collected).
+    pub fn child_exit_status(&self) -> Option<i32> {
+        self.child_status
+    }
+}
+
+/// Opens counters on every thread of `pid`, re-reading its task list until no thread is new (a thread
+/// created before its parent thread's counter was opened is not covered by inheritance). Returns the
+/// threads covered.
+fn attach_threads(
+    pid: u32,
+    cpus: &[u32],
+    opener: &mut Opener,
+    rings: &mut Rings,
+) -> Result<Vec<u32>, AcquireError> {
+    let mut done: HashSet<u32> = HashSet::new();
+    let mut covered = vec![];
+    loop {
+        let tids = procfs::tasks(pid).map_err(|_| AcquireError::NoSuchProcess { pid })?;
+        let new: Vec<u32> = tids.into_iter().filter(|t| !done.contains(t)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for tid in new {
+            done.insert(tid);
+            let what = What::Pid(pid);
+            let mut opened = false;
+            for &cpu in cpus {
+                match opener.open(Some(tid), cpu, &what) {
+                    Ok(counter) => {
+                        rings.add(cpu, counter)?;
+                        opened = true;
+                    }
+                    // The thread ended meanwhile; the main thread ending means the process did.
+                    Err(AcquireError::NoSuchProcess { .. }) if tid != pid => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if opened {
+                covered.push(tid);
+            }
+        }
+    }
+    covered.sort_unstable();
+    Ok(covered)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0,2-3,7"), Some(vec![0, 2, 3, 7]));
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn session_is_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Session>();
+    }
+}
