@@ -1,7 +1,10 @@
-// A busy loop with a known call graph: main -> burn -> spin_inner, for acquisition tests.
+// A busy loop with a known call graph: main -> burn -> spin_inner (and thread_main -> burn -> spin_inner
+// in extra threads), for acquisition tests.
 // Built by tests/acquire.rs at test time:
-//   cc -O1 -g -fno-omit-frame-pointer -o spin assets/spin.c
-// Usage: spin SECONDS   (busy-loops for SECONDS of wall time, default 1)
+//   cc -O1 -g -fno-omit-frame-pointer -pthread -o spin assets/spin.c
+// Usage: spin [SECONDS [THREADS]]   busy-loops for SECONDS of wall time (default 1) in the main thread
+//                                   and THREADS - 1 more threads started at once (default 1 thread).
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -27,7 +30,23 @@ __attribute__((noinline)) unsigned long burn(double seconds) {
     return x;
 }
 
+static double seconds = 1.0;
+
+static void *thread_main(void *arg) {
+    (void)arg;
+    burn(seconds);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    double seconds = argc > 1 ? atof(argv[1]) : 1.0;
-    return (int)(burn(seconds) & 1) * 0;
+    if (argc > 1) seconds = atof(argv[1]);
+    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    pthread_t tids[64];
+    int started = 0;
+    for (int i = 1; i < threads && started < 64; i++) {
+        if (pthread_create(&tids[started], NULL, thread_main, NULL) == 0) started++;
+    }
+    unsigned long x = burn(seconds);
+    for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    return (int)(x & 1) * 0;
 }

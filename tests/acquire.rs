@@ -4,6 +4,7 @@
 //! `STACKTOP_REQUIRE_PERF=1` makes it fail.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -35,7 +36,7 @@ fn spin() -> Option<&'static Path> {
         let out = dir.join("spin");
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/spin.c");
         let status = Command::new("cc")
-            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
+            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
             .arg(&out)
             .arg(&src)
             .status()
@@ -213,7 +214,8 @@ fn attaching_to_a_running_process_gets_samples_and_its_mappings() {
     let Some(spin) = spin() else {
         return skip("no C compiler (cc) to build assets/spin.c");
     };
-    let mut child = Command::new(spin).arg("3").spawn().unwrap();
+    // Three threads on two CPUs: every existing thread must be followed, not just the main one.
+    let mut child = Command::new(spin).args(["3", "3"]).spawn().unwrap();
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(100));
     let Some(mut session) = start(Target::Pids(vec![pid])) else {
@@ -250,7 +252,113 @@ fn attaching_to_a_running_process_gets_samples_and_its_mappings() {
         .filter(|r| matches!(r, Record::Sample(s) if s.pid == pid))
         .count();
     assert!(samples > 100, "only {samples} samples in 0.5 s");
+    let tids: HashSet<u32> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s.tid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tids.len(), 3, "samples from threads {tids:?}");
+    let comms = synthetic
+        .iter()
+        .filter(|r| matches!(r, Record::Comm { .. }))
+        .count();
+    assert_eq!(comms, 3, "a comm per thread");
     assert!(share_in_spin(&records) > 0.5);
+}
+
+/// Lists a process's threads.
+fn threads(pid: u32) -> Vec<u32> {
+    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+#[test]
+fn attaching_to_one_thread_samples_only_it() {
+    let Some(spin) = spin() else {
+        return skip("no C compiler (cc) to build assets/spin.c");
+    };
+    let mut child = Command::new(spin).args(["3", "2"]).spawn().unwrap();
+    let pid = child.id();
+    let begin = Instant::now();
+    while threads(pid).len() < 2 && begin.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let tid = *threads(pid).iter().find(|&&t| t != pid).unwrap();
+    let Some(mut session) = start(Target::Tids(vec![tid])) else {
+        child.kill().ok();
+        child.wait().ok();
+        return;
+    };
+    let mut records = vec![];
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_millis(500) {
+        session
+            .read(Duration::from_millis(50), &mut records)
+            .unwrap();
+    }
+    session.finish(&mut records).unwrap();
+    child.kill().ok();
+    child.wait().ok();
+
+    let samples: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert!(samples.len() > 50, "only {} samples", samples.len());
+    assert!(samples.iter().all(|s| s.tid == tid && s.pid == pid));
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, Record::Mmap(m) if m.pid == pid && m.path.ends_with("/spin"))));
+}
+
+#[test]
+fn system_wide_sees_every_process() {
+    let Some(spin) = spin() else {
+        return skip("no C compiler (cc) to build assets/spin.c");
+    };
+    let mut child = Command::new(spin).args(["2"]).spawn().unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(50));
+    let Some(mut session) = start(Target::System) else {
+        child.kill().ok();
+        child.wait().ok();
+        return;
+    };
+    let mut records = vec![];
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_millis(400) {
+        session
+            .read(Duration::from_millis(50), &mut records)
+            .unwrap();
+    }
+    assert!(!session.is_finished());
+    session.finish(&mut records).unwrap();
+    child.kill().ok();
+    child.wait().ok();
+
+    assert_time_ordered(&records);
+    let spin_samples = records
+        .iter()
+        .filter(|r| matches!(r, Record::Sample(s) if s.pid == pid))
+        .count();
+    assert!(spin_samples > 50, "only {spin_samples} samples of spin");
+    // Our own process was running before the session too, so it has a synthetic comm.
+    let me = std::process::id();
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, Record::Comm { pid: p, time: 0, .. } if *p == me)));
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, Record::Mmap(m) if m.pid == pid && m.path.ends_with("/spin"))));
 }
 
 #[test]

@@ -317,12 +317,16 @@ impl Session {
                 child = Some(stopped.release()?);
             }
             Target::Pids(pids) => {
+                // A thread id names its process here, as in perf.
+                let mut processes = vec![];
                 for &pid in pids {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        return Err(AcquireError::NoSuchProcess { pid });
+                    let tgid =
+                        procfs::tgid(pid).map_err(|_| AcquireError::NoSuchProcess { pid })?;
+                    if !processes.contains(&tgid) {
+                        processes.push(tgid);
                     }
                 }
-                for &pid in pids {
+                for pid in processes {
                     let tids = attach_threads(pid, &cpus, &mut opener, &mut rings)?;
                     procfs::synthesize(pid, &tids, 0, &mut synthetic);
                     watched.push(pid);
@@ -342,6 +346,14 @@ impl Session {
                 for &cpu in &cpus {
                     rings.add(cpu, opener.open(None, cpu, &What::System)?)?;
                 }
+                // The idle task has no /proc entry; perf calls it swapper.
+                synthetic.push(Record::Comm {
+                    pid: 0,
+                    tid: 0,
+                    time: 0,
+                    name: "swapper".to_owned(),
+                    exec: false,
+                });
                 // After the counters are open, so a process started meanwhile is seen by one or the other.
                 for pid in procfs::pids().map_err(|e| AcquireError::io("listing /proc", e))? {
                     if let Ok(tids) = procfs::tasks(pid) {
@@ -384,9 +396,11 @@ impl Session {
     pub fn read(&mut self, timeout: Duration, out: &mut Vec<Record>) -> Result<(), AcquireError> {
         if !self.finished {
             self.poll(timeout)?;
-            self.drain();
+            // A round that left data in a ring proves nothing about order; wait for a complete one.
+            if self.drain() {
+                self.reorder.end_round(out);
+            }
         }
-        self.reorder.end_round(out);
         self.reap();
         Ok(())
     }
@@ -414,13 +428,17 @@ impl Session {
         Ok(())
     }
 
-    fn drain(&mut self) {
+    /// Drains every ring; false when a ring still held records after `MAX_RECORDS_PER_ROUND`.
+    fn drain(&mut self) -> bool {
+        let mut complete = true;
         for ring in &self.rings.rings {
             // `iter` is None only while another iterator over this sampler lives; none does here.
             let Some(iter) = ring.sampler.iter() else {
                 continue;
             };
+            let mut taken = 0;
             for (mode, raw) in iter.take(MAX_RECORDS_PER_ROUND) {
+                taken += 1;
                 let Some(record) = convert(mode, raw) else {
                     continue;
                 };
@@ -434,7 +452,9 @@ impl Session {
                 }
                 self.reorder.push(record);
             }
+            complete &= taken < MAX_RECORDS_PER_ROUND;
         }
+        complete
     }
 
     fn reap(&mut self) {
@@ -460,7 +480,7 @@ impl Session {
                 // A counter whose task is gone may refuse; its data is in the ring all the same.
                 let _ = counter.disable();
             }
-            self.drain();
+            while !self.drain() {}
             self.finished = true;
         }
         self.reorder.flush_all(out);
