@@ -407,3 +407,63 @@ fn command_not_found_is_a_clear_error() {
         Ok(_) => panic!("executed a C source file"),
     }
 }
+
+#[test]
+fn stack_copying_modes_deliver_registers_and_stack_bytes() {
+    let Some(spin) = spin() else {
+        return skip("no C compiler (cc) to build assets/spin.c");
+    };
+    for mode in [CallGraphMode::Dwarf(4096), CallGraphMode::Hybrid(4096)] {
+        let mut cfg = config(Target::Command(vec![spin.into(), "0.3".into()]));
+        cfg.call_graph = mode;
+        let mut session = match Session::start(cfg) {
+            Ok(s) => s,
+            Err(e @ (AcquireError::Unsupported | AcquireError::PermissionDenied { .. })) => {
+                return skip(&e.to_string())
+            }
+            Err(e) => panic!("cannot start session: {e}"),
+        };
+        let records = record(&mut session, Duration::from_secs(10));
+        let samples: Vec<_> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Sample(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert!(samples.len() > 30, "{mode}: only {} samples", samples.len());
+        let user: Vec<_> = samples.iter().filter(|s| s.user_mode).collect();
+        assert!(!user.is_empty());
+        for s in &user {
+            let regs = s.user_regs.as_ref().expect("user registers");
+            assert_eq!(regs.len(), stacktop::acquire::USER_REGS.len());
+            let stack = s.user_stack.as_ref().expect("user stack");
+            assert!(
+                !stack.is_empty() && stack.len() <= 4096,
+                "{mode}: {} bytes",
+                stack.len()
+            );
+        }
+        // The sampled instruction pointer register is the user chain's first address.
+        let ip_reg = stacktop::acquire::USER_REGS
+            .iter()
+            .position(|r| *r == "ip" || *r == "pc");
+        if let (Some(i), CallGraphMode::Hybrid(_)) = (ip_reg, mode) {
+            let s = user[0];
+            let at = s
+                .callchain
+                .iter()
+                .position(|&a| a == PERF_CONTEXT_USER)
+                .unwrap();
+            assert_eq!(s.user_regs.as_ref().unwrap()[i], s.callchain[at + 1]);
+        }
+        let has_user_chain = user
+            .iter()
+            .any(|s| s.callchain.contains(&PERF_CONTEXT_USER));
+        assert_eq!(
+            has_user_chain,
+            matches!(mode, CallGraphMode::Hybrid(_)),
+            "{mode}"
+        );
+    }
+}

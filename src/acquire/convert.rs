@@ -52,6 +52,7 @@ fn c_len(chain: &CallChain) -> usize {
 pub(crate) fn convert(mode: Priv, raw: Raw) -> Option<Record> {
     Some(match raw {
         Raw::Sample(s) => {
+            let s = *s;
             let task = s.record_id.task.as_ref();
             Record::Sample(SampleRecord {
                 pid: task.map_or(0, |t| t.pid),
@@ -61,8 +62,8 @@ pub(crate) fn convert(mode: Priv, raw: Raw) -> Option<Record> {
                 period: s.period.unwrap_or(1),
                 user_mode: mode == Priv::User,
                 callchain: s.call_chain.as_deref().map(flatten).unwrap_or_default(),
-                user_regs: None,
-                user_stack: None,
+                user_regs: s.user_regs.map(|(regs, _abi)| regs),
+                user_stack: s.user_stack,
             })
         }
         Raw::Mmap(m) => {

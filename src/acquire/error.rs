@@ -19,6 +19,8 @@ pub enum AcquireError {
     NoSuchThread { tid: u32 },
     #[error("unknown event `{name}`; valid events are cpu-clock, task-clock and cycles, optionally with :u or :k")]
     UnknownEvent { name: String },
+    #[error("invalid call graph mode `{mode}`; use fp, hybrid[,STACK_BYTES] or dwarf[,STACK_BYTES] (at most 65528 bytes)")]
+    InvalidCallGraph { mode: String },
     #[error("command not found: {command}; check its spelling and PATH")]
     CommandNotFound { command: String },
     #[error("cannot execute {command}: {source}; check that it is an executable file")]

@@ -42,15 +42,81 @@ pub enum CallGraphMode {
     /// The kernel walks frame pointers (`PERF_SAMPLE_CALLCHAIN`), kernel and user.
     #[default]
     Fp,
+    /// Frame-pointer chains plus a copy of this many bytes of user stack and the user registers
+    /// ([`USER_REGS`]), for repairing frames that frame pointers skip.
+    Hybrid(u32),
+    /// Kernel chains only, plus a copy of this many bytes of user stack and the user registers, for
+    /// unwinding with `.eh_frame`.
+    Dwarf(u32),
+}
+
+/// Stack bytes copied per sample when the mode names no size (perf's default).
+pub const DEFAULT_STACK_BYTES: u32 = 8192;
+/// The kernel's largest user stack copy (a record's size is a u16).
+pub const MAX_STACK_BYTES: u32 = 65528;
+
+impl CallGraphMode {
+    /// Bytes of user stack copied per sample (0 in frame-pointer mode), as the kernel will be asked:
+    /// a multiple of 8 no larger than [`MAX_STACK_BYTES`].
+    pub fn stack_bytes(self) -> u32 {
+        match self {
+            CallGraphMode::Fp => 0,
+            CallGraphMode::Hybrid(n) | CallGraphMode::Dwarf(n) => {
+                (n.clamp(8, MAX_STACK_BYTES)) & !7
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for CallGraphMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallGraphMode::Fp => f.write_str("fp"),
+            CallGraphMode::Hybrid(_) => write!(f, "hybrid,{}", self.stack_bytes()),
+            CallGraphMode::Dwarf(_) => write!(f, "dwarf,{}", self.stack_bytes()),
         }
     }
 }
+
+impl std::str::FromStr for CallGraphMode {
+    type Err = AcquireError;
+
+    /// perf's spelling: `fp`, `dwarf[,STACK_BYTES]`, and stacktop's `hybrid[,STACK_BYTES]`.
+    fn from_str(s: &str) -> Result<CallGraphMode, AcquireError> {
+        let invalid = || AcquireError::InvalidCallGraph { mode: s.to_owned() };
+        let (name, size) = s.split_once(',').unwrap_or((s, ""));
+        let bytes = if size.is_empty() {
+            DEFAULT_STACK_BYTES
+        } else {
+            size.trim().parse::<u32>().map_err(|_| invalid())?
+        };
+        if bytes == 0 || bytes > MAX_STACK_BYTES {
+            return Err(invalid());
+        }
+        match (name.trim(), size.is_empty()) {
+            ("fp", true) => Ok(CallGraphMode::Fp),
+            ("hybrid", _) => Ok(CallGraphMode::Hybrid(bytes)),
+            ("dwarf", _) => Ok(CallGraphMode::Dwarf(bytes)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// User registers sampled in the stack-copying modes, in the order of `SampleRecord::user_regs`.
+#[cfg(target_arch = "x86_64")]
+pub const USER_REGS: &[&str] = &["bp", "sp", "ip"];
+#[cfg(target_arch = "x86_64")]
+const USER_REGS_MASK: u64 = (1 << 6) | (1 << 7) | (1 << 8); // PERF_REG_X86_BP, _SP, _IP
+/// User registers sampled in the stack-copying modes, in the order of `SampleRecord::user_regs`.
+#[cfg(target_arch = "aarch64")]
+pub const USER_REGS: &[&str] = &["x29", "lr", "sp", "pc"];
+#[cfg(target_arch = "aarch64")]
+const USER_REGS_MASK: u64 = (1 << 29) | (1 << 30) | (1 << 31) | (1 << 32); // PERF_REG_ARM64_X29, _LR, _SP, _PC
+/// User registers sampled in the stack-copying modes (none known for this architecture).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const USER_REGS: &[&str] = &[];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const USER_REGS_MASK: u64 = 0;
 
 /// Where a launched command's stdout and stderr go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,4 +146,44 @@ pub struct Stats {
     pub lost: u64,
     /// Times the kernel throttled sampling because it was too frequent.
     pub throttled: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_call_graph_modes() {
+        assert_eq!("fp".parse::<CallGraphMode>().unwrap(), CallGraphMode::Fp);
+        assert_eq!(
+            "dwarf".parse::<CallGraphMode>().unwrap(),
+            CallGraphMode::Dwarf(8192)
+        );
+        assert_eq!(
+            "dwarf,4096".parse::<CallGraphMode>().unwrap(),
+            CallGraphMode::Dwarf(4096)
+        );
+        assert_eq!(
+            "hybrid,16384".parse::<CallGraphMode>().unwrap(),
+            CallGraphMode::Hybrid(16384)
+        );
+        for bad in ["lbr", "fp,8", "dwarf,0", "dwarf,70000", "dwarf,x"] {
+            let err = bad.parse::<CallGraphMode>().unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("hybrid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn stack_sizes_are_what_the_kernel_accepts() {
+        assert_eq!(CallGraphMode::Fp.stack_bytes(), 0);
+        assert_eq!(CallGraphMode::Dwarf(1001).stack_bytes(), 1000);
+        assert_eq!(CallGraphMode::Dwarf(1).stack_bytes(), 8);
+        assert_eq!(
+            CallGraphMode::Hybrid(u32::MAX).stack_bytes(),
+            MAX_STACK_BYTES
+        );
+        assert_eq!(CallGraphMode::Dwarf(1001).to_string(), "dwarf,1000");
+        assert_eq!(CallGraphMode::Fp.to_string(), "fp");
+    }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use perf_event_open::config::{
-    CallChain, Clock, Cpu, Inherit, OnExecve, Opts, Proc, RecordIdFormat, SampleOn,
+    CallChain, Clock, Cpu, Inherit, OnExecve, Opts, Proc, RecordIdFormat, RegsMask, SampleOn, Size,
     Target as PerfTarget, UseBuildId, WakeUpOn,
 };
 use perf_event_open::count::Counter;
@@ -27,14 +27,18 @@ use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
 use super::record::Record;
-use super::{AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target};
+use super::{
+    AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target, USER_REGS_MASK,
+};
 
 /// `PERF_EVENT_IOC_SET_OUTPUT` = `_IO('$', 5)`: send this counter's records to another counter's ring.
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 
-/// Ring sizes to try, as log2 of data pages: 64 pages (256 KiB with 4 KiB pages) per CPU first, smaller
-/// when the locked-memory limit (`kernel.perf_event_mlock_kb`) refuses.
-const RING_PAGES_LOG2: [u8; 4] = [6, 5, 4, 3];
+/// Ring sizes to try, as log2 of data pages, largest first; smaller ones when the locked-memory limit
+/// (`kernel.perf_event_mlock_kb`, 516 KiB per CPU for unprivileged users) refuses. Frame-pointer samples
+/// are small: 64 pages (256 KiB) per CPU. Samples with a stack copy are kilobytes each: up to 2 MiB.
+const RING_PAGES_LOG2_FP: &[u8] = &[6, 5, 4, 3];
+const RING_PAGES_LOG2_STACK: &[u8] = &[9, 8, 7, 6, 5, 4, 3];
 
 /// Records drained from one ring per round at most, so one busy ring cannot starve the others.
 const MAX_RECORDS_PER_ROUND: usize = 1 << 16;
@@ -49,6 +53,7 @@ struct Ring {
 /// first counter, and every later counter is opened the same way.
 struct Opener {
     spec: EventSpec,
+    call_graph: CallGraphMode,
     frequency: u64,
     max_stack: u16,
     build_id: bool,
@@ -70,8 +75,14 @@ impl Opener {
         o.enable = false;
         o.sample_on = SampleOn::Freq(self.frequency.max(1));
         o.sample_format.period = true;
+        let stack = self.call_graph.stack_bytes();
+        if stack > 0 && USER_REGS_MASK != 0 {
+            o.sample_format.user_regs = Some(RegsMask(USER_REGS_MASK));
+            o.sample_format.user_stack = Some(Size(stack));
+        }
         o.sample_format.call_chain = Some(CallChain {
-            exclude_user: false,
+            // dwarf mode unwinds user space itself; the kernel's user chain would only cost ring space.
+            exclude_user: matches!(self.call_graph, CallGraphMode::Dwarf(_)),
             exclude_kernel: self.spec.exclude_kernel,
             defer_user: false,
             max_stack_frames: self.max_stack,
@@ -184,8 +195,8 @@ impl std::fmt::Display for What {
 }
 
 /// Rings and counters being set up: the first counter on a CPU gets the ring, the others write into it.
-#[derive(Default)]
 struct Rings {
+    pages_log2: &'static [u8],
     rings: Vec<Ring>,
     by_cpu: BTreeMap<u32, usize>,
     redirected: Vec<Counter>,
@@ -209,7 +220,7 @@ impl Rings {
             return Ok(());
         }
         let mut last = None;
-        for exp in RING_PAGES_LOG2 {
+        for &exp in self.pages_log2 {
             match counter.sampler(exp) {
                 Ok(sampler) => {
                     self.by_cpu.insert(cpu, self.rings.len());
@@ -226,6 +237,19 @@ impl Rings {
             cpu,
             source: last.unwrap_or_else(|| io::Error::other("no ring size fits")),
         })
+    }
+
+    fn new(call_graph: CallGraphMode) -> Rings {
+        Rings {
+            pages_log2: if call_graph.stack_bytes() > 0 {
+                RING_PAGES_LOG2_STACK
+            } else {
+                RING_PAGES_LOG2_FP
+            },
+            rings: vec![],
+            by_cpu: BTreeMap::new(),
+            redirected: vec![],
+        }
     }
 
     fn counters(&self) -> impl Iterator<Item = &Counter> {
@@ -285,18 +309,20 @@ impl Session {
         let cpus = online_cpus();
         let max_stack = procfs::max_stack();
         let page_size = 4096u32;
+        let mut rings = Rings::new(cfg.call_graph);
         let mut opener = Opener {
             spec: cfg.event,
+            call_graph: cfg.call_graph,
             frequency: cfg.frequency,
             max_stack,
             build_id: true,
             inherit: !matches!(cfg.target, Target::Tids(_) | Target::System),
             enable_on_exec: matches!(cfg.target, Target::Command(_)),
             system: matches!(cfg.target, Target::System),
-            wakeup_bytes: (page_size << RING_PAGES_LOG2[0]) / 4,
+            // Wake up when a quarter of the (largest tried) ring is full.
+            wakeup_bytes: (page_size << rings.pages_log2[0]) / 4,
             notes: vec![],
         };
-        let mut rings = Rings::default();
         let mut synthetic = vec![];
         let mut child = None;
         let mut watched = vec![];
