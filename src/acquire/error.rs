@@ -27,6 +27,8 @@ pub enum AcquireError {
     Exec { command: String, source: io::Error },
     #[error("no command given; pass one after `--`")]
     EmptyCommand,
+    #[error("no pid or tid given; pass at least one to -p or -t")]
+    NoTarget,
     #[error("perf events are not available on this system (no /proc/sys/kernel/perf_event_paranoid); use a kernel built with CONFIG_PERF_EVENTS")]
     Unsupported,
     #[error("opening {event} for {target} failed: {source}; try another event with -e (cpu-clock always exists)")]

@@ -145,6 +145,14 @@ pub(crate) fn paranoid() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// `kernel.perf_event_max_sample_rate`, the highest frequency the kernel accepts (it lowers it itself
+/// when sampling takes too long).
+pub(crate) fn max_sample_rate() -> Option<u64> {
+    fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 /// `kernel.perf_event_max_stack` (127 unless changed).
 pub(crate) fn max_stack() -> u16 {
     fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")

@@ -73,7 +73,7 @@ impl Opener {
         o.inherit = self.inherit.then_some(Inherit::NewChild);
         o.on_execve = self.enable_on_exec.then_some(OnExecve::Enable);
         o.enable = false;
-        o.sample_on = SampleOn::Freq(self.frequency.max(1));
+        o.sample_on = SampleOn::Freq(self.frequency);
         o.sample_format.period = true;
         let stack = self.call_graph.stack_bytes();
         if stack > 0 && USER_REGS_MASK != 0 {
@@ -282,7 +282,30 @@ fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
     (!cpus.is_empty()).then_some(cpus)
 }
 
-/// A running recording. Dropping it closes the counters; a launched command keeps running.
+/// A running recording. Dropping it closes the counters; a launched command keeps running (and is
+/// reaped only by `read`/`finish` calls after it exits).
+///
+/// Record timestamps are `CLOCK_MONOTONIC` nanoseconds (comparable across CPUs and with user-space
+/// clocks); records synthesized from `/proc` for what already ran are stamped 0 and come first.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use stacktop::acquire::{CallGraphMode, CommandOutput, Session, SessionConfig, Target};
+///
+/// let mut session = Session::start(SessionConfig {
+///     target: Target::Command(vec!["ls".into()]),
+///     event: "cpu-clock".parse()?,
+///     frequency: 999,
+///     call_graph: CallGraphMode::Fp,
+///     command_output: CommandOutput::Inherit,
+/// })?;
+/// let mut records = vec![];
+/// while !session.is_finished() {
+///     session.read(Duration::from_millis(100), &mut records)?;
+/// }
+/// session.finish(&mut records)?;
+/// # Ok::<(), stacktop::acquire::AcquireError>(())
+/// ```
 pub struct Session {
     // Declared before `rings` so nothing outlives the counters it refers to.
     reorder: Reorder,
@@ -306,6 +329,18 @@ impl Session {
         if !Path::new("/proc/sys/kernel/perf_event_paranoid").exists() {
             return Err(AcquireError::Unsupported);
         }
+        if matches!(&cfg.target, Target::Pids(v) | Target::Tids(v) if v.is_empty()) {
+            return Err(AcquireError::NoTarget);
+        }
+        let mut notes = vec![];
+        let mut frequency = cfg.frequency.max(1);
+        if let Some(max) = procfs::max_sample_rate().filter(|&max| max > 0 && frequency > max) {
+            // perf does the same: the kernel would refuse the counter (EINVAL).
+            notes.push(format!(
+                "-F {frequency} is above kernel.perf_event_max_sample_rate; sampling at {max} Hz"
+            ));
+            frequency = max;
+        }
         let cpus = online_cpus();
         let max_stack = procfs::max_stack();
         let page_size = 4096u32;
@@ -313,7 +348,7 @@ impl Session {
         let mut opener = Opener {
             spec: cfg.event,
             call_graph: cfg.call_graph,
-            frequency: cfg.frequency,
+            frequency,
             max_stack,
             build_id: true,
             inherit: !matches!(cfg.target, Target::Tids(_) | Target::System),
@@ -321,7 +356,7 @@ impl Session {
             system: matches!(cfg.target, Target::System),
             // Wake up when a quarter of the (largest tried) ring is full.
             wakeup_bytes: (page_size << rings.pages_log2[0]) / 4,
-            notes: vec![],
+            notes,
         };
         let mut synthetic = vec![];
         let mut child = None;
@@ -407,7 +442,7 @@ impl Session {
             stats: Stats::default(),
             event: opener.spec,
             call_graph: cfg.call_graph,
-            frequency: cfg.frequency,
+            frequency,
             max_stack,
             notes: opener.notes,
             child,
@@ -527,6 +562,7 @@ impl Session {
         self.event
     }
 
+    /// The sampling frequency in Hz actually requested (lowered to the kernel's maximum if need be).
     pub fn frequency(&self) -> u64 {
         self.frequency
     }
