@@ -467,3 +467,37 @@ fn stack_copying_modes_deliver_registers_and_stack_bytes() {
         );
     }
 }
+
+#[test]
+fn a_full_ring_counts_lost_samples() {
+    let Some(spin) = spin() else {
+        return skip("no C compiler (cc) to build assets/spin.c");
+    };
+    // 64 KiB stack copies at 10 kHz fill even the largest ring in a few milliseconds; nobody reads it
+    // until the command has exited.
+    let mut cfg = config(Target::Command(vec![spin.into(), "0.3".into()]));
+    cfg.call_graph = CallGraphMode::Dwarf(65528);
+    cfg.frequency = 10_000;
+    let mut session = match Session::start(cfg) {
+        Ok(s) => s,
+        Err(e @ (AcquireError::Unsupported | AcquireError::PermissionDenied { .. })) => {
+            return skip(&e.to_string())
+        }
+        Err(e) => panic!("cannot start session: {e}"),
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    let mut records = vec![];
+    session.finish(&mut records).unwrap();
+    let lost: u64 = records
+        .iter()
+        .map(|r| match r {
+            Record::Lost { count, .. } => *count,
+            _ => 0,
+        })
+        .sum();
+    eprintln!("stats {:?}", session.stats());
+    assert!(lost > 0, "nothing lost: {:?}", session.stats());
+    assert_eq!(session.stats().lost, lost);
+    assert!(session.stats().samples > 0);
+    assert_time_ordered(&records);
+}
