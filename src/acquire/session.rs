@@ -307,7 +307,6 @@ fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
 /// # Ok::<(), stacktop::acquire::AcquireError>(())
 /// ```
 pub struct Session {
-    // Declared before `rings` so nothing outlives the counters it refers to.
     reorder: Reorder,
     rings: Rings,
     stats: Stats,
@@ -343,6 +342,7 @@ impl Session {
         }
         let cpus = online_cpus();
         let max_stack = procfs::max_stack();
+        // Only sizes the wakeup watermark; larger pages just mean earlier wakeups.
         let page_size = 4096u32;
         let mut rings = Rings::new(cfg.call_graph);
         let mut opener = Opener {
