@@ -68,17 +68,18 @@ impl SymbolTable {
     pub fn lookup(&self, svma: Svma) -> Option<&str> {
         let after = self.entries.partition_point(|e| e.address <= svma.0);
         let nearest = after.checked_sub(1)?;
+        let e = &self.entries[nearest];
+        if e.size == 0 || svma.0 - e.address < e.size {
+            return Some(&e.name);
+        }
+        // Only a sized symbol can enclose a later one; an unsized one already ended where the next began.
         let start = nearest.saturating_sub(ENCLOSING_LOOKBACK);
-        (start..=nearest)
+        self.entries[start..nearest]
+            .iter()
             .rev()
-            .map(|i| &self.entries[i])
-            .find(|e| covers(e, svma.0))
+            .find(|e| e.size != 0 && svma.0 - e.address < e.size)
             .map(|e| &*e.name)
     }
-}
-
-fn covers(e: &Entry, addr: u64) -> bool {
-    e.size == 0 || addr - e.address < e.size
 }
 
 /// Orders aliases at one address best first: the name a user knows. Global and weak rank alike (glibc exports
@@ -235,6 +236,12 @@ mod tests {
         ]);
         assert_eq!(t.lookup(Svma(0x155)), Some("inner"));
         assert_eq!(t.lookup(Svma(0x180)), Some("outer"));
+        let t = SymbolTable::new(vec![
+            sym("unsized", 0x100, 0, Binding::Global),
+            sym("sized", 0x200, 0x10, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x180)), Some("unsized"));
+        assert_eq!(t.lookup(Svma(0x300)), None, "an unsized symbol ends where the next one starts");
     }
 
     #[test]
