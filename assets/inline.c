@@ -2,10 +2,12 @@
  *
  * Built by tests/symbolize.rs at test time:
  *     cc -O2 -g -o inline assets/inline.c
- * (plus variants with -gz=zlib, and stripped / split-debug copies made with strip and objcopy).
+ * (plus -no-pie and -shared variants, and stripped, split-debug and compressed-debug copies made with strip
+ * and objcopy). `inline SECONDS` sleeps first, so a test can symbolize a live process's deleted binary.
  * The @-markers in comments let the test find line numbers without hard-coding them.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 static inline __attribute__((always_inline)) unsigned mix(unsigned h, unsigned x)
 {
@@ -25,6 +27,8 @@ __attribute__((noinline)) unsigned hash_words(const unsigned *p, long n)
 int main(int argc, char **argv)
 {
     unsigned words[64];
+    if (argc > 1)
+        sleep((unsigned)atoi(argv[1]));
     for (int i = 0; i < 64; i++)
         words[i] = (unsigned)(argc * i) ^ (unsigned)(size_t)argv;
     return (int)(hash_words(words, 64) & 0x7f);

@@ -257,9 +257,16 @@ fn run(cmd: &mut Command) {
 
 /// `cc -O2 -g -o OUT assets/inline.c`.
 fn build_inline(dir: &Path) -> PathBuf {
-    let out = dir.join("inline");
+    build_inline_with(dir, "inline", &[])
+}
+
+/// `cc -O2 -g EXTRA.. -o DIR/NAME assets/inline.c`.
+fn build_inline_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(name);
     run(Command::new("cc")
-        .args(["-O2", "-g", "-o"])
+        .args(["-O2", "-g"])
+        .args(extra)
+        .arg("-o")
         .arg(&out)
         .arg(assets().join("inline.c")));
     out
@@ -342,6 +349,113 @@ fn c_fixture_inline_frames() {
         "hash_words+0x10 -> {}",
         show(&s.symbolize_user(&spec_for(&exe), FileOffset(start + 0x10)))
     );
+}
+
+#[test]
+fn c_fixture_non_pie_executable_and_shared_library() {
+    let dir = scratch("layouts");
+    // Non-PIE: SVMAs start at 0x400000, so file offset and SVMA differ.
+    let exe = build_inline_with(&dir, "inline-nopie", &["-no-pie", "-fno-pie"]);
+    check_inline_frames(&mut Symbolizer::new().with_debug_dirs(vec![]), &exe, &exe);
+    let so = build_inline_with(&dir, "libinline.so", &["-shared", "-fPIC"]);
+    check_inline_frames(&mut Symbolizer::new().with_debug_dirs(vec![]), &so, &so);
+    // A stripped shared library still names its exported functions, from .dynsym.
+    let stripped = dir.join("libinline-stripped.so");
+    run(Command::new("strip").arg("-o").arg(&stripped).arg(&so));
+    let (start, _) = function(&so, "hash_words");
+    let frames = Symbolizer::new()
+        .with_debug_dirs(vec![])
+        .symbolize_user(&spec_for(&stripped), FileOffset(start + 2));
+    assert_eq!(
+        &*frames,
+        &[Frame {
+            function: "hash_words".to_owned(),
+            file: None,
+            line: 0
+        }]
+    );
+}
+
+#[test]
+fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
+    let dir = scratch("deleted");
+    let exe = build_inline(&dir);
+    let (start, _) = function(&exe, "hash_words");
+    let victim = dir.join("victim");
+    std::fs::copy(&exe, &victim).expect("copy");
+    /// Kills the child when the test ends, whichever way it ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Child(
+        Command::new(&victim)
+            .arg("30")
+            .spawn()
+            .expect("spawn victim"),
+    );
+    let pid = child.0.id();
+    // Wait until the exec has happened and the binary is mapped.
+    let maps = (0..200)
+        .find_map(|_| {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            if maps.contains("/victim") {
+                return Some(maps);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            None
+        })
+        .expect("victim mapped");
+    std::fs::remove_file(&victim).expect("delete the binary");
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or(maps);
+    let mapping = maps
+        .lines()
+        .filter(|l| l.contains("/victim"))
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (s, e) = f[0].split_once('-')?;
+            let (s, e) = (
+                u64::from_str_radix(s, 16).ok()?,
+                u64::from_str_radix(e, 16).ok()?,
+            );
+            let pgoff = u64::from_str_radix(f[2], 16).ok()?;
+            (pgoff <= start && start < pgoff + (e - s)).then(|| (s, e, f[5..].join(" ")))
+        });
+    let result = mapping.map(|(map_start, map_end, path)| {
+        assert!(path.ends_with("victim (deleted)"), "{path}");
+        let spec = ModuleSpec {
+            path,
+            build_id: None,
+            pid: Some(pid),
+            map_start,
+            map_end,
+        };
+        let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+        (
+            s.symbolize_user(&spec, FileOffset(start)),
+            s.module_status(&spec),
+        )
+    });
+    drop(child);
+    let (frames, status) = result.expect("a mapping of victim holds hash_words");
+    assert_eq!(
+        frames.last().map(|f| f.function.as_str()),
+        Some("hash_words"),
+        "{}",
+        show(&frames)
+    );
+    match status {
+        ModuleStatus::Loaded { opened, .. } => {
+            assert!(
+                opened.starts_with(format!("/proc/{pid}/map_files/")),
+                "{opened:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
