@@ -1,1 +1,496 @@
 //! (module, address) -> frames with inline functions and file:line: ELF, DWARF, kallsyms, JIT maps.
+//!
+//! Owns: turning a file offset in a mapped module, a kernel address or a JIT address into a list of frames,
+//! innermost inline frame first, each a demangled function name with source file and line when known. Leaves
+//! to others: which module an address belongs to and its file offset (`process`), unwinding (`unwind`),
+//! interning the frames (`profile`), escaping names for a terminal (`render`, `tui`).
+//!
+//! Shape (like the addr2line crate): `elf.rs`, `symbols.rs`, `kallsyms.rs`, `perfmap.rs` and `demangle.rs` are
+//! pure views over bytes or text; `loader.rs` is the only part that opens files. [`Symbolizer`] ties them
+//! together and caches: each module is loaded once (keyed by build-id, else by path), each (module, offset) is
+//! resolved once, DWARF is parsed lazily by `addr2line`.
+//!
+//! Naming:
+//! - The outermost (non-inline) frame of an address is named by the ELF symbol users know among the aliases at
+//!   that address: global or weak before local, fewest leading underscores, version suffix dropped
+//!   (`pthread_mutex_lock`, not `___pthread_mutex_lock` or `pthread_mutex_lock@@GLIBC_2.2.5`). DWARF adds the
+//!   inline frames above it and file:line.
+//! - Rust (legacy and v0, without hash) and C++ names are demangled; C names are left alone.
+//! - Kernel module symbols carry their module: `nft_do_chain [nf_tables]`.
+//!
+//! # Unknown frames
+//! An address nobody can name still gets a frame of its own, so the profile (which interns functions by name)
+//! keeps distinct unknown addresses apart, as `perf report` does. Its `function` is
+//! ```text
+//!   [unknown] MODULE+0xOFFSET[ (REASON)]
+//! ```
+//! with MODULE the module's file name (`libfoo.so`, `[vdso]`, `[anon]` for an anonymous mapping), OFFSET the
+//! file offset in hex (what `process` computed from the mapping), and REASON one of
+//! - `build-id mismatch`: the file on disk is not the one that was profiled, so it was not used;
+//! - `unreadable`: no candidate file could be opened or parsed (see [`Symbolizer::module_status`]).
+//!
+//! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
+//! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
+//! [`Frame::is_unknown`] tells these apart from named frames; `file` is `None` and `line` 0 for all of them.
+
+mod demangle;
+mod elf;
+mod kallsyms;
+mod loader;
+mod perfmap;
+mod symbols;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use demangle::demangle;
+pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
+pub use kallsyms::Kallsyms;
+pub use perfmap::PerfMap;
+
+use crate::addr::{Avma, FileOffset};
+use elf::{DwarfSource, ElfModule};
+use loader::OpenFailure;
+
+/// The prefix of every unknown frame's function name.
+pub const UNKNOWN: &str = "[unknown]";
+
+/// The module name used for kernel addresses.
+pub const KERNEL_MODULE: &str = "[kernel.kallsyms]";
+
+/// What the caller knows about a mapped module.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ModuleSpec {
+    /// The path as mapped (may end in ` (deleted)`), or a pseudo path such as `[vdso]`; empty when anonymous.
+    pub path: String,
+    /// The GNU build-id recorded for the mapping, if any; a file with another build-id is not used.
+    pub build_id: Option<Vec<u8>>,
+    /// The process, while it lives: the file is then opened through `/proc/PID/...` first.
+    pub pid: Option<u32>,
+    /// The mapping's address range (for `/proc/PID/map_files/START-END`).
+    pub map_start: u64,
+    pub map_end: u64,
+}
+
+/// One symbolized frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Demangled function name, or an unknown-frame name (see the module docs).
+    pub function: String,
+    /// Source file from DWARF, when known.
+    pub file: Option<String>,
+    /// Source line, 0 when unknown.
+    pub line: u32,
+}
+
+impl Frame {
+    /// True for the placeholder frames of addresses no symbol or debug info names.
+    pub fn is_unknown(&self) -> bool {
+        self.function.starts_with(UNKNOWN)
+    }
+}
+
+/// Where a loaded module's debug info comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DebugInfo {
+    /// Symbols only (from `.symtab`/`.dynsym`): function names, no inline frames, no file:line.
+    None,
+    /// DWARF in the binary itself.
+    Embedded,
+    /// DWARF in a separate debug file.
+    Separate(PathBuf),
+}
+
+/// What became of a module, for reports ("3 modules had no debug info", "libfoo.so: build-id mismatch").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleStatus {
+    /// No address of this module has been symbolized yet.
+    NotLoaded,
+    Loaded {
+        /// The file actually read (may be a `/proc/PID/...` path).
+        opened: PathBuf,
+        build_id: Option<Vec<u8>>,
+        /// Number of distinct function addresses in the symbol tables.
+        symbols: usize,
+        debug_info: DebugInfo,
+    },
+    /// The file found has a different build-id than the one recorded; it was not used.
+    BuildIdMismatch {
+        opened: PathBuf,
+        expected: Vec<u8>,
+        found: Vec<u8>,
+    },
+    /// No candidate file could be read; `reason` lists why, per candidate.
+    Unreadable { reason: String },
+    /// A mapping with no file behind it (`[heap]`, `[stack]`, anonymous memory).
+    NotAFile,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ModuleKey {
+    BuildId(Vec<u8>),
+    Path(String),
+}
+
+impl ModuleKey {
+    fn of(spec: &ModuleSpec) -> ModuleKey {
+        match &spec.build_id {
+            Some(id) if !id.is_empty() => ModuleKey::BuildId(id.clone()),
+            _ => ModuleKey::Path(loader::clean_path(&spec.path).to_owned()),
+        }
+    }
+}
+
+struct Module {
+    /// Short name used in unknown frames.
+    name: String,
+    elf: Option<ElfModule>,
+    status: ModuleStatus,
+}
+
+struct JitMap {
+    map: PerfMap,
+    /// Length of the file when read (`None`: no file); a JIT appends as it compiles, so a miss rereads a grown file.
+    len: Option<u64>,
+}
+
+/// Resolves addresses to frames, caching modules and results. Not thread-safe by itself (`&mut self`), but
+/// `Send`: one symbolizer can live on a worker thread.
+pub struct Symbolizer {
+    debug_dirs: Vec<PathBuf>,
+    kallsyms_path: PathBuf,
+    perf_map_dir: PathBuf,
+    module_index: HashMap<ModuleKey, usize>,
+    modules: Vec<Module>,
+    user_frames: HashMap<(usize, u64), Arc<[Frame]>>,
+    kallsyms: Option<Kallsyms>,
+    kernel_frames: HashMap<u64, Arc<[Frame]>>,
+    jit_maps: HashMap<u32, JitMap>,
+    jit_frames: HashMap<(u32, u64), Arc<[Frame]>>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Symbolizer::new()
+    }
+}
+
+/// The short module name shown in unknown frames: the file name, or the pseudo path as is.
+pub fn module_name(path: &str) -> String {
+    let path = loader::clean_path(path);
+    if path.is_empty() {
+        "[anon]".to_owned()
+    } else if path.starts_with('[') {
+        path.to_owned()
+    } else {
+        path.rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(path)
+            .to_owned()
+    }
+}
+
+impl Symbolizer {
+    pub fn new() -> Symbolizer {
+        Symbolizer {
+            debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
+            kallsyms_path: PathBuf::from("/proc/kallsyms"),
+            perf_map_dir: PathBuf::from("/tmp"),
+            module_index: HashMap::new(),
+            modules: Vec::new(),
+            user_frames: HashMap::new(),
+            kallsyms: None,
+            kernel_frames: HashMap::new(),
+            jit_maps: HashMap::new(),
+            jit_frames: HashMap::new(),
+        }
+    }
+
+    /// Roots searched for separate debug files, in order (default `/usr/lib/debug`).
+    pub fn with_debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
+        self.debug_dirs = dirs;
+        self
+    }
+
+    /// Use these kernel symbols instead of reading `/proc/kallsyms` (e.g. from a recording's metadata).
+    pub fn with_kallsyms(mut self, kallsyms: Kallsyms) -> Symbolizer {
+        self.kallsyms = Some(kallsyms);
+        self
+    }
+
+    /// Directory holding `perf-PID.map` files (default `/tmp`).
+    pub fn with_perf_map_dir(mut self, dir: PathBuf) -> Symbolizer {
+        self.perf_map_dir = dir;
+        self
+    }
+
+    /// Frames for a user-space address, innermost inline frame first; `offset` is the file offset of the lookup
+    /// address (already `ra - 1` for return addresses). Never empty: an unknown address gets an unknown frame.
+    pub fn symbolize_user(&mut self, module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
+        let index = self.load(module);
+        if let Some(frames) = self.user_frames.get(&(index, offset.0)) {
+            return frames.clone();
+        }
+        let m = &self.modules[index];
+        let unknown = unknown_name(m, offset);
+        let mut frames = match &m.elf {
+            Some(elf) => elf
+                .svma(offset)
+                .map(|svma| elf.frames(svma, &unknown))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if frames.is_empty() {
+            frames.push(Frame {
+                function: unknown,
+                file: None,
+                line: 0,
+            });
+        }
+        let frames: Arc<[Frame]> = frames.into();
+        self.user_frames.insert((index, offset.0), frames.clone());
+        frames
+    }
+
+    /// The frame for a kernel address, from `/proc/kallsyms` (read once, on first use).
+    pub fn symbolize_kernel(&mut self, addr: Avma) -> Arc<[Frame]> {
+        if let Some(frames) = self.kernel_frames.get(&addr.0) {
+            return frames.clone();
+        }
+        let path = &self.kallsyms_path;
+        let kallsyms = self.kallsyms.get_or_insert_with(|| {
+            Kallsyms::parse(&std::fs::read_to_string(path).unwrap_or_default())
+        });
+        let function = match kallsyms.lookup(addr) {
+            Some(name) => name.to_owned(),
+            None => format!("{UNKNOWN} {KERNEL_MODULE}+{:#x}", addr.0),
+        };
+        let frames: Arc<[Frame]> = vec![Frame {
+            function,
+            file: None,
+            line: 0,
+        }]
+        .into();
+        self.kernel_frames.insert(addr.0, frames.clone());
+        frames
+    }
+
+    /// The frame for an address in JIT-compiled code of `pid`, from `/tmp/perf-PID.map`; `None` when there is no
+    /// such file or it does not list the address (the caller then names the frame as unknown in its mapping).
+    pub fn symbolize_jit(&mut self, pid: u32, addr: Avma) -> Option<Arc<[Frame]>> {
+        if let Some(frames) = self.jit_frames.get(&(pid, addr.0)) {
+            return Some(frames.clone());
+        }
+        let path = self.perf_map_dir.join(format!("perf-{pid}.map"));
+        let read = || {
+            let len = std::fs::metadata(&path).ok().map(|m| m.len());
+            let map = PerfMap::parse(&std::fs::read_to_string(&path).unwrap_or_default());
+            JitMap { map, len }
+        };
+        let jit = self.jit_maps.entry(pid).or_insert_with(read);
+        if jit.map.lookup(addr).is_none()
+            && std::fs::metadata(&path).ok().map(|m| m.len()) != jit.len
+        {
+            *jit = read();
+        }
+        let function = demangle(jit.map.lookup(addr)?);
+        let frames: Arc<[Frame]> = vec![Frame {
+            function,
+            file: None,
+            line: 0,
+        }]
+        .into();
+        self.jit_frames.insert((pid, addr.0), frames.clone());
+        Some(frames)
+    }
+
+    /// What became of `module` so far, without loading it.
+    pub fn module_status(&self, module: &ModuleSpec) -> ModuleStatus {
+        match self.module_index.get(&ModuleKey::of(module)) {
+            Some(&i) => self.modules[i].status.clone(),
+            None => ModuleStatus::NotLoaded,
+        }
+    }
+
+    /// Loads `module` now (if it is not yet) and says what became of it.
+    pub fn load_module(&mut self, module: &ModuleSpec) -> ModuleStatus {
+        let index = self.load(module);
+        self.modules[index].status.clone()
+    }
+
+    fn load(&mut self, spec: &ModuleSpec) -> usize {
+        let key = ModuleKey::of(spec);
+        if let Some(&index) = self.module_index.get(&key) {
+            return index;
+        }
+        let module = load_module(spec, &self.debug_dirs);
+        self.modules.push(module);
+        let index = self.modules.len() - 1;
+        self.module_index.insert(key, index);
+        index
+    }
+}
+
+fn unknown_name(module: &Module, offset: FileOffset) -> String {
+    let reason = match module.status {
+        ModuleStatus::BuildIdMismatch { .. } => " (build-id mismatch)",
+        ModuleStatus::Unreadable { .. } => " (unreadable)",
+        _ => "",
+    };
+    format!("{UNKNOWN} {}+{:#x}{reason}", module.name, offset.0)
+}
+
+fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
+    let name = module_name(&spec.path);
+    let path = loader::clean_path(&spec.path);
+    let opened = if path == "[vdso]" {
+        loader::read_vdso(spec).ok_or_else(|| {
+            OpenFailure::Unreadable("[vdso]: could not copy it out of process memory".to_owned())
+        })
+    } else if path.is_empty() || path.starts_with('[') || path.starts_with("//anon") {
+        return Module {
+            name,
+            elf: None,
+            status: ModuleStatus::NotAFile,
+        };
+    } else {
+        loader::open_binary(spec)
+    };
+    let binary = match opened {
+        Ok(binary) => binary,
+        Err(OpenFailure::Mismatch {
+            opened,
+            expected,
+            found,
+        }) => {
+            let status = ModuleStatus::BuildIdMismatch {
+                opened,
+                expected,
+                found,
+            };
+            return Module {
+                name,
+                elf: None,
+                status,
+            };
+        }
+        Err(OpenFailure::Unreadable(reason)) => {
+            return Module {
+                name,
+                elf: None,
+                status: ModuleStatus::Unreadable { reason },
+            };
+        }
+    };
+    // A binary with its own DWARF needs no debug file; looking costs a few failed opens per module otherwise.
+    let debug = if binary.file.dwarf.is_none() {
+        loader::find_debug_file(spec, &binary.file, debug_dirs)
+    } else {
+        None
+    };
+    let debug_path = debug.as_ref().map(|d| d.path.clone());
+    let elf = ElfModule::new(binary.file, debug.map(|d| d.file));
+    let debug_info = match (elf.dwarf_source(), debug_path) {
+        (DwarfSource::Separate, Some(path)) => DebugInfo::Separate(path),
+        (DwarfSource::None, _) => DebugInfo::None,
+        _ => DebugInfo::Embedded,
+    };
+    let status = ModuleStatus::Loaded {
+        opened: binary.path,
+        build_id: elf.build_id().map(<[u8]>::to_vec),
+        symbols: elf.symbol_count(),
+        debug_info,
+    };
+    Module {
+        name,
+        elf: Some(elf),
+        status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolizer_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Symbolizer>();
+    }
+
+    #[test]
+    fn module_names() {
+        assert_eq!(
+            module_name("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "libc.so.6"
+        );
+        assert_eq!(module_name("/tmp/a.out (deleted)"), "a.out");
+        assert_eq!(module_name("[vdso]"), "[vdso]");
+        assert_eq!(module_name(""), "[anon]");
+        assert_eq!(module_name("relative"), "relative");
+    }
+
+    #[test]
+    fn missing_file_costs_only_its_own_frames() {
+        let mut s = Symbolizer::new();
+        let spec = ModuleSpec {
+            path: "/nonexistent/libgone.so".to_owned(),
+            ..ModuleSpec::default()
+        };
+        let frames = s.symbolize_user(&spec, FileOffset(0x1234));
+        assert_eq!(
+            &*frames,
+            &[Frame {
+                function: "[unknown] libgone.so+0x1234 (unreadable)".to_owned(),
+                file: None,
+                line: 0
+            }]
+        );
+        assert!(frames[0].is_unknown());
+        assert!(matches!(
+            s.module_status(&spec),
+            ModuleStatus::Unreadable { .. }
+        ));
+    }
+
+    #[test]
+    fn pseudo_mappings_are_named() {
+        let mut s = Symbolizer::new();
+        let heap = ModuleSpec {
+            path: "[heap]".to_owned(),
+            ..ModuleSpec::default()
+        };
+        assert_eq!(
+            s.symbolize_user(&heap, FileOffset(0x10))[0].function,
+            "[unknown] [heap]+0x10"
+        );
+        assert_eq!(s.module_status(&heap), ModuleStatus::NotAFile);
+        let anon = ModuleSpec::default();
+        assert_eq!(
+            s.symbolize_user(&anon, FileOffset(0x20))[0].function,
+            "[unknown] [anon]+0x20"
+        );
+    }
+
+    #[test]
+    fn kernel_from_given_kallsyms() {
+        let k = Kallsyms::parse("ffffffff81000000 T _stext\nffffffff81001000 T do_syscall_64\n");
+        let mut s = Symbolizer::new().with_kallsyms(k);
+        assert_eq!(
+            s.symbolize_kernel(Avma(0xffffffff81001010))[0].function,
+            "do_syscall_64"
+        );
+        assert_eq!(
+            s.symbolize_kernel(Avma(0x1000))[0].function,
+            "[unknown] [kernel.kallsyms]+0x1000"
+        );
+        let restricted = Kallsyms::parse("0000000000000000 T _stext\n");
+        let mut s = Symbolizer::new().with_kallsyms(restricted);
+        assert_eq!(
+            s.symbolize_kernel(Avma(0xffffffff81001010))[0].function,
+            "[unknown] [kernel.kallsyms]+0xffffffff81001010"
+        );
+    }
+}

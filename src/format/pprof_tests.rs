@@ -1,0 +1,359 @@
+use super::*;
+use crate::profile::{Meta, StrId};
+
+fn sample_profile() -> Profile {
+    let mut p = Profile::new(Meta {
+        event: "cpu-clock".into(),
+        period_unit: "nanoseconds".into(),
+        frequency: 999,
+        call_graph: "dwarf,8192".into(),
+        lost: 3,
+        throttled: 1,
+        command_line: "stacktop record -o x.pb.gz -- ./app --flag 'a b'".into(),
+        notes: vec![
+            "cycles unavailable, fell back to cpu-clock".into(),
+            "key: like note".into(),
+        ],
+        time_nanos: 1_700_000_000_000_000_000,
+        duration_nanos: 2_000_000_000,
+    });
+    let app = p.intern("/usr/bin/app");
+    let build_id = p.intern("0123456789abcdef");
+    let kernel_path = p.intern("[kernel.kallsyms]");
+    let app_map = p.add_mapping(Mapping {
+        path: app,
+        build_id: Some(build_id),
+        start: 0x55_0000,
+        limit: 0x56_0000,
+        offset: 0x1000,
+        kernel: false,
+    });
+    let kernel = p.add_mapping(Mapping {
+        path: kernel_path,
+        build_id: None,
+        start: 0xffff_ffff_8100_0000,
+        limit: 0xffff_ffff_8300_0000,
+        offset: 0,
+        kernel: true,
+    });
+    let file = p.intern("app.c");
+    let func = |p: &mut Profile, name: &str, file: Option<StrId>| {
+        let name = p.intern(name);
+        p.add_function(Function { name, file })
+    };
+    let main = func(&mut p, "main", Some(file));
+    let work = func(&mut p, "work", Some(file));
+    let inl = func(&mut p, "inlined_helper", Some(file));
+    let sys = func(&mut p, "do_syscall_64", None);
+    let l_main = p.add_location(Location {
+        mapping: Some(app_map),
+        address: 0x55_1234,
+        lines: vec![Line {
+            function: main,
+            line: 12,
+        }],
+    });
+    let l_work = p.add_location(Location {
+        mapping: Some(app_map),
+        address: 0x55_2000,
+        lines: vec![
+            Line {
+                function: inl,
+                line: 3,
+            },
+            Line {
+                function: work,
+                line: 40,
+            },
+        ],
+    });
+    let l_sys = p.add_location(Location {
+        mapping: Some(kernel),
+        address: 0xffff_ffff_8100_1000,
+        lines: vec![Line {
+            function: sys,
+            line: 0,
+        }],
+    });
+    let l_raw = p.add_location(Location {
+        mapping: None,
+        address: 0xdead,
+        lines: vec![],
+    });
+    let comm = p.intern("app");
+    let other = p.intern("app-worker");
+    p.add_sample(&[l_work, l_main], 10, 10, comm, 5, 5_005_005);
+    p.add_sample(&[l_sys, l_work, l_main], 10, 11, other, 1, 1_001_001);
+    p.add_sample(&[l_raw], 12, 12, comm, 2, 2_002_002);
+    p.add_sample(&[], 12, 12, comm, 1, 1_001_001);
+    p
+}
+
+/// Content of a profile independent of interning order: every sample group with its resolved stack.
+fn content(p: &Profile) -> (Meta, Vec<String>) {
+    let mut groups: Vec<String> = p
+        .samples
+        .iter()
+        .map(|s| {
+            let stack: Vec<String> = p
+                .stack(s.leaf)
+                .map(|l| {
+                    let loc = p.location(l);
+                    let mapping = loc.mapping.map(|m| {
+                        let m = p.mapping(m);
+                        format!(
+                            "{}@{:x}-{:x}+{:x} {:?} k={}",
+                            p.str(m.path),
+                            m.start,
+                            m.limit,
+                            m.offset,
+                            m.build_id.map(|b| p.str(b)),
+                            m.kernel
+                        )
+                    });
+                    let lines: Vec<String> = loc
+                        .lines
+                        .iter()
+                        .map(|line| {
+                            let f = p.function(line.function);
+                            format!(
+                                "{}:{:?}:{}",
+                                p.str(f.name),
+                                f.file.map(|x| p.str(x)),
+                                line.line
+                            )
+                        })
+                        .collect();
+                    format!("{mapping:?} {:#x} {lines:?}", loc.address)
+                })
+                .collect();
+            format!(
+                "{} {} {} {} {} {stack:?}",
+                s.pid,
+                s.tid,
+                p.str(s.comm),
+                s.count,
+                s.period
+            )
+        })
+        .collect();
+    groups.sort();
+    (p.meta.clone(), groups)
+}
+
+#[test]
+fn round_trip_plain_and_gzip() {
+    let p = sample_profile();
+    for gzip in [false, true] {
+        let mut bytes = Vec::new();
+        write_pprof(&p, &mut bytes, gzip).expect("write");
+        assert_eq!(bytes.starts_with(&GZIP_MAGIC), gzip);
+        let back = read_pprof(&bytes).expect("read");
+        assert_eq!(content(&back), content(&p));
+    }
+}
+
+#[test]
+fn written_message_follows_pprof_conventions() {
+    let p = sample_profile();
+    let m = to_proto(&p);
+    let s = |i: i64| m.string_table[i as usize].as_str();
+    assert_eq!(s(0), "");
+    let types: Vec<(&str, &str)> = m
+        .sample_type
+        .iter()
+        .map(|v| (s(v.r#type), s(v.unit)))
+        .collect();
+    assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
+    assert_eq!(s(m.default_sample_type), "cpu");
+    assert_eq!(m.period, 1_000_000_000 / 999);
+    let work = m
+        .location
+        .iter()
+        .find(|l| l.line.len() == 2)
+        .expect("inline location");
+    let innermost = &m.function[work.line[0].function_id as usize - 1];
+    assert_eq!(s(innermost.name), "inlined_helper");
+    let kernel = m
+        .mapping
+        .iter()
+        .find(|x| s(x.filename) == "[kernel.kallsyms]");
+    assert!(kernel.is_some());
+    let labels: Vec<&str> = m.sample[0].label.iter().map(|l| s(l.key)).collect();
+    assert_eq!(labels, ["pid", "tid", "comm"]);
+    let comments: Vec<&str> = m.comment.iter().map(|&c| s(c)).collect();
+    assert!(comments.contains(&"event: cpu-clock"));
+    assert!(comments.contains(&"call_graph: dwarf,8192"));
+    assert!(comments.contains(&"lost: 3"));
+}
+
+#[test]
+fn corrupt_input_is_an_error() {
+    // Deterministic pseudo-random bytes (xorshift), several lengths and seeds.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in [0usize, 1, 7, 64, 1000, 4096] {
+        for _ in 0..20 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            // Must not panic; most of these are errors, and any that decode must be valid profiles.
+            let _ = read_pprof(&bytes);
+        }
+    }
+    assert!(read_pprof(b"definitely not a profile").is_err());
+    let mut gz = Vec::new();
+    write_pprof(&sample_profile(), &mut gz, true).expect("write");
+    for cut in [2, 10, gz.len() / 2, gz.len() - 4] {
+        assert!(read_pprof(&gz[..cut]).is_err(), "truncated at {cut}");
+    }
+    let mut plain = Vec::new();
+    write_pprof(&sample_profile(), &mut plain, false).expect("write");
+    assert!(read_pprof(&plain[..plain.len() - 3]).is_err());
+}
+
+#[test]
+fn dangling_references_are_errors() {
+    let good = to_proto(&sample_profile());
+    let mut bad = good.clone();
+    bad.sample[0].location_id.push(999);
+    assert!(matches!(from_proto(&bad), Err(FormatError::Corrupt(_))));
+    let mut bad = good.clone();
+    bad.location[0].mapping_id = 77;
+    assert!(from_proto(&bad).is_err());
+    let mut bad = good.clone();
+    bad.function[0].name = 1 << 40;
+    assert!(from_proto(&bad).is_err());
+    let mut bad = good.clone();
+    bad.sample[0].value.pop();
+    assert!(from_proto(&bad).is_err());
+    let mut bad = good.clone();
+    bad.location[1].id = bad.location[0].id;
+    assert!(from_proto(&bad).is_err());
+    let mut bad = good.clone();
+    bad.sample_type.clear();
+    assert!(from_proto(&bad).is_err());
+    let mut bad = good;
+    bad.comment.push(-1);
+    assert!(from_proto(&bad).is_err());
+}
+
+#[test]
+fn reads_a_minimal_foreign_profile() {
+    // What a minimal Go-style CPU profile looks like: no labels, no count type, one function-less location.
+    let strings = ["", "cpu", "nanoseconds", "main.work", "/srv/app"];
+    let foreign = proto::Profile {
+        sample_type: vec![proto::ValueType { r#type: 1, unit: 2 }],
+        sample: vec![
+            proto::Sample {
+                location_id: vec![1, 2],
+                value: vec![30_000_000],
+                label: vec![],
+            },
+            proto::Sample {
+                location_id: vec![2],
+                value: vec![10_000_000],
+                label: vec![],
+            },
+        ],
+        mapping: vec![proto::Mapping {
+            id: 7,
+            memory_start: 0x40_0000,
+            memory_limit: 0x50_0000,
+            filename: 4,
+            ..Default::default()
+        }],
+        location: vec![
+            proto::Location {
+                id: 1,
+                mapping_id: 7,
+                address: 0x40_1000,
+                line: vec![proto::Line {
+                    function_id: 5,
+                    line: 9,
+                    column: 0,
+                }],
+                is_folded: false,
+            },
+            proto::Location {
+                id: 2,
+                mapping_id: 7,
+                address: 0x40_2000,
+                ..Default::default()
+            },
+        ],
+        function: vec![proto::Function {
+            id: 5,
+            name: 3,
+            ..Default::default()
+        }],
+        string_table: strings.iter().map(|s| s.to_string()).collect(),
+        period_type: Some(proto::ValueType { r#type: 1, unit: 2 }),
+        period: 10_000_000,
+        ..Default::default()
+    };
+    let bytes = foreign.encode_to_vec();
+    let p = read_pprof(&bytes).expect("foreign profile");
+    assert_eq!(p.meta.event, "cpu");
+    assert_eq!(p.meta.period_unit, "nanoseconds");
+    assert_eq!(p.total_period(), 40_000_000);
+    assert_eq!(p.total_count(), 4);
+    assert_eq!(p.samples[0].pid, 0);
+    assert_eq!(p.str(p.samples[0].comm), "[unknown]");
+    let leaf = p.location(p.stack(p.samples[0].leaf).next().expect("leaf"));
+    assert_eq!(p.str(p.function(leaf.lines[0].function).name), "main.work");
+    assert_eq!(
+        p.str(p.mapping(leaf.mapping.expect("mapping")).path),
+        "/srv/app"
+    );
+}
+
+#[test]
+fn several_sample_types_pick_default_or_cpu() {
+    let mut m = to_proto(&sample_profile());
+    // Put an extra value type first and make `cpu` the default: the period must still be the cpu value.
+    let alloc = m.string_table.len() as i64;
+    m.string_table.push("alloc_space".into());
+    let bytes_unit = m.string_table.len() as i64;
+    m.string_table.push("bytes".into());
+    m.sample_type.insert(
+        0,
+        proto::ValueType {
+            r#type: alloc,
+            unit: bytes_unit,
+        },
+    );
+    for s in &mut m.sample {
+        s.value.insert(0, 123);
+    }
+    let p = from_proto(&m).expect("read");
+    assert_eq!(p.total_period(), sample_profile().total_period());
+    assert_eq!(p.total_count(), sample_profile().total_count());
+    m.default_sample_type = alloc;
+    let p = from_proto(&m).expect("read");
+    assert_eq!(p.total_period(), 123 * 4);
+    assert_eq!(p.meta.period_unit, "bytes");
+}
+
+#[test]
+fn file_name_decides_compression() {
+    let dir = std::env::temp_dir().join(format!("stacktop-pprof-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let p = sample_profile();
+    for (name, gz) in [("x.pb.gz", true), ("x.pb", false)] {
+        let path = dir.join(name);
+        write_pprof_file(&p, &path).expect("write file");
+        let bytes = std::fs::read(&path).expect("read back");
+        assert_eq!(bytes.starts_with(&GZIP_MAGIC), gz);
+        assert_eq!(content(&read_pprof_file(&path).expect("read")), content(&p));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(matches!(
+        read_pprof_file(&dir.join("missing")),
+        Err(FormatError::Read { .. })
+    ));
+}

@@ -1,0 +1,136 @@
+//! The `--callers SYM` / `--callees SYM` report: the tree from SYM toward its callers (or callees), every
+//! node with its share of SYM's samples and of all samples.
+//!
+//! ```text
+//! #  of c  of all  Samples  Callers of c
+//!  100.00%  88.63%     2353  c
+//!   75.05%  66.52%     1766  |-- main
+//!   75.05%  66.52%     1766  |   __libc_start_call_main
+//!   24.95%  22.11%      587  `-- rec
+//! ```
+//! A node with a single child of the same weight continues at the same indentation (perf's chains), so long
+//! call chains do not march off the right edge; a branch starts with `|--` or `` `-- ``.
+
+use std::io::{self, Write};
+
+use crate::profile::query::{
+    function_tree, percent, CallTree, Direction, Filter, Matcher, Weight, OTHER,
+};
+use crate::profile::Profile;
+
+use super::text::{sanitize, short_module, write_header};
+
+#[derive(Clone, Debug)]
+pub struct CalltreeOptions {
+    pub matcher: Matcher,
+    pub direction: Direction,
+    /// `filter.percent_limit` folds nodes under that share of all samples into `[other]`.
+    pub filter: Filter,
+    /// Show each node's module after its name (`main [app]`).
+    pub show_module: bool,
+}
+
+/// Writes the header, then the tree; says so when no sample has the function on its stack.
+pub fn write_calltree(
+    w: &mut impl Write,
+    profile: &Profile,
+    opts: &CalltreeOptions,
+) -> io::Result<()> {
+    let mut tree = function_tree(profile, &opts.filter, &opts.matcher, opts.direction);
+    write_header(w, profile, tree.total)?;
+    let what = match opts.direction {
+        Direction::Callers => "Callers",
+        Direction::Callees => "Callees",
+    };
+    let sym = sanitize(&opts.matcher.to_string()).into_owned();
+    let of_sym = tree.roots_weight();
+    if tree.roots.is_empty() {
+        writeln!(w, "# No sample has {sym} on its stack.")?;
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "# {what} of {sym}: {} samples, {:.2}% of all (each sample counted once, at the outermost {sym})",
+        of_sym.count,
+        percent(of_sym.period, tree.total.period)
+    )?;
+    writeln!(w, "#")?;
+    if opts.filter.percent_limit > 0.0 {
+        let min = (tree.total.period as f64 * opts.filter.percent_limit / 100.0).ceil() as u64;
+        tree.fold_below(min);
+    }
+    let sym_title = format!("of {sym}");
+    let sym_width = sym_title.chars().count().max(7);
+    writeln!(
+        w,
+        "# {sym_title:>sym_width$}   of all  Samples  {what} of {sym}"
+    )?;
+    let printer = TreePrinter {
+        profile,
+        tree: &tree,
+        of_sym,
+        sym_width,
+        show_module: opts.show_module,
+    };
+    for &root in &tree.roots {
+        printer.node(w, root, "", "")?;
+    }
+    Ok(())
+}
+
+struct TreePrinter<'a> {
+    profile: &'a Profile,
+    tree: &'a CallTree,
+    of_sym: Weight,
+    sym_width: usize,
+    show_module: bool,
+}
+
+impl TreePrinter<'_> {
+    /// `lead` goes before this node's name; `cont` before its descendants' lines.
+    fn node(&self, w: &mut impl Write, id: usize, lead: &str, cont: &str) -> io::Result<()> {
+        let node = &self.tree.nodes[id];
+        let name = if node.other {
+            OTHER.to_owned()
+        } else if self.show_module {
+            format!(
+                "{} [{}]",
+                sanitize(self.profile.func_name(&node.func)),
+                sanitize(short_module(self.profile.module_name(&node.func.module)))
+            )
+        } else {
+            sanitize(self.profile.func_name(&node.func)).into_owned()
+        };
+        writeln!(
+            w,
+            "  {:>width$}  {:>7}  {:>7}  {lead}{name}",
+            format!("{:.2}%", percent(node.weight.period, self.of_sym.period)),
+            format!(
+                "{:.2}%",
+                percent(node.weight.period, self.tree.total.period)
+            ),
+            node.weight.count,
+            width = self.sym_width,
+        )?;
+        if let [only] = node.children[..] {
+            if self.tree.nodes[only].weight == node.weight {
+                return self.node(w, only, cont, cont);
+            }
+        }
+        for (i, &child) in node.children.iter().enumerate() {
+            let last = i + 1 == node.children.len();
+            let (branch, more) = if last {
+                ("`-- ", "    ")
+            } else {
+                ("|-- ", "|   ")
+            };
+            self.node(
+                w,
+                child,
+                &format!("{cont}{branch}"),
+                &format!("{cont}{more}"),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Text helpers shared by the text outputs (and the TUI): sanitizing untrusted names, the metadata header.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::profile::query::Weight;
+use crate::profile::Profile;
+
+/// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
+/// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and a backslash becomes `\\` so escapes
+/// cannot be forged. Everything else, including non-ASCII text, is kept. Borrowed when nothing changes.
+pub fn sanitize(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The file name of a module path, as perf's "Shared Object" column shows it (`[kernel.kallsyms]` as is).
+pub fn short_module(path: &str) -> &str {
+    if path.starts_with('[') {
+        return path;
+    }
+    path.rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(path)
+}
+
+/// What was recorded and how, as `#` comment lines: event, frequency, samples, lost and throttled samples,
+/// unwinding mode and notes. `shown` is the weight of the samples that passed the filters.
+pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io::Result<()> {
+    let meta = &profile.meta;
+    let event = if meta.event.is_empty() {
+        "unknown"
+    } else {
+        meta.event.as_str()
+    };
+    let all = Weight {
+        period: profile.total_period(),
+        count: profile.total_count(),
+    };
+    writeln!(w, "#")?;
+    if meta.frequency > 0 {
+        writeln!(
+            w,
+            "# Samples: {} of event '{}' at {} Hz",
+            all.count,
+            sanitize(event),
+            meta.frequency
+        )?;
+    } else {
+        writeln!(w, "# Samples: {} of event '{}'", all.count, sanitize(event))?;
+    }
+    let unit = if meta.period_unit.is_empty() {
+        "events"
+    } else {
+        meta.period_unit.as_str()
+    };
+    writeln!(
+        w,
+        "# Event count (approx.): {} {}",
+        all.period,
+        sanitize(unit)
+    )?;
+    writeln!(w, "# Lost samples: {}", meta.lost)?;
+    writeln!(w, "# Throttled: {}", meta.throttled)?;
+    let mode = if meta.call_graph.is_empty() {
+        "unknown"
+    } else {
+        meta.call_graph.as_str()
+    };
+    writeln!(w, "# Unwinding: {}", sanitize(mode))?;
+    for note in &meta.notes {
+        writeln!(w, "# Note: {}", sanitize(note))?;
+    }
+    if shown != all {
+        writeln!(
+            w,
+            "# Shown after filters: {} samples, event count {}",
+            shown.count, shown.period
+        )?;
+    }
+    writeln!(w, "#")
+}
+
+/// Removes trailing spaces (graph drawing pads lines; golden files and terminals do not need it).
+pub(crate) fn trim_end(line: &str) -> &str {
+    line.trim_end_matches(' ')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_controls_only() {
+        assert!(matches!(sanitize("main"), Cow::Borrowed("main")));
+        assert_eq!(sanitize("a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(sanitize("a\nb\tc\r"), "a\\nb\\tc\\r");
+        assert_eq!(sanitize("del\x7f"), "del\\x7f");
+        assert_eq!(sanitize("csi\u{9b}"), "csi\\u{9b}");
+        assert_eq!(sanitize("back\\x1b"), "back\\\\x1b");
+        assert_eq!(
+            sanitize("operator<<(std::ostream&) é"),
+            "operator<<(std::ostream&) é"
+        );
+    }
+
+    #[test]
+    fn short_module_names() {
+        assert_eq!(
+            short_module("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "libc.so.6"
+        );
+        assert_eq!(short_module("[kernel.kallsyms]"), "[kernel.kallsyms]");
+        assert_eq!(short_module("app"), "app");
+    }
+}

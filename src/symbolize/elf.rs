@@ -1,0 +1,366 @@
+//! One ELF module as a pure view over already-read bytes: file offset -> SVMA through the `PT_LOAD` segments,
+//! function symbols, and DWARF (inline frames, file:line) from the binary or its separate debug file. Opening
+//! and finding files is `loader.rs`'s job; this file does no I/O (data arrives as `object::ReadRef`, which is a
+//! byte slice in tests and a read cache over a file in the loader).
+
+use std::sync::Arc;
+
+use object::{
+    Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind, SymbolKind,
+};
+
+use super::demangle::demangle;
+use super::symbols::{Binding, RawSymbol, SymbolTable};
+use super::Frame;
+use crate::addr::{FileOffset, Svma};
+
+type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+
+/// A `PT_LOAD` segment: `size` bytes at file `offset` are mapped at `vaddr` (SVMA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: u64,
+    pub size: u64,
+    pub vaddr: u64,
+}
+
+/// The SVMA at which the byte at file offset `off` is loaded.
+///
+/// ```text
+///   file:   [p_offset ........ off ..... p_offset+p_filesz)
+///   memory: [p_vaddr  ........ svma ....)            svma = off - p_offset + p_vaddr
+/// ```
+/// This holds for PIE executables, shared libraries (both start near 0) and non-PIE executables (0x400000)
+/// alike; the load bias is the process stage's business (it already turned the AVMA into a file offset).
+/// `p_filesz`, not `p_memsz`: bytes past the file part (`.bss`) have no file offset and are never code.
+pub fn offset_to_svma(segments: &[Segment], off: FileOffset) -> Option<Svma> {
+    segments
+        .iter()
+        .find(|s| off.0 >= s.offset && off.0 - s.offset < s.size)
+        .map(|s| Svma(off.0 - s.offset + s.vaddr))
+}
+
+/// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
+pub struct ElfFile {
+    pub segments: Vec<Segment>,
+    pub symbols: Vec<RawSymbol>,
+    pub build_id: Option<Vec<u8>>,
+    /// `.gnu_debuglink`: the debug file's name and the CRC-32 of its contents.
+    pub debuglink: Option<(String, u32)>,
+    /// DWARF sections, present when `.debug_info` has contents.
+    pub dwarf: Option<gimli::Dwarf<Reader>>,
+}
+
+/// Why a file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("not a readable ELF file")]
+    Parse(#[source] object::Error),
+    #[error("not an ELF file")]
+    NotElf,
+}
+
+impl ElfFile {
+    pub fn parse<'data, R: ReadRef<'data>>(data: R) -> Result<ElfFile, ElfError> {
+        let file = object::File::parse(data).map_err(ElfError::Parse)?;
+        if file.format() != object::BinaryFormat::Elf {
+            return Err(ElfError::NotElf);
+        }
+        let segments = file
+            .segments()
+            .map(|s| {
+                let (offset, size) = s.file_range();
+                Segment {
+                    offset,
+                    size,
+                    vaddr: s.address(),
+                }
+            })
+            .filter(|s| s.size > 0)
+            .collect();
+        Ok(ElfFile {
+            segments,
+            symbols: function_symbols(&file),
+            build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec),
+            debuglink: file
+                .gnu_debuglink()
+                .ok()
+                .flatten()
+                .map(|(name, crc)| (String::from_utf8_lossy(name).into_owned(), crc)),
+            dwarf: load_dwarf(&file),
+        })
+    }
+}
+
+fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
+    let mut out = Vec::new();
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if sym.is_undefined() {
+            continue;
+        }
+        let binding = if sym.is_weak() {
+            Binding::Weak
+        } else if sym.is_local() {
+            Binding::Local
+        } else {
+            Binding::Global
+        };
+        let is_function = match sym.kind() {
+            SymbolKind::Text => true,
+            // Hand-written assembly may leave out `.type sym, @function`. Local untyped symbols in code are
+            // mostly markers (`.annobin_*`, mapping symbols), so only exported ones count.
+            SymbolKind::Unknown => {
+                binding != Binding::Local
+                    && sym
+                        .section_index()
+                        .and_then(|i| file.section_by_index(i).ok())
+                        .is_some_and(|s| s.kind() == SectionKind::Text)
+            }
+            _ => false,
+        };
+        if !is_function || sym.section_index().is_none() {
+            continue;
+        }
+        let Ok(name) = sym.name_bytes() else { continue };
+        out.push(RawSymbol {
+            name: String::from_utf8_lossy(name).into_owned(),
+            address: sym.address(),
+            size: sym.size(),
+            binding,
+        });
+    }
+    out
+}
+
+/// Copies the DWARF sections out (decompressing `SHF_COMPRESSED` and `.zdebug_` ones) so the module owns them;
+/// `addr2line::Context` then parses them lazily. A section that cannot be read counts as empty.
+fn load_dwarf<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+) -> Option<gimli::Dwarf<Reader>> {
+    let has_info = file
+        .section_by_name(".debug_info")
+        .is_some_and(|s| s.kind() != SectionKind::UninitializedData && s.size() > 0);
+    if !has_info {
+        return None;
+    }
+    let endian = if file.is_little_endian() {
+        gimli::RunTimeEndian::Little
+    } else {
+        gimli::RunTimeEndian::Big
+    };
+    let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+        let bytes: Arc<[u8]> = match file.section_by_name(id.name()) {
+            Some(section) if section.kind() != SectionKind::UninitializedData => section
+                .uncompressed_data()
+                .map(|d| Arc::from(&*d))
+                .unwrap_or_else(|_| Arc::from(&[][..])),
+            _ => Arc::from(&[][..]),
+        };
+        Ok(Reader::new(bytes, endian))
+    };
+    gimli::Dwarf::load(load).ok()
+}
+
+/// Where a module's DWARF came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DwarfSource {
+    None,
+    Embedded,
+    Separate,
+}
+
+/// A loaded module: the binary's segments, the union of the binary's and the debug file's symbols, and the
+/// DWARF of the debug file (else of the binary).
+pub struct ElfModule {
+    segments: Vec<Segment>,
+    symbols: SymbolTable,
+    dwarf: Option<addr2line::Context<Reader>>,
+    dwarf_source: DwarfSource,
+    build_id: Option<Vec<u8>>,
+}
+
+impl ElfModule {
+    pub fn new(binary: ElfFile, debug: Option<ElfFile>) -> ElfModule {
+        let mut raw = binary.symbols;
+        let (dwarf, dwarf_source) = match debug {
+            Some(debug) => {
+                raw.extend(debug.symbols);
+                match debug.dwarf {
+                    Some(d) => (Some(d), DwarfSource::Separate),
+                    None => (binary.dwarf, DwarfSource::Embedded),
+                }
+            }
+            None => (binary.dwarf, DwarfSource::Embedded),
+        };
+        let dwarf = dwarf.and_then(|d| addr2line::Context::from_dwarf(d).ok());
+        let dwarf_source = if dwarf.is_some() {
+            dwarf_source
+        } else {
+            DwarfSource::None
+        };
+        ElfModule {
+            segments: binary.segments,
+            symbols: SymbolTable::new(raw),
+            dwarf,
+            dwarf_source,
+            build_id: binary.build_id,
+        }
+    }
+
+    pub fn svma(&self, off: FileOffset) -> Option<Svma> {
+        offset_to_svma(&self.segments, off)
+    }
+
+    pub fn symbol_count(&self) -> usize {
+        self.symbols.len()
+    }
+
+    pub fn dwarf_source(&self) -> &DwarfSource {
+        &self.dwarf_source
+    }
+
+    pub fn build_id(&self) -> Option<&[u8]> {
+        self.build_id.as_deref()
+    }
+
+    /// Frames at `svma`, innermost inline first; empty when neither symbols nor DWARF know the address.
+    /// DWARF supplies the inline frames and file:line; the outermost frame is named by the ELF symbol alias
+    /// (`pthread_mutex_lock`, where DWARF says `___pthread_mutex_lock`). A frame DWARF leaves nameless is
+    /// called `unnamed`.
+    pub fn frames(&self, svma: Svma, unnamed: &str) -> Vec<Frame> {
+        let symbol = self.symbols.lookup(svma).map(demangle);
+        let mut frames = self.dwarf_frames(svma, unnamed);
+        match (frames.last_mut(), symbol) {
+            (Some(outer), Some(alias)) => outer.function = alias,
+            (None, Some(alias)) => frames.push(Frame {
+                function: alias,
+                file: None,
+                line: 0,
+            }),
+            _ => {}
+        }
+        frames
+    }
+
+    fn dwarf_frames(&self, svma: Svma, unnamed: &str) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let Some(ctx) = &self.dwarf else {
+            return frames;
+        };
+        // Split DWARF (.dwo) is not supported: its loads are skipped, leaving what the main file knows.
+        let Ok(mut iter) = ctx.find_frames(svma.0).skip_all_loads() else {
+            return frames;
+        };
+        // Garbage DWARF ends the walk; the frames found so far stand.
+        while let Ok(Some(f)) = iter.next() {
+            let function = f
+                .function
+                .as_ref()
+                .and_then(|n| n.raw_name().ok())
+                .map(|n| demangle(&n))
+                .unwrap_or_else(|| unnamed.to_owned());
+            let (file, line) = match f.location {
+                Some(loc) => (loc.file.map(str::to_owned), loc.line.unwrap_or(0)),
+                None => (None, 0),
+            };
+            frames.push(Frame {
+                function,
+                file,
+                line,
+            });
+        }
+        frames
+    }
+}
+
+/// The GNU build-id of an ELF file, if it has one.
+pub fn read_build_id(data: &[u8]) -> Option<Vec<u8>> {
+    let file = object::File::parse(data).ok()?;
+    file.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// True when the ELF file carries DWARF line or function information (`.debug_info` with contents).
+pub fn has_debug_info(data: &[u8]) -> bool {
+    object::File::parse(data).is_ok_and(|file| {
+        file.section_by_name(".debug_info")
+            .is_some_and(|s| s.kind() != SectionKind::UninitializedData && s.size() > 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_to_svma_through_the_containing_segment() {
+        // Debian 12's libc.so.6 (readelf -lW): file offsets equal SVMAs.
+        let libc = [
+            Segment {
+                offset: 0,
+                size: 0x25388,
+                vaddr: 0,
+            },
+            Segment {
+                offset: 0x26000,
+                size: 0x1550fc,
+                vaddr: 0x26000,
+            },
+            Segment {
+                offset: 0x1cf8d0,
+                size: 0x4f98,
+                vaddr: 0x1cf8d0,
+            },
+        ];
+        assert_eq!(
+            offset_to_svma(&libc, FileOffset(0x8c370)),
+            Some(Svma(0x8c370))
+        );
+        // A non-PIE executable: text at 0x401000 from file offset 0x1000; data segment offset != vaddr - base.
+        let exe = [
+            Segment {
+                offset: 0,
+                size: 0x500,
+                vaddr: 0x400000,
+            },
+            Segment {
+                offset: 0x1000,
+                size: 0x1800,
+                vaddr: 0x401000,
+            },
+            Segment {
+                offset: 0x2e10,
+                size: 0x220,
+                vaddr: 0x403e10,
+            },
+        ];
+        assert_eq!(
+            offset_to_svma(&exe, FileOffset(0x1234)),
+            Some(Svma(0x401234))
+        );
+        assert_eq!(
+            offset_to_svma(&exe, FileOffset(0x2e20)),
+            Some(Svma(0x403e20))
+        );
+        // A gap between segments, and past the end of the last file part.
+        assert_eq!(offset_to_svma(&exe, FileOffset(0x800)), None);
+        assert_eq!(offset_to_svma(&exe, FileOffset(0x3030)), None);
+        assert_eq!(offset_to_svma(&[], FileOffset(0)), None);
+    }
+
+    #[test]
+    fn garbage_and_truncated_input_are_errors_not_panics() {
+        assert!(ElfFile::parse(&b""[..]).is_err());
+        assert!(ElfFile::parse(&b"\x7fELF garbage"[..]).is_err());
+        assert_eq!(read_build_id(b"nope"), None);
+        assert!(!has_debug_info(b"\x7fELF"));
+        // Every prefix of a real ELF file: no panic, whatever the outcome.
+        if let Ok(exe) = std::fs::read("/proc/self/exe") {
+            for len in (0..exe.len().min(1 << 16)).step_by(97) {
+                if let Ok(f) = ElfFile::parse(&exe[..len]) {
+                    let m = ElfModule::new(f, None);
+                    let _ = m.frames(Svma(0x1000), "?");
+                }
+            }
+        }
+    }
+}

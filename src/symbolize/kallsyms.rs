@@ -1,0 +1,136 @@
+//! `/proc/kallsyms` as a lookup table: kernel text symbols by address. The parser takes the file's text; the
+//! symbolizer reads the file (once, lazily).
+
+use super::demangle::demangle;
+use crate::addr::Avma;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KernelSymbol {
+    address: u64,
+    /// `name` for the core kernel, `name [module]` for a loadable module's symbol.
+    name: Box<str>,
+}
+
+/// Kernel text symbols sorted by address.
+#[derive(Clone, Debug, Default)]
+pub struct Kallsyms {
+    symbols: Vec<KernelSymbol>,
+    /// True when the file listed symbols but every address was 0 (`kernel.kptr_restrict` hides them).
+    restricted: bool,
+}
+
+impl Kallsyms {
+    /// Parses lines `ffffffff81000000 T _stext` and `ffffffffc0a01000 t helper\t[nf_tables]`. Data symbols and
+    /// malformed lines are skipped.
+    pub fn parse(text: &str) -> Kallsyms {
+        let mut symbols = Vec::new();
+        let mut listed = 0usize;
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let Ok(address) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            listed += 1;
+            if address == 0 {
+                continue;
+            }
+            // Rust code in the kernel has v0-mangled names.
+            let name = demangle(name);
+            let name = match fields.next() {
+                Some(module) if module.starts_with('[') => format!("{name} {module}"),
+                _ => name,
+            };
+            symbols.push(KernelSymbol {
+                address,
+                name: name.into(),
+            });
+        }
+        // Several names can share an address (`_stext`, `_text`, ...): keep the first listed, deterministically.
+        symbols.sort_by_key(|s| s.address);
+        symbols.dedup_by_key(|s| s.address);
+        Kallsyms {
+            restricted: listed > 0 && symbols.is_empty(),
+            symbols,
+        }
+    }
+
+    /// True when addresses are hidden (all zero), so no kernel frame can be named.
+    pub fn is_restricted(&self) -> bool {
+        self.restricted
+    }
+
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// The text symbol with the greatest address `<= addr` (kallsyms has no sizes).
+    pub fn lookup(&self, addr: Avma) -> Option<&str> {
+        let after = self.symbols.partition_point(|s| s.address <= addr.0);
+        Some(&self.symbols[after.checked_sub(1)?].name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNIPPET: &str = "\
+ffffffff81000000 T _stext
+ffffffff81000000 T srso_alias_untrain_ret
+ffffffff81001000 T do_syscall_64
+ffffffff81002000 D some_data
+ffffffff81003000 t local_helper
+ffffffff81004000 W weak_thing
+garbage line
+zzzz T bad_address
+ffffffffc0a01000 t nft_do_chain\t[nf_tables]
+ffffffffc0a02000 T nft_register\t[nf_tables]
+ffffffffc0b00000 T _RNvCs15kBYyAo9fc_7mycrate7example\t[rust_mod]
+";
+
+    #[test]
+    fn greatest_text_symbol_at_or_below() {
+        let k = Kallsyms::parse(SNIPPET);
+        assert!(!k.is_restricted());
+        assert_eq!(k.lookup(Avma(0xffffffff80ffffff)), None);
+        assert_eq!(k.lookup(Avma(0xffffffff81000000)), Some("_stext"));
+        assert_eq!(k.lookup(Avma(0xffffffff81001234)), Some("do_syscall_64"));
+        // The data symbol at 0x...2000 is skipped.
+        assert_eq!(k.lookup(Avma(0xffffffff81002010)), Some("do_syscall_64"));
+        assert_eq!(k.lookup(Avma(0xffffffff81003001)), Some("local_helper"));
+        assert_eq!(k.lookup(Avma(0xffffffff81004001)), Some("weak_thing"));
+        assert_eq!(
+            k.lookup(Avma(0xffffffffc0a01010)),
+            Some("nft_do_chain [nf_tables]")
+        );
+        assert_eq!(
+            k.lookup(Avma(0xffffffffc0a02010)),
+            Some("nft_register [nf_tables]")
+        );
+        assert_eq!(
+            k.lookup(Avma(0xffffffffc0b00010)),
+            Some("mycrate::example [rust_mod]")
+        );
+    }
+
+    #[test]
+    fn all_zero_addresses_mean_restricted() {
+        let k = Kallsyms::parse("0000000000000000 T _stext\n0000000000000000 t foo\t[mod]\n");
+        assert!(k.is_restricted());
+        assert!(k.is_empty());
+        assert_eq!(k.lookup(Avma(0xffffffff81000000)), None);
+        assert!(!Kallsyms::parse("").is_restricted());
+    }
+}

@@ -1,0 +1,279 @@
+//! The only part of the symbolizer that touches the file system: which files to open for a module, in which
+//! order, and which separate debug file belongs to it. Everything found here is handed to `elf.rs` as bytes.
+//!
+//! Binary, while the process lives (so deleted files and containers work), then on the host:
+//! ```text
+//!   /proc/PID/map_files/START-END     the very file that is mapped (even if deleted or replaced)
+//!   /proc/PID/root/PATH               PATH as the process sees it (containers, chroots)
+//!   PATH                              the host's file (the process may have exited)
+//! ```
+//! Debug file, for each debug root (default `/usr/lib/debug`), then the same under `/proc/PID/root`:
+//! ```text
+//!   ROOT/.build-id/ab/cdef...debug    by the binary's build-id
+//!   DIR/LINK, DIR/.debug/LINK, ROOT/DIR/LINK   by `.gnu_debuglink` (LINK) next to the binary (in DIR)
+//! ```
+//! A debug file is used only if its build-id equals the binary's; without build-ids, the debuglink CRC decides.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::elf::ElfFile;
+use super::ModuleSpec;
+
+/// A file that was opened and parsed.
+pub struct Opened {
+    pub path: PathBuf,
+    pub file: ElfFile,
+}
+
+/// Why no binary could be used.
+pub enum OpenFailure {
+    /// A file was found, but its build-id is not the recorded one.
+    Mismatch {
+        opened: PathBuf,
+        expected: Vec<u8>,
+        found: Vec<u8>,
+    },
+    /// Nothing readable (missing, permission, not ELF): the reasons, one per candidate.
+    Unreadable(String),
+}
+
+/// The path as recorded, without the kernel's ` (deleted)` mark.
+pub fn clean_path(path: &str) -> &str {
+    path.strip_suffix(" (deleted)").unwrap_or(path)
+}
+
+fn under_root(pid: u32, path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    Path::new("/proc")
+        .join(pid.to_string())
+        .join("root")
+        .join(rel)
+}
+
+/// Candidate paths for the binary, most exact first.
+pub fn binary_candidates(spec: &ModuleSpec) -> Vec<PathBuf> {
+    let path = Path::new(clean_path(&spec.path));
+    let mut out = Vec::new();
+    if let Some(pid) = spec.pid {
+        if spec.map_end > spec.map_start {
+            out.push(PathBuf::from(format!(
+                "/proc/{pid}/map_files/{:x}-{:x}",
+                spec.map_start, spec.map_end
+            )));
+        }
+        if path.is_absolute() {
+            out.push(under_root(pid, path));
+        }
+    }
+    out.push(path.to_path_buf());
+    out
+}
+
+/// Parses an ELF file without reading all of it: only the headers, symbol tables and DWARF sections are read.
+pub fn parse_file(path: &Path) -> Result<ElfFile, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cache = object::ReadCache::new(file);
+    ElfFile::parse(&cache).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Opens the first usable candidate. A candidate with the wrong build-id is skipped (a later one may be right,
+/// e.g. the host file after the process's own copy vanished), but it is what gets reported if none fits.
+pub fn open_binary(spec: &ModuleSpec) -> Result<Opened, OpenFailure> {
+    let mut mismatch = None;
+    let mut reasons = Vec::new();
+    for path in binary_candidates(spec) {
+        let file = match parse_file(&path) {
+            Ok(f) => f,
+            Err(reason) => {
+                reasons.push(reason);
+                continue;
+            }
+        };
+        match (&spec.build_id, &file.build_id) {
+            (Some(expected), Some(found)) if expected != found => {
+                mismatch.get_or_insert(OpenFailure::Mismatch {
+                    opened: path,
+                    expected: expected.clone(),
+                    found: found.clone(),
+                });
+            }
+            _ => return Ok(Opened { path, file }),
+        }
+    }
+    Err(mismatch.unwrap_or_else(|| OpenFailure::Unreadable(reasons.join("; "))))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Via {
+    BuildId,
+    Debuglink(u32),
+}
+
+/// Candidate debug files with how they were found, in search order.
+fn debug_candidates(
+    spec: &ModuleSpec,
+    binary: &ElfFile,
+    debug_dirs: &[PathBuf],
+) -> Vec<(PathBuf, Via)> {
+    let mut host = Vec::new();
+    if let Some(id) = binary.build_id.as_deref().filter(|id| id.len() >= 2) {
+        let id = hex(id);
+        for root in debug_dirs {
+            host.push((
+                root.join(".build-id")
+                    .join(&id[..2])
+                    .join(format!("{}.debug", &id[2..])),
+                Via::BuildId,
+            ));
+        }
+    }
+    let binary_path = Path::new(clean_path(&spec.path));
+    if let (Some((link, crc)), Some(dir)) = (&binary.debuglink, binary_path.parent()) {
+        // A debuglink is a file name; one with a directory in it is not followed.
+        if !link.is_empty() && !link.contains('/') {
+            let mut paths = vec![dir.join(link), dir.join(".debug").join(link)];
+            let rel = dir.strip_prefix("/").unwrap_or(dir);
+            paths.extend(debug_dirs.iter().map(|root| root.join(rel).join(link)));
+            host.extend(
+                paths
+                    .into_iter()
+                    .filter(|p| p != binary_path)
+                    .map(|p| (p, Via::Debuglink(*crc))),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(pid) = spec.pid {
+        let in_container: Vec<_> = host
+            .iter()
+            .map(|(p, via)| (under_root(pid, p), *via))
+            .collect();
+        out.extend(host);
+        out.extend(in_container);
+    } else {
+        out.extend(host);
+    }
+    out
+}
+
+/// The separate debug file for `binary`, if one is installed and verifiably belongs to it.
+pub fn find_debug_file(
+    spec: &ModuleSpec,
+    binary: &ElfFile,
+    debug_dirs: &[PathBuf],
+) -> Option<Opened> {
+    for (path, via) in debug_candidates(spec, binary, debug_dirs) {
+        if !path.is_file() {
+            continue;
+        }
+        let Ok(file) = parse_file(&path) else {
+            continue;
+        };
+        let belongs = match (&binary.build_id, &file.build_id, via) {
+            (Some(want), Some(have), _) => want == have,
+            (_, _, Via::Debuglink(crc)) => {
+                std::fs::read(&path).is_ok_and(|d| crc32fast::hash(&d) == crc)
+            }
+            (_, _, Via::BuildId) => false,
+        };
+        if belongs {
+            return Some(Opened { path, file });
+        }
+    }
+    None
+}
+
+/// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
+/// kernel maps the same vdso).
+pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {
+    let from = |pid: String, start: u64, end: u64| -> Option<Opened> {
+        let len = usize::try_from(end.checked_sub(start)?)
+            .ok()
+            .filter(|&l| l > 0 && l <= 1 << 24)?;
+        let path = PathBuf::from(format!("/proc/{pid}/mem"));
+        let mem = File::open(&path).ok()?;
+        let mut buf = vec![0u8; len];
+        mem.read_exact_at(&mut buf, start).ok()?;
+        let file = ElfFile::parse(&buf[..]).ok()?;
+        Some(Opened { path, file })
+    };
+    if let Some(found) = spec
+        .pid
+        .and_then(|pid| from(pid.to_string(), spec.map_start, spec.map_end))
+    {
+        return Some(found);
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+    from(
+        "self".to_owned(),
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &str, pid: Option<u32>) -> ModuleSpec {
+        ModuleSpec {
+            path: path.to_owned(),
+            build_id: None,
+            pid,
+            map_start: 0x7f00_0000_0000,
+            map_end: 0x7f00_0001_0000,
+        }
+    }
+
+    #[test]
+    fn binary_candidates_in_order() {
+        assert_eq!(
+            binary_candidates(&spec("/usr/lib/libfoo.so (deleted)", Some(42))),
+            vec![
+                PathBuf::from("/proc/42/map_files/7f0000000000-7f0000010000"),
+                PathBuf::from("/proc/42/root/usr/lib/libfoo.so"),
+                PathBuf::from("/usr/lib/libfoo.so"),
+            ]
+        );
+        assert_eq!(
+            binary_candidates(&spec("/bin/true", None)),
+            vec![PathBuf::from("/bin/true")]
+        );
+    }
+
+    #[test]
+    fn debug_candidates_in_order() {
+        let binary = ElfFile {
+            segments: Vec::new(),
+            symbols: Vec::new(),
+            build_id: Some(vec![0x93, 0xac, 0x61]),
+            debuglink: Some(("libc.so.6.debug".to_owned(), 7)),
+            dwarf: None,
+        };
+        let got: Vec<_> = debug_candidates(
+            &spec("/lib/libc.so.6", None),
+            &binary,
+            &[PathBuf::from("/usr/lib/debug")],
+        )
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("/usr/lib/debug/.build-id/93/ac61.debug"),
+                PathBuf::from("/lib/libc.so.6.debug"),
+                PathBuf::from("/lib/.debug/libc.so.6.debug"),
+                PathBuf::from("/usr/lib/debug/lib/libc.so.6.debug"),
+            ]
+        );
+    }
+}

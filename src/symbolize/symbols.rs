@@ -1,0 +1,253 @@
+//! A function symbol table: the ELF symbols of a module, one name per address (the alias users know), looked up
+//! by SVMA. Built from `.symtab` and `.dynsym` of the binary and of its debug file; knows nothing about files.
+
+use crate::addr::Svma;
+
+/// ELF binding of a symbol, as far as alias choice cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    Global,
+    Weak,
+    Local,
+}
+
+/// One function symbol as read from a symbol table (name still mangled, maybe with a `@VERSION` suffix).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSymbol {
+    pub name: String,
+    pub address: u64,
+    /// 0 when the symbol table does not say; such a symbol extends to the next symbol.
+    pub size: u64,
+    pub binding: Binding,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    address: u64,
+    /// The largest size among the aliases at this address; 0 when none has one.
+    size: u64,
+    /// Best alias, version suffix dropped, still mangled.
+    name: Box<str>,
+}
+
+/// Function symbols sorted by address, one entry (the best alias) per address.
+#[derive(Clone, Debug, Default)]
+pub struct SymbolTable {
+    entries: Vec<Entry>,
+}
+
+/// How far back a lookup walks when the nearest symbol ends before the address: an enclosing symbol can start
+/// before a smaller one (hand-written assembly does this), but never far before.
+const ENCLOSING_LOOKBACK: usize = 4;
+
+impl SymbolTable {
+    pub fn new(mut symbols: Vec<RawSymbol>) -> SymbolTable {
+        symbols.retain(|s| !strip_version(&s.name).is_empty());
+        symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| alias_order(a, b)));
+        let mut entries: Vec<Entry> = Vec::with_capacity(symbols.len());
+        for s in symbols {
+            match entries.last_mut() {
+                // Sorted best-first within an address: the first alias wins, the others only widen the size.
+                Some(last) if last.address == s.address => last.size = last.size.max(s.size),
+                _ => entries.push(Entry {
+                    address: s.address,
+                    size: s.size,
+                    name: strip_version(&s.name).into(),
+                }),
+            }
+        }
+        SymbolTable { entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The (mangled) name of the function containing `svma`. An address past the end of a sized symbol is not
+    /// in it; an unsized symbol reaches up to the next symbol.
+    pub fn lookup(&self, svma: Svma) -> Option<&str> {
+        let after = self.entries.partition_point(|e| e.address <= svma.0);
+        let nearest = after.checked_sub(1)?;
+        let e = &self.entries[nearest];
+        if e.size == 0 || svma.0 - e.address < e.size {
+            return Some(&e.name);
+        }
+        // Only a sized symbol can enclose a later one; an unsized one already ended where the next began.
+        let start = nearest.saturating_sub(ENCLOSING_LOOKBACK);
+        self.entries[start..nearest]
+            .iter()
+            .rev()
+            .find(|e| e.size != 0 && svma.0 - e.address < e.size)
+            .map(|e| &*e.name)
+    }
+}
+
+/// Orders aliases at one address best first: the name a user knows. Global and weak rank alike (glibc exports
+/// `gettimeofday` as weak, `__gettimeofday` as global), above local (`___pthread_mutex_lock`,
+/// `__GI___pthread_mutex_lock`); then fewer leading underscores; then the default version (`@@` or none) over a
+/// non-default one (`@`); then shorter, then alphabetical so the choice is deterministic.
+pub fn alias_order(a: &RawSymbol, b: &RawSymbol) -> std::cmp::Ordering {
+    let key = |s: &RawSymbol| {
+        let name = strip_version(&s.name);
+        (
+            s.binding == Binding::Local,
+            name.len() - name.trim_start_matches('_').len(),
+            !is_default_version(&s.name),
+            name.len(),
+        )
+    };
+    key(a)
+        .cmp(&key(b))
+        .then_with(|| strip_version(&a.name).cmp(strip_version(&b.name)))
+}
+
+/// `pthread_mutex_lock@@GLIBC_2.2.5` -> `pthread_mutex_lock`. No mangling scheme uses `@`.
+pub fn strip_version(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(base, _)| base)
+}
+
+fn is_default_version(name: &str) -> bool {
+    match name.find('@') {
+        None => true,
+        Some(i) => name[i..].starts_with("@@"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str, address: u64, size: u64, binding: Binding) -> RawSymbol {
+        RawSymbol {
+            name: name.to_owned(),
+            address,
+            size,
+            binding,
+        }
+    }
+
+    #[test]
+    fn version_suffix_is_dropped() {
+        assert_eq!(
+            strip_version("pthread_mutex_lock@@GLIBC_2.2.5"),
+            "pthread_mutex_lock"
+        );
+        assert_eq!(
+            strip_version("__pthread_mutex_lock@GLIBC_2.2.5"),
+            "__pthread_mutex_lock"
+        );
+        assert_eq!(strip_version("memcpy"), "memcpy");
+        assert_eq!(strip_version("@@"), "");
+    }
+
+    #[test]
+    fn glibc_mutex_lock_aliases_choose_the_public_name() {
+        // As in libc6-dbg's debug file for Debian 12's libc.so.6 (readelf -Ws ... | grep mutex_lock).
+        let t = SymbolTable::new(vec![
+            sym("___pthread_mutex_lock", 0x8c370, 726, Binding::Local),
+            sym("__GI___pthread_mutex_lock", 0x8c370, 726, Binding::Local),
+            sym(
+                "__pthread_mutex_lock@GLIBC_2.2.5",
+                0x8c370,
+                726,
+                Binding::Global,
+            ),
+            sym(
+                "pthread_mutex_lock@@GLIBC_2.2.5",
+                0x8c370,
+                726,
+                Binding::Global,
+            ),
+        ]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(Svma(0x8c370)), Some("pthread_mutex_lock"));
+        assert_eq!(t.lookup(Svma(0x8c370 + 725)), Some("pthread_mutex_lock"));
+        assert_eq!(t.lookup(Svma(0x8c370 + 726)), None);
+    }
+
+    #[test]
+    fn weak_ranks_with_global_and_underscores_decide() {
+        let t = SymbolTable::new(vec![
+            sym("__gettimeofday", 0x100, 0x20, Binding::Global),
+            sym("gettimeofday", 0x100, 0x20, Binding::Weak),
+        ]);
+        assert_eq!(t.lookup(Svma(0x110)), Some("gettimeofday"));
+    }
+
+    #[test]
+    fn global_beats_local_even_with_more_underscores() {
+        let t = SymbolTable::new(vec![
+            sym("helper", 0x100, 0x20, Binding::Local),
+            sym("__helper", 0x100, 0, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x100)), Some("__helper"));
+        // The entry keeps the largest size among the aliases.
+        assert_eq!(t.lookup(Svma(0x11f)), Some("__helper"));
+    }
+
+    #[test]
+    fn default_version_beats_non_default_then_shorter_then_alphabetical() {
+        let t = SymbolTable::new(vec![
+            sym("memcpy@GLIBC_2.2.5", 0x10, 8, Binding::Global),
+            sym("memcpy@@GLIBC_2.14", 0x10, 8, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x10)), Some("memcpy"));
+        let t = SymbolTable::new(vec![
+            sym("bbb", 0x10, 8, Binding::Global),
+            sym("aaa", 0x10, 8, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x10)), Some("aaa"));
+        let t = SymbolTable::new(vec![
+            sym("aaaa", 0x10, 8, Binding::Global),
+            sym("zz", 0x10, 8, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x10)), Some("zz"));
+    }
+
+    #[test]
+    fn lookup_by_address_with_sizes_and_gaps() {
+        let t = SymbolTable::new(vec![
+            sym("c", 0x300, 0, Binding::Global),
+            sym("a", 0x100, 0x10, Binding::Global),
+            sym("b", 0x200, 0x80, Binding::Local),
+        ]);
+        assert_eq!(t.lookup(Svma(0xff)), None);
+        assert_eq!(t.lookup(Svma(0x100)), Some("a"));
+        assert_eq!(t.lookup(Svma(0x10f)), Some("a"));
+        assert_eq!(
+            t.lookup(Svma(0x110)),
+            None,
+            "past the end of a sized symbol"
+        );
+        assert_eq!(t.lookup(Svma(0x27f)), Some("b"));
+        assert_eq!(t.lookup(Svma(0x280)), None);
+        assert_eq!(
+            t.lookup(Svma(0x5000)),
+            Some("c"),
+            "an unsized symbol reaches to the next one"
+        );
+    }
+
+    #[test]
+    fn enclosing_symbol_found_behind_a_nested_one() {
+        let t = SymbolTable::new(vec![
+            sym("outer", 0x100, 0x100, Binding::Global),
+            sym("inner", 0x150, 0x10, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x155)), Some("inner"));
+        assert_eq!(t.lookup(Svma(0x180)), Some("outer"));
+        let t = SymbolTable::new(vec![
+            sym("unsized", 0x100, 0, Binding::Global),
+            sym("sized", 0x200, 0x10, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x180)), Some("unsized"));
+        assert_eq!(t.lookup(Svma(0x300)), None, "an unsized symbol ends where the next one starts");
+    }
+
+    #[test]
+    fn empty_names_are_ignored() {
+        let t = SymbolTable::new(vec![sym("", 0x100, 0x10, Binding::Global)]);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.lookup(Svma(0x100)), None);
+    }
+}

@@ -1,0 +1,446 @@
+//! Render outputs of a profile written by hand, checked against golden files under `tests/golden/` and,
+//! for the figures that matter, against percentages computed by hand.
+//!
+//! Re-bless the golden files with `STACKTOP_BLESS=1 cargo test --test render`.
+//!
+//! The profile (innermost frame first; module `/usr/bin/app`, comm `app`, pid = tid = 100 unless said;
+//! cpu-clock, period 10 per sample except G3):
+//! ```text
+//! G1  c <- a <- main <- _start                      3 samples, period 30
+//! G2  c <- b <- main <- _start                      2 samples, period 20
+//! G3  b <- main <- _start                           2 samples, period 10   (short samples: period-weighted)
+//! G4  rec <- rec <- main <- _start                  1 sample,  period 10   (recursion)
+//! G5  inl <- a (one location, inl inlined in a) <- main <- _start   1, 10  (inline frame)
+//! G6  sys_write [k] <- write (libc.so.6) <- main <- _start   tid 101, 1, 10  (kernel frame)
+//! G7  "evil\x1b[31mname" <- main <- _start          pid/tid 200, comm "worker", 1, 10  (control character)
+//! ```
+//! Total: 11 samples, period 100, so a period is a percentage.
+//! By hand: c self 50% total 50%; a self 0% total 40%; b self 10% total 30%; rec self 10% total 10% (once
+//! despite recursion); inl self 10%; main and _start total 100%. Callers of c: a 30 (60% of c), b 20 (40% of c).
+
+use std::path::PathBuf;
+
+use stacktop::profile::query::{
+    callees_of, callers_of, top_functions, Direction, Filter, GraphMode, GraphOptions, GraphOrder,
+    Matcher, SortKey,
+};
+use stacktop::profile::{Function, Line, Location, LocationId, Mapping, Meta, Profile};
+use stacktop::render::{
+    write_calltree, write_flamegraph, write_folded, write_report, CalltreeOptions,
+    FlamegraphOptions, FoldedOptions, ReportOptions,
+};
+
+const APP: &str = "/usr/bin/app";
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+const KERNEL: &str = "[kernel.kallsyms]";
+
+struct Build {
+    p: Profile,
+}
+
+impl Build {
+    /// A location in `module` at `address` whose lines are `names` (innermost first).
+    fn loc(&mut self, module: &str, address: u64, names: &[&str]) -> LocationId {
+        let path = self.p.intern(module);
+        let kernel = module == KERNEL;
+        let mapping = self.p.add_mapping(Mapping {
+            path,
+            build_id: None,
+            start: if kernel {
+                0xffff_ffff_8100_0000
+            } else {
+                0x40_0000
+            },
+            limit: if kernel {
+                0xffff_ffff_8200_0000
+            } else {
+                0x50_0000
+            },
+            offset: 0,
+            kernel,
+        });
+        let file = self.p.intern("app.c");
+        let lines = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let name = self.p.intern(n);
+                let function = self.p.add_function(Function {
+                    name,
+                    file: Some(file),
+                });
+                Line {
+                    function,
+                    line: 10 + i as u32,
+                }
+            })
+            .collect();
+        self.p.add_location(Location {
+            mapping: Some(mapping),
+            address,
+            lines,
+        })
+    }
+}
+
+fn profile() -> Profile {
+    let mut b = Build {
+        p: Profile::new(Meta {
+            event: "cpu-clock".into(),
+            period_unit: "nanoseconds".into(),
+            frequency: 1000,
+            call_graph: "fp".into(),
+            lost: 2,
+            throttled: 1,
+            command_line: "stacktop record -o app.pb.gz -- ./app".into(),
+            notes: vec!["synthetic profile for golden tests".into()],
+            time_nanos: 0,
+            duration_nanos: 0,
+        }),
+    };
+    let start = b.loc(APP, 0x40_1000, &["_start"]);
+    let main = b.loc(APP, 0x40_1100, &["main"]);
+    let a = b.loc(APP, 0x40_1200, &["a"]);
+    let bb = b.loc(APP, 0x40_1300, &["b"]);
+    let c = b.loc(APP, 0x40_1400, &["c"]);
+    let rec_leaf = b.loc(APP, 0x40_1500, &["rec"]);
+    let rec_call = b.loc(APP, 0x40_1510, &["rec"]);
+    let inl = b.loc(APP, 0x40_1250, &["inl", "a"]);
+    let write = b.loc(LIBC, 0x40_2000, &["write"]);
+    let sys_write = b.loc(KERNEL, 0xffff_ffff_8100_1000, &["sys_write"]);
+    let evil = b.loc(APP, 0x40_1600, &["evil\x1b[31mname"]);
+    let app = b.p.intern("app");
+    let worker = b.p.intern("worker");
+    let p = &mut b.p;
+    p.add_sample(&[c, a, main, start], 100, 100, app, 3, 30);
+    p.add_sample(&[c, bb, main, start], 100, 100, app, 2, 20);
+    p.add_sample(&[bb, main, start], 100, 100, app, 2, 10);
+    p.add_sample(&[rec_leaf, rec_call, main, start], 100, 100, app, 1, 10);
+    p.add_sample(&[inl, main, start], 100, 100, app, 1, 10);
+    p.add_sample(&[sys_write, write, main, start], 100, 101, app, 1, 10);
+    p.add_sample(&[evil, main, start], 200, 200, worker, 1, 10);
+    b.p
+}
+
+/// Compares `actual` with `tests/golden/NAME`, or rewrites it when `STACKTOP_BLESS=1`.
+fn golden(name: &str, actual: &[u8]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("STACKTOP_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir golden");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with STACKTOP_BLESS=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let expected = String::from_utf8_lossy(&expected);
+        let actual = String::from_utf8_lossy(actual);
+        panic!(
+            "{} differs (STACKTOP_BLESS=1 rewrites it):\n{}",
+            path.display(),
+            diff(&expected, &actual)
+        );
+    }
+}
+
+/// A line diff (longest common subsequence): `-` expected, `+` actual, context lines indented.
+fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            out += &format!("  {}\n", a[i]);
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out += &format!("+ {}\n", b[j]);
+            j += 1;
+        } else {
+            out += &format!("- {}\n", a[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn render(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
+    let mut out = Vec::new();
+    f(&mut out).expect("render");
+    out
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("utf-8")
+}
+
+#[test]
+fn percentages_by_hand() {
+    let p = profile();
+    let top = top_functions(&p, &Filter::default(), &[SortKey::Sym], true);
+    let row = |name: &str| {
+        top.rows
+            .iter()
+            .find(|r| p.func_name(&r.key.sym.expect("sym")) == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    assert_eq!(top.total.period, 100);
+    assert_eq!(top.total.count, 11);
+    for (name, self_, total) in [
+        ("c", 50, 50),
+        ("a", 0, 40),
+        ("b", 10, 30),
+        ("rec", 10, 10),
+        ("inl", 10, 10),
+        ("main", 0, 100),
+        ("_start", 0, 100),
+        ("sys_write", 10, 10),
+        ("write", 0, 10),
+    ] {
+        assert_eq!(
+            (row(name).self_.period, row(name).total.period),
+            (self_, total),
+            "{name}"
+        );
+    }
+    assert_eq!(row("b").self_.count, 2);
+
+    let callers = callers_of(&p, &Filter::default(), &Matcher::exact("c"));
+    assert_eq!(callers.roots_weight().period, 50);
+    let root = &callers.nodes[callers.roots[0]];
+    let shares: Vec<(String, u64)> = root
+        .children
+        .iter()
+        .map(|&c| {
+            (
+                p.func_name(&callers.nodes[c].func).to_owned(),
+                callers.nodes[c].weight.period,
+            )
+        })
+        .collect();
+    assert_eq!(shares, [("a".to_owned(), 30), ("b".to_owned(), 20)]);
+
+    let callees = callees_of(&p, &Filter::default(), &Matcher::exact("a"));
+    assert_eq!(callees.roots_weight().period, 40);
+
+    let pid_100 = Filter {
+        pids: vec![100],
+        ..Filter::default()
+    };
+    assert_eq!(
+        top_functions(&p, &pid_100, &[SortKey::Sym], true)
+            .total
+            .period,
+        90
+    );
+}
+
+#[test]
+fn report_children() {
+    let p = profile();
+    let out = render(|w| write_report(w, &p, &ReportOptions::default()));
+    let s = text(&out);
+    assert!(s.contains("# Samples: 11 of event 'cpu-clock' at 1000 Hz"));
+    assert!(s.contains("# Lost samples: 2"));
+    assert!(s.contains("# Unwinding: fp"));
+    assert!(
+        s.contains("evil\\x1b[31mname"),
+        "control characters are escaped"
+    );
+    assert!(!s.contains('\x1b'));
+    assert!(s.contains("    50.00%    50.00%  app      app                [.] c\n"));
+    golden("report-children.txt", &out);
+}
+
+#[test]
+fn report_no_children_with_samples() {
+    let p = profile();
+    let opts = ReportOptions {
+        children: false,
+        show_samples: true,
+        ..ReportOptions::default()
+    };
+    let out = render(|w| write_report(w, &p, &opts));
+    golden("report-no-children-n.txt", &out);
+}
+
+#[test]
+fn report_fractal_callee_and_folded_graphs() {
+    let p = profile();
+    let fractal = ReportOptions {
+        graph: GraphOptions::parse("fractal,0.5,callee").expect("-g"),
+        ..ReportOptions::default()
+    };
+    golden(
+        "report-fractal-callee.txt",
+        &render(|w| write_report(w, &p, &fractal)),
+    );
+    let folded = ReportOptions {
+        graph: GraphOptions {
+            mode: GraphMode::Folded,
+            threshold: 0.5,
+            order: Some(GraphOrder::Caller),
+        },
+        ..ReportOptions::default()
+    };
+    golden(
+        "report-folded-graph.txt",
+        &render(|w| write_report(w, &p, &folded)),
+    );
+}
+
+#[test]
+fn report_sort_and_percent_limit() {
+    let p = profile();
+    let opts = ReportOptions {
+        sort: SortKey::parse_list("pid,sym").expect("keys"),
+        graph: GraphOptions {
+            mode: GraphMode::None,
+            ..GraphOptions::default()
+        },
+        filter: Filter {
+            percent_limit: 15.0,
+            ..Filter::default()
+        },
+        ..ReportOptions::default()
+    };
+    let out = render(|w| write_report(w, &p, &opts));
+    let s = text(&out);
+    assert!(s.contains("[other]"));
+    assert!(!s.contains("[.] rec"));
+    golden("report-sort-pid-sym-limit.txt", &out);
+}
+
+#[test]
+fn folded() {
+    let p = profile();
+    let out = render(|w| write_folded(w, &p, &FoldedOptions::default()));
+    assert_eq!(
+        text(&out),
+        "_start;main;a;c 3\n\
+         _start;main;a;inl 1\n\
+         _start;main;b 2\n\
+         _start;main;b;c 2\n\
+         _start;main;evil\\x1b[31mname 1\n\
+         _start;main;rec;rec 1\n\
+         _start;main;write;sys_write_[k] 1\n"
+    );
+    golden("folded.txt", &out);
+}
+
+#[test]
+fn callers_and_callees() {
+    let p = profile();
+    let callers = CalltreeOptions {
+        matcher: Matcher::exact("c"),
+        direction: Direction::Callers,
+        filter: Filter::default(),
+        show_module: false,
+    };
+    let out = render(|w| write_calltree(w, &p, &callers));
+    let s = text(&out);
+    assert!(s.contains("  100.00%   50.00%        5  c\n"), "{s}");
+    assert!(s.contains("   60.00%   30.00%        3  |-- a\n"), "{s}");
+    assert!(s.contains("   40.00%   20.00%        2  `-- b\n"), "{s}");
+    golden("callers-c.txt", &out);
+
+    let callees = CalltreeOptions {
+        matcher: Matcher::exact("main"),
+        direction: Direction::Callees,
+        filter: Filter::default(),
+        show_module: true,
+    };
+    golden(
+        "callees-main.txt",
+        &render(|w| write_calltree(w, &p, &callees)),
+    );
+
+    let regex = CalltreeOptions {
+        matcher: Matcher::regex("re.").expect("regex"),
+        direction: Direction::Callers,
+        filter: Filter::default(),
+        show_module: false,
+    };
+    golden(
+        "callers-regex-rec.txt",
+        &render(|w| write_calltree(w, &p, &regex)),
+    );
+}
+
+#[test]
+fn flamegraphs_are_deterministic() {
+    let p = profile();
+    let plain = render(|w| write_flamegraph(w, &p, &FlamegraphOptions::default()));
+    assert_eq!(
+        plain,
+        render(|w| write_flamegraph(w, &p, &FlamegraphOptions::default()))
+    );
+    let s = text(&plain);
+    assert!(s.contains("evil\\x1b[31mname"));
+    assert!(!s.contains('\x1b'));
+    assert!(s.contains("cpu-clock at 1000 Hz, 11 samples, 2 lost, 1 throttled, unwinding: fp"));
+    golden("flamegraph.svg", &plain);
+
+    let callers = FlamegraphOptions {
+        callers: Some(Matcher::exact("c")),
+        inverted: true,
+        ..FlamegraphOptions::default()
+    };
+    golden(
+        "flamegraph-callers-c-inverted.svg",
+        &render(|w| write_flamegraph(w, &p, &callers)),
+    );
+    let reverse = FlamegraphOptions {
+        reverse: true,
+        title: Some("Reversed <&>".into()),
+        ..FlamegraphOptions::default()
+    };
+    let out = render(|w| write_flamegraph(w, &p, &reverse));
+    assert!(text(&out).contains("Reversed &lt;&amp;&gt;"));
+    golden("flamegraph-reverse.svg", &out);
+}
+
+#[test]
+fn xml_special_characters_are_escaped() {
+    let mut b = Build {
+        p: Profile::new(Meta::default()),
+    };
+    let op = b.loc(APP, 0x1000, &["operator<< <std::vector<int>&>"]);
+    let comm = b.p.intern("app");
+    b.p.add_sample(&[op], 1, 1, comm, 1, 1);
+    let out = render(|w| write_flamegraph(w, &b.p, &FlamegraphOptions::default()));
+    let s = text(&out);
+    assert!(s.contains("operator&lt;&lt; &lt;std::vector&lt;int&gt;&amp;&gt;"));
+    assert!(!s.contains("<int>"));
+}
+
+#[test]
+fn empty_profile_does_not_panic() {
+    let p = Profile::new(Meta::default());
+    render(|w| write_report(w, &p, &ReportOptions::default()));
+    render(|w| write_folded(w, &p, &FoldedOptions::default()));
+    let opts = CalltreeOptions {
+        matcher: Matcher::exact("c"),
+        direction: Direction::Callers,
+        filter: Filter::default(),
+        show_module: false,
+    };
+    assert!(text(&render(|w| write_calltree(w, &p, &opts))).contains("No sample has c"));
+    assert!(write_flamegraph(&mut Vec::new(), &p, &FlamegraphOptions::default()).is_err());
+}
