@@ -52,8 +52,17 @@ mod tests {
 
     #[test]
     fn return_address_is_looked_up_inside_the_call() {
-        assert_eq!(FrameAddress::ReturnAddress(Avma(0x1005)).lookup_address(), Avma(0x1004));
-        assert_eq!(FrameAddress::InstructionPointer(Avma(0x1005)).lookup_address(), Avma(0x1005));
-        assert_eq!(FrameAddress::ReturnAddress(Avma(0)).lookup_address(), Avma(0));
+        assert_eq!(
+            FrameAddress::ReturnAddress(Avma(0x1005)).lookup_address(),
+            Avma(0x1004)
+        );
+        assert_eq!(
+            FrameAddress::InstructionPointer(Avma(0x1005)).lookup_address(),
+            Avma(0x1005)
+        );
+        assert_eq!(
+            FrameAddress::ReturnAddress(Avma(0)).lookup_address(),
+            Avma(0)
+        );
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod acquire;
 pub mod addr;
+pub mod cli;
+pub mod cmd;
 pub mod format;
 pub mod process;
 pub mod profile;

@@ -222,3 +222,11 @@ pub(crate) fn wait(pid: u32, block: bool) -> Option<i32> {
         None
     }
 }
+
+/// Sends SIGTERM to `pid` (a child we launched and have not reaped, so the pid cannot have been reused).
+pub(crate) fn terminate(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}

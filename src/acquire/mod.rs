@@ -16,6 +16,7 @@ mod order;
 mod procfs;
 pub mod record;
 mod session;
+pub mod signals;
 
 use std::ffi::OsString;
 

@@ -79,9 +79,15 @@ pub enum Record {
         time: u64,
     },
     /// The kernel dropped `count` samples because a ring buffer was full.
-    Lost { time: u64, count: u64 },
+    Lost {
+        time: u64,
+        count: u64,
+    },
     /// The kernel throttled (`throttled: true`) or unthrottled sampling on a CPU.
-    Throttle { time: u64, throttled: bool },
+    Throttle {
+        time: u64,
+        throttled: bool,
+    },
 }
 
 impl Record {

@@ -582,6 +582,15 @@ impl Session {
         &self.notes
     }
 
+    /// Asks a launched command that is still running to end (SIGTERM), as perf does when its recording is
+    /// interrupted; `finish` then reaps it.
+    pub fn terminate_child(&mut self) {
+        self.reap();
+        if let (Some(pid), None) = (self.child, self.child_status) {
+            launch::terminate(pid);
+        }
+    }
+
     /// Pid of the launched command.
     pub fn child_pid(&self) -> Option<u32> {
         self.child

@@ -148,19 +148,42 @@ impl Profile {
     }
 
     pub fn add_mapping(&mut self, mapping: Mapping) -> MappingId {
-        intern_in(&mut self.mappings, &mut self.mapping_ids, mapping, MappingId)
+        intern_in(
+            &mut self.mappings,
+            &mut self.mapping_ids,
+            mapping,
+            MappingId,
+        )
     }
 
     pub fn add_function(&mut self, function: Function) -> FunctionId {
-        intern_in(&mut self.functions, &mut self.function_ids, function, FunctionId)
+        intern_in(
+            &mut self.functions,
+            &mut self.function_ids,
+            function,
+            FunctionId,
+        )
     }
 
     pub fn add_location(&mut self, location: Location) -> LocationId {
-        intern_in(&mut self.locations, &mut self.location_ids, location, LocationId)
+        intern_in(
+            &mut self.locations,
+            &mut self.location_ids,
+            location,
+            LocationId,
+        )
     }
 
     /// Adds samples whose stack is `stack`, innermost location first (the order unwinders produce).
-    pub fn add_sample(&mut self, stack: &[LocationId], pid: u32, tid: u32, comm: StrId, count: u64, period: u64) {
+    pub fn add_sample(
+        &mut self,
+        stack: &[LocationId],
+        pid: u32,
+        tid: u32,
+        comm: StrId,
+        count: u64,
+        period: u64,
+    ) {
         let mut parent = None;
         for &location in stack.iter().rev() {
             let node = Node { parent, location };

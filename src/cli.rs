@@ -1,0 +1,155 @@
+//! Command line, in two phases (as ripgrep does): clap parses raw flags into `Args`, then `validate` turns
+//! them into the configuration structs the subcommands take, with errors a user can act on.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stacktop",
+    version,
+    about = "A sampling profiler for Linux: where does the time go, and who calls the hot function?"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record a profile of a command, processes, threads or the whole machine.
+    Record(RecordArgs),
+    /// Print the call-graph report of a recorded profile.
+    Report(ReportArgs),
+    /// Render a flamegraph SVG of a recorded profile.
+    Flamegraph(FlamegraphArgs),
+}
+
+/// What to sample; with none of these, the whole machine.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Attach to these processes (all their threads, present and future).
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_delimiter = ',',
+        value_name = "PID[,PID..]"
+    )]
+    pub pids: Vec<u32>,
+    /// Sample these threads only.
+    #[arg(
+        short = 't',
+        long = "tid",
+        value_delimiter = ',',
+        value_name = "TID[,TID..]"
+    )]
+    pub tids: Vec<u32>,
+    /// Sample every process on the machine (the default without a target).
+    #[arg(short = 'a', long = "all-cpus")]
+    pub all: bool,
+    /// The command to launch and sample, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Sampling frequency in Hz.
+    #[arg(short = 'F', long = "freq", default_value_t = 999)]
+    pub frequency: u64,
+    /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
+    #[arg(short = 'e', long = "event", default_value = "cycles")]
+    pub event: String,
+    /// Record call chains (always on; accepted as perf's spelling of the default).
+    #[arg(short = 'g')]
+    pub g: bool,
+    /// How call stacks are walked.
+    #[arg(long = "call-graph", value_name = "MODE", default_value = "fp")]
+    pub call_graph: String,
+    /// Output file: pprof, gzipped when the name ends in .gz.
+    #[arg(short = 'o', long = "output", default_value = "stacktop.pb.gz")]
+    pub output: PathBuf,
+    /// Stop after this many seconds.
+    #[arg(long = "duration", value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Profile to read (stacktop's pprof files, or any pprof).
+    #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
+    pub input: PathBuf,
+    /// Show the sample count column.
+    #[arg(short = 'n', long = "show-nr-samples")]
+    pub show_samples: bool,
+    /// Accumulate callees into their callers' "Children" column (the default).
+    #[arg(long = "children", overrides_with = "no_children")]
+    pub children: bool,
+    /// Only self time.
+    #[arg(long = "no-children", overrides_with = "children")]
+    pub no_children: bool,
+    /// Call graph style: graph|fractal|folded|none[,THRESHOLD[,caller|callee]].
+    #[arg(
+        short = 'g',
+        long = "call-graph",
+        value_name = "STYLE",
+        default_value = "graph,0.5,caller"
+    )]
+    pub call_graph: String,
+    /// Hide entries below this percentage.
+    #[arg(long = "percent-limit", default_value_t = 0.0)]
+    pub percent_limit: f64,
+    /// Keys of an entry: sym, dso, comm, pid, tid, comma-separated.
+    #[arg(short = 's', long = "sort", default_value = "comm,dso,sym")]
+    pub sort: String,
+    /// Who calls SYM: every sample with SYM on its stack, as a tree toward the callers.
+    #[arg(long = "callers", value_name = "SYM")]
+    pub callers: Option<String>,
+    /// Whom SYM calls: a tree toward the callees.
+    #[arg(long = "callees", value_name = "SYM")]
+    pub callees: Option<String>,
+    /// Like --callers, for every function whose name matches this anchored regular expression.
+    #[arg(long = "callers-regex", value_name = "RE")]
+    pub callers_regex: Option<String>,
+    /// Only these processes.
+    #[arg(long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Only these threads.
+    #[arg(long = "tid", value_delimiter = ',')]
+    pub tids: Vec<u32>,
+    /// Only these commands.
+    #[arg(long = "comm", value_delimiter = ',')]
+    pub comms: Vec<String>,
+    /// Print collapsed stacks (`a;b;c 12`) instead of the report.
+    #[arg(long = "folded")]
+    pub folded: bool,
+    /// Accepted for perf compatibility; the report is always plain text.
+    #[arg(long = "stdio")]
+    pub stdio: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FlamegraphArgs {
+    /// Profile to read.
+    #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
+    pub input: PathBuf,
+    /// SVG to write.
+    #[arg(short = 'o', long = "output", default_value = "flamegraph.svg")]
+    pub output: PathBuf,
+    /// Icicle graph: roots at the top.
+    #[arg(long = "inverted")]
+    pub inverted: bool,
+    /// Merge stacks at their leaves (reverse stack order).
+    #[arg(long = "reverse")]
+    pub reverse: bool,
+    /// Only the stacks that reach SYM, cut at SYM: who calls it.
+    #[arg(long = "callers", value_name = "SYM")]
+    pub callers: Option<String>,
+    /// Title of the graph.
+    #[arg(long = "title")]
+    pub title: Option<String>,
+}

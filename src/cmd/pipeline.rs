@@ -1,0 +1,248 @@
+//! The recording pipeline shared by `record` (and later `top` and perf.data import): records in time order
+//! -> address spaces -> stacks -> symbolized locations -> the profile.
+//!
+//! Each distinct (module mapping, address) becomes one profile location, symbolized once; the symbolizer
+//! itself caches per (file, offset), so the same library in many processes is read and resolved once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::acquire::record::{Record, SampleRecord};
+use crate::addr::{Avma, FrameAddress};
+use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
+use crate::profile::{Function, Line, Location, LocationId, Mapping, MappingId, Meta, Profile};
+use crate::symbolize::{Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
+use crate::unwind::{fp, Stack};
+
+/// The name of the frame that ends a stack the unwinder could not walk to its root.
+pub const TRUNCATED: &str = "[truncated]";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum LocationKey {
+    User {
+        module: Arc<Module>,
+        start: u64,
+        address: u64,
+    },
+    Kernel(u64),
+    Unmapped {
+        pid: u32,
+        address: u64,
+    },
+    Truncated,
+}
+
+pub struct Pipeline {
+    processes: Processes,
+    symbolizer: Symbolizer,
+    profile: Profile,
+    limits: fp::Limits,
+    locations: HashMap<LocationKey, LocationId>,
+    mappings: HashMap<(Arc<Module>, u64), MappingId>,
+    kernel_mapping: Option<MappingId>,
+    /// Reused per sample, so a sample allocates nothing once the caches are warm.
+    stack: Vec<LocationId>,
+    /// Samples whose stack was cut before its root.
+    pub truncated: u64,
+    pub samples: u64,
+}
+
+impl Pipeline {
+    pub fn new(meta: Meta, limits: fp::Limits) -> Pipeline {
+        Pipeline {
+            processes: Processes::new(),
+            symbolizer: Symbolizer::new(),
+            profile: Profile::new(meta),
+            limits,
+            locations: HashMap::new(),
+            mappings: HashMap::new(),
+            kernel_mapping: None,
+            stack: Vec::new(),
+            truncated: 0,
+            samples: 0,
+        }
+    }
+
+    pub fn processes(&self) -> &Processes {
+        &self.processes
+    }
+
+    /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
+    /// at its time.
+    pub fn on_record(&mut self, record: &Record) {
+        match record {
+            Record::Sample(sample) => self.on_sample(sample),
+            other => self.processes.apply(other),
+        }
+    }
+
+    fn on_sample(&mut self, sample: &SampleRecord) {
+        let walked = fp::frames_with(&sample.callchain, self.limits);
+        self.add_stack(sample, &walked);
+    }
+
+    fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        for frame in &walked.frames {
+            stack.push(self.location(sample.pid, frame.address, frame.kernel));
+        }
+        if walked.truncated {
+            self.truncated += 1;
+            stack.push(self.truncated_location());
+        }
+        let comm = self
+            .profile
+            .intern(self.processes.comm(sample.pid, sample.tid));
+        self.profile
+            .add_sample(&stack, sample.pid, sample.tid, comm, 1, sample.period);
+        self.samples += 1;
+        self.stack = stack;
+    }
+
+    fn location(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> LocationId {
+        let lookup = address.lookup_address();
+        if kernel {
+            let key = LocationKey::Kernel(lookup.0);
+            if let Some(&id) = self.locations.get(&key) {
+                return id;
+            }
+            let frames = self.symbolizer.symbolize_kernel(lookup);
+            let mapping = self.kernel_mapping();
+            return self.insert_location(key, Some(mapping), lookup, &frames);
+        }
+        match self.processes.resolve(pid, lookup) {
+            Resolved::Module {
+                module,
+                mapping,
+                offset,
+            } => {
+                let key = LocationKey::User {
+                    module: module.clone(),
+                    start: mapping.start.0,
+                    address: lookup.0,
+                };
+                if let Some(&id) = self.locations.get(&key) {
+                    return id;
+                }
+                let spec = ModuleSpec {
+                    path: module.path.clone(),
+                    build_id: module.build_id.clone(),
+                    pid: (!self.processes.has_exited(pid)).then_some(pid),
+                    map_start: mapping.start.0,
+                    map_end: mapping.end.0,
+                };
+                let frames = self.symbolizer.symbolize_user(&spec, offset);
+                let mapping_id = self.user_mapping(&module, &mapping);
+                self.insert_location(key, Some(mapping_id), lookup, &frames)
+            }
+            Resolved::Kernel => self.location(pid, address, true),
+            Resolved::Unmapped => {
+                let key = LocationKey::Unmapped {
+                    pid,
+                    address: lookup.0,
+                };
+                if let Some(&id) = self.locations.get(&key) {
+                    return id;
+                }
+                let frames = self
+                    .symbolizer
+                    .symbolize_jit(pid, lookup)
+                    .unwrap_or_else(|| {
+                        Arc::from(vec![Frame {
+                            function: format!("{UNKNOWN} [unmapped]+{:#x}", lookup.0),
+                            file: None,
+                            line: 0,
+                        }])
+                    });
+                self.insert_location(key, None, lookup, &frames)
+            }
+        }
+    }
+
+    fn insert_location(
+        &mut self,
+        key: LocationKey,
+        mapping: Option<MappingId>,
+        address: Avma,
+        frames: &[Frame],
+    ) -> LocationId {
+        let mut lines = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let name = self.profile.intern(&frame.function);
+            let file = frame.file.as_deref().map(|f| self.profile.intern(f));
+            let function = self.profile.add_function(Function { name, file });
+            lines.push(Line {
+                function,
+                line: frame.line,
+            });
+        }
+        let id = self.profile.add_location(Location {
+            mapping,
+            address: address.0,
+            lines,
+        });
+        self.locations.insert(key, id);
+        id
+    }
+
+    fn truncated_location(&mut self) -> LocationId {
+        if let Some(&id) = self.locations.get(&LocationKey::Truncated) {
+            return id;
+        }
+        let frame = Frame {
+            function: TRUNCATED.to_owned(),
+            file: None,
+            line: 0,
+        };
+        self.insert_location(LocationKey::Truncated, None, Avma(0), &[frame])
+    }
+
+    fn kernel_mapping(&mut self) -> MappingId {
+        if let Some(id) = self.kernel_mapping {
+            return id;
+        }
+        let path = self.profile.intern(KERNEL_MODULE);
+        let id = self.profile.add_mapping(Mapping {
+            path,
+            build_id: None,
+            start: 0,
+            limit: 0,
+            offset: 0,
+            kernel: true,
+        });
+        self.kernel_mapping = Some(id);
+        id
+    }
+
+    fn user_mapping(&mut self, module: &Arc<Module>, mapping: &ProcessMapping) -> MappingId {
+        let key = (module.clone(), mapping.start.0);
+        if let Some(&id) = self.mappings.get(&key) {
+            return id;
+        }
+        let path = self.profile.intern(&module.path);
+        let build_id = module.build_id.as_deref().map(|b| {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            self.profile.intern(&hex)
+        });
+        let id = self.profile.add_mapping(Mapping {
+            path,
+            build_id,
+            start: mapping.start.0,
+            limit: mapping.end.0,
+            offset: mapping.pgoff.0,
+            kernel: false,
+        });
+        self.mappings.insert(key, id);
+        id
+    }
+
+    /// The finished profile.
+    pub fn into_profile(self) -> Profile {
+        self.profile
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.profile.meta
+    }
+}

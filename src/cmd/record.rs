@@ -1,0 +1,193 @@
+//! `stacktop record`: sample a target until it exits, `--duration` passes or a signal arrives, then write the
+//! profile file (to a temporary name, renamed when complete).
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use crate::acquire::{
+    signals, CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Target,
+};
+use crate::cli::{RecordArgs, TargetArgs};
+use crate::cmd::pipeline::Pipeline;
+use crate::format::pprof;
+use crate::profile::{Meta, Profile};
+use crate::unwind::fp;
+
+/// How often the rings are drained and the status line redrawn.
+const TICK: Duration = Duration::from_millis(100);
+
+pub fn target(args: &TargetArgs) -> Result<Target> {
+    let given = [
+        !args.command.is_empty(),
+        !args.pids.is_empty(),
+        !args.tids.is_empty(),
+        args.all,
+    ];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        bail!("give one target: -p PID, -t TID, -a or -- COMMAND");
+    }
+    Ok(if !args.command.is_empty() {
+        Target::Command(args.command.clone())
+    } else if !args.pids.is_empty() {
+        Target::Pids(args.pids.clone())
+    } else if !args.tids.is_empty() {
+        Target::Tids(args.tids.clone())
+    } else {
+        Target::System
+    })
+}
+
+pub fn run(args: RecordArgs) -> Result<ExitCode> {
+    let config = SessionConfig {
+        target: target(&args.target)?,
+        event: args.event.parse::<EventSpec>()?,
+        frequency: args.frequency,
+        call_graph: args.call_graph.parse::<CallGraphMode>()?,
+        command_output: CommandOutput::Inherit,
+    };
+    if config.frequency == 0 {
+        bail!("-F must be at least 1 Hz");
+    }
+    if let Some(d) = args.duration {
+        if !(d.is_finite() && d >= 0.0) {
+            bail!("--duration must be a number of seconds, got {d}");
+        }
+    }
+    let stop = signals::stop_flag().context("installing signal handlers")?;
+    let started = SystemTime::now();
+    let mut session = Session::start(config)?;
+    for note in session.notes() {
+        eprintln!("stacktop: {note}");
+    }
+    let limits = fp::Limits {
+        kernel_max_stack: session.max_stack(),
+        ..fp::Limits::default()
+    };
+    let mut pipeline = Pipeline::new(Meta::default(), limits);
+    let status = StatusLine::new();
+    let begin = Instant::now();
+    let deadline = args.duration.map(|d| begin + Duration::from_secs_f64(d));
+    let mut records = Vec::new();
+    loop {
+        session.read(TICK, &mut records)?;
+        for record in records.drain(..) {
+            pipeline.on_record(&record);
+        }
+        status.show(begin.elapsed(), &session);
+        if stop.load(Ordering::Relaxed) {
+            session.terminate_child();
+            break;
+        }
+        if session.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    session.finish(&mut records)?;
+    for record in records.drain(..) {
+        pipeline.on_record(&record);
+    }
+    status.clear();
+
+    let stats = session.stats();
+    let mut notes: Vec<String> = session.notes().to_vec();
+    if pipeline.truncated > 0 {
+        notes.push(format!(
+            "{} of {} stacks were cut before their root (deeper than the kernel's {}-frame limit or our cap); they end in [truncated]",
+            pipeline.truncated, pipeline.samples, limits.kernel_max_stack
+        ));
+    }
+    let meta = pipeline.meta_mut();
+    *meta = Meta {
+        event: session.event_name(),
+        period_unit: session.event().kind.period_unit().to_owned(),
+        frequency: session.frequency(),
+        call_graph: session.call_graph().to_string(),
+        lost: stats.lost,
+        throttled: stats.throttled,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        notes,
+        time_nanos: started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64),
+        duration_nanos: begin.elapsed().as_nanos() as i64,
+    };
+    let profile = pipeline.into_profile();
+    write_profile(&profile, &args.output)?;
+    eprintln!(
+        "stacktop: wrote {} ({} samples, {} lost, {} throttled)",
+        args.output.display(),
+        profile.total_count(),
+        stats.lost,
+        stats.throttled
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes next to the destination and renames, so a reader never sees half a file.
+fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "stacktop.pb.gz".to_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp).with_context(|| {
+            format!(
+                "cannot write {}: check the directory exists and is writable",
+                tmp.display()
+            )
+        })?;
+        let mut out = std::io::BufWriter::new(file);
+        pprof::write_pprof(
+            profile,
+            &mut out,
+            path.extension().is_some_and(|e| e == "gz"),
+        )
+        .with_context(|| format!("writing {}", tmp.display()))?;
+        out.flush()
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// One line on stderr with elapsed time, samples and lost samples; silent when stderr is not a terminal.
+struct StatusLine {
+    enabled: bool,
+}
+
+impl StatusLine {
+    fn new() -> StatusLine {
+        StatusLine {
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, elapsed: Duration, session: &Session) {
+        if !self.enabled {
+            return;
+        }
+        let stats = session.stats();
+        eprint!(
+            "\r\x1b[Kstacktop: recording {:.1}s  {} samples  {} lost",
+            elapsed.as_secs_f64(),
+            stats.samples,
+            stats.lost
+        );
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `stacktop report`: the call-graph report, the callers/callees trees, or collapsed stacks.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::ReportArgs;
+use crate::cmd::load_profile;
+use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
+use crate::render::{
+    write_calltree, write_folded, write_report, CalltreeOptions, FoldedOptions, ReportOptions,
+};
+
+pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    let profile = load_profile(&args.input)?;
+    let filter = Filter {
+        pids: args.pids.clone(),
+        tids: args.tids.clone(),
+        comms: args.comms.clone(),
+        percent_limit: args.percent_limit,
+        ..Filter::default()
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let tree = |matcher: Matcher, direction| CalltreeOptions {
+        matcher,
+        direction,
+        filter: filter.clone(),
+        show_module: true,
+    };
+    if let Some(sym) = &args.callers {
+        write_calltree(
+            &mut out,
+            &profile,
+            &tree(Matcher::exact(sym), Direction::Callers),
+        )?;
+    } else if let Some(re) = &args.callers_regex {
+        let matcher = Matcher::regex(re).with_context(|| format!("--callers-regex {re:?}"))?;
+        write_calltree(&mut out, &profile, &tree(matcher, Direction::Callers))?;
+    } else if let Some(sym) = &args.callees {
+        write_calltree(
+            &mut out,
+            &profile,
+            &tree(Matcher::exact(sym), Direction::Callees),
+        )?;
+    } else if args.folded {
+        let opts = FoldedOptions {
+            filter,
+            ..FoldedOptions::default()
+        };
+        write_folded(&mut out, &profile, &opts)?;
+    } else {
+        let opts = ReportOptions {
+            children: !args.no_children,
+            show_samples: args.show_samples,
+            sort: SortKey::parse_list(&args.sort).context("--sort")?,
+            graph: GraphOptions::parse(&args.call_graph).context("-g")?,
+            filter,
+        };
+        write_report(&mut out, &profile, &opts)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,162 @@
+//! Shared test helpers: building the C and Rust workloads under `assets/`, running the stacktop binary, and
+//! skipping (or, with `STACKTOP_REQUIRE_PERF=1`, failing) where the machine lacks what a test needs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+pub fn require_env() -> bool {
+    std::env::var("STACKTOP_REQUIRE_PERF").is_ok_and(|v| v == "1")
+}
+
+/// Returns true when the test must stop here: prints why, or panics when requirements are enforced.
+pub fn skip(reason: &str) -> bool {
+    if require_env() {
+        panic!("required but missing (STACKTOP_REQUIRE_PERF=1): {reason}");
+    }
+    eprintln!("skipped: {reason}");
+    true
+}
+
+/// Whether perf_event_open works here for a software event on a launched process.
+pub fn perf_available() -> bool {
+    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = AVAILABLE.get_or_init(|| {
+        let out = Command::new(stacktop_bin())
+            .args(["record", "-e", "cpu-clock", "-o"])
+            .arg(scratch_dir().join("probe.pb.gz"))
+            .args(["--", "true"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    match result {
+        Ok(()) => true,
+        Err(reason) => !skip(&format!("perf_event_open unavailable: {reason}")),
+    }
+}
+
+pub fn tool_available(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    found || !skip(&format!("`{tool}` is not installed"))
+}
+
+pub fn stacktop_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stacktop")
+}
+
+pub fn assets_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
+/// A per-run scratch directory under cargo's target tmpdir.
+pub fn scratch_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    })
+    .clone()
+}
+
+/// A fresh file path in the scratch directory.
+pub fn scratch_file(name: &str) -> PathBuf {
+    scratch_dir().join(name)
+}
+
+/// Compiles `assets/<source>` with the system C compiler (flags as written at the top of each workload),
+/// once per test run, and returns the binary's path.
+pub fn build_c(source: &str, output: &str, extra: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(output) {
+        return path.clone();
+    }
+    let out = scratch_dir().join(output);
+    let status = Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread"])
+        .args(extra)
+        .arg("-o")
+        .arg(&out)
+        .arg(assets_dir().join(source))
+        .args(["-ldl"])
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed for {source}");
+    built.insert(output.to_owned(), out.clone());
+    out
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+pub fn stacktop(args: &[&str]) -> Command {
+    let mut cmd = Command::new(stacktop_bin());
+    cmd.args(args);
+    cmd
+}
+
+/// Records `command` with stacktop (cpu-clock: this machine has no hardware PMU) into a fresh file.
+pub fn record(name: &str, extra: &[&str], command: &[&Path]) -> PathBuf {
+    let file = scratch_file(&format!("{name}.pb.gz"));
+    let mut cmd = stacktop(&["record", "-e", "cpu-clock", "-F", "999"]);
+    cmd.args(extra).arg("-o").arg(&file).arg("--").args(command);
+    run(&mut cmd);
+    file
+}
+
+pub fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
+}
+
+/// Parses `stacktop report --no-children --sort KEYS` entry lines into (key text, self percent).
+/// An entry line starts with a percentage; the rest of the line, after the percentage columns, is the key.
+pub fn self_shares(report: &str) -> Vec<(String, f64)> {
+    let mut rows = Vec::new();
+    for line in report.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') || line.starts_with(' ') && line.trim_start().starts_with('|') {
+            continue;
+        }
+        let mut words = trimmed.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        let Some(pct) = first.strip_suffix('%').and_then(|p| p.parse::<f64>().ok()) else {
+            continue;
+        };
+        let rest: Vec<&str> = words.filter(|w| !w.ends_with('%')).collect();
+        rows.push((rest.join(" "), pct));
+    }
+    rows
+}
+
+/// Sum of the self shares of rows whose key contains `needle`.
+pub fn share_of(rows: &[(String, f64)], needle: &str) -> f64 {
+    rows.iter().filter(|(k, _)| k.contains(needle)).map(|(_, p)| p).sum()
+}
+
+pub fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: {actual:.2}% is not within {tolerance} points of {expected}%"
+    );
+}
