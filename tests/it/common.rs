@@ -151,7 +151,10 @@ pub fn self_shares(report: &str) -> Vec<(String, f64)> {
 
 /// Sum of the self shares of rows whose key contains `needle`.
 pub fn share_of(rows: &[(String, f64)], needle: &str) -> f64 {
-    rows.iter().filter(|(k, _)| k.contains(needle)).map(|(_, p)| p).sum()
+    rows.iter()
+        .filter(|(k, _)| k.contains(needle))
+        .map(|(_, p)| p)
+        .sum()
 }
 
 pub fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {

@@ -1,0 +1,7 @@
+//! Integration tests: one binary, so workloads are built once and perf tests run one at a time
+//! (`cargo test -- --test-threads=1`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod errors;
+mod record;

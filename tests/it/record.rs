@@ -1,0 +1,374 @@
+//! Record real workloads whose profile is known by construction and check the shares stacktop reports.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Extra compiler flags: none beyond the workloads' own `-O2 -g -fno-omit-frame-pointer`. (gcc still sets up
+/// no frame in a leaf that needs no stack, so in fp mode a hot leaf's caller is skipped; the shares of the
+/// leaves themselves are exact.)
+const FP: &[&str] = &[];
+
+fn no_children_rows(file: &Path, sort: &str) -> Vec<(String, f64)> {
+    let report = stdout_of(stacktop(&["report", "--no-children", "--sort", sort, "-i"]).arg(file));
+    self_shares(&report)
+}
+
+fn sample_count(file: &Path) -> u64 {
+    let folded = stdout_of(stacktop(&["report", "--folded", "-i"]).arg(file));
+    folded
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn split_60_30_10() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("split.c", "split", FP);
+    let file = record("split", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
+    assert!(sample_count(&file) >= 1000, "too few samples");
+    let rows = no_children_rows(&file, "sym");
+    let a = share_of(&rows, "hot_a");
+    let b = share_of(&rows, "warm_b");
+    let c = share_of(&rows, "cool_c");
+    let sum = a + b + c;
+    assert!(
+        sum > 90.0,
+        "the three functions have only {sum:.1}%: {rows:?}"
+    );
+    assert_near("hot_a", a * 100.0 / sum, 60.0, 5.0);
+    assert_near("warm_b", b * 100.0 / sum, 30.0, 5.0);
+    assert_near("cool_c", c * 100.0 / sum, 10.0, 5.0);
+}
+
+#[test]
+fn inline_frames_split_2_to_1() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("inline_split.c", "inline_split", FP);
+    let file = record("inline", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
+    let folded = stdout_of(stacktop(&["report", "--folded", "-i"]).arg(&file));
+    let count = |needle: &str| -> u64 {
+        folded
+            .lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let two = count("caller_two;mixed");
+    let one = count("caller_one;mixed");
+    assert!(
+        two + one >= 500,
+        "too few samples in the inline frame:\n{folded}"
+    );
+    let share_two = two as f64 * 100.0 / (two + one) as f64;
+    assert_near("mixed under caller_two", share_two, 66.7, 7.0);
+    // The callers query sees the inline frame as a function of its own.
+    let callers = stdout_of(stacktop(&["report", "--callers", "mixed", "-i"]).arg(&file));
+    assert!(
+        callers.contains("caller_two") && callers.contains("caller_one"),
+        "{callers}"
+    );
+}
+
+fn thread_shares(file: &Path) {
+    let rows = no_children_rows(file, "comm");
+    let total: f64 = (1..=8)
+        .map(|k| share_of_exact(&rows, &format!("worker-{k}")))
+        .sum();
+    assert!(total > 90.0, "workers have only {total:.1}%: {rows:?}");
+    for k in 1..=8 {
+        let share = share_of_exact(&rows, &format!("worker-{k}")) * 100.0 / total;
+        assert_near(&format!("worker-{k}"), share, k as f64 * 100.0 / 36.0, 3.0);
+    }
+}
+
+fn share_of_exact(rows: &[(String, f64)], key: &str) -> f64 {
+    rows.iter().filter(|(k, _)| k == key).map(|(_, p)| p).sum()
+}
+
+#[test]
+fn eight_named_threads() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("threads.c", "threads", FP);
+    let file = record("threads", &[], &[&bin, Path::new("400")]);
+    assert!(sample_count(&file) >= 1000);
+    thread_shares(&file);
+}
+
+#[test]
+fn attach_to_pid_whose_threads_start_later() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("threads.c", "threads", FP);
+    // The threads start 1 s after launch; stacktop attaches well before that.
+    let mut child = Command::new(&bin).args(["400", "1"]).spawn().unwrap();
+    let file = scratch_file("attach.pb.gz");
+    let out = stacktop(&[
+        "record",
+        "-e",
+        "cpu-clock",
+        "-p",
+        &child.id().to_string(),
+        "-o",
+    ])
+    .arg(&file)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    child.wait().unwrap();
+    thread_shares(&file);
+}
+
+#[test]
+fn fork_and_exec_children() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("forkexec.c", "forkexec", FP);
+    let file = record("forkexec", &[], &[&bin, Path::new("1500")]);
+    let rows = no_children_rows(&file, "sym");
+    let parent = share_of(&rows, "parent_work");
+    let forked = share_of(&rows, "forked_work");
+    let child = share_of(&rows, "child_work");
+    let sum = parent + forked + child;
+    assert!(sum > 90.0, "work functions have only {sum:.1}%: {rows:?}");
+    assert_near("parent_work", parent * 100.0 / sum, 25.0, 5.0);
+    assert_near("forked_work", forked * 100.0 / sum, 25.0, 5.0);
+    assert_near("child_work", child * 100.0 / sum, 50.0, 5.0);
+    assert!(share_of(&rows, "[unknown]") < 2.0, "{rows:?}");
+}
+
+#[test]
+fn dlopened_library_is_symbolized() {
+    if !perf_available() {
+        return;
+    }
+    let lib = build_c("dlopen_lib.c", "libstacktop_dl.so", &["-shared", "-fPIC"]);
+    let bin = build_c("dlopen.c", "dlopen", FP);
+    let file = record("dlopen", &[], &[&bin, &lib, Path::new("2")]);
+    let rows = no_children_rows(&file, "dso,sym");
+    let hot = share_of(&rows, "lib_hot");
+    let cool = share_of(&rows, "lib_cool");
+    assert!(hot + cool > 90.0, "{rows:?}");
+    assert_near("lib_hot", hot * 100.0 / (hot + cool), 75.0, 5.0);
+    assert!(
+        rows.iter()
+            .any(|(k, _)| k.contains("libstacktop_dl.so") && k.contains("lib_hot")),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn stripped_binary_shows_unknown_with_module_and_offset() {
+    if !perf_available() || !tool_available("strip") {
+        return;
+    }
+    let bin = build_c("split.c", "split", FP);
+    let stripped = scratch_file("split_stripped");
+    std::fs::copy(&bin, &stripped).unwrap();
+    run(Command::new("strip").arg(&stripped));
+    let file = record("stripped", &[], &[&stripped, Path::new("1")]);
+    let rows = no_children_rows(&file, "dso,sym");
+    let unknown: Vec<_> = rows
+        .iter()
+        .filter(|(k, _)| k.contains("[unknown] split_stripped+0x"))
+        .collect();
+    let share: f64 = unknown.iter().map(|(_, p)| p).sum();
+    assert!(share > 90.0, "{rows:?}");
+}
+
+fn build_rust(mangling: &str) -> std::path::PathBuf {
+    let out = scratch_file(&format!("rustwork_{mangling}"));
+    let mut cmd = Command::new("rustc");
+    cmd.args(["-C", "opt-level=2", "-g", "-C", "force-frame-pointers=yes"]);
+    if mangling == "v0" {
+        cmd.args(["-C", "symbol-mangling-version=v0"]);
+    }
+    cmd.arg("-o")
+        .arg(&out)
+        .arg(assets_dir().join("rustwork.rs"));
+    run(&mut cmd);
+    out
+}
+
+#[test]
+fn rust_names_demangled_in_both_manglings() {
+    if !perf_available() || !tool_available("rustc") {
+        return;
+    }
+    for (mangling, expected) in [
+        (
+            "legacy",
+            &[
+                "rustwork::burn",
+                "rustwork::main::{{closure}}",
+                "rustwork::apply",
+            ][..],
+        ),
+        (
+            "v0",
+            &[
+                "rustwork::burn::<rustwork::Heavy>",
+                "rustwork::burn::<rustwork::Light>",
+                "rustwork::main::{closure#1}",
+            ][..],
+        ),
+    ] {
+        let bin = build_rust(mangling);
+        let file = record(&format!("rust_{mangling}"), &[], &[&bin, Path::new("1")]);
+        // Children (total) rows: the generic functions' own samples mostly land in std functions inlined
+        // into them (`<u64>::wrapping_add`), which are frames of their own.
+        let report =
+            stdout_of(stacktop(&["report", "--children", "--sort", "sym", "-i"]).arg(&file));
+        let rows = self_shares(&report);
+        for name in expected {
+            assert!(
+                rows.iter().any(|(k, _)| k == &format!("[.] {name}")),
+                "{mangling}: no row named exactly {name}: {rows:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn system_wide_catches_a_workload_by_name() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("split.c", "split", FP);
+    let mut child = Command::new(&bin).arg("4").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let file = scratch_file("system.pb.gz");
+    let out = stacktop(&["record", "-a", "-e", "cpu-clock", "--duration", "2", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    child.kill().ok();
+    child.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = stdout_of(
+        stacktop(&[
+            "report",
+            "--no-children",
+            "--sort",
+            "sym",
+            "--comm",
+            "split",
+            "-i",
+        ])
+        .arg(&file),
+    );
+    let rows = self_shares(&report);
+    let a = share_of(&rows, "hot_a");
+    let b = share_of(&rows, "warm_b");
+    assert!(a + b > 50.0, "{rows:?}");
+    assert_near("hot_a of split's samples", a * 100.0 / (a + b), 66.7, 6.0);
+}
+
+#[test]
+fn sigint_writes_a_complete_file() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("split.c", "split", FP);
+    let file = scratch_file("interrupted.pb.gz");
+    let mut recorder = stacktop(&["record", "-e", "cpu-clock", "-o"])
+        .arg(&file)
+        .arg("--")
+        .arg(&bin)
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
+    let status = recorder.wait().unwrap();
+    assert!(status.success(), "record exited with {status}");
+    assert!(
+        sample_count(&file) > 500,
+        "the interrupted recording lost its samples"
+    );
+    let rows = no_children_rows(&file, "sym");
+    assert!(share_of(&rows, "hot_a") > 40.0, "{rows:?}");
+}
+
+#[test]
+fn go_pprof_reads_the_profile() {
+    if !perf_available() || !tool_available("go") {
+        return;
+    }
+    let bin = build_c("split.c", "split", FP);
+    let file = record("for_go", &[], &[&bin, Path::new("1")]);
+    let top = stdout_of(
+        Command::new("go")
+            .args(["tool", "pprof", "-top"])
+            .arg(&file),
+    );
+    let first = top
+        .lines()
+        .skip_while(|l| !l.contains("flat%"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(first.contains("hot_a"), "hot_a is not first in:\n{top}");
+    let flat: f64 = first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.strip_suffix('%'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    assert_near("hot_a flat% in go tool pprof", flat, 60.0, 6.0);
+    let raw = stdout_of(
+        Command::new("go")
+            .args(["tool", "pprof", "-raw"])
+            .arg(&file),
+    );
+    let build_id = read_build_id(&bin);
+    assert!(
+        raw.contains(&build_id),
+        "build-id {build_id} not in -raw output:\n{raw}"
+    );
+    assert!(raw.contains("split.c:"), "no source lines in -raw output");
+    // A location with an inline frame lists both functions, innermost first.
+    let bin = build_c("inline_split.c", "inline_split", FP);
+    let file = record("for_go_inline", &[], &[&bin, Path::new("1")]);
+    let raw = stdout_of(
+        Command::new("go")
+            .args(["tool", "pprof", "-raw"])
+            .arg(&file),
+    );
+    let lines: Vec<&str> = raw.lines().collect();
+    let inline_pair = lines.windows(2).any(|w| {
+        w[0].contains(" mixed ")
+            && w[0].contains("inline_split.c:")
+            && w[1].trim_start().starts_with("caller_")
+    });
+    assert!(
+        inline_pair,
+        "no location with the inline frame `mixed` above its caller:\n{raw}"
+    );
+}
+
+fn read_build_id(bin: &Path) -> String {
+    let out = stdout_of(Command::new("readelf").arg("-n").arg(bin));
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_default()
+        .to_owned()
+}
