@@ -67,8 +67,8 @@ pub struct RecordArgs {
     /// Record call chains (always on; accepted as perf's spelling of the default).
     #[arg(short = 'g')]
     pub g: bool,
-    /// How call stacks are walked.
-    #[arg(long = "call-graph", value_name = "MODE", default_value = "fp")]
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
+    #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
     pub call_graph: String,
     /// Output file: pprof, gzipped when the name ends in .gz.
     #[arg(short = 'o', long = "output", default_value = "stacktop.pb.gz")]

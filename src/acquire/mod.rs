@@ -38,23 +38,32 @@ pub enum Target {
 }
 
 /// How call chains are recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallGraphMode {
     /// The kernel walks frame pointers (`PERF_SAMPLE_CALLCHAIN`), kernel and user.
-    #[default]
     Fp,
     /// Frame-pointer chains plus a copy of this many bytes of user stack and the user registers
-    /// ([`USER_REGS`]), for repairing frames that frame pointers skip.
+    /// ([`USER_REGS`]), for repairing frames that frame pointers skip. The default.
     Hybrid(u32),
     /// Kernel chains only, plus a copy of this many bytes of user stack and the user registers, for
     /// unwinding with `.eh_frame`.
     Dwarf(u32),
 }
 
-/// Stack bytes copied per sample when the mode names no size (perf's default).
+/// Stack bytes copied per sample in dwarf mode when the mode names no size (perf's default).
 pub const DEFAULT_STACK_BYTES: u32 = 8192;
+/// Stack bytes copied per sample in hybrid mode (the default mode) when the mode names no size: enough for
+/// the tables to walk 200 frames of 48 bytes past the kernel's 127-frame limit; the copy costs the kernel
+/// a memcpy per sample, measured in `benches/`.
+pub const DEFAULT_HYBRID_STACK_BYTES: u32 = 16384;
 /// The kernel's largest user stack copy (a record's size is a u16).
 pub const MAX_STACK_BYTES: u32 = 65528;
+
+impl Default for CallGraphMode {
+    fn default() -> CallGraphMode {
+        CallGraphMode::Hybrid(DEFAULT_HYBRID_STACK_BYTES)
+    }
+}
 
 impl CallGraphMode {
     /// Bytes of user stack copied per sample (0 in frame-pointer mode), as the kernel will be asked:
@@ -87,7 +96,11 @@ impl std::str::FromStr for CallGraphMode {
         let invalid = || AcquireError::InvalidCallGraph { mode: s.to_owned() };
         let (name, size) = s.split_once(',').unwrap_or((s, ""));
         let bytes = if size.is_empty() {
-            DEFAULT_STACK_BYTES
+            if name.trim() == "hybrid" {
+                DEFAULT_HYBRID_STACK_BYTES
+            } else {
+                DEFAULT_STACK_BYTES
+            }
         } else {
             size.trim().parse::<u32>().map_err(|_| invalid())?
         };

@@ -38,7 +38,7 @@ const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 /// (`kernel.perf_event_mlock_kb`, 516 KiB per CPU for unprivileged users) refuses. Frame-pointer samples
 /// are small: 64 pages (256 KiB) per CPU. Samples with a stack copy are kilobytes each: up to 2 MiB.
 const RING_PAGES_LOG2_FP: &[u8] = &[6, 5, 4, 3];
-const RING_PAGES_LOG2_STACK: &[u8] = &[9, 8, 7, 6, 5, 4, 3];
+const RING_PAGES_LOG2_STACK: &[u8] = &[10, 9, 8, 7, 6, 5, 4, 3];
 
 /// Records drained from one ring per round at most, so one busy ring cannot starve the others.
 const MAX_RECORDS_PER_ROUND: usize = 1 << 16;

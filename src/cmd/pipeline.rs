@@ -11,7 +11,8 @@ use crate::acquire::record::{Record, SampleRecord};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{Function, Line, Location, LocationId, Mapping, MappingId, Meta, Profile};
-use crate::symbolize::{Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
+use crate::symbolize::{module_bytes, Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
+use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
 
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
@@ -37,6 +38,8 @@ pub struct Pipeline {
     symbolizer: Symbolizer,
     profile: Profile,
     limits: fp::Limits,
+    /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
+    unwinders: Option<Unwinders>,
     locations: HashMap<LocationKey, LocationId>,
     mappings: HashMap<(Arc<Module>, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
@@ -48,12 +51,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(meta: Meta, limits: fp::Limits) -> Pipeline {
+    /// A pipeline; `tables` selects dwarf or hybrid unwinding of copied stacks (None: frame pointers only).
+    pub fn new(meta: Meta, limits: fp::Limits, tables: Option<Mode>) -> Pipeline {
         Pipeline {
             processes: Processes::new(),
             symbolizer: Symbolizer::new(),
             profile: Profile::new(meta),
             limits,
+            unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
@@ -77,8 +82,22 @@ impl Pipeline {
     }
 
     fn on_sample(&mut self, sample: &SampleRecord) {
-        let walked = fp::frames_with(&sample.callchain, self.limits);
+        let walked = match &mut self.unwinders {
+            Some(unwinders) => {
+                let processes = &self.processes;
+                let mut loader = |module: &Module, mapping: &ProcessMapping| {
+                    module_bytes(&module_spec(module, mapping, processes))
+                };
+                unwinders.unwind(sample, &self.processes, &mut loader)
+            }
+            None => fp::frames_with(&sample.callchain, self.limits),
+        };
         self.add_stack(sample, &walked);
+    }
+
+    /// Unwind quality so far (dwarf and hybrid modes).
+    pub fn unwind_quality(&self) -> Option<&crate::unwind::modules::Quality> {
+        self.unwinders.as_ref().map(|u| &u.quality)
     }
 
     fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {
@@ -125,13 +144,7 @@ impl Pipeline {
                 if let Some(&id) = self.locations.get(&key) {
                     return id;
                 }
-                let spec = ModuleSpec {
-                    path: module.path.clone(),
-                    build_id: module.build_id.clone(),
-                    pid: (!self.processes.has_exited(pid)).then_some(pid),
-                    map_start: mapping.start.0,
-                    map_end: mapping.end.0,
-                };
+                let spec = module_spec(&module, &mapping, &self.processes);
                 let frames = self.symbolizer.symbolize_user(&spec, offset);
                 let mapping_id = self.user_mapping(&module, &mapping);
                 self.insert_location(key, Some(mapping_id), lookup, &frames)
@@ -244,5 +257,16 @@ impl Pipeline {
 
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.profile.meta
+    }
+}
+
+/// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives.
+fn module_spec(module: &Module, mapping: &ProcessMapping, processes: &Processes) -> ModuleSpec {
+    ModuleSpec {
+        path: module.path.clone(),
+        build_id: module.build_id.clone(),
+        pid: (!processes.has_exited(mapping.pid)).then_some(mapping.pid),
+        map_start: mapping.start.0,
+        map_end: mapping.end.0,
     }
 }

@@ -4,11 +4,13 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
+use crate::acquire::record::Record;
 use crate::acquire::{
     signals, CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Target,
 };
@@ -17,6 +19,7 @@ use crate::cmd::pipeline::Pipeline;
 use crate::format::pprof;
 use crate::profile::{Meta, Profile};
 use crate::unwind::fp;
+use crate::unwind::modules::Mode;
 
 /// How often the rings are drained and the status line redrawn.
 const TICK: Duration = Duration::from_millis(100);
@@ -60,7 +63,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     let stop = signals::stop_flag().context("installing signal handlers")?;
     let started = SystemTime::now();
-    let mut session = Session::start(config)?;
+    let session = Session::start(config)?;
     for note in session.notes() {
         eprintln!("stacktop: {note}");
     }
@@ -68,30 +71,26 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         kernel_max_stack: session.max_stack(),
         ..fp::Limits::default()
     };
-    let mut pipeline = Pipeline::new(Meta::default(), limits);
-    let status = StatusLine::new();
+    let tables = match session.call_graph() {
+        CallGraphMode::Fp => None,
+        CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
+        CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
+    };
+    let mut pipeline = Pipeline::new(Meta::default(), limits, tables);
     let begin = Instant::now();
     let deadline = args.duration.map(|d| begin + Duration::from_secs_f64(d));
-    let mut records = Vec::new();
-    loop {
-        session.read(TICK, &mut records)?;
-        for record in records.drain(..) {
-            pipeline.on_record(&record);
-        }
-        status.show(begin.elapsed(), &session);
-        if stop.load(Ordering::Relaxed) {
-            session.terminate_child();
-            break;
-        }
-        if session.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+    // The rings are drained on their own thread, so a slow symbol load on this one never lets them
+    // overflow; batches wait in the channel instead.
+    let (batches, received) = mpsc::channel::<Vec<Record>>();
+    let reader = std::thread::spawn(move || drain(session, &stop, deadline, begin, &batches));
+    for batch in received {
+        for record in &batch {
+            pipeline.on_record(record);
         }
     }
-    session.finish(&mut records)?;
-    for record in records.drain(..) {
-        pipeline.on_record(&record);
-    }
-    status.clear();
+    let session = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
     let stats = session.stats();
     let mut notes: Vec<String> = session.notes().to_vec();
@@ -126,6 +125,38 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         stats.throttled
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the rings until the target ends, the deadline passes or a signal arrives, then stops the counters
+/// and sends what is left.
+fn drain(
+    mut session: Session,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    begin: Instant,
+    batches: &mpsc::Sender<Vec<Record>>,
+) -> Result<Session> {
+    let status = StatusLine::new();
+    loop {
+        let mut batch = Vec::new();
+        session.read(TICK, &mut batch)?;
+        if !batch.is_empty() && batches.send(batch).is_err() {
+            break;
+        }
+        status.show(begin.elapsed(), &session);
+        if stop.load(Ordering::Relaxed) {
+            session.terminate_child();
+            break;
+        }
+        if session.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    session.finish(&mut rest)?;
+    let _ = batches.send(rest);
+    status.clear();
+    Ok(session)
 }
 
 /// Writes next to the destination and renames, so a reader never sees half a file.

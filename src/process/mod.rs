@@ -144,6 +144,9 @@ impl AddressSpace {
 struct ProcessState {
     space: AddressSpace,
     exited: bool,
+    /// Changes whenever `space` does, so per-process caches built from the mappings (unwind modules) know
+    /// when to rebuild.
+    generation: u64,
 }
 
 /// Every process seen in the record stream, with its mappings and thread names as of the last record.
@@ -153,6 +156,8 @@ pub struct Processes {
     /// Thread names by tid (a process's main thread has tid == pid).
     comms: HashMap<u32, String>,
     modules: HashMap<Module, Arc<Module>>,
+    /// Source of fresh `ProcessState::generation` values.
+    generations: u64,
 }
 
 /// The first kernel address on 64-bit Linux (x86_64 and aarch64 alike put the kernel in the upper half).
@@ -179,6 +184,8 @@ impl Processes {
                     let process = self.processes.entry(*pid).or_default();
                     process.space = AddressSpace::default();
                     process.exited = false;
+                    self.generations += 1;
+                    process.generation = self.generations;
                 }
                 self.comms.insert(*tid, name.clone());
             }
@@ -196,11 +203,13 @@ impl Processes {
                         .get(ppid)
                         .map(|p| p.space.clone())
                         .unwrap_or_default();
+                    self.generations += 1;
                     self.processes.insert(
                         *pid,
                         ProcessState {
                             space,
                             exited: false,
+                            generation: self.generations,
                         },
                     );
                 } else {
@@ -240,11 +249,10 @@ impl Processes {
             inode: m.inode,
         });
         let end = m.start.saturating_add(m.len);
-        self.processes
-            .entry(m.pid)
-            .or_default()
-            .space
-            .insert(m.start, end, m.pgoff, module);
+        self.generations += 1;
+        let process = self.processes.entry(m.pid).or_default();
+        process.generation = self.generations;
+        process.space.insert(m.start, end, m.pgoff, module);
     }
 
     fn intern(&mut self, module: Module) -> Arc<Module> {
@@ -288,6 +296,32 @@ impl Processes {
     /// Whether the process's main thread has exited.
     pub fn has_exited(&self, pid: u32) -> bool {
         self.processes.get(&pid).is_some_and(|p| p.exited)
+    }
+
+    /// A value that changes whenever the process's mappings change (0 for an unknown process).
+    pub fn generation(&self, pid: u32) -> u64 {
+        self.processes.get(&pid).map_or(0, |p| p.generation)
+    }
+
+    /// The process's executable mappings, lowest address first.
+    pub fn mappings(&self, pid: u32) -> Vec<(Mapping, Arc<Module>)> {
+        let Some(process) = self.processes.get(&pid) else {
+            return Vec::new();
+        };
+        process
+            .space
+            .ranges
+            .iter()
+            .map(|(&start, e)| {
+                let mapping = Mapping {
+                    pid,
+                    start: Avma(start),
+                    end: Avma(e.end),
+                    pgoff: FileOffset(e.pgoff),
+                };
+                (mapping, Arc::clone(&e.module))
+            })
+            .collect()
     }
 
     /// Every distinct module seen so far.

@@ -33,6 +33,7 @@
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
 //! [`Frame::is_unknown`] tells these apart from named frames; `file` is `None` and `line` 0 for all of them.
 
+mod bytes;
 mod demangle;
 mod elf;
 mod kallsyms;
@@ -44,6 +45,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use bytes::module_bytes;
 pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;

@@ -1,0 +1,133 @@
+//! Walking a copied user stack with unwind tables (framehop), frame by frame, keeping each frame's
+//! canonical frame address (CFA) so hybrid mode can splice the walk onto the frame-pointer chain.
+//!
+//! The stack copy starts at the sampled stack pointer; framehop reads it through a closure and never sees
+//! memory outside it: a read past the copy ends the walk as `CopyExhausted`.
+
+use std::cell::Cell;
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::Unwinder as _;
+
+use super::tables::Bytes;
+use super::Frame;
+use crate::addr::{Avma, FrameAddress};
+
+pub type Unwinder = UnwinderX86_64<Bytes>;
+pub type Cache = CacheX86_64;
+
+/// The user registers a walk starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regs {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
+
+impl Regs {
+    /// Registers in `acquire::USER_REGS` order (x86_64: bp, sp, ip).
+    pub fn from_sample(user_regs: &[u64]) -> Option<Regs> {
+        if cfg!(target_arch = "x86_64") {
+            match *user_regs {
+                [bp, sp, ip] => Some(Regs { ip, sp, bp }),
+                _ => None,
+            }
+        } else {
+            None
+        }
+    }
+}
+
+/// A copy of user stack memory starting at `sp`.
+#[derive(Clone, Copy, Debug)]
+pub struct StackCopy<'a> {
+    pub sp: u64,
+    pub bytes: &'a [u8],
+}
+
+impl StackCopy<'_> {
+    pub fn read(&self, addr: u64) -> Option<u64> {
+        let off = usize::try_from(addr.checked_sub(self.sp)?).ok()?;
+        let b = self.bytes.get(off..off.checked_add(8)?)?;
+        Some(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+
+    /// One past the last copied address.
+    pub fn end(&self) -> u64 {
+        self.sp.saturating_add(self.bytes.len() as u64)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkEnd {
+    /// The tables say this is the outermost frame (or the return address is 0).
+    Complete,
+    /// The next frame's return address lies beyond the copy.
+    CopyExhausted,
+    /// The walk went wrong (no progress, garbage); the frames so far are kept.
+    Broken,
+    /// Our depth cap.
+    DepthCap,
+}
+
+/// Frames found by the tables, innermost first, with the CFA of each frame (for the first frame, the
+/// sampled stack pointer): frame `i`'s caller resumes at `frames[i + 1]` with `sp = cfas[i + 1]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    pub frames: Vec<Frame>,
+    pub cfas: Vec<u64>,
+    pub end: WalkEnd,
+}
+
+/// Walks the user stack from `regs` through `stack`, at most `max_depth` frames.
+pub fn walk(
+    unwinder: &Unwinder,
+    cache: &mut Cache,
+    regs: Regs,
+    stack: StackCopy<'_>,
+    max_depth: usize,
+) -> Walk {
+    let mut frames = vec![Frame {
+        address: FrameAddress::InstructionPointer(Avma(regs.ip)),
+        kernel: false,
+    }];
+    let mut cfas = vec![regs.sp];
+    let mut unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
+    let mut address = framehop::FrameAddress::from_instruction_pointer(regs.ip);
+    // Set when a read failed because it was past the end of the copy (not below sp, not garbage).
+    let exhausted = Cell::new(false);
+    let mut read = |addr: u64| -> Result<u64, ()> {
+        stack.read(addr).ok_or_else(|| {
+            exhausted.set(addr >= stack.end());
+        })
+    };
+    let end = loop {
+        if frames.len() >= max_depth {
+            break WalkEnd::DepthCap;
+        }
+        let prev_sp = unwind_regs.sp();
+        match unwinder.unwind_frame(address, &mut unwind_regs, cache, &mut read) {
+            Ok(Some(ra)) => {
+                let cfa = unwind_regs.sp();
+                // The stack grows down: every caller's frame lies above its callee's. Anything else is a
+                // loop or garbage.
+                if cfa <= prev_sp {
+                    break WalkEnd::Broken;
+                }
+                let Some(next) = framehop::FrameAddress::from_return_address(ra) else {
+                    break WalkEnd::Complete;
+                };
+                frames.push(Frame {
+                    address: FrameAddress::ReturnAddress(Avma(ra)),
+                    kernel: false,
+                });
+                cfas.push(cfa);
+                address = next;
+            }
+            Ok(None) | Err(framehop::Error::ReturnAddressIsNull) => break WalkEnd::Complete,
+            Err(_) if exhausted.get() => break WalkEnd::CopyExhausted,
+            Err(_) => break WalkEnd::Broken,
+        }
+    };
+    Walk { frames, cfas, end }
+}
