@@ -459,6 +459,35 @@ fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
 }
 
 #[test]
+fn c_fixture_plt_stubs_are_named() {
+    let dir = scratch("plt");
+    let exe = build_inline(&dir);
+    let data = std::fs::read(&exe).expect("read");
+    let file = object::File::parse(&*data).expect("parse");
+    let mut names = Vec::new();
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    for name in [".plt", ".plt.sec"] {
+        use object::ObjectSection;
+        let Some(section) = file.section_by_name(name) else {
+            continue;
+        };
+        let (off, size) = section.file_range().expect("in file");
+        for entry in (off..off + size).step_by(16) {
+            let frames = s.symbolize_user(&spec_for(&exe), FileOffset(entry + 4));
+            names.push(frames[0].function.clone());
+        }
+    }
+    // `atoi` may be inlined as a call of `strtol`: only `sleep` is sure to go through the PLT.
+    assert!(names.iter().any(|n| n == "sleep@plt"), "{names:?}");
+    assert!(
+        names.iter().filter(|n| n.ends_with("@plt")).count() >= 2,
+        "{names:?}"
+    );
+    // `_init` has no size and precedes `.plt`; it must end with its section, not swallow the PLT's first stub.
+    assert!(!names.iter().any(|n| n == "_init"), "{names:?}");
+}
+
+#[test]
 fn c_fixture_compressed_debug_sections() {
     let dir = scratch("compressed");
     let exe = build_inline(&dir);

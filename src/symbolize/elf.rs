@@ -78,9 +78,11 @@ impl ElfFile {
             })
             .filter(|s| s.size > 0)
             .collect();
+        let mut symbols = function_symbols(&file);
+        symbols.extend(plt_symbols(&file));
         Ok(ElfFile {
             segments,
-            symbols: function_symbols(&file),
+            symbols,
             build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec),
             debuglink: file
                 .gnu_debuglink()
@@ -122,12 +124,87 @@ fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> 
             continue;
         }
         let Ok(name) = sym.name_bytes() else { continue };
+        // An unsized symbol (`_init`, assembly) reaches to the next symbol, but never past its section.
+        let end = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .map_or(u64::MAX, |s| s.address().saturating_add(s.size()));
         out.push(RawSymbol {
             name: String::from_utf8_lossy(name).into_owned(),
             address: sym.address(),
             size: sym.size(),
+            end,
             binding,
         });
+    }
+    out
+}
+
+/// Synthetic `name@plt` symbols for the x86-64 PLT stubs, as perf shows them; no symbol table lists them, so
+/// a hot stub would otherwise be unknown.
+///
+/// Every stub that calls out jumps through a GOT slot, `ff 25 disp32` = `jmp *disp32(%rip)` (after `endbr64`
+/// and a `bnd` prefix in `.plt.sec`), and the dynamic relocation of that slot names the function:
+/// ```text
+///   stub:  [endbr64] [bnd] ff 25 <disp32>      slot = address after the jmp + disp32
+///   .rela.plt / .rela.dyn:  slot -> JUMP_SLOT / GLOB_DAT against `memcpy`   =>  stub is `memcpy@plt`
+/// ```
+/// The lazy-binding stubs of `.plt` with IBT (`push n; jmp .plt`) have no such jump and stay unnamed.
+fn plt_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
+    use object::{ObjectSymbolTable, RelocationTarget};
+    use std::collections::HashMap;
+
+    let mut out = Vec::new();
+    if file.architecture() != object::Architecture::X86_64 {
+        return out;
+    }
+    let (Some(relocations), Some(dynsym)) =
+        (file.dynamic_relocations(), file.dynamic_symbol_table())
+    else {
+        return out;
+    };
+    let mut slots: HashMap<u64, String> = HashMap::new();
+    for (slot, reloc) in relocations {
+        if let RelocationTarget::Symbol(index) = reloc.target() {
+            if let Some(name) = dynsym
+                .symbol_by_index(index)
+                .ok()
+                .and_then(|s| s.name_bytes().ok())
+            {
+                if !name.is_empty() {
+                    slots.insert(slot, String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+    }
+    if slots.is_empty() {
+        return out;
+    }
+    for name in [".plt", ".plt.sec", ".plt.got"] {
+        let Some(section) = file.section_by_name(name) else {
+            continue;
+        };
+        let Ok(data) = section.data() else { continue };
+        // Stubs are 16 bytes, but `.plt.got` without IBT packs 8-byte ones (its alignment says which).
+        let entry = if section.align() >= 16 { 16 } else { 8 };
+        let base = section.address();
+        for i in 0..data.len().saturating_sub(5) {
+            if data[i] != 0xff || data[i + 1] != 0x25 {
+                continue;
+            }
+            let disp = i32::from_le_bytes([data[i + 2], data[i + 3], data[i + 4], data[i + 5]]);
+            let next = base.wrapping_add(i as u64 + 6);
+            let slot = next.wrapping_add_signed(i64::from(disp));
+            if let Some(target) = slots.get(&slot) {
+                out.push(RawSymbol {
+                    name: format!("{}@plt", super::symbols::strip_version(target)),
+                    address: base + (i as u64 & !(entry - 1)),
+                    size: entry,
+                    end: u64::MAX,
+                    binding: Binding::Local,
+                });
+            }
+        }
     }
     out
 }
