@@ -488,6 +488,48 @@ fn c_fixture_plt_stubs_are_named() {
 }
 
 #[test]
+fn c_fixture_dwz_supplementary_file() {
+    if Command::new("dwz").arg("--version").output().is_err() {
+        eprintln!("skipped: dwz is not installed (apt-get install dwz)");
+        return;
+    }
+    let dir = scratch("dwz");
+    let a = build_inline_with(&dir, "a", &[]);
+    let b = build_inline_with(&dir, "b", &["-fno-inline-functions-called-once"]);
+    let (a_plain, b_plain) = (dir.join("a-plain"), dir.join("b-plain"));
+    std::fs::copy(&a, &a_plain).expect("copy");
+    std::fs::copy(&b, &b_plain).expect("copy");
+    // Shared DIEs move into common.debug; a and b then refer to it by .gnu_debugaltlink.
+    let common = dir.join("common.debug");
+    run(Command::new("dwz")
+        .arg("-m")
+        .arg(&common)
+        .arg("-M")
+        .arg(&common)
+        .arg(&a)
+        .arg(&b));
+    let data = std::fs::read(&a).expect("read");
+    let file = object::File::parse(&*data).expect("parse");
+    assert!(
+        file.gnu_debugaltlink().ok().flatten().is_some(),
+        "dwz left no altlink"
+    );
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    check_inline_frames(&mut s, &a, &a_plain);
+    check_inline_frames(&mut s, &b, &b_plain);
+    // Without the supplementary file: no panic, and the symbol table still names the function.
+    std::fs::remove_file(&common).expect("rm");
+    let (start, _) = function(&a_plain, "hash_words");
+    let frames = Symbolizer::new()
+        .with_debug_dirs(vec![])
+        .symbolize_user(&spec_for(&a), FileOffset(start));
+    assert_eq!(
+        frames.last().map(|f| f.function.as_str()),
+        Some("hash_words")
+    );
+}
+
+#[test]
 fn c_fixture_compressed_debug_sections() {
     let dir = scratch("compressed");
     let exe = build_inline(&dir);

@@ -47,6 +47,9 @@ pub struct ElfFile {
     pub build_id: Option<Vec<u8>>,
     /// `.gnu_debuglink`: the debug file's name and the CRC-32 of its contents.
     pub debuglink: Option<(String, u32)>,
+    /// `.gnu_debugaltlink`: the supplementary DWARF file (made by `dwz`) holding DIEs and strings shared with
+    /// other files, and its build-id.
+    pub debugaltlink: Option<(String, Vec<u8>)>,
     /// DWARF sections, present when `.debug_info` has contents.
     pub dwarf: Option<gimli::Dwarf<Reader>>,
 }
@@ -89,6 +92,11 @@ impl ElfFile {
                 .ok()
                 .flatten()
                 .map(|(name, crc)| (String::from_utf8_lossy(name).into_owned(), crc)),
+            debugaltlink: file
+                .gnu_debugaltlink()
+                .ok()
+                .flatten()
+                .map(|(path, id)| (String::from_utf8_lossy(path).into_owned(), id.to_vec())),
             dwarf: load_dwarf(&file),
         })
     }
@@ -247,7 +255,7 @@ pub enum DwarfSource {
 }
 
 /// A loaded module: the binary's segments, the union of the binary's and the debug file's symbols, and the
-/// DWARF of the debug file (else of the binary).
+/// DWARF of the debug file (else of the binary), completed by its supplementary file when it has one.
 pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: SymbolTable,
@@ -257,7 +265,7 @@ pub struct ElfModule {
 }
 
 impl ElfModule {
-    pub fn new(binary: ElfFile, debug: Option<ElfFile>) -> ElfModule {
+    pub fn new(binary: ElfFile, debug: Option<ElfFile>, sup: Option<ElfFile>) -> ElfModule {
         let mut raw = binary.symbols;
         let (dwarf, dwarf_source) = match debug {
             Some(debug) => {
@@ -269,7 +277,12 @@ impl ElfModule {
             }
             None => (binary.dwarf, DwarfSource::Embedded),
         };
-        let dwarf = dwarf.and_then(|d| addr2line::Context::from_dwarf(d).ok());
+        let dwarf = dwarf.and_then(|mut d| {
+            if let Some(sup) = sup.and_then(|s| s.dwarf) {
+                d.set_sup(sup);
+            }
+            addr2line::Context::from_dwarf(d).ok()
+        });
         let dwarf_source = if dwarf.is_some() {
             dwarf_source
         } else {
@@ -434,7 +447,7 @@ mod tests {
         if let Ok(exe) = std::fs::read("/proc/self/exe") {
             for len in (0..exe.len().min(1 << 16)).step_by(97) {
                 if let Ok(f) = ElfFile::parse(&exe[..len]) {
-                    let m = ElfModule::new(f, None);
+                    let m = ElfModule::new(f, None, None);
                     let _ = m.frames(Svma(0x1000), "?");
                 }
             }

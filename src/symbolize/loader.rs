@@ -13,6 +13,10 @@
 //!   DIR/LINK, DIR/.debug/LINK, ROOT/DIR/LINK   by `.gnu_debuglink` (LINK) next to the binary (in DIR)
 //! ```
 //! A debug file is used only if its build-id equals the binary's; without build-ids, the debuglink CRC decides.
+//!
+//! Supplementary DWARF file (`dwz -m`, as in Debian's `-dbgsym` packages), named by the `.gnu_debugaltlink` of
+//! the file holding the DWARF: its path as written (relative to that file's directory if relative), then
+//! `ROOT/.build-id/ab/cdef...debug` by its build-id; used only if that build-id matches.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -189,6 +193,46 @@ pub fn find_debug_file(
     None
 }
 
+/// The supplementary DWARF file named by `link` (path, build-id) in a file that lives in `dir`.
+pub fn find_sup_file(
+    spec: &ModuleSpec,
+    link: &(String, Vec<u8>),
+    dir: Option<&Path>,
+    debug_dirs: &[PathBuf],
+) -> Option<Opened> {
+    let (path, id) = link;
+    let mut host = Vec::new();
+    let path = Path::new(path);
+    if path.is_absolute() {
+        host.push(path.to_path_buf());
+    } else if let Some(dir) = dir {
+        host.push(dir.join(path));
+    }
+    if id.len() >= 2 {
+        let id = hex(id);
+        for root in debug_dirs {
+            host.push(
+                root.join(".build-id")
+                    .join(&id[..2])
+                    .join(format!("{}.debug", &id[2..])),
+            );
+        }
+    }
+    let mut candidates = host.clone();
+    if let Some(pid) = spec.pid {
+        candidates.extend(
+            host.iter()
+                .filter(|p| p.is_absolute())
+                .map(|p| under_root(pid, p)),
+        );
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter_map(|p| parse_file(&p).ok().map(|file| Opened { path: p, file }))
+        .find(|o| id.is_empty() || o.file.build_id.as_ref() == Some(id))
+}
+
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {
@@ -256,6 +300,7 @@ mod tests {
             symbols: Vec::new(),
             build_id: Some(vec![0x93, 0xac, 0x61]),
             debuglink: Some(("libc.so.6.debug".to_owned(), 7)),
+            debugaltlink: None,
             dwarf: None,
         };
         let got: Vec<_> = debug_candidates(

@@ -41,7 +41,7 @@ mod perfmap;
 mod symbols;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use demangle::demangle;
@@ -391,7 +391,19 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
         None
     };
     let debug_path = debug.as_ref().map(|d| d.path.clone());
-    let elf = ElfModule::new(binary.file, debug.map(|d| d.file));
+    // The supplementary file is named by whichever file holds the DWARF; a relative name is relative to it.
+    let sup = match &debug {
+        Some(d) if d.file.dwarf.is_some() => d
+            .file
+            .debugaltlink
+            .as_ref()
+            .and_then(|link| loader::find_sup_file(spec, link, d.path.parent(), debug_dirs)),
+        _ => binary.file.debugaltlink.as_ref().and_then(|link| {
+            let dir = Path::new(loader::clean_path(&spec.path)).parent();
+            loader::find_sup_file(spec, link, dir, debug_dirs)
+        }),
+    };
+    let elf = ElfModule::new(binary.file, debug.map(|d| d.file), sup.map(|s| s.file));
     let debug_info = match (elf.dwarf_source(), debug_path) {
         (DwarfSource::Separate, Some(path)) => DebugInfo::Separate(path),
         (DwarfSource::None, _) => DebugInfo::None,
