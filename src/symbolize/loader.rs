@@ -78,6 +78,13 @@ pub fn binary_candidates(spec: &ModuleSpec) -> Vec<PathBuf> {
 /// Parses an ELF file without reading all of it: only the headers, symbol tables and DWARF sections are read.
 pub fn parse_file(path: &Path) -> Result<ElfFile, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A mapped device (`/dev/dri/renderD128`, `/dev/zero`) is no ELF file, and reading one can block.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
     let cache = object::ReadCache::new(file);
     ElfFile::parse(&cache).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -16,7 +16,14 @@
 //!   (`pthread_mutex_lock`, not `___pthread_mutex_lock` or `pthread_mutex_lock@@GLIBC_2.2.5`). DWARF adds the
 //!   inline frames above it and file:line.
 //! - Rust (legacy and v0, without hash) and C++ names are demangled; C names are left alone.
+//! - x86-64 PLT stubs, which no symbol table lists, are named as perf does: `memcpy@plt`.
 //! - Kernel module symbols carry their module: `nft_do_chain [nf_tables]`.
+//! - JIT code is named from `/tmp/perf-PID.map`; an address it does not list is left to the caller
+//!   ([`Symbolizer::symbolize_jit`] returns `None`), which can name it through `symbolize_user` on the mapping.
+//!
+//! Debug info is looked for in the binary, then in a separate debug file (build-id path under `/usr/lib/debug`,
+//! then `.gnu_debuglink`), completed by a `dwz` supplementary file (`.gnu_debugaltlink`); see `loader.rs`.
+//! Compressed debug sections (zlib, zstd) are read.
 //!
 //! # Unknown frames
 //! An address nobody can name still gets a frame of its own, so the profile (which interns functions by name)
@@ -31,7 +38,8 @@
 //!
 //! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
-//! [`Frame::is_unknown`] tells these apart from named frames; `file` is `None` and `line` 0 for all of them.
+//! [`Frame::is_unknown`] tells these apart from named frames. Such frames have no file and line 0, except a
+//! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
 mod demangle;
 mod elf;
@@ -465,6 +473,25 @@ mod tests {
             s.module_status(&spec),
             ModuleStatus::Unreadable { .. }
         ));
+    }
+
+    #[test]
+    fn devices_are_not_read() {
+        let mut s = Symbolizer::new();
+        let spec = ModuleSpec {
+            path: "/dev/zero".to_owned(),
+            ..ModuleSpec::default()
+        };
+        assert_eq!(
+            s.symbolize_user(&spec, FileOffset(0))[0].function,
+            "[unknown] zero+0x0 (unreadable)"
+        );
+        match s.module_status(&spec) {
+            ModuleStatus::Unreadable { reason } => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
