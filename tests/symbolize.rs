@@ -222,12 +222,13 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-/// A fresh directory for one test's build products, removed when the test ends.
+/// A fresh directory (or a file) for one test, removed when the test ends.
 struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -747,6 +748,19 @@ fn jit_perf_map() {
         s.symbolize_jit(pid + 1, Avma(0x7f0000001010)).is_none(),
         "no map file"
     );
+}
+
+#[test]
+fn jit_perf_map_in_the_process_root() {
+    // Not in DIR: the map is looked up as the process wrote it, in its root's /tmp under its namespace pid
+    // (for this test process: the host's /tmp and its own pid).
+    let dir = scratch("jit-root");
+    let pid = std::process::id();
+    let map = Scratch(PathBuf::from(format!("/tmp/perf-{pid}.map")));
+    std::fs::write(&*map, "1000 10 in_root\n").expect("write map");
+    let mut s = Symbolizer::new().with_perf_map_dir(dir.to_path_buf());
+    let frames = s.symbolize_jit(pid, Avma(0x1008)).expect("listed");
+    assert_eq!(frames[0].function, "in_root");
 }
 
 #[test]

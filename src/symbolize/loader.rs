@@ -240,6 +240,32 @@ pub fn find_sup_file(
         .find(|o| id.is_empty() || o.file.build_id.as_ref() == Some(id))
 }
 
+/// The JIT map of `pid` and its length: `DIR/perf-PID.map`, else, for a process in a container, the map it
+/// wrote into its own `/tmp` under its own pid (the last `NSpid` of `/proc/PID/status`).
+pub fn perf_map_file(dir: &Path, pid: u32) -> Option<(PathBuf, u64)> {
+    let here = dir.join(format!("perf-{pid}.map"));
+    let found = |p: PathBuf| {
+        std::fs::metadata(&p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (p, m.len()))
+    };
+    if let Some(hit) = found(here) {
+        return Some(hit);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ns_pid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?;
+    let ns_pid: u32 = ns_pid.parse().ok()?;
+    found(under_root(
+        pid,
+        &Path::new("/tmp").join(format!("perf-{ns_pid}.map")),
+    ))
+}
+
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {

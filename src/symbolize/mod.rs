@@ -291,15 +291,19 @@ impl Symbolizer {
         if let Some(frames) = self.jit_frames.get(&(pid, addr.0)) {
             return Some(frames.clone());
         }
-        let path = self.perf_map_dir.join(format!("perf-{pid}.map"));
+        let dir = &self.perf_map_dir;
         let read = || {
-            let len = std::fs::metadata(&path).ok().map(|m| m.len());
-            let map = PerfMap::parse(&std::fs::read_to_string(&path).unwrap_or_default());
-            JitMap { map, len }
+            let found = loader::perf_map_file(dir, pid);
+            let len = found.as_ref().map(|(_, len)| *len);
+            let text = found.and_then(|(path, _)| std::fs::read_to_string(path).ok());
+            JitMap {
+                map: PerfMap::parse(&text.unwrap_or_default()),
+                len,
+            }
         };
         let jit = self.jit_maps.entry(pid).or_insert_with(read);
         if jit.map.lookup(addr).is_none()
-            && std::fs::metadata(&path).ok().map(|m| m.len()) != jit.len
+            && loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len
         {
             *jit = read();
         }
