@@ -787,7 +787,7 @@ fn kernel_addresses_from_proc_kallsyms() {
 }
 
 #[test]
-fn garbage_dwarf_and_truncated_files_give_frames_not_panics() {
+fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
     let dir = scratch("garbage");
     let exe = build_inline(&dir);
     let data = std::fs::read(&exe).expect("read");
@@ -810,10 +810,15 @@ fn garbage_dwarf_and_truncated_files_give_frames_not_panics() {
         state ^= state << 17;
         state
     };
-    for round in 0..40 {
+    // Rounds 0..40 corrupt DWARF, 40..80 the headers (ELF, program, section), 80..120 anything.
+    for round in 0..120u64 {
         let mut bad = data.clone();
-        for _ in 0..(1 + round * 4) {
-            let (off, len) = ranges[(next() % ranges.len() as u64) as usize];
+        for _ in 0..(1 + (round % 40) * 4) {
+            let (off, len) = match round / 40 {
+                0 => ranges[(next() % ranges.len() as u64) as usize],
+                1 => (0, 1024),
+                _ => (0, data.len() as u64),
+            };
             if len > 0 {
                 let at = (off + next() % len) as usize;
                 bad[at] = next() as u8;

@@ -37,7 +37,7 @@ pub fn offset_to_svma(segments: &[Segment], off: FileOffset) -> Option<Svma> {
     segments
         .iter()
         .find(|s| off.0 >= s.offset && off.0 - s.offset < s.size)
-        .map(|s| Svma(off.0 - s.offset + s.vaddr))
+        .map(|s| Svma((off.0 - s.offset).wrapping_add(s.vaddr)))
 }
 
 /// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
@@ -206,7 +206,7 @@ fn plt_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<R
             if let Some(target) = slots.get(&slot) {
                 out.push(RawSymbol {
                     name: format!("{}@plt", super::symbols::strip_version(target)),
-                    address: base + (i as u64 & !(entry - 1)),
+                    address: base.wrapping_add(i as u64 & !(entry - 1)),
                     size: entry,
                     end: u64::MAX,
                     binding: Binding::Local,
