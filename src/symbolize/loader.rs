@@ -103,7 +103,7 @@ pub fn open_binary(spec: &ModuleSpec) -> Result<Opened, OpenFailure> {
             }
         };
         match (&spec.build_id, &file.build_id) {
-            (Some(expected), Some(found)) if expected != found => {
+            (Some(expected), Some(found)) if !build_ids_match(expected, found) => {
                 mismatch.get_or_insert(OpenFailure::Mismatch {
                     opened: path,
                     expected: expected.clone(),
@@ -114,6 +114,16 @@ pub fn open_binary(spec: &ModuleSpec) -> Result<Opened, OpenFailure> {
         }
     }
     Err(mismatch.unwrap_or_else(|| OpenFailure::Unreadable(reasons.join("; "))))
+}
+
+/// True when a recorded build-id names a file's. Records with a fixed-size field (perf's MMAP2 event keeps 20
+/// bytes) may pad a shorter id (16-byte md5 or uuid ids) with zeros.
+pub fn build_ids_match(recorded: &[u8], file: &[u8]) -> bool {
+    recorded == file
+        || (!file.is_empty()
+            && recorded.len() > file.len()
+            && recorded.starts_with(file)
+            && recorded[file.len()..].iter().all(|&b| b == 0))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -187,7 +197,7 @@ pub fn find_debug_file(
             continue;
         };
         let belongs = match (&binary.build_id, &file.build_id, via) {
-            (Some(want), Some(have), _) => want == have,
+            (Some(want), Some(have), _) => build_ids_match(want, have),
             (_, _, Via::Debuglink(crc)) => {
                 std::fs::read(&path).is_ok_and(|d| crc32fast::hash(&d) == crc)
             }
@@ -308,6 +318,16 @@ mod tests {
             map_start: 0x7f00_0000_0000,
             map_end: 0x7f00_0001_0000,
         }
+    }
+
+    #[test]
+    fn build_ids_match_exactly_or_zero_padded() {
+        assert!(build_ids_match(&[1, 2, 3], &[1, 2, 3]));
+        assert!(build_ids_match(&[1, 2, 3, 0, 0], &[1, 2, 3]));
+        assert!(!build_ids_match(&[1, 2, 3, 0, 1], &[1, 2, 3]));
+        assert!(!build_ids_match(&[1, 2], &[1, 2, 3]));
+        assert!(!build_ids_match(&[0, 0], &[]));
+        assert!(!build_ids_match(&[1, 2, 4], &[1, 2, 3]));
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub const KERNEL_MODULE: &str = "[kernel.kallsyms]";
 pub struct ModuleSpec {
     /// The path as mapped (may end in ` (deleted)`), or a pseudo path such as `[vdso]`; empty when anonymous.
     pub path: String,
-    /// The GNU build-id recorded for the mapping, if any; a file with another build-id is not used.
+    /// The GNU build-id recorded for the mapping, if any; a file with another build-id is not used (a file
+    /// without one cannot be checked and is used). Trailing zero padding of a fixed-size field is ignored.
     pub build_id: Option<Vec<u8>>,
     /// The process, while it lives: the file is then opened through `/proc/PID/...` first.
     pub pid: Option<u32>,
