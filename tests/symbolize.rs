@@ -162,6 +162,37 @@ fn libc_pthread_mutex_lock_with_libc6_dbg() {
 }
 
 #[test]
+fn libc_plt_stubs_are_named_including_ifunc_slots() {
+    let addr = libc::pthread_mutex_lock as *const () as u64;
+    let (spec, _) = locate(addr);
+    let data = std::fs::read(&spec.path).expect("read libc");
+    let file = object::File::parse(&*data).expect("parse libc");
+    let Some(plt) = object::Object::section_by_name(&file, ".plt") else {
+        eprintln!("skipped: libc has no .plt");
+        return;
+    };
+    let (off, size) = object::ObjectSection::file_range(&plt).expect("in file");
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    // Entry 0 is the lazy-binding resolver stub; every other entry jumps through a slot that names it,
+    // IRELATIVE ones (libc calling its own IFUNCs: memmove, strlen, ...) included.
+    let names: Vec<String> = (off + 16..off + size)
+        .step_by(16)
+        .map(|entry| {
+            s.symbolize_user(&spec, FileOffset(entry + 2))[0]
+                .function
+                .clone()
+        })
+        .collect();
+    let named = names.iter().filter(|n| n.ends_with("@plt")).count();
+    eprintln!(
+        "{named} of {} libc PLT stubs named, e.g. {:?}",
+        names.len(),
+        names.first()
+    );
+    assert_eq!(named, names.len(), "{names:?}");
+}
+
+#[test]
 fn vdso_functions_are_named() {
     let Some((start, end)) = vdso_range() else {
         eprintln!("skipped: no [vdso] mapping");

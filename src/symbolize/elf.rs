@@ -10,7 +10,7 @@ use object::{
 };
 
 use super::demangle::demangle;
-use super::symbols::{Binding, RawSymbol, SymbolTable};
+use super::symbols::{alias_order, Binding, RawSymbol, SymbolTable};
 use super::Frame;
 use crate::addr::{FileOffset, Svma};
 
@@ -82,7 +82,8 @@ impl ElfFile {
             .filter(|s| s.size > 0)
             .collect();
         let mut symbols = function_symbols(&file);
-        symbols.extend(plt_symbols(&file));
+        let plt = plt_symbols(&file, &symbols);
+        symbols.extend(plt);
         Ok(ElfFile {
             segments,
             symbols,
@@ -157,9 +158,14 @@ fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> 
 ///   stub:  [endbr64] [bnd] ff 25 <disp32>      slot = address after the jmp + disp32
 ///   .rela.plt / .rela.dyn:  slot -> JUMP_SLOT / GLOB_DAT against `memcpy`   =>  stub is `memcpy@plt`
 /// ```
-/// The lazy-binding stubs of `.plt` with IBT (`push n; jmp .plt`) have no such jump and stay unnamed.
-fn plt_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
-    use object::{ObjectSymbolTable, RelocationTarget};
+/// The lazy-binding stubs of `.plt` with IBT (`push n; jmp .plt`) have no such jump and stay unnamed. An
+/// `IRELATIVE` slot (a call of an IFUNC such as `memmove` from inside its own library) is named after the
+/// function symbol at its resolver's address.
+fn plt_symbols<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    functions: &[RawSymbol],
+) -> Vec<RawSymbol> {
+    use object::{ObjectSymbolTable, RelocationFlags, RelocationTarget};
     use std::collections::HashMap;
 
     let mut out = Vec::new();
@@ -173,6 +179,20 @@ fn plt_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<R
     };
     let mut slots: HashMap<u64, String> = HashMap::new();
     for (slot, reloc) in relocations {
+        // An IFUNC call inside a library (libc calling its own `memmove`) goes through an IRELATIVE slot whose
+        // addend is the resolver, which carries the function's own (IFUNC) symbol.
+        let irelative = matches!(reloc.flags(), RelocationFlags::Elf { r_type } if r_type == object::elf::R_X86_64_IRELATIVE);
+        if irelative {
+            let resolver = reloc.addend() as u64;
+            if let Some(best) = functions
+                .iter()
+                .filter(|f| f.address == resolver)
+                .min_by(|a, b| alias_order(a, b))
+            {
+                slots.insert(slot, best.name.clone());
+            }
+            continue;
+        }
         if let RelocationTarget::Symbol(index) = reloc.target() {
             if let Some(name) = dynsym
                 .symbol_by_index(index)
