@@ -14,7 +14,7 @@
 //! Filters select samples by labels (pid, tid, comm), drop kernel frames, and restrict by module (see
 //! `Filter::modules`). Totals for percentages are the totals of the samples that pass the filter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use regex::Regex;
@@ -138,7 +138,8 @@ pub struct Filter {
     pub modules: Vec<String>,
     /// Drop kernel frames; samples left with no frame are dropped.
     pub hide_kernel: bool,
-    /// Rows (and tree nodes) under this percentage of the filtered total are folded into `[other]`.
+    /// `top_functions` rows and callers/callees tree nodes under this percentage of the filtered total are
+    /// folded into `[other]`. Folded stacks and flamegraphs ignore it (inferno drops narrow frames itself).
     pub percent_limit: f64,
 }
 
@@ -422,7 +423,7 @@ pub fn top_functions(
     let samples = filtered_samples(profile, filter, false);
     let total = total_weight(&samples);
     let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
-    let mut seen: Vec<RowKey> = Vec::new();
+    let mut seen: HashSet<RowKey> = HashSet::new();
     for s in &samples {
         let Some(leaf) = s.frames.first() else {
             continue;
@@ -432,8 +433,7 @@ pub fn top_functions(
         seen.clear();
         for frame in &s.frames {
             let key = RowKey::new(keys, profile, s.group, frame);
-            if !seen.contains(&key) {
-                seen.push(key);
+            if seen.insert(key) {
                 row_entry(&mut rows, key).total.add(s.group);
             }
         }
@@ -752,60 +752,166 @@ impl GraphOptions {
     }
 }
 
-/// The call graph of each of `rows` as `perf report -g` draws it, computed in one pass over the samples.
+/// Which branches of an entry's graph are expanded: the ones `perf report -g` would draw. Hidden branches stay
+/// as unexpanded nodes, so a parent still knows its weight and its number of children.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Prune {
+    /// Expand branches of at least this period (`graph` and `folded`: a share of all samples).
+    Below(f64),
+    /// Expand branches of at least this percentage of their siblings' sum (`fractal`).
+    Fraction(f64),
+}
+
+impl Prune {
+    fn keeps(self, weight: u64, siblings: u64) -> bool {
+        match self {
+            Prune::Below(min) => weight as f64 >= min,
+            Prune::Fraction(t) => weight as f64 >= (siblings as f64 * t / 100.0).ceil(),
+        }
+    }
+}
+
+/// One sample's path in one entry's graph: `keys[sample][start..]`.
+#[derive(Clone, Copy, Debug)]
+struct PathRef {
+    sample: u32,
+    start: u32,
+}
+
+/// The call graph of each of `rows` as `perf report -g` draws it (`opts` gives the mode, the threshold
+/// and the order; see `GraphOptions::order` for the default order).
 ///
 /// For a row's self samples the path is the whole stack (root first in caller order, leaf first in callee
 /// order). With `children`, a sample where the row appears but is not the innermost frame adds the path from
 /// the row's first occurrence in the chosen order to the end: in caller order from the outermost occurrence
 /// down to the leaf, in callee order from the innermost occurrence up to the root (perf's rule: a sample is
 /// added once per entry, at the first occurrence met).
+///
+/// Only the branches that will be drawn are expanded (branches under the threshold keep their weight but
+/// not their subtrees), so memory stays proportional to the drawing, not to rows x samples x depth.
 pub fn entry_graphs(
     profile: &Profile,
     filter: &Filter,
     keys: &[SortKey],
     rows: &[RowKey],
     children: bool,
-    order: GraphOrder,
+    opts: &GraphOptions,
 ) -> Vec<CallTree> {
     let samples = filtered_samples(profile, filter, false);
     let total = total_weight(&samples);
-    let mut trees: Vec<CallTree> = rows.iter().map(|_| CallTree::new(total)).collect();
+    let order = opts.order(children);
+    let prune = match opts.mode {
+        GraphMode::Fractal => Prune::Fraction(opts.threshold),
+        _ => Prune::Below(total.period as f64 * opts.threshold / 100.0),
+    };
     let index: HashMap<RowKey, usize> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-    let mut done: Vec<RowKey> = Vec::new();
-    for s in &samples {
-        let Some(leaf) = s.frames.first() else {
+    let mut refs: Vec<Vec<PathRef>> = vec![Vec::new(); rows.len()];
+    // Function keys of each sample, root first for the caller order, leaf first for the callee order.
+    let mut ordered: Vec<Vec<FuncKey>> = Vec::with_capacity(samples.len());
+    let mut done: HashSet<RowKey> = HashSet::new();
+    for (n, s) in samples.iter().enumerate() {
+        let frames: Vec<&Frame> = match order {
+            GraphOrder::Caller => s.frames.iter().rev().collect(),
+            GraphOrder::Callee => s.frames.iter().collect(),
+        };
+        ordered.push(frames.iter().map(|f| profile.func_key(f)).collect());
+        let (Some(leaf), Ok(sample)) = (s.frames.first(), u32::try_from(n)) else {
             continue;
         };
-        let funcs: Vec<FuncKey> = s.frames.iter().map(|f| profile.func_key(f)).collect();
-        // Root first for the caller order, leaf first for the callee order.
-        let ordered: Vec<usize> = match order {
-            GraphOrder::Caller => (0..funcs.len()).rev().collect(),
-            GraphOrder::Callee => (0..funcs.len()).collect(),
-        };
+        if opts.mode == GraphMode::None {
+            continue;
+        }
         let self_key = RowKey::new(keys, profile, s.group, leaf);
         if let Some(&i) = index.get(&self_key) {
-            trees[i].add_path(ordered.iter().map(|&j| funcs[j]), s.group);
+            refs[i].push(PathRef { sample, start: 0 });
         }
         if !children {
             continue;
         }
         done.clear();
-        done.push(self_key);
-        for (pos, &j) in ordered.iter().enumerate() {
-            let key = RowKey::new(keys, profile, s.group, &s.frames[j]);
-            if done.contains(&key) {
+        done.insert(self_key);
+        for (pos, frame) in frames.iter().enumerate() {
+            let key = RowKey::new(keys, profile, s.group, frame);
+            if !done.insert(key) {
                 continue;
             }
-            done.push(key);
-            if let Some(&i) = index.get(&key) {
-                trees[i].add_path(ordered[pos..].iter().map(|&j| funcs[j]), s.group);
+            if let (Some(&i), Ok(start)) = (index.get(&key), u32::try_from(pos)) {
+                refs[i].push(PathRef { sample, start });
             }
         }
     }
-    for tree in &mut trees {
-        tree.finish(profile);
+    refs.into_iter()
+        .map(|r| {
+            let mut tree = CallTree::new(total);
+            grow(&mut tree, &samples, &ordered, r, prune);
+            tree.finish(profile);
+            tree
+        })
+        .collect()
+}
+
+/// Builds `tree` from `refs`, level by level, expanding only the branches `prune` keeps.
+fn grow(
+    tree: &mut CallTree,
+    samples: &[StackSample<'_>],
+    keys: &[Vec<FuncKey>],
+    refs: Vec<PathRef>,
+    prune: Prune,
+) {
+    let path = |r: &PathRef| -> &[FuncKey] {
+        keys.get(r.sample as usize)
+            .and_then(|k| k.get(r.start as usize..))
+            .unwrap_or(&[])
+    };
+    // Work items: (parent, depth of the children to make, the paths through the parent).
+    let mut work: Vec<(Option<usize>, usize, Vec<PathRef>)> = vec![(None, 0, refs)];
+    while let Some((parent, depth, refs)) = work.pop() {
+        let mut groups: Vec<(FuncKey, Vec<PathRef>)> = Vec::new();
+        let mut group_of: HashMap<FuncKey, usize> = HashMap::new();
+        for r in refs {
+            let Some(&key) = path(&r).get(depth) else {
+                continue;
+            };
+            let g = *group_of.entry(key).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(r);
+        }
+        let weights: Vec<(Weight, Weight)> = groups
+            .iter()
+            .map(|(_, refs)| {
+                let (mut weight, mut self_weight) = (Weight::default(), Weight::default());
+                for r in refs {
+                    let group = samples[r.sample as usize].group;
+                    weight.add(group);
+                    if path(r).len() == depth + 1 {
+                        self_weight.add(group);
+                    }
+                }
+                (weight, self_weight)
+            })
+            .collect();
+        let siblings: u64 = weights.iter().map(|(w, _)| w.period).sum();
+        for ((func, refs), (weight, self_weight)) in groups.into_iter().zip(weights) {
+            let id = tree.nodes.len();
+            tree.nodes.push(TreeNode {
+                func,
+                other: false,
+                weight,
+                self_weight,
+                parent,
+                children: Vec::new(),
+            });
+            match parent {
+                Some(p) => tree.nodes[p].children.push(id),
+                None => tree.roots.push(id),
+            }
+            if prune.keeps(weight.period, siblings) {
+                work.push((Some(id), depth + 1, refs));
+            }
+        }
     }
-    trees
 }
 
 #[cfg(test)]

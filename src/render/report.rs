@@ -146,14 +146,7 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
         Vec::new()
     } else {
         let keys: Vec<RowKey> = top.rows.iter().map(|r| r.key).collect();
-        entry_graphs(
-            profile,
-            &opts.filter,
-            &sort,
-            &keys,
-            opts.children,
-            graph.order(opts.children),
-        )
+        entry_graphs(profile, &opts.filter, &sort, &keys, opts.children, &graph)
     };
     for (i, (row, cells)) in top.rows.iter().zip(&cells).enumerate() {
         write_row(w, opts, &columns, row, cells, total.period)?;

@@ -88,6 +88,9 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
         meta.call_graph.as_str()
     };
     writeln!(w, "# Unwinding: {}", sanitize(mode))?;
+    if !meta.command_line.is_empty() {
+        writeln!(w, "# Command line: {}", sanitize(&meta.command_line))?;
+    }
     for note in &meta.notes {
         writeln!(w, "# Note: {}", sanitize(note))?;
     }
