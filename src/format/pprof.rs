@@ -335,7 +335,8 @@ fn choose_values(
         .or_else(|| types.iter().position(|&(_, u)| u == "count"));
     let default = if p.default_sample_type != 0 {
         let name = table.get(p.default_sample_type, "default sample type")?;
-        types.iter().position(|&(t, _)| t == name)
+        // The last one: ours puts the event total after `samples/count`, even for an event named `samples`.
+        types.iter().rposition(|&(t, _)| t == name)
     } else {
         None
     };
