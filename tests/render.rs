@@ -444,3 +444,23 @@ fn empty_profile_does_not_panic() {
     assert!(text(&render(|w| write_calltree(w, &p, &opts))).contains("No sample has c"));
     assert!(write_flamegraph(&mut Vec::new(), &p, &FlamegraphOptions::default()).is_err());
 }
+
+#[test]
+fn percent_limit_also_hides_small_branches() {
+    let p = profile();
+    let opts = ReportOptions {
+        children: false,
+        filter: Filter {
+            percent_limit: 25.0,
+            ..Filter::default()
+        },
+        ..ReportOptions::default()
+    };
+    let out = render(|w| write_report(w, &p, &opts));
+    let s = text(&out);
+    // c (50% self) stays, with its 30% branch through a; the 20% branch through b is hidden, as perf does.
+    assert!(s.contains("--30.00%--a"), "{s}");
+    assert!(!s.contains("--20.00%--b"), "{s}");
+    assert!(!s.contains("[.] rec"), "{s}");
+    golden("report-percent-limit-25.txt", &out);
+}

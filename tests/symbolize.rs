@@ -162,6 +162,37 @@ fn libc_pthread_mutex_lock_with_libc6_dbg() {
 }
 
 #[test]
+fn libc_plt_stubs_are_named_including_ifunc_slots() {
+    let addr = libc::pthread_mutex_lock as *const () as u64;
+    let (spec, _) = locate(addr);
+    let data = std::fs::read(&spec.path).expect("read libc");
+    let file = object::File::parse(&*data).expect("parse libc");
+    let Some(plt) = object::Object::section_by_name(&file, ".plt") else {
+        eprintln!("skipped: libc has no .plt");
+        return;
+    };
+    let (off, size) = object::ObjectSection::file_range(&plt).expect("in file");
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    // Entry 0 is the lazy-binding resolver stub; every other entry jumps through a slot that names it,
+    // IRELATIVE ones (libc calling its own IFUNCs: memmove, strlen, ...) included.
+    let names: Vec<String> = (off + 16..off + size)
+        .step_by(16)
+        .map(|entry| {
+            s.symbolize_user(&spec, FileOffset(entry + 2))[0]
+                .function
+                .clone()
+        })
+        .collect();
+    let named = names.iter().filter(|n| n.ends_with("@plt")).count();
+    eprintln!(
+        "{named} of {} libc PLT stubs named, e.g. {:?}",
+        names.len(),
+        names.first()
+    );
+    assert_eq!(named, names.len(), "{names:?}");
+}
+
+#[test]
 fn vdso_functions_are_named() {
     let Some((start, end)) = vdso_range() else {
         eprintln!("skipped: no [vdso] mapping");
@@ -222,12 +253,13 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-/// A fresh directory for one test's build products, removed when the test ends.
+/// A fresh directory (or a file) for one test, removed when the test ends.
 struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -459,6 +491,77 @@ fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
 }
 
 #[test]
+fn c_fixture_plt_stubs_are_named() {
+    let dir = scratch("plt");
+    let exe = build_inline(&dir);
+    let data = std::fs::read(&exe).expect("read");
+    let file = object::File::parse(&*data).expect("parse");
+    let mut names = Vec::new();
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    for name in [".plt", ".plt.sec"] {
+        use object::ObjectSection;
+        let Some(section) = file.section_by_name(name) else {
+            continue;
+        };
+        let (off, size) = section.file_range().expect("in file");
+        for entry in (off..off + size).step_by(16) {
+            let frames = s.symbolize_user(&spec_for(&exe), FileOffset(entry + 4));
+            names.push(frames[0].function.clone());
+        }
+    }
+    // `atoi` may be inlined as a call of `strtol`: only `sleep` is sure to go through the PLT.
+    assert!(names.iter().any(|n| n == "sleep@plt"), "{names:?}");
+    assert!(
+        names.iter().filter(|n| n.ends_with("@plt")).count() >= 2,
+        "{names:?}"
+    );
+    // `_init` has no size and precedes `.plt`; it must end with its section, not swallow the PLT's first stub.
+    assert!(!names.iter().any(|n| n == "_init"), "{names:?}");
+}
+
+#[test]
+fn c_fixture_dwz_supplementary_file() {
+    if Command::new("dwz").arg("--version").output().is_err() {
+        eprintln!("skipped: dwz is not installed (apt-get install dwz)");
+        return;
+    }
+    let dir = scratch("dwz");
+    let a = build_inline_with(&dir, "a", &[]);
+    let b = build_inline_with(&dir, "b", &["-fno-inline-functions-called-once"]);
+    let (a_plain, b_plain) = (dir.join("a-plain"), dir.join("b-plain"));
+    std::fs::copy(&a, &a_plain).expect("copy");
+    std::fs::copy(&b, &b_plain).expect("copy");
+    // Shared DIEs move into common.debug; a and b then refer to it by .gnu_debugaltlink.
+    let common = dir.join("common.debug");
+    run(Command::new("dwz")
+        .arg("-m")
+        .arg(&common)
+        .arg("-M")
+        .arg(&common)
+        .arg(&a)
+        .arg(&b));
+    let data = std::fs::read(&a).expect("read");
+    let file = object::File::parse(&*data).expect("parse");
+    assert!(
+        file.gnu_debugaltlink().ok().flatten().is_some(),
+        "dwz left no altlink"
+    );
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    check_inline_frames(&mut s, &a, &a_plain);
+    check_inline_frames(&mut s, &b, &b_plain);
+    // Without the supplementary file: no panic, and the symbol table still names the function.
+    std::fs::remove_file(&common).expect("rm");
+    let (start, _) = function(&a_plain, "hash_words");
+    let frames = Symbolizer::new()
+        .with_debug_dirs(vec![])
+        .symbolize_user(&spec_for(&a), FileOffset(start));
+    assert_eq!(
+        frames.last().map(|f| f.function.as_str()),
+        Some("hash_words")
+    );
+}
+
+#[test]
 fn c_fixture_compressed_debug_sections() {
     let dir = scratch("compressed");
     let exe = build_inline(&dir);
@@ -679,6 +782,19 @@ fn jit_perf_map() {
 }
 
 #[test]
+fn jit_perf_map_in_the_process_root() {
+    // Not in DIR: the map is looked up as the process wrote it, in its root's /tmp under its namespace pid
+    // (for this test process: the host's /tmp and its own pid).
+    let dir = scratch("jit-root");
+    let pid = std::process::id();
+    let map = Scratch(PathBuf::from(format!("/tmp/perf-{pid}.map")));
+    std::fs::write(&*map, "1000 10 in_root\n").expect("write map");
+    let mut s = Symbolizer::new().with_perf_map_dir(dir.to_path_buf());
+    let frames = s.symbolize_jit(pid, Avma(0x1008)).expect("listed");
+    assert_eq!(frames[0].function, "in_root");
+}
+
+#[test]
 fn kernel_addresses_from_proc_kallsyms() {
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
     let Some(addr) = text.lines().find_map(|l| {
@@ -702,7 +818,7 @@ fn kernel_addresses_from_proc_kallsyms() {
 }
 
 #[test]
-fn garbage_dwarf_and_truncated_files_give_frames_not_panics() {
+fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
     let dir = scratch("garbage");
     let exe = build_inline(&dir);
     let data = std::fs::read(&exe).expect("read");
@@ -725,10 +841,15 @@ fn garbage_dwarf_and_truncated_files_give_frames_not_panics() {
         state ^= state << 17;
         state
     };
-    for round in 0..40 {
+    // Rounds 0..40 corrupt DWARF, 40..80 the headers (ELF, program, section), 80..120 anything.
+    for round in 0..120u64 {
         let mut bad = data.clone();
-        for _ in 0..(1 + round * 4) {
-            let (off, len) = ranges[(next() % ranges.len() as u64) as usize];
+        for _ in 0..(1 + (round % 40) * 4) {
+            let (off, len) = match round / 40 {
+                0 => ranges[(next() % ranges.len() as u64) as usize],
+                1 => (0, 1024),
+                _ => (0, data.len() as u64),
+            };
             if len > 0 {
                 let at = (off + next() % len) as usize;
                 bad[at] = next() as u8;

@@ -94,7 +94,7 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
             }
         }
     }
-    let mapping = profile
+    let mut mapping: Vec<proto::Mapping> = profile
         .mappings
         .iter()
         .enumerate()
@@ -114,6 +114,11 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
             }
         })
         .collect();
+    // pprof takes the first mapping for the main binary (its "File:" line, its symbolization guesses).
+    if let Some(main) = main_mapping(profile) {
+        let m = mapping.remove(main);
+        mapping.insert(0, m);
+    }
     let function = profile
         .functions
         .iter()
@@ -201,6 +206,16 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         comment,
         default_sample_type,
     }
+}
+
+/// The mapping most likely to be the main executable: the first that is neither the kernel, nor a
+/// pseudo-file like `[vdso]`, nor a shared library.
+fn main_mapping(profile: &Profile) -> Option<usize> {
+    profile.mappings.iter().position(|m| {
+        let path = profile.str(m.path);
+        let name = path.rsplit('/').next().unwrap_or(path);
+        !m.kernel && !path.starts_with('[') && !name.ends_with(".so") && !name.contains(".so.")
+    })
 }
 
 fn num_label(key: i64, num: u32) -> proto::Label {
@@ -335,7 +350,8 @@ fn choose_values(
         .or_else(|| types.iter().position(|&(_, u)| u == "count"));
     let default = if p.default_sample_type != 0 {
         let name = table.get(p.default_sample_type, "default sample type")?;
-        types.iter().position(|&(t, _)| t == name)
+        // The last one: ours puts the event total after `samples/count`, even for an event named `samples`.
+        types.iter().rposition(|&(t, _)| t == name)
     } else {
         None
     };

@@ -357,3 +357,40 @@ fn file_name_decides_compression() {
         Err(FormatError::Read { .. })
     ));
 }
+
+#[test]
+fn main_binary_is_the_first_mapping() {
+    let mut p = Profile::new(Meta::default());
+    for path in [
+        "[kernel.kallsyms]",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "[vdso]",
+        "/usr/bin/app",
+    ] {
+        let path_id = p.intern(path);
+        p.add_mapping(Mapping {
+            path: path_id,
+            build_id: None,
+            start: 0,
+            limit: 0,
+            offset: 0,
+            kernel: path.starts_with("[kernel"),
+        });
+    }
+    let m = to_proto(&p);
+    let names: Vec<&str> = m
+        .mapping
+        .iter()
+        .map(|x| m.string_table[x.filename as usize].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "/usr/bin/app",
+            "[kernel.kallsyms]",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "[vdso]"
+        ]
+    );
+    assert_eq!(m.mapping[0].id, 4, "ids are kept, only the order changes");
+}

@@ -14,10 +14,13 @@
 //! Filters select samples by labels (pid, tid, comm), drop kernel frames, and restrict by module (see
 //! `Filter::modules`). Totals for percentages are the totals of the samples that pass the filter.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use regex::Regex;
+
+mod tree;
+pub use tree::*;
 
 use super::{FunctionId, LocationId, Profile, SampleGroup, StrId};
 
@@ -138,7 +141,8 @@ pub struct Filter {
     pub modules: Vec<String>,
     /// Drop kernel frames; samples left with no frame are dropped.
     pub hide_kernel: bool,
-    /// Rows (and tree nodes) under this percentage of the filtered total are folded into `[other]`.
+    /// `top_functions` rows and callers/callees tree nodes under this percentage of the filtered total are
+    /// folded into `[other]`. Folded stacks and flamegraphs ignore it (inferno drops narrow frames itself).
     pub percent_limit: f64,
 }
 
@@ -422,7 +426,7 @@ pub fn top_functions(
     let samples = filtered_samples(profile, filter, false);
     let total = total_weight(&samples);
     let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
-    let mut seen: Vec<RowKey> = Vec::new();
+    let mut seen: HashSet<RowKey> = HashSet::new();
     for s in &samples {
         let Some(leaf) = s.frames.first() else {
             continue;
@@ -432,8 +436,7 @@ pub fn top_functions(
         seen.clear();
         for frame in &s.frames {
             let key = RowKey::new(keys, profile, s.group, frame);
-            if !seen.contains(&key) {
-                seen.push(key);
+            if seen.insert(key) {
                 row_entry(&mut rows, key).total.add(s.group);
             }
         }
@@ -485,327 +488,6 @@ fn row_entry(rows: &mut HashMap<RowKey, TopRow>, key: RowKey) -> &mut TopRow {
         self_: Weight::default(),
         total: Weight::default(),
     })
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Call trees.
-
-/// A node of a `CallTree`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TreeNode {
-    /// The function; meaningless when `other` is set.
-    pub func: FuncKey,
-    /// Set on the node that `fold_below` made of small siblings: display it as `[other]`.
-    pub other: bool,
-    /// Samples whose path goes through this node.
-    pub weight: Weight,
-    /// Samples whose path ends at this node.
-    pub self_weight: Weight,
-    pub parent: Option<usize>,
-    /// Sorted heaviest first, ties by name, once `finish` has run.
-    pub children: Vec<usize>,
-}
-
-/// A forest of paths merged by function, each node with the weight of the samples whose path passes through it.
-/// What a root is depends on the query: the function itself for `callers_of`/`callees_of`, the outermost frame
-/// or the entry's function for the report's per-entry graphs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallTree {
-    pub nodes: Vec<TreeNode>,
-    pub roots: Vec<usize>,
-    /// Weight of all samples that passed the filter (the "of all" denominator).
-    pub total: Weight,
-    index: HashMap<(Option<usize>, FuncKey), usize>,
-}
-
-impl CallTree {
-    fn new(total: Weight) -> CallTree {
-        CallTree {
-            total,
-            ..CallTree::default()
-        }
-    }
-
-    /// Sum of the roots' weights (the "of the function" denominator for callers/callees trees).
-    pub fn roots_weight(&self) -> Weight {
-        let mut w = Weight::default();
-        for &r in &self.roots {
-            w.period += self.nodes[r].weight.period;
-            w.count += self.nodes[r].weight.count;
-        }
-        w
-    }
-
-    fn add_path(&mut self, path: impl IntoIterator<Item = FuncKey>, group: &SampleGroup) {
-        let mut parent = None;
-        for func in path {
-            let next = self.nodes.len();
-            let id = *self.index.entry((parent, func)).or_insert(next);
-            if id == next {
-                self.nodes.push(TreeNode {
-                    func,
-                    other: false,
-                    weight: Weight::default(),
-                    self_weight: Weight::default(),
-                    parent,
-                    children: Vec::new(),
-                });
-                match parent {
-                    Some(p) => self.nodes[p].children.push(id),
-                    None => self.roots.push(id),
-                }
-            }
-            self.nodes[id].weight.add(group);
-            parent = Some(id);
-        }
-        if let Some(last) = parent {
-            self.nodes[last].self_weight.add(group);
-        }
-    }
-
-    /// Sorts roots and children heaviest first, ties by function name then module.
-    fn finish(&mut self, profile: &Profile) {
-        let nodes = &self.nodes;
-        let order = |a: &usize, b: &usize| {
-            let (na, nb) = (&nodes[*a], &nodes[*b]);
-            (nb.weight.period, nb.weight.count)
-                .cmp(&(na.weight.period, na.weight.count))
-                .then_with(|| na.other.cmp(&nb.other))
-                .then_with(|| profile.func_name(&na.func).cmp(profile.func_name(&nb.func)))
-                .then_with(|| {
-                    profile
-                        .module_name(&na.func.module)
-                        .cmp(profile.module_name(&nb.func.module))
-                })
-                .then_with(|| na.func.cmp(&nb.func))
-        };
-        let mut roots = std::mem::take(&mut self.roots);
-        roots.sort_by(order);
-        let mut all_children: Vec<Vec<usize>> =
-            self.nodes.iter().map(|n| n.children.clone()).collect();
-        for children in &mut all_children {
-            children.sort_by(order);
-        }
-        for (node, children) in self.nodes.iter_mut().zip(all_children) {
-            node.children = children;
-        }
-        self.roots = roots;
-    }
-
-    /// Replaces the children (below the roots) lighter than `min_period` by one `[other]` child per parent.
-    /// The folded subtrees stay in `nodes` but are no longer reachable.
-    pub fn fold_below(&mut self, min_period: u64) {
-        for id in 0..self.nodes.len() {
-            let children = std::mem::take(&mut self.nodes[id].children);
-            let (keep, drop): (Vec<usize>, Vec<usize>) = children
-                .into_iter()
-                .partition(|&c| self.nodes[c].weight.period >= min_period);
-            let mut kept = keep;
-            if !drop.is_empty() {
-                let mut w = Weight::default();
-                for &c in &drop {
-                    w.period += self.nodes[c].weight.period;
-                    w.count += self.nodes[c].weight.count;
-                }
-                let func = self.nodes[drop[0]].func;
-                let other = self.nodes.len();
-                self.nodes.push(TreeNode {
-                    func,
-                    other: true,
-                    weight: w,
-                    self_weight: w,
-                    parent: Some(id),
-                    children: Vec::new(),
-                });
-                kept.push(other);
-            }
-            self.nodes[id].children = kept;
-        }
-    }
-}
-
-/// Which way a tree grows from a function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Toward callers (the root is the function, its children call it).
-    Callers,
-    /// Toward callees (the root is the function, its children are called by it).
-    Callees,
-}
-
-/// Every sample with a matching function on its stack, counted once at its outermost matching frame, as a tree
-/// rooted at the matched function(s) growing toward the callers.
-pub fn callers_of(profile: &Profile, filter: &Filter, matcher: &Matcher) -> CallTree {
-    function_tree(profile, filter, matcher, Direction::Callers)
-}
-
-/// Same as `callers_of`, growing from the outermost matching frame toward the leaf.
-pub fn callees_of(profile: &Profile, filter: &Filter, matcher: &Matcher) -> CallTree {
-    function_tree(profile, filter, matcher, Direction::Callees)
-}
-
-pub fn function_tree(
-    profile: &Profile,
-    filter: &Filter,
-    matcher: &Matcher,
-    direction: Direction,
-) -> CallTree {
-    let samples = filtered_samples(profile, filter, true);
-    let mut tree = CallTree::new(total_weight(&samples));
-    let mut matches: HashMap<FuncKey, bool> = HashMap::new();
-    for s in &samples {
-        let keys: Vec<FuncKey> = s.frames.iter().map(|f| profile.func_key(f)).collect();
-        // Frames are innermost first: the outermost occurrence is the last match.
-        let Some(at) = keys.iter().rposition(|k| {
-            *matches
-                .entry(*k)
-                .or_insert_with(|| matcher.matches(profile, k))
-        }) else {
-            continue;
-        };
-        match direction {
-            Direction::Callers => tree.add_path(keys[at..].iter().copied(), s.group),
-            Direction::Callees => tree.add_path(keys[..=at].iter().rev().copied(), s.group),
-        }
-    }
-    tree.finish(profile);
-    tree
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The report's per-entry call graphs (perf report -g).
-
-/// How the report draws an entry's call graph (`-g graph|fractal|folded[,THRESHOLD[,caller|callee]]`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct GraphOptions {
-    pub mode: GraphMode,
-    /// Branches under this percentage are hidden: of all samples for `graph`, of the parent for `fractal`.
-    pub threshold: f64,
-    /// `None`: perf's default, caller with `--children` and callee without.
-    pub order: Option<GraphOrder>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GraphMode {
-    /// Percentages of all samples.
-    Graph,
-    /// Percentages of the parent branch.
-    Fractal,
-    /// One line per path: `percent a;b;c`.
-    Folded,
-    /// No call graph.
-    None,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GraphOrder {
-    /// Root first: from the outermost caller down to the entry (and from the entry to its callees).
-    Caller,
-    /// Leaf first: from the entry toward its callers.
-    Callee,
-}
-
-impl Default for GraphOptions {
-    fn default() -> Self {
-        GraphOptions {
-            mode: GraphMode::Graph,
-            threshold: 0.5,
-            order: None,
-        }
-    }
-}
-
-impl GraphOptions {
-    /// Parses perf's `-g` argument: `graph|fractal|folded|none[,THRESHOLD[,caller|callee]]`; fields may be
-    /// omitted or given in any order, as perf allows.
-    pub fn parse(s: &str) -> Result<GraphOptions, QueryError> {
-        let mut opts = GraphOptions::default();
-        let err = || QueryError::CallGraph(s.to_owned());
-        for field in s.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-            match field {
-                "graph" => opts.mode = GraphMode::Graph,
-                "fractal" => opts.mode = GraphMode::Fractal,
-                "folded" => opts.mode = GraphMode::Folded,
-                "none" => opts.mode = GraphMode::None,
-                "caller" => opts.order = Some(GraphOrder::Caller),
-                "callee" => opts.order = Some(GraphOrder::Callee),
-                // perf's extra fields that do not change what we draw.
-                "function" | "percent" => {}
-                number => {
-                    let t: f64 = number.parse().map_err(|_| err())?;
-                    if !(0.0..=100.0).contains(&t) {
-                        return Err(err());
-                    }
-                    opts.threshold = t;
-                }
-            }
-        }
-        Ok(opts)
-    }
-
-    pub fn order(&self, children: bool) -> GraphOrder {
-        self.order.unwrap_or(if children {
-            GraphOrder::Caller
-        } else {
-            GraphOrder::Callee
-        })
-    }
-}
-
-/// The call graph of each of `rows` as `perf report -g` draws it, computed in one pass over the samples.
-///
-/// For a row's self samples the path is the whole stack (root first in caller order, leaf first in callee
-/// order). With `children`, a sample where the row appears but is not the innermost frame adds the path from
-/// the row's first occurrence in the chosen order to the end: in caller order from the outermost occurrence
-/// down to the leaf, in callee order from the innermost occurrence up to the root (perf's rule: a sample is
-/// added once per entry, at the first occurrence met).
-pub fn entry_graphs(
-    profile: &Profile,
-    filter: &Filter,
-    keys: &[SortKey],
-    rows: &[RowKey],
-    children: bool,
-    order: GraphOrder,
-) -> Vec<CallTree> {
-    let samples = filtered_samples(profile, filter, false);
-    let total = total_weight(&samples);
-    let mut trees: Vec<CallTree> = rows.iter().map(|_| CallTree::new(total)).collect();
-    let index: HashMap<RowKey, usize> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-    let mut done: Vec<RowKey> = Vec::new();
-    for s in &samples {
-        let Some(leaf) = s.frames.first() else {
-            continue;
-        };
-        let funcs: Vec<FuncKey> = s.frames.iter().map(|f| profile.func_key(f)).collect();
-        // Root first for the caller order, leaf first for the callee order.
-        let ordered: Vec<usize> = match order {
-            GraphOrder::Caller => (0..funcs.len()).rev().collect(),
-            GraphOrder::Callee => (0..funcs.len()).collect(),
-        };
-        let self_key = RowKey::new(keys, profile, s.group, leaf);
-        if let Some(&i) = index.get(&self_key) {
-            trees[i].add_path(ordered.iter().map(|&j| funcs[j]), s.group);
-        }
-        if !children {
-            continue;
-        }
-        done.clear();
-        done.push(self_key);
-        for (pos, &j) in ordered.iter().enumerate() {
-            let key = RowKey::new(keys, profile, s.group, &s.frames[j]);
-            if done.contains(&key) {
-                continue;
-            }
-            done.push(key);
-            if let Some(&i) = index.get(&key) {
-                trees[i].add_path(ordered[pos..].iter().map(|&j| funcs[j]), s.group);
-            }
-        }
-    }
-    for tree in &mut trees {
-        tree.finish(profile);
-    }
-    trees
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ fn entry_graph_starts_at_outermost_occurrence_in_caller_order() {
         &[SortKey::Sym],
         &[g.key],
         true,
-        GraphOrder::Caller,
+        &GraphOptions::parse("graph,0,caller").expect("-g"),
     );
     // Self sample: whole stack root first; children sample: from the outermost g down to the leaf.
     assert_eq!(

@@ -138,22 +138,19 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
     writeln!(w, "# {}", dots.join("  "))?;
     writeln!(w, "#")?;
 
-    let graph = GraphOptions {
+    let mut graph = GraphOptions {
         order: Some(opts.graph.order(opts.children)),
         ..opts.graph
     };
+    // As in perf, `--percent-limit` also hides call graph branches under that percentage.
+    if opts.filter.percent_limit > 0.0 {
+        graph.threshold = opts.filter.percent_limit;
+    }
     let trees = if graph.mode == GraphMode::None {
         Vec::new()
     } else {
         let keys: Vec<RowKey> = top.rows.iter().map(|r| r.key).collect();
-        entry_graphs(
-            profile,
-            &opts.filter,
-            &sort,
-            &keys,
-            opts.children,
-            graph.order(opts.children),
-        )
+        entry_graphs(profile, &opts.filter, &sort, &keys, opts.children, &graph)
     };
     for (i, (row, cells)) in top.rows.iter().zip(&cells).enumerate() {
         write_row(w, opts, &columns, row, cells, total.period)?;

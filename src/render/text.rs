@@ -8,10 +8,14 @@ use crate::profile::query::Weight;
 use crate::profile::Profile;
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
-/// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and a backslash becomes `\\` so escapes
-/// cannot be forged. Everything else, including non-ASCII text, is kept. Borrowed when nothing changes.
+/// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
+/// that can make text display in another order than it reads (`\u{202e}`); a backslash becomes `\\` so
+/// escapes cannot be forged. Everything else, including non-ASCII text, is kept. Borrowed when nothing changes.
 pub fn sanitize(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(|c| c.is_control() || c == '\\') {
+    if !name
+        .chars()
+        .any(|c| c.is_control() || is_bidi_control(c) || c == '\\')
+    {
         return Cow::Borrowed(name);
     }
     let mut out = String::with_capacity(name.len() + 8);
@@ -24,13 +28,17 @@ pub fn sanitize(name: &str) -> Cow<'_, str> {
             c if (c as u32) < 0x80 && c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() => {
+            c if c.is_control() || is_bidi_control(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
     Cow::Owned(out)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The file name of a module path, as perf's "Shared Object" column shows it (`[kernel.kallsyms]` as is).
@@ -88,6 +96,9 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
         meta.call_graph.as_str()
     };
     writeln!(w, "# Unwinding: {}", sanitize(mode))?;
+    if !meta.command_line.is_empty() {
+        writeln!(w, "# Command line: {}", sanitize(&meta.command_line))?;
+    }
     for note in &meta.notes {
         writeln!(w, "# Note: {}", sanitize(note))?;
     }
@@ -118,6 +129,7 @@ mod tests {
         assert_eq!(sanitize("del\x7f"), "del\\x7f");
         assert_eq!(sanitize("csi\u{9b}"), "csi\\u{9b}");
         assert_eq!(sanitize("back\\x1b"), "back\\\\x1b");
+        assert_eq!(sanitize("evil\u{202e}txt"), "evil\\u{202e}txt");
         assert_eq!(
             sanitize("operator<<(std::ostream&) é"),
             "operator<<(std::ostream&) é"

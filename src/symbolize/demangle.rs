@@ -6,8 +6,12 @@ use cpp_demangle::{DemangleOptions, ParseOptions};
 /// Deep C++ templates can make the demangler recurse; an adversarial name must not blow the stack.
 const CPP_RECURSION_LIMIT: u32 = 96;
 
-/// The readable form of a symbol name. Rust names are printed without their hash (`{:#}`).
+/// The readable form of a symbol name. Rust names are printed without their hash (`{:#}`). A PLT stub's
+/// `@plt` suffix is kept after the demangled name.
 pub fn demangle(name: &str) -> String {
+    if let Some(base) = name.strip_suffix("@plt") {
+        return format!("{}@plt", demangle(base));
+    }
     if !looks_mangled(name) {
         return name.to_owned();
     }
@@ -64,6 +68,7 @@ mod tests {
     fn cpp_with_parameters() {
         assert_eq!(demangle("_ZN3foo3barEi"), "foo::bar(int)");
         assert_eq!(demangle("_Z3addii"), "add(int, int)");
+        assert_eq!(demangle("_Z3addii@plt"), "add(int, int)@plt");
         assert_eq!(
             demangle("_ZNSt6vectorIiSaIiEE9push_backERKi"),
             "std::vector<int, std::allocator<int> >::push_back(int const&)"

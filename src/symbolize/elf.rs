@@ -10,7 +10,7 @@ use object::{
 };
 
 use super::demangle::demangle;
-use super::symbols::{Binding, RawSymbol, SymbolTable};
+use super::symbols::{alias_order, Binding, RawSymbol, SymbolTable};
 use super::Frame;
 use crate::addr::{FileOffset, Svma};
 
@@ -37,7 +37,7 @@ pub fn offset_to_svma(segments: &[Segment], off: FileOffset) -> Option<Svma> {
     segments
         .iter()
         .find(|s| off.0 >= s.offset && off.0 - s.offset < s.size)
-        .map(|s| Svma(off.0 - s.offset + s.vaddr))
+        .map(|s| Svma((off.0 - s.offset).wrapping_add(s.vaddr)))
 }
 
 /// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
@@ -47,6 +47,9 @@ pub struct ElfFile {
     pub build_id: Option<Vec<u8>>,
     /// `.gnu_debuglink`: the debug file's name and the CRC-32 of its contents.
     pub debuglink: Option<(String, u32)>,
+    /// `.gnu_debugaltlink`: the supplementary DWARF file (made by `dwz`) holding DIEs and strings shared with
+    /// other files, and its build-id.
+    pub debugaltlink: Option<(String, Vec<u8>)>,
     /// DWARF sections, present when `.debug_info` has contents.
     pub dwarf: Option<gimli::Dwarf<Reader>>,
 }
@@ -78,15 +81,23 @@ impl ElfFile {
             })
             .filter(|s| s.size > 0)
             .collect();
+        let mut symbols = function_symbols(&file);
+        let plt = plt_symbols(&file, &symbols);
+        symbols.extend(plt);
         Ok(ElfFile {
             segments,
-            symbols: function_symbols(&file),
+            symbols,
             build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec),
             debuglink: file
                 .gnu_debuglink()
                 .ok()
                 .flatten()
                 .map(|(name, crc)| (String::from_utf8_lossy(name).into_owned(), crc)),
+            debugaltlink: file
+                .gnu_debugaltlink()
+                .ok()
+                .flatten()
+                .map(|(path, id)| (String::from_utf8_lossy(path).into_owned(), id.to_vec())),
             dwarf: load_dwarf(&file),
         })
     }
@@ -122,12 +133,106 @@ fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> 
             continue;
         }
         let Ok(name) = sym.name_bytes() else { continue };
+        // An unsized symbol (`_init`, assembly) reaches to the next symbol, but never past its section.
+        let end = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .map_or(u64::MAX, |s| s.address().saturating_add(s.size()));
         out.push(RawSymbol {
             name: String::from_utf8_lossy(name).into_owned(),
             address: sym.address(),
             size: sym.size(),
+            end,
             binding,
         });
+    }
+    out
+}
+
+/// Synthetic `name@plt` symbols for the x86-64 PLT stubs, as perf shows them; no symbol table lists them, so
+/// a hot stub would otherwise be unknown.
+///
+/// Every stub that calls out jumps through a GOT slot, `ff 25 disp32` = `jmp *disp32(%rip)` (after `endbr64`
+/// and a `bnd` prefix in `.plt.sec`), and the dynamic relocation of that slot names the function:
+/// ```text
+///   stub:  [endbr64] [bnd] ff 25 <disp32>      slot = address after the jmp + disp32
+///   .rela.plt / .rela.dyn:  slot -> JUMP_SLOT / GLOB_DAT against `memcpy`   =>  stub is `memcpy@plt`
+/// ```
+/// The lazy-binding stubs of `.plt` with IBT (`push n; jmp .plt`) have no such jump and stay unnamed. An
+/// `IRELATIVE` slot (a call of an IFUNC such as `memmove` from inside its own library) is named after the
+/// function symbol at its resolver's address.
+fn plt_symbols<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    functions: &[RawSymbol],
+) -> Vec<RawSymbol> {
+    use object::{ObjectSymbolTable, RelocationFlags, RelocationTarget};
+    use std::collections::HashMap;
+
+    let mut out = Vec::new();
+    if file.architecture() != object::Architecture::X86_64 {
+        return out;
+    }
+    let (Some(relocations), Some(dynsym)) =
+        (file.dynamic_relocations(), file.dynamic_symbol_table())
+    else {
+        return out;
+    };
+    let mut slots: HashMap<u64, String> = HashMap::new();
+    for (slot, reloc) in relocations {
+        // An IFUNC call inside a library (libc calling its own `memmove`) goes through an IRELATIVE slot whose
+        // addend is the resolver, which carries the function's own (IFUNC) symbol.
+        let irelative = matches!(reloc.flags(), RelocationFlags::Elf { r_type } if r_type == object::elf::R_X86_64_IRELATIVE);
+        if irelative {
+            let resolver = reloc.addend() as u64;
+            if let Some(best) = functions
+                .iter()
+                .filter(|f| f.address == resolver)
+                .min_by(|a, b| alias_order(a, b))
+            {
+                slots.insert(slot, best.name.clone());
+            }
+            continue;
+        }
+        if let RelocationTarget::Symbol(index) = reloc.target() {
+            if let Some(name) = dynsym
+                .symbol_by_index(index)
+                .ok()
+                .and_then(|s| s.name_bytes().ok())
+            {
+                if !name.is_empty() {
+                    slots.insert(slot, String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+    }
+    if slots.is_empty() {
+        return out;
+    }
+    for name in [".plt", ".plt.sec", ".plt.got"] {
+        let Some(section) = file.section_by_name(name) else {
+            continue;
+        };
+        let Ok(data) = section.data() else { continue };
+        // Stubs are 16 bytes, but `.plt.got` without IBT packs 8-byte ones (its alignment says which).
+        let entry = if section.align() >= 16 { 16 } else { 8 };
+        let base = section.address();
+        for i in 0..data.len().saturating_sub(5) {
+            if data[i] != 0xff || data[i + 1] != 0x25 {
+                continue;
+            }
+            let disp = i32::from_le_bytes([data[i + 2], data[i + 3], data[i + 4], data[i + 5]]);
+            let next = base.wrapping_add(i as u64 + 6);
+            let slot = next.wrapping_add_signed(i64::from(disp));
+            if let Some(target) = slots.get(&slot) {
+                out.push(RawSymbol {
+                    name: format!("{}@plt", super::symbols::strip_version(target)),
+                    address: base.wrapping_add(i as u64 & !(entry - 1)),
+                    size: entry,
+                    end: u64::MAX,
+                    binding: Binding::Local,
+                });
+            }
+        }
     }
     out
 }
@@ -170,7 +275,7 @@ pub enum DwarfSource {
 }
 
 /// A loaded module: the binary's segments, the union of the binary's and the debug file's symbols, and the
-/// DWARF of the debug file (else of the binary).
+/// DWARF of the debug file (else of the binary), completed by its supplementary file when it has one.
 pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: SymbolTable,
@@ -180,7 +285,7 @@ pub struct ElfModule {
 }
 
 impl ElfModule {
-    pub fn new(binary: ElfFile, debug: Option<ElfFile>) -> ElfModule {
+    pub fn new(binary: ElfFile, debug: Option<ElfFile>, sup: Option<ElfFile>) -> ElfModule {
         let mut raw = binary.symbols;
         let (dwarf, dwarf_source) = match debug {
             Some(debug) => {
@@ -192,7 +297,12 @@ impl ElfModule {
             }
             None => (binary.dwarf, DwarfSource::Embedded),
         };
-        let dwarf = dwarf.and_then(|d| addr2line::Context::from_dwarf(d).ok());
+        let dwarf = dwarf.and_then(|mut d| {
+            if let Some(sup) = sup.and_then(|s| s.dwarf) {
+                d.set_sup(sup);
+            }
+            addr2line::Context::from_dwarf(d).ok()
+        });
         let dwarf_source = if dwarf.is_some() {
             dwarf_source
         } else {
@@ -357,7 +467,7 @@ mod tests {
         if let Ok(exe) = std::fs::read("/proc/self/exe") {
             for len in (0..exe.len().min(1 << 16)).step_by(97) {
                 if let Ok(f) = ElfFile::parse(&exe[..len]) {
-                    let m = ElfModule::new(f, None);
+                    let m = ElfModule::new(f, None, None);
                     let _ = m.frames(Svma(0x1000), "?");
                 }
             }

@@ -2,6 +2,7 @@
 //! symbolizer reads the file (once, lazily).
 
 use super::demangle::demangle;
+use super::symbols::{alias_order, Binding, RawSymbol};
 use crate::addr::Avma;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +24,7 @@ impl Kallsyms {
     /// Parses lines `ffffffff81000000 T _stext` and `ffffffffc0a01000 t helper\t[nf_tables]`. Data symbols and
     /// malformed lines are skipped.
     pub fn parse(text: &str) -> Kallsyms {
-        let mut symbols = Vec::new();
+        let mut candidates = Vec::new();
         let mut listed = 0usize;
         for line in text.lines() {
             let mut fields = line.split_whitespace();
@@ -42,20 +43,41 @@ impl Kallsyms {
             if address == 0 {
                 continue;
             }
-            // Rust code in the kernel has v0-mangled names.
-            let name = demangle(name);
-            let name = match fields.next() {
-                Some(module) if module.starts_with('[') => format!("{name} {module}"),
-                _ => name,
+            let binding = match kind {
+                "T" => Binding::Global,
+                "w" | "W" => Binding::Weak,
+                _ => Binding::Local,
             };
-            symbols.push(KernelSymbol {
+            let module = fields.next().filter(|m| m.starts_with('['));
+            let raw = RawSymbol {
+                name: name.to_owned(),
                 address,
-                name: name.into(),
-            });
+                size: 0,
+                end: u64::MAX,
+                binding,
+            };
+            candidates.push((raw, module));
         }
-        // Several names can share an address (`_stext`, `_text`, ...): keep the first listed, deterministically.
-        symbols.sort_by_key(|s| s.address);
-        symbols.dedup_by_key(|s| s.address);
+        // Several names can share an address (`__pi_memcpy` and `memcpy`, `_stext` and the first function):
+        // choose as for ELF aliases, so the same rules name user and kernel functions.
+        candidates
+            .sort_by(|(a, _), (b, _)| a.address.cmp(&b.address).then_with(|| alias_order(a, b)));
+        candidates.dedup_by_key(|(s, _)| s.address);
+        let symbols: Vec<KernelSymbol> = candidates
+            .into_iter()
+            .map(|(raw, module)| {
+                // Rust code in the kernel has v0-mangled names.
+                let name = demangle(&raw.name);
+                let name = match module {
+                    Some(module) => format!("{name} {module}"),
+                    None => name,
+                };
+                KernelSymbol {
+                    address: raw.address,
+                    name: name.into(),
+                }
+            })
+            .collect();
         Kallsyms {
             restricted: listed > 0 && symbols.is_empty(),
             symbols,
@@ -89,6 +111,8 @@ mod tests {
     const SNIPPET: &str = "\
 ffffffff81000000 T _stext
 ffffffff81000000 T srso_alias_untrain_ret
+ffffffff81000500 T __pi___x86_indirect_thunk_rax
+ffffffff81000500 T __x86_indirect_thunk_rax
 ffffffff81001000 T do_syscall_64
 ffffffff81002000 D some_data
 ffffffff81003000 t local_helper
@@ -105,7 +129,14 @@ ffffffffc0b00000 T _RNvCs15kBYyAo9fc_7mycrate7example\t[rust_mod]
         let k = Kallsyms::parse(SNIPPET);
         assert!(!k.is_restricted());
         assert_eq!(k.lookup(Avma(0xffffffff80ffffff)), None);
-        assert_eq!(k.lookup(Avma(0xffffffff81000000)), Some("_stext"));
+        assert_eq!(
+            k.lookup(Avma(0xffffffff81000000)),
+            Some("srso_alias_untrain_ret")
+        );
+        assert_eq!(
+            k.lookup(Avma(0xffffffff81000501)),
+            Some("__x86_indirect_thunk_rax")
+        );
         assert_eq!(k.lookup(Avma(0xffffffff81001234)), Some("do_syscall_64"));
         // The data symbol at 0x...2000 is skipped.
         assert_eq!(k.lookup(Avma(0xffffffff81002010)), Some("do_syscall_64"));

@@ -13,6 +13,10 @@
 //!   DIR/LINK, DIR/.debug/LINK, ROOT/DIR/LINK   by `.gnu_debuglink` (LINK) next to the binary (in DIR)
 //! ```
 //! A debug file is used only if its build-id equals the binary's; without build-ids, the debuglink CRC decides.
+//!
+//! Supplementary DWARF file (`dwz -m`, as in Debian's `-dbgsym` packages), named by the `.gnu_debugaltlink` of
+//! the file holding the DWARF: its path as written (relative to that file's directory if relative), then
+//! `ROOT/.build-id/ab/cdef...debug` by its build-id; used only if that build-id matches.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -74,6 +78,13 @@ pub fn binary_candidates(spec: &ModuleSpec) -> Vec<PathBuf> {
 /// Parses an ELF file without reading all of it: only the headers, symbol tables and DWARF sections are read.
 pub fn parse_file(path: &Path) -> Result<ElfFile, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A mapped device (`/dev/dri/renderD128`, `/dev/zero`) is no ELF file, and reading one can block.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
     let cache = object::ReadCache::new(file);
     ElfFile::parse(&cache).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -92,7 +103,7 @@ pub fn open_binary(spec: &ModuleSpec) -> Result<Opened, OpenFailure> {
             }
         };
         match (&spec.build_id, &file.build_id) {
-            (Some(expected), Some(found)) if expected != found => {
+            (Some(expected), Some(found)) if !build_ids_match(expected, found) => {
                 mismatch.get_or_insert(OpenFailure::Mismatch {
                     opened: path,
                     expected: expected.clone(),
@@ -103,6 +114,16 @@ pub fn open_binary(spec: &ModuleSpec) -> Result<Opened, OpenFailure> {
         }
     }
     Err(mismatch.unwrap_or_else(|| OpenFailure::Unreadable(reasons.join("; "))))
+}
+
+/// True when a recorded build-id names a file's. Records with a fixed-size field (perf's MMAP2 event keeps 20
+/// bytes) may pad a shorter id (16-byte md5 or uuid ids) with zeros.
+pub fn build_ids_match(recorded: &[u8], file: &[u8]) -> bool {
+    recorded == file
+        || (!file.is_empty()
+            && recorded.len() > file.len()
+            && recorded.starts_with(file)
+            && recorded[file.len()..].iter().all(|&b| b == 0))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -176,7 +197,7 @@ pub fn find_debug_file(
             continue;
         };
         let belongs = match (&binary.build_id, &file.build_id, via) {
-            (Some(want), Some(have), _) => want == have,
+            (Some(want), Some(have), _) => build_ids_match(want, have),
             (_, _, Via::Debuglink(crc)) => {
                 std::fs::read(&path).is_ok_and(|d| crc32fast::hash(&d) == crc)
             }
@@ -187,6 +208,72 @@ pub fn find_debug_file(
         }
     }
     None
+}
+
+/// The supplementary DWARF file named by `link` (path, build-id) in a file that lives in `dir`.
+pub fn find_sup_file(
+    spec: &ModuleSpec,
+    link: &(String, Vec<u8>),
+    dir: Option<&Path>,
+    debug_dirs: &[PathBuf],
+) -> Option<Opened> {
+    let (path, id) = link;
+    let mut host = Vec::new();
+    let path = Path::new(path);
+    if path.is_absolute() {
+        host.push(path.to_path_buf());
+    } else if let Some(dir) = dir {
+        host.push(dir.join(path));
+    }
+    if id.len() >= 2 {
+        let id = hex(id);
+        for root in debug_dirs {
+            host.push(
+                root.join(".build-id")
+                    .join(&id[..2])
+                    .join(format!("{}.debug", &id[2..])),
+            );
+        }
+    }
+    let mut candidates = host.clone();
+    if let Some(pid) = spec.pid {
+        candidates.extend(
+            host.iter()
+                .filter(|p| p.is_absolute())
+                .map(|p| under_root(pid, p)),
+        );
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter_map(|p| parse_file(&p).ok().map(|file| Opened { path: p, file }))
+        .find(|o| id.is_empty() || o.file.build_id.as_ref() == Some(id))
+}
+
+/// The JIT map of `pid` and its length: `DIR/perf-PID.map`, else, for a process in a container, the map it
+/// wrote into its own `/tmp` under its own pid (the last `NSpid` of `/proc/PID/status`).
+pub fn perf_map_file(dir: &Path, pid: u32) -> Option<(PathBuf, u64)> {
+    let here = dir.join(format!("perf-{pid}.map"));
+    let found = |p: PathBuf| {
+        std::fs::metadata(&p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (p, m.len()))
+    };
+    if let Some(hit) = found(here) {
+        return Some(hit);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ns_pid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?;
+    let ns_pid: u32 = ns_pid.parse().ok()?;
+    found(under_root(
+        pid,
+        &Path::new("/tmp").join(format!("perf-{ns_pid}.map")),
+    ))
 }
 
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
@@ -234,6 +321,16 @@ mod tests {
     }
 
     #[test]
+    fn build_ids_match_exactly_or_zero_padded() {
+        assert!(build_ids_match(&[1, 2, 3], &[1, 2, 3]));
+        assert!(build_ids_match(&[1, 2, 3, 0, 0], &[1, 2, 3]));
+        assert!(!build_ids_match(&[1, 2, 3, 0, 1], &[1, 2, 3]));
+        assert!(!build_ids_match(&[1, 2], &[1, 2, 3]));
+        assert!(!build_ids_match(&[0, 0], &[]));
+        assert!(!build_ids_match(&[1, 2, 4], &[1, 2, 3]));
+    }
+
+    #[test]
     fn binary_candidates_in_order() {
         assert_eq!(
             binary_candidates(&spec("/usr/lib/libfoo.so (deleted)", Some(42))),
@@ -256,6 +353,7 @@ mod tests {
             symbols: Vec::new(),
             build_id: Some(vec![0x93, 0xac, 0x61]),
             debuglink: Some(("libc.so.6.debug".to_owned(), 7)),
+            debugaltlink: None,
             dwarf: None,
         };
         let got: Vec<_> = debug_candidates(

@@ -16,7 +16,14 @@
 //!   (`pthread_mutex_lock`, not `___pthread_mutex_lock` or `pthread_mutex_lock@@GLIBC_2.2.5`). DWARF adds the
 //!   inline frames above it and file:line.
 //! - Rust (legacy and v0, without hash) and C++ names are demangled; C names are left alone.
+//! - x86-64 PLT stubs, which no symbol table lists, are named as perf does: `memcpy@plt`.
 //! - Kernel module symbols carry their module: `nft_do_chain [nf_tables]`.
+//! - JIT code is named from `/tmp/perf-PID.map`; an address it does not list is left to the caller
+//!   ([`Symbolizer::symbolize_jit`] returns `None`), which can name it through `symbolize_user` on the mapping.
+//!
+//! Debug info is looked for in the binary, then in a separate debug file (build-id path under `/usr/lib/debug`,
+//! then `.gnu_debuglink`), completed by a `dwz` supplementary file (`.gnu_debugaltlink`); see `loader.rs`.
+//! Compressed debug sections (zlib, zstd) are read.
 //!
 //! # Unknown frames
 //! An address nobody can name still gets a frame of its own, so the profile (which interns functions by name)
@@ -31,7 +38,8 @@
 //!
 //! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
-//! [`Frame::is_unknown`] tells these apart from named frames; `file` is `None` and `line` 0 for all of them.
+//! [`Frame::is_unknown`] tells these apart from named frames. Such frames have no file and line 0, except a
+//! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
 mod bytes;
 mod demangle;
@@ -42,7 +50,7 @@ mod perfmap;
 mod symbols;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use bytes::module_bytes;
@@ -66,7 +74,8 @@ pub const KERNEL_MODULE: &str = "[kernel.kallsyms]";
 pub struct ModuleSpec {
     /// The path as mapped (may end in ` (deleted)`), or a pseudo path such as `[vdso]`; empty when anonymous.
     pub path: String,
-    /// The GNU build-id recorded for the mapping, if any; a file with another build-id is not used.
+    /// The GNU build-id recorded for the mapping, if any; a file with another build-id is not used (a file
+    /// without one cannot be checked and is used). Trailing zero padding of a fixed-size field is ignored.
     pub build_id: Option<Vec<u8>>,
     /// The process, while it lives: the file is then opened through `/proc/PID/...` first.
     pub pid: Option<u32>,
@@ -285,15 +294,19 @@ impl Symbolizer {
         if let Some(frames) = self.jit_frames.get(&(pid, addr.0)) {
             return Some(frames.clone());
         }
-        let path = self.perf_map_dir.join(format!("perf-{pid}.map"));
+        let dir = &self.perf_map_dir;
         let read = || {
-            let len = std::fs::metadata(&path).ok().map(|m| m.len());
-            let map = PerfMap::parse(&std::fs::read_to_string(&path).unwrap_or_default());
-            JitMap { map, len }
+            let found = loader::perf_map_file(dir, pid);
+            let len = found.as_ref().map(|(_, len)| *len);
+            let text = found.and_then(|(path, _)| std::fs::read_to_string(path).ok());
+            JitMap {
+                map: PerfMap::parse(&text.unwrap_or_default()),
+                len,
+            }
         };
         let jit = self.jit_maps.entry(pid).or_insert_with(read);
         if jit.map.lookup(addr).is_none()
-            && std::fs::metadata(&path).ok().map(|m| m.len()) != jit.len
+            && loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len
         {
             *jit = read();
         }
@@ -393,7 +406,19 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
         None
     };
     let debug_path = debug.as_ref().map(|d| d.path.clone());
-    let elf = ElfModule::new(binary.file, debug.map(|d| d.file));
+    // The supplementary file is named by whichever file holds the DWARF; a relative name is relative to it.
+    let sup = match &debug {
+        Some(d) if d.file.dwarf.is_some() => d
+            .file
+            .debugaltlink
+            .as_ref()
+            .and_then(|link| loader::find_sup_file(spec, link, d.path.parent(), debug_dirs)),
+        _ => binary.file.debugaltlink.as_ref().and_then(|link| {
+            let dir = Path::new(loader::clean_path(&spec.path)).parent();
+            loader::find_sup_file(spec, link, dir, debug_dirs)
+        }),
+    };
+    let elf = ElfModule::new(binary.file, debug.map(|d| d.file), sup.map(|s| s.file));
     let debug_info = match (elf.dwarf_source(), debug_path) {
         (DwarfSource::Separate, Some(path)) => DebugInfo::Separate(path),
         (DwarfSource::None, _) => DebugInfo::None,
@@ -455,6 +480,25 @@ mod tests {
             s.module_status(&spec),
             ModuleStatus::Unreadable { .. }
         ));
+    }
+
+    #[test]
+    fn devices_are_not_read() {
+        let mut s = Symbolizer::new();
+        let spec = ModuleSpec {
+            path: "/dev/zero".to_owned(),
+            ..ModuleSpec::default()
+        };
+        assert_eq!(
+            s.symbolize_user(&spec, FileOffset(0))[0].function,
+            "[unknown] zero+0x0 (unreadable)"
+        );
+        match s.module_status(&spec) {
+            ModuleStatus::Unreadable { reason } => {
+                assert!(reason.contains("not a regular file"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -16,16 +16,20 @@ pub enum Binding {
 pub struct RawSymbol {
     pub name: String,
     pub address: u64,
-    /// 0 when the symbol table does not say; such a symbol extends to the next symbol.
+    /// 0 when the symbol table does not say; such a symbol extends to the next symbol, but not past `end`.
     pub size: u64,
+    /// End of the symbol's section (`u64::MAX` when unknown): the limit of an unsized symbol.
+    pub end: u64,
     pub binding: Binding,
 }
 
 #[derive(Clone, Debug)]
 struct Entry {
     address: u64,
-    /// The largest size among the aliases at this address; 0 when none has one.
+    /// The largest size among the aliases at this address; 0 while none has one.
     size: u64,
+    /// Section end, for an unsized entry.
+    end: u64,
     /// Best alias, version suffix dropped, still mangled.
     name: Box<str>,
 }
@@ -48,14 +52,28 @@ impl SymbolTable {
         for s in symbols {
             match entries.last_mut() {
                 // Sorted best-first within an address: the first alias wins, the others only widen the size.
-                Some(last) if last.address == s.address => last.size = last.size.max(s.size),
+                Some(last) if last.address == s.address => {
+                    last.size = last.size.max(s.size);
+                    last.end = last.end.min(s.end);
+                }
                 _ => entries.push(Entry {
                     address: s.address,
                     size: s.size,
+                    end: s.end,
                     name: strip_version(&s.name).into(),
                 }),
             }
         }
+        // Give unsized entries the size up to the next symbol or their section's end, whichever comes first,
+        // so that every entry is sized from here on and none overlaps its successor by accident.
+        for i in 0..entries.len() {
+            if entries[i].size == 0 {
+                let next = entries.get(i + 1).map_or(u64::MAX, |n| n.address);
+                let e = &mut entries[i];
+                e.size = next.min(e.end).saturating_sub(e.address);
+            }
+        }
+        entries.retain(|e| e.size > 0);
         SymbolTable { entries }
     }
 
@@ -64,20 +82,15 @@ impl SymbolTable {
     }
 
     /// The (mangled) name of the function containing `svma`. An address past the end of a sized symbol is not
-    /// in it; an unsized symbol reaches up to the next symbol.
+    /// in it; an unsized symbol reaches up to the next symbol or the end of its section.
     pub fn lookup(&self, svma: Svma) -> Option<&str> {
         let after = self.entries.partition_point(|e| e.address <= svma.0);
         let nearest = after.checked_sub(1)?;
-        let e = &self.entries[nearest];
-        if e.size == 0 || svma.0 - e.address < e.size {
-            return Some(&e.name);
-        }
-        // Only a sized symbol can enclose a later one; an unsized one already ended where the next began.
         let start = nearest.saturating_sub(ENCLOSING_LOOKBACK);
-        self.entries[start..nearest]
+        self.entries[start..=nearest]
             .iter()
             .rev()
-            .find(|e| e.size != 0 && svma.0 - e.address < e.size)
+            .find(|e| svma.0 - e.address < e.size)
             .map(|e| &*e.name)
     }
 }
@@ -101,8 +114,12 @@ pub fn alias_order(a: &RawSymbol, b: &RawSymbol) -> std::cmp::Ordering {
         .then_with(|| strip_version(&a.name).cmp(strip_version(&b.name)))
 }
 
-/// `pthread_mutex_lock@@GLIBC_2.2.5` -> `pthread_mutex_lock`. No mangling scheme uses `@`.
+/// `pthread_mutex_lock@@GLIBC_2.2.5` -> `pthread_mutex_lock`. No mangling scheme uses `@`. The synthetic
+/// `memcpy@plt` names of PLT stubs are not versions and stay.
 pub fn strip_version(name: &str) -> &str {
+    if name.ends_with("@plt") {
+        return name;
+    }
     name.split_once('@').map_or(name, |(base, _)| base)
 }
 
@@ -122,6 +139,7 @@ mod tests {
             name: name.to_owned(),
             address,
             size,
+            end: u64::MAX,
             binding,
         }
     }
@@ -138,6 +156,7 @@ mod tests {
         );
         assert_eq!(strip_version("memcpy"), "memcpy");
         assert_eq!(strip_version("@@"), "");
+        assert_eq!(strip_version("memcpy@plt"), "memcpy@plt");
     }
 
     #[test]
@@ -241,7 +260,24 @@ mod tests {
             sym("sized", 0x200, 0x10, Binding::Global),
         ]);
         assert_eq!(t.lookup(Svma(0x180)), Some("unsized"));
-        assert_eq!(t.lookup(Svma(0x300)), None, "an unsized symbol ends where the next one starts");
+        assert_eq!(
+            t.lookup(Svma(0x300)),
+            None,
+            "an unsized symbol ends where the next one starts"
+        );
+        let t = SymbolTable::new(vec![
+            RawSymbol {
+                end: 0x140,
+                ..sym("_init", 0x100, 0, Binding::Global)
+            },
+            sym("later", 0x400, 0x10, Binding::Global),
+        ]);
+        assert_eq!(t.lookup(Svma(0x13f)), Some("_init"));
+        assert_eq!(
+            t.lookup(Svma(0x140)),
+            None,
+            "an unsized symbol ends with its section"
+        );
     }
 
     #[test]
