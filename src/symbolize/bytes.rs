@@ -30,7 +30,12 @@ pub fn module_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
             )));
         }
         if let Some(rel) = path.strip_prefix('/') {
-            candidates.push(Path::new("/proc").join(pid.to_string()).join("root").join(rel));
+            candidates.push(
+                Path::new("/proc")
+                    .join(pid.to_string())
+                    .join("root")
+                    .join(rel),
+            );
         }
     }
     candidates.push(PathBuf::from(path));

@@ -49,7 +49,9 @@ impl StackCopy<'_> {
     pub fn read(&self, addr: u64) -> Option<u64> {
         let off = usize::try_from(addr.checked_sub(self.sp)?).ok()?;
         let b = self.bytes.get(off..off.checked_add(8)?)?;
-        Some(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        Some(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
 
     /// One past the last copied address.

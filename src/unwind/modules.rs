@@ -87,8 +87,7 @@ impl Unwinders {
         loader: &mut Loader<'_>,
     ) -> Stack {
         let chain = fp::frames_with(&sample.callchain, self.limits);
-        let (kernel, user): (Vec<Frame>, Vec<Frame>) =
-            chain.frames.iter().partition(|f| f.kernel);
+        let (kernel, user): (Vec<Frame>, Vec<Frame>) = chain.frames.iter().partition(|f| f.kernel);
         self.quality.samples += 1;
         let regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
         let (Some(regs), Some(bytes)) = (regs, sample.user_stack.as_deref()) else {

@@ -184,7 +184,8 @@ fn count_fdes(eh_frame: &[u8]) -> usize {
     let mut pos = 0usize;
     let mut fdes = 0;
     while let Some(len_bytes) = eh_frame.get(pos..pos + 4) {
-        let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let len =
+            u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
         if len == 0 || len == 0xffff_ffff {
             break;
         }
@@ -230,7 +231,10 @@ mod tests {
             has_tables: false,
             has_frame_pointers: false,
         };
-        assert_eq!(tables.bias(0x5555_5555_5000, 0x1000), Some(0x5555_5555_4000));
+        assert_eq!(
+            tables.bias(0x5555_5555_5000, 0x1000),
+            Some(0x5555_5555_4000)
+        );
         // libc-style: the segment's file offset is not page aligned relative to its vaddr.
         let libc = UnwindTables {
             segments: vec![Segment {

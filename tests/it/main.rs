@@ -2,6 +2,10 @@
 //! (`cargo test -- --test-threads=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acquire;
 mod common;
 mod errors;
 mod record;
+mod render;
+mod symbolize;
+mod unwind;

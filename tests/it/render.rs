@@ -1,7 +1,7 @@
 //! Render outputs of a profile written by hand, checked against golden files under `tests/golden/` and,
 //! for the figures that matter, against percentages computed by hand.
 //!
-//! Re-bless the golden files with `STACKTOP_BLESS=1 cargo test --test render`.
+//! Re-bless the golden files with `STACKTOP_BLESS=1 cargo test --test it render`.
 //!
 //! The profile (innermost frame first; module `/usr/bin/app`, comm `app`, pid = tid = 100 unless said;
 //! cpu-clock, period 10 per sample except G3):

@@ -85,11 +85,11 @@ fn resolves_its_own_function() {
     eprintln!("{:#x} -> {}", addr, show(&frames));
     // `black_box` may be inlined at the very start of `marker`: then it is the innermost frame.
     let f = frames.last().expect("frames");
-    assert_eq!(f.function, "symbolize::marker", "{}", show(&frames));
+    assert_eq!(f.function, "it::symbolize::marker", "{}", show(&frames));
     assert!(
         f.file
             .as_deref()
-            .is_some_and(|p| p.ends_with("tests/symbolize.rs")),
+            .is_some_and(|p| p.ends_with("tests/it/symbolize.rs")),
         "{f:?}"
     );
     assert!(

@@ -1,0 +1,116 @@
+//! Who calls the hot function, without frame pointers in libc: hybrid (the default) and dwarf modes
+//! against fp, on real workloads.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn callers_shares(file: &Path, sym: &str) -> String {
+    stdout_of(stacktop(&["report", "--callers", sym, "-i"]).arg(file))
+}
+
+/// The percent-of-SYM column of the first tree line that names `caller` as a direct caller.
+fn caller_share(tree: &str, caller: &str) -> f64 {
+    tree.lines()
+        .find(|l| (l.contains("|-- ") || l.contains("`-- ")) && l.contains(&format!(" {caller} ")))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.strip_suffix('%'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("mutex.c", "mutex", &[]);
+    let file = record("mutex_default", &[], &[&bin, Path::new("3")]);
+    let tree = callers_shares(&file, "pthread_mutex_lock");
+    let often = caller_share(&tree, "lock_often");
+    let rarely = caller_share(&tree, "lock_rarely");
+    assert!(often + rarely > 90.0, "callers do not add up:\n{tree}");
+    assert_near("lock_often", often * 100.0 / (often + rarely), 75.0, 7.0);
+    // Samples in the kernel's futex path keep pthread_mutex_lock with its caller above it.
+    let folded = stdout_of(stacktop(&["report", "--folded", "-i"]).arg(&file));
+    let futex_with_caller = folded
+        .lines()
+        .filter(|l| l.contains("futex") && l.contains("_[k]"))
+        .filter(|l| {
+            l.contains("lock_often;pthread_mutex_lock;")
+                || l.contains("lock_rarely;pthread_mutex_lock;")
+        })
+        .count();
+    assert!(
+        futex_with_caller > 0,
+        "no futex stack with pthread_mutex_lock under its caller:\n{folded}"
+    );
+
+    // Frame pointers skip the caller of the frameless pthread_mutex_lock.
+    let file = record("mutex_fp", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
+    let tree = callers_shares(&file, "pthread_mutex_lock");
+    let fp_callers = caller_share(&tree, "lock_often") + caller_share(&tree, "lock_rarely");
+    assert!(
+        fp_callers < 20.0,
+        "fp mode unexpectedly found the callers ({fp_callers:.1}%):\n{tree}"
+    );
+}
+
+fn hottest_stack(file: &Path) -> String {
+    let folded = stdout_of(stacktop(&["report", "--folded", "-i"]).arg(file));
+    folded
+        .lines()
+        .max_by_key(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|c| c.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn deep_recursion_reaches_main_in_default_and_dwarf_modes() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("recursion.c", "recursion", &[]);
+    for mode in [None, Some("dwarf,16384")] {
+        let extra: Vec<&str> = mode.map(|m| vec!["--call-graph", m]).unwrap_or_default();
+        let file = record("recursion", &extra, &[&bin, Path::new("1")]);
+        let hottest = hottest_stack(&file);
+        assert!(
+            hottest.starts_with("__libc_start_call_main;main;descend;")
+                || hottest.contains(";main;descend;"),
+            "{mode:?}: hottest stack does not reach main: {}",
+            &hottest[..hottest.len().min(300)]
+        );
+        assert!(
+            hottest.matches("descend").count() >= 200,
+            "{mode:?}: fewer than 200 descend frames"
+        );
+    }
+    // In fp mode the kernel cuts the chain at its frame limit, and the report says so.
+    let file = record(
+        "recursion_fp",
+        &["--call-graph", "fp"],
+        &[&bin, Path::new("1")],
+    );
+    let hottest = hottest_stack(&file);
+    assert!(
+        hottest.starts_with("[truncated];"),
+        "fp stack not marked cut: {}",
+        &hottest[..hottest.len().min(200)]
+    );
+    let report = stdout_of(stacktop(&["report", "-i"]).arg(&file));
+    let header: String = report
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        header.contains("cut") || header.contains("truncated"),
+        "header does not say stacks were cut:\n{header}"
+    );
+}
