@@ -10,7 +10,9 @@ use std::sync::Arc;
 use crate::acquire::record::{Record, SampleRecord};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
-use crate::profile::{Function, Line, Location, LocationId, Mapping, MappingId, Meta, Profile};
+use crate::profile::{
+    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
+};
 use crate::symbolize::{module_bytes, Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
@@ -95,9 +97,30 @@ impl Pipeline {
         self.add_stack(sample, &walked);
     }
 
-    /// Unwind quality so far (dwarf and hybrid modes).
-    pub fn unwind_quality(&self) -> Option<&crate::unwind::modules::Quality> {
-        self.unwinders.as_ref().map(|u| &u.quality)
+    /// Samples that fell back, and the modules where walks stopped early, worst first (dwarf and hybrid
+    /// modes; nothing in fp mode).
+    pub fn unwind_summary(&self) -> (u64, Vec<ModuleUnwind>) {
+        let Some(unwinders) = &self.unwinders else {
+            return (0, Vec::new());
+        };
+        let quality = &unwinders.quality;
+        let mut modules: Vec<ModuleUnwind> = quality
+            .modules
+            .iter()
+            .map(|(module, q)| ModuleUnwind {
+                path: module.path.clone(),
+                frame_pointers: q.has_frame_pointers,
+                tables: q.has_tables,
+                fell_back: q.fell_back,
+                broken: q.broken,
+            })
+            .collect();
+        modules.sort_by(|a, b| {
+            (b.fell_back + b.broken)
+                .cmp(&(a.fell_back + a.broken))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        (quality.fell_back, modules)
     }
 
     fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {
