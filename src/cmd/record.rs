@@ -119,7 +119,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     eprintln!(
         "stacktop: wrote {} ({} samples, {} lost, {} throttled)",
         args.output.display(),
-        profile.total_count(),
+        stats.samples,
         stats.lost,
         stats.throttled
     );
