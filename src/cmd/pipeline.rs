@@ -20,10 +20,19 @@ use crate::unwind::{fp, Stack};
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
+/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
+/// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
+/// frame.
+type ModuleKey = usize;
+
+fn module_key(module: &Arc<Module>) -> ModuleKey {
+    Arc::as_ptr(module) as usize
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LocationKey {
     User {
-        module: Arc<Module>,
+        module: ModuleKey,
         start: u64,
         address: u64,
     },
@@ -43,7 +52,7 @@ pub struct Pipeline {
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
     locations: HashMap<LocationKey, LocationId>,
-    mappings: HashMap<(Arc<Module>, u64), MappingId>,
+    mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
@@ -160,7 +169,7 @@ impl Pipeline {
                 offset,
             } => {
                 let key = LocationKey::User {
-                    module: module.clone(),
+                    module: module_key(&module),
                     start: mapping.start.0,
                     address: lookup.0,
                 };
@@ -252,7 +261,7 @@ impl Pipeline {
     }
 
     fn user_mapping(&mut self, module: &Arc<Module>, mapping: &ProcessMapping) -> MappingId {
-        let key = (module.clone(), mapping.start.0);
+        let key = (module_key(module), mapping.start.0);
         if let Some(&id) = self.mappings.get(&key) {
             return id;
         }
