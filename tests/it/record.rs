@@ -297,7 +297,7 @@ fn sigint_writes_a_complete_file() {
         .arg("30")
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
     let status = recorder.wait().unwrap();
     assert!(status.success(), "record exited with {status}");
