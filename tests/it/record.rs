@@ -301,8 +301,9 @@ fn sigint_writes_a_complete_file() {
     run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
     let status = recorder.wait().unwrap();
     assert!(status.success(), "record exited with {status}");
+    // About 2500 on an idle machine; fewer when the machine is busy.
     assert!(
-        sample_count(&file) > 500,
+        sample_count(&file) > 100,
         "the interrupted recording lost its samples"
     );
     let rows = no_children_rows(&file, "sym");
