@@ -116,3 +116,108 @@ pub fn write_annotation(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::addr::Svma;
+    use crate::annotate::{SourceShare, ViewLine};
+    use crate::profile::query::Weight;
+    use crate::profile::Meta;
+
+    fn row(kind: LineKind, address: Option<u64>, text: &str, count: u64) -> ViewLine {
+        ViewLine {
+            kind,
+            address: address.map(Svma),
+            instruction: None,
+            file: (kind == LineKind::Source).then(|| "/src/hot.c".to_owned()),
+            line: if kind == LineKind::Source { 11 } else { 0 },
+            inlined_from: None,
+            text: text.to_owned(),
+            weight: Weight {
+                count,
+                period: count,
+            },
+            share: count as f64 * 10.0,
+            hot: count > 0,
+            hottest: count >= 6,
+        }
+    }
+
+    #[test]
+    fn text_layout() {
+        let profile = Profile::new(Meta {
+            event: "cpu-clock".to_owned(),
+            frequency: 999,
+            call_graph: "fp".to_owned(),
+            ..Meta::default()
+        });
+        let mut src = row(LineKind::Source, None, "x = x * K;\x1b[2J", 10);
+        src.inlined_from = Some("mix".to_owned());
+        let a = Annotation {
+            function: "hot".to_owned(),
+            module: "/bin/app".to_owned(),
+            build_id: Some("abcd".to_owned()),
+            opened: "/bin/app".to_owned(),
+            debug_info: DebugInfo::Embedded,
+            start: Svma(0x1000),
+            size: 8,
+            samples: Weight {
+                count: 10,
+                period: 10,
+            },
+            total: Weight {
+                count: 20,
+                period: 20,
+            },
+            outside: Weight::default(),
+            instructions: Vec::new(),
+            sources: vec![SourceShare {
+                file: "/src/hot.c".to_owned(),
+                line: 11,
+                text: None,
+                weight: Weight {
+                    count: 10,
+                    period: 10,
+                },
+                share: 100.0,
+            }],
+            lines: vec![
+                src,
+                row(LineKind::Asm, Some(0x1000), "imul   %rcx,%rax", 0),
+                row(LineKind::Asm, Some(0x1004), "add    $0x1,%rdx", 7),
+                row(LineKind::Asm, Some(0x1008), "cmp    %rdi,%rdx", 3),
+            ],
+            hot_lines: vec![0, 2, 3],
+            hottest: Some(2),
+            hottest_source: Some(0),
+            notes: vec!["a note".to_owned()],
+        };
+        let mut out = Vec::new();
+        let opts = AnnotateOptions {
+            color: false,
+            summary_lines: 10,
+        };
+        write_annotation(&mut out, &profile, &a, &opts).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let body: Vec<&str> = text.lines().skip_while(|l| l.starts_with('#')).collect();
+        let rule = "-".repeat(59);
+        assert_eq!(
+            body,
+            [
+                "   Percent | Source code & Disassembly of hot (AT&T syntax)",
+                rule.as_str(),
+                ">>  100.00 : hot.c:11       x = x * K;\\x1b[2J   [inlined mix]",
+                "      0.00 :     1000:      imul   %rcx,%rax",
+                ">>   70.00 :     1004:      add    $0x1,%rdx",
+                ">    30.00 :     1008:      cmp    %rdi,%rdx",
+            ]
+        );
+        assert!(text.contains("# Annotate: hot in /bin/app (build-id abcd)\n"));
+        assert!(text.contains("# Self samples: 10 (50.00% of all), event count 10;"));
+        assert!(text.contains("# Note: a note\n"));
+        assert!(text.contains("#   100.00%  /src/hot.c:11\n"));
+    }
+}
