@@ -62,6 +62,7 @@ pub enum CodeError {
 pub enum AnnotateError {
     #[error("no function {wanted} in the profile{}", close_list(.close))]
     NotFound { wanted: String, close: Vec<String> },
+    /// `into` lists the functions whose code holds it, most self samples first: the TUI can annotate `into[0]`.
     #[error("{wanted} has no code of its own: it was inlined into {}; annotate one of those", .into.join(", "))]
     OnlyInlined { wanted: String, into: Vec<String> },
     #[error("{function} is in the kernel; annotating kernel code is not supported")]
@@ -480,7 +481,14 @@ fn code_without_samples(
     profile: &Profile,
     matcher: &Matcher,
 ) -> Result<(ModuleGroup, String), AnnotateError> {
-    let mut inlined_into: Vec<String> = Vec::new();
+    // Self period per leaf location, to list the functions it was inlined into hottest first.
+    let mut leaf_period: HashMap<LocationId, u64> = HashMap::new();
+    for group in &profile.samples {
+        if let Some(leaf) = group.leaf {
+            *leaf_period.entry(profile.node(leaf).location).or_default() += group.period;
+        }
+    }
+    let mut inlined_into: Vec<(String, u64)> = Vec::new();
     for (i, location) in profile.locations.iter().enumerate() {
         let id = LocationId(i as u32);
         if let Some(name) = owner_name(profile, id) {
@@ -497,17 +505,19 @@ fn code_without_samples(
             .any(|l| matcher.matches_name(profile.str(profile.function(l.function).name)))
         {
             if let Some(owner) = owner_name(profile, id) {
-                if !inlined_into.iter().any(|n| n == owner) {
-                    inlined_into.push(owner.to_owned());
+                let period = leaf_period.get(&id).copied().unwrap_or(0);
+                match inlined_into.iter_mut().find(|(n, _)| n == owner) {
+                    Some((_, p)) => *p += period,
+                    None => inlined_into.push((owner.to_owned(), period)),
                 }
             }
         }
     }
     if !inlined_into.is_empty() {
-        inlined_into.sort();
+        inlined_into.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         return Err(AnnotateError::OnlyInlined {
             wanted: matcher.to_string(),
-            into: inlined_into,
+            into: inlined_into.into_iter().map(|(n, _)| n).collect(),
         });
     }
     Err(AnnotateError::NotFound {
