@@ -25,6 +25,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Render a flamegraph SVG of a recorded profile.
     Flamegraph(FlamegraphArgs),
+    /// Show a function's source lines and disassembly with the share of its samples on each.
+    Annotate(AnnotateArgs),
 }
 
 /// What to sample; with none of these, the whole machine.
@@ -152,4 +154,26 @@ pub struct FlamegraphArgs {
     /// Title of the graph.
     #[arg(long = "title")]
     pub title: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnnotateArgs {
+    /// The function to annotate (as the report names it; an @VERSION suffix is ignored).
+    #[arg(value_name = "SYM")]
+    pub symbol: String,
+    /// Profile to read.
+    #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
+    pub input: PathBuf,
+    /// Only samples of these processes.
+    #[arg(long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Only samples of these threads.
+    #[arg(long = "tid", value_delimiter = ',')]
+    pub tids: Vec<u32>,
+    /// Only samples of these commands.
+    #[arg(long = "comm", value_delimiter = ',')]
+    pub comms: Vec<String>,
+    /// Accepted for perf compatibility; the output is always plain text.
+    #[arg(long = "stdio")]
+    pub stdio: bool,
 }
