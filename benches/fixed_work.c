@@ -37,12 +37,6 @@ __attribute__((noinline)) void lock_rarely(void) {
     __asm__ volatile("nop" ::: "memory");
 }
 
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *mutex_worker(void *arg) {
     (void)arg;
     for (unsigned long r = 0; r < rounds; r++) {
