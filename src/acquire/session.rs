@@ -350,7 +350,12 @@ impl Session {
             call_graph: cfg.call_graph,
             frequency,
             max_stack,
-            build_id: true,
+            // Not asked for: kernels up to at least 6.18 leave PERF_RECORD_MISC_MMAP_BUILD_ID set in the
+            // shared mmap event once one counter asked for build-ids, so every other session on the machine
+            // (a concurrent `perf record`, which perf 6.1 then aborts on) gets dev/inode records flagged as
+            // build-ids. Build-ids are read from the files themselves instead (the symbolizer opens them
+            // through /proc/PID/map_files while the process lives).
+            build_id: false,
             inherit: !matches!(cfg.target, Target::Tids(_) | Target::System),
             enable_on_exec: matches!(cfg.target, Target::Command(_)),
             system: matches!(cfg.target, Target::System),

@@ -13,7 +13,9 @@ use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
     Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
 };
-use crate::symbolize::{module_bytes, Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
+use crate::symbolize::{
+    module_bytes, Frame, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+};
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
 
@@ -178,7 +180,14 @@ impl Pipeline {
                 }
                 let spec = module_spec(&module, &mapping, &self.processes);
                 let frames = self.symbolizer.symbolize_user(&spec, offset);
-                let mapping_id = self.user_mapping(&module, &mapping);
+                // The build-id of the file actually read, when the record did not carry one.
+                let build_id = match self.symbolizer.module_status(&spec) {
+                    ModuleStatus::Loaded {
+                        build_id: Some(id), ..
+                    } => Some(id),
+                    _ => module.build_id.clone(),
+                };
+                let mapping_id = self.user_mapping(&module, &mapping, build_id.as_deref());
                 self.insert_location(key, Some(mapping_id), lookup, &frames)
             }
             Resolved::Kernel => self.location(pid, address, true),
@@ -260,13 +269,18 @@ impl Pipeline {
         id
     }
 
-    fn user_mapping(&mut self, module: &Arc<Module>, mapping: &ProcessMapping) -> MappingId {
+    fn user_mapping(
+        &mut self,
+        module: &Arc<Module>,
+        mapping: &ProcessMapping,
+        build_id: Option<&[u8]>,
+    ) -> MappingId {
         let key = (module_key(module), mapping.start.0);
         if let Some(&id) = self.mappings.get(&key) {
             return id;
         }
         let path = self.profile.intern(&module.path);
-        let build_id = module.build_id.as_deref().map(|b| {
+        let build_id = build_id.map(|b| {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
             self.profile.intern(&hex)
         });
