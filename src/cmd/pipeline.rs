@@ -250,6 +250,22 @@ impl Pipeline {
         id
     }
 
+    /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
+    /// refresh). The symbolizer keeps its caches, so an address is still resolved once; only the ids of the
+    /// handed-over profile are forgotten, and so are processes that exited before the previous call.
+    pub fn take_profile(&mut self) -> Profile {
+        self.locations.clear();
+        self.mappings.clear();
+        self.kernel_mapping = None;
+        for pid in self.processes.release_exited() {
+            if let Some(unwinders) = &mut self.unwinders {
+                unwinders.forget(pid);
+            }
+        }
+        let meta = self.profile.meta.clone();
+        std::mem::replace(&mut self.profile, Profile::new(meta))
+    }
+
     /// The finished profile.
     pub fn into_profile(self) -> Profile {
         self.profile
