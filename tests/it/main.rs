@@ -8,4 +8,5 @@ mod errors;
 mod record;
 mod render;
 mod symbolize;
+mod top;
 mod unwind;
