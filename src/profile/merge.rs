@@ -31,6 +31,29 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// Multiplies every sample group's count and period by `num / den` in place and drops the groups whose
+    /// period falls below `min_period`. Cheaper than `merge_scaled` into a fresh profile (nothing is
+    /// re-interned), but the stacks of dropped groups stay interned until the profile is rebuilt.
+    pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
+        let den = den.max(1);
+        for group in &mut self.samples {
+            group.period = scale(group.period, num, den);
+            group.count = scale(group.count, num, den);
+        }
+        let before = self.samples.len();
+        self.samples.retain(|g| g.period >= min_period.max(1));
+        if self.samples.len() != before {
+            self.sample_ids = self
+                .samples
+                .iter()
+                .enumerate()
+                .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
+                .collect();
+        }
+    }
+}
+
 fn scale(value: u64, num: u64, den: u64) -> u64 {
     (u128::from(value) * u128::from(num) / u128::from(den)) as u64
 }
@@ -155,5 +178,12 @@ mod tests {
             .map(|l| m.str(m.function(m.location(l).lines[0].function).name))
             .collect();
         assert_eq!(frames, ["leaf", "main"]);
+
+        // In place: the same result, and adding to a kept group still finds it.
+        let mut q = a.clone();
+        q.scale_samples(7, 8, 10);
+        q.merge_scaled(&b, 1, 1, 0);
+        assert_eq!(q.samples.len(), 1);
+        assert_eq!(q.samples[0].period, 800);
     }
 }

@@ -16,6 +16,9 @@ use crate::render::text::short_module;
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
 pub const DECAY: (u64, u64) = (7, 8);
 
+/// The decaying profile is rebuilt (its dropped stacks forgotten) every this many refreshes.
+const COMPACT_EVERY: u64 = 32;
+
 /// What the header shows besides the profile: filled by the sampler each refresh.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Status {
@@ -197,6 +200,8 @@ pub struct App {
     cumulative: Profile,
     /// Refreshes received while paused, applied on resume.
     held: Vec<Update>,
+    /// Refreshes absorbed so far.
+    absorbed: u64,
     pub cumulative_mode: bool,
     pub paused: bool,
     /// No more data will come (target ended, or a recorded profile).
@@ -231,6 +236,7 @@ impl App {
             decayed: Profile::default(),
             cumulative: Profile::default(),
             held: Vec::new(),
+            absorbed: 0,
             cumulative_mode: false,
             paused: false,
             ended: false,
@@ -291,11 +297,18 @@ impl App {
         let Update { delta, status } = update;
         // Rebuilt each time so stacks that decayed to (almost) nothing are dropped: a stack lighter than a
         // millionth of the recent total is gone.
-        let floor = self.decayed.total_period() / 1_000_000;
-        let mut decayed = Profile::new(delta.meta.clone());
-        decayed.merge_scaled(&self.decayed, DECAY.0, DECAY.1, floor);
-        decayed.merge_scaled(&delta, 1, 1, 0);
-        self.decayed = decayed;
+        // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped.
+        let floor = self.decayed.total_period() / 100_000;
+        self.decayed.scale_samples(DECAY.0, DECAY.1, floor);
+        self.decayed.merge_scaled(&delta, 1, 1, 0);
+        self.decayed.meta = delta.meta.clone();
+        self.absorbed += 1;
+        if self.absorbed.is_multiple_of(COMPACT_EVERY) {
+            // Dropped stacks stay interned until the profile is rebuilt: keeps memory bounded over hours.
+            let mut compact = Profile::new(delta.meta.clone());
+            compact.merge_scaled(&self.decayed, 1, 1, 0);
+            self.decayed = compact;
+        }
         self.cumulative.meta = delta.meta.clone();
         self.cumulative.merge_scaled(&delta, 1, 1, 0);
         if status.ended.is_some() {
