@@ -1,7 +1,7 @@
 /* Spends its time in a library it dlopens after start: samples in lib_hot/lib_cool (3:1) are only
  * symbolized right if the late mapping is followed.
  * Build: cc -O2 -g -fno-omit-frame-pointer -o dlopen assets/dlopen.c -ldl
- * Run:   ./dlopen PATH/TO/libstacktop_dl.so SECONDS */
+ * Run:   ./dlopen PATH/TO/libstacktop_dl.so CPU_SECONDS */
 #include <dlfcn.h>
 #include <stdio.h>
 #include "workload.h"
@@ -20,8 +20,8 @@ int main(int argc, char **argv) {
     void (*round)(void) = (void (*)(void))dlsym(lib, "lib_round");
     if (!round)
         return 1;
-    double end = now_seconds() + seconds;
-    while (now_seconds() < end)
+    double end = cpu_seconds() + seconds;
+    while (cpu_seconds() < end)
         round();
     return 0;
 }

@@ -4,7 +4,7 @@
  * with frame pointers; libc is the system's, built without them, which is what hides the caller from a
  * frame-pointer unwinder.
  * Build: cc -O2 -g -fno-omit-frame-pointer -pthread -o mutex assets/mutex.c
- * Run:   ./mutex SECONDS */
+ * Run:   ./mutex CPU_SECONDS (of all threads together) */
 #include <pthread.h>
 #include "workload.h"
 
@@ -28,7 +28,7 @@ __attribute__((noinline)) void lock_rarely(void) {
 
 static void *worker(void *arg) {
     (void)arg;
-    while (now_seconds() < end_time) {
+    while (cpu_seconds() < end_time) {
         for (int i = 0; i < 1000; i++) {
             lock_often();
             lock_often();
@@ -40,7 +40,7 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    end_time = now_seconds() + duration_arg(argc, argv);
+    end_time = cpu_seconds() + duration_arg(argc, argv);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, worker, NULL);

@@ -2,15 +2,16 @@
 // in extra threads), for acquisition tests.
 // Built by tests/acquire.rs at test time:
 //   cc -O1 -g -fno-omit-frame-pointer -pthread -o spin assets/spin.c
-// Usage: spin [SECONDS [THREADS]]   busy-loops for SECONDS of wall time (default 1) in the main thread
+// Usage: spin [SECONDS [THREADS]]   busy-loops for SECONDS of CPU time (default 1) in the main thread
 //                                   and THREADS - 1 more threads started at once (default 1 thread).
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
+/* CPU time of the calling thread: each thread burns its own budget, however busy the machine is. */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

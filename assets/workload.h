@@ -24,7 +24,15 @@ __attribute__((unused)) static double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Seconds to run, from argv[1] (default 2). */
+/* CPU seconds this process (all its threads) has used. Workloads run for a CPU-time budget, not wall time,
+ * so the number of samples they give does not depend on how busy the machine is. */
+__attribute__((unused)) static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds to run, from argv[1] (default 2). */
 __attribute__((unused)) static double duration_arg(int argc, char **argv) {
     return argc > 1 ? atof(argv[1]) : 2.0;
 }

@@ -77,7 +77,11 @@ hz=$(getconf CLK_TCK)
 
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-alive() { kill -0 "$1" 2>/dev/null || die "$2 exited early: $(cat "$work/$2.err" 2>/dev/null | head -5)"; }
+alive() { kill -0 "$1" 2>/dev/null || die "$2 exited early: $(head -c 300 "$work/$2.err" 2>/dev/null)"; }
+# perf 6.1's `perf top` can die on its own (an assertion in util/build-id.c after minutes under -a): then
+# stacktop's figures go on alone and perf's columns say so.
+perf_alive() { kill -0 "$perf_pid" 2>/dev/null || { ((perf_dead)) || note "perf top exited: $(head -c 200 "$work/perf.err")"; perf_dead=1; false; }; }
+perf_dead=0
 
 sleep 5
 alive "$st_pid" stacktop
@@ -94,10 +98,10 @@ while ((elapsed < seconds)); do
     sleep "$step"
     elapsed=$((elapsed + step))
     alive "$st_pid" stacktop
-    alive "$perf_pid" perf
-    st_now=$(ticks "$st_pid") perf_now=$(ticks "$perf_pid") t_now=$(date +%s.%N)
+    if perf_alive; then perf_now=$(ticks "$perf_pid") perf_rss=$(rss_mb "$perf_pid"); else perf_now=$perf_prev perf_rss=exited; fi
+    st_now=$(ticks "$st_pid") t_now=$(date +%s.%N)
     awk -v e="$elapsed" -v s0="$st_prev" -v s1="$st_now" -v p0="$perf_prev" -v p1="$perf_now" \
-        -v t0="$t_prev" -v t1="$t_now" -v hz="$hz" -v sr="$(rss_mb "$st_pid")" -v pr="$(rss_mb "$perf_pid")" \
+        -v t0="$t_prev" -v t1="$t_now" -v hz="$hz" -v sr="$(rss_mb "$st_pid")" -v pr="$perf_rss" \
         'BEGIN { d = t1 - t0; printf "%8d  %14.1f  %14.1f  %14s  %14s\n", e, (s1 - s0) / hz / d * 100, (p1 - p0) / hz / d * 100, sr, pr }'
     st_prev=$st_now perf_prev=$perf_now t_prev=$t_now
 done

@@ -27,6 +27,8 @@ pub enum Command {
     Flamegraph(FlamegraphArgs),
     /// Live view of the hottest functions, their callers and callees (or a recorded profile with -i).
     Top(TopArgs),
+    /// Show a function's source lines and disassembly with the share of its samples on each.
+    Annotate(AnnotateArgs),
 }
 
 /// What to sample; with none of these, the whole machine.
@@ -183,4 +185,26 @@ pub struct TopArgs {
     /// Show a recorded profile instead of sampling.
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnnotateArgs {
+    /// The function to annotate (as the report names it; an @VERSION suffix is ignored).
+    #[arg(value_name = "SYM")]
+    pub symbol: String,
+    /// Profile to read.
+    #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
+    pub input: PathBuf,
+    /// Only samples of these processes.
+    #[arg(long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Only samples of these threads.
+    #[arg(long = "tid", value_delimiter = ',')]
+    pub tids: Vec<u32>,
+    /// Only samples of these commands.
+    #[arg(long = "comm", value_delimiter = ',')]
+    pub comms: Vec<String>,
+    /// Accepted for perf compatibility; the output is always plain text.
+    #[arg(long = "stdio")]
+    pub stdio: bool,
 }

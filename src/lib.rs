@@ -2,10 +2,12 @@
 //!
 //! Stages, each a module that meets the next at plain data types; no stage imports a later one:
 //! `acquire` (perf_event rings -> records) -> `process` (address spaces over time) -> `unwind` (stacks) ->
-//! `symbolize` (frames, inlines, file:line) -> `profile` (call tree) -> `render` / `format`.
+//! `symbolize` (frames, inlines, file:line) -> `profile` (call tree) -> `render` / `format`. `annotate` reads a
+//! profile and a function's code (through the symbolizer's module loading) for `render` and the TUI.
 
 pub mod acquire;
 pub mod addr;
+pub mod annotate;
 pub mod cli;
 pub mod cmd;
 pub mod format;

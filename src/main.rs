@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(a),
         Command::Flamegraph(a) => cmd::flamegraph::run(a),
         Command::Top(a) => cmd::top::run(a),
+        Command::Annotate(a) => cmd::annotate::run(a),
     };
     match result {
         Ok(code) => code,

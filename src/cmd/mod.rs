@@ -1,5 +1,6 @@
 //! One file per subcommand: each wires the stages together and does nothing else.
 
+pub mod annotate;
 pub mod flamegraph;
 pub mod pipeline;
 pub mod record;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use crate::acquire::record::{Record, SampleRecord};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
-use crate::profile::{Function, Line, Location, LocationId, Mapping, MappingId, Meta, Profile};
+use crate::profile::{
+    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
+};
 use crate::symbolize::{module_bytes, Frame, ModuleSpec, Symbolizer, KERNEL_MODULE, UNKNOWN};
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
@@ -18,10 +20,22 @@ use crate::unwind::{fp, Stack};
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
+/// `take_profile` drops the symbolizer's and unwinders' caches when more modules than this are loaded.
+const MAX_LOADED_MODULES: usize = 256;
+
+/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
+/// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
+/// frame.
+type ModuleKey = usize;
+
+fn module_key(module: &Arc<Module>) -> ModuleKey {
+    Arc::as_ptr(module) as usize
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LocationKey {
     User {
-        module: Arc<Module>,
+        module: ModuleKey,
         start: u64,
         address: u64,
     },
@@ -40,8 +54,9 @@ pub struct Pipeline {
     limits: fp::Limits,
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
+    mode: Option<Mode>,
     locations: HashMap<LocationKey, LocationId>,
-    mappings: HashMap<(Arc<Module>, u64), MappingId>,
+    mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
@@ -59,6 +74,7 @@ impl Pipeline {
             profile: Profile::new(meta),
             limits,
             unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
+            mode: tables,
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
@@ -95,9 +111,30 @@ impl Pipeline {
         self.add_stack(sample, &walked);
     }
 
-    /// Unwind quality so far (dwarf and hybrid modes).
-    pub fn unwind_quality(&self) -> Option<&crate::unwind::modules::Quality> {
-        self.unwinders.as_ref().map(|u| &u.quality)
+    /// Samples that fell back, and the modules where walks stopped early, worst first (dwarf and hybrid
+    /// modes; nothing in fp mode).
+    pub fn unwind_summary(&self) -> (u64, Vec<ModuleUnwind>) {
+        let Some(unwinders) = &self.unwinders else {
+            return (0, Vec::new());
+        };
+        let quality = &unwinders.quality;
+        let mut modules: Vec<ModuleUnwind> = quality
+            .modules
+            .iter()
+            .map(|(module, q)| ModuleUnwind {
+                path: module.path.clone(),
+                frame_pointers: q.has_frame_pointers,
+                tables: q.has_tables,
+                fell_back: q.fell_back,
+                broken: q.broken,
+            })
+            .collect();
+        modules.sort_by(|a, b| {
+            (b.fell_back + b.broken)
+                .cmp(&(a.fell_back + a.broken))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        (quality.fell_back, modules)
     }
 
     fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {
@@ -137,7 +174,7 @@ impl Pipeline {
                 offset,
             } => {
                 let key = LocationKey::User {
-                    module: module.clone(),
+                    module: module_key(&module),
                     start: mapping.start.0,
                     address: lookup.0,
                 };
@@ -229,7 +266,7 @@ impl Pipeline {
     }
 
     fn user_mapping(&mut self, module: &Arc<Module>, mapping: &ProcessMapping) -> MappingId {
-        let key = (module.clone(), mapping.start.0);
+        let key = (module_key(module), mapping.start.0);
         if let Some(&id) = self.mappings.get(&key) {
             return id;
         }
@@ -260,6 +297,14 @@ impl Pipeline {
         for pid in self.processes.release_exited() {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
+            }
+        }
+        // Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would stay loaded
+        // forever. Past a bound, start over: the modules still in use load again at their next sample.
+        if self.symbolizer.module_count() > MAX_LOADED_MODULES {
+            self.symbolizer = Symbolizer::new();
+            if let Some(mode) = self.mode {
+                self.unwinders = Some(Unwinders::new(mode, self.limits));
             }
         }
         let meta = self.profile.meta.clone();

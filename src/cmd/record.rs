@@ -93,13 +93,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
     let stats = session.stats();
-    let mut notes: Vec<String> = session.notes().to_vec();
-    if pipeline.truncated > 0 {
-        notes.push(format!(
-            "{} of {} stacks were cut before their root (deeper than the kernel's {}-frame limit or our cap); they end in [truncated]",
-            pipeline.truncated, pipeline.samples, limits.kernel_max_stack
-        ));
-    }
+    let notes: Vec<String> = session.notes().to_vec();
+    let (fell_back, unwind_modules) = pipeline.unwind_summary();
+    let truncated = pipeline.truncated;
     let meta = pipeline.meta_mut();
     *meta = Meta {
         event: session.event_name(),
@@ -114,13 +110,16 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64),
         duration_nanos: begin.elapsed().as_nanos() as i64,
+        truncated,
+        fell_back,
+        unwind_modules,
     };
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
     eprintln!(
         "stacktop: wrote {} ({} samples, {} lost, {} throttled)",
         args.output.display(),
-        profile.total_count(),
+        stats.samples,
         stats.lost,
         stats.throttled
     );

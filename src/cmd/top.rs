@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,15 @@ use crate::acquire::record::Record;
 use crate::acquire::{
     CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Stats, Target,
 };
+use crate::annotate::{self, annotate, ElfCode};
 use crate::cli::TopArgs;
 use crate::cmd::pipeline::Pipeline;
 use crate::cmd::record::target;
+use crate::profile::query::{Filter, Matcher};
 use crate::profile::{Meta, Profile};
-use crate::tui::{self, App, Status, Update};
+use crate::tui::{
+    self, AnnotatedLine, Annotation, Annotator, App, FuncRef, LineKind, Status, Update,
+};
 use crate::unwind::fp;
 use crate::unwind::modules::Mode;
 
@@ -36,7 +40,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     if let Some(path) = &args.input {
         let profile = crate::cmd::load_profile(path)?;
         let status = recorded_status(&profile, &path.display().to_string());
-        tui::run(App::frozen(profile, status), None, None).context("terminal")?;
+        tui::run(App::frozen(profile, status), None, Some(annotator())).context("terminal")?;
         return Ok(ExitCode::SUCCESS);
     }
     if !(args.delay.is_finite() && args.delay >= 0.05) {
@@ -71,11 +75,51 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     let mut app = App::live(sampler.status.clone());
     app.message = sampler.notes.first().cloned();
     let (updates, handle) = sampler.into_parts();
-    let ui = tui::run(app, Some(updates), None);
+    let ui = tui::run(app, Some(updates), Some(annotator()));
     // Ends the reader (SIGTERM to a launched command) whatever the UI's outcome.
     handle.stop()?;
     ui.context("terminal")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `a` key: `annotate::annotate` over the profile on screen, limited to the function's module, converted
+/// to the rows the TUI draws. One `ElfCode` (and its symbolizer caches) serves every call.
+pub fn annotator() -> Arc<Annotator> {
+    let code = Mutex::new(ElfCode::new());
+    Arc::new(move |profile: &Profile, func: &FuncRef| {
+        let filter = Filter {
+            modules: vec![func.module.clone()],
+            ..Filter::default()
+        };
+        let mut code = code.lock().unwrap_or_else(|e| e.into_inner());
+        let a = annotate(profile, &Matcher::exact(&func.name), &filter, &mut *code)
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+        let lines = a
+            .lines
+            .iter()
+            .map(|l| AnnotatedLine {
+                kind: match (l.kind, l.address) {
+                    (annotate::LineKind::Asm, Some(address)) => LineKind::Instruction(address.0),
+                    _ => LineKind::Source(l.line),
+                },
+                text: match (&l.inlined_from, l.kind) {
+                    (Some(f), annotate::LineKind::Source) => format!("{}  [inlined {f}]", l.text),
+                    _ => l.text.clone(),
+                },
+                share: l.share,
+            })
+            .collect();
+        let mut notes = a.notes.clone();
+        if a.debug_info == crate::symbolize::DebugInfo::None {
+            notes.insert(0, "no debug info: disassembly only".to_owned());
+        }
+        Ok(Annotation {
+            function: a.function.clone(),
+            module: a.module.clone(),
+            lines,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        })
+    })
 }
 
 fn describe(target: &Target) -> String {

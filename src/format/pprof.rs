@@ -22,7 +22,9 @@ use prost::Message;
 
 use super::proto;
 use super::FormatError;
-use crate::profile::{Function, Line, Location, LocationId, Mapping, MappingId, Meta, Profile};
+use crate::profile::{
+    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
+};
 
 /// Decompressed profiles larger than this are refused (a real profile is a few MiB; a gzip bomb is not).
 pub const MAX_DECOMPRESSED: u64 = 1 << 30;
@@ -182,6 +184,13 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     comments.push(format!("call_graph: {}", meta.call_graph));
     comments.push(format!("lost: {}", meta.lost));
     comments.push(format!("throttled: {}", meta.throttled));
+    comments.push(format!("truncated: {}", meta.truncated));
+    comments.push(format!("fell_back: {}", meta.fell_back));
+    comments.extend(
+        meta.unwind_modules
+            .iter()
+            .map(|m| format!("unwind_module: {}", m.to_comment())),
+    );
     comments.extend(meta.notes.iter().map(|n| format!("note: {n}")));
     let comment = comments.iter().map(|c| strings.get(c)).collect();
     let period = if unit == "nanoseconds" && meta.frequency > 0 {
@@ -385,6 +394,12 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
             ("frequency", Ok(n)) => meta.frequency = n,
             ("lost", Ok(n)) => meta.lost = n,
             ("throttled", Ok(n)) => meta.throttled = n,
+            ("truncated", Ok(n)) => meta.truncated = n,
+            ("fell_back", Ok(n)) => meta.fell_back = n,
+            ("unwind_module", _) => match ModuleUnwind::from_comment(value) {
+                Some(m) => meta.unwind_modules.push(m),
+                None => meta.notes.push((*comment).to_owned()),
+            },
             _ => meta.notes.push((*comment).to_owned()),
         }
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::profile::{Meta, StrId};
+use crate::profile::{Meta, ModuleUnwind, StrId};
 
 fn sample_profile() -> Profile {
     let mut p = Profile::new(Meta {
@@ -16,6 +16,15 @@ fn sample_profile() -> Profile {
         ],
         time_nanos: 1_700_000_000_000_000_000,
         duration_nanos: 2_000_000_000,
+        truncated: 3,
+        fell_back: 1,
+        unwind_modules: vec![ModuleUnwind {
+            path: "/usr/lib/libfoo.so".into(),
+            frame_pointers: false,
+            tables: true,
+            fell_back: 1,
+            broken: 2,
+        }],
     });
     let app = p.intern("/usr/bin/app");
     let build_id = p.intern("0123456789abcdef");

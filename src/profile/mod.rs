@@ -107,6 +107,57 @@ pub struct Meta {
     /// Recording start and duration, nanoseconds (0 when unknown).
     pub time_nanos: i64,
     pub duration_nanos: i64,
+    /// Samples whose stack was cut before its root (they end in a `[truncated]` frame).
+    pub truncated: u64,
+    /// Samples whose table walk could not be joined to the frame-pointer chain (hybrid mode): only the
+    /// table-walked frames were kept.
+    pub fell_back: u64,
+    /// Modules in which stack walks stopped early, with what they lack.
+    pub unwind_modules: Vec<ModuleUnwind>,
+}
+
+/// Unwind quality of one module, for the "can this caller tree be trusted" summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModuleUnwind {
+    pub path: String,
+    pub frame_pointers: bool,
+    pub tables: bool,
+    /// Samples whose walk fell back inside this module.
+    pub fell_back: u64,
+    /// Samples whose table walk broke down inside this module (no unwind info, garbage).
+    pub broken: u64,
+}
+
+impl ModuleUnwind {
+    /// `fp=yes tables=no fell_back=3 broken=0 /path`: the pprof comment form.
+    pub fn to_comment(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "fp={} tables={} fell_back={} broken={} {}",
+            yes(self.frame_pointers),
+            yes(self.tables),
+            self.fell_back,
+            self.broken,
+            self.path
+        )
+    }
+
+    pub fn from_comment(s: &str) -> Option<ModuleUnwind> {
+        let mut parts = s.splitn(5, ' ');
+        let mut field = |key: &str| parts.next()?.strip_prefix(key).map(str::to_owned);
+        let frame_pointers = field("fp=")? == "yes";
+        let tables = field("tables=")? == "yes";
+        let fell_back = field("fell_back=")?.parse().ok()?;
+        let broken = field("broken=")?.parse().ok()?;
+        let path = parts.next()?.to_owned();
+        Some(ModuleUnwind {
+            path,
+            frame_pointers,
+            tables,
+            fell_back,
+            broken,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -102,6 +102,7 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
     for note in &meta.notes {
         writeln!(w, "# Note: {}", sanitize(note))?;
     }
+    write_unwind_quality(w, profile)?;
     if shown != all {
         writeln!(
             w,
@@ -117,9 +118,104 @@ pub(crate) fn trim_end(line: &str) -> &str {
     line.trim_end_matches(' ')
 }
 
+/// The unwind-quality summary, only when a problem was found: so a user knows when a caller tree cannot be
+/// trusted, and why.
+fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
+    let meta = &profile.meta;
+    if meta.truncated == 0 && meta.fell_back == 0 && meta.unwind_modules.is_empty() {
+        return Ok(());
+    }
+    let samples = profile.total_count().max(1);
+    let pct = |n: u64| n as f64 * 100.0 / samples as f64;
+    if meta.truncated > 0 {
+        writeln!(
+            w,
+            "# Unwind quality: {} samples ({:.1}%) have stacks cut before their root (they end in [truncated]); \
+             their callers are missing",
+            meta.truncated,
+            pct(meta.truncated)
+        )?;
+    }
+    if meta.fell_back > 0 {
+        writeln!(
+            w,
+            "# Unwind quality: {} samples ({:.1}%) could not be joined to the frame-pointer chain; only their \
+             table-walked frames were kept",
+            meta.fell_back,
+            pct(meta.fell_back)
+        )?;
+    }
+    for m in &meta.unwind_modules {
+        let lacks = match (m.frame_pointers, m.tables) {
+            (true, true) => "has frame pointers and unwind tables",
+            (false, true) => "no frame pointers, has unwind tables",
+            (true, false) => "frame pointers, no unwind tables",
+            (false, false) => "no frame pointers, no unwind tables",
+        };
+        writeln!(
+            w,
+            "#   {}: {lacks}; walks stopped inside it in {} samples ({} fell back)",
+            sanitize(short_module(&m.path)),
+            m.fell_back + m.broken,
+            m.fell_back
+        )?;
+    }
+    if meta.fell_back > 0 {
+        writeln!(
+            w,
+            "#   A frameless function in the middle of a stack (a callback called through qsort, say) hides \
+             its callers from frame pointers; a larger stack copy (--call-graph hybrid,BYTES) or dwarf mode \
+             walks it with the tables"
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{Meta, ModuleUnwind};
+
+    #[test]
+    fn unwind_quality_is_summarized_only_when_something_went_wrong() {
+        let mut profile = Profile::new(Meta::default());
+        let comm = profile.intern("app");
+        profile.add_sample(&[], 1, 1, comm, 200, 200);
+        let header = |p: &Profile| {
+            let mut out = Vec::new();
+            write_header(
+                &mut out,
+                p,
+                Weight {
+                    period: 200,
+                    count: 200,
+                },
+            )
+            .unwrap_or_default();
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert!(!header(&profile).contains("Unwind quality"));
+        profile.meta.truncated = 10;
+        profile.meta.fell_back = 4;
+        profile.meta.unwind_modules = vec![ModuleUnwind {
+            path: "/usr/lib/libjit\x1b.so".into(),
+            frame_pointers: false,
+            tables: false,
+            fell_back: 4,
+            broken: 1,
+        }];
+        let text = header(&profile);
+        assert!(text.contains("10 samples (5.0%) have stacks cut"), "{text}");
+        assert!(
+            text.contains("4 samples (2.0%) could not be joined"),
+            "{text}"
+        );
+        assert!(
+            text.contains("libjit\\x1b.so: no frame pointers, no unwind tables; walks stopped inside it in 5 samples (4 fell back)"),
+            "{text}"
+        );
+        assert!(text.contains("qsort"), "{text}");
+    }
 
     #[test]
     fn sanitize_escapes_controls_only() {

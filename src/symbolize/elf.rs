@@ -333,6 +333,34 @@ impl ElfModule {
         self.build_id.as_deref()
     }
 
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The function symbol containing `svma`, named as in frames (alias users know, demangled).
+    pub fn function_at(&self, svma: Svma) -> Option<super::FunctionSymbol> {
+        self.symbols
+            .lookup_range(svma)
+            .map(|(name, start, size)| super::FunctionSymbol {
+                name: demangle(name),
+                start: Svma(start),
+                size,
+            })
+    }
+
+    /// The function symbols whose demangled name is `name`.
+    pub fn functions_named(&self, name: &str) -> Vec<super::FunctionSymbol> {
+        self.symbols
+            .iter()
+            .map(|(n, start, size)| super::FunctionSymbol {
+                name: demangle(n),
+                start: Svma(start),
+                size,
+            })
+            .filter(|f| f.name == name)
+            .collect()
+    }
+
     /// Frames at `svma`, innermost inline first; empty when neither symbols nor DWARF know the address.
     /// DWARF supplies the inline frames and file:line; the outermost frame is named by the ELF symbol alias
     /// (`pthread_mutex_lock`, where DWARF says `___pthread_mutex_lock`). A frame DWARF leaves nameless is

@@ -59,7 +59,7 @@ pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;
 pub use perfmap::PerfMap;
 
-use crate::addr::{Avma, FileOffset};
+use crate::addr::{Avma, FileOffset, Svma};
 use elf::{DwarfSource, ElfModule};
 use loader::OpenFailure;
 
@@ -100,6 +100,14 @@ impl Frame {
     pub fn is_unknown(&self) -> bool {
         self.function.starts_with(UNKNOWN)
     }
+}
+
+/// A function symbol of a loaded module, for annotating its code: the name frames use and its SVMA range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionSymbol {
+    pub name: String,
+    pub start: Svma,
+    pub size: u64,
 }
 
 /// Where a loaded module's debug info comes from.
@@ -204,6 +212,11 @@ pub fn module_name(path: &str) -> String {
 }
 
 impl Symbolizer {
+    /// Modules loaded so far (each keeps its file's symbols and debug info until the symbolizer is dropped).
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+
     pub fn new() -> Symbolizer {
         Symbolizer {
             debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
@@ -333,6 +346,32 @@ impl Symbolizer {
     pub fn load_module(&mut self, module: &ModuleSpec) -> ModuleStatus {
         let index = self.load(module);
         self.modules[index].status.clone()
+    }
+
+    /// The `PT_LOAD` segments of `module` (loading it); empty when it could not be read.
+    pub fn segments(&mut self, module: &ModuleSpec) -> Vec<Segment> {
+        let index = self.load(module);
+        self.modules[index]
+            .elf
+            .as_ref()
+            .map(|e| e.segments().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The function symbol containing `svma` in `module` (for annotate: the range of code to disassemble).
+    pub fn function_at(&mut self, module: &ModuleSpec, svma: Svma) -> Option<FunctionSymbol> {
+        let index = self.load(module);
+        self.modules[index].elf.as_ref()?.function_at(svma)
+    }
+
+    /// The function symbols of `module` named `name` (as frames name them: the alias users know, demangled).
+    pub fn functions_named(&mut self, module: &ModuleSpec, name: &str) -> Vec<FunctionSymbol> {
+        let index = self.load(module);
+        self.modules[index]
+            .elf
+            .as_ref()
+            .map(|e| e.functions_named(name))
+            .unwrap_or_default()
     }
 
     fn load(&mut self, spec: &ModuleSpec) -> usize {

@@ -84,6 +84,11 @@ impl SymbolTable {
     /// The (mangled) name of the function containing `svma`. An address past the end of a sized symbol is not
     /// in it; an unsized symbol reaches up to the next symbol or the end of its section.
     pub fn lookup(&self, svma: Svma) -> Option<&str> {
+        self.lookup_range(svma).map(|(name, _, _)| name)
+    }
+
+    /// Like `lookup`, with the symbol's start address and size: `(mangled name, start, size)`.
+    pub fn lookup_range(&self, svma: Svma) -> Option<(&str, u64, u64)> {
         let after = self.entries.partition_point(|e| e.address <= svma.0);
         let nearest = after.checked_sub(1)?;
         let start = nearest.saturating_sub(ENCLOSING_LOOKBACK);
@@ -91,7 +96,12 @@ impl SymbolTable {
             .iter()
             .rev()
             .find(|e| svma.0 - e.address < e.size)
-            .map(|e| &*e.name)
+            .map(|e| (&*e.name, e.address, e.size))
+    }
+
+    /// Every entry as `(mangled name, start, size)`, by address.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.entries.iter().map(|e| (&*e.name, e.address, e.size))
     }
 }
 

@@ -131,11 +131,20 @@ impl UnwindTables {
     }
 
     /// The load bias of a mapping of this file at `start` with file offset `pgoff`: `avma = svma + bias`.
+    ///
+    /// The segment is the one the kernel mapped at `pgoff`: its offset rounded down to a page is `pgoff`.
+    /// Only where none is (an odd mapping) does a segment that merely contains `pgoff` do; the first such
+    /// one can be wrong, since the page at `pgoff` often holds the tail of the previous segment as well.
     pub fn bias(&self, start: u64, pgoff: u64) -> Option<u64> {
         let seg = self
             .segments
             .iter()
-            .find(|s| s.filesz > 0 && pgoff >= s.offset & !0xfff && pgoff < s.offset + s.filesz)?;
+            .find(|s| s.filesz > 0 && s.offset & !0xfff == pgoff)
+            .or_else(|| {
+                self.segments.iter().find(|s| {
+                    s.filesz > 0 && pgoff >= s.offset & !0xfff && pgoff < s.offset + s.filesz
+                })
+            })?;
         Some(
             start
                 .wrapping_sub(pgoff)
@@ -245,6 +254,27 @@ mod tests {
             ..tables.clone()
         };
         assert_eq!(libc.bias(0x7f00_0002_6000, 0x26000), Some(0x7f00_0000_0000));
+        // lld/Rust-style: the text segment shares its first page with the end of the read-only segment, and
+        // its vaddr is one page ahead of its offset.
+        let rust = UnwindTables {
+            segments: vec![
+                Segment {
+                    offset: 0,
+                    vaddr: 0,
+                    filesz: 0x14c21c,
+                },
+                Segment {
+                    offset: 0x14c220,
+                    vaddr: 0x14d220,
+                    filesz: 0x2f0a80,
+                },
+            ],
+            ..tables.clone()
+        };
+        assert_eq!(
+            rust.bias(0x5555_5574_1000, 0x14c000),
+            Some(0x5555_5574_1000 - 0x14d000)
+        );
         // An offset no segment covers has no bias.
         assert_eq!(tables.bias(0x1000, 0x10_0000), None);
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod acquire;
+mod annotate;
 mod common;
 mod errors;
 mod record;

@@ -297,12 +297,13 @@ fn sigint_writes_a_complete_file() {
         .arg("30")
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     run(Command::new("kill").args(["-INT", &recorder.id().to_string()]));
     let status = recorder.wait().unwrap();
     assert!(status.success(), "record exited with {status}");
+    // About 2500 on an idle machine; fewer when the machine is busy.
     assert!(
-        sample_count(&file) > 500,
+        sample_count(&file) > 100,
         "the interrupted recording lost its samples"
     );
     let rows = no_children_rows(&file, "sym");

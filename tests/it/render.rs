@@ -96,6 +96,7 @@ pub fn profile() -> Profile {
             notes: vec!["synthetic profile for golden tests".into()],
             time_nanos: 0,
             duration_nanos: 0,
+            ..Meta::default()
         }),
     };
     let start = b.loc(APP, 0x40_1000, &["_start"]);

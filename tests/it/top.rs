@@ -498,11 +498,20 @@ fn live_view_in_tmux() {
     });
     eprintln!("callers:\n{screen}");
 
-    // Annotate is merged separately: until then `a` says so instead of showing the hot line.
+    // Annotate: BURN_BODY is a macro, so all of hot_a's code is on its source line 6, which is hot.
     tmux.keys(&["a"]);
-    tmux.wait_for("the annotate screen", Duration::from_secs(10), |s| {
+    let screen = tmux.wait_for("hot_a's hot source line", Duration::from_secs(20), |s| {
         s.contains("annotate hot_a")
+            && s.lines().any(|l| {
+                l.contains("void hot_a(")
+                    && l.split_whitespace()
+                        .next()
+                        .and_then(|p| p.strip_suffix('%'))
+                        .and_then(|p| p.parse::<f64>().ok())
+                        .is_some_and(|p| p >= 50.0)
+            })
     });
+    eprintln!("annotate:\n{screen}");
     // One Esc at a time: a terminal reads two in a row as one Alt+Esc.
     tmux.keys(&["Escape"]);
     tmux.wait_for("the callers again", Duration::from_secs(10), |s| {

@@ -114,3 +114,88 @@ fn deep_recursion_reaches_main_in_default_and_dwarf_modes() {
         "header does not say stacks were cut:\n{header}"
     );
 }
+
+/// Records a fixture with registers and stack copies, then unwinds every sample both ways: where the dwarf
+/// walk reaches the root inside the copy, hybrid must give the same frames; neither may panic elsewhere.
+fn hybrid_and_dwarf_agree_on(binary: &Path, depth: &str) -> (usize, usize) {
+    use stacktop::acquire::record::Record;
+    use stacktop::acquire::{
+        CallGraphMode, CommandOutput, EventKind, EventSpec, Session, SessionConfig, Target,
+    };
+    use stacktop::process::{Mapping, Module, Processes};
+    use stacktop::symbolize::{module_bytes, ModuleSpec};
+    use stacktop::unwind::fp;
+    use stacktop::unwind::modules::{Mode, Unwinders};
+
+    let config = SessionConfig {
+        target: Target::Command(vec![binary.into(), "1".into(), depth.into()]),
+        event: EventSpec {
+            kind: EventKind::CpuClock,
+            exclude_user: false,
+            exclude_kernel: false,
+        },
+        frequency: 499,
+        call_graph: CallGraphMode::Hybrid(32768),
+        command_output: CommandOutput::Null,
+    };
+    let mut session = Session::start(config).unwrap();
+    let mut records = Vec::new();
+    while !session.is_finished() {
+        session
+            .read(std::time::Duration::from_millis(50), &mut records)
+            .unwrap();
+    }
+    session.finish(&mut records).unwrap();
+    let mut processes = Processes::new();
+    let limits = fp::Limits::default();
+    let mut hybrid = Unwinders::new(Mode::Hybrid, limits);
+    let mut dwarf = Unwinders::new(Mode::Dwarf, limits);
+    let mut loader = |module: &Module, mapping: &Mapping| {
+        module_bytes(&ModuleSpec {
+            path: module.path.clone(),
+            build_id: module.build_id.clone(),
+            pid: None,
+            map_start: mapping.start.0,
+            map_end: mapping.end.0,
+        })
+    };
+    let (mut compared, mut complete) = (0, 0);
+    for record in &records {
+        let Record::Sample(sample) = record else {
+            processes.apply(record);
+            continue;
+        };
+        if sample.pid != session.child_pid().unwrap_or(0) {
+            continue;
+        }
+        let h = hybrid.unwind(sample, &processes, &mut loader);
+        let d = dwarf.unwind(sample, &processes, &mut loader);
+        compared += 1;
+        if !d.truncated {
+            complete += 1;
+            assert_eq!(
+                h.frames, d.frames,
+                "hybrid and dwarf disagree on a complete walk"
+            );
+        }
+    }
+    (compared, complete)
+}
+
+#[test]
+fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
+    if !perf_available() {
+        return;
+    }
+    let with_fp = build_c("recursion.c", "recursion", &[]);
+    let without_fp = build_c("recursion.c", "recursion_nofp", &["-fomit-frame-pointer"]);
+    for bin in [&with_fp, &without_fp] {
+        let (compared, complete) = hybrid_and_dwarf_agree_on(bin, "40");
+        assert!(compared >= 50, "{}: only {compared} samples", bin.display());
+        assert!(
+            complete * 10 >= compared * 9,
+            "{}: only {complete} of {compared} dwarf walks completed",
+            bin.display()
+        );
+    }
+}

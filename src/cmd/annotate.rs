@@ -1,0 +1,34 @@
+//! `stacktop annotate SYM`: the function's source lines and disassembly with the share of its samples.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::annotate::{annotate, ElfCode};
+use crate::cli::AnnotateArgs;
+use crate::cmd::load_profile;
+use crate::profile::query::{Filter, Matcher};
+use crate::render::{write_annotation, AnnotateOptions};
+
+pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
+    let profile = load_profile(&args.input)?;
+    let filter = Filter {
+        pids: args.pids,
+        tids: args.tids,
+        comms: args.comms,
+        ..Filter::default()
+    };
+    let mut code = ElfCode::new();
+    let annotation = annotate(&profile, &Matcher::exact(&args.symbol), &filter, &mut code)?;
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let opts = AnnotateOptions {
+        color,
+        summary_lines: 10,
+    };
+    write_annotation(&mut out, &profile, &annotation, &opts)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
