@@ -25,6 +25,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Render a flamegraph SVG of a recorded profile.
     Flamegraph(FlamegraphArgs),
+    /// Live view of the hottest functions, their callers and callees (or a recorded profile with -i).
+    Top(TopArgs),
     /// Show a function's source lines and disassembly with the share of its samples on each.
     Annotate(AnnotateArgs),
 }
@@ -154,6 +156,35 @@ pub struct FlamegraphArgs {
     /// Title of the graph.
     #[arg(long = "title")]
     pub title: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Sampling frequency in Hz.
+    #[arg(short = 'F', long = "freq", default_value_t = 999)]
+    pub frequency: u64,
+    /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
+    #[arg(short = 'e', long = "event", default_value = "cycles")]
+    pub event: String,
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
+    #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
+    pub call_graph: String,
+    /// Seconds between refreshes of the view.
+    #[arg(
+        short = 'd',
+        long = "delay",
+        value_name = "SECS",
+        default_value_t = 1.0
+    )]
+    pub delay: f64,
+    /// Stop sampling after this many seconds; the view then stays on the whole run until `q`.
+    #[arg(long = "duration", value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Show a recorded profile instead of sampling.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

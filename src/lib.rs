@@ -15,4 +15,5 @@ pub mod process;
 pub mod profile;
 pub mod render;
 pub mod symbolize;
+pub mod tui;
 pub mod unwind;

@@ -66,7 +66,7 @@ fn cstring(s: &OsStr, command: &str) -> Result<CString, AcquireError> {
 /// Forks the child and leaves it blocked before `execv`.
 pub(crate) fn spawn_stopped(
     argv: &[OsString],
-    output: CommandOutput,
+    output: &CommandOutput,
 ) -> Result<Stopped, AcquireError> {
     let program = argv.first().ok_or(AcquireError::EmptyCommand)?;
     let command = program.to_string_lossy().into_owned();
@@ -87,6 +87,13 @@ pub(crate) fn spawn_stopped(
                 .write(true)
                 .open("/dev/null")
                 .map_err(|e| AcquireError::io("opening /dev/null", e))?,
+        ),
+        CommandOutput::File(path) => Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| AcquireError::io("opening the command's output file", e))?,
         ),
         CommandOutput::Inherit => None,
     };

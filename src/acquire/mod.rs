@@ -133,13 +133,15 @@ pub const USER_REGS: &[&str] = &[];
 const USER_REGS_MASK: u64 = 0;
 
 /// Where a launched command's stdout and stderr go.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CommandOutput {
     /// Shared with stacktop (perf's behaviour).
     #[default]
     Inherit,
     /// `/dev/null` (for the TUI, where the command would draw over the screen, and for tests).
     Null,
+    /// Appended to this file, created if missing (the TUI names it in its header).
+    File(std::path::PathBuf),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -369,7 +369,7 @@ impl Session {
 
         match &cfg.target {
             Target::Command(argv) => {
-                let stopped = spawn_stopped(argv, cfg.command_output)?;
+                let stopped = spawn_stopped(argv, &cfg.command_output)?;
                 let what = What::Command(
                     argv.first()
                         .map(|a| a.to_string_lossy().into_owned())

@@ -5,6 +5,7 @@ pub mod flamegraph;
 pub mod pipeline;
 pub mod record;
 pub mod report;
+pub mod top;
 
 use std::path::Path;
 

@@ -22,6 +22,9 @@ use crate::unwind::{fp, Stack};
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
+/// `take_profile` drops the symbolizer's and unwinders' caches when more modules than this are loaded.
+const MAX_LOADED_MODULES: usize = 256;
+
 /// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
 /// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
 /// frame.
@@ -53,6 +56,7 @@ pub struct Pipeline {
     limits: fp::Limits,
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
+    mode: Option<Mode>,
     locations: HashMap<LocationKey, LocationId>,
     mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
@@ -72,6 +76,7 @@ impl Pipeline {
             profile: Profile::new(meta),
             limits,
             unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
+            mode: tables,
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
@@ -294,6 +299,30 @@ impl Pipeline {
         });
         self.mappings.insert(key, id);
         id
+    }
+
+    /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
+    /// refresh). The symbolizer keeps its caches, so an address is still resolved once; only the ids of the
+    /// handed-over profile are forgotten, and so are processes that exited before the previous call.
+    pub fn take_profile(&mut self) -> Profile {
+        self.locations.clear();
+        self.mappings.clear();
+        self.kernel_mapping = None;
+        for pid in self.processes.release_exited() {
+            if let Some(unwinders) = &mut self.unwinders {
+                unwinders.forget(pid);
+            }
+        }
+        // Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would stay loaded
+        // forever. Past a bound, start over: the modules still in use load again at their next sample.
+        if self.symbolizer.module_count() > MAX_LOADED_MODULES {
+            self.symbolizer = Symbolizer::new();
+            if let Some(mode) = self.mode {
+                self.unwinders = Some(Unwinders::new(mode, self.limits));
+            }
+        }
+        let meta = self.profile.meta.clone();
+        std::mem::replace(&mut self.profile, Profile::new(meta))
     }
 
     /// The finished profile.

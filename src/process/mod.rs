@@ -158,6 +158,8 @@ pub struct Processes {
     modules: HashMap<Module, Arc<Module>>,
     /// Source of fresh `ProcessState::generation` values.
     generations: u64,
+    /// Processes found exited by the last `release_exited`, released at the next call.
+    releasing: Vec<u32>,
 }
 
 /// The first kernel address on 64-bit Linux (x86_64 and aarch64 alike put the kernel in the upper half).
@@ -291,6 +293,25 @@ impl Processes {
             .get(&tid)
             .or_else(|| self.comms.get(&pid))
             .map_or("[unknown]", String::as_str)
+    }
+
+    /// Forgets the processes that had already exited at the previous call (their mappings and main thread's
+    /// name) and returns their pids, so long system-wide sessions stay bounded. One call of delay lets samples
+    /// still in flight in other rings be resolved first. A pid reused since is kept.
+    pub fn release_exited(&mut self) -> Vec<u32> {
+        let mut released = std::mem::take(&mut self.releasing);
+        released.retain(|pid| self.processes.get(pid).is_some_and(|p| p.exited));
+        for pid in &released {
+            self.processes.remove(pid);
+            self.comms.remove(pid);
+        }
+        self.releasing = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exited)
+            .map(|(&pid, _)| pid)
+            .collect();
+        released
     }
 
     /// Whether the process's main thread has exited.
@@ -511,5 +532,24 @@ mod tests {
         });
         assert!(p.has_exited(10));
         assert!(module_at(&p, 10, 0x1000).is_some());
+    }
+
+    #[test]
+    fn exited_processes_are_released_one_call_later() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&mmap(11, 1, 0x1000, 0x1000, 0, "/bin/b"));
+        p.apply(&Record::Exit {
+            pid: 10,
+            ppid: 1,
+            tid: 10,
+            ptid: 1,
+            time: 9,
+        });
+        assert_eq!(p.release_exited(), Vec::<u32>::new());
+        assert!(module_at(&p, 10, 0x1000).is_some());
+        assert_eq!(p.release_exited(), vec![10]);
+        assert!(module_at(&p, 10, 0x1000).is_none());
+        assert!(module_at(&p, 11, 0x1000).is_some());
     }
 }

@@ -8,6 +8,7 @@
 //! This module does not symbolize, read files or print: it is filled by `cmd/` (from the symbolizer) or by
 //! `format/` (from a file), and read by `render/` and `tui/`.
 
+mod merge;
 pub mod query;
 
 use std::collections::HashMap;
@@ -237,10 +238,26 @@ impl Profile {
     ) {
         let mut parent = None;
         for &location in stack.iter().rev() {
-            let node = Node { parent, location };
-            parent = Some(intern_in(&mut self.nodes, &mut self.node_ids, node, NodeId));
+            parent = Some(self.add_node(Node { parent, location }));
         }
-        let key = (parent, pid, tid, comm);
+        self.add_group(parent, pid, tid, comm, count, period);
+    }
+
+    fn add_node(&mut self, node: Node) -> NodeId {
+        intern_in(&mut self.nodes, &mut self.node_ids, node, NodeId)
+    }
+
+    /// Adds samples whose stack ends at `leaf` (already interned).
+    fn add_group(
+        &mut self,
+        leaf: Option<NodeId>,
+        pid: u32,
+        tid: u32,
+        comm: StrId,
+        count: u64,
+        period: u64,
+    ) {
+        let key = (leaf, pid, tid, comm);
         if let Some(&i) = self.sample_ids.get(&key) {
             let group = &mut self.samples[i];
             group.count += count;
@@ -248,7 +265,7 @@ impl Profile {
         } else {
             self.sample_ids.insert(key, self.samples.len());
             self.samples.push(SampleGroup {
-                leaf: parent,
+                leaf,
                 pid,
                 tid,
                 comm,

@@ -212,6 +212,11 @@ pub fn module_name(path: &str) -> String {
 }
 
 impl Symbolizer {
+    /// Modules loaded so far (each keeps its file's symbols and debug info until the symbolizer is dropped).
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+
     pub fn new() -> Symbolizer {
         Symbolizer {
             debug_dirs: vec![PathBuf::from("/usr/lib/debug")],

@@ -9,4 +9,5 @@ mod errors;
 mod record;
 mod render;
 mod symbolize;
+mod top;
 mod unwind;

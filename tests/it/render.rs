@@ -83,7 +83,7 @@ impl Build {
     }
 }
 
-fn profile() -> Profile {
+pub fn profile() -> Profile {
     let mut b = Build {
         p: Profile::new(Meta {
             event: "cpu-clock".into(),
@@ -124,7 +124,7 @@ fn profile() -> Profile {
 }
 
 /// Compares `actual` with `tests/golden/NAME`, or rewrites it when `STACKTOP_BLESS=1`.
-fn golden(name: &str, actual: &[u8]) {
+pub fn golden(name: &str, actual: &[u8]) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);

@@ -1,0 +1,189 @@
+//! Adding one profile into another, with the sample weights scaled: the TUI keeps a cumulative profile and a
+//! decaying one (`old * 7/8 + new` each refresh, as perf top does) from the per-refresh profiles the sampler
+//! sends. Rebuilding the decayed profile from scratch each refresh drops the stacks whose weight has decayed
+//! away, so its size follows the recent past, not the whole run.
+
+use std::collections::HashMap;
+
+use super::{Function, Location, LocationId, Mapping, Node, NodeId, Profile};
+
+impl Profile {
+    /// Adds every sample group of `other` with its count and period multiplied by `num / den` (rounded down);
+    /// groups whose period rounds to less than `min_period` are left out. Strings, functions, locations and
+    /// stacks are re-interned, so `other` may come from anywhere.
+    pub fn merge_scaled(&mut self, other: &Profile, num: u64, den: u64, min_period: u64) {
+        let den = den.max(1);
+        let mut merger = Merger {
+            from: other,
+            locations: HashMap::new(),
+            nodes: HashMap::new(),
+        };
+        for group in &other.samples {
+            let period = scale(group.period, num, den);
+            if period < min_period.max(1) && group.period > 0 {
+                continue;
+            }
+            let count = scale(group.count, num, den);
+            let leaf = group.leaf.map(|n| merger.node(self, n));
+            let comm = self.intern(other.str(group.comm));
+            self.add_group(leaf, group.pid, group.tid, comm, count, period);
+        }
+    }
+}
+
+impl Profile {
+    /// Multiplies every sample group's count and period by `num / den` in place and drops the groups whose
+    /// period falls below `min_period`. Cheaper than `merge_scaled` into a fresh profile (nothing is
+    /// re-interned), but the stacks of dropped groups stay interned until the profile is rebuilt.
+    pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
+        let den = den.max(1);
+        for group in &mut self.samples {
+            group.period = scale(group.period, num, den);
+            group.count = scale(group.count, num, den);
+        }
+        let before = self.samples.len();
+        self.samples.retain(|g| g.period >= min_period.max(1));
+        if self.samples.len() != before {
+            self.sample_ids = self
+                .samples
+                .iter()
+                .enumerate()
+                .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
+                .collect();
+        }
+    }
+}
+
+fn scale(value: u64, num: u64, den: u64) -> u64 {
+    (u128::from(value) * u128::from(num) / u128::from(den)) as u64
+}
+
+/// Ids of `from` already copied into the destination.
+struct Merger<'a> {
+    from: &'a Profile,
+    locations: HashMap<LocationId, LocationId>,
+    nodes: HashMap<NodeId, NodeId>,
+}
+
+impl Merger<'_> {
+    fn location(&mut self, to: &mut Profile, id: LocationId) -> LocationId {
+        if let Some(&done) = self.locations.get(&id) {
+            return done;
+        }
+        let from = self.from;
+        let loc = from.location(id);
+        let mapping = loc.mapping.map(|m| {
+            let m = from.mapping(m);
+            let mapping = Mapping {
+                path: to.intern(from.str(m.path)),
+                build_id: m.build_id.map(|b| to.intern(from.str(b))),
+                ..m.clone()
+            };
+            to.add_mapping(mapping)
+        });
+        let lines = loc
+            .lines
+            .iter()
+            .map(|line| {
+                let f = from.function(line.function);
+                let function = Function {
+                    name: to.intern(from.str(f.name)),
+                    file: f.file.map(|s| to.intern(from.str(s))),
+                };
+                super::Line {
+                    function: to.add_function(function),
+                    line: line.line,
+                }
+            })
+            .collect();
+        let new = to.add_location(Location {
+            mapping,
+            address: loc.address,
+            lines,
+        });
+        self.locations.insert(id, new);
+        new
+    }
+
+    fn node(&mut self, to: &mut Profile, id: NodeId) -> NodeId {
+        if let Some(&done) = self.nodes.get(&id) {
+            return done;
+        }
+        // Walk up to the first node already copied (or the root), then copy downward: no recursion, so a
+        // 10,000-frame stack cannot overflow ours.
+        let mut path = vec![id];
+        let mut parent = None;
+        while let Some(&last) = path.last() {
+            match self.from.node(last).parent {
+                Some(p) => match self.nodes.get(&p) {
+                    Some(&done) => {
+                        parent = Some(done);
+                        break;
+                    }
+                    None => path.push(p),
+                },
+                None => break,
+            }
+        }
+        for &old in path.iter().rev() {
+            let location = self.location(to, self.from.node(old).location);
+            let new = to.add_node(Node { parent, location });
+            self.nodes.insert(old, new);
+            parent = Some(new);
+        }
+        parent.unwrap_or(NodeId(0))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::profile::Meta;
+
+    fn profile(stacks: &[(&[&str], u64)]) -> Profile {
+        let mut p = Profile::new(Meta::default());
+        for (names, period) in stacks {
+            let stack: Vec<LocationId> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let name = p.intern(n);
+                    let function = p.add_function(Function { name, file: None });
+                    p.add_location(Location {
+                        mapping: None,
+                        address: i as u64,
+                        lines: vec![super::super::Line { function, line: 0 }],
+                    })
+                })
+                .collect();
+            let comm = p.intern("w");
+            p.add_sample(&stack, 1, 1, comm, 1, *period);
+        }
+        p
+    }
+
+    #[test]
+    fn merging_adds_and_scales() {
+        let a = profile(&[(&["leaf", "main"], 800), (&["other", "main"], 8)]);
+        let b = profile(&[(&["leaf", "main"], 100)]);
+        let mut m = Profile::default();
+        m.merge_scaled(&a, 7, 8, 10);
+        m.merge_scaled(&b, 1, 1, 0);
+        // 800*7/8 + 100; the 8-period group decays to 7 < 10 and is dropped.
+        assert_eq!(m.samples.len(), 1);
+        assert_eq!(m.samples[0].period, 800);
+        let frames: Vec<&str> = m
+            .stack(m.samples[0].leaf)
+            .map(|l| m.str(m.function(m.location(l).lines[0].function).name))
+            .collect();
+        assert_eq!(frames, ["leaf", "main"]);
+
+        // In place: the same result, and adding to a kept group still finds it.
+        let mut q = a.clone();
+        q.scale_samples(7, 8, 10);
+        q.merge_scaled(&b, 1, 1, 0);
+        assert_eq!(q.samples.len(), 1);
+        assert_eq!(q.samples[0].period, 800);
+    }
+}

@@ -1,0 +1,633 @@
+//! The TUI's state. Key handling (`input.rs`) only changes it, drawing (`view.rs`) only reads it, so both are
+//! tested without a terminal. The rows on screen come from the profile queries the report uses
+//! (`top_functions`, `callers_of`, `callees_of`), recomputed when data arrives or a setting changes.
+
+use std::collections::HashSet;
+
+use regex::{Regex, RegexBuilder};
+
+use crate::profile::query::{
+    function_tree, top_functions, CallTree, Direction, Filter, FuncKey, Matcher, SortKey, Weight,
+};
+use crate::profile::{Meta, Profile};
+use crate::render::sanitize;
+use crate::render::text::short_module;
+
+/// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
+pub const DECAY: (u64, u64) = (7, 8);
+
+/// The decaying profile is rebuilt (its dropped stacks forgotten) every this many refreshes.
+const COMPACT_EVERY: u64 = 32;
+
+/// What the header shows besides the profile: filled by the sampler each refresh.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    pub event: String,
+    pub frequency: u64,
+    /// `command ./split`, `pid 123`, `all CPUs`, or the file shown with `-i`.
+    pub target: String,
+    pub call_graph: String,
+    /// Where a launched command's output goes.
+    pub output_file: Option<String>,
+    pub samples_per_sec: f64,
+    pub samples: u64,
+    pub lost: u64,
+    pub throttled: u64,
+    /// stacktop's own CPU use (all threads), percent of one CPU.
+    pub cpu_percent: f64,
+    /// Set when the target has ended (`exit 0`), or for a recorded profile (`recorded`).
+    pub ended: Option<String>,
+}
+
+/// One refresh from the sampler: the samples of the last interval and the header figures.
+#[derive(Debug)]
+pub struct Update {
+    pub delta: Profile,
+    pub status: Status,
+}
+
+/// The column the table is sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortColumn {
+    SelfPct,
+    Total,
+    Command,
+    Module,
+    Symbol,
+}
+
+impl SortColumn {
+    pub fn next(self) -> SortColumn {
+        match self {
+            SortColumn::SelfPct => SortColumn::Total,
+            SortColumn::Total => SortColumn::Command,
+            SortColumn::Command => SortColumn::Module,
+            SortColumn::Module => SortColumn::Symbol,
+            SortColumn::Symbol => SortColumn::SelfPct,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortColumn::SelfPct => "self",
+            SortColumn::Total => "total",
+            SortColumn::Command => "command",
+            SortColumn::Module => "module",
+            SortColumn::Symbol => "symbol",
+        }
+    }
+}
+
+/// A function as the UI names it across refreshes (profile ids change when the decayed profile is rebuilt).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FuncRef {
+    pub name: String,
+    /// Module path as recorded.
+    pub module: String,
+}
+
+/// One row of the main table, already sanitized for the terminal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableRow {
+    pub self_pct: f64,
+    pub total_pct: f64,
+    pub comm: String,
+    pub module: String,
+    pub symbol: String,
+    pub func: FuncRef,
+    pub kernel: bool,
+}
+
+/// One visible line of a callers/callees tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TreeRow {
+    pub depth: usize,
+    pub symbol: String,
+    pub module: String,
+    /// Percent of the function's samples, and of all samples.
+    pub of_function: f64,
+    pub of_all: f64,
+    pub has_children: bool,
+    pub expanded: bool,
+    /// Names from the root to this node: the key of the expanded set.
+    pub path: Vec<FuncRef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TreeView {
+    pub func: FuncRef,
+    pub direction: Direction,
+    pub expanded: HashSet<Vec<FuncRef>>,
+    pub rows: Vec<TreeRow>,
+    pub selected: usize,
+    /// Samples with the function on their stack, percent of all.
+    pub function_pct: f64,
+}
+
+/// What annotate shows for one function: source lines and instructions with their share of the function's
+/// samples. Built by an `Annotator` (the annotate module), drawn by `view.rs`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Annotation {
+    pub function: String,
+    pub module: String,
+    pub lines: Vec<AnnotatedLine>,
+    /// Why something is missing (no debug info, binary gone).
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnnotatedLine {
+    pub kind: LineKind,
+    pub text: String,
+    /// Percent of the function's samples on this line or instruction.
+    pub share: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// A source line, with its number.
+    Source(u32),
+    /// An instruction, with its address.
+    Instruction(u64),
+}
+
+/// Builds an annotation of a function from a profile; runs off the drawing thread.
+pub type Annotator = dyn Fn(&Profile, &FuncRef) -> Result<Annotation, String> + Send + Sync;
+
+/// Lines at or above this share are "hot": highlighted, and where `n` jumps.
+pub const HOT_LINE: f64 = 5.0;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnnotateView {
+    pub func: FuncRef,
+    /// `None` while the annotator runs.
+    pub result: Option<Result<Annotation, String>>,
+    pub selected: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Screen {
+    Tree(TreeView),
+    Annotate(AnnotateView),
+}
+
+/// A line being typed at the bottom of the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// `/`: symbol filter.
+    Filter,
+    /// `t`: command name, pid or tid.
+    Limit,
+}
+
+/// A restriction to one command, process or thread (`t`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Limit {
+    Comm(String),
+    Pid(u32),
+    Tid(u32),
+}
+
+/// Work the event loop must do for the app (the app itself does no I/O).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Annotate(FuncRef),
+}
+
+pub struct App {
+    pub status: Status,
+    decayed: Profile,
+    cumulative: Profile,
+    /// Refreshes received while paused, applied on resume.
+    held: Vec<Update>,
+    /// Refreshes absorbed so far.
+    absorbed: u64,
+    pub cumulative_mode: bool,
+    pub paused: bool,
+    /// No more data will come (target ended, or a recorded profile).
+    pub ended: bool,
+    pub sort: SortColumn,
+    pub symbol_filter: Option<String>,
+    symbol_regex: Option<Regex>,
+    pub limit: Option<Limit>,
+    pub module_limit: Option<String>,
+    pub hide_kernel: bool,
+    pub rows: Vec<TableRow>,
+    /// Samples (period) shown in the table's denominator.
+    pub total: Weight,
+    pub selected: usize,
+    /// Screens opened over the table (Esc pops one).
+    pub screens: Vec<Screen>,
+    pub help: bool,
+    pub prompt: Option<(Prompt, String)>,
+    /// One-line message in the footer (bad regex, unknown limit).
+    pub message: Option<String>,
+    pub quit: bool,
+    pub requests: Vec<Request>,
+    /// Rows a page key moves (set by the view from the terminal height).
+    pub page: usize,
+}
+
+impl App {
+    /// A live app, empty until the first update.
+    pub fn live(status: Status) -> App {
+        App {
+            status,
+            decayed: Profile::default(),
+            cumulative: Profile::default(),
+            held: Vec::new(),
+            absorbed: 0,
+            cumulative_mode: false,
+            paused: false,
+            ended: false,
+            sort: SortColumn::SelfPct,
+            symbol_filter: None,
+            symbol_regex: None,
+            limit: None,
+            module_limit: None,
+            hide_kernel: false,
+            rows: Vec::new(),
+            total: Weight::default(),
+            selected: 0,
+            screens: Vec::new(),
+            help: false,
+            prompt: None,
+            message: None,
+            quit: false,
+            requests: Vec::new(),
+            page: 10,
+        }
+    }
+
+    /// A recorded profile, frozen and cumulative.
+    pub fn frozen(profile: Profile, mut status: Status) -> App {
+        status.ended.get_or_insert_with(|| "recorded".to_owned());
+        let mut app = App::live(status);
+        app.cumulative = profile;
+        app.cumulative_mode = true;
+        app.ended = true;
+        app.refresh();
+        app
+    }
+
+    /// The profile the screens read.
+    pub fn profile(&self) -> &Profile {
+        if self.cumulative_mode {
+            &self.cumulative
+        } else {
+            &self.decayed
+        }
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.cumulative.meta
+    }
+
+    /// Takes one refresh from the sampler. While paused it is held, so the screen stays still.
+    pub fn update(&mut self, update: Update) {
+        if self.paused {
+            self.held.push(update);
+            return;
+        }
+        self.absorb(update);
+        self.refresh();
+    }
+
+    fn absorb(&mut self, update: Update) {
+        let Update { delta, status } = update;
+        // Rebuilt each time so stacks that decayed to (almost) nothing are dropped: a stack lighter than a
+        // millionth of the recent total is gone.
+        // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped.
+        let floor = self.decayed.total_period() / 100_000;
+        self.decayed.scale_samples(DECAY.0, DECAY.1, floor);
+        self.decayed.merge_scaled(&delta, 1, 1, 0);
+        self.decayed.meta = delta.meta.clone();
+        self.absorbed += 1;
+        if self.absorbed.is_multiple_of(COMPACT_EVERY) {
+            // Dropped stacks stay interned until the profile is rebuilt: keeps memory bounded over hours.
+            let mut compact = Profile::new(delta.meta.clone());
+            compact.merge_scaled(&self.decayed, 1, 1, 0);
+            self.decayed = compact;
+        }
+        self.cumulative.meta = delta.meta.clone();
+        self.cumulative.merge_scaled(&delta, 1, 1, 0);
+        if status.ended.is_some() {
+            // The whole run, frozen.
+            self.ended = true;
+            self.cumulative_mode = true;
+        }
+        self.status = status;
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        if !paused {
+            for update in std::mem::take(&mut self.held) {
+                self.absorb(update);
+            }
+            self.refresh();
+        }
+    }
+
+    pub fn filter(&self) -> Filter {
+        let mut filter = Filter {
+            hide_kernel: self.hide_kernel,
+            ..Filter::default()
+        };
+        match &self.limit {
+            Some(Limit::Comm(c)) => filter.comms.push(c.clone()),
+            Some(Limit::Pid(p)) => filter.pids.push(*p),
+            Some(Limit::Tid(t)) => filter.tids.push(*t),
+            None => {}
+        }
+        if let Some(m) = &self.module_limit {
+            filter.modules.push(m.clone());
+        }
+        filter
+    }
+
+    /// Recomputes the table and the open tree from the current profile and settings, keeping the selection
+    /// on the same function when it is still listed.
+    pub fn refresh(&mut self) {
+        let selected = self.rows.get(self.selected).cloned();
+        let filter = self.filter();
+        let profile = if self.cumulative_mode {
+            &self.cumulative
+        } else {
+            &self.decayed
+        };
+        let children = self.sort == SortColumn::Total;
+        let top = top_functions(profile, &filter, &SortKey::DEFAULT, children);
+        let mut rows: Vec<TableRow> = top
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let sym = r.key.sym?;
+                let name = profile.func_name(&sym);
+                if let Some(re) = &self.symbol_regex {
+                    if !re.is_match(name) {
+                        return None;
+                    }
+                }
+                let module = profile.module_name(&sym.module);
+                Some(TableRow {
+                    self_pct: r.self_.percent_of(top.total),
+                    total_pct: r.total.percent_of(top.total),
+                    comm: sanitize(r.key.comm.map_or("", |c| profile.str(c))).into_owned(),
+                    module: sanitize(short_module(module)).into_owned(),
+                    symbol: sanitize(name).into_owned(),
+                    func: FuncRef {
+                        name: name.to_owned(),
+                        module: module.to_owned(),
+                    },
+                    kernel: sym.module.kernel,
+                })
+            })
+            .collect();
+        // top_functions sorts hottest first with ties by name; the text columns re-sort stably.
+        match self.sort {
+            SortColumn::SelfPct | SortColumn::Total => {}
+            SortColumn::Command => rows.sort_by(|a, b| a.comm.cmp(&b.comm)),
+            SortColumn::Module => rows.sort_by(|a, b| a.module.cmp(&b.module)),
+            SortColumn::Symbol => rows.sort_by(|a, b| a.symbol.cmp(&b.symbol)),
+        }
+        self.total = top.total;
+        self.rows = rows;
+        self.selected = selected
+            .and_then(|s| {
+                self.rows
+                    .iter()
+                    .position(|r| r.func == s.func && r.comm == s.comm)
+            })
+            .unwrap_or(self.selected)
+            .min(self.rows.len().saturating_sub(1));
+        let mut screens = std::mem::take(&mut self.screens);
+        for screen in &mut screens {
+            if let Screen::Tree(tree) = screen {
+                self.fill_tree(tree);
+            }
+        }
+        self.screens = screens;
+    }
+
+    pub fn selected_row(&self) -> Option<&TableRow> {
+        self.rows.get(self.selected)
+    }
+
+    /// Opens the callers tree of the selected row's function.
+    pub fn open_tree(&mut self, direction: Direction) {
+        let Some(row) = self.selected_row() else {
+            return;
+        };
+        let func = row.func.clone();
+        let mut tree = TreeView {
+            expanded: HashSet::from([vec![func.clone()]]),
+            func,
+            direction,
+            rows: Vec::new(),
+            selected: 0,
+            function_pct: 0.0,
+        };
+        self.fill_tree(&mut tree);
+        self.screens.push(Screen::Tree(tree));
+    }
+
+    /// The tree of `tree.func`, flattened to the rows its expanded set shows.
+    pub fn fill_tree(&self, tree: &mut TreeView) {
+        let profile = self.profile();
+        let mut filter = self.filter();
+        // The tree is about one function wherever it is called from: the module limit selects rows only.
+        filter.modules.clear();
+        let matcher = Matcher::Exact(tree.func.name.clone());
+        let mut calltree = function_tree(profile, &filter, &matcher, tree.direction);
+        // Only the function's own module: a same-named static function elsewhere is another function.
+        calltree
+            .roots
+            .retain(|&r| profile.module_name(&calltree.nodes[r].func.module) == tree.func.module);
+        let of_function = calltree.roots_weight();
+        tree.function_pct = of_function.percent_of(calltree.total);
+        let selected_path = tree.rows.get(tree.selected).map(|r| r.path.clone());
+        let mut rows = Vec::new();
+        for &root in &calltree.roots {
+            flatten(
+                profile,
+                &calltree,
+                root,
+                0,
+                &mut Vec::new(),
+                &tree.expanded,
+                of_function,
+                &mut rows,
+            );
+        }
+        tree.rows = rows;
+        tree.selected = selected_path
+            .and_then(|p| tree.rows.iter().position(|r| r.path == p))
+            .unwrap_or(tree.selected)
+            .min(tree.rows.len().saturating_sub(1));
+    }
+
+    pub fn tree_mut(&mut self) -> Option<&mut TreeView> {
+        match self.screens.last_mut() {
+            Some(Screen::Tree(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Refills the open tree after its expanded set or direction changed.
+    pub fn refill_tree(&mut self) {
+        if let Some(Screen::Tree(mut tree)) = self.screens.pop() {
+            self.fill_tree(&mut tree);
+            self.screens.push(Screen::Tree(tree));
+        }
+    }
+
+    /// Sets the symbol filter: a regular expression (case-insensitive, anywhere in the name), or the literal
+    /// text when it is not a valid expression. Empty clears it.
+    pub fn set_symbol_filter(&mut self, text: &str) {
+        if text.is_empty() {
+            self.symbol_filter = None;
+            self.symbol_regex = None;
+        } else {
+            let re = RegexBuilder::new(text)
+                .case_insensitive(true)
+                .build()
+                .or_else(|_| {
+                    RegexBuilder::new(&regex::escape(text))
+                        .case_insensitive(true)
+                        .build()
+                });
+            match re {
+                Ok(re) => {
+                    self.symbol_filter = Some(text.to_owned());
+                    self.symbol_regex = Some(re);
+                }
+                Err(e) => self.message = Some(format!("bad filter: {e}")),
+            }
+        }
+        self.selected = 0;
+        self.refresh();
+    }
+
+    /// Sets the `t` limit from typed text: a number is a process id if some sample has it as pid, else a thread
+    /// id; anything else is a command name. Empty clears it.
+    pub fn set_limit(&mut self, text: &str) {
+        let text = text.trim();
+        self.limit = if text.is_empty() {
+            None
+        } else if let Ok(n) = text.parse::<u32>() {
+            if self.profile().samples.iter().any(|g| g.pid == n) {
+                Some(Limit::Pid(n))
+            } else {
+                Some(Limit::Tid(n))
+            }
+        } else {
+            Some(Limit::Comm(text.to_owned()))
+        };
+        self.selected = 0;
+        self.refresh();
+    }
+
+    /// `d`: limit to the selected row's module, or lift the limit.
+    pub fn toggle_module_limit(&mut self) {
+        self.module_limit = match (&self.module_limit, self.selected_row()) {
+            (Some(_), _) => None,
+            (None, Some(row)) => Some(row.func.module.clone()),
+            (None, None) => None,
+        };
+        self.selected = 0;
+        self.refresh();
+    }
+
+    /// `a`: opens the annotate screen; the event loop runs the annotator and hands the result back.
+    pub fn open_annotate(&mut self, func: FuncRef) {
+        self.requests.push(Request::Annotate(func.clone()));
+        self.screens.push(Screen::Annotate(AnnotateView {
+            func,
+            result: None,
+            selected: 0,
+        }));
+    }
+
+    /// The annotator's answer, shown if its screen is still open.
+    pub fn annotated(&mut self, func: &FuncRef, result: Result<Annotation, String>) {
+        for screen in self.screens.iter_mut().rev() {
+            if let Screen::Annotate(view) = screen {
+                if &view.func == func && view.result.is_none() {
+                    view.selected = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|a| hottest_line(&a.lines))
+                        .unwrap_or(0);
+                    view.result = Some(result);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The index of the line with the highest share.
+pub fn hottest_line(lines: &[AnnotatedLine]) -> Option<usize> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.share > 0.0)
+        .max_by(|a, b| a.1.share.total_cmp(&b.1.share).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flatten(
+    profile: &Profile,
+    tree: &CallTree,
+    id: usize,
+    depth: usize,
+    path: &mut Vec<FuncRef>,
+    expanded: &HashSet<Vec<FuncRef>>,
+    of_function: Weight,
+    out: &mut Vec<TreeRow>,
+) {
+    let node = &tree.nodes[id];
+    let func = func_ref(profile, &node.func, node.other);
+    path.push(func.clone());
+    let open = expanded.contains(path);
+    out.push(TreeRow {
+        depth,
+        symbol: sanitize(&func.name).into_owned(),
+        module: sanitize(short_module(&func.module)).into_owned(),
+        of_function: node.weight.percent_of(of_function),
+        of_all: node.weight.percent_of(tree.total),
+        has_children: !node.children.is_empty(),
+        expanded: open,
+        path: path.clone(),
+    });
+    if open {
+        for &child in &node.children {
+            flatten(
+                profile,
+                tree,
+                child,
+                depth + 1,
+                path,
+                expanded,
+                of_function,
+                out,
+            );
+        }
+    }
+    path.pop();
+}
+
+fn func_ref(profile: &Profile, key: &FuncKey, other: bool) -> FuncRef {
+    if other {
+        return FuncRef {
+            name: crate::profile::query::OTHER.to_owned(),
+            module: String::new(),
+        };
+    }
+    FuncRef {
+        name: profile.func_name(key).to_owned(),
+        module: profile.module_name(&key.module).to_owned(),
+    }
+}

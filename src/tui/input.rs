@@ -1,0 +1,230 @@
+//! Keys -> state changes. Nothing here draws or does I/O; the event loop passes each key to `handle_key`.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{hottest_line, App, Prompt, Screen, HOT_LINE};
+use crate::profile::query::Direction;
+
+/// Every key, as the help overlay lists it.
+pub const HELP: &[(&str, &str)] = &[
+    ("Up/Down j/k", "move the selection"),
+    ("PgUp/PgDn", "move a page"),
+    ("Home/End", "first / last row"),
+    ("Enter", "callers of the function; in a tree: expand"),
+    ("Right/Left", "expand / collapse (tree)"),
+    ("c", "switch callers <-> callees (tree)"),
+    ("a", "annotate the function (n: next hot line)"),
+    ("/", "filter symbols (substring or regex)"),
+    ("s", "sort by the next column"),
+    ("t", "limit to a command, pid or tid"),
+    ("d", "limit to the module of the row (again: all)"),
+    ("K", "hide / show kernel frames"),
+    ("z", "decaying <-> cumulative"),
+    ("space", "pause / resume"),
+    ("Esc", "back"),
+    ("?", "this help"),
+    ("q Ctrl-C", "quit"),
+];
+
+pub fn handle_key(app: &mut App, key: KeyEvent) {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        app.quit = true;
+        return;
+    }
+    if app.prompt.is_some() {
+        prompt_key(app, key);
+        return;
+    }
+    app.message = None;
+    if app.help {
+        // Any key closes the help; q still quits.
+        app.help = false;
+        if key.code == KeyCode::Char('q') {
+            app.quit = true;
+        }
+        return;
+    }
+    match key.code {
+        KeyCode::Char('q') => app.quit = true,
+        KeyCode::Char('?') => app.help = true,
+        KeyCode::Char(' ') => {
+            let paused = !app.paused;
+            app.set_paused(paused);
+        }
+        KeyCode::Char('z') if !app.ended => {
+            app.cumulative_mode = !app.cumulative_mode;
+            app.refresh();
+        }
+        KeyCode::Char('K') => {
+            app.hide_kernel = !app.hide_kernel;
+            app.refresh();
+        }
+        KeyCode::Char('/') => {
+            app.prompt = Some((
+                Prompt::Filter,
+                app.symbol_filter.clone().unwrap_or_default(),
+            ))
+        }
+        KeyCode::Char('t') => {
+            let text = app
+                .selected_row()
+                .map(|r| r.comm.clone())
+                .unwrap_or_default();
+            app.prompt = Some((Prompt::Limit, text));
+        }
+        KeyCode::Esc | KeyCode::Backspace => {
+            app.screens.pop();
+        }
+        _ => match app.screens.last() {
+            None => table_key(app, key),
+            Some(Screen::Tree(_)) => tree_key(app, key),
+            Some(Screen::Annotate(_)) => annotate_key(app, key),
+        },
+    }
+}
+
+/// New position after a movement key, or None when the key is not one.
+fn moved(key: KeyCode, at: usize, len: usize, page: usize) -> Option<usize> {
+    let last = len.saturating_sub(1);
+    Some(match key {
+        KeyCode::Up | KeyCode::Char('k') => at.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => (at + 1).min(last),
+        KeyCode::PageUp => at.saturating_sub(page.max(1)),
+        KeyCode::PageDown => (at + page.max(1)).min(last),
+        KeyCode::Home | KeyCode::Char('g') => 0,
+        KeyCode::End | KeyCode::Char('G') => last,
+        _ => return None,
+    })
+}
+
+fn table_key(app: &mut App, key: KeyEvent) {
+    if let Some(at) = moved(key.code, app.selected, app.rows.len(), app.page) {
+        app.selected = at;
+        return;
+    }
+    match key.code {
+        KeyCode::Enter | KeyCode::Right => app.open_tree(Direction::Callers),
+        KeyCode::Char('a') => {
+            if let Some(row) = app.selected_row() {
+                let func = row.func.clone();
+                app.open_annotate(func);
+            }
+        }
+        KeyCode::Char('s') => {
+            app.sort = app.sort.next();
+            app.selected = 0;
+            app.refresh();
+        }
+        KeyCode::Char('d') => app.toggle_module_limit(),
+        _ => {}
+    }
+}
+
+fn tree_key(app: &mut App, key: KeyEvent) {
+    let page = app.page;
+    let Some(tree) = app.tree_mut() else {
+        return;
+    };
+    if let Some(at) = moved(key.code, tree.selected, tree.rows.len(), page) {
+        tree.selected = at;
+        return;
+    }
+    let Some(row) = tree.rows.get(tree.selected).cloned() else {
+        if key.code == KeyCode::Char('c') {
+            switch_direction(app);
+        }
+        return;
+    };
+    match key.code {
+        KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => {
+            if row.has_children {
+                if key.code == KeyCode::Enter && row.expanded {
+                    tree.expanded.remove(&row.path);
+                } else {
+                    tree.expanded.insert(row.path);
+                }
+            }
+        }
+        KeyCode::Left | KeyCode::Char('h') => {
+            if row.expanded {
+                tree.expanded.remove(&row.path);
+            } else if let Some(parent) = tree.rows[..tree.selected]
+                .iter()
+                .rposition(|r| r.depth + 1 == row.depth)
+            {
+                // Already collapsed: go to the parent, as file trees do.
+                tree.selected = parent;
+            }
+        }
+        KeyCode::Char('c') => return switch_direction(app),
+        KeyCode::Char('a') => {
+            if row.path.len() == 1 || !row.symbol.starts_with('[') {
+                if let Some(func) = row.path.last().cloned() {
+                    app.open_annotate(func);
+                }
+            }
+            return;
+        }
+        _ => return,
+    }
+    app.refill_tree();
+}
+
+fn switch_direction(app: &mut App) {
+    if let Some(tree) = app.tree_mut() {
+        tree.direction = match tree.direction {
+            Direction::Callers => Direction::Callees,
+            Direction::Callees => Direction::Callers,
+        };
+        tree.expanded.retain(|p| p.len() == 1);
+        tree.selected = 0;
+    }
+    app.refill_tree();
+}
+
+fn annotate_key(app: &mut App, key: KeyEvent) {
+    let page = app.page;
+    let Some(Screen::Annotate(view)) = app.screens.last_mut() else {
+        return;
+    };
+    let Some(Ok(annotation)) = &view.result else {
+        return;
+    };
+    let lines = &annotation.lines;
+    if let Some(at) = moved(key.code, view.selected, lines.len(), page) {
+        view.selected = at;
+        return;
+    }
+    if key.code == KeyCode::Char('n') {
+        // Next hot line after the selection, wrapping around; the hottest if none is above the threshold.
+        let after = (view.selected + 1..lines.len()).chain(0..=view.selected.min(lines.len()));
+        let next = after
+            .filter(|&i| i < lines.len())
+            .find(|&i| lines[i].share >= HOT_LINE);
+        if let Some(i) = next.or_else(|| hottest_line(lines)) {
+            view.selected = i;
+        }
+    }
+}
+
+fn prompt_key(app: &mut App, key: KeyEvent) {
+    let Some((kind, text)) = app.prompt.as_mut() else {
+        return;
+    };
+    match key.code {
+        KeyCode::Esc => app.prompt = None,
+        KeyCode::Enter => {
+            let (kind, text) = (*kind, text.clone());
+            app.prompt = None;
+            match kind {
+                Prompt::Filter => app.set_symbol_filter(&text),
+                Prompt::Limit => app.set_limit(&text),
+            }
+        }
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char(c) => text.push(c),
+        _ => {}
+    }
+}

@@ -1,0 +1,360 @@
+//! Drawing: reads the `App`, never changes it. Three header lines, the open screen (table, tree or annotate),
+//! a footer with the prompt or key hints, and the help overlay on top. Colours are limited to bold, reverse and
+//! red, which read on dark and light themes; with `NO_COLOR`, only bold and reverse.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::app::{AnnotateView, App, LineKind, Prompt, Screen, SortColumn, TreeView, HOT_LINE};
+use super::input::HELP;
+use crate::profile::query::Direction;
+
+/// Styling choices; `color: false` for `NO_COLOR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    /// `NO_COLOR` set (to anything non-empty) turns colour off.
+    pub fn from_env() -> Theme {
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn hot(self, percent: f64) -> Style {
+        if percent >= HOT_LINE {
+            let s = Style::default().add_modifier(Modifier::BOLD);
+            if self.color {
+                s.fg(Color::Red)
+            } else {
+                s
+            }
+        } else {
+            Style::default()
+        }
+    }
+
+    fn selected(self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+
+    fn title(self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+}
+
+/// Rows of the body available for the table at a given terminal height (the event loop sets `App::page`).
+pub fn page_rows(height: u16) -> usize {
+    usize::from(height.saturating_sub(6)).max(1)
+}
+
+pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_header(frame, header, app, theme);
+    match app.screens.last() {
+        None => draw_table(frame, body, app, theme),
+        Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, theme),
+        Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, theme),
+    }
+    draw_footer(frame, footer, app, theme);
+    if app.help {
+        draw_help(frame, frame.area(), theme);
+    }
+}
+
+fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let s = &app.status;
+    let mode = if app.cumulative_mode {
+        "cumulative"
+    } else {
+        "decaying"
+    };
+    let first = vec![
+        Span::styled("stacktop top", theme.title()),
+        Span::raw(format!(
+            "  {} {} Hz  unwind {}  {}",
+            s.event, s.frequency, s.call_graph, s.target
+        )),
+    ];
+    let second = format!(
+        "{:.0} samples/s  {} samples  lost {}  throttled {}  own CPU {:.1}%",
+        s.samples_per_sec, s.samples, s.lost, s.throttled, s.cpu_percent
+    );
+    let mut third = vec![Span::raw(format!("[{mode}]"))];
+    if let Some(ended) = &s.ended {
+        third.push(Span::styled(format!(" ENDED ({ended})"), theme.title()));
+    }
+    if app.paused {
+        third.push(Span::styled(" PAUSED", theme.title()));
+    }
+    let mut rest = format!("  sort: {}", app.sort.name());
+    if let Some(f) = &app.symbol_filter {
+        rest.push_str(&format!("  filter: {}", crate::render::sanitize(f)));
+    }
+    match &app.limit {
+        Some(super::app::Limit::Comm(c)) => {
+            rest.push_str(&format!("  command: {}", crate::render::sanitize(c)))
+        }
+        Some(super::app::Limit::Pid(p)) => rest.push_str(&format!("  pid: {p}")),
+        Some(super::app::Limit::Tid(t)) => rest.push_str(&format!("  tid: {t}")),
+        None => {}
+    }
+    if let Some(m) = &app.module_limit {
+        rest.push_str(&format!(
+            "  module: {}",
+            crate::render::sanitize(crate::render::text::short_module(m))
+        ));
+    }
+    if app.hide_kernel {
+        rest.push_str("  kernel hidden");
+    }
+    // Last, as the longest: the launched command's output file.
+    if let Some(out) = &s.output_file {
+        rest.push_str(&format!("  output: {}", crate::render::sanitize(out)));
+    }
+    third.push(Span::raw(rest));
+    let lines = vec![Line::from(first), Line::from(second), Line::from(third)];
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn pct(p: f64) -> String {
+    format!("{p:6.2}%")
+}
+
+fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let arrow = |c: SortColumn, name: &'static str| {
+        if app.sort == c {
+            format!("{name}*")
+        } else {
+            name.to_owned()
+        }
+    };
+    let header = Row::new(vec![
+        Cell::from(arrow(SortColumn::SelfPct, "   Self")),
+        Cell::from(arrow(SortColumn::Total, "  Total")),
+        Cell::from(arrow(SortColumn::Command, "Command")),
+        Cell::from(arrow(SortColumn::Module, "Module")),
+        Cell::from(arrow(SortColumn::Symbol, "Symbol")),
+    ])
+    .style(theme.title());
+    let rows = app.rows.iter().map(|r| {
+        let symbol = if r.kernel {
+            format!("[k] {}", r.symbol)
+        } else {
+            format!("[.] {}", r.symbol)
+        };
+        Row::new(vec![
+            Cell::from(pct(r.self_pct)).style(theme.hot(r.self_pct)),
+            Cell::from(pct(r.total_pct)),
+            Cell::from(r.comm.clone()),
+            Cell::from(r.module.clone()),
+            Cell::from(symbol),
+        ])
+    });
+    // Wider terminals give the names more room; the symbol takes what is left.
+    let wide = area.width >= 120;
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(if wide { 16 } else { 10 }),
+        Constraint::Length(if wide { 24 } else { 17 }),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(theme.selected());
+    let mut state =
+        TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected));
+    if app.rows.is_empty() {
+        let text = if app.ended || app.status.samples > 0 {
+            "no samples match"
+        } else {
+            "waiting for samples..."
+        };
+        frame.render_widget(Paragraph::new(vec![Line::from(""), Line::from(text)]), area);
+        return;
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, theme: Theme) {
+    let way = match tree.direction {
+        Direction::Callers => "callers of",
+        Direction::Callees => "callees of",
+    };
+    let title = Line::from(vec![
+        Span::styled(
+            format!(
+                "{way} {} ({})",
+                crate::render::sanitize(&tree.func.name),
+                crate::render::sanitize(crate::render::text::short_module(&tree.func.module))
+            ),
+            theme.title(),
+        ),
+        Span::raw(format!("  {:.2}% of all samples", tree.function_pct)),
+    ]);
+    let [title_area, head_area, rows_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(title), title_area);
+    frame.render_widget(
+        Paragraph::new(Line::styled(" of func   of all  function", theme.title())),
+        head_area,
+    );
+    let rows = tree.rows.iter().map(|r| {
+        let marker = match (r.has_children, r.expanded) {
+            (false, _) => "  ",
+            (true, true) => "- ",
+            (true, false) => "+ ",
+        };
+        Row::new(vec![
+            Cell::from(pct(r.of_function)).style(theme.hot(r.of_function)),
+            Cell::from(pct(r.of_all)),
+            Cell::from(format!(
+                "{}{marker}{}  {}",
+                "  ".repeat(r.depth),
+                r.symbol,
+                r.module
+            )),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Fill(1),
+        ],
+    )
+    .row_highlight_style(theme.selected());
+    let mut state =
+        TableState::default().with_selected((!tree.rows.is_empty()).then_some(tree.selected));
+    if tree.rows.is_empty() {
+        frame.render_widget(Paragraph::new("no samples of this function"), rows_area);
+    } else {
+        frame.render_stateful_widget(table, rows_area, &mut state);
+    }
+}
+
+fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: Theme) {
+    let [title_area, rows_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let title = format!(
+        "annotate {} ({})",
+        crate::render::sanitize(&view.func.name),
+        crate::render::sanitize(crate::render::text::short_module(&view.func.module))
+    );
+    frame.render_widget(
+        Paragraph::new(Line::styled(title, theme.title())),
+        title_area,
+    );
+    let annotation = match &view.result {
+        None => {
+            frame.render_widget(Paragraph::new("annotating..."), rows_area);
+            return;
+        }
+        Some(Err(message)) => {
+            frame.render_widget(
+                Paragraph::new(crate::render::sanitize(message).into_owned()),
+                rows_area,
+            );
+            return;
+        }
+        Some(Ok(a)) => a,
+    };
+    let mut rows_area = rows_area;
+    if let Some(note) = &annotation.note {
+        let [note_area, rest] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(rows_area);
+        frame.render_widget(
+            Paragraph::new(crate::render::sanitize(note).into_owned()),
+            note_area,
+        );
+        rows_area = rest;
+    }
+    let rows = annotation.lines.iter().map(|l| {
+        let share = if l.share > 0.0 {
+            pct(l.share)
+        } else {
+            String::new()
+        };
+        let text = crate::render::sanitize(&l.text);
+        let body = match l.kind {
+            LineKind::Source(n) => format!("{n:>5}  {text}"),
+            LineKind::Instruction(a) => format!("   {a:>8x}:  {text}"),
+        };
+        Row::new(vec![Cell::from(share), Cell::from(body)]).style(theme.hot(l.share))
+    });
+    let table = Table::new(rows, [Constraint::Length(8), Constraint::Fill(1)])
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default()
+        .with_selected((!annotation.lines.is_empty()).then_some(view.selected));
+    frame.render_stateful_widget(table, rows_area, &mut state);
+}
+
+fn draw_footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let line = if let Some((kind, text)) = &app.prompt {
+        let label = match kind {
+            Prompt::Filter => "filter symbols (regex or text, empty: all): ",
+            Prompt::Limit => "limit to command, pid or tid (empty: all): ",
+        };
+        Line::from(vec![
+            Span::styled(label, theme.title()),
+            Span::raw(crate::render::sanitize(text).into_owned()),
+        ])
+    } else if let Some(message) = &app.message {
+        Line::from(crate::render::sanitize(message).into_owned())
+    } else {
+        let hints = match app.screens.last() {
+            None => "Enter callers  a annotate  / filter  s sort  space pause  ? all keys  q quit",
+            Some(Screen::Tree(_)) => {
+                "Enter/Right expand  Left collapse  c callers<->callees  Esc back  ? keys"
+            }
+            Some(Screen::Annotate(_)) => "n next hot line  Up/Down move  Esc back  ? keys  q quit",
+        };
+        Line::from(hints)
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_help(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
+    let height = (HELP.len() as u16 + 2).min(area.height);
+    let width = 62.min(area.width);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let lines: Vec<Line<'_>> = HELP
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {key:<12}"), theme.title()),
+                Span::raw(format!(" {what}")),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" keys (any key closes) "),
+        ),
+        popup,
+    );
+}

@@ -1,0 +1,545 @@
+//! `stacktop top`: screens drawn into ratatui's `TestBackend` from the hand-built profile of `render.rs`
+//! (golden files `tests/golden/top-*.txt`, `STACKTOP_BLESS=1` rewrites them), key sequences driving the app
+//! state, the callers of `pthread_mutex_lock` from a real recording, and the real binary in tmux.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use stacktop::acquire::{CommandOutput, SessionConfig, Target};
+use stacktop::cmd::top::{recorded_status, Sampler};
+use stacktop::tui::app::{Limit, SortColumn};
+use stacktop::tui::input::handle_key;
+use stacktop::tui::view::{draw, page_rows, Theme};
+use stacktop::tui::{AnnotatedLine, Annotation, App, FuncRef, LineKind, Screen};
+
+use crate::common::*;
+use crate::render::{golden, profile};
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+fn app() -> App {
+    let profile = profile();
+    let mut status = recorded_status(&profile, "app.pb.gz");
+    status.samples_per_sec = 1000.0;
+    App::frozen(profile, status)
+}
+
+/// The screen as text, one line per row, trailing spaces trimmed.
+fn screen(app: &mut App, width: u16, height: u16) -> String {
+    app.page = page_rows(height);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| draw(f, app, Theme { color: false }))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        let mut line = String::new();
+        for x in 0..width {
+            line.push_str(buffer[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn goldens(name: &str, app: &mut App) {
+    for (w, h) in SIZES {
+        golden(
+            &format!("top-{name}-{w}x{h}.txt"),
+            screen(app, w, h).as_bytes(),
+        );
+    }
+}
+
+fn press(app: &mut App, keys: &[KeyCode]) {
+    for &k in keys {
+        handle_key(app, KeyEvent::new(k, KeyModifiers::NONE));
+    }
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, &[KeyCode::Char(c)]);
+    }
+}
+
+fn func(name: &str) -> FuncRef {
+    FuncRef {
+        name: name.to_owned(),
+        module: "/usr/bin/app".to_owned(),
+    }
+}
+
+#[test]
+fn table_screen() {
+    let mut app = app();
+    assert_eq!(app.rows[0].symbol, "c");
+    assert_eq!(app.selected, 0);
+    goldens("table", &mut app);
+}
+
+#[test]
+fn callers_tree_screen() {
+    let mut app = app();
+    // c's callers: a 60%, b 40% of c; expand a.
+    press(&mut app, &[KeyCode::Enter, KeyCode::Down, KeyCode::Right]);
+    goldens("callers", &mut app);
+}
+
+fn annotation() -> Annotation {
+    let line = |kind, text: &str, share| AnnotatedLine {
+        kind,
+        text: text.to_owned(),
+        share,
+    };
+    Annotation {
+        function: "c".to_owned(),
+        module: "/usr/bin/app".to_owned(),
+        note: None,
+        lines: vec![
+            line(LineKind::Source(10), "void c(unsigned n) {", 0.0),
+            line(LineKind::Instruction(0x401400), "push rbp", 2.0),
+            line(
+                LineKind::Source(11),
+                "    for (unsigned i = 0; i < n; i++)",
+                18.0,
+            ),
+            line(LineKind::Instruction(0x401404), "cmp eax, edi", 18.0),
+            line(LineKind::Source(12), "        x += i * i;", 80.0),
+            line(LineKind::Instruction(0x401408), "imul ecx, ecx", 55.0),
+            line(LineKind::Instruction(0x40140b), "add edx, ecx", 25.0),
+            line(LineKind::Source(13), "}", 0.0),
+            line(LineKind::Instruction(0x401410), "ret", 0.0),
+        ],
+    }
+}
+
+#[test]
+fn annotate_screen() {
+    let mut app = app();
+    press(&mut app, &[KeyCode::Char('a')]);
+    assert_eq!(
+        app.requests,
+        vec![stacktop::tui::app::Request::Annotate(func("c"))]
+    );
+    app.requests.clear();
+    app.annotated(&func("c"), Ok(annotation()));
+    // The hottest line is selected first; n goes to the next hot one and wraps.
+    let selected = |app: &App| match app.screens.last() {
+        Some(Screen::Annotate(v)) => v.selected,
+        _ => usize::MAX,
+    };
+    assert_eq!(selected(&app), 4);
+    press(&mut app, &[KeyCode::Char('n')]);
+    assert_eq!(selected(&app), 5);
+    press(&mut app, &[KeyCode::Char('n'), KeyCode::Char('n')]);
+    // 6, then past the end to the first hot line (2% is not hot).
+    assert_eq!(selected(&app), 2);
+    press(&mut app, &[KeyCode::Home]);
+    goldens("annotate", &mut app);
+}
+
+#[test]
+fn help_screen() {
+    let mut app = app();
+    press(&mut app, &[KeyCode::Char('?')]);
+    assert!(app.help);
+    goldens("help", &mut app);
+    press(&mut app, &[KeyCode::Char('x')]);
+    assert!(!app.help && !app.quit);
+}
+
+#[test]
+fn keys_drive_the_state() {
+    let mut app = app();
+    // Move and come back.
+    press(
+        &mut app,
+        &[KeyCode::Down, KeyCode::Char('j'), KeyCode::Char('k')],
+    );
+    assert_eq!(app.selected, 1);
+    press(&mut app, &[KeyCode::End]);
+    assert_eq!(app.selected, app.rows.len() - 1);
+    press(&mut app, &[KeyCode::Home]);
+    assert_eq!(app.selected, 0);
+
+    // Callers of c, expand a, collapse, go to the parent, switch to callees, back.
+    press(&mut app, &[KeyCode::Enter]);
+    let tree = |app: &App| match app.screens.last() {
+        Some(Screen::Tree(t)) => t.clone(),
+        other => panic!("no tree open: {other:?}"),
+    };
+    let t = tree(&app);
+    let names: Vec<&str> = t.rows.iter().map(|r| r.symbol.as_str()).collect();
+    assert_eq!(names, ["c", "a", "b"]);
+    assert!((t.rows[1].of_function - 60.0).abs() < 1e-9);
+    assert!((t.rows[1].of_all - 30.0).abs() < 1e-9);
+    press(&mut app, &[KeyCode::Down, KeyCode::Enter]);
+    let names: Vec<String> = tree(&app).rows.iter().map(|r| r.symbol.clone()).collect();
+    assert_eq!(names, ["c", "a", "main", "b"]);
+    press(&mut app, &[KeyCode::Left]);
+    assert_eq!(tree(&app).rows.len(), 3);
+    press(&mut app, &[KeyCode::Left]);
+    assert_eq!(tree(&app).selected, 0);
+    press(&mut app, &[KeyCode::Char('c')]);
+    let t = tree(&app);
+    assert_eq!(t.direction, stacktop::profile::query::Direction::Callees);
+    assert_eq!(t.rows.len(), 1, "c calls nothing: {:?}", t.rows);
+    press(&mut app, &[KeyCode::Esc]);
+    assert!(app.screens.is_empty());
+
+    // Filter by regex, then by plain text that is not a valid regex.
+    press(&mut app, &[KeyCode::Char('/')]);
+    typed(&mut app, "^(b|rec)$");
+    press(&mut app, &[KeyCode::Enter]);
+    let names: Vec<&str> = app.rows.iter().map(|r| r.symbol.as_str()).collect();
+    assert_eq!(names, ["b", "rec"]);
+    press(&mut app, &[KeyCode::Char('/')]);
+    for _ in 0..9 {
+        press(&mut app, &[KeyCode::Backspace]);
+    }
+    typed(&mut app, "evil\x1b[");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.rows.len(), 1);
+    assert_eq!(app.rows[0].symbol, "evil\\x1b[31mname");
+    press(&mut app, &[KeyCode::Char('/'), KeyCode::Esc]);
+    assert_eq!(app.rows.len(), 1, "Esc cancels the prompt");
+    press(&mut app, &[KeyCode::Char('/')]);
+    for _ in 0..6 {
+        press(&mut app, &[KeyCode::Backspace]);
+    }
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.symbol_filter, None);
+
+    // Sort: by total, rows with no self time appear (main at 100%).
+    press(&mut app, &[KeyCode::Char('s')]);
+    assert_eq!(app.sort, SortColumn::Total);
+    // Rows are per command: _start of `app` has 90%, `worker` the other 10%.
+    assert_eq!(app.rows[0].symbol, "_start");
+    assert!(
+        (app.rows[0].total_pct - 90.0).abs() < 1e-9,
+        "{:?}",
+        app.rows
+    );
+    press(
+        &mut app,
+        &[KeyCode::Char('s'), KeyCode::Char('s'), KeyCode::Char('s')],
+    );
+    assert_eq!(app.sort, SortColumn::Symbol);
+    press(&mut app, &[KeyCode::Char('s')]);
+    assert_eq!(app.sort, SortColumn::SelfPct);
+
+    // Limit to a command, a pid, then lift it.
+    press(&mut app, &[KeyCode::Char('t')]);
+    for _ in 0..3 {
+        press(&mut app, &[KeyCode::Backspace]);
+    }
+    typed(&mut app, "worker");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.limit, Some(Limit::Comm("worker".into())));
+    assert_eq!(app.rows.len(), 1);
+    assert!((app.rows[0].self_pct - 100.0).abs() < 1e-9);
+    press(&mut app, &[KeyCode::Char('t')]);
+    for _ in 0..6 {
+        press(&mut app, &[KeyCode::Backspace]);
+    }
+    typed(&mut app, "101");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.limit, Some(Limit::Tid(101)));
+    assert_eq!(app.rows[0].symbol, "sys_write");
+    press(&mut app, &[KeyCode::Char('t')]);
+    for _ in 0..20 {
+        press(&mut app, &[KeyCode::Backspace]);
+    }
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.limit, None);
+
+    // Module limit, kernel frames hidden.
+    let kernel = app
+        .rows
+        .iter()
+        .position(|r| r.symbol == "sys_write")
+        .unwrap();
+    app.selected = kernel;
+    press(&mut app, &[KeyCode::Char('d')]);
+    assert_eq!(app.module_limit.as_deref(), Some("[kernel.kallsyms]"));
+    assert!(app.rows.iter().all(|r| r.kernel));
+    press(&mut app, &[KeyCode::Char('d'), KeyCode::Char('K')]);
+    assert_eq!(app.module_limit, None);
+    assert!(app.rows.iter().all(|r| !r.kernel));
+    // Without its kernel frame, write's sample ends in write.
+    assert!(app.rows.iter().any(|r| r.symbol == "write"));
+
+    // A frozen profile stays cumulative; space pauses; q quits.
+    press(&mut app, &[KeyCode::Char('z'), KeyCode::Char(' ')]);
+    assert!(app.cumulative_mode && app.paused);
+    press(&mut app, &[KeyCode::Char('q')]);
+    assert!(app.quit);
+    let mut app = self::app();
+    handle_key(
+        &mut app,
+        KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+    );
+    assert!(app.quit);
+}
+
+#[test]
+fn live_updates_decay_and_accumulate() {
+    use stacktop::profile::{Function, Line, Location, Meta, Profile};
+    use stacktop::tui::{Status, Update};
+    // Each update holds 100 samples of one function; after a switch, the decaying view follows the present.
+    let delta = |name: &str| {
+        let mut p = Profile::new(Meta::default());
+        let n = p.intern(name);
+        let f = p.add_function(Function {
+            name: n,
+            file: None,
+        });
+        let l = p.add_location(Location {
+            mapping: None,
+            address: 1,
+            lines: vec![Line {
+                function: f,
+                line: 0,
+            }],
+        });
+        let comm = p.intern("w");
+        p.add_sample(&[l], 1, 1, comm, 100, 100_000);
+        Update {
+            delta: p,
+            status: Status::default(),
+        }
+    };
+    let mut app = App::live(Status::default());
+    for _ in 0..10 {
+        app.update(delta("old"));
+    }
+    for _ in 0..10 {
+        app.update(delta("new"));
+    }
+    assert_eq!(app.rows[0].symbol, "new");
+    assert!(app.rows[0].self_pct > 70.0, "{:?}", app.rows);
+    press(&mut app, &[KeyCode::Char('z')]);
+    assert!((app.rows[0].self_pct - 50.0).abs() < 1e-9, "{:?}", app.rows);
+    // Paused: updates are held, the screen stays.
+    press(&mut app, &[KeyCode::Char('z'), KeyCode::Char(' ')]);
+    let before = app.rows.clone();
+    app.update(delta("newer"));
+    assert_eq!(app.rows, before);
+    press(&mut app, &[KeyCode::Char(' ')]);
+    assert!(app.rows.iter().any(|r| r.symbol == "newer"));
+    // The end freezes on the cumulative profile.
+    let mut last = delta("new");
+    last.status.ended = Some("exit 0".into());
+    app.update(last);
+    assert!(app.ended && app.cumulative_mode);
+}
+
+#[test]
+fn mutex_callers_75_25_from_a_live_recording() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("mutex.c", "mutex", &[]);
+    let config = SessionConfig {
+        target: Target::Command(vec![bin.into_os_string(), "3".into()]),
+        event: "cpu-clock".parse().unwrap(),
+        frequency: 999,
+        call_graph: "hybrid".parse().unwrap(),
+        command_output: CommandOutput::Null,
+    };
+    let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
+    let mut app = App::live(sampler.status.clone());
+    let (updates, handle) = sampler.into_parts();
+    let mut refreshes = 0;
+    for update in updates.iter() {
+        let end = update.status.ended.is_some();
+        app.update(update);
+        refreshes += 1;
+        if end {
+            break;
+        }
+    }
+    handle.stop().unwrap();
+    assert!(refreshes >= 4, "only {refreshes} refreshes in 3 s");
+    assert!(app.ended && app.cumulative_mode);
+    assert_eq!(app.status.ended.as_deref(), Some("exit 0"));
+    // As a user would: filter, Enter.
+    press(&mut app, &[KeyCode::Char('/')]);
+    typed(&mut app, "^pthread_mutex_lock$");
+    press(&mut app, &[KeyCode::Enter, KeyCode::Enter]);
+    let Some(Screen::Tree(tree)) = app.screens.last() else {
+        panic!("no callers tree; rows: {:?}", app.rows);
+    };
+    let share = |name: &str| {
+        tree.rows
+            .iter()
+            .filter(|r| r.depth == 1 && r.symbol == name)
+            .map(|r| r.of_function)
+            .sum::<f64>()
+    };
+    let (often, rarely) = (share("lock_often"), share("lock_rarely"));
+    eprintln!("callers of pthread_mutex_lock in the TUI: lock_often {often:.1}%, lock_rarely {rarely:.1}%");
+    assert!(
+        often + rarely > 90.0,
+        "callers do not add up: {:?}",
+        tree.rows
+    );
+    assert_near("lock_often", often * 100.0 / (often + rarely), 75.0, 7.0);
+}
+
+/// A tmux session that is killed when the test ends, however it ends.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let name = format!("stacktop-it-{}", std::process::id());
+        run(Command::new("tmux").args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]));
+        Tmux { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        stdout_of(Command::new("tmux").args(["display-message", "-p", "-t", &self.name, format]))
+            .trim()
+            .to_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        run(Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys));
+    }
+
+    /// Polls the screen until `ok` holds; panics with the last screen after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+/// The first table row under the column header.
+fn first_row(screen: &str) -> Option<&str> {
+    let mut lines = screen.lines();
+    lines.find(|l| l.contains("Self") && l.contains("Symbol"))?;
+    lines.next()
+}
+
+#[test]
+fn live_view_in_tmux() {
+    if !perf_available() || !tool_available("tmux") {
+        return;
+    }
+    let bin = build_c("split.c", "split", &[]);
+    let exit_file = scratch_file("top-exit.txt");
+    let _ = std::fs::remove_file(&exit_file);
+    let command = format!(
+        "{} top -e cpu-clock -d 0.5 -- {} 60; echo top-exit=$? > {}; echo back-in-the-shell; sleep 60",
+        stacktop_bin(),
+        bin.display(),
+        exit_file.display()
+    );
+    let tmux = Tmux::start(&command);
+    let started = Instant::now();
+    let screen = tmux.wait_for("hot_a on the first row", Duration::from_secs(20), |s| {
+        first_row(s).is_some_and(|r| r.contains("hot_a"))
+    });
+    eprintln!(
+        "hot_a on the first row after {:.1}s:\n{screen}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(screen.contains("output: "), "no output file in the header");
+    assert_eq!(tmux.display("#{alternate_on}"), "1");
+
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("callers of hot_a", Duration::from_secs(10), |s| {
+        s.contains("callers of hot_a") && s.lines().any(|l| l.contains("main"))
+    });
+    eprintln!("callers:\n{screen}");
+
+    // Annotate: BURN_BODY is a macro, so all of hot_a's code is on its source line 6, which is hot.
+    tmux.keys(&["a"]);
+    let screen = tmux.wait_for("hot_a's hot source line", Duration::from_secs(20), |s| {
+        s.contains("annotate hot_a")
+            && s.lines().any(|l| {
+                l.contains("void hot_a(")
+                    && l.split_whitespace()
+                        .next()
+                        .and_then(|p| p.strip_suffix('%'))
+                        .and_then(|p| p.parse::<f64>().ok())
+                        .is_some_and(|p| p >= 50.0)
+            })
+    });
+    eprintln!("annotate:\n{screen}");
+    // One Esc at a time: a terminal reads two in a row as one Alt+Esc.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the callers again", Duration::from_secs(10), |s| {
+        s.contains("callers of hot_a")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the table again", Duration::from_secs(10), |s| {
+        first_row(s).is_some()
+    });
+
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !exit_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::fs::read_to_string(&exit_file).unwrap_or_default();
+    assert_eq!(status.trim(), "top-exit=0", "screen:\n{}", tmux.screen());
+    let screen = tmux.wait_for("the shell", Duration::from_secs(5), |s| {
+        s.contains("back-in-the-shell")
+    });
+    assert!(
+        !screen.contains("samples/s"),
+        "the TUI is still on screen:\n{screen}"
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "alternate screen left on"
+    );
+    assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor left hidden");
+}
