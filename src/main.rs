@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Record(a) => cmd::record::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Flamegraph(a) => cmd::flamegraph::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     };
     match result {
         Ok(code) => code,
