@@ -5,6 +5,7 @@
 mod acquire;
 mod common;
 mod errors;
+mod perfdata;
 mod record;
 mod render;
 mod symbolize;
