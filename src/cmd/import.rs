@@ -91,7 +91,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         time_nanos: 0,
         duration_nanos: i64::try_from(header.duration_nanos).unwrap_or(0),
     };
-    Ok(pipeline.into_profile())
+    Ok(pipeline.into_profile_leaking_caches())
 }
 
 /// A symbolizer whose kernel symbols are `/proc/kallsyms` only when the running kernel is the recorded one

@@ -272,6 +272,14 @@ impl Pipeline {
         self.profile
     }
 
+    /// The finished profile, leaving the caches (every module's symbol tables and unwind tables) unfreed:
+    /// for a command that exits soon after, the OS reclaims them at once, far faster than freeing them one
+    /// by one (a tenth of `report`'s time on a perf.data file of rustc).
+    pub fn into_profile_leaking_caches(self) -> Profile {
+        let mut pipeline = std::mem::ManuallyDrop::new(self);
+        std::mem::take(&mut pipeline.profile)
+    }
+
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.profile.meta
     }

@@ -251,6 +251,8 @@ impl PerfDataReader {
     pub fn next_record(&mut self) -> Result<Option<Record>, PerfDataError> {
         loop {
             let chosen = self.header.chosen;
+            // Without PERF_SAMPLE_PERIOD in the samples (`perf record -c N`), each stands for the fixed period.
+            let fixed_period = self.header.event().map_or(1, |e| e.period.max(1));
             let build_ids = &self.build_ids;
             let stats = &mut self.stats;
             let iter = &mut self.iter;
@@ -263,7 +265,13 @@ impl PerfDataReader {
                     let PerfFileRecord::EventRecord { attr_index, record } = record else {
                         return Ok(Some(None));
                     };
-                    Ok(Some(convert(&record, attr_index, chosen, build_ids, stats)))
+                    Ok(Some(convert(
+                        &record,
+                        attr_index,
+                        (chosen, fixed_period),
+                        build_ids,
+                        stats,
+                    )))
                 },
             );
             match step {
@@ -339,7 +347,7 @@ fn event_info(index: usize, attr: &linux_perf_data::AttributeDescription) -> Eve
 fn convert(
     raw: &RawEventRecord<'_>,
     attr_index: usize,
-    chosen: usize,
+    (chosen, fixed_period): (usize, u64),
     build_ids: &HashMap<DsoKey, Vec<u8>>,
     stats: &mut Stats,
 ) -> Option<Record> {
@@ -366,7 +374,7 @@ fn convert(
     match parsed {
         EventRecord::Sample(s) => {
             stats.samples += 1;
-            Some(Record::Sample(sample(&s, time)))
+            Some(Record::Sample(sample(&s, time, fixed_period)))
         }
         EventRecord::Mmap(m) => {
             if m.pid < 0 {
@@ -471,6 +479,7 @@ fn lookup_build_id(
 fn sample(
     s: &linux_perf_data::linux_perf_event_reader::SampleRecord<'_>,
     time: u64,
+    fixed_period: u64,
 ) -> SampleRecord {
     let user_mode = matches!(s.cpu_mode, CpuMode::User | CpuMode::GuestUser);
     let callchain = match &s.callchain {
@@ -504,7 +513,7 @@ fn sample(
         tid: s.tid.unwrap_or(-1) as u32,
         time: s.timestamp.unwrap_or(time),
         cpu: s.cpu.unwrap_or(0),
-        period: s.period.unwrap_or(1),
+        period: s.period.unwrap_or(fixed_period),
         user_mode,
         callchain,
         user_regs,
