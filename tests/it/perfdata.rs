@@ -20,28 +20,47 @@ use crate::common::*;
 
 /// Records `command` with the installed perf; `None` (test skipped, or failed under STACKTOP_REQUIRE_PERF=1)
 /// when perf is missing or cannot record here.
+///
+/// perf 6.1 here now and then writes a file that it cannot read back itself (`perf script` then stops with
+/// "assertion failed at util/build-id.c:1010" and "stack smashing detected", seen while other perf processes
+/// ran): such a recording is made again, up to three times, so the comparison is against a file perf reads.
 fn perf_record(name: &str, extra: &[&str], command: &[&Path]) -> Option<PathBuf> {
     if !tool_available("perf") {
         return None;
     }
     let file = scratch_file(&format!("{name}.perf.data"));
-    let out = Command::new("perf")
-        .args(["record", "-q", "-e", "cpu-clock", "-F", "999"])
-        .args(extra)
-        .arg("-o")
-        .arg(&file)
-        .arg("--")
-        .args(command)
-        .output()
-        .expect("spawn perf");
-    if !out.status.success() {
-        skip(&format!(
-            "perf record failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-        return None;
+    for _attempt in 0..3 {
+        let out = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "999"])
+            .args(extra)
+            .arg("-o")
+            .arg(&file)
+            .arg("--")
+            .args(command)
+            .output()
+            .expect("spawn perf");
+        if !out.status.success() {
+            skip(&format!(
+                "perf record failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            return None;
+        }
+        let check = Command::new("perf")
+            .args(["script", "-F", "tid", "--hide-call-graph", "-i"])
+            .arg(&file)
+            .output()
+            .expect("spawn perf");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        if check.status.success() && !stderr.contains("assertion failed") {
+            return Some(file);
+        }
+        eprintln!(
+            "perf cannot read back its own {}: {stderr}; recording again",
+            file.display()
+        );
     }
-    Some(file)
+    panic!("perf wrote three files it cannot read back itself");
 }
 
 fn perf_stdout(args: &[&str], file: &Path) -> String {
