@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reading perf.data: stacktop against perf on the same files. See benches/README.md.
 #
-# Usage: benches/perfdata_vs_perf.sh [--runs N] [--keep] [--dir DIR]
+# Usage: benches/perfdata_vs_perf.sh [--runs N] [--keep] [--dir DIR] [--only g|dwarf] [--perf-timeout SECS]
 #   STACKTOP=/path/to/stacktop  benchmark that binary instead of building this checkout (cargo --release).
 #
 # Records `rustc` compiling the regex-syntax crate from the cargo registry at opt-level 2 (a real, large,
@@ -10,10 +10,12 @@
 # memory (max RSS, GNU time) of:
 #   stacktop report -i F                        vs  perf report -i F --stdio
 #   stacktop flamegraph -i F -o x.svg           vs  perf script -i F | inferno-collapse-perf | inferno-flamegraph
-# For a pipeline, GNU time's max RSS is the largest single process of it.
+# For a pipeline, GNU time's max RSS is the largest single process of it. perf's commands are stopped after
+# --perf-timeout seconds (default 600; perf 6.1 forks addr2line for dwarf files and can wait on it for a long
+# time): the cell then reads ">SECS" and the speedup is a lower bound.
 set -euo pipefail
 
-runs=3 keep=0 dir=
+runs=3 keep=0 dir= only='g dwarf' perf_timeout=600
 die() { echo "perfdata_vs_perf: $*" >&2; exit 1; }
 note() { echo "perfdata_vs_perf: $*" >&2; }
 while (($#)); do
@@ -21,6 +23,8 @@ while (($#)); do
         --runs) runs=${2:?}; shift 2 ;;
         --keep) keep=1; shift ;;
         --dir) dir=${2:?}; shift 2 ;;
+        --only) only=${2:?}; shift 2 ;;
+        --perf-timeout) perf_timeout=${2:?}; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -63,13 +67,23 @@ for mode in g dwarf; do
     perf record -q -e cpu-clock -F 999 "${flag[@]}" -o "$work/$mode.data" -- "${workload[@]}" 2>/dev/null
 done
 
-# Runs a shell command N times under GNU time; prints "median_seconds max_rss_mb".
+# Runs a shell command N times under GNU time (stopped after $2 seconds when given); prints
+# "median_seconds max_rss_mb", or ">SECS max_rss_mb" when it was stopped.
 measure() {
-    local cmd=$1 i times=() rss=0
+    local cmd=$1 limit=${2:-0} i times=() rss=0 status
     for ((i = 0; i < runs; i++)); do
-        /usr/bin/time -f '%e %M' -o "$work/time.txt" sh -c "$cmd" >/dev/null 2>"$work/stderr.txt" ||
-            { cat "$work/stderr.txt" >&2; die "failed: $cmd"; }
-        read -r t m <"$work/time.txt"
+        status=0
+        if ((limit > 0)); then
+            /usr/bin/time -f '%e %M' -o "$work/time.txt" timeout "$limit" sh -c "$cmd" >/dev/null 2>"$work/stderr.txt" || status=$?
+        else
+            /usr/bin/time -f '%e %M' -o "$work/time.txt" sh -c "$cmd" >/dev/null 2>"$work/stderr.txt" || status=$?
+        fi
+        if ((status == 124)); then
+            printf '>%s %s\n' "$limit" "$(($(tail -1 "$work/time.txt" | cut -d' ' -f2) / 1024))"
+            return
+        fi
+        ((status == 0)) || { cat "$work/stderr.txt" >&2; die "failed: $cmd"; }
+        read -r t m < <(tail -1 "$work/time.txt")
         times+=("$t")
         ((m > rss)) && rss=$m
     done
@@ -79,16 +93,17 @@ measure() {
 printf '# perf.data: rustc -C opt-level=2 on %s (%s), %d runs each, median wall / max RSS\n' \
     "$(basename "$crate")" "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" "$runs"
 printf '%-7s %-11s %8s %22s %22s %9s\n' file task samples stacktop perf speedup
-for mode in g dwarf; do
+speedup() { case $1 in '>'*) echo ">$(echo "${1#>} / $2" | bc -l | xargs printf '%.1f')" ;; *) echo "$1 / $2" | bc -l | xargs printf '%.1f' ;; esac; }
+for mode in $only; do
     f=$work/$mode.data
     samples=$(perf script -i "$f" -F tid --hide-call-graph 2>/dev/null | wc -l)
     size=$(du -m "$f" | cut -f1)
     read -r st sm <<<"$(measure "'$STACKTOP' report -i '$f'")"
-    read -r pt pm <<<"$(measure "perf report -i '$f' --stdio")"
-    printf '%-7s %-11s %8s %13ss %5sMB %13ss %5sMB %8.1fx\n' "$mode(${size}M)" report "$samples" "$st" "$sm" "$pt" "$pm" \
-        "$(echo "$pt / $st" | bc -l)"
+    read -r pt pm <<<"$(measure "perf report -i '$f' --stdio" "$perf_timeout")"
+    printf '%-7s %-11s %8s %13ss %5sMB %13ss %5sMB %8sx\n' "$mode(${size}M)" report "$samples" "$st" "$sm" "$pt" "$pm" \
+        "$(speedup "$pt" "$st")"
     read -r st sm <<<"$(measure "'$STACKTOP' flamegraph -i '$f' -o '$work/st.svg'")"
-    read -r pt pm <<<"$(measure "perf script -i '$f' | inferno-collapse-perf | inferno-flamegraph > '$work/perf.svg'")"
-    printf '%-7s %-11s %8s %13ss %5sMB %13ss %5sMB %8.1fx\n' "$mode(${size}M)" flamegraph "$samples" "$st" "$sm" "$pt" "$pm" \
-        "$(echo "$pt / $st" | bc -l)"
+    read -r pt pm <<<"$(measure "perf script -i '$f' | inferno-collapse-perf | inferno-flamegraph > '$work/perf.svg'" "$perf_timeout")"
+    printf '%-7s %-11s %8s %13ss %5sMB %13ss %5sMB %8sx\n' "$mode(${size}M)" flamegraph "$samples" "$st" "$sm" "$pt" "$pm" \
+        "$(speedup "$pt" "$st")"
 done
