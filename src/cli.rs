@@ -29,6 +29,8 @@ pub enum Command {
     Top(TopArgs),
     /// Show a function's source lines and disassembly with the share of its samples on each.
     Annotate(AnnotateArgs),
+    /// Convert a profile between formats: perf.data or pprof in, pprof or folded stacks out.
+    Convert(ConvertArgs),
 }
 
 /// What to sample; with none of these, the whole machine.
@@ -84,9 +86,12 @@ pub struct RecordArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// Profile to read (stacktop's pprof files, or any pprof).
+    /// Profile to read (stacktop's pprof files, any pprof, or a perf.data file).
     #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
     pub input: PathBuf,
+    /// perf.data files with several events: the event to show (default: the first).
+    #[arg(short = 'e', long = "event")]
+    pub event: Option<String>,
     /// Show the sample count column.
     #[arg(short = 'n', long = "show-nr-samples")]
     pub show_samples: bool,
@@ -138,9 +143,12 @@ pub struct ReportArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct FlamegraphArgs {
-    /// Profile to read.
+    /// Profile to read (pprof or perf.data).
     #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
     pub input: PathBuf,
+    /// perf.data files with several events: the event to show (default: the first).
+    #[arg(short = 'e', long = "event")]
+    pub event: Option<String>,
     /// SVG to write.
     #[arg(short = 'o', long = "output", default_value = "flamegraph.svg")]
     pub output: PathBuf,
@@ -207,4 +215,20 @@ pub struct AnnotateArgs {
     /// Accepted for perf compatibility; the output is always plain text.
     #[arg(long = "stdio")]
     pub stdio: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// Profile to read: perf.data or pprof (told apart by content).
+    #[arg(short = 'i', long = "input")]
+    pub input: PathBuf,
+    /// File to write.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Output format: pprof or folded (default: from the output name, .pb.gz/.pb/.pprof or .folded/.txt).
+    #[arg(long = "to", value_name = "FORMAT")]
+    pub to: Option<String>,
+    /// perf.data files with several events: the event to convert (default: the first).
+    #[arg(short = 'e', long = "event")]
+    pub event: Option<String>,
 }

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Flamegraph(a) => cmd::flamegraph::run(a),
         Command::Top(a) => cmd::top::run(a),
         Command::Annotate(a) => cmd::annotate::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
     };
     match result {
         Ok(code) => code,

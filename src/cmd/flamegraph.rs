@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::FlamegraphArgs;
-use crate::cmd::load_profile;
+use crate::cmd::load_profile_event;
 use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 
 pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
-    let profile = load_profile(&args.input)?;
+    let profile = load_profile_event(&args.input, args.event.as_deref())?;
     let opts = FlamegraphOptions {
         title: args.title.clone(),
         inverted: args.inverted,

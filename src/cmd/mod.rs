@@ -1,7 +1,9 @@
 //! One file per subcommand: each wires the stages together and does nothing else.
 
 pub mod annotate;
+pub mod convert;
 pub mod flamegraph;
+pub mod import;
 pub mod pipeline;
 pub mod record;
 pub mod report;
@@ -14,7 +16,16 @@ use anyhow::{Context, Result};
 use crate::format::pprof;
 use crate::profile::Profile;
 
-/// Reads a profile file given with `-i`.
+/// Reads a profile file given with `-i`: stacktop's pprof or a perf.data file (told apart by content).
 pub fn load_profile(path: &Path) -> Result<Profile> {
+    load_profile_event(path, None)
+}
+
+/// Like [`load_profile`]; `event` picks one event of a perf.data file holding several (default: the first).
+pub fn load_profile_event(path: &Path, event: Option<&str>) -> Result<Profile> {
+    if import::is_perf_data(path) {
+        return import::load_perf_data(path, event)
+            .with_context(|| format!("cannot read perf.data file {}", path.display()));
+    }
     pprof::read_pprof_file(path).with_context(|| format!("cannot read profile {}", path.display()))
 }

@@ -159,7 +159,7 @@ fn drain(
 }
 
 /// Writes next to the destination and renames, so a reader never sees half a file.
-fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
+pub fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
-use crate::cmd::load_profile;
+use crate::cmd::load_profile_event;
 use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
 use crate::render::{
     write_calltree, write_folded, write_report, CalltreeOptions, FoldedOptions, ReportOptions,
 };
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let profile = load_profile(&args.input)?;
+    let profile = load_profile_event(&args.input, args.event.as_deref())?;
     let filter = Filter {
         pids: args.pids.clone(),
         tids: args.tids.clone(),

@@ -2,6 +2,7 @@
 //! pprof, Pyroscope, Parca and speedscope read. Folded stacks are text output and live in `render`.
 //! Opening files happens in the `*_file` functions; the codecs work on bytes and `impl Write`.
 
+pub mod perfdata;
 pub mod pprof;
 pub mod proto;
 

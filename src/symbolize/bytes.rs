@@ -39,6 +39,11 @@ pub fn module_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
         }
     }
     candidates.push(PathBuf::from(path));
+    candidates.extend(
+        spec.build_id
+            .as_deref()
+            .and_then(|id| super::loader::perf_build_id_cache(id, "elf")),
+    );
     candidates.into_iter().find_map(|candidate| {
         let meta = std::fs::metadata(&candidate).ok()?;
         if !meta.is_file() || meta.len() > MAX_MODULE_BYTES {

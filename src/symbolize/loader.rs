@@ -72,7 +72,30 @@ pub fn binary_candidates(spec: &ModuleSpec) -> Vec<PathBuf> {
         }
     }
     out.push(path.to_path_buf());
+    if let Some(cached) = spec
+        .build_id
+        .as_deref()
+        .and_then(|id| perf_build_id_cache(id, "elf"))
+    {
+        out.push(cached);
+    }
     out
+}
+
+/// `~/.debug/.build-id/xx/yyyy/FILE` in perf's build-id cache (`perf record` fills it with the binaries it
+/// saw, `elf`, and the kernel's symbols, `kallsyms`); `None` when it does not exist.
+pub fn perf_build_id_cache(build_id: &[u8], file: &str) -> Option<PathBuf> {
+    if build_id.len() < 2 {
+        return None;
+    }
+    let home = std::env::var_os("HOME")?;
+    let id = hex(build_id);
+    let path = Path::new(&home)
+        .join(".debug/.build-id")
+        .join(&id[..2])
+        .join(&id[2..])
+        .join(file);
+    path.is_file().then_some(path)
 }
 
 /// Parses an ELF file without reading all of it: only the headers, symbol tables and DWARF sections are read.

@@ -57,6 +57,7 @@ pub use bytes::module_bytes;
 pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;
+pub use loader::perf_build_id_cache;
 pub use perfmap::PerfMap;
 
 use crate::addr::{Avma, FileOffset, Svma};

@@ -6,6 +6,7 @@ mod acquire;
 mod annotate;
 mod common;
 mod errors;
+mod perfdata;
 mod record;
 mod render;
 mod symbolize;

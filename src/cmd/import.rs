@@ -1,0 +1,128 @@
+//! perf.data files as profiles: the file's records go through the same pipeline a live recording feeds
+//! (address spaces over time, stacktop's own dwarf unwinder for `--call-graph dwarf` stack copies, the
+//! symbolizer), in offline mode: the processes are gone, so binaries are found by path and build-id.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::cmd::pipeline::Pipeline;
+use crate::format::perfdata::{self, CallChains, Header, PerfDataReader};
+use crate::profile::{Meta, Profile};
+use crate::symbolize::{Kallsyms, Symbolizer};
+use crate::unwind::fp;
+use crate::unwind::modules::Mode;
+
+/// The kernel's default `perf_event_max_stack`, used when the recording did not set its own.
+const DEFAULT_KERNEL_MAX_STACK: usize = 127;
+
+/// Reads a perf.data file into a profile; `event` picks one of its events by name (default: the first).
+pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
+    let mut reader = PerfDataReader::open(path, event)?;
+    let header = reader.header().clone();
+    let info = header
+        .event()
+        .cloned()
+        .context("the file declares no events")?;
+    let limits = fp::Limits {
+        kernel_max_stack: match info.max_stack {
+            0 => DEFAULT_KERNEL_MAX_STACK,
+            n => usize::from(n),
+        },
+        ..fp::Limits::default()
+    };
+    let tables = match info.call_chains {
+        CallChains::Dwarf { .. } => Some(Mode::Dwarf),
+        CallChains::None | CallChains::FramePointers => None,
+    };
+    let (symbolizer, kernel_note) = kernel_symbolizer(&header);
+    let mut pipeline = Pipeline::new(Meta::default(), limits, tables)
+        .offline()
+        .with_symbolizer(symbolizer);
+    while let Some(record) = reader.next_record()? {
+        pipeline.on_record(&record);
+    }
+    let stats = reader.stats().clone();
+    let mut notes = vec![format!("imported from perf.data {}", path.display())];
+    if header.events.len() > 1 {
+        let names: Vec<String> = header
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                if i == header.chosen {
+                    format!("{} (shown)", e.name)
+                } else {
+                    e.name.clone()
+                }
+            })
+            .collect();
+        notes.push(format!(
+            "events in the file: {}; pick one with -e",
+            names.join(", ")
+        ));
+    }
+    if let Some(host) = &header.hostname {
+        let release = header.os_release.as_deref().unwrap_or("?");
+        notes.push(format!("recorded on {host} (Linux {release})"));
+    }
+    notes.extend(kernel_note);
+    if stats.malformed > 0 {
+        notes.push(format!(
+            "{} malformed records were skipped",
+            stats.malformed
+        ));
+    }
+    let (fell_back, unwind_modules) = pipeline.unwind_summary();
+    let truncated = pipeline.truncated;
+    *pipeline.meta_mut() = Meta {
+        event: info.name.clone(),
+        period_unit: if info.clock { "nanoseconds" } else { "events" }.to_owned(),
+        frequency: info.frequency,
+        call_graph: info.call_chains.name(),
+        lost: stats.lost,
+        throttled: stats.throttled,
+        command_line: header.command_line.clone().unwrap_or_default(),
+        notes,
+        time_nanos: 0,
+        duration_nanos: i64::try_from(header.duration_nanos).unwrap_or(0),
+        truncated,
+        fell_back,
+        unwind_modules,
+    };
+    Ok(pipeline.into_profile_leaking_caches())
+}
+
+/// A symbolizer whose kernel symbols are `/proc/kallsyms` only when the running kernel is the recorded one
+/// (same build-id), else perf's cached copy in `~/.debug` when present, else none (kernel frames unknown).
+fn kernel_symbolizer(header: &Header) -> (Symbolizer, Option<String>) {
+    let symbolizer = Symbolizer::new();
+    let Some(recorded) = &header.kernel_build_id else {
+        return (symbolizer, None);
+    };
+    let running = std::fs::read("/sys/kernel/notes")
+        .ok()
+        .and_then(|notes| perfdata::build_id_from_notes(&notes));
+    if running.as_ref() == Some(recorded) {
+        return (symbolizer, None);
+    }
+    let hex: String = recorded.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(cached) = crate::symbolize::perf_build_id_cache(recorded, "kallsyms")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        let note = format!("kernel symbols from perf's build-id cache (kernel build-id {hex})");
+        return (
+            symbolizer.with_kallsyms(Kallsyms::parse(&cached)),
+            Some(note),
+        );
+    }
+    let note = format!(
+        "the recording's kernel (build-id {hex}) is not the running one and perf's ~/.debug cache lacks it: kernel frames are [unknown]"
+    );
+    (symbolizer.with_kallsyms(Kallsyms::parse("")), Some(note))
+}
+
+/// Whether the file is a perf.data file (by its magic, not its name).
+pub fn is_perf_data(path: &Path) -> bool {
+    perfdata::is_perf_data_file(path)
+}

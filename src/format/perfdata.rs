@@ -1,0 +1,609 @@
+//! perf.data import: reads a `perf record` file (through `linux-perf-data`) and turns its events into the
+//! same typed [`Record`] stream a live recording yields, in time order, so the rest of the pipeline (address
+//! spaces, unwinding, symbolization) cannot tell the two apart.
+//!
+//! This module owns the file's layout: the header and its feature sections (event names, build-ids,
+//! hostname, command line), the choice of one event among several, the mapping of perf's register order
+//! onto [`crate::acquire::USER_REGS`], and build-ids for mappings whose records lack them. It does not unwind
+//! or symbolize; `cmd/` feeds the records to the pipeline.
+//!
+//! Outside bytes never panic: malformed records are skipped and counted, a malformed file is an error.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use linux_perf_data::linux_perf_event_reader::{
+    CpuMode, EventRecord, Mmap2FileId, PerfEventType, RawEventRecord, RecordType, SampleFormat,
+    SamplingPolicy, SoftwareCounterType,
+};
+use linux_perf_data::{DsoKey, PerfFileReader, PerfFileRecord, PerfRecordIter};
+
+use crate::acquire::record::{
+    MmapRecord, Record, SampleRecord, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
+};
+
+/// The first eight bytes of every perf.data file (version 2, the only one perf has written since 2009).
+pub const MAGIC: &[u8; 8] = b"PERFILE2";
+
+/// `PERF_RECORD_MISC_MMAP_BUILD_ID`: the MMAP2 record carries a build-id instead of device and inode.
+const MISC_MMAP_BUILD_ID: u16 = 1 << 14;
+/// `PROT_EXEC` in an MMAP2 record's protection.
+const PROT_EXEC: u32 = 4;
+
+/// perf's register numbers (`PERF_REG_*`) of [`crate::acquire::USER_REGS`], in that order.
+#[cfg(target_arch = "x86_64")]
+const USER_REG_NUMBERS: &[u64] = &[6, 7, 8]; // PERF_REG_X86_BP, _SP, _IP
+#[cfg(target_arch = "aarch64")]
+const USER_REG_NUMBERS: &[u64] = &[29, 30, 31, 32]; // PERF_REG_ARM64_X29, _LR, _SP, _PC
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const USER_REG_NUMBERS: &[u64] = &[];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PerfDataError {
+    #[error("cannot read {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid perf.data file", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: linux_perf_data::Error,
+    },
+    #[error("{} is corrupt at a record: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("event `{wanted}` is not in {}; it holds: {}", path.display(), available.join(", "))]
+    NoSuchEvent {
+        path: PathBuf,
+        wanted: String,
+        available: Vec<String>,
+    },
+}
+
+/// How the chosen event's samples carry their stacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallChains {
+    /// Plain `perf record`: the sampled instruction pointer only.
+    None,
+    /// `perf record -g`: the kernel's frame-pointer call chain.
+    FramePointers,
+    /// `perf record --call-graph dwarf[,SIZE]`: registers and a copy of SIZE bytes of user stack.
+    Dwarf { stack_bytes: u32 },
+}
+
+impl CallChains {
+    /// The name used in report headers (stacktop's `--call-graph` spelling).
+    pub fn name(&self) -> String {
+        match self {
+            CallChains::None => "none (sampled ip only)".to_owned(),
+            CallChains::FramePointers => "fp".to_owned(),
+            CallChains::Dwarf { stack_bytes } => format!("dwarf,{stack_bytes}"),
+        }
+    }
+}
+
+/// One event of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventInfo {
+    pub name: String,
+    /// Sampling frequency in Hz, 0 when sampling by period.
+    pub frequency: u64,
+    /// Fixed sampling period, 0 when sampling by frequency.
+    pub period: u64,
+    /// Clock events count nanoseconds; others count events.
+    pub clock: bool,
+    pub call_chains: CallChains,
+    /// `sample_max_stack` of the attribute (0: the kernel's default).
+    pub max_stack: u16,
+}
+
+/// What the file's header says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub events: Vec<EventInfo>,
+    /// Index into `events` of the event whose samples are read.
+    pub chosen: usize,
+    pub hostname: Option<String>,
+    pub os_release: Option<String>,
+    pub perf_version: Option<String>,
+    /// The `perf record` command line.
+    pub command_line: Option<String>,
+    /// Build-id of `[kernel.kallsyms]` on the recording machine.
+    pub kernel_build_id: Option<Vec<u8>>,
+    /// Whether the records are zstd-compressed (`perf record -z`).
+    pub compressed: bool,
+    /// Nanoseconds between the first and the last sample, 0 when unknown.
+    pub duration_nanos: u64,
+}
+
+impl Header {
+    pub fn event(&self) -> Option<&EventInfo> {
+        self.events.get(self.chosen)
+    }
+}
+
+/// Counts over the records read so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Samples of the chosen event.
+    pub samples: u64,
+    /// Samples of other events, skipped.
+    pub other_events: u64,
+    /// Samples lost by the kernel (`PERF_RECORD_LOST`).
+    pub lost: u64,
+    pub throttled: u64,
+    /// Records that could not be parsed, skipped.
+    pub malformed: u64,
+}
+
+/// True when the bytes start like a perf.data file.
+pub fn is_perf_data(start: &[u8]) -> bool {
+    start.starts_with(MAGIC)
+}
+
+/// True when the file at `path` starts with perf.data's magic (false when it cannot be read).
+pub fn is_perf_data_file(path: &Path) -> bool {
+    let mut start = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| is_perf_data(&start))
+}
+
+/// A perf.data file being read: the header up front, then [`Record`]s in time order.
+pub struct PerfDataReader {
+    path: PathBuf,
+    header: Header,
+    file: linux_perf_data::PerfFile,
+    iter: PerfRecordIter<BufReader<File>>,
+    build_ids: HashMap<DsoKey, Vec<u8>>,
+    stats: Stats,
+}
+
+impl PerfDataReader {
+    /// Opens `path` and reads its header; `event` picks the event whose samples are read (by name, as the
+    /// header lists them), else the first.
+    pub fn open(path: &Path, event: Option<&str>) -> Result<PerfDataReader, PerfDataError> {
+        let file = File::open(path).map_err(|source| PerfDataError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let parsed = guard(|| PerfFileReader::parse_file(BufReader::new(file)))
+            .unwrap_or_else(|reason| {
+                Err(linux_perf_data::Error::IoError(std::io::Error::other(
+                    reason,
+                )))
+            })
+            .map_err(|source| PerfDataError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        let PerfFileReader {
+            perf_file,
+            record_iter,
+        } = parsed;
+        let events: Vec<EventInfo> = perf_file
+            .event_attributes()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| event_info(i, a))
+            .collect();
+        let chosen = match event {
+            None => 0,
+            Some(wanted) => events
+                .iter()
+                .position(|e| e.name == wanted || e.name.split(':').next() == Some(wanted))
+                .ok_or_else(|| PerfDataError::NoSuchEvent {
+                    path: path.to_owned(),
+                    wanted: wanted.to_owned(),
+                    available: events.iter().map(|e| e.name.clone()).collect(),
+                })?,
+        };
+        let build_ids: HashMap<DsoKey, Vec<u8>> = perf_file
+            .build_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, info)| (key, info.build_id))
+            .collect();
+        let text = |r: Result<Option<&str>, linux_perf_data::Error>| {
+            r.ok()
+                .flatten()
+                .map(|s| s.trim_end_matches('\0').to_owned())
+        };
+        let duration_nanos = perf_file.sample_time_range().ok().flatten().map_or(0, |r| {
+            r.last_sample_time.saturating_sub(r.first_sample_time)
+        });
+        let header = Header {
+            chosen,
+            hostname: text(perf_file.hostname()),
+            os_release: text(perf_file.os_release()),
+            perf_version: text(perf_file.perf_version()),
+            command_line: perf_file.cmdline().ok().flatten().map(|v| v.join(" ")),
+            kernel_build_id: build_ids.get(&DsoKey::Kernel).cloned(),
+            compressed: perf_file.compression_info().ok().flatten().is_some(),
+            duration_nanos,
+            events,
+        };
+        Ok(PerfDataReader {
+            path: path.to_owned(),
+            header,
+            file: perf_file,
+            iter: record_iter,
+            build_ids,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next record of interest, `None` at the end of the file. Records of no interest (other events'
+    /// samples, perf's bookkeeping, unknown types) are skipped; malformed ones are skipped and counted.
+    pub fn next_record(&mut self) -> Result<Option<Record>, PerfDataError> {
+        loop {
+            let chosen = self.header.chosen;
+            // Without PERF_SAMPLE_PERIOD in the samples (`perf record -c N`), each stands for the fixed period.
+            let fixed_period = self.header.event().map_or(1, |e| e.period.max(1));
+            let build_ids = &self.build_ids;
+            let stats = &mut self.stats;
+            let iter = &mut self.iter;
+            let file = &mut self.file;
+            let step = guard(
+                || -> Result<Option<Option<Record>>, linux_perf_data::Error> {
+                    let Some(record) = iter.next_record(file)? else {
+                        return Ok(None);
+                    };
+                    let PerfFileRecord::EventRecord { attr_index, record } = record else {
+                        return Ok(Some(None));
+                    };
+                    Ok(Some(convert(
+                        &record,
+                        attr_index,
+                        (chosen, fixed_period),
+                        build_ids,
+                        stats,
+                    )))
+                },
+            );
+            match step {
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Ok(Some(Some(record)))) => return Ok(Some(record)),
+                Ok(Ok(Some(None))) => continue,
+                Ok(Err(e)) => {
+                    return Err(PerfDataError::Corrupt {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(reason) => {
+                    return Err(PerfDataError::Corrupt {
+                        path: self.path.clone(),
+                        reason,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Runs a step of the third-party parser; a panic in it (it has a few asserts on file contents) becomes an
+/// error instead of taking the program down.
+fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the perf.data parser failed".to_owned())
+    })
+}
+
+fn event_info(index: usize, attr: &linux_perf_data::AttributeDescription) -> EventInfo {
+    let a = &attr.attr;
+    let (frequency, period) = match a.sampling_policy {
+        SamplingPolicy::Frequency(f) => (f, 0),
+        SamplingPolicy::Period(p) => (0, p.get()),
+        SamplingPolicy::NoSampling => (0, 0),
+    };
+    let clock = matches!(
+        a.type_,
+        PerfEventType::Software(SoftwareCounterType::CpuClock | SoftwareCounterType::TaskClock)
+    );
+    let call_chains = if a.sample_format.contains(SampleFormat::REGS_USER)
+        && a.sample_format.contains(SampleFormat::STACK_USER)
+    {
+        CallChains::Dwarf {
+            stack_bytes: a.sample_stack_user,
+        }
+    } else if a.sample_format.contains(SampleFormat::CALLCHAIN) {
+        CallChains::FramePointers
+    } else {
+        CallChains::None
+    };
+    EventInfo {
+        name: attr
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("event{index}")),
+        frequency,
+        period,
+        clock,
+        call_chains,
+        max_stack: a.sample_max_stack,
+    }
+}
+
+/// One event record as a [`Record`]; `None` for records of no interest or that do not parse.
+fn convert(
+    raw: &RawEventRecord<'_>,
+    attr_index: usize,
+    (chosen, fixed_period): (usize, u64),
+    build_ids: &HashMap<DsoKey, Vec<u8>>,
+    stats: &mut Stats,
+) -> Option<Record> {
+    if raw.record_type == RecordType::SAMPLE && attr_index != chosen {
+        stats.other_events += 1;
+        return None;
+    }
+    // linux-perf-event-reader asserts on an MMAP2 build-id length above 20: check it first.
+    if raw.record_type == RecordType::MMAP2 && raw.misc & MISC_MMAP_BUILD_ID != 0 {
+        let len = raw.data.get(32..33).map(|b| b.as_slice().first().copied());
+        if !matches!(len, Some(Some(0..=20))) {
+            stats.malformed += 1;
+            return None;
+        }
+    }
+    let time = raw.timestamp().unwrap_or(0);
+    let parsed = match raw.parse() {
+        Ok(p) => p,
+        Err(_) => {
+            stats.malformed += 1;
+            return None;
+        }
+    };
+    match parsed {
+        EventRecord::Sample(s) => {
+            stats.samples += 1;
+            Some(Record::Sample(sample(&s, time, fixed_period)))
+        }
+        EventRecord::Mmap(m) => {
+            if m.pid < 0 {
+                return None; // the kernel and its modules: kernel addresses resolve without mappings
+            }
+            let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
+            let build_id = lookup_build_id(build_ids, &path, m.cpu_mode);
+            Some(Record::Mmap(MmapRecord {
+                pid: m.pid as u32,
+                tid: m.tid as u32,
+                time,
+                start: m.address,
+                len: m.length,
+                pgoff: m.page_offset,
+                path,
+                build_id,
+                executable: m.is_executable,
+                dev: 0,
+                inode: 0,
+            }))
+        }
+        EventRecord::Mmap2(m) => {
+            if m.pid < 0 {
+                return None;
+            }
+            let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
+            let (build_id, dev, inode) = match m.file_id {
+                Mmap2FileId::BuildId(id) => (Some(id), 0, 0),
+                Mmap2FileId::InodeAndVersion(f) => (
+                    lookup_build_id(build_ids, &path, m.cpu_mode),
+                    libc::makedev(f.major, f.minor),
+                    f.inode,
+                ),
+            };
+            Some(Record::Mmap(MmapRecord {
+                pid: m.pid as u32,
+                tid: m.tid as u32,
+                time,
+                start: m.address,
+                len: m.length,
+                pgoff: m.page_offset,
+                path,
+                build_id,
+                executable: m.protection & PROT_EXEC != 0,
+                dev,
+                inode,
+            }))
+        }
+        EventRecord::Comm(c) => Some(Record::Comm {
+            pid: c.pid as u32,
+            tid: c.tid as u32,
+            time,
+            name: String::from_utf8_lossy(&c.name.as_slice()).into_owned(),
+            exec: c.is_execve,
+        }),
+        EventRecord::Fork(f) => Some(Record::Fork {
+            pid: f.pid as u32,
+            ppid: f.ppid as u32,
+            tid: f.tid as u32,
+            ptid: f.ptid as u32,
+            time: if f.timestamp != 0 { f.timestamp } else { time },
+        }),
+        EventRecord::Exit(f) => Some(Record::Exit {
+            pid: f.pid as u32,
+            ppid: f.ppid as u32,
+            tid: f.tid as u32,
+            ptid: f.ptid as u32,
+            time: if f.timestamp != 0 { f.timestamp } else { time },
+        }),
+        EventRecord::Lost(l) => {
+            stats.lost += l.count;
+            Some(Record::Lost {
+                time,
+                count: l.count,
+            })
+        }
+        EventRecord::Throttle(t) => {
+            stats.throttled += 1;
+            Some(Record::Throttle {
+                time: t.timestamp,
+                throttled: true,
+            })
+        }
+        EventRecord::Unthrottle(t) => Some(Record::Throttle {
+            time: t.timestamp,
+            throttled: false,
+        }),
+        _ => None,
+    }
+}
+
+/// The build-id the file's build-id table gives for a mapped path.
+fn lookup_build_id(
+    build_ids: &HashMap<DsoKey, Vec<u8>>,
+    path: &str,
+    mode: CpuMode,
+) -> Option<Vec<u8>> {
+    let key = DsoKey::detect(path.as_bytes(), mode)?;
+    build_ids.get(&key).filter(|id| !id.is_empty()).cloned()
+}
+
+fn sample(
+    s: &linux_perf_data::linux_perf_event_reader::SampleRecord<'_>,
+    time: u64,
+    fixed_period: u64,
+) -> SampleRecord {
+    let user_mode = matches!(s.cpu_mode, CpuMode::User | CpuMode::GuestUser);
+    let callchain = match &s.callchain {
+        Some(chain) => (0..chain.len()).filter_map(|i| chain.get(i)).collect(),
+        // No call chain recorded: the sampled ip alone, in its context.
+        None => match s.ip {
+            Some(ip) => vec![
+                if user_mode {
+                    PERF_CONTEXT_USER
+                } else {
+                    PERF_CONTEXT_KERNEL
+                },
+                ip,
+            ],
+            None => Vec::new(),
+        },
+    };
+    let user_regs = s.user_regs.as_ref().and_then(|regs| {
+        if USER_REG_NUMBERS.is_empty() {
+            return None;
+        }
+        USER_REG_NUMBERS.iter().map(|&r| regs.get(r)).collect()
+    });
+    let user_stack = s.user_stack.as_ref().map(|(data, dyn_size)| {
+        let bytes = data.as_slice();
+        let len = usize::try_from(*dyn_size).map_or(bytes.len(), |d| d.min(bytes.len()));
+        bytes[..len].to_vec()
+    });
+    SampleRecord {
+        pid: s.pid.unwrap_or(-1) as u32,
+        tid: s.tid.unwrap_or(-1) as u32,
+        time: s.timestamp.unwrap_or(time),
+        cpu: s.cpu.unwrap_or(0),
+        period: s.period.unwrap_or(fixed_period),
+        user_mode,
+        callchain,
+        user_regs,
+        user_stack,
+    }
+}
+
+/// The GNU build-id in a blob of ELF notes (`/sys/kernel/notes` holds the running kernel's).
+pub fn build_id_from_notes(notes: &[u8]) -> Option<Vec<u8>> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let word = |at: usize| -> Option<u32> {
+        let b = notes.get(at..at.checked_add(4)?)?;
+        Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let mut at = 0usize;
+    while at.checked_add(12)? <= notes.len() {
+        let namesz = usize::try_from(word(at)?).ok()?;
+        let descsz = usize::try_from(word(at + 4)?).ok()?;
+        let kind = word(at + 8)?;
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(align(namesz)?)?;
+        let next = desc_at.checked_add(align(descsz)?)?;
+        let name = notes.get(name_at..name_at.checked_add(namesz)?)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return notes
+                .get(desc_at..desc_at.checked_add(descsz)?)
+                .map(<[u8]>::to_vec);
+        }
+        at = next;
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend((name.len() as u32).to_ne_bytes());
+        out.extend((desc.len() as u32).to_ne_bytes());
+        out.extend(kind.to_ne_bytes());
+        out.extend(name);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out.extend(desc);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn finds_the_gnu_build_id_note_after_others() {
+        let mut notes = note(b"Xen\0", 3, &[1, 2, 3]);
+        notes.extend(note(b"GNU\0", 3, &[0xab; 20]));
+        assert_eq!(build_id_from_notes(&notes), Some(vec![0xab; 20]));
+    }
+
+    #[test]
+    fn truncated_or_garbage_notes_give_none() {
+        let notes = note(b"GNU\0", 3, &[0xab; 20]);
+        for cut in 0..notes.len() {
+            assert_eq!(build_id_from_notes(&notes[..cut]), None);
+        }
+        assert_eq!(build_id_from_notes(&[0xff; 64]), None);
+    }
+
+    #[test]
+    fn magic_detects_perf_data() {
+        assert!(is_perf_data(b"PERFILE2\x68\0\0\0"));
+        assert!(!is_perf_data(b"\x1f\x8b\x08"));
+    }
+
+    #[test]
+    fn garbage_after_the_magic_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("stacktop-perfdata-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, len) in [8usize, 16, 104, 300, 4096].iter().enumerate() {
+            let path = dir.join(format!("bad{i}.data"));
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend((0..*len).map(|j| (j * 37 % 251) as u8));
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(mut r) = PerfDataReader::open(&path, None) {
+                while let Ok(Some(_)) = r.next_record() {}
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
