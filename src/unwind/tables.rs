@@ -60,7 +60,7 @@ struct Section {
 #[derive(Clone, Debug)]
 pub struct UnwindTables {
     base_svma: u64,
-    text: Option<Section>,
+    text_svma: Option<Range<u64>>,
     eh_frame: Option<Section>,
     eh_frame_hdr: Option<Section>,
     debug_frame: Option<Bytes>,
@@ -78,18 +78,25 @@ const FP_PROLOGUE: [u8; 4] = [0x55, 0x48, 0x89, 0xe5];
 impl UnwindTables {
     pub fn parse(data: Arc<[u8]>) -> Result<UnwindTables, TablesError> {
         let file = object::File::parse(&*data)?;
-        let base = data.as_ptr() as usize;
-        // A section's bytes as a range of `data` (sections of a parsed file borrow from it).
+        // Each section is copied out, so the file's bytes can go: a big library's unwind tables are a few
+        // percent of it (framehop reads no text on ELF; the frame-pointer heuristic runs here, once).
         let section = |name: &str| -> Option<Section> {
             let s = file.section_by_name(name)?;
             let bytes = s.data().ok()?;
-            let start = (bytes.as_ptr() as usize).checked_sub(base)?;
+            let owned: Arc<[u8]> = Arc::from(bytes);
+            let len = owned.len();
             Some(Section {
                 svma: s.address()..s.address().checked_add(s.size())?,
-                bytes: Bytes::new(&data, start..start + bytes.len())?,
+                bytes: Bytes::new(&owned, 0..len)?,
             })
         };
-        let text = section(".text");
+        let text_bytes = file
+            .section_by_name(".text")
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        let text_svma = file
+            .section_by_name(".text")
+            .and_then(|s| Some(s.address()..s.address().checked_add(s.size())?));
         let eh_frame = section(".eh_frame");
         let eh_frame_hdr = section(".eh_frame_hdr");
         let debug_frame = section(".debug_frame").map(|s| s.bytes);
@@ -106,10 +113,9 @@ impl UnwindTables {
             .collect();
         let base_svma = segments.iter().map(|s| s.vaddr).min().unwrap_or(0);
         let has_tables = eh_frame.is_some() || debug_frame.is_some();
-        let has_frame_pointers = match (&text, &eh_frame) {
-            (Some(text), Some(eh)) => {
-                let prologues = text
-                    .bytes
+        let has_frame_pointers = match (text_bytes.is_empty(), &eh_frame) {
+            (false, Some(eh)) => {
+                let prologues = text_bytes
                     .windows(FP_PROLOGUE.len())
                     .filter(|w| *w == FP_PROLOGUE)
                     .count();
@@ -120,7 +126,7 @@ impl UnwindTables {
         };
         Ok(UnwindTables {
             base_svma,
-            text,
+            text_svma,
             eh_frame,
             eh_frame_hdr,
             debug_frame,
@@ -164,8 +170,8 @@ impl UnwindTables {
         let bias = self.bias(start, pgoff)?;
         let info = framehop::ExplicitModuleSectionInfo {
             base_svma: self.base_svma,
-            text_svma: self.text.as_ref().map(|s| s.svma.clone()),
-            text: self.text.as_ref().map(|s| s.bytes.clone()),
+            text_svma: self.text_svma.clone(),
+            text: None,
             eh_frame_svma: self.eh_frame.as_ref().map(|s| s.svma.clone()),
             eh_frame: self.eh_frame.as_ref().map(|s| s.bytes.clone()),
             eh_frame_hdr_svma: self.eh_frame_hdr.as_ref().map(|s| s.svma.clone()),
@@ -221,7 +227,7 @@ mod tests {
         // A typical PIE: text segment at file offset 0x1000, vaddr 0x1000, mapped at 0x5555_5555_5000.
         let tables = UnwindTables {
             base_svma: 0,
-            text: None,
+            text_svma: None,
             eh_frame: None,
             eh_frame_hdr: None,
             debug_frame: None,
