@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{read_build_id, ModuleSpec};
@@ -15,35 +15,12 @@ const MAX_MODULE_BYTES: u64 = 1 << 30;
 
 pub fn module_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
     if spec.path == "[vdso]" {
-        return vdso_bytes(spec);
+        return vdso_bytes(spec).map(|(_, bytes)| bytes);
     }
     if spec.path.is_empty() || spec.path.starts_with('[') || spec.path.starts_with("//") {
         return None;
     }
-    let path = spec.path.strip_suffix(" (deleted)").unwrap_or(&spec.path);
-    let mut candidates = Vec::new();
-    if let Some(pid) = spec.pid {
-        if spec.map_end > spec.map_start {
-            candidates.push(PathBuf::from(format!(
-                "/proc/{pid}/map_files/{:x}-{:x}",
-                spec.map_start, spec.map_end
-            )));
-        }
-        if let Some(rel) = path.strip_prefix('/') {
-            candidates.push(
-                Path::new("/proc")
-                    .join(pid.to_string())
-                    .join("root")
-                    .join(rel),
-            );
-        }
-    }
-    candidates.push(PathBuf::from(path));
-    candidates.extend(
-        spec.build_id
-            .as_deref()
-            .and_then(|id| super::loader::perf_build_id_cache(id, "elf")),
-    );
+    let candidates = super::loader::binary_candidates(spec);
     candidates.into_iter().find_map(|candidate| {
         let meta = std::fs::metadata(&candidate).ok()?;
         if !meta.is_file() || meta.len() > MAX_MODULE_BYTES {
@@ -58,21 +35,23 @@ pub fn module_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
     })
 }
 
-fn vdso_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
-    let read = |pid: &str, start: u64, end: u64| -> Option<Arc<[u8]>> {
+/// The vdso image of the process while it lives, else our own (the same kernel's), with where it was read.
+pub(super) fn vdso_bytes(spec: &ModuleSpec) -> Option<(PathBuf, Arc<[u8]>)> {
+    let read = |pid: &str, start: u64, end: u64| -> Option<(PathBuf, Arc<[u8]>)> {
         let len = usize::try_from(end.checked_sub(start)?)
             .ok()
             .filter(|&l| l > 0 && l <= 1 << 24)?;
-        let mem = File::open(format!("/proc/{pid}/mem")).ok()?;
+        let path = PathBuf::from(format!("/proc/{pid}/mem"));
+        let mem = File::open(&path).ok()?;
         let mut buf = vec![0u8; len];
         mem.read_exact_at(&mut buf, start).ok()?;
-        Some(Arc::from(buf))
+        Some((path, Arc::from(buf)))
     };
-    if let Some(bytes) = spec
+    if let Some(found) = spec
         .pid
         .and_then(|pid| read(&pid.to_string(), spec.map_start, spec.map_end))
     {
-        return Some(bytes);
+        return Some(found);
     }
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;

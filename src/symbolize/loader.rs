@@ -19,7 +19,6 @@
 //! `ROOT/.build-id/ab/cdef...debug` by its build-id; used only if that build-id matches.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::elf::ElfFile;
@@ -315,31 +314,9 @@ pub fn perf_map_file(dir: &Path, pid: u32) -> Option<(PathBuf, u64)> {
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {
-    let from = |pid: String, start: u64, end: u64| -> Option<Opened> {
-        let len = usize::try_from(end.checked_sub(start)?)
-            .ok()
-            .filter(|&l| l > 0 && l <= 1 << 24)?;
-        let path = PathBuf::from(format!("/proc/{pid}/mem"));
-        let mem = File::open(&path).ok()?;
-        let mut buf = vec![0u8; len];
-        mem.read_exact_at(&mut buf, start).ok()?;
-        let file = ElfFile::parse(&buf[..]).ok()?;
-        Some(Opened { path, file })
-    };
-    if let Some(found) = spec
-        .pid
-        .and_then(|pid| from(pid.to_string(), spec.map_start, spec.map_end))
-    {
-        return Some(found);
-    }
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
-    let (start, end) = line.split_whitespace().next()?.split_once('-')?;
-    from(
-        "self".to_owned(),
-        u64::from_str_radix(start, 16).ok()?,
-        u64::from_str_radix(end, 16).ok()?,
-    )
+    let (path, bytes) = super::bytes::vdso_bytes(spec)?;
+    let file = ElfFile::parse(&bytes[..]).ok()?;
+    Some(Opened { path, file })
 }
 
 #[cfg(test)]
