@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::profile::query::Filter;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stacktop",
@@ -58,6 +60,31 @@ pub struct TargetArgs {
     /// The command to launch and sample, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// Which samples of a recorded profile to look at, by their labels.
+#[derive(Debug, clap::Args)]
+pub struct SampleFilterArgs {
+    /// Only samples of these processes.
+    #[arg(long = "pid", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Only samples of these threads.
+    #[arg(long = "tid", value_delimiter = ',')]
+    pub tids: Vec<u32>,
+    /// Only samples of these commands.
+    #[arg(long = "comm", value_delimiter = ',')]
+    pub comms: Vec<String>,
+}
+
+impl SampleFilterArgs {
+    pub fn filter(&self) -> Filter {
+        Filter {
+            pids: self.pids.clone(),
+            tids: self.tids.clone(),
+            comms: self.comms.clone(),
+            ..Filter::default()
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,15 +151,8 @@ pub struct ReportArgs {
     /// Like --callers, for every function whose name matches this anchored regular expression.
     #[arg(long = "callers-regex", value_name = "RE")]
     pub callers_regex: Option<String>,
-    /// Only these processes.
-    #[arg(long = "pid", value_delimiter = ',')]
-    pub pids: Vec<u32>,
-    /// Only these threads.
-    #[arg(long = "tid", value_delimiter = ',')]
-    pub tids: Vec<u32>,
-    /// Only these commands.
-    #[arg(long = "comm", value_delimiter = ',')]
-    pub comms: Vec<String>,
+    #[command(flatten)]
+    pub samples: SampleFilterArgs,
     /// Print collapsed stacks (`a;b;c 12`) instead of the report.
     #[arg(long = "folded")]
     pub folded: bool,
@@ -203,15 +223,8 @@ pub struct AnnotateArgs {
     /// Profile to read.
     #[arg(short = 'i', long = "input", default_value = "stacktop.pb.gz")]
     pub input: PathBuf,
-    /// Only samples of these processes.
-    #[arg(long = "pid", value_delimiter = ',')]
-    pub pids: Vec<u32>,
-    /// Only samples of these threads.
-    #[arg(long = "tid", value_delimiter = ',')]
-    pub tids: Vec<u32>,
-    /// Only samples of these commands.
-    #[arg(long = "comm", value_delimiter = ',')]
-    pub comms: Vec<String>,
+    #[command(flatten)]
+    pub samples: SampleFilterArgs,
     /// Accepted for perf compatibility; the output is always plain text.
     #[arg(long = "stdio")]
     pub stdio: bool,

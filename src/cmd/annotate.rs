@@ -8,17 +8,12 @@ use anyhow::Result;
 use crate::annotate::{annotate, ElfCode};
 use crate::cli::AnnotateArgs;
 use crate::cmd::load_profile;
-use crate::profile::query::{Filter, Matcher};
+use crate::profile::query::Matcher;
 use crate::render::{write_annotation, AnnotateOptions};
 
 pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
     let profile = load_profile(&args.input)?;
-    let filter = Filter {
-        pids: args.pids,
-        tids: args.tids,
-        comms: args.comms,
-        ..Filter::default()
-    };
+    let filter = args.samples.filter();
     let mut code = ElfCode::new();
     let annotation = annotate(&profile, &Matcher::exact(&args.symbol), &filter, &mut code)?;
     let stdout = std::io::stdout();

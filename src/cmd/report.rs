@@ -15,11 +15,8 @@ use crate::render::{
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let profile = load_profile_event(&args.input, args.event.as_deref())?;
     let filter = Filter {
-        pids: args.pids.clone(),
-        tids: args.tids.clone(),
-        comms: args.comms.clone(),
         percent_limit: args.percent_limit,
-        ..Filter::default()
+        ..args.samples.filter()
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
