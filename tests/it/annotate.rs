@@ -156,7 +156,14 @@ fn missing_or_replaced_binary_is_a_clear_error() {
     if !perf_available() {
         return;
     }
-    let bin = build_c("split.c", "split-annotate", &[]);
+    // A build-id of its own: perf's build-id cache (~/.debug) may hold an identical build of split.c, and
+    // annotate rightly finds the profiled binary there.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let build_id = format!("-Wl,--build-id=0x{nonce:032x}{:08x}", std::process::id());
+    let bin = build_c("split.c", "split-annotate-own-build-id", &[&build_id]);
     let copy = scratch_file("split-gone");
     std::fs::copy(&bin, &copy).unwrap();
     let file = split_profile("annotate-gone", &copy);
