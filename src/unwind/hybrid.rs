@@ -20,8 +20,6 @@
 //! in recursion, and libc uses the bp register for other data). Where nothing matches, the table-walked
 //! frames are kept and the sample counts as fallen back.
 
-use std::collections::HashMap;
-
 use super::dwarf::{StackCopy, Walk, WalkEnd};
 use super::Frame;
 use crate::addr::{Avma, FrameAddress};
@@ -73,17 +71,14 @@ pub fn splice(
         }
         bp = next;
     }
-    let bases: HashMap<u64, usize> = fp_frames
-        .iter()
-        .enumerate()
-        .map(|(k, &(bp, _))| (bp.wrapping_add(16), k))
-        .collect();
-    let join = walk
-        .cfas
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(j, cfa)| bases.get(cfa).map(|&k| (j, k)));
+    // The bases grow strictly (the walk above stops otherwise), so a frame whose CFA is `bp_k + 16` is found
+    // by binary search, without building an index per sample.
+    let join = walk.cfas.iter().enumerate().rev().find_map(|(j, cfa)| {
+        let k = fp_frames
+            .binary_search_by_key(&cfa.wrapping_sub(16), |&(bp, _)| bp)
+            .ok()?;
+        Some((j, k))
+    });
     let Some((j, k)) = join else {
         return (
             walk.frames,
