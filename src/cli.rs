@@ -62,6 +62,22 @@ pub struct TargetArgs {
     pub command: Vec<OsString>,
 }
 
+/// What to sample and how: shared by `record` and `top`.
+#[derive(Debug, clap::Args)]
+pub struct SamplingArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Sampling frequency in Hz.
+    #[arg(short = 'F', long = "freq", default_value_t = 999)]
+    pub frequency: u64,
+    /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
+    #[arg(short = 'e', long = "event", default_value = "cycles")]
+    pub event: String,
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
+    #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
+    pub call_graph: String,
+}
+
 /// Which samples of a recorded profile to look at, by their labels.
 #[derive(Debug, clap::Args)]
 pub struct SampleFilterArgs {
@@ -90,19 +106,10 @@ impl SampleFilterArgs {
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
-    /// Sampling frequency in Hz.
-    #[arg(short = 'F', long = "freq", default_value_t = 999)]
-    pub frequency: u64,
-    /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
-    #[arg(short = 'e', long = "event", default_value = "cycles")]
-    pub event: String,
+    pub sampling: SamplingArgs,
     /// Record call chains (always on; accepted as perf's spelling of the default).
     #[arg(short = 'g')]
     pub g: bool,
-    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
-    #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
-    pub call_graph: String,
     /// Output file: pprof, gzipped when the name ends in .gz.
     #[arg(short = 'o', long = "output", default_value = "stacktop.pb.gz")]
     pub output: PathBuf,
@@ -189,16 +196,7 @@ pub struct FlamegraphArgs {
 #[derive(Debug, clap::Args)]
 pub struct TopArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
-    /// Sampling frequency in Hz.
-    #[arg(short = 'F', long = "freq", default_value_t = 999)]
-    pub frequency: u64,
-    /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
-    #[arg(short = 'e', long = "event", default_value = "cycles")]
-    pub event: String,
-    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
-    #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
-    pub call_graph: String,
+    pub sampling: SamplingArgs,
     /// Seconds between refreshes of the view.
     #[arg(
         short = 'd',

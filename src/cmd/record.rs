@@ -14,7 +14,7 @@ use crate::acquire::record::Record;
 use crate::acquire::{
     signals, CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Target,
 };
-use crate::cli::{RecordArgs, TargetArgs};
+use crate::cli::{RecordArgs, SamplingArgs, TargetArgs};
 use crate::cmd::pipeline::Pipeline;
 use crate::format::pprof;
 use crate::profile::{Meta, Profile};
@@ -45,22 +45,33 @@ pub fn target(args: &TargetArgs) -> Result<Target> {
     })
 }
 
-pub fn run(args: RecordArgs) -> Result<ExitCode> {
-    let config = SessionConfig {
+/// The validated session configuration of `record` and `top` (a launched command's output inherited).
+pub fn session_config(args: &SamplingArgs) -> Result<SessionConfig> {
+    if args.frequency == 0 {
+        bail!("-F must be at least 1 Hz");
+    }
+    Ok(SessionConfig {
         target: target(&args.target)?,
         event: args.event.parse::<EventSpec>()?,
         frequency: args.frequency,
         call_graph: args.call_graph.parse::<CallGraphMode>()?,
         command_output: CommandOutput::Inherit,
-    };
-    if config.frequency == 0 {
-        bail!("-F must be at least 1 Hz");
-    }
-    if let Some(d) = args.duration {
-        if !(d.is_finite() && d >= 0.0) {
-            bail!("--duration must be a number of seconds, got {d}");
+    })
+}
+
+/// `--duration`, checked: a finite number of seconds, not negative.
+pub fn duration(seconds: Option<f64>) -> Result<Option<Duration>> {
+    match seconds {
+        Some(d) if !(d.is_finite() && d >= 0.0) => {
+            bail!("--duration must be a number of seconds, got {d}")
         }
+        other => Ok(other.map(Duration::from_secs_f64)),
     }
+}
+
+pub fn run(args: RecordArgs) -> Result<ExitCode> {
+    let config = session_config(&args.sampling)?;
+    let duration = duration(args.duration)?;
     let stop = signals::stop_flag().context("installing signal handlers")?;
     let started = SystemTime::now();
     let session = Session::start(config)?;
@@ -78,7 +89,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     };
     let mut pipeline = Pipeline::new(Meta::default(), limits, tables);
     let begin = Instant::now();
-    let deadline = args.duration.map(|d| begin + Duration::from_secs_f64(d));
+    let deadline = duration.map(|d| begin + d);
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them
     // overflow; batches wait in the channel instead.
     let (batches, received) = mpsc::channel::<Vec<Record>>();

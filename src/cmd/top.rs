@@ -18,13 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::acquire::record::Record;
-use crate::acquire::{
-    CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Stats, Target,
-};
+use crate::acquire::{CallGraphMode, CommandOutput, Session, SessionConfig, Stats, Target};
 use crate::annotate::{self, annotate, ElfCode};
 use crate::cli::TopArgs;
 use crate::cmd::pipeline::Pipeline;
-use crate::cmd::record::target;
+use crate::cmd::record::{duration, session_config};
 use crate::profile::query::{Filter, Matcher};
 use crate::profile::{Meta, Profile};
 use crate::tui::{
@@ -46,32 +44,15 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     if !(args.delay.is_finite() && args.delay >= 0.05) {
         bail!("--delay must be at least 0.05 seconds, got {}", args.delay);
     }
-    if let Some(d) = args.duration {
-        if !(d.is_finite() && d >= 0.0) {
-            bail!("--duration must be a number of seconds, got {d}");
-        }
-    }
-    if args.frequency == 0 {
-        bail!("-F must be at least 1 Hz");
-    }
-    let target = target(&args.target)?;
+    let duration = duration(args.duration)?;
+    let mut config = session_config(&args.sampling)?;
     // A launched command would draw over the screen: its output goes to a file named in the header.
-    let output_file = matches!(target, Target::Command(_))
+    let output_file = matches!(config.target, Target::Command(_))
         .then(|| std::env::temp_dir().join(format!("stacktop-top-{}.out", std::process::id())));
-    let config = SessionConfig {
-        target,
-        event: args.event.parse::<EventSpec>()?,
-        frequency: args.frequency,
-        call_graph: args.call_graph.parse::<CallGraphMode>()?,
-        command_output: output_file
-            .clone()
-            .map_or(CommandOutput::Null, CommandOutput::File),
-    };
-    let sampler = Sampler::start(
-        config,
-        Duration::from_secs_f64(args.delay),
-        args.duration.map(Duration::from_secs_f64),
-    )?;
+    config.command_output = output_file
+        .clone()
+        .map_or(CommandOutput::Null, CommandOutput::File);
+    let sampler = Sampler::start(config, Duration::from_secs_f64(args.delay), duration)?;
     let mut app = App::live(sampler.status.clone());
     app.message = sampler.notes.first().cloned();
     let (updates, handle) = sampler.into_parts();
