@@ -4,7 +4,7 @@
 //! files, e.g. libc's under `/usr/lib/debug`), so annotate and the report name the same functions. The code
 //! bytes come from the very file the symbolizer opened. Source files are read from the paths DWARF gives.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::{CodeError, CodeSource, ModuleInfo};

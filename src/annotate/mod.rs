@@ -27,7 +27,9 @@ mod disasm;
 mod loader;
 mod view;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 pub use disasm::{disassemble, Decoded};

@@ -4,7 +4,7 @@
 //! Each distinct (module mapping, address) becomes one profile location, symbolized once; the symbolizer
 //! itself caches per (file, offset), so the same library in many processes is read and resolved once.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use crate::acquire::record::{Record, SampleRecord};

@@ -9,7 +9,7 @@
 //!
 //! Outside bytes never panic: malformed records are skipped and counted, a malformed file is an error.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -11,7 +11,7 @@
 //! `Profile` is built (its accessors index vectors), so a corrupt file is an error, never a panic. Files from
 //! other tools may lack labels, functions or a count value; see `choose_values` for which value is used.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::io::{Read, Write};
 use std::path::Path;
 

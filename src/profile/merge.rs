@@ -3,7 +3,7 @@
 //! sends. Rebuilding the decayed profile from scratch each refresh drops the stacks whose weight has decayed
 //! away, so its size follows the recent past, not the whole run.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::{Function, Location, LocationId, Mapping, Node, NodeId, Profile};
 

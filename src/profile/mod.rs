@@ -11,7 +11,7 @@
 mod merge;
 pub mod query;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 macro_rules! id_type {
     ($name:ident) => {

@@ -14,7 +14,7 @@
 //! Filters select samples by labels (pid, tid, comm), drop kernel frames, and restrict by module (see
 //! `Filter::modules`). Totals for percentages are the totals of the samples that pass the filter.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 
 use regex::Regex;

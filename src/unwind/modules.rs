@@ -3,7 +3,7 @@
 //!
 //! Files are opened by the caller's loader (the edge): this module only asks for bytes.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use super::dwarf::{self, Cache, Regs, StackCopy, Unwinder, WalkEnd};

@@ -1,7 +1,7 @@
 //! Call trees over the filtered samples: `callers_of` / `callees_of` (rooted at a function, each sample
 //! counted once at its outermost occurrence) and the report's per-entry graphs (`entry_graphs`, perf's rules).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::{
     filtered_samples, total_weight, Filter, Frame, FuncKey, Matcher, QueryError, RowKey, SortKey,
