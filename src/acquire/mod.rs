@@ -15,6 +15,7 @@ mod launch;
 mod order;
 mod procfs;
 pub mod record;
+pub mod sample;
 mod session;
 pub mod signals;
 
@@ -22,6 +23,7 @@ use std::ffi::OsString;
 
 pub use error::AcquireError;
 pub use event::{EventKind, EventSpec};
+pub use sample::Recycler;
 pub use session::Session;
 
 /// What to profile.

@@ -26,7 +26,8 @@ use super::convert::convert;
 use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
-use super::record::Record;
+use super::record::{Record, SampleRecord};
+use super::sample::{self, Recycler};
 use super::{
     AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target, USER_REGS_MASK,
 };
@@ -320,6 +321,9 @@ pub struct Session {
     /// Pids or tids whose end ends the session (`-p`, `-t`).
     watched: Vec<u32>,
     finished: bool,
+    /// Samples the consumer is done with, and the reader's own stock of them to refill.
+    recycler: Recycler,
+    spare: Vec<SampleRecord>,
 }
 
 impl Session {
@@ -454,6 +458,8 @@ impl Session {
             child_status: None,
             watched,
             finished: false,
+            recycler: Recycler::default(),
+            spare: Vec::new(),
         })
     }
 
@@ -502,11 +508,32 @@ impl Session {
             let Some(iter) = ring.sampler.iter() else {
                 continue;
             };
+            let parser = ring.sampler.parser();
+            let (sample_type, regs) = (parser.sample_type, parser.user_regs);
+            let fast = sample::supported(sample_type);
+            let mut iter = iter.into_cow();
             let mut taken = 0;
-            for (mode, raw) in iter.take(MAX_RECORDS_PER_ROUND) {
+            while taken < MAX_RECORDS_PER_ROUND {
+                let Some(raw) = iter.lending_next() else {
+                    break;
+                };
                 taken += 1;
-                let Some(record) = convert(mode, raw) else {
-                    continue;
+                let bytes = raw.as_raw().as_bytes();
+                let record = if fast && sample::is_sample(bytes) {
+                    if self.spare.is_empty() {
+                        self.recycler.refill(&mut self.spare);
+                    }
+                    let mut s = self.spare.pop().unwrap_or_default();
+                    match sample::parse(bytes, sample_type, regs, &mut s) {
+                        Some(()) => Record::Sample(s),
+                        None => continue,
+                    }
+                } else {
+                    let (mode, parsed) = raw.parse();
+                    let Some(record) = convert(mode, parsed) else {
+                        continue;
+                    };
+                    record
                 };
                 match &record {
                     Record::Sample(_) => self.stats.samples += 1,
@@ -521,6 +548,12 @@ impl Session {
             complete &= taken < MAX_RECORDS_PER_ROUND;
         }
         complete
+    }
+
+    /// The pool that processed samples go back to, so later samples reuse their buffers (see
+    /// [`Recycler`]).
+    pub fn recycler(&self) -> Recycler {
+        self.recycler.clone()
     }
 
     fn reap(&mut self) {

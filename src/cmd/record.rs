@@ -93,11 +93,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them
     // overflow; batches wait in the channel instead.
     let (batches, received) = mpsc::channel::<Vec<Record>>();
+    let recycler = session.recycler();
     let reader = std::thread::spawn(move || drain(session, &stop, deadline, begin, &batches));
     for batch in received {
         for record in &batch {
             pipeline.on_record(record);
         }
+        recycler.give_back(batch);
     }
     let session = reader
         .join()

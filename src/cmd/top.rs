@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::acquire::record::Record;
-use crate::acquire::{CallGraphMode, CommandOutput, Session, SessionConfig, Stats, Target};
+use crate::acquire::{
+    CallGraphMode, CommandOutput, Recycler, Session, SessionConfig, Stats, Target,
+};
 use crate::annotate::{self, annotate, ElfCode};
 use crate::cli::TopArgs;
 use crate::cmd::pipeline::Pipeline;
@@ -206,6 +208,7 @@ impl Sampler {
             ..Status::default()
         };
         let notes = session.notes().to_vec();
+        let recycler = session.recycler();
         let stop = Arc::new(AtomicBool::new(false));
         let (batches, batches_rx) = mpsc::channel::<Batch>();
         let (updates_tx, updates) = mpsc::channel::<Update>();
@@ -222,7 +225,7 @@ impl Sampler {
             std::thread::Builder::new()
                 .name("stacktop-sampler".to_owned())
                 .spawn(move || {
-                    sample(pipeline, status, delay, &batches_rx, &updates_tx);
+                    sample(pipeline, status, delay, &batches_rx, &updates_tx, &recycler);
                     Ok::<(), anyhow::Error>(())
                 })?
         };
@@ -291,6 +294,7 @@ fn sample(
     delay: Duration,
     batches: &Receiver<Batch>,
     updates: &Sender<Update>,
+    recycler: &Recycler,
 ) {
     let mut cpu = CpuClock::new();
     let mut last = Instant::now();
@@ -303,6 +307,7 @@ fn sample(
                 for record in &records {
                     pipeline.on_record(record);
                 }
+                recycler.give_back(records);
                 stats = s;
                 None
             }
