@@ -3,7 +3,9 @@
 //! and finding files is `loader.rs`'s job; this file does no I/O (data arrives as `object::ReadRef`, which is a
 //! byte slice in tests and a read cache over a file in the loader).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use foldhash::HashMap;
 
 use object::{
     Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind, SymbolKind,
@@ -282,6 +284,9 @@ pub struct ElfModule {
     dwarf: Option<addr2line::Context<Reader>>,
     dwarf_source: DwarfSource,
     build_id: Option<Vec<u8>>,
+    /// Demangled names by symbol start: a hot function is sampled at many addresses, and demangling a
+    /// long C++ or Rust name costs more than the rest of a lookup.
+    demangled: Mutex<HashMap<(u64, u64), String>>,
 }
 
 impl ElfModule {
@@ -314,6 +319,7 @@ impl ElfModule {
             dwarf,
             dwarf_source,
             build_id: binary.build_id,
+            demangled: Mutex::default(),
         }
     }
 
@@ -366,7 +372,13 @@ impl ElfModule {
     /// (`pthread_mutex_lock`, where DWARF says `___pthread_mutex_lock`). A frame DWARF leaves nameless is
     /// called `unnamed`.
     pub fn frames(&self, svma: Svma, unnamed: &str) -> Vec<Frame> {
-        let symbol = self.symbols.lookup(svma).map(demangle);
+        let symbol = self.symbols.lookup_range(svma).map(|(name, start, size)| {
+            let mut cache = self.demangled.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry((start, size))
+                .or_insert_with(|| demangle(name))
+                .clone()
+        });
         let mut frames = self.dwarf_frames(svma, unnamed);
         match (frames.last_mut(), symbol) {
             (Some(outer), Some(alias)) => outer.function = alias,

@@ -83,6 +83,7 @@ impl SymbolTable {
 
     /// The (mangled) name of the function containing `svma`. An address past the end of a sized symbol is not
     /// in it; an unsized symbol reaches up to the next symbol or the end of its section.
+    #[cfg(test)]
     pub fn lookup(&self, svma: Svma) -> Option<&str> {
         self.lookup_range(svma).map(|(name, _, _)| name)
     }
