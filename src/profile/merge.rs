@@ -3,9 +3,7 @@
 //! sends. Rebuilding the decayed profile from scratch each refresh drops the stacks whose weight has decayed
 //! away, so its size follows the recent past, not the whole run.
 
-use foldhash::{HashMap, HashMapExt};
-
-use super::{Function, Location, LocationId, Mapping, Node, NodeId, Profile};
+use super::{Function, Location, LocationId, Mapping, Node, NodeId, Profile, StrId};
 
 impl Profile {
     /// Adds every sample group of `other` with its count and period multiplied by `num / den` (rounded down);
@@ -15,8 +13,10 @@ impl Profile {
         let den = den.max(1);
         let mut merger = Merger {
             from: other,
-            locations: HashMap::new(),
-            nodes: HashMap::new(),
+            strings: vec![None; other.strings.len()],
+            locations: vec![None; other.locations.len()],
+            nodes: vec![None; other.nodes.len()],
+            path: Vec::new(),
         };
         for group in &other.samples {
             let period = scale(group.period, num, den);
@@ -25,7 +25,7 @@ impl Profile {
             }
             let count = scale(group.count, num, den);
             let leaf = group.leaf.map(|n| merger.node(self, n));
-            let comm = self.intern(other.str(group.comm));
+            let comm = merger.string(self, group.comm);
             self.add_group(leaf, group.pid, group.tid, comm, count, period);
         }
     }
@@ -58,16 +58,40 @@ fn scale(value: u64, num: u64, den: u64) -> u64 {
     (u128::from(value) * u128::from(num) / u128::from(den)) as u64
 }
 
-/// Ids of `from` already copied into the destination.
+/// Ids of `from` already copied into the destination, indexed by `from`'s ids (they are dense), so a merge
+/// hashes each string, location and node of `from` once, when it is first copied.
 struct Merger<'a> {
     from: &'a Profile,
-    locations: HashMap<LocationId, LocationId>,
-    nodes: HashMap<NodeId, NodeId>,
+    strings: Vec<Option<StrId>>,
+    locations: Vec<Option<LocationId>>,
+    nodes: Vec<Option<NodeId>>,
+    /// Reused by `node`.
+    path: Vec<NodeId>,
+}
+
+/// `map[id]`, treating an id out of range (a profile built inconsistently) as not yet copied.
+fn copied<T: Copy>(map: &[Option<T>], index: usize) -> Option<T> {
+    map.get(index).copied().flatten()
+}
+
+fn remember<T>(map: &mut [Option<T>], index: usize, value: T) {
+    if let Some(slot) = map.get_mut(index) {
+        *slot = Some(value);
+    }
 }
 
 impl Merger<'_> {
+    fn string(&mut self, to: &mut Profile, id: StrId) -> StrId {
+        if let Some(done) = copied(&self.strings, id.index()) {
+            return done;
+        }
+        let new = to.intern(self.from.str(id));
+        remember(&mut self.strings, id.index(), new);
+        new
+    }
+
     fn location(&mut self, to: &mut Profile, id: LocationId) -> LocationId {
-        if let Some(&done) = self.locations.get(&id) {
+        if let Some(done) = copied(&self.locations, id.index()) {
             return done;
         }
         let from = self.from;
@@ -75,8 +99,8 @@ impl Merger<'_> {
         let mapping = loc.mapping.map(|m| {
             let m = from.mapping(m);
             let mapping = Mapping {
-                path: to.intern(from.str(m.path)),
-                build_id: m.build_id.map(|b| to.intern(from.str(b))),
+                path: self.string(to, m.path),
+                build_id: m.build_id.map(|b| self.string(to, b)),
                 ..m.clone()
             };
             to.add_mapping(mapping)
@@ -87,8 +111,8 @@ impl Merger<'_> {
             .map(|line| {
                 let f = from.function(line.function);
                 let function = Function {
-                    name: to.intern(from.str(f.name)),
-                    file: f.file.map(|s| to.intern(from.str(s))),
+                    name: self.string(to, f.name),
+                    file: f.file.map(|s| self.string(to, s)),
                 };
                 super::Line {
                     function: to.add_function(function),
@@ -101,22 +125,24 @@ impl Merger<'_> {
             address: loc.address,
             lines,
         });
-        self.locations.insert(id, new);
+        remember(&mut self.locations, id.index(), new);
         new
     }
 
     fn node(&mut self, to: &mut Profile, id: NodeId) -> NodeId {
-        if let Some(&done) = self.nodes.get(&id) {
+        if let Some(done) = copied(&self.nodes, id.index()) {
             return done;
         }
         // Walk up to the first node already copied (or the root), then copy downward: no recursion, so a
         // 10,000-frame stack cannot overflow ours.
-        let mut path = vec![id];
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        path.push(id);
         let mut parent = None;
         while let Some(&last) = path.last() {
             match self.from.node(last).parent {
-                Some(p) => match self.nodes.get(&p) {
-                    Some(&done) => {
+                Some(p) => match copied(&self.nodes, p.index()) {
+                    Some(done) => {
                         parent = Some(done);
                         break;
                     }
@@ -128,9 +154,10 @@ impl Merger<'_> {
         for &old in path.iter().rev() {
             let location = self.location(to, self.from.node(old).location);
             let new = to.add_node(Node { parent, location });
-            self.nodes.insert(old, new);
+            remember(&mut self.nodes, old.index(), new);
             parent = Some(new);
         }
+        self.path = path;
         parent.unwrap_or(NodeId(0))
     }
 }
