@@ -14,16 +14,14 @@ use crate::profile::{
     Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
 };
 use crate::symbolize::{
-    module_bytes, Frame, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_bytes, Frame, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer,
+    KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
 
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
-
-/// `take_profile` drops the symbolizer's and unwinders' caches when more modules than this are loaded.
-const MAX_LOADED_MODULES: usize = 256;
 
 /// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
 /// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
@@ -56,7 +54,6 @@ pub struct Pipeline {
     limits: fp::Limits,
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
-    mode: Option<Mode>,
     locations: HashMap<LocationKey, LocationId>,
     mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
@@ -79,7 +76,6 @@ impl Pipeline {
             profile: Profile::new(meta),
             limits,
             unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
-            mode: tables,
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
@@ -104,6 +100,17 @@ impl Pipeline {
 
     pub fn processes(&self) -> &Processes {
         &self.processes
+    }
+
+    /// What the caches hold now: `take_profile` keeps these bounded by what live processes map.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            symbol_modules: self.symbolizer.module_count(),
+            unwind_modules: self.unwinders.as_ref().map_or(0, Unwinders::table_count),
+            processes: self.processes.process_count(),
+            threads: self.processes.thread_count(),
+            jit_processes: self.symbolizer.jit_process_count(),
+        }
     }
 
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
@@ -320,7 +327,8 @@ impl Pipeline {
 
     /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
     /// refresh). The symbolizer keeps its caches, so an address is still resolved once; only the ids of the
-    /// handed-over profile are forgotten, and so are processes that exited before the previous call.
+    /// handed-over profile are forgotten, and so are processes (and threads) that exited before the previous
+    /// call, with the symbols and unwind tables of the modules no remaining process maps.
     pub fn take_profile(&mut self) -> Profile {
         self.locations.clear();
         self.mappings.clear();
@@ -329,17 +337,30 @@ impl Pipeline {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
             }
+            self.symbolizer.forget_process(pid);
         }
-        // Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would stay loaded
-        // forever. Past a bound, start over: the modules still in use load again at their next sample.
-        if self.symbolizer.module_count() > MAX_LOADED_MODULES {
-            self.symbolizer = Symbolizer::new();
-            if let Some(mode) = self.mode {
-                self.unwinders = Some(Unwinders::new(mode, self.limits));
-            }
-        }
+        self.evict_unmapped_modules();
         let meta = self.profile.meta.clone();
         std::mem::replace(&mut self.profile, Profile::new(meta))
+    }
+
+    /// Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would otherwise stay
+    /// loaded for the whole session: the symbols and unwind tables of modules that no tracked process maps go.
+    /// A module mapped again later loads again at its next sample. Kernel symbols stay.
+    fn evict_unmapped_modules(&mut self) {
+        if self.processes.release_unmapped_modules().is_empty() {
+            return;
+        }
+        let mapped: std::collections::HashSet<SymbolModuleKey> = self
+            .processes
+            .modules()
+            .map(|m| SymbolModuleKey::new(&m.path, m.build_id.as_deref()))
+            .collect();
+        self.symbolizer.retain_modules(|key| mapped.contains(key));
+        if let Some(unwinders) = &mut self.unwinders {
+            let processes = &self.processes;
+            unwinders.retain_modules(|module| processes.has_module(module));
+        }
     }
 
     /// The finished profile.
@@ -358,6 +379,21 @@ impl Pipeline {
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.profile.meta
     }
+}
+
+/// Sizes of the pipeline's caches (see [`Pipeline::footprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Modules whose symbols are loaded.
+    pub symbol_modules: usize,
+    /// Modules whose unwind tables are loaded (dwarf and hybrid modes).
+    pub unwind_modules: usize,
+    /// Processes tracked, alive or exited but not yet released.
+    pub processes: usize,
+    /// Thread names kept.
+    pub threads: usize,
+    /// Processes whose JIT map is kept.
+    pub jit_processes: usize,
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives
