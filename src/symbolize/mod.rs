@@ -34,13 +34,16 @@
 //! with MODULE the module's file name (`libfoo.so`, `[vdso]`, `[anon]` for an anonymous mapping), OFFSET the
 //! file offset in hex (what `process` computed from the mapping), and REASON one of
 //! - `build-id mismatch`: the file on disk is not the one that was profiled, so it was not used;
-//! - `unreadable`: no candidate file could be opened or parsed (see [`Symbolizer::module_status`]).
+//! - `unreadable`: no candidate file could be opened or parsed (see [`Symbolizer::module_status`]);
+//! - `loading`: the module is being read on a background thread (`top`, see [`background`]); a [`Resolution`]
+//!   names the address once it is read ([`Frame::is_loading`] tells these placeholders apart).
 //!
 //! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
 //! [`Frame::is_unknown`] tells these apart from named frames. Such frames have no file and line 0, except a
 //! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
+pub mod background;
 mod bytes;
 mod demangle;
 mod elf;
@@ -100,6 +103,74 @@ impl Frame {
     /// True for the placeholder frames of addresses no symbol or debug info names.
     pub fn is_unknown(&self) -> bool {
         self.function.starts_with(UNKNOWN)
+    }
+
+    /// True for the placeholder of an address whose module is still loading (see the module docs).
+    pub fn is_loading(&self) -> bool {
+        is_loading_name(&self.function)
+    }
+}
+
+/// The reason that ends a loading placeholder's name.
+const LOADING: &str = " (loading)";
+
+/// True for a function name that is a loading placeholder (see the module docs).
+pub fn is_loading_name(name: &str) -> bool {
+    name.starts_with(UNKNOWN) && name.ends_with(LOADING)
+}
+
+/// The placeholder frame of an address whose module is still loading: `[unknown] MODULE+0xOFFSET (loading)`.
+pub fn loading_frames(module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
+    vec![Frame {
+        function: format!(
+            "{UNKNOWN} {}+{:#x}{LOADING}",
+            module_name(&module.path),
+            offset.0
+        ),
+        file: None,
+        line: 0,
+    }]
+    .into()
+}
+
+/// The frames of an address that was first named by a loading placeholder: `module` is the mapped path and
+/// `address` the location's address (the lookup address in the process), as the profile holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub module: String,
+    pub address: u64,
+    pub frames: Arc<[Frame]>,
+}
+
+/// Loads modules the way [`Symbolizer`] does, on any thread: what [`Symbolizer::loader`] hands out.
+#[derive(Clone, Debug)]
+pub struct ModuleLoader {
+    debug_dirs: Vec<PathBuf>,
+}
+
+impl ModuleLoader {
+    /// Reads `spec`'s file, its debug file and its symbols (which may take seconds for a large library).
+    pub fn load(&self, spec: &ModuleSpec) -> LoadedModule {
+        LoadedModule {
+            key: ModuleKey::of(spec),
+            module: load_module(spec, &self.debug_dirs),
+        }
+    }
+}
+
+/// A module read by a [`ModuleLoader`], to be installed in a [`Symbolizer`].
+pub struct LoadedModule {
+    key: ModuleKey,
+    module: Module,
+}
+
+impl LoadedModule {
+    pub fn key(&self) -> &ModuleKey {
+        &self.key
+    }
+
+    pub fn status(&self) -> &ModuleStatus {
+        &self.module.status
     }
 }
 
@@ -232,6 +303,40 @@ impl Symbolizer {
         let before = self.modules.len();
         self.modules.retain(|key, _| keep(key));
         before - self.modules.len()
+    }
+
+    /// A loader that reads modules as this symbolizer would (same debug directories), on another thread.
+    pub fn loader(&self) -> ModuleLoader {
+        ModuleLoader {
+            debug_dirs: self.debug_dirs.clone(),
+        }
+    }
+
+    /// Adds a module read by a [`ModuleLoader`]; returns false (and drops it) when the symbolizer already has
+    /// that module.
+    pub fn install(&mut self, loaded: LoadedModule) -> bool {
+        match self.modules.entry(loaded.key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(loaded.module);
+                true
+            }
+        }
+    }
+
+    /// Whether `module` is loaded (or was found unreadable): `symbolize_user` then reads no file.
+    pub fn is_loaded(&self, module: &ModuleSpec) -> bool {
+        self.modules.contains_key(&ModuleKey::of(module))
+    }
+
+    /// Like `symbolize_user`, but `None` instead of loading a module that is not loaded yet.
+    pub fn symbolize_loaded(
+        &mut self,
+        module: &ModuleSpec,
+        offset: FileOffset,
+    ) -> Option<Arc<[Frame]>> {
+        let m = self.modules.get_mut(&ModuleKey::of(module))?;
+        Some(m.frames_at(offset))
     }
 
     /// Forgets the JIT map of `pid` and the frames read from it (after the process exited; a reused pid reads
@@ -514,7 +619,7 @@ mod tests {
     }
 
     /// The module and file offset of an address of this process, from `/proc/self/maps`.
-    fn own_code(addr: u64) -> (ModuleSpec, FileOffset) {
+    pub(crate) fn own_code(addr: u64) -> (ModuleSpec, FileOffset) {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         for line in maps.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
