@@ -13,9 +13,10 @@ use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
     Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
 };
+use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_bytes, Frame, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer,
-    KERNEL_MODULE, UNKNOWN,
+    module_bytes, Frame, LoadedModule, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus,
+    Resolution, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
@@ -62,6 +63,10 @@ pub struct Pipeline {
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
+    /// `top`: user modules load on a background thread (see `with_background_loading`).
+    background: Option<BackgroundLoader>,
+    /// Names of placeholder addresses found since the last `take_resolutions`.
+    resolved: Vec<Resolution>,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -81,6 +86,8 @@ impl Pipeline {
             kernel_mapping: None,
             stack: Vec::new(),
             offline: false,
+            background: None,
+            resolved: Vec::new(),
             truncated: 0,
             samples: 0,
         }
@@ -89,6 +96,25 @@ impl Pipeline {
     /// Offline mode (see the `offline` field).
     pub fn offline(mut self) -> Pipeline {
         self.offline = true;
+        self
+    }
+
+    /// Loads user modules on a background thread (`top`): an address in a module not loaded yet is named by a
+    /// placeholder, `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples.
+    /// `take_profile` installs the modules loaded meanwhile and `take_resolutions` names the placeholders handed
+    /// out. Without this (`record`, `report`) modules load on the spot and every name is final.
+    pub fn with_background_loading(self) -> Pipeline {
+        let loader = self.symbolizer.loader();
+        self.with_background_loader(move |spec| loader.load(spec))
+    }
+
+    /// Background loading with `load` reading each module on the loader thread (tests slow it down). If no
+    /// thread can be started, modules load on the spot.
+    pub fn with_background_loader(
+        mut self,
+        load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
+    ) -> Pipeline {
+        self.background = BackgroundLoader::spawn(load).ok();
         self
     }
 
@@ -110,6 +136,10 @@ impl Pipeline {
             processes: self.processes.process_count(),
             threads: self.processes.thread_count(),
             jit_processes: self.symbolizer.jit_process_count(),
+            loading: self
+                .background
+                .as_ref()
+                .map_or(0, BackgroundLoader::pending_modules),
         }
     }
 
@@ -208,7 +238,12 @@ impl Pipeline {
                     return id;
                 }
                 let spec = module_spec(&module, &mapping, &self.processes, self.offline);
-                let frames = self.symbolizer.symbolize_user(&spec, offset);
+                let frames = match &mut self.background {
+                    Some(background) => {
+                        background.frames(&mut self.symbolizer, &spec, lookup, offset)
+                    }
+                    None => self.symbolizer.symbolize_user(&spec, offset),
+                };
                 // The build-id of the file actually read, when the record did not carry one.
                 let build_id = match self.symbolizer.module_status(&spec) {
                     ModuleStatus::Loaded {
@@ -330,6 +365,7 @@ impl Pipeline {
     /// handed-over profile are forgotten, and so are processes (and threads) that exited before the previous
     /// call, with the symbols and unwind tables of the modules no remaining process maps.
     pub fn take_profile(&mut self) -> Profile {
+        let installed = self.install_loaded(None);
         self.locations.clear();
         self.mappings.clear();
         self.kernel_mapping = None;
@@ -339,7 +375,7 @@ impl Pipeline {
             }
             self.symbolizer.forget_process(pid);
         }
-        self.evict_unmapped_modules();
+        self.evict_unmapped_modules(installed);
         let meta = self.profile.meta.clone();
         std::mem::replace(&mut self.profile, Profile::new(meta))
     }
@@ -347,8 +383,9 @@ impl Pipeline {
     /// Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would otherwise stay
     /// loaded for the whole session: the symbols and unwind tables of modules that no tracked process maps go.
     /// A module mapped again later loads again at its next sample. Kernel symbols stay.
-    fn evict_unmapped_modules(&mut self) {
-        if self.processes.release_unmapped_modules().is_empty() {
+    fn evict_unmapped_modules(&mut self, installed: bool) {
+        // A module installed after its last process went is evicted here too.
+        if self.processes.release_unmapped_modules().is_empty() && !installed {
             return;
         }
         let mapped: std::collections::HashSet<SymbolModuleKey> = self
@@ -361,6 +398,38 @@ impl Pipeline {
             let processes = &self.processes;
             unwinders.retain_modules(|module| processes.has_module(module));
         }
+    }
+
+    /// Background loading: installs the modules loaded so far (with `wait`, all of them, waiting until
+    /// `wait` says to give up), names the placeholders of the profile being built, and keeps the names for
+    /// `take_resolutions`. True when some module was installed.
+    fn install_loaded(&mut self, wait: Option<&dyn Fn() -> bool>) -> bool {
+        let Some(background) = &mut self.background else {
+            return false;
+        };
+        let resolved = match wait {
+            Some(give_up) => background.install_all(&mut self.symbolizer, give_up),
+            None => background.install_finished(&mut self.symbolizer),
+        };
+        if resolved.is_empty() {
+            return false;
+        }
+        self.profile.resolve_placeholders(&resolved);
+        self.resolved.extend(resolved);
+        true
+    }
+
+    /// Waits for the modules still loading in the background, so the next `take_profile` and
+    /// `take_resolutions` leave no placeholder unnamed (the end of a session), unless `give_up` returns true
+    /// first (it is asked every tenth of a second: the user quit).
+    pub fn finish_loading(&mut self, give_up: impl Fn() -> bool) {
+        self.install_loaded(Some(&give_up));
+    }
+
+    /// The names of placeholder addresses found since the last call, for the holders of profiles taken earlier
+    /// ([`Profile::resolve_placeholders`]); the profile being built is already renamed.
+    pub fn take_resolutions(&mut self) -> Vec<Resolution> {
+        std::mem::take(&mut self.resolved)
     }
 
     /// The finished profile.
@@ -394,6 +463,8 @@ pub struct Footprint {
     pub threads: usize,
     /// Processes whose JIT map is kept.
     pub jit_processes: usize,
+    /// Modules requested from the background loader and not installed yet.
+    pub loading: usize,
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives
