@@ -102,7 +102,8 @@ impl Pipeline {
     /// Loads user modules on a background thread (`top`): an address in a module not loaded yet is named by a
     /// placeholder, `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples.
     /// `take_profile` installs the modules loaded meanwhile and `take_resolutions` names the placeholders handed
-    /// out. Without this (`record`, `report`) modules load on the spot and every name is final.
+    /// out. Without this (`record`, `report`) modules load on the spot and every name is final. Call it after
+    /// `with_symbolizer`: the loader reads modules as the symbolizer of that moment would.
     pub fn with_background_loading(self) -> Pipeline {
         let loader = self.symbolizer.loader();
         self.with_background_loader(move |spec| loader.load(spec))
