@@ -24,9 +24,10 @@ use crate::unwind::{fp, Stack};
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
-/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
-/// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
-/// frame.
+/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it while
+/// a process maps the file, so the address is stable and unique, and hashing it is cheaper than hashing a path
+/// per frame. `take_profile` empties the maps keyed by it before `Processes` lets modules go, so an address
+/// reused by a later `Arc` never meets an old entry.
 type ModuleKey = usize;
 
 fn module_key(module: &Arc<Module>) -> ModuleKey {

@@ -7,7 +7,8 @@
 //! Each refresh the sampler hands the UI the profile of the last interval (`Pipeline::take_profile`); the UI
 //! keeps a decaying and a cumulative sum of them (`tui::App`). Modules load on a fourth thread (the pipeline's
 //! background loader): until a module is read its addresses show as `[unknown] MODULE+0xOFF (loading)`, and
-//! the update after it is read carries their names (`Update::resolved`), which the UI writes into its profiles. `top -i FILE` shows a recorded profile frozen.
+//! the update after it is read carries their names (`Update::resolved`), which the UI writes into its
+//! profiles. `top -i FILE` shows a recorded profile frozen.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
