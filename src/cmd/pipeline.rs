@@ -13,8 +13,10 @@ use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
     Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
 };
+use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_bytes, Frame, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_bytes, Frame, LoadedModule, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus,
+    Resolution, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::{fp, Stack};
@@ -22,12 +24,10 @@ use crate::unwind::{fp, Stack};
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
-/// `take_profile` drops the symbolizer's and unwinders' caches when more modules than this are loaded.
-const MAX_LOADED_MODULES: usize = 256;
-
-/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it for
-/// its whole life, so the address is stable and unique, and hashing it is cheaper than hashing a path per
-/// frame.
+/// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it while
+/// a process maps the file, so the address is stable and unique, and hashing it is cheaper than hashing a path
+/// per frame. `take_profile` empties the maps keyed by it before `Processes` lets modules go, so an address
+/// reused by a later `Arc` never meets an old entry.
 type ModuleKey = usize;
 
 fn module_key(module: &Arc<Module>) -> ModuleKey {
@@ -56,7 +56,6 @@ pub struct Pipeline {
     limits: fp::Limits,
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
-    mode: Option<Mode>,
     locations: HashMap<LocationKey, LocationId>,
     mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
@@ -65,6 +64,10 @@ pub struct Pipeline {
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
+    /// `top`: user modules load on a background thread (see `with_background_loading`).
+    background: Option<BackgroundLoader>,
+    /// Names of placeholder addresses found since the last `take_resolutions`.
+    resolved: Vec<Resolution>,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -79,12 +82,13 @@ impl Pipeline {
             profile: Profile::new(meta),
             limits,
             unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
-            mode: tables,
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
             stack: Vec::new(),
             offline: false,
+            background: None,
+            resolved: Vec::new(),
             truncated: 0,
             samples: 0,
         }
@@ -96,6 +100,26 @@ impl Pipeline {
         self
     }
 
+    /// Loads user modules on a background thread (`top`): an address in a module not loaded yet is named by a
+    /// placeholder, `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples.
+    /// `take_profile` installs the modules loaded meanwhile and `take_resolutions` names the placeholders handed
+    /// out. Without this (`record`, `report`) modules load on the spot and every name is final. Call it after
+    /// `with_symbolizer`: the loader reads modules as the symbolizer of that moment would.
+    pub fn with_background_loading(self) -> Pipeline {
+        let loader = self.symbolizer.loader();
+        self.with_background_loader(move |spec| loader.load(spec))
+    }
+
+    /// Background loading with `load` reading each module on the loader thread (tests slow it down). If no
+    /// thread can be started, modules load on the spot.
+    pub fn with_background_loader(
+        mut self,
+        load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
+    ) -> Pipeline {
+        self.background = BackgroundLoader::spawn(load).ok();
+        self
+    }
+
     /// Symbolizes with `symbolizer` (e.g. one given the recording machine's kernel symbols).
     pub fn with_symbolizer(mut self, symbolizer: Symbolizer) -> Pipeline {
         self.symbolizer = symbolizer;
@@ -104,6 +128,21 @@ impl Pipeline {
 
     pub fn processes(&self) -> &Processes {
         &self.processes
+    }
+
+    /// What the caches hold now: `take_profile` keeps these bounded by what live processes map.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            symbol_modules: self.symbolizer.module_count(),
+            unwind_modules: self.unwinders.as_ref().map_or(0, Unwinders::table_count),
+            processes: self.processes.process_count(),
+            threads: self.processes.thread_count(),
+            jit_processes: self.symbolizer.jit_process_count(),
+            loading: self
+                .background
+                .as_ref()
+                .map_or(0, BackgroundLoader::pending_modules),
+        }
     }
 
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
@@ -201,7 +240,12 @@ impl Pipeline {
                     return id;
                 }
                 let spec = module_spec(&module, &mapping, &self.processes, self.offline);
-                let frames = self.symbolizer.symbolize_user(&spec, offset);
+                let frames = match &mut self.background {
+                    Some(background) => {
+                        background.frames(&mut self.symbolizer, &spec, lookup, offset)
+                    }
+                    None => self.symbolizer.symbolize_user(&spec, offset),
+                };
                 // The build-id of the file actually read, when the record did not carry one.
                 let build_id = match self.symbolizer.module_status(&spec) {
                     ModuleStatus::Loaded {
@@ -320,8 +364,10 @@ impl Pipeline {
 
     /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
     /// refresh). The symbolizer keeps its caches, so an address is still resolved once; only the ids of the
-    /// handed-over profile are forgotten, and so are processes that exited before the previous call.
+    /// handed-over profile are forgotten, and so are processes (and threads) that exited before the previous
+    /// call, with the symbols and unwind tables of the modules no remaining process maps.
     pub fn take_profile(&mut self) -> Profile {
+        let installed = self.install_loaded(None);
         self.locations.clear();
         self.mappings.clear();
         self.kernel_mapping = None;
@@ -329,17 +375,63 @@ impl Pipeline {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
             }
+            self.symbolizer.forget_process(pid);
         }
-        // Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would stay loaded
-        // forever. Past a bound, start over: the modules still in use load again at their next sample.
-        if self.symbolizer.module_count() > MAX_LOADED_MODULES {
-            self.symbolizer = Symbolizer::new();
-            if let Some(mode) = self.mode {
-                self.unwinders = Some(Unwinders::new(mode, self.limits));
-            }
-        }
+        self.evict_unmapped_modules(installed);
         let meta = self.profile.meta.clone();
         std::mem::replace(&mut self.profile, Profile::new(meta))
+    }
+
+    /// Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would otherwise stay
+    /// loaded for the whole session: the symbols and unwind tables of modules that no tracked process maps go.
+    /// A module mapped again later loads again at its next sample. Kernel symbols stay.
+    fn evict_unmapped_modules(&mut self, installed: bool) {
+        // A module installed after its last process went is evicted here too.
+        if self.processes.release_unmapped_modules().is_empty() && !installed {
+            return;
+        }
+        let mapped: std::collections::HashSet<SymbolModuleKey> = self
+            .processes
+            .modules()
+            .map(|m| SymbolModuleKey::new(&m.path, m.build_id.as_deref()))
+            .collect();
+        self.symbolizer.retain_modules(|key| mapped.contains(key));
+        if let Some(unwinders) = &mut self.unwinders {
+            let processes = &self.processes;
+            unwinders.retain_modules(|module| processes.has_module(module));
+        }
+    }
+
+    /// Background loading: installs the modules loaded so far (with `wait`, all of them, waiting until
+    /// `wait` says to give up), names the placeholders of the profile being built, and keeps the names for
+    /// `take_resolutions`. True when some module was installed.
+    fn install_loaded(&mut self, wait: Option<&dyn Fn() -> bool>) -> bool {
+        let Some(background) = &mut self.background else {
+            return false;
+        };
+        let resolved = match wait {
+            Some(give_up) => background.install_all(&mut self.symbolizer, give_up),
+            None => background.install_finished(&mut self.symbolizer),
+        };
+        if resolved.is_empty() {
+            return false;
+        }
+        self.profile.resolve_placeholders(&resolved);
+        self.resolved.extend(resolved);
+        true
+    }
+
+    /// Waits for the modules still loading in the background, so the next `take_profile` and
+    /// `take_resolutions` leave no placeholder unnamed (the end of a session), unless `give_up` returns true
+    /// first (it is asked every tenth of a second: the user quit).
+    pub fn finish_loading(&mut self, give_up: impl Fn() -> bool) {
+        self.install_loaded(Some(&give_up));
+    }
+
+    /// The names of placeholder addresses found since the last call, for the holders of profiles taken earlier
+    /// ([`Profile::resolve_placeholders`]); the profile being built is already renamed.
+    pub fn take_resolutions(&mut self) -> Vec<Resolution> {
+        std::mem::take(&mut self.resolved)
     }
 
     /// The finished profile.
@@ -358,6 +450,23 @@ impl Pipeline {
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.profile.meta
     }
+}
+
+/// Sizes of the pipeline's caches (see [`Pipeline::footprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Modules whose symbols are loaded.
+    pub symbol_modules: usize,
+    /// Modules whose unwind tables are loaded (dwarf and hybrid modes).
+    pub unwind_modules: usize,
+    /// Processes tracked, alive or exited but not yet released.
+    pub processes: usize,
+    /// Thread names kept.
+    pub threads: usize,
+    /// Processes whose JIT map is kept.
+    pub jit_processes: usize,
+    /// Modules requested from the background loader and not installed yet.
+    pub loading: usize,
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives

@@ -5,7 +5,10 @@
 //! reader (Session: drains the rings) --records--> sampler (Pipeline: unwind, symbolize) --Update/refresh--> UI
 //! ```
 //! Each refresh the sampler hands the UI the profile of the last interval (`Pipeline::take_profile`); the UI
-//! keeps a decaying and a cumulative sum of them (`tui::App`). `top -i FILE` shows a recorded profile frozen.
+//! keeps a decaying and a cumulative sum of them (`tui::App`). Modules load on a fourth thread (the pipeline's
+//! background loader): until a module is read its addresses show as `[unknown] MODULE+0xOFF (loading)`, and
+//! the update after it is read carries their names (`Update::resolved`), which the UI writes into its
+//! profiles. `top -i FILE` shows a recorded profile frozen.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -221,11 +224,12 @@ impl Sampler {
         };
         let sampler = {
             let status = status.clone();
-            let pipeline = Pipeline::new(meta, limits, tables);
+            let stop = Arc::clone(&stop);
+            let pipeline = Pipeline::new(meta, limits, tables).with_background_loading();
             std::thread::Builder::new()
                 .name("stacktop-sampler".to_owned())
                 .spawn(move || {
-                    sample(pipeline, status, delay, &batches_rx, &updates_tx, &recycler);
+                    sample(pipeline, status, delay, &stop, &batches_rx, &updates_tx, &recycler);
                     Ok::<(), anyhow::Error>(())
                 })?
         };
@@ -292,6 +296,7 @@ fn sample(
     mut pipeline: Pipeline,
     mut status: Status,
     delay: Duration,
+    stop: &AtomicBool,
     batches: &Receiver<Batch>,
     updates: &Sender<Update>,
     recycler: &Recycler,
@@ -329,11 +334,16 @@ fn sample(
         status.throttled = stats.throttled;
         status.cpu_percent = cpu.percent();
         status.ended = ended.clone();
+        if ended.is_some() {
+            // The last view is frozen: no name should stay a loading placeholder, unless the user is quitting.
+            pipeline.finish_loading(|| stop.load(Ordering::Relaxed));
+        }
         let meta = pipeline.meta_mut();
         meta.lost = stats.lost;
         meta.throttled = stats.throttled;
         let update = Update {
             delta: pipeline.take_profile(),
+            resolved: pipeline.take_resolutions(),
             status: status.clone(),
         };
         if updates.send(update).is_err() || ended.is_some() {

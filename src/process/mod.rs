@@ -10,7 +10,7 @@
 //! `MMAP2`s of the new image (executable, then the dynamic loader, then libraries as it maps them). So an
 //! exec comm clears the pid's mappings and the mmaps that follow fill the new address space.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::acquire::record::{MmapRecord, Record};
@@ -160,6 +160,10 @@ pub struct Processes {
     generations: u64,
     /// Processes found exited by the last `release_exited`, released at the next call.
     releasing: Vec<u32>,
+    /// Threads (other than a process's main thread) that exited and whose tid has not been reused since.
+    exited_threads: HashSet<u32>,
+    /// Threads found exited by the last `release_exited`: their names go at the next call.
+    releasing_threads: Vec<u32>,
 }
 
 /// The first kernel address on 64-bit Linux (x86_64 and aarch64 alike put the kernel in the upper half).
@@ -189,6 +193,7 @@ impl Processes {
                     self.generations += 1;
                     process.generation = self.generations;
                 }
+                self.exited_threads.remove(tid);
                 self.comms.insert(*tid, name.clone());
             }
             Record::Fork {
@@ -218,6 +223,8 @@ impl Processes {
                     // A new thread shares its process's address space (keyed by pid already).
                     self.processes.entry(*pid).or_default();
                 }
+                // A tid the kernel hands out again is a new thread: its name must not go with the old one's.
+                self.exited_threads.remove(tid);
                 let name = self
                     .comms
                     .get(ptid)
@@ -234,6 +241,8 @@ impl Processes {
                     if let Some(p) = self.processes.get_mut(pid) {
                         p.exited = true;
                     }
+                } else {
+                    self.exited_threads.insert(*tid);
                 }
             }
             Record::Sample(_) | Record::Lost { .. } | Record::Throttle { .. } => {}
@@ -296,8 +305,9 @@ impl Processes {
     }
 
     /// Forgets the processes that had already exited at the previous call (their mappings and main thread's
-    /// name) and returns their pids, so long system-wide sessions stay bounded. One call of delay lets samples
-    /// still in flight in other rings be resolved first. A pid reused since is kept.
+    /// name), and the names of other threads that had, and returns the pids, so long system-wide sessions stay
+    /// bounded. One call of delay lets samples still in flight in other rings be resolved first. A pid or tid
+    /// reused since is kept.
     pub fn release_exited(&mut self) -> Vec<u32> {
         let mut released = std::mem::take(&mut self.releasing);
         released.retain(|pid| self.processes.get(pid).is_some_and(|p| p.exited));
@@ -311,7 +321,51 @@ impl Processes {
             .filter(|(_, p)| p.exited)
             .map(|(&pid, _)| pid)
             .collect();
+        for tid in std::mem::take(&mut self.releasing_threads) {
+            if self.exited_threads.remove(&tid) {
+                self.comms.remove(&tid);
+            }
+        }
+        self.releasing_threads = self.exited_threads.iter().copied().collect();
         released
+    }
+
+    /// Drops the interned modules that no tracked process maps any more and returns them, so the caches built
+    /// per module (symbols, unwind tables) can drop theirs. A file mapped again later is interned anew.
+    pub fn release_unmapped_modules(&mut self) -> Vec<Arc<Module>> {
+        let mapped: HashSet<*const Module> = self
+            .processes
+            .values()
+            .flat_map(|p| p.space.ranges.values())
+            .map(|e| Arc::as_ptr(&e.module))
+            .collect();
+        if mapped.len() == self.modules.len() {
+            return Vec::new();
+        }
+        let mut released = Vec::new();
+        self.modules.retain(|_, m| {
+            let keep = mapped.contains(&Arc::as_ptr(m));
+            if !keep {
+                released.push(Arc::clone(m));
+            }
+            keep
+        });
+        released
+    }
+
+    /// Whether `module` is still interned (mapped by some tracked process, as of the last release).
+    pub fn has_module(&self, module: &Module) -> bool {
+        self.modules.contains_key(module)
+    }
+
+    /// Processes tracked (alive, or exited and not yet released).
+    pub fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Threads whose names are kept.
+    pub fn thread_count(&self) -> usize {
+        self.comms.len()
     }
 
     /// Whether the process's main thread has exited.
@@ -345,7 +399,7 @@ impl Processes {
             .collect()
     }
 
-    /// Every distinct module seen so far.
+    /// Every distinct module mapped by a tracked process (or since the last `release_unmapped_modules`).
     pub fn modules(&self) -> impl Iterator<Item = &Arc<Module>> {
         self.modules.values()
     }
@@ -551,5 +605,121 @@ mod tests {
         assert_eq!(p.release_exited(), vec![10]);
         assert!(module_at(&p, 10, 0x1000).is_none());
         assert!(module_at(&p, 11, 0x1000).is_some());
+    }
+
+    fn exit(pid: u32, tid: u32) -> Record {
+        Record::Exit {
+            pid,
+            ppid: 1,
+            tid,
+            ptid: 1,
+            time: 9,
+        }
+    }
+
+    fn comm(pid: u32, tid: u32, name: &str) -> Record {
+        Record::Comm {
+            pid,
+            tid,
+            time: 1,
+            name: name.to_owned(),
+            exec: false,
+        }
+    }
+
+    fn thread(pid: u32, tid: u32) -> Record {
+        Record::Fork {
+            pid,
+            ppid: pid,
+            tid,
+            ptid: pid,
+            time: 2,
+        }
+    }
+
+    #[test]
+    fn exited_thread_names_are_released_one_call_later() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&comm(10, 10, "a"));
+        for tid in [11, 12] {
+            p.apply(&thread(10, tid));
+            p.apply(&comm(10, tid, &format!("worker{tid}")));
+        }
+        assert_eq!(p.thread_count(), 3);
+        p.apply(&exit(10, 11));
+        assert_eq!(p.release_exited(), Vec::<u32>::new());
+        // Samples still in flight keep their thread's name until the next call.
+        assert_eq!(p.comm(10, 11), "worker11");
+        p.release_exited();
+        assert_eq!(p.comm(10, 11), "a", "falls back to the process's name");
+        assert_eq!(p.comm(10, 12), "worker12");
+        assert_eq!(p.thread_count(), 2);
+        // The process is alive: its mappings and main thread's name stay.
+        assert!(module_at(&p, 10, 0x1000).is_some());
+
+        // A tid reused after its exit is a new thread, kept.
+        p.apply(&exit(10, 12));
+        p.release_exited();
+        p.apply(&thread(10, 12));
+        p.apply(&comm(10, 12, "again"));
+        p.release_exited();
+        assert_eq!(p.comm(10, 12), "again");
+
+        // The whole process goes: its last thread, then its main thread.
+        p.apply(&exit(10, 12));
+        p.apply(&exit(10, 10));
+        p.release_exited();
+        assert_eq!(p.release_exited(), vec![10]);
+        assert_eq!(p.thread_count(), 0);
+        assert_eq!(p.process_count(), 0);
+    }
+
+    #[test]
+    fn unmapped_modules_are_released() {
+        let mut p = Processes::new();
+        p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));
+        p.apply(&mmap(10, 1, 0x8000, 0x1000, 0, "/lib/libc.so"));
+        p.apply(&mmap(11, 1, 0x1000, 0x1000, 0, "/bin/b"));
+        p.apply(&mmap(11, 1, 0x8000, 0x1000, 0, "/lib/libc.so"));
+        assert_eq!(p.modules().count(), 3);
+        assert!(p.release_unmapped_modules().is_empty());
+        p.apply(&exit(10, 10));
+        p.release_exited();
+        assert!(
+            p.release_unmapped_modules().is_empty(),
+            "an exited process keeps its modules until it is released"
+        );
+        p.release_exited();
+        let released: Vec<String> = p
+            .release_unmapped_modules()
+            .iter()
+            .map(|m| m.path.clone())
+            .collect();
+        assert_eq!(released, ["/bin/a"]);
+        assert!(p.has_module(&Module {
+            path: "/lib/libc.so".into(),
+            build_id: None,
+            dev: 1,
+            inode: 2,
+        }));
+        // exec unmaps the old image without any exit.
+        p.apply(&Record::Comm {
+            pid: 11,
+            tid: 11,
+            time: 5,
+            name: "c".into(),
+            exec: true,
+        });
+        p.apply(&mmap(11, 6, 0x4000, 0x1000, 0, "/bin/c"));
+        let mut released: Vec<String> = p
+            .release_unmapped_modules()
+            .iter()
+            .map(|m| m.path.clone())
+            .collect();
+        released.sort();
+        assert_eq!(released, ["/bin/b", "/lib/libc.so"]);
+        assert_eq!(p.modules().count(), 1);
+        assert_eq!(module_at(&p, 11, 0x4000), Some(("/bin/c".into(), 0)));
     }
 }

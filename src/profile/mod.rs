@@ -10,6 +10,7 @@
 
 mod merge;
 pub mod query;
+mod resolve;
 
 use foldhash::HashMap;
 

@@ -34,13 +34,16 @@
 //! with MODULE the module's file name (`libfoo.so`, `[vdso]`, `[anon]` for an anonymous mapping), OFFSET the
 //! file offset in hex (what `process` computed from the mapping), and REASON one of
 //! - `build-id mismatch`: the file on disk is not the one that was profiled, so it was not used;
-//! - `unreadable`: no candidate file could be opened or parsed (see [`Symbolizer::module_status`]).
+//! - `unreadable`: no candidate file could be opened or parsed (see [`Symbolizer::module_status`]);
+//! - `loading`: the module is being read on a background thread (`top`, see [`background`]); a [`Resolution`]
+//!   names the address once it is read ([`Frame::is_loading`] tells these placeholders apart).
 //!
 //! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
 //! [`Frame::is_unknown`] tells these apart from named frames. Such frames have no file and line 0, except a
 //! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
+pub mod background;
 mod bytes;
 mod demangle;
 mod elf;
@@ -101,6 +104,74 @@ impl Frame {
     pub fn is_unknown(&self) -> bool {
         self.function.starts_with(UNKNOWN)
     }
+
+    /// True for the placeholder of an address whose module is still loading (see the module docs).
+    pub fn is_loading(&self) -> bool {
+        is_loading_name(&self.function)
+    }
+}
+
+/// The reason that ends a loading placeholder's name.
+const LOADING: &str = " (loading)";
+
+/// True for a function name that is a loading placeholder (see the module docs).
+pub fn is_loading_name(name: &str) -> bool {
+    name.starts_with(UNKNOWN) && name.ends_with(LOADING)
+}
+
+/// The placeholder frame of an address whose module is still loading: `[unknown] MODULE+0xOFFSET (loading)`.
+pub fn loading_frames(module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
+    vec![Frame {
+        function: format!(
+            "{UNKNOWN} {}+{:#x}{LOADING}",
+            module_name(&module.path),
+            offset.0
+        ),
+        file: None,
+        line: 0,
+    }]
+    .into()
+}
+
+/// The frames of an address that was first named by a loading placeholder: `module` is the mapped path and
+/// `address` the location's address (the lookup address in the process), as the profile holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub module: String,
+    pub address: u64,
+    pub frames: Arc<[Frame]>,
+}
+
+/// Loads modules the way [`Symbolizer`] does, on any thread: what [`Symbolizer::loader`] hands out.
+#[derive(Clone, Debug)]
+pub struct ModuleLoader {
+    debug_dirs: Vec<PathBuf>,
+}
+
+impl ModuleLoader {
+    /// Reads `spec`'s file, its debug file and its symbols (which may take seconds for a large library).
+    pub fn load(&self, spec: &ModuleSpec) -> LoadedModule {
+        LoadedModule {
+            key: ModuleKey::of(spec),
+            module: load_module(spec, &self.debug_dirs),
+        }
+    }
+}
+
+/// A module read by a [`ModuleLoader`], to be installed in a [`Symbolizer`].
+pub struct LoadedModule {
+    key: ModuleKey,
+    module: Module,
+}
+
+impl LoadedModule {
+    pub fn key(&self) -> &ModuleKey {
+        &self.key
+    }
+
+    pub fn status(&self) -> &ModuleStatus {
+        &self.module.status
+    }
 }
 
 /// A function symbol of a loaded module, for annotating its code: the name frames use and its SVMA range.
@@ -147,18 +218,24 @@ pub enum ModuleStatus {
     NotAFile,
 }
 
+/// What the symbolizer keys a loaded module by: its build-id when the mapping stated one, else its path
+/// (without a ` (deleted)` mark).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum ModuleKey {
+pub enum ModuleKey {
     BuildId(Vec<u8>),
     Path(String),
 }
 
 impl ModuleKey {
-    fn of(spec: &ModuleSpec) -> ModuleKey {
-        match &spec.build_id {
-            Some(id) if !id.is_empty() => ModuleKey::BuildId(id.clone()),
-            _ => ModuleKey::Path(loader::clean_path(&spec.path).to_owned()),
+    pub fn new(path: &str, build_id: Option<&[u8]>) -> ModuleKey {
+        match build_id {
+            Some(id) if !id.is_empty() => ModuleKey::BuildId(id.to_vec()),
+            _ => ModuleKey::Path(loader::clean_path(path).to_owned()),
         }
+    }
+
+    pub fn of(spec: &ModuleSpec) -> ModuleKey {
+        ModuleKey::new(&spec.path, spec.build_id.as_deref())
     }
 }
 
@@ -167,12 +244,16 @@ struct Module {
     name: String,
     elf: Option<ElfModule>,
     status: ModuleStatus,
+    /// Frames by file offset, each resolved once; evicted with the module.
+    frames: HashMap<u64, Arc<[Frame]>>,
 }
 
 struct JitMap {
     map: PerfMap,
     /// Length of the file when read (`None`: no file); a JIT appends as it compiles, so a miss rereads a grown file.
     len: Option<u64>,
+    /// Frames by address, each resolved once; forgotten with the process.
+    frames: HashMap<u64, Arc<[Frame]>>,
 }
 
 /// Resolves addresses to frames, caching modules and results. Not thread-safe by itself (`&mut self`), but
@@ -181,13 +262,11 @@ pub struct Symbolizer {
     debug_dirs: Vec<PathBuf>,
     kallsyms_path: PathBuf,
     perf_map_dir: PathBuf,
-    module_index: HashMap<ModuleKey, usize>,
-    modules: Vec<Module>,
-    user_frames: HashMap<(usize, u64), Arc<[Frame]>>,
+    modules: HashMap<ModuleKey, Module>,
     kallsyms: Option<Kallsyms>,
     kernel_frames: HashMap<u64, Arc<[Frame]>>,
+    /// JIT maps by pid.
     jit_maps: HashMap<u32, JitMap>,
-    jit_frames: HashMap<(u32, u64), Arc<[Frame]>>,
 }
 
 impl Default for Symbolizer {
@@ -213,9 +292,62 @@ pub fn module_name(path: &str) -> String {
 }
 
 impl Symbolizer {
-    /// Modules loaded so far (each keeps its file's symbols and debug info until the symbolizer is dropped).
+    /// Modules loaded (each keeps its file's symbols, debug info and resolved frames until it is evicted).
     pub fn module_count(&self) -> usize {
         self.modules.len()
+    }
+
+    /// Evicts the loaded modules for which `keep` is false, with every frame resolved in them, and returns how
+    /// many went. A later lookup in an evicted module loads it again. Kernel symbols are not modules: they stay.
+    pub fn retain_modules(&mut self, mut keep: impl FnMut(&ModuleKey) -> bool) -> usize {
+        let before = self.modules.len();
+        self.modules.retain(|key, _| keep(key));
+        before - self.modules.len()
+    }
+
+    /// A loader that reads modules as this symbolizer would (same debug directories), on another thread.
+    pub fn loader(&self) -> ModuleLoader {
+        ModuleLoader {
+            debug_dirs: self.debug_dirs.clone(),
+        }
+    }
+
+    /// Adds a module read by a [`ModuleLoader`]; returns false (and drops it) when the symbolizer already has
+    /// that module.
+    pub fn install(&mut self, loaded: LoadedModule) -> bool {
+        match self.modules.entry(loaded.key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(loaded.module);
+                true
+            }
+        }
+    }
+
+    /// Whether `module` is loaded (or was found unreadable): `symbolize_user` then reads no file.
+    pub fn is_loaded(&self, module: &ModuleSpec) -> bool {
+        self.modules.contains_key(&ModuleKey::of(module))
+    }
+
+    /// Like `symbolize_user`, but `None` instead of loading a module that is not loaded yet.
+    pub fn symbolize_loaded(
+        &mut self,
+        module: &ModuleSpec,
+        offset: FileOffset,
+    ) -> Option<Arc<[Frame]>> {
+        let m = self.modules.get_mut(&ModuleKey::of(module))?;
+        Some(m.frames_at(offset))
+    }
+
+    /// Forgets the JIT map of `pid` and the frames read from it (after the process exited; a reused pid reads
+    /// its own map).
+    pub fn forget_process(&mut self, pid: u32) {
+        self.jit_maps.remove(&pid);
+    }
+
+    /// Processes whose JIT map is held.
+    pub fn jit_process_count(&self) -> usize {
+        self.jit_maps.len()
     }
 
     pub fn new() -> Symbolizer {
@@ -223,13 +355,10 @@ impl Symbolizer {
             debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
             kallsyms_path: PathBuf::from("/proc/kallsyms"),
             perf_map_dir: PathBuf::from("/tmp"),
-            module_index: HashMap::new(),
-            modules: Vec::new(),
-            user_frames: HashMap::new(),
+            modules: HashMap::new(),
             kallsyms: None,
             kernel_frames: HashMap::new(),
             jit_maps: HashMap::new(),
-            jit_frames: HashMap::new(),
         }
     }
 
@@ -254,29 +383,7 @@ impl Symbolizer {
     /// Frames for a user-space address, innermost inline frame first; `offset` is the file offset of the lookup
     /// address (already `ra - 1` for return addresses). Never empty: an unknown address gets an unknown frame.
     pub fn symbolize_user(&mut self, module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
-        let index = self.load(module);
-        if let Some(frames) = self.user_frames.get(&(index, offset.0)) {
-            return frames.clone();
-        }
-        let m = &self.modules[index];
-        let unknown = unknown_name(m, offset);
-        let mut frames = match &m.elf {
-            Some(elf) => elf
-                .svma(offset)
-                .map(|svma| elf.frames(svma, &unknown))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if frames.is_empty() {
-            frames.push(Frame {
-                function: unknown,
-                file: None,
-                line: 0,
-            });
-        }
-        let frames: Arc<[Frame]> = frames.into();
-        self.user_frames.insert((index, offset.0), frames.clone());
-        frames
+        self.load(module).frames_at(offset)
     }
 
     /// The frame for a kernel address, from `/proc/kallsyms` (read once, on first use).
@@ -305,7 +412,7 @@ impl Symbolizer {
     /// The frame for an address in JIT-compiled code of `pid`, from `/tmp/perf-PID.map`; `None` when there is no
     /// such file or it does not list the address (the caller then names the frame as unknown in its mapping).
     pub fn symbolize_jit(&mut self, pid: u32, addr: Avma) -> Option<Arc<[Frame]>> {
-        if let Some(frames) = self.jit_frames.get(&(pid, addr.0)) {
+        if let Some(frames) = self.jit_maps.get(&pid).and_then(|j| j.frames.get(&addr.0)) {
             return Some(frames.clone());
         }
         let dir = &self.perf_map_dir;
@@ -316,6 +423,7 @@ impl Symbolizer {
             JitMap {
                 map: PerfMap::parse(&text.unwrap_or_default()),
                 len,
+                frames: HashMap::new(),
             }
         };
         let jit = self.jit_maps.entry(pid).or_insert_with(read);
@@ -331,28 +439,26 @@ impl Symbolizer {
             line: 0,
         }]
         .into();
-        self.jit_frames.insert((pid, addr.0), frames.clone());
+        jit.frames.insert(addr.0, frames.clone());
         Some(frames)
     }
 
     /// What became of `module` so far, without loading it.
     pub fn module_status(&self, module: &ModuleSpec) -> ModuleStatus {
-        match self.module_index.get(&ModuleKey::of(module)) {
-            Some(&i) => self.modules[i].status.clone(),
+        match self.modules.get(&ModuleKey::of(module)) {
+            Some(m) => m.status.clone(),
             None => ModuleStatus::NotLoaded,
         }
     }
 
     /// Loads `module` now (if it is not yet) and says what became of it.
     pub fn load_module(&mut self, module: &ModuleSpec) -> ModuleStatus {
-        let index = self.load(module);
-        self.modules[index].status.clone()
+        self.load(module).status.clone()
     }
 
     /// The `PT_LOAD` segments of `module` (loading it); empty when it could not be read.
     pub fn segments(&mut self, module: &ModuleSpec) -> Vec<Segment> {
-        let index = self.load(module);
-        self.modules[index]
+        self.load(module)
             .elf
             .as_ref()
             .map(|e| e.segments().to_vec())
@@ -361,30 +467,50 @@ impl Symbolizer {
 
     /// The function symbol containing `svma` in `module` (for annotate: the range of code to disassemble).
     pub fn function_at(&mut self, module: &ModuleSpec, svma: Svma) -> Option<FunctionSymbol> {
-        let index = self.load(module);
-        self.modules[index].elf.as_ref()?.function_at(svma)
+        self.load(module).elf.as_ref()?.function_at(svma)
     }
 
     /// The function symbols of `module` named `name` (as frames name them: the alias users know, demangled).
     pub fn functions_named(&mut self, module: &ModuleSpec, name: &str) -> Vec<FunctionSymbol> {
-        let index = self.load(module);
-        self.modules[index]
+        self.load(module)
             .elf
             .as_ref()
             .map(|e| e.functions_named(name))
             .unwrap_or_default()
     }
 
-    fn load(&mut self, spec: &ModuleSpec) -> usize {
-        let key = ModuleKey::of(spec);
-        if let Some(&index) = self.module_index.get(&key) {
-            return index;
+    fn load(&mut self, spec: &ModuleSpec) -> &mut Module {
+        let debug_dirs = &self.debug_dirs;
+        self.modules
+            .entry(ModuleKey::of(spec))
+            .or_insert_with(|| load_module(spec, debug_dirs))
+    }
+}
+
+impl Module {
+    /// The frames at `offset`, resolved once.
+    fn frames_at(&mut self, offset: FileOffset) -> Arc<[Frame]> {
+        if let Some(frames) = self.frames.get(&offset.0) {
+            return frames.clone();
         }
-        let module = load_module(spec, &self.debug_dirs);
-        self.modules.push(module);
-        let index = self.modules.len() - 1;
-        self.module_index.insert(key, index);
-        index
+        let unknown = unknown_name(self, offset);
+        let mut frames = match &self.elf {
+            Some(elf) => elf
+                .svma(offset)
+                .map(|svma| elf.frames(svma, &unknown))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if frames.is_empty() {
+            frames.push(Frame {
+                function: unknown,
+                file: None,
+                line: 0,
+            });
+        }
+        let frames: Arc<[Frame]> = frames.into();
+        self.frames.insert(offset.0, frames.clone());
+        frames
     }
 }
 
@@ -409,6 +535,7 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
             name,
             elf: None,
             status: ModuleStatus::NotAFile,
+            frames: HashMap::new(),
         };
     } else {
         loader::open_binary(spec)
@@ -429,6 +556,7 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
                 name,
                 elf: None,
                 status,
+                frames: HashMap::new(),
             };
         }
         Err(OpenFailure::Unreadable(reason)) => {
@@ -436,6 +564,7 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
                 name,
                 elf: None,
                 status: ModuleStatus::Unreadable { reason },
+                frames: HashMap::new(),
             };
         }
     };
@@ -474,10 +603,12 @@ fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
         name,
         elf: Some(elf),
         status,
+        frames: HashMap::new(),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -485,6 +616,88 @@ mod tests {
     fn symbolizer_can_move_to_a_worker_thread() {
         fn assert_send<T: Send>() {}
         assert_send::<Symbolizer>();
+    }
+
+    /// The module and file offset of an address of this process, from `/proc/self/maps`.
+    pub(crate) fn own_code(addr: u64) -> (ModuleSpec, FileOffset) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (start, end) = fields[0].split_once('-').unwrap();
+            let start = u64::from_str_radix(start, 16).unwrap();
+            let end = u64::from_str_radix(end, 16).unwrap();
+            if (start..end).contains(&addr) {
+                let pgoff = u64::from_str_radix(fields[2], 16).unwrap();
+                let spec = ModuleSpec {
+                    path: fields[5..].join(" "),
+                    ..ModuleSpec::default()
+                };
+                return (spec, FileOffset(addr - start + pgoff));
+            }
+        }
+        panic!("{addr:#x} is not mapped");
+    }
+
+    #[test]
+    fn evicted_modules_take_their_frames_and_load_again() {
+        let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+        let (libc, offset) = own_code(libc::getpid as *const () as u64);
+        assert!(libc.path.contains("libc"), "{}", libc.path);
+        let first = s.symbolize_user(&libc, offset);
+        assert_eq!(first.last().map(|f| f.function.as_str()), Some("getpid"));
+        let gone = ModuleSpec {
+            path: "/nonexistent/libgone.so".to_owned(),
+            ..ModuleSpec::default()
+        };
+        s.symbolize_user(&gone, FileOffset(0x10));
+        s.symbolize_user(&gone, FileOffset(0x20));
+        assert_eq!(s.module_count(), 2);
+        let frames = |s: &Symbolizer| s.modules.values().map(|m| m.frames.len()).sum::<usize>();
+        assert_eq!(frames(&s), 3);
+
+        let key = ModuleKey::of(&libc);
+        assert_eq!(s.retain_modules(|k| k != &key), 1);
+        assert_eq!(s.module_count(), 1);
+        assert_eq!(frames(&s), 2, "the evicted module's frames went with it");
+        assert_eq!(s.module_status(&libc), ModuleStatus::NotLoaded);
+        assert!(matches!(
+            s.module_status(&gone),
+            ModuleStatus::Unreadable { .. }
+        ));
+
+        // A later lookup loads the module again and resolves the same frames afresh.
+        let again = s.symbolize_user(&libc, offset);
+        assert_eq!(again, first);
+        assert!(!Arc::ptr_eq(&again, &first));
+        assert!(matches!(
+            s.module_status(&libc),
+            ModuleStatus::Loaded { .. }
+        ));
+        assert_eq!(s.retain_modules(|_| false), 2);
+        assert_eq!((s.module_count(), frames(&s)), (0, 0));
+    }
+
+    #[test]
+    fn forgotten_process_rereads_its_jit_map() {
+        let dir = std::env::temp_dir().join(format!("stacktop-jit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A pid no process has: the map is found in the directory only.
+        let pid = 4_000_000_000;
+        let map = dir.join(format!("perf-{pid}.map"));
+        std::fs::write(&map, "1000 100 first\n").unwrap();
+        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
+        let name = |s: &mut Symbolizer| {
+            s.symbolize_jit(pid, Avma(0x1010))
+                .map(|f| f[0].function.clone())
+        };
+        assert_eq!(name(&mut s).as_deref(), Some("first"));
+        assert_eq!(s.jit_process_count(), 1);
+        s.forget_process(pid);
+        assert_eq!(s.jit_process_count(), 0);
+        // The pid is reused by a process with a map of the same length: it is read, not the cached frame.
+        std::fs::write(&map, "1000 100 again\n").unwrap();
+        assert_eq!(name(&mut s).as_deref(), Some("again"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::profile::query::{
 use crate::profile::{Meta, Profile};
 use crate::render::sanitize;
 use crate::render::text::short_module;
+use crate::symbolize::Resolution;
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
 pub const DECAY: (u64, u64) = (7, 8);
@@ -44,6 +45,9 @@ pub struct Status {
 pub struct Update {
     pub delta: Profile,
     pub status: Status,
+    /// Names for addresses that earlier updates named by a loading placeholder (their module was still being
+    /// read); applied to the profiles on screen.
+    pub resolved: Vec<Resolution>,
 }
 
 /// The column the table is sorted by.
@@ -294,7 +298,11 @@ impl App {
     }
 
     fn absorb(&mut self, update: Update) {
-        let Update { delta, status } = update;
+        let Update {
+            delta,
+            status,
+            resolved,
+        } = update;
         // Rebuilt each time so stacks that decayed to (almost) nothing are dropped: a stack lighter than a
         // millionth of the recent total is gone.
         // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped.
@@ -311,6 +319,8 @@ impl App {
         }
         self.cumulative.meta = delta.meta.clone();
         self.cumulative.merge_scaled(&delta, 1, 1, 0);
+        self.decayed.resolve_placeholders(&resolved);
+        self.cumulative.resolve_placeholders(&resolved);
         if status.ended.is_some() {
             // The whole run, frozen.
             self.ended = true;

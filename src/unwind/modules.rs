@@ -219,6 +219,18 @@ impl Unwinders {
         );
     }
 
+    /// Drops the unwind tables and quality figures of the modules for which `keep` is false (no process maps
+    /// them any more). A process unwinder built with one keeps its tables until it is rebuilt or forgotten.
+    pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
+        self.tables.retain(|m, _| keep(m));
+        self.quality.modules.retain(|m, _| keep(m));
+    }
+
+    /// Modules whose unwind tables were read (or found missing).
+    pub fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+
     /// Unwind tables of modules loaded so far (for the quality summary).
     pub fn tables(&self, module: &Arc<Module>) -> Option<&UnwindTables> {
         self.tables.get(module).and_then(|t| t.as_deref())

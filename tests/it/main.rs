@@ -11,4 +11,5 @@ mod record;
 mod render;
 mod symbolize;
 mod top;
+mod top_sampler;
 mod unwind;

@@ -313,6 +313,7 @@ fn live_updates_decay_and_accumulate() {
         Update {
             delta: p,
             status: Status::default(),
+            resolved: Vec::new(),
         }
     };
     let mut app = App::live(Status::default());

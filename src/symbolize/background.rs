@@ -1,0 +1,266 @@
+//! Loading modules off the sampling thread, for `top`: reading a large library's symbols and DWARF can take
+//! seconds, and no sample would be processed meanwhile.
+//!
+//! ```text
+//!  sampling thread                                   loader thread
+//!  frames(): module loaded? ── yes ──> its frames
+//!            └─ no: request it once ──ModuleSpec──> ModuleLoader::load (reads the files)
+//!               and name the address by a                 │
+//!               placeholder, remembering it               │
+//!  install_finished() <──────────LoadedModule─────────────┘
+//!    installs it into the Symbolizer and resolves every remembered address: the Resolutions go to whoever
+//!    holds profiles with the placeholders (the TUI rewrites them).
+//! ```
+//! The placeholder is `[unknown] MODULE+0xOFFSET (loading)`; it is never cached here: once the module is
+//! installed, `frames` returns its real frames. `record` and `report` do not use this: they load on the spot, so
+//! their output is complete.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{loading_frames, Frame, LoadedModule, ModuleKey, ModuleSpec, Resolution, Symbolizer};
+use crate::addr::{Avma, FileOffset};
+
+/// A module requested and not installed yet, with the addresses named by placeholders meanwhile.
+struct Pending {
+    spec: ModuleSpec,
+    /// (address in the process, file offset) of every placeholder handed out.
+    addresses: HashSet<(u64, u64)>,
+}
+
+/// A loader thread and the placeholders waiting for it.
+pub struct BackgroundLoader {
+    requests: Sender<ModuleSpec>,
+    loaded: Receiver<LoadedModule>,
+    pending: HashMap<ModuleKey, Pending>,
+    /// The loader thread is gone (it panicked): modules load on the caller's thread again.
+    dead: bool,
+}
+
+impl BackgroundLoader {
+    /// Starts the loader thread; `load` reads one module (normally `ModuleLoader::load`). The thread is not
+    /// joined: dropping the loader ends it after the load in progress, whose result is dropped.
+    pub fn spawn(
+        mut load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
+    ) -> std::io::Result<BackgroundLoader> {
+        let (requests, to_load) = mpsc::channel::<ModuleSpec>();
+        let (done, loaded) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("stacktop-loader".to_owned())
+            .spawn(move || {
+                for spec in to_load {
+                    if done.send(load(&spec)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(BackgroundLoader {
+            requests,
+            loaded,
+            pending: HashMap::new(),
+            dead: false,
+        })
+    }
+
+    /// The frames of `offset` in `module` (at `address` in the process) if `symbolizer` has the module, else a
+    /// placeholder, asking the loader thread for the module the first time.
+    pub fn frames(
+        &mut self,
+        symbolizer: &mut Symbolizer,
+        module: &ModuleSpec,
+        address: Avma,
+        offset: FileOffset,
+    ) -> Arc<[Frame]> {
+        if let Some(frames) = symbolizer.symbolize_loaded(module, offset) {
+            return frames;
+        }
+        if self.dead {
+            return symbolizer.symbolize_user(module, offset);
+        }
+        let key = ModuleKey::of(module);
+        let pending = match self.pending.get_mut(&key) {
+            Some(p) => p,
+            None => {
+                if self.requests.send(module.clone()).is_err() {
+                    self.dead = true;
+                    return symbolizer.symbolize_user(module, offset);
+                }
+                self.pending.entry(key).or_insert(Pending {
+                    spec: module.clone(),
+                    addresses: HashSet::new(),
+                })
+            }
+        };
+        pending.addresses.insert((address.0, offset.0));
+        loading_frames(module, offset)
+    }
+
+    /// Installs the modules loaded since the last call and returns the frames of their placeholder addresses,
+    /// sorted by module and address. Does not wait.
+    pub fn install_finished(&mut self, symbolizer: &mut Symbolizer) -> Vec<Resolution> {
+        let mut out = Vec::new();
+        while !self.pending.is_empty() {
+            match self.loaded.try_recv() {
+                Ok(loaded) => self.install(symbolizer, loaded, &mut out),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.load_here(symbolizer, &mut out);
+                    break;
+                }
+            }
+        }
+        sort(&mut out);
+        out
+    }
+
+    /// Waits until every requested module is installed, or `give_up` returns true (it is asked every tenth of
+    /// a second), and returns the frames of the placeholder addresses of the modules installed (the end of a
+    /// session: nothing should stay unnamed).
+    pub fn install_all(
+        &mut self,
+        symbolizer: &mut Symbolizer,
+        give_up: &dyn Fn() -> bool,
+    ) -> Vec<Resolution> {
+        let mut out = Vec::new();
+        while !self.pending.is_empty() && !give_up() {
+            match self.loaded.recv_timeout(Duration::from_millis(100)) {
+                Ok(loaded) => self.install(symbolizer, loaded, &mut out),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.load_here(symbolizer, &mut out),
+            }
+        }
+        sort(&mut out);
+        out
+    }
+
+    /// Modules requested and not installed yet.
+    pub fn pending_modules(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn install(
+        &mut self,
+        symbolizer: &mut Symbolizer,
+        loaded: LoadedModule,
+        out: &mut Vec<Resolution>,
+    ) {
+        let pending = self.pending.remove(loaded.key());
+        symbolizer.install(loaded);
+        if let Some(pending) = pending {
+            resolve(symbolizer, pending, out);
+        }
+    }
+
+    /// The loader thread died: load what it was asked for here, and everything from now on.
+    fn load_here(&mut self, symbolizer: &mut Symbolizer, out: &mut Vec<Resolution>) {
+        self.dead = true;
+        for (_, pending) in self.pending.drain() {
+            resolve(symbolizer, pending, out);
+        }
+    }
+}
+
+fn resolve(symbolizer: &mut Symbolizer, pending: Pending, out: &mut Vec<Resolution>) {
+    for (address, offset) in pending.addresses {
+        out.push(Resolution {
+            module: pending.spec.path.clone(),
+            address,
+            frames: symbolizer.symbolize_user(&pending.spec, FileOffset(offset)),
+        });
+    }
+}
+
+fn sort(resolutions: &mut [Resolution]) {
+    resolutions.sort_by(|a, b| (&a.module, a.address).cmp(&(&b.module, b.address)));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::symbolize::module_name;
+    use crate::symbolize::tests::own_code;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn placeholders_until_the_loader_thread_is_done() {
+        let mut symbolizer = Symbolizer::new().with_debug_dirs(vec![]);
+        let (libc, offset) = own_code(libc::getpid as *const () as u64);
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (open, gate) = mpsc::channel::<()>();
+        let loader = symbolizer.loader();
+        let counted = Arc::clone(&loads);
+        let mut background = BackgroundLoader::spawn(move |spec| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            gate.recv().unwrap();
+            loader.load(spec)
+        })
+        .unwrap();
+
+        let address = Avma(0x7f00_0000_0000 + offset.0);
+        let frames = background.frames(&mut symbolizer, &libc, address, offset);
+        assert!(frames[0].is_loading(), "{frames:?}");
+        assert!(frames[0].is_unknown());
+        assert_eq!(
+            frames[0].function,
+            format!(
+                "[unknown] {}+{:#x} (loading)",
+                module_name(&libc.path),
+                offset.0
+            )
+        );
+        // Asked for once, however many addresses wait for it.
+        let other = FileOffset(offset.0 + 1);
+        background.frames(&mut symbolizer, &libc, Avma(address.0 + 1), other);
+        background.frames(&mut symbolizer, &libc, address, offset);
+        assert!(background.install_finished(&mut symbolizer).is_empty());
+        assert_eq!(background.pending_modules(), 1);
+        assert!(!symbolizer.is_loaded(&libc));
+
+        // Giving up returns at once, with nothing.
+        assert!(background.install_all(&mut symbolizer, &|| true).is_empty());
+        open.send(()).unwrap();
+        let resolved = background.install_all(&mut symbolizer, &|| false);
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(background.pending_modules(), 0);
+        let addresses: Vec<u64> = resolved.iter().map(|r| r.address).collect();
+        assert_eq!(addresses, [address.0, address.0 + 1]);
+        assert!(resolved.iter().all(|r| r.module == libc.path));
+        assert_eq!(
+            resolved[0].frames.last().map(|f| f.function.as_str()),
+            Some("getpid")
+        );
+        // Installed: real frames at once, no placeholder cached.
+        let frames = background.frames(&mut symbolizer, &libc, address, offset);
+        assert_eq!(frames, resolved[0].frames);
+        assert!(background.install_finished(&mut symbolizer).is_empty());
+    }
+
+    #[test]
+    fn a_dead_loader_thread_means_loading_here() {
+        let mut symbolizer = Symbolizer::new().with_debug_dirs(vec![]);
+        let mut background = BackgroundLoader::spawn(|_| panic!("loader bug")).unwrap();
+        let gone = ModuleSpec {
+            path: "/nonexistent/libgone.so".to_owned(),
+            ..ModuleSpec::default()
+        };
+        let frames = background.frames(&mut symbolizer, &gone, Avma(0x10), FileOffset(0x10));
+        assert!(frames[0].is_loading());
+        let resolved = background.install_all(&mut symbolizer, &|| false);
+        assert_eq!(
+            resolved[0].frames[0].function,
+            "[unknown] libgone.so+0x10 (unreadable)"
+        );
+        let frames = background.frames(&mut symbolizer, &gone, Avma(0x20), FileOffset(0x20));
+        assert_eq!(frames[0].function, "[unknown] libgone.so+0x20 (unreadable)");
+    }
+
+    #[test]
+    fn loaded_modules_cross_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<LoadedModule>();
+        assert_send::<Resolution>();
+    }
+}

@@ -1,0 +1,341 @@
+//! The pipeline as `top` drives it, one profile per refresh: its caches stay bounded while short-lived
+//! processes come and go, and modules load in the background, their addresses named by placeholders until then.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use stacktop::acquire::record::{MmapRecord, Record, SampleRecord, PERF_CONTEXT_USER};
+use stacktop::acquire::{CommandOutput, Session, SessionConfig, Target};
+use stacktop::cmd::pipeline::{Footprint, Pipeline};
+use stacktop::profile::{Meta, Profile};
+use stacktop::symbolize::{ModuleSpec, Resolution, Symbolizer};
+use stacktop::tui::{App, Status, Update};
+use stacktop::unwind::fp;
+use stacktop::unwind::modules::Mode;
+
+use crate::common::*;
+
+/// `count` copies of the spin workload, each under its own name: to the symbolizer, distinct modules.
+fn spin_copies(count: usize) -> Vec<PathBuf> {
+    let spin = build_c("spin.c", "spin", &[]);
+    let dir = scratch_file("spin-copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    (0..count)
+        .map(|i| {
+            let copy = dir.join(format!("spin-{i:03}"));
+            std::fs::copy(&spin, &copy).unwrap();
+            copy
+        })
+        .collect()
+}
+
+/// Records `script` (run by `sh -c`) in hybrid mode, taking a profile every `refresh` as `top` does (modules
+/// load in the background); calls `each` with every profile, the resolutions of earlier placeholders and the
+/// footprint right after it was taken.
+fn drive(
+    script: &str,
+    refresh: Duration,
+    mut each: impl FnMut(Profile, Vec<Resolution>, Footprint),
+) {
+    let config = SessionConfig {
+        target: Target::Command(vec!["sh".into(), "-c".into(), script.into()]),
+        event: "cpu-clock".parse().unwrap(),
+        frequency: 999,
+        call_graph: "hybrid".parse().unwrap(),
+        command_output: CommandOutput::Null,
+    };
+    let mut session = Session::start(config).unwrap();
+    let limits = fp::Limits {
+        kernel_max_stack: session.max_stack(),
+        ..fp::Limits::default()
+    };
+    let mut pipeline =
+        Pipeline::new(Meta::default(), limits, Some(Mode::Hybrid)).with_background_loading();
+    let mut records: Vec<Record> = Vec::new();
+    let mut next = Instant::now() + refresh;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !session.is_finished() && Instant::now() < deadline {
+        session
+            .read(Duration::from_millis(50), &mut records)
+            .unwrap();
+        for record in records.drain(..) {
+            pipeline.on_record(&record);
+        }
+        if Instant::now() >= next {
+            let profile = pipeline.take_profile();
+            each(profile, pipeline.take_resolutions(), pipeline.footprint());
+            next = Instant::now() + refresh;
+        }
+    }
+    session.finish(&mut records).unwrap();
+    for record in records.drain(..) {
+        pipeline.on_record(&record);
+    }
+    pipeline.finish_loading(|| false);
+    // Exited processes go one refresh after their exit was seen.
+    for _ in 0..2 {
+        let profile = pipeline.take_profile();
+        each(profile, pipeline.take_resolutions(), pipeline.footprint());
+    }
+}
+
+/// Per module path (of the spin copies only): samples, and samples whose innermost frame has a name.
+fn spin_samples(profile: &Profile, counts: &mut std::collections::BTreeMap<String, (u64, u64)>) {
+    for group in &profile.samples {
+        let Some(leaf) = profile.stack(group.leaf).next() else {
+            continue;
+        };
+        let location = profile.location(leaf);
+        let Some(mapping) = location.mapping else {
+            continue;
+        };
+        let path = profile.str(profile.mapping(mapping).path);
+        if !path.contains("/spin-copies/") {
+            continue;
+        }
+        let named = location.lines.iter().all(|l| {
+            !profile
+                .str(profile.function(l.function).name)
+                .starts_with("[unknown]")
+        });
+        let entry = counts.entry(path.to_owned()).or_default();
+        entry.0 += group.count;
+        entry.1 += if named { group.count } else { 0 };
+    }
+}
+
+#[test]
+fn caches_stay_bounded_while_short_lived_processes_come_and_go() {
+    if !perf_available() {
+        return;
+    }
+    const COPIES: usize = 120;
+    let copies = spin_copies(COPIES);
+    // Each copy burns 30 ms of CPU in two threads, then exits: a new module, process and thread every time.
+    let script = format!(
+        "for f in {}/spin-*; do \"$f\" 0.03 2; done",
+        copies[0].parent().unwrap().display()
+    );
+    let mut max = Footprint::default();
+    let mut last = Footprint::default();
+    let mut cumulative = Profile::default();
+    let mut refreshes = 0;
+    drive(
+        &script,
+        Duration::from_millis(200),
+        |profile, resolved, footprint| {
+            // As the TUI does.
+            cumulative.merge_scaled(&profile, 1, 1, 0);
+            cumulative.resolve_placeholders(&resolved);
+            max.symbol_modules = max.symbol_modules.max(footprint.symbol_modules);
+            max.unwind_modules = max.unwind_modules.max(footprint.unwind_modules);
+            max.processes = max.processes.max(footprint.processes);
+            max.threads = max.threads.max(footprint.threads);
+            last = footprint;
+            refreshes += 1;
+        },
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    spin_samples(&cumulative, &mut counts);
+    let seen: BTreeSet<&String> = counts.keys().collect();
+    let samples: u64 = counts.values().map(|c| c.0).sum();
+    let named: u64 = counts.values().map(|c| c.1).sum();
+    eprintln!(
+        "{} of {COPIES} copies sampled ({samples} samples, {named} named) over {refreshes} refreshes; \
+         most at once: {max:?}; at the end: {last:?}",
+        seen.len()
+    );
+    assert!(
+        seen.len() >= COPIES * 3 / 4,
+        "only {} copies were sampled",
+        seen.len()
+    );
+    // Without eviction every copy would stay loaded: more than COPIES modules by the end.
+    assert!(
+        max.symbol_modules < 30 && max.unwind_modules < 30,
+        "caches grew: {max:?}"
+    );
+    assert!(max.processes < 30 && max.threads < 30, "{max:?}");
+    assert!(
+        last.symbol_modules <= 2 && last.unwind_modules <= 2 && last.processes <= 1,
+        "left after every process exited: {last:?}"
+    );
+    // Neither evicting nor loading in the background costs names: a module mapped again loads again, and the
+    // placeholders handed out while a module loaded are named once it is in.
+    assert!(
+        named * 100 >= samples * 95,
+        "{named} of {samples} samples named"
+    );
+}
+
+/// The file offset of `offset_in` bytes into function `name` of `binary`.
+fn function_offset(binary: &std::path::Path, name: &str, offset_in: u64) -> u64 {
+    let spec = ModuleSpec {
+        path: binary.display().to_string(),
+        ..ModuleSpec::default()
+    };
+    let mut symbolizer = Symbolizer::new();
+    let function = symbolizer.functions_named(&spec, name);
+    let svma = function.first().expect("function in the binary").start.0 + offset_in;
+    let segment = symbolizer
+        .segments(&spec)
+        .into_iter()
+        .find(|s| (s.vaddr..s.vaddr + s.size).contains(&svma))
+        .expect("a segment holds the function");
+    svma - segment.vaddr + segment.offset
+}
+
+/// The innermost function of each sample group's stack, by name.
+fn leaf_names(profile: &Profile) -> Vec<String> {
+    let mut names: Vec<String> = profile
+        .samples
+        .iter()
+        .filter_map(|g| profile.stack(g.leaf).next())
+        .map(|l| {
+            let line = profile.location(l).lines[0];
+            profile.str(profile.function(line.function).name).to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
+    // Records of a process that maps the spin workload whole at BASE (so an address is BASE + file offset),
+    // sampled in spin_inner, called from burn.
+    const PID: u32 = 3_999_999;
+    const BASE: u64 = 0x5555_0000_0000;
+    let spin = build_c("spin.c", "spin", &[]);
+    let ip = BASE + function_offset(&spin, "spin_inner", 4);
+    let ret = BASE + function_offset(&spin, "burn", 5);
+    let len = std::fs::metadata(&spin)
+        .unwrap()
+        .len()
+        .next_multiple_of(4096);
+    let mmap = Record::Mmap(MmapRecord {
+        pid: PID,
+        tid: PID,
+        time: 1,
+        start: BASE,
+        len,
+        pgoff: 0,
+        path: spin.display().to_string(),
+        build_id: None,
+        executable: true,
+        dev: 0,
+        inode: 0,
+    });
+    let sample = Record::Sample(SampleRecord {
+        pid: PID,
+        tid: PID,
+        time: 2,
+        period: 1_000_000,
+        user_mode: true,
+        callchain: vec![PERF_CONTEXT_USER, ip, ret],
+        ..SampleRecord::default()
+    });
+    // A loader that waits for the test's word: as slow as the test wants.
+    let gated = || {
+        let (open, gate) = mpsc::channel::<()>();
+        let loader = Symbolizer::new().loader();
+        let pipeline = Pipeline::new(Meta::default(), fp::Limits::default(), None)
+            .with_background_loader(move |spec| {
+                let _ = gate.recv();
+                loader.load(spec)
+            });
+        (pipeline, open)
+    };
+    let (mut pipeline, open) = gated();
+    pipeline.on_record(&mmap);
+    pipeline.on_record(&sample);
+    let mut first = pipeline.take_profile();
+    let placeholder = |address: u64| format!("[unknown] spin+{:#x} (loading)", address - BASE);
+    assert_eq!(leaf_names(&first), [placeholder(ip)]);
+    let caller = first.stack(first.samples[0].leaf).nth(1).unwrap();
+    let caller_name = first
+        .function(first.location(caller).lines[0].function)
+        .name;
+    assert_eq!(first.str(caller_name), placeholder(ret - 1));
+    assert!(pipeline.take_resolutions().is_empty());
+    assert_eq!(pipeline.footprint().loading, 1);
+    // Still loading: the samples go on, named by placeholders again.
+    pipeline.on_record(&sample);
+    let mut second = pipeline.take_profile();
+    assert_eq!(leaf_names(&second), [placeholder(ip)]);
+
+    // The TUI shows the placeholder meanwhile.
+    let mut app = App::live(Status::default());
+    app.update(Update {
+        delta: first.clone(),
+        status: Status::default(),
+        resolved: Vec::new(),
+    });
+    assert_eq!(app.rows[0].symbol, placeholder(ip));
+
+    open.send(()).unwrap();
+    let started = Instant::now();
+    let (latest, resolved) = loop {
+        let profile = pipeline.take_profile();
+        let resolved = pipeline.take_resolutions();
+        if !resolved.is_empty() {
+            break (profile, resolved);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the module never loaded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let named: Vec<(u64, &str)> = resolved
+        .iter()
+        .map(|r| (r.address, r.frames.last().unwrap().function.as_str()))
+        .collect();
+    assert_eq!(named, [(ip, "spin_inner"), (ret - 1, "burn")]);
+    assert_eq!(pipeline.footprint().loading, 0);
+    // The profiles taken earlier are renamed by the resolutions, stacks untouched.
+    assert_eq!(first.resolve_placeholders(&resolved), 2);
+    assert_eq!(second.resolve_placeholders(&resolved), 2);
+    assert_eq!(leaf_names(&first), ["spin_inner"]);
+    // burn's frames: the inlined clock helper, then burn itself.
+    let caller_names: Vec<&str> = first
+        .location(caller)
+        .lines
+        .iter()
+        .map(|l| first.str(first.function(l.function).name))
+        .collect();
+    assert_eq!(caller_names.last(), Some(&"burn"));
+    // So is the TUI's view, decaying and cumulative.
+    app.update(Update {
+        delta: latest,
+        status: Status::default(),
+        resolved: resolved.clone(),
+    });
+    assert_eq!(app.rows[0].symbol, "spin_inner");
+    app.cumulative_mode = true;
+    app.refresh();
+    assert_eq!(app.rows[0].symbol, "spin_inner");
+    assert!(app.rows.iter().all(|r| !r.symbol.contains("(loading)")));
+    // Installed: later samples are named at once, and nothing is left to resolve.
+    pipeline.on_record(&sample);
+    let third = pipeline.take_profile();
+    assert_eq!(leaf_names(&third), ["spin_inner"]);
+    assert!(pipeline.take_resolutions().is_empty());
+
+    // At the end of a session, the pipeline waits for the loads in progress (unless told to give up).
+    let (mut pipeline, open) = gated();
+    pipeline.on_record(&mmap);
+    pipeline.on_record(&sample);
+    pipeline.finish_loading(|| true);
+    assert_eq!(pipeline.footprint().loading, 1);
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        open.send(()).unwrap();
+    });
+    pipeline.finish_loading(|| false);
+    opener.join().unwrap();
+    assert_eq!(leaf_names(&pipeline.take_profile()), ["spin_inner"]);
+    assert_eq!(pipeline.take_resolutions().len(), 2);
+}
