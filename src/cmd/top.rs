@@ -229,7 +229,15 @@ impl Sampler {
             std::thread::Builder::new()
                 .name("stacktop-sampler".to_owned())
                 .spawn(move || {
-                    sample(pipeline, status, delay, &stop, &batches_rx, &updates_tx, &recycler);
+                    sample(
+                        pipeline,
+                        status,
+                        delay,
+                        &stop,
+                        &batches_rx,
+                        &updates_tx,
+                        &recycler,
+                    );
                     Ok::<(), anyhow::Error>(())
                 })?
         };

@@ -74,6 +74,13 @@ impl Profile {
     /// The frames of a stack, innermost first, inline frames expanded.
     pub fn frames(&self, leaf: Option<super::NodeId>) -> Vec<Frame> {
         let mut frames = Vec::new();
+        self.frames_into(leaf, &mut frames);
+        frames
+    }
+
+    /// `frames` into a buffer the caller reuses (cleared first).
+    pub fn frames_into(&self, leaf: Option<super::NodeId>, frames: &mut Vec<Frame>) {
+        frames.clear();
         for location in self.stack(leaf) {
             let lines = &self.location(location).lines;
             if lines.is_empty() {
@@ -93,7 +100,6 @@ impl Profile {
                 });
             }
         }
-        frames
     }
 
     pub fn module_key(&self, location: LocationId) -> ModuleKey {
@@ -415,6 +421,14 @@ pub struct TopFunctions {
     pub total: Weight,
 }
 
+/// A stack with the labels a table shows (the others `None`).
+type StackLabels = (
+    Option<super::NodeId>,
+    Option<StrId>,
+    Option<u32>,
+    Option<u32>,
+);
+
 /// Per-function (per `keys`) self and total weights. With `children`, rows are sorted by total, else by self
 /// (and rows with no self weight are dropped, as `perf report --no-children` does).
 pub fn top_functions(
@@ -423,21 +437,60 @@ pub fn top_functions(
     keys: &[SortKey],
     children: bool,
 ) -> TopFunctions {
-    let samples = filtered_samples(profile, filter, false);
-    let total = total_weight(&samples);
+    // Groups that differ only in labels the rows do not show (the tids of one command, say) walk their
+    // stack once: the TUI runs this every refresh over thousands of groups.
+    let label = |k: SortKey| keys.contains(&k);
+    let (by_comm, by_pid, by_tid) = (
+        label(SortKey::Comm),
+        label(SortKey::Pid),
+        label(SortKey::Tid),
+    );
+    let mut stacks: HashMap<StackLabels, usize> = HashMap::new();
+    let mut merged: Vec<SampleGroup> = Vec::new();
+    let mut total = Weight::default();
+    for group in &profile.samples {
+        if !filter.accepts_labels(profile, group) {
+            continue;
+        }
+        let key = (
+            group.leaf,
+            by_comm.then_some(group.comm),
+            by_pid.then_some(group.pid),
+            by_tid.then_some(group.tid),
+        );
+        let i = *stacks.entry(key).or_insert_with(|| {
+            merged.push(SampleGroup {
+                count: 0,
+                period: 0,
+                ..group.clone()
+            });
+            merged.len() - 1
+        });
+        merged[i].count += group.count;
+        merged[i].period += group.period;
+    }
     let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
     let mut seen: HashSet<RowKey> = HashSet::new();
-    for s in &samples {
-        let Some(leaf) = s.frames.first() else {
+    let mut frames = Vec::new();
+    for group in &merged {
+        profile.frames_into(group.leaf, &mut frames);
+        if filter.hide_kernel {
+            frames.retain(|f| !profile.module_key(f.location).kernel);
+            if frames.is_empty() && group.leaf.is_some() {
+                continue;
+            }
+        }
+        total.add(group);
+        let Some(leaf) = frames.first() else {
             continue;
         };
-        let key = RowKey::new(keys, profile, s.group, leaf);
-        row_entry(&mut rows, key).self_.add(s.group);
+        let key = RowKey::new(keys, profile, group, leaf);
+        row_entry(&mut rows, key).self_.add(group);
         seen.clear();
-        for frame in &s.frames {
-            let key = RowKey::new(keys, profile, s.group, frame);
+        for frame in &frames {
+            let key = RowKey::new(keys, profile, group, frame);
             if seen.insert(key) {
-                row_entry(&mut rows, key).total.add(s.group);
+                row_entry(&mut rows, key).total.add(group);
             }
         }
     }

@@ -147,7 +147,11 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         Cell::from(arrow(SortColumn::Symbol, "Symbol")),
     ])
     .style(theme.title());
-    let rows = app.rows.iter().map(|r| {
+    // Only the rows on screen are built: under `-a` the table can hold thousands. The window is the one
+    // ratatui would scroll to from the top (the selected row last when it is below the first page).
+    let visible = usize::from(area.height.saturating_sub(1)).max(1);
+    let first = app.selected.saturating_sub(visible - 1);
+    let rows = app.rows.iter().skip(first).take(visible).map(|r| {
         let symbol = if r.kernel {
             format!("[k] {}", r.symbol)
         } else {
@@ -174,7 +178,7 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         .header(header)
         .row_highlight_style(theme.selected());
     let mut state =
-        TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected));
+        TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected - first));
     if app.rows.is_empty() {
         let text = if app.ended || app.status.samples > 0 {
             "no samples match"

@@ -83,6 +83,44 @@ fn table_screen() {
     goldens("table", &mut app);
 }
 
+/// A table far longer than the screen: only the rows on screen are drawn, and the selected one is always
+/// among them (the last one when it is below the first page), as ratatui scrolls from the top.
+#[test]
+fn long_table_scrolls_to_the_selection() {
+    use stacktop::profile::{Function, Line, Location, Meta, Profile};
+    let mut p = Profile::new(Meta::default());
+    let comm = p.intern("app");
+    for i in 0..100u64 {
+        let name = p.intern(&format!("func_{i:03}"));
+        let function = p.add_function(Function { name, file: None });
+        let location = p.add_location(Location {
+            mapping: None,
+            address: i,
+            lines: vec![Line { function, line: 0 }],
+        });
+        p.add_sample(&[location], 1, 1, comm, 1, 1000 - i);
+    }
+    let status = recorded_status(&p, "long.pb");
+    let mut app = App::frozen(p, status);
+    let table_line = |screen: &str, name: &str| screen.lines().position(|l| l.contains(name));
+    let s = screen(&mut app, 80, 24);
+    let first = table_line(&s, "func_000").expect("first row on screen");
+    assert!(!s.contains("func_099"));
+    press(&mut app, &[KeyCode::End]);
+    let s = screen(&mut app, 80, 24);
+    let last = table_line(&s, "func_099").expect("selected last row on screen");
+    assert!(!s.contains("func_000"));
+    assert!(last > first, "{s}");
+    for _ in 0..10 {
+        press(&mut app, &[KeyCode::Up]);
+    }
+    let s = screen(&mut app, 80, 24);
+    assert_eq!(table_line(&s, "func_089"), Some(last), "{s}");
+    press(&mut app, &[KeyCode::Home]);
+    let s = screen(&mut app, 80, 24);
+    assert_eq!(table_line(&s, "func_000"), Some(first), "{s}");
+}
+
 #[test]
 fn callers_tree_screen() {
     let mut app = app();
