@@ -30,6 +30,7 @@ use crate::cmd::pipeline::Pipeline;
 use crate::cmd::record::{duration, session_config};
 use crate::profile::query::{Filter, Matcher};
 use crate::profile::{Meta, Profile};
+use crate::symbolize::Symbolizer;
 use crate::tui::{
     self, AnnotatedLine, Annotation, Annotator, App, FuncRef, LineKind, Status, Update,
 };
@@ -225,7 +226,11 @@ impl Sampler {
         let sampler = {
             let status = status.clone();
             let stop = Arc::clone(&stop);
-            let pipeline = Pipeline::new(meta, limits, tables).with_background_loading();
+            // Each refresh resolves its addresses anew: a JIT map is re-read for a missing one once a second.
+            let symbolizer = Symbolizer::new().with_jit_recheck(Duration::from_secs(1));
+            let pipeline = Pipeline::new(meta, limits, tables)
+                .with_symbolizer(symbolizer)
+                .with_background_loading();
             std::thread::Builder::new()
                 .name("stacktop-sampler".to_owned())
                 .spawn(move || {

@@ -52,9 +52,10 @@ mod loader;
 mod perfmap;
 mod symbols;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use bytes::module_bytes;
 pub use demangle::demangle;
@@ -254,6 +255,8 @@ struct JitMap {
     len: Option<u64>,
     /// Frames by address, each resolved once; forgotten with the process.
     frames: HashMap<u64, Arc<[Frame]>>,
+    /// When the file's length was last looked at (each look reads `/proc/PID/status` too).
+    checked: Instant,
 }
 
 /// Resolves addresses to frames, caching modules and results. Not thread-safe by itself (`&mut self`), but
@@ -262,6 +265,8 @@ pub struct Symbolizer {
     debug_dirs: Vec<PathBuf>,
     kallsyms_path: PathBuf,
     perf_map_dir: PathBuf,
+    /// A JIT map is looked at again for a missing address at most this often (see `with_jit_recheck`).
+    jit_recheck: Duration,
     modules: HashMap<ModuleKey, Module>,
     kallsyms: Option<Kallsyms>,
     kernel_frames: HashMap<u64, Arc<[Frame]>>,
@@ -355,6 +360,7 @@ impl Symbolizer {
             debug_dirs: vec![PathBuf::from("/usr/lib/debug")],
             kallsyms_path: PathBuf::from("/proc/kallsyms"),
             perf_map_dir: PathBuf::from("/tmp"),
+            jit_recheck: Duration::ZERO,
             modules: HashMap::new(),
             kallsyms: None,
             kernel_frames: HashMap::new(),
@@ -371,6 +377,14 @@ impl Symbolizer {
     /// Use these kernel symbols instead of reading `/proc/kallsyms` (e.g. from a recording's metadata).
     pub fn with_kallsyms(mut self, kallsyms: Kallsyms) -> Symbolizer {
         self.kallsyms = Some(kallsyms);
+        self
+    }
+
+    /// Looks for a grown JIT map on a missing address at most once per `every` (default: on every miss).
+    /// `top` resolves every address again each refresh; garbage return addresses outside any mapping
+    /// would otherwise cost a `stat` and a read of `/proc/PID/status` each, each time.
+    pub fn with_jit_recheck(mut self, every: Duration) -> Symbolizer {
+        self.jit_recheck = every;
         self
     }
 
@@ -424,13 +438,17 @@ impl Symbolizer {
                 map: PerfMap::parse(&text.unwrap_or_default()),
                 len,
                 frames: HashMap::new(),
+                checked: Instant::now(),
             }
         };
+        let recheck = self.jit_recheck;
         let jit = self.jit_maps.entry(pid).or_insert_with(read);
-        if jit.map.lookup(addr).is_none()
-            && loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len
-        {
-            *jit = read();
+        if jit.map.lookup(addr).is_none() && jit.checked.elapsed() >= recheck {
+            if loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len {
+                *jit = read();
+            } else {
+                jit.checked = Instant::now();
+            }
         }
         let function = demangle(jit.map.lookup(addr)?);
         let frames: Arc<[Frame]> = vec![Frame {

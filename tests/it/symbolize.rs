@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use object::{Object, ObjectSegment, ObjectSymbol};
 use stacktop::addr::{Avma, FileOffset};
@@ -779,6 +780,22 @@ fn jit_perf_map() {
     assert!(
         s.symbolize_jit(pid + 1, Avma(0x7f0000001010)).is_none(),
         "no map file"
+    );
+
+    // With a recheck interval (top's), a miss looks at the file again only once the interval has passed.
+    std::fs::write(&map, "7f0000001000 40 first\n").expect("rewrite");
+    let mut s = Symbolizer::new()
+        .with_perf_map_dir(dir.to_path_buf())
+        .with_jit_recheck(Duration::from_secs(3600));
+    assert!(s.symbolize_jit(pid, Avma(0x7f0000002010)).is_none());
+    std::fs::write(&map, "7f0000001000 40 first\n7f0000002000 20 second\n").expect("append");
+    assert!(
+        s.symbolize_jit(pid, Avma(0x7f0000002010)).is_none(),
+        "not rechecked yet"
+    );
+    assert_eq!(
+        s.symbolize_jit(pid, Avma(0x7f0000001010)).expect("listed")[0].function,
+        "first"
     );
 }
 
