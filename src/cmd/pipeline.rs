@@ -11,7 +11,7 @@ use crate::acquire::record::{Record, SampleRecord};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
-    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
+    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile, StrId,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -59,6 +59,9 @@ pub struct Pipeline {
     locations: HashMap<LocationKey, LocationId>,
     mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
+    /// Each sampled thread's name in `profile`, by tid (with its pid): interned once per refresh, not per
+    /// sample.
+    comms: HashMap<u32, (u32, StrId)>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
@@ -85,6 +88,7 @@ impl Pipeline {
             locations: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
+            comms: HashMap::new(),
             stack: Vec::new(),
             offline: false,
             background: None,
@@ -150,7 +154,13 @@ impl Pipeline {
     pub fn on_record(&mut self, record: &Record) {
         match record {
             Record::Sample(sample) => self.on_sample(sample),
-            other => self.processes.apply(other),
+            other => {
+                // A thread's name may change (comm, exec, a reused tid after fork).
+                if !matches!(other, Record::Mmap(_)) {
+                    self.comms.clear();
+                }
+                self.processes.apply(other)
+            }
         }
     }
 
@@ -205,9 +215,16 @@ impl Pipeline {
             self.truncated += 1;
             stack.push(self.truncated_location());
         }
-        let comm = self
-            .profile
-            .intern(self.processes.comm(sample.pid, sample.tid));
+        let comm = match self.comms.get(&sample.tid) {
+            Some(&(pid, comm)) if pid == sample.pid => comm,
+            _ => {
+                let comm = self
+                    .profile
+                    .intern(self.processes.comm(sample.pid, sample.tid));
+                self.comms.insert(sample.tid, (sample.pid, comm));
+                comm
+            }
+        };
         self.profile
             .add_sample(&stack, sample.pid, sample.tid, comm, 1, sample.period);
         self.samples += 1;
@@ -369,6 +386,7 @@ impl Pipeline {
     pub fn take_profile(&mut self) -> Profile {
         let installed = self.install_loaded(None);
         self.locations.clear();
+        self.comms.clear();
         self.mappings.clear();
         self.kernel_mapping = None;
         for pid in self.processes.release_exited() {

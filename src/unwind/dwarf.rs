@@ -89,11 +89,14 @@ pub fn walk(
     stack: StackCopy<'_>,
     max_depth: usize,
 ) -> Walk {
-    let mut frames = vec![Frame {
+    // Sized for a typical stack up front: growing from one element reallocated four times per sample.
+    let mut frames = Vec::with_capacity(32);
+    frames.push(Frame {
         address: FrameAddress::InstructionPointer(Avma(regs.ip)),
         kernel: false,
-    }];
-    let mut cfas = vec![regs.sp];
+    });
+    let mut cfas = Vec::with_capacity(32);
+    cfas.push(regs.sp);
     let mut unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
     let mut address = framehop::FrameAddress::from_instruction_pointer(regs.ip);
     // Set when a read failed because it was past the end of the copy (not below sp, not garbage).

@@ -43,7 +43,10 @@ pub fn frames(callchain: &[u64]) -> Stack {
 
 /// Frames of a raw kernel call chain, innermost first.
 pub fn frames_with(callchain: &[u64], limits: Limits) -> Stack {
-    let mut stack = Stack::default();
+    let mut stack = Stack {
+        frames: Vec::with_capacity(callchain.len().min(limits.max_depth)),
+        truncated: false,
+    };
     // Before any marker, the kernel's convention is kernel context; a chain never starts without one in
     // practice, but a hand-made or imported chain might.
     let mut kernel = true;
