@@ -23,7 +23,7 @@ use std::ffi::OsString;
 
 pub use error::AcquireError;
 pub use event::{EventKind, EventSpec};
-pub use sample::Recycler;
+pub use sample::{Recycler, StackBudget};
 pub use session::Session;
 
 /// What to profile.

@@ -27,7 +27,7 @@ use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
 use super::record::{Record, SampleRecord};
-use super::sample::{self, Recycler};
+use super::sample::{self, Recycler, StackBudget};
 use super::{
     AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target, USER_REGS_MASK,
 };
@@ -324,6 +324,7 @@ pub struct Session {
     /// Samples the consumer is done with, and the reader's own stock of them to refill.
     recycler: Recycler,
     spare: Vec<SampleRecord>,
+    budget: StackBudget,
 }
 
 impl Session {
@@ -460,6 +461,7 @@ impl Session {
             finished: false,
             recycler: Recycler::default(),
             spare: Vec::new(),
+            budget: StackBudget::default(),
         })
     }
 
@@ -513,38 +515,41 @@ impl Session {
             let fast = sample::supported(sample_type);
             let mut iter = iter.into_cow();
             let mut taken = 0;
-            while taken < MAX_RECORDS_PER_ROUND {
-                let Some(raw) = iter.lending_next() else {
-                    break;
-                };
-                taken += 1;
-                let bytes = raw.as_raw().as_bytes();
-                let record = if fast && sample::is_sample(bytes) {
-                    if self.spare.is_empty() {
-                        self.recycler.refill(&mut self.spare);
-                    }
-                    let mut s = self.spare.pop().unwrap_or_default();
-                    match sample::parse(bytes, sample_type, regs, &mut s) {
-                        Some(()) => Record::Sample(s),
-                        None => continue,
-                    }
-                } else {
-                    let (mode, parsed) = raw.parse();
-                    let Some(record) = convert(mode, parsed) else {
-                        continue;
+            let budget = self.budget.clone();
+            budget.with(|stack_limit| {
+                while taken < MAX_RECORDS_PER_ROUND {
+                    let Some(raw) = iter.lending_next() else {
+                        break;
                     };
-                    record
-                };
-                match &record {
-                    Record::Sample(_) => self.stats.samples += 1,
-                    Record::Lost { count, .. } => self.stats.lost += count,
-                    Record::Throttle {
-                        throttled: true, ..
-                    } => self.stats.throttled += 1,
-                    _ => {}
+                    taken += 1;
+                    let bytes = raw.as_raw().as_bytes();
+                    let record = if fast && sample::is_sample(bytes) {
+                        if self.spare.is_empty() {
+                            self.recycler.refill(&mut self.spare);
+                        }
+                        let mut s = self.spare.pop().unwrap_or_default();
+                        match sample::parse(bytes, sample_type, regs, stack_limit, &mut s) {
+                            Some(()) => Record::Sample(s),
+                            None => continue,
+                        }
+                    } else {
+                        let (mode, parsed) = raw.parse();
+                        let Some(record) = convert(mode, parsed) else {
+                            continue;
+                        };
+                        record
+                    };
+                    match &record {
+                        Record::Sample(_) => self.stats.samples += 1,
+                        Record::Lost { count, .. } => self.stats.lost += count,
+                        Record::Throttle {
+                            throttled: true, ..
+                        } => self.stats.throttled += 1,
+                        _ => {}
+                    }
+                    self.reorder.push(record);
                 }
-                self.reorder.push(record);
-            }
+            });
             complete &= taken < MAX_RECORDS_PER_ROUND;
         }
         complete
@@ -554,6 +559,11 @@ impl Session {
     /// [`Recycler`]).
     pub fn recycler(&self) -> Recycler {
         self.recycler.clone()
+    }
+
+    /// The per-process limits on how much of each stack copy is kept (see [`StackBudget`]).
+    pub fn stack_budget(&self) -> StackBudget {
+        self.budget.clone()
     }
 
     fn reap(&mut self) {

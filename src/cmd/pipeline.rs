@@ -8,6 +8,7 @@ use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use crate::acquire::record::{Record, SampleRecord};
+use crate::acquire::StackBudget;
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
@@ -125,6 +126,13 @@ impl Pipeline {
     }
 
     /// Symbolizes with `symbolizer` (e.g. one given the recording machine's kernel symbols).
+    /// Hybrid mode: cut each process's stack copies in the reader to what its walks read (see
+    /// `acquire::StackBudget`).
+    pub fn with_stack_budget(mut self, budget: StackBudget) -> Pipeline {
+        self.unwinders = self.unwinders.map(|u| u.with_stack_budget(budget));
+        self
+    }
+
     pub fn with_symbolizer(mut self, symbolizer: Symbolizer) -> Pipeline {
         self.symbolizer = symbolizer;
         self

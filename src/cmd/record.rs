@@ -87,7 +87,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
         CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
     };
-    let mut pipeline = Pipeline::new(Meta::default(), limits, tables);
+    let mut pipeline =
+        Pipeline::new(Meta::default(), limits, tables).with_stack_budget(session.stack_budget());
     let begin = Instant::now();
     let deadline = duration.map(|d| begin + d);
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them

@@ -213,6 +213,7 @@ impl Sampler {
         };
         let notes = session.notes().to_vec();
         let recycler = session.recycler();
+        let budget = session.stack_budget();
         let stop = Arc::new(AtomicBool::new(false));
         let (batches, batches_rx) = mpsc::channel::<Batch>();
         let (updates_tx, updates) = mpsc::channel::<Update>();
@@ -230,6 +231,7 @@ impl Sampler {
             let symbolizer = Symbolizer::new().with_jit_recheck(Duration::from_secs(1));
             let pipeline = Pipeline::new(meta, limits, tables)
                 .with_symbolizer(symbolizer)
+                .with_stack_budget(budget)
                 .with_background_loading();
             std::thread::Builder::new()
                 .name("stacktop-sampler".to_owned())

@@ -11,6 +11,7 @@ use super::hybrid::{self, Outcome};
 use super::tables::UnwindTables;
 use super::{fp, Frame, Stack};
 use crate::acquire::record::SampleRecord;
+use crate::acquire::StackBudget;
 use crate::addr::Avma;
 use crate::process::{Mapping, Module, Processes, Resolved};
 
@@ -59,6 +60,84 @@ pub struct Unwinders {
     tables: HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
     cache: Cache,
     pub quality: Quality,
+    /// Hybrid mode: learns how much of each process's stack copy its walks read (see `Budgets`).
+    budgets: Option<Budgets>,
+}
+
+/// Samples a process's walks are watched for before its stack copies are cut to what they read.
+const BUDGET_WINDOW: u32 = 256;
+/// The smallest cut: a walk of a frame-pointer program reads a few hundred bytes.
+const MIN_BUDGET: u64 = 2048;
+
+/// Per process, the most stack any walk read lately; once `BUDGET_WINDOW` walks have read at most half a
+/// limit, the reader keeps only that limit of later copies. A walk that then runs off the end of a cut copy
+/// restores the whole copy, and the process is watched twice as long before it is cut again. In hybrid mode
+/// a walk cut short still joins the frame-pointer chain where it can (that is what the chain is for); a
+/// program without frame pointers reads deep into its copies and is never cut.
+struct Budgets {
+    shared: StackBudget,
+    processes: HashMap<u32, ProcessBudget>,
+}
+
+#[derive(Default)]
+struct ProcessBudget {
+    /// The limit in force (None: the whole copy).
+    limit: Option<u32>,
+    /// Most bytes read by a walk in this window; `u64::MAX` once a walk ran off a whole copy.
+    most: u64,
+    walks: u32,
+    /// Times a cut copy proved too short.
+    misses: u32,
+}
+
+impl Budgets {
+    fn observe(&mut self, pid: u32, sp: u64, copied: usize, walk: &dwarf::Walk) {
+        let p = self.processes.entry(pid).or_default();
+        let exhausted = walk.end == WalkEnd::CopyExhausted;
+        if let Some(limit) = p.limit {
+            if exhausted && copied >= limit as usize {
+                p.limit = None;
+                p.misses = p.misses.saturating_add(1);
+                p.most = 0;
+                p.walks = 0;
+                self.shared.set(pid, None);
+            }
+            return;
+        }
+        // A walk reads the return address just below each frame's CFA: the outermost CFA bounds the read.
+        let read = walk.cfas.last().map_or(0, |cfa| cfa.saturating_sub(sp));
+        p.most = if exhausted {
+            u64::MAX
+        } else {
+            p.most.max(read)
+        };
+        p.walks += 1;
+        if p.walks < BUDGET_WINDOW.saturating_mul(1 << p.misses.min(6)) {
+            return;
+        }
+        let limit = p
+            .most
+            .saturating_mul(2)
+            .div_ceil(1024)
+            .saturating_mul(1024)
+            .max(MIN_BUDGET);
+        if limit < copied as u64 {
+            p.limit = u32::try_from(limit).ok();
+            self.shared.set(pid, p.limit);
+        }
+        p.most = 0;
+        p.walks = 0;
+    }
+
+    fn forget(&mut self, pid: u32) {
+        if self
+            .processes
+            .remove(&pid)
+            .is_some_and(|p| p.limit.is_some())
+        {
+            self.shared.set(pid, None);
+        }
+    }
 }
 
 impl Unwinders {
@@ -70,12 +149,28 @@ impl Unwinders {
             tables: HashMap::new(),
             cache: Cache::new(),
             quality: Quality::default(),
+            budgets: None,
         }
+    }
+
+    /// Hybrid mode: cut each process's stack copies to what its walks read, through `shared` (the reader's
+    /// side of it). Dwarf mode keeps whole copies: there a walk cut short is a stack cut short.
+    pub fn with_stack_budget(mut self, shared: StackBudget) -> Unwinders {
+        if self.mode == Mode::Hybrid {
+            self.budgets = Some(Budgets {
+                shared,
+                processes: HashMap::new(),
+            });
+        }
+        self
     }
 
     /// Forgets a process (after it exited and its samples were processed).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
+        if let Some(b) = &mut self.budgets {
+            b.forget(pid);
+        }
     }
 
     /// The stack of one sample: kernel frames from the kernel's chain, user frames from the tables (and, in
@@ -117,6 +212,9 @@ impl Unwinders {
             stack,
             self.limits.max_depth.saturating_sub(kernel.len()),
         );
+        if let Some(b) = &mut self.budgets {
+            b.observe(sample.pid, regs.sp, bytes.len(), &walk);
+        }
         let stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
         let broken = walk.end == WalkEnd::Broken;
         let (user_frames, outcome) = match self.mode {
@@ -234,5 +332,67 @@ impl Unwinders {
     /// Unwind tables of modules loaded so far (for the quality summary).
     pub fn tables(&self, module: &Arc<Module>) -> Option<&UnwindTables> {
         self.tables.get(module).and_then(|t| t.as_deref())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn walk(sp: u64, read: u64, end: WalkEnd) -> dwarf::Walk {
+        dwarf::Walk {
+            frames: Vec::new(),
+            cfas: vec![sp, sp + read],
+            end,
+        }
+    }
+
+    #[test]
+    fn copies_are_cut_to_what_walks_read_and_restored_when_a_walk_runs_off_the_cut() {
+        let shared = StackBudget::default();
+        let mut b = Budgets {
+            shared: shared.clone(),
+            processes: HashMap::new(),
+        };
+        let sp = 0x7ffd_0000;
+        for _ in 0..BUDGET_WINDOW - 1 {
+            b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
+        }
+        assert_eq!(shared.get(7), None, "watched a whole window first");
+        b.observe(7, sp, 16384, &walk(sp, 2500, WalkEnd::Complete));
+        assert_eq!(shared.get(7), Some(5120), "twice the most read, in KiB");
+        // A walk that ran off the cut copy brings the whole copy back, and the next window is longer.
+        b.observe(7, sp, 5120, &walk(sp, 5000, WalkEnd::CopyExhausted));
+        assert_eq!(shared.get(7), None);
+        for _ in 0..BUDGET_WINDOW {
+            b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
+        }
+        assert_eq!(shared.get(7), None, "second window is twice as long");
+        for _ in 0..BUDGET_WINDOW {
+            b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
+        }
+        assert_eq!(shared.get(7), Some(MIN_BUDGET as u32));
+        b.forget(7);
+        assert_eq!(shared.get(7), None);
+    }
+
+    #[test]
+    fn a_program_that_needs_its_whole_copy_is_never_cut() {
+        let shared = StackBudget::default();
+        let mut b = Budgets {
+            shared: shared.clone(),
+            processes: HashMap::new(),
+        };
+        let sp = 0x7ffd_0000;
+        for i in 0..BUDGET_WINDOW * 4 {
+            let end = if i % 100 == 0 {
+                WalkEnd::CopyExhausted
+            } else {
+                WalkEnd::Complete
+            };
+            b.observe(9, sp, 16384, &walk(sp, 9000, end));
+        }
+        assert_eq!(shared.get(9), None);
     }
 }
