@@ -2,17 +2,18 @@
 //! tested without a terminal. The rows on screen come from the profile queries the report uses
 //! (`top_functions`, `callers_of`, `callees_of`), recomputed when data arrives or a setting changes.
 
-use std::collections::HashSet;
-
 use regex::{Regex, RegexBuilder};
 
-use crate::profile::query::{
-    function_tree, top_functions, CallTree, Direction, Filter, FuncKey, Matcher, SortKey, Weight,
-};
+use crate::profile::query::{top_functions, Filter, SortKey, Weight};
 use crate::profile::{Meta, Profile};
 use crate::render::sanitize;
 use crate::render::text::short_module;
 use crate::symbolize::Resolution;
+
+pub use super::annotate::{
+    hottest_line, AnnotateView, AnnotatedLine, Annotation, Annotator, LineKind, HOT_LINE,
+};
+pub use super::tree::{TreeRow, TreeView};
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
 pub const DECAY: (u64, u64) = (7, 8);
@@ -100,73 +101,6 @@ pub struct TableRow {
     pub symbol: String,
     pub func: FuncRef,
     pub kernel: bool,
-}
-
-/// One visible line of a callers/callees tree.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TreeRow {
-    pub depth: usize,
-    pub symbol: String,
-    pub module: String,
-    /// Percent of the function's samples, and of all samples.
-    pub of_function: f64,
-    pub of_all: f64,
-    pub has_children: bool,
-    pub expanded: bool,
-    /// Names from the root to this node: the key of the expanded set.
-    pub path: Vec<FuncRef>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct TreeView {
-    pub func: FuncRef,
-    pub direction: Direction,
-    pub expanded: HashSet<Vec<FuncRef>>,
-    pub rows: Vec<TreeRow>,
-    pub selected: usize,
-    /// Samples with the function on their stack, percent of all.
-    pub function_pct: f64,
-}
-
-/// What annotate shows for one function: source lines and instructions with their share of the function's
-/// samples. Built by an `Annotator` (the annotate module), drawn by `view.rs`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Annotation {
-    pub function: String,
-    pub module: String,
-    pub lines: Vec<AnnotatedLine>,
-    /// Why something is missing (no debug info, binary gone).
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnnotatedLine {
-    pub kind: LineKind,
-    pub text: String,
-    /// Percent of the function's samples on this line or instruction.
-    pub share: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LineKind {
-    /// A source line, with its number.
-    Source(u32),
-    /// An instruction, with its address.
-    Instruction(u64),
-}
-
-/// Builds an annotation of a function from a profile; runs off the drawing thread.
-pub type Annotator = dyn Fn(&Profile, &FuncRef) -> Result<Annotation, String> + Send + Sync;
-
-/// Lines at or above this share are "hot": highlighted, and where `n` jumps.
-pub const HOT_LINE: f64 = 5.0;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnnotateView {
-    pub func: FuncRef,
-    /// `None` while the annotator runs.
-    pub result: Option<Result<Annotation, String>>,
-    pub selected: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -424,74 +358,6 @@ impl App {
         self.rows.get(self.selected)
     }
 
-    /// Opens the callers tree of the selected row's function.
-    pub fn open_tree(&mut self, direction: Direction) {
-        let Some(row) = self.selected_row() else {
-            return;
-        };
-        let func = row.func.clone();
-        let mut tree = TreeView {
-            expanded: HashSet::from([vec![func.clone()]]),
-            func,
-            direction,
-            rows: Vec::new(),
-            selected: 0,
-            function_pct: 0.0,
-        };
-        self.fill_tree(&mut tree);
-        self.screens.push(Screen::Tree(tree));
-    }
-
-    /// The tree of `tree.func`, flattened to the rows its expanded set shows.
-    pub fn fill_tree(&self, tree: &mut TreeView) {
-        let profile = self.profile();
-        let mut filter = self.filter();
-        // The tree is about one function wherever it is called from: the module limit selects rows only.
-        filter.modules.clear();
-        let matcher = Matcher::Exact(tree.func.name.clone());
-        let mut calltree = function_tree(profile, &filter, &matcher, tree.direction);
-        // Only the function's own module: a same-named static function elsewhere is another function.
-        calltree
-            .roots
-            .retain(|&r| profile.module_name(&calltree.nodes[r].func.module) == tree.func.module);
-        let of_function = calltree.roots_weight();
-        tree.function_pct = of_function.percent_of(calltree.total);
-        let selected_path = tree.rows.get(tree.selected).map(|r| r.path.clone());
-        let mut rows = Vec::new();
-        for &root in &calltree.roots {
-            flatten(
-                profile,
-                &calltree,
-                root,
-                0,
-                &mut Vec::new(),
-                &tree.expanded,
-                of_function,
-                &mut rows,
-            );
-        }
-        tree.rows = rows;
-        tree.selected = selected_path
-            .and_then(|p| tree.rows.iter().position(|r| r.path == p))
-            .unwrap_or(tree.selected)
-            .min(tree.rows.len().saturating_sub(1));
-    }
-
-    pub fn tree_mut(&mut self) -> Option<&mut TreeView> {
-        match self.screens.last_mut() {
-            Some(Screen::Tree(t)) => Some(t),
-            _ => None,
-        }
-    }
-
-    /// Refills the open tree after its expanded set or direction changed.
-    pub fn refill_tree(&mut self) {
-        if let Some(Screen::Tree(mut tree)) = self.screens.pop() {
-            self.fill_tree(&mut tree);
-            self.screens.push(Screen::Tree(tree));
-        }
-    }
-
     /// Sets the symbol filter: a regular expression (case-insensitive, anywhere in the name), or the literal
     /// text when it is not a valid expression. Empty clears it.
     pub fn set_symbol_filter(&mut self, text: &str) {
@@ -547,97 +413,5 @@ impl App {
         };
         self.selected = 0;
         self.refresh();
-    }
-
-    /// `a`: opens the annotate screen; the event loop runs the annotator and hands the result back.
-    pub fn open_annotate(&mut self, func: FuncRef) {
-        self.requests.push(Request::Annotate(func.clone()));
-        self.screens.push(Screen::Annotate(AnnotateView {
-            func,
-            result: None,
-            selected: 0,
-        }));
-    }
-
-    /// The annotator's answer, shown if its screen is still open.
-    pub fn annotated(&mut self, func: &FuncRef, result: Result<Annotation, String>) {
-        for screen in self.screens.iter_mut().rev() {
-            if let Screen::Annotate(view) = screen {
-                if &view.func == func && view.result.is_none() {
-                    view.selected = result
-                        .as_ref()
-                        .ok()
-                        .and_then(|a| hottest_line(&a.lines))
-                        .unwrap_or(0);
-                    view.result = Some(result);
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The index of the line with the highest share.
-pub fn hottest_line(lines: &[AnnotatedLine]) -> Option<usize> {
-    lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.share > 0.0)
-        .max_by(|a, b| a.1.share.total_cmp(&b.1.share).then(b.0.cmp(&a.0)))
-        .map(|(i, _)| i)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn flatten(
-    profile: &Profile,
-    tree: &CallTree,
-    id: usize,
-    depth: usize,
-    path: &mut Vec<FuncRef>,
-    expanded: &HashSet<Vec<FuncRef>>,
-    of_function: Weight,
-    out: &mut Vec<TreeRow>,
-) {
-    let node = &tree.nodes[id];
-    let func = func_ref(profile, &node.func, node.other);
-    path.push(func.clone());
-    let open = expanded.contains(path);
-    out.push(TreeRow {
-        depth,
-        symbol: sanitize(&func.name).into_owned(),
-        module: sanitize(short_module(&func.module)).into_owned(),
-        of_function: node.weight.percent_of(of_function),
-        of_all: node.weight.percent_of(tree.total),
-        has_children: !node.children.is_empty(),
-        expanded: open,
-        path: path.clone(),
-    });
-    if open {
-        for &child in &node.children {
-            flatten(
-                profile,
-                tree,
-                child,
-                depth + 1,
-                path,
-                expanded,
-                of_function,
-                out,
-            );
-        }
-    }
-    path.pop();
-}
-
-fn func_ref(profile: &Profile, key: &FuncKey, other: bool) -> FuncRef {
-    if other {
-        return FuncRef {
-            name: crate::profile::query::OTHER.to_owned(),
-            module: String::new(),
-        };
-    }
-    FuncRef {
-        name: profile.func_name(key).to_owned(),
-        module: profile.module_name(&key.module).to_owned(),
     }
 }
