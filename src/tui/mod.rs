@@ -1,9 +1,8 @@
-//! The live terminal view of `stacktop top` (ratatui): `App` holds the state (`app.rs`; its callers/callees tree in
-//! `tree.rs`, its annotate screen in `annotate.rs`), key handling only
-//! changes it (`input.rs`), drawing only reads it (`view.rs`), and `event_loop.rs` owns the terminal. The
-//! samples come from elsewhere (`cmd/top.rs` runs the sampler on its own threads) as one `Update` per refresh;
-//! the screens read the same profile queries as `report`. Nothing here opens files or calls the kernel, apart
-//! from the terminal itself.
+//! The live terminal view of `stacktop top` (ratatui): `App` holds the state (`app.rs`, with the callers/callees
+//! tree in `tree.rs` and the annotate screen in `annotate.rs`), key handling only changes it (`input.rs`),
+//! drawing only reads it (`view.rs`), and `event_loop.rs` owns the terminal. The samples come from elsewhere
+//! (`cmd/top.rs` runs the sampler on its own threads) as one `Update` per refresh; the screens read the same
+//! profile queries as `report`. Nothing here opens files or calls the kernel, apart from the terminal itself.
 
 mod annotate;
 pub mod app;
