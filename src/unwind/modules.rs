@@ -348,13 +348,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn copies_are_cut_to_what_walks_read_and_restored_when_a_walk_runs_off_the_cut() {
+    fn budgets() -> (StackBudget, Budgets) {
         let shared = StackBudget::default();
-        let mut b = Budgets {
+        let b = Budgets {
             shared: shared.clone(),
             processes: HashMap::new(),
         };
+        (shared, b)
+    }
+
+    #[test]
+    fn copies_are_cut_to_what_walks_read_and_restored_when_a_walk_runs_off_the_cut() {
+        let (shared, mut b) = budgets();
         let sp = 0x7ffd_0000;
         for _ in 0..BUDGET_WINDOW - 1 {
             b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
@@ -379,11 +384,7 @@ mod tests {
 
     #[test]
     fn a_program_that_needs_its_whole_copy_is_never_cut() {
-        let shared = StackBudget::default();
-        let mut b = Budgets {
-            shared: shared.clone(),
-            processes: HashMap::new(),
-        };
+        let (shared, mut b) = budgets();
         let sp = 0x7ffd_0000;
         for i in 0..BUDGET_WINDOW * 4 {
             let end = if i % 100 == 0 {
