@@ -110,3 +110,7 @@ awk -v s0="$st_start" -v s1="$st_prev" -v p0="$perf_start" -v p1="$perf_prev" -v
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# stacktop's screen at the end:"
 tmux capture-pane -p -t "$tag-stacktop" | head -8 | sed 's/^/#   /'
+if ((!perf_dead)); then
+    echo "# perf top's screen at the end (its header counts lost samples too):"
+    tmux capture-pane -p -t "$tag-perf" | head -4 | sed 's/^/#   /'
+fi
