@@ -14,7 +14,7 @@
 //!            | stack_user: size, data[size], dyn_size? | ...
 //! ```
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 
 use foldhash::HashMap;
 
@@ -202,11 +202,19 @@ impl StackBudget {
         limits.get(&pid).copied()
     }
 
-    /// Runs `f` with a lookup of the current limits, taking the lock once.
+    /// Runs `f` with a lookup of the current limits, taking the lock once. Never waits: while the consumer
+    /// holds or waits for the write lock, `f` sees no limits (whole copies). A reader that waited here
+    /// would wait for the consumer thread to be scheduled, and on a busy machine the rings overflow
+    /// meanwhile.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&dyn Fn(u32) -> Option<usize>) -> R) -> R {
-        let limits = self.limits.read().unwrap_or_else(|e| e.into_inner());
-        let lookup = |pid: u32| limits.get(&pid).map(|&b| b as usize);
-        f(&lookup)
+        match self.limits.try_read() {
+            Ok(limits) => f(&|pid: u32| limits.get(&pid).map(|&b| b as usize)),
+            Err(TryLockError::Poisoned(e)) => {
+                let limits = e.into_inner();
+                f(&|pid: u32| limits.get(&pid).map(|&b| b as usize))
+            }
+            Err(TryLockError::WouldBlock) => f(&|_| None),
+        }
     }
 }
 
@@ -235,8 +243,14 @@ impl Recycler {
     }
 
     /// Moves the kept samples into `into` (the reader's local stock), taking the lock once.
+    /// Never waits for the consumer (see `StackBudget::with`): when it holds the pool, nothing is moved and
+    /// the reader allocates.
     pub(crate) fn refill(&self, into: &mut Vec<SampleRecord>) {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spare = match self.spare.try_lock() {
+            Ok(spare) => spare,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
         into.append(&mut spare);
     }
 }
