@@ -150,14 +150,29 @@ fn drain(
     batches: &mpsc::Sender<Vec<Record>>,
 ) -> Result<Session> {
     let status = StatusLine::new();
+    read_until_done(&mut session, stop, deadline, |batch, session| {
+        let listening = batch.is_empty() || batches.send(batch).is_ok();
+        status.show(begin.elapsed(), session);
+        listening
+    })?;
+    status.clear();
+    Ok(session)
+}
+
+/// The reader thread's loop, shared by `record` and `top`: hands each drained batch (possibly empty) to
+/// `deliver` until the target ends, `deadline` passes, `stop` is set or `deliver` returns false (nobody
+/// listens any more); in the last two cases a launched command gets SIGTERM. Then stops the counters and
+/// delivers what was still buffered.
+pub fn read_until_done(
+    session: &mut Session,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    mut deliver: impl FnMut(Vec<Record>, &Session) -> bool,
+) -> Result<()> {
     loop {
         let mut batch = Vec::new();
         session.read(TICK, &mut batch)?;
-        if !batch.is_empty() && batches.send(batch).is_err() {
-            break;
-        }
-        status.show(begin.elapsed(), &session);
-        if stop.load(Ordering::Relaxed) {
+        if !deliver(batch, session) || stop.load(Ordering::Relaxed) {
             session.terminate_child();
             break;
         }
@@ -167,9 +182,8 @@ fn drain(
     }
     let mut rest = Vec::new();
     session.finish(&mut rest)?;
-    let _ = batches.send(rest);
-    status.clear();
-    Ok(session)
+    deliver(rest, session);
+    Ok(())
 }
 
 /// Writes next to the destination and renames, so a reader never sees half a file.

@@ -27,7 +27,7 @@ use crate::acquire::{
 use crate::annotate::{self, annotate, ElfCode};
 use crate::cli::TopArgs;
 use crate::cmd::pipeline::Pipeline;
-use crate::cmd::record::{duration, session_config};
+use crate::cmd::record::{duration, read_until_done, session_config};
 use crate::profile::query::{Filter, Matcher};
 use crate::profile::{Meta, Profile};
 use crate::symbolize::Symbolizer;
@@ -36,9 +36,6 @@ use crate::tui::{
 };
 use crate::unwind::fp;
 use crate::unwind::modules::Mode;
-
-/// How often the rings are drained.
-const TICK: Duration = Duration::from_millis(100);
 
 pub fn run(args: TopArgs) -> Result<ExitCode> {
     if let Some(path) = &args.input {
@@ -277,32 +274,17 @@ impl SamplerHandle {
     }
 }
 
-/// Drains the rings until the target ends, the deadline passes or `stop` is set.
+/// Drains the rings until the target ends, the deadline passes or `stop` is set, then says how it ended.
 fn read_rings(
     mut session: Session,
     stop: &AtomicBool,
     deadline: Option<Instant>,
     batches: &Sender<Batch>,
 ) -> Result<()> {
-    loop {
-        let mut batch = Vec::new();
-        session.read(TICK, &mut batch)?;
-        let gone = batches
-            .send(Batch::Records(batch, session.stats()))
-            .is_err();
-        if gone || stop.load(Ordering::Relaxed) {
-            session.terminate_child();
-            break;
-        }
-        if session.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-    }
-    let mut rest = Vec::new();
-    session.finish(&mut rest)?;
-    let stats = session.stats();
-    let _ = batches.send(Batch::Records(rest, stats));
-    let _ = batches.send(Batch::End(stats, session.child_exit_status()));
+    read_until_done(&mut session, stop, deadline, |batch, session| {
+        batches.send(Batch::Records(batch, session.stats())).is_ok()
+    })?;
+    let _ = batches.send(Batch::End(session.stats(), session.child_exit_status()));
     Ok(())
 }
 
