@@ -166,6 +166,20 @@ pub struct Stats {
     pub throttled: u64,
 }
 
+impl Stats {
+    /// Counts one record read from a ring.
+    pub(crate) fn count(&mut self, record: &record::Record) {
+        match record {
+            record::Record::Sample(_) => self.samples += 1,
+            record::Record::Lost { count, .. } => self.lost += count,
+            record::Record::Throttle {
+                throttled: true, ..
+            } => self.throttled += 1,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -197,6 +197,7 @@ impl StackBudget {
     }
 
     /// The limit of `pid`, if any.
+    #[cfg(test)]
     pub fn get(&self, pid: u32) -> Option<u32> {
         let limits = self.limits.read().unwrap_or_else(|e| e.into_inner());
         limits.get(&pid).copied()

@@ -20,6 +20,7 @@ use perf_event_open::config::{
 use perf_event_open::count::Counter;
 use perf_event_open::event::hw::Hardware;
 use perf_event_open::event::sw::Software;
+use perf_event_open::sample::record::{Parser, RawRecord};
 use perf_event_open::sample::Sampler;
 
 use super::convert::convert;
@@ -43,6 +44,38 @@ const RING_PAGES_LOG2_STACK: &[u8] = &[10, 9, 8, 7, 6, 5, 4, 3];
 
 /// Records drained from one ring per round at most, so one busy ring cannot starve the others.
 const MAX_RECORDS_PER_ROUND: usize = 1 << 16;
+
+/// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, the rest
+/// through the crate's parser (`convert`).
+struct RecordReader<'a> {
+    parser: &'a Parser,
+    stack_limit: &'a dyn Fn(u32) -> Option<usize>,
+    recycler: &'a Recycler,
+    spare: &'a mut Vec<SampleRecord>,
+}
+
+impl RecordReader<'_> {
+    fn read(&mut self, raw: &RawRecord<'_>) -> Option<Record> {
+        let bytes = raw.as_raw().as_bytes();
+        let sample_type = self.parser.sample_type;
+        if !(sample::supported(sample_type) && sample::is_sample(bytes)) {
+            let (mode, parsed) = raw.parse();
+            return convert(mode, parsed);
+        }
+        if self.spare.is_empty() {
+            self.recycler.refill(self.spare);
+        }
+        let mut s = self.spare.pop().unwrap_or_default();
+        sample::parse(
+            bytes,
+            sample_type,
+            self.parser.user_regs,
+            self.stack_limit,
+            &mut s,
+        )?;
+        Some(Record::Sample(s))
+    }
+}
 
 struct Ring {
     // Field order matters for drop: the sampler's mapping goes before the counter it belongs to.
@@ -504,55 +537,44 @@ impl Session {
 
     /// Drains every ring; false when a ring still held records after `MAX_RECORDS_PER_ROUND`.
     fn drain(&mut self) -> bool {
-        let mut complete = true;
-        for ring in &self.rings.rings {
-            // `iter` is None only while another iterator over this sampler lives; none does here.
-            let Some(iter) = ring.sampler.iter() else {
-                continue;
-            };
-            let parser = ring.sampler.parser();
-            let (sample_type, regs) = (parser.sample_type, parser.user_regs);
-            let fast = sample::supported(sample_type);
-            let mut iter = iter.into_cow();
-            let mut taken = 0;
-            let budget = self.budget.clone();
-            budget.with(|stack_limit| {
+        let Session {
+            rings,
+            budget,
+            recycler,
+            spare,
+            stats,
+            reorder,
+            ..
+        } = self;
+        budget.with(|stack_limit| {
+            let mut complete = true;
+            for ring in &rings.rings {
+                // `iter` is None only while another iterator over this sampler lives; none does here.
+                let Some(iter) = ring.sampler.iter() else {
+                    continue;
+                };
+                let mut iter = iter.into_cow();
+                let mut reader = RecordReader {
+                    parser: ring.sampler.parser(),
+                    stack_limit,
+                    recycler,
+                    spare: &mut *spare,
+                };
+                let mut taken = 0;
                 while taken < MAX_RECORDS_PER_ROUND {
                     let Some(raw) = iter.lending_next() else {
                         break;
                     };
                     taken += 1;
-                    let bytes = raw.as_raw().as_bytes();
-                    let record = if fast && sample::is_sample(bytes) {
-                        if self.spare.is_empty() {
-                            self.recycler.refill(&mut self.spare);
-                        }
-                        let mut s = self.spare.pop().unwrap_or_default();
-                        match sample::parse(bytes, sample_type, regs, stack_limit, &mut s) {
-                            Some(()) => Record::Sample(s),
-                            None => continue,
-                        }
-                    } else {
-                        let (mode, parsed) = raw.parse();
-                        let Some(record) = convert(mode, parsed) else {
-                            continue;
-                        };
-                        record
-                    };
-                    match &record {
-                        Record::Sample(_) => self.stats.samples += 1,
-                        Record::Lost { count, .. } => self.stats.lost += count,
-                        Record::Throttle {
-                            throttled: true, ..
-                        } => self.stats.throttled += 1,
-                        _ => {}
+                    if let Some(record) = reader.read(&raw) {
+                        stats.count(&record);
+                        reorder.push(record);
                     }
-                    self.reorder.push(record);
                 }
-            });
-            complete &= taken < MAX_RECORDS_PER_ROUND;
-        }
-        complete
+                complete &= taken < MAX_RECORDS_PER_ROUND;
+            }
+            complete
+        })
     }
 
     /// The pool that processed samples go back to, so later samples reuse their buffers (see
