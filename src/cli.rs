@@ -73,7 +73,8 @@ pub struct SamplingArgs {
     /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
     #[arg(short = 'e', long = "event", default_value = "cycles")]
     pub event: String,
-    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default) or dwarf[,STACK_BYTES].
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default; 16384 bytes in record, 4096 in top)
+    /// or dwarf[,STACK_BYTES] (8192).
     #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
     pub call_graph: String,
 }

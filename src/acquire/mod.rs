@@ -58,6 +58,13 @@ pub const DEFAULT_STACK_BYTES: u32 = 8192;
 /// the tables to walk 200 frames of 48 bytes past the kernel's 127-frame limit; the copy costs the kernel
 /// a memcpy per sample, measured in `benches/`.
 pub const DEFAULT_HYBRID_STACK_BYTES: u32 = 16384;
+/// `top`'s hybrid copy when the mode names no size. `top` runs for hours over the whole machine, where the
+/// ring traffic is the cost: every record reserves its full copy size, so 16 KiB records put each record's
+/// first bytes on a cold page of their own, and reading them was most of the reader thread's time (see
+/// `benches/README.md`). 4 KiB still holds the frameless frames of a libc call (a few hundred bytes) and
+/// about 85 frames of 48 bytes; past the kernel's 127-frame chain a `top` stack ends in `[truncated]` where
+/// `record`'s would go on.
+pub const TOP_HYBRID_STACK_BYTES: u32 = 4096;
 /// The kernel's largest user stack copy (a record's size is a u16).
 pub const MAX_STACK_BYTES: u32 = 65528;
 
@@ -95,11 +102,18 @@ impl std::str::FromStr for CallGraphMode {
 
     /// perf's spelling: `fp`, `dwarf[,STACK_BYTES]`, and stacktop's `hybrid[,STACK_BYTES]`.
     fn from_str(s: &str) -> Result<CallGraphMode, AcquireError> {
+        CallGraphMode::parse(s, DEFAULT_HYBRID_STACK_BYTES)
+    }
+}
+
+impl CallGraphMode {
+    /// Like `str::parse`, with `hybrid_bytes` copied per sample by a `hybrid` that names no size.
+    pub fn parse(s: &str, hybrid_bytes: u32) -> Result<CallGraphMode, AcquireError> {
         let invalid = || AcquireError::InvalidCallGraph { mode: s.to_owned() };
         let (name, size) = s.split_once(',').unwrap_or((s, ""));
         let bytes = if size.is_empty() {
             if name.trim() == "hybrid" {
-                DEFAULT_HYBRID_STACK_BYTES
+                hybrid_bytes
             } else {
                 DEFAULT_STACK_BYTES
             }

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::acquire::record::Record;
 use crate::acquire::{
     signals, CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Target,
+    DEFAULT_HYBRID_STACK_BYTES,
 };
 use crate::cli::{RecordArgs, SamplingArgs, TargetArgs};
 use crate::cmd::pipeline::Pipeline;
@@ -45,8 +46,9 @@ pub fn target(args: &TargetArgs) -> Result<Target> {
     })
 }
 
-/// The validated session configuration of `record` and `top` (a launched command's output inherited).
-pub fn session_config(args: &SamplingArgs) -> Result<SessionConfig> {
+/// The validated session configuration of `record` and `top` (a launched command's output inherited);
+/// `hybrid_bytes` is the stack copy of a `--call-graph hybrid` that names no size.
+pub fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfig> {
     if args.frequency == 0 {
         bail!("-F must be at least 1 Hz");
     }
@@ -54,7 +56,7 @@ pub fn session_config(args: &SamplingArgs) -> Result<SessionConfig> {
         target: target(&args.target)?,
         event: args.event.parse::<EventSpec>()?,
         frequency: args.frequency,
-        call_graph: args.call_graph.parse::<CallGraphMode>()?,
+        call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
         command_output: CommandOutput::Inherit,
     })
 }
@@ -70,7 +72,7 @@ pub fn duration(seconds: Option<f64>) -> Result<Option<Duration>> {
 }
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
-    let config = session_config(&args.sampling)?;
+    let config = session_config(&args.sampling, DEFAULT_HYBRID_STACK_BYTES)?;
     let duration = duration(args.duration)?;
     let stop = signals::stop_flag().context("installing signal handlers")?;
     let started = SystemTime::now();

@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use crate::acquire::record::Record;
 use crate::acquire::{
     CallGraphMode, CommandOutput, Recycler, Session, SessionConfig, Stats, Target,
+    TOP_HYBRID_STACK_BYTES,
 };
 use crate::annotate::{self, annotate, ElfCode};
 use crate::cli::TopArgs;
@@ -48,7 +49,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
         bail!("--delay must be at least 0.05 seconds, got {}", args.delay);
     }
     let duration = duration(args.duration)?;
-    let mut config = session_config(&args.sampling)?;
+    let mut config = session_config(&args.sampling, TOP_HYBRID_STACK_BYTES)?;
     // A launched command would draw over the screen: its output goes to a file named in the header.
     let output_file = matches!(config.target, Target::Command(_))
         .then(|| std::env::temp_dir().join(format!("stacktop-top-{}.out", std::process::id())));

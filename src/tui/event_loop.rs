@@ -1,24 +1,31 @@
 //! The terminal: raw mode and the alternate screen (restored on return and, through ratatui's panic hook, on
-//! a panic), then a loop that draws, waits for a key or an update, and hands annotate requests to a worker
-//! thread so a slow disassembly never freezes the screen.
+//! a panic), then a loop that sleeps until something happens (a key, a resize, a profile update, a finished
+//! annotation), applies it and draws. Keys are read on a thread of their own and annotate requests run on
+//! worker threads, so a slow disassembly never freezes the screen and an idle screen costs no wake-ups.
 
 use std::io;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 
 use super::app::{Annotation, Annotator, App, FuncRef, Request, Update};
 use super::input::handle_key;
 use super::view::{draw, page_rows, Theme};
 
-/// Longest wait for a key before looking at the update channel again.
-const POLL: Duration = Duration::from_millis(50);
-
 /// Shown by `a` when no annotator is wired in.
 pub const NO_ANNOTATOR: &str =
     "annotate is not available in this build yet (the annotate module is merged separately)";
+
+/// What wakes the loop.
+enum Wake {
+    Key(KeyEvent),
+    Resize,
+    /// The terminal could not be read.
+    InputFailed(io::Error),
+    Update(Update),
+    Annotated(FuncRef, Result<Annotation, String>),
+}
 
 /// Runs the UI until the user quits; `updates` is `None` for a recorded profile. Returns the final state.
 pub fn run(
@@ -29,8 +36,20 @@ pub fn run(
     let theme = Theme::from_env();
     let mut terminal = ratatui::try_init()?;
     let result = (|| -> io::Result<()> {
-        let (done_tx, done_rx) = mpsc::channel::<(FuncRef, Result<Annotation, String>)>();
-        let mut updates = updates;
+        let (wake_tx, wake) = mpsc::channel::<Wake>();
+        // Both threads end by themselves once the loop is gone: the next send fails. The key reader may stay
+        // blocked on the terminal until the process exits, which holds nothing.
+        spawn("stacktop-keys", read_keys(wake_tx.clone()))?;
+        if let Some(updates) = updates {
+            let tx = wake_tx.clone();
+            spawn("stacktop-updates", move || {
+                while let Ok(update) = updates.recv() {
+                    if tx.send(Wake::Update(update)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        }
         let mut dirty = true;
         while !app.quit {
             if dirty {
@@ -39,29 +58,21 @@ pub fn run(
                 terminal.draw(|frame| draw(frame, &app, theme))?;
                 dirty = false;
             }
-            if event::poll(POLL)? {
-                match event::read()? {
-                    Event::Key(key) if key.kind != KeyEventKind::Release => {
-                        handle_key(&mut app, key);
-                        dirty = true;
-                    }
-                    Event::Resize(..) => dirty = true,
-                    _ => {}
+            // Everything pending is applied before the next draw: one draw per burst of updates.
+            let Ok(first) = wake.recv() else {
+                break;
+            };
+            for woken in std::iter::once(first).chain(wake.try_iter()) {
+                match woken {
+                    Wake::Key(key) => handle_key(&mut app, key),
+                    Wake::Resize => {}
+                    Wake::InputFailed(e) => return Err(e),
+                    Wake::Update(update) => app.update(update),
+                    Wake::Annotated(func, result) => app.annotated(&func, result),
                 }
-            }
-            if let Some(rx) = &updates {
-                loop {
-                    match rx.try_recv() {
-                        Ok(update) => {
-                            app.update(update);
-                            dirty = true;
-                        }
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => {
-                            updates = None;
-                            break;
-                        }
-                    }
+                dirty = true;
+                if app.quit {
+                    break;
                 }
             }
             for request in std::mem::take(&mut app.requests) {
@@ -71,17 +82,13 @@ pub fn run(
                     Some(annotator) => {
                         let annotator = Arc::clone(annotator);
                         let profile = app.profile().clone();
-                        let done = done_tx.clone();
+                        let done = wake_tx.clone();
                         std::thread::spawn(move || {
                             let result = annotator(&profile, &func);
-                            let _ = done.send((func, result));
+                            let _ = done.send(Wake::Annotated(func, result));
                         });
                     }
                 }
-                dirty = true;
-            }
-            while let Ok((func, result)) = done_rx.try_recv() {
-                app.annotated(&func, result);
                 dirty = true;
             }
         }
@@ -89,4 +96,27 @@ pub fn run(
     })();
     ratatui::restore();
     result.map(|()| app)
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map(drop)
+}
+
+/// Forwards key presses and resizes until the loop is gone or the terminal cannot be read.
+fn read_keys(tx: Sender<Wake>) -> impl FnOnce() + Send + 'static {
+    move || loop {
+        let wake = match event::read() {
+            Ok(Event::Key(key)) if key.kind != KeyEventKind::Release => Wake::Key(key),
+            Ok(Event::Resize(..)) => Wake::Resize,
+            Ok(_) => continue,
+            Err(e) => Wake::InputFailed(e),
+        };
+        let failed = matches!(wake, Wake::InputFailed(_));
+        if tx.send(wake).is_err() || failed {
+            break;
+        }
+    }
 }

@@ -67,7 +67,7 @@ pub struct Unwinders {
 /// Samples a process's walks are watched for before its stack copies are cut to what they read.
 const BUDGET_WINDOW: u32 = 256;
 /// The smallest cut: a walk of a frame-pointer program reads a few hundred bytes.
-const MIN_BUDGET: u64 = 2048;
+const MIN_BUDGET: u64 = 512;
 
 /// Per process, the most stack any walk read lately; once `BUDGET_WINDOW` walks have read at most half a
 /// limit, the reader keeps only that limit of later copies. A walk that then runs off the end of a cut copy
@@ -118,8 +118,8 @@ impl Budgets {
         let limit = p
             .most
             .saturating_mul(2)
-            .div_ceil(1024)
-            .saturating_mul(1024)
+            .div_ceil(256)
+            .saturating_mul(256)
             .max(MIN_BUDGET);
         if limit < copied as u64 {
             p.limit = u32::try_from(limit).ok();
@@ -366,7 +366,7 @@ mod tests {
         }
         assert_eq!(shared.get(7), None, "watched a whole window first");
         b.observe(7, sp, 16384, &walk(sp, 2500, WalkEnd::Complete));
-        assert_eq!(shared.get(7), Some(5120), "twice the most read, in KiB");
+        assert_eq!(shared.get(7), Some(5120), "twice the most read, rounded up to 256 bytes");
         // A walk that ran off the cut copy brings the whole copy back, and the next window is longer.
         b.observe(7, sp, 5120, &walk(sp, 5000, WalkEnd::CopyExhausted));
         assert_eq!(shared.get(7), None);
@@ -377,7 +377,12 @@ mod tests {
         for _ in 0..BUDGET_WINDOW {
             b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
         }
-        assert_eq!(shared.get(7), Some(MIN_BUDGET as u32));
+        assert_eq!(shared.get(7), Some(768), "600 bytes rounded up to 256");
+        b.forget(7);
+        for _ in 0..BUDGET_WINDOW {
+            b.observe(7, sp, 16384, &walk(sp, 100, WalkEnd::Complete));
+        }
+        assert_eq!(shared.get(7), Some(MIN_BUDGET as u32), "never below the minimum");
         b.forget(7);
         assert_eq!(shared.get(7), None);
     }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
-use stacktop::acquire::{CommandOutput, SessionConfig, Target};
+use stacktop::acquire::{
+    CallGraphMode, CommandOutput, SessionConfig, Target, TOP_HYBRID_STACK_BYTES,
+};
 use stacktop::cmd::top::{recorded_status, Sampler};
 use stacktop::tui::app::{Limit, SortColumn};
 use stacktop::tui::input::handle_key;
@@ -389,7 +391,8 @@ fn mutex_callers_75_25_from_a_live_recording() {
         target: Target::Command(vec![bin.into_os_string(), "3".into()]),
         event: "cpu-clock".parse().unwrap(),
         frequency: 999,
-        call_graph: "hybrid".parse().unwrap(),
+        // `top`'s default mode: hybrid with its 4 KiB copies.
+        call_graph: CallGraphMode::parse("hybrid", TOP_HYBRID_STACK_BYTES).unwrap(),
         command_output: CommandOutput::Null,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
