@@ -1,15 +1,36 @@
-//! Adding one profile into another, with the sample weights scaled: the TUI keeps a cumulative profile and a
-//! decaying one (`old * 7/8 + new` each refresh, as perf top does) from the per-refresh profiles the sampler
-//! sends. Rebuilding the decayed profile from scratch each refresh drops the stacks whose weight has decayed
-//! away, so its size follows the recent past, not the whole run.
+//! Adding one profile into another, with the sample weights scaled. The TUI keeps cumulative and decaying
+//! sums (`old * 7/8 + new` each refresh, as perf top does) of the per-refresh profiles the sampler sends,
+//! over one set of interned stacks: `merge_twice` interns each refresh once and adds it to both sums, and
+//! `scale_samples` decays the one and drops the groups that decayed away.
 
-use super::{Function, Location, LocationId, Mapping, Node, NodeId, Profile, StrId};
+use super::{
+    add_group_in, Function, GroupKey, Location, LocationId, Mapping, Node, NodeId, Profile,
+    SampleGroup, SampleSet, StrId,
+};
+use foldhash::HashMap;
 
 impl Profile {
     /// Adds every sample group of `other` with its count and period multiplied by `num / den` (rounded down);
     /// groups whose period rounds to less than `min_period` are left out. Strings, functions, locations and
     /// stacks are re-interned, so `other` may come from anywhere.
     pub fn merge_scaled(&mut self, other: &Profile, num: u64, den: u64, min_period: u64) {
+        self.merge_groups(other, num, den, min_period, None);
+    }
+
+    /// Adds every sample group of `other` to this profile and to `also`, a second set of sums over this
+    /// profile's stacks (see [`SampleSet`]): `other` is interned once for both.
+    pub fn merge_twice(&mut self, other: &Profile, also: &mut SampleSet) {
+        self.merge_groups(other, 1, 1, 0, Some(also));
+    }
+
+    fn merge_groups(
+        &mut self,
+        other: &Profile,
+        num: u64,
+        den: u64,
+        min_period: u64,
+        mut also: Option<&mut SampleSet>,
+    ) {
         let den = den.max(1);
         let mut merger = Merger {
             from: other,
@@ -26,31 +47,55 @@ impl Profile {
             let count = scale(group.count, num, den);
             let leaf = group.leaf.map(|n| merger.node(self, n));
             let comm = merger.string(self, group.comm);
-            self.add_group(leaf, group.pid, group.tid, comm, count, period);
+            let key = (leaf, group.pid, group.tid, comm);
+            self.add_group(key, count, period);
+            if let Some(set) = also.as_deref_mut() {
+                add_group_in(&mut set.samples, &mut set.ids, key, count, period);
+            }
         }
     }
-}
 
-impl Profile {
     /// Multiplies every sample group's count and period by `num / den` in place and drops the groups whose
     /// period falls below `min_period`. Cheaper than `merge_scaled` into a fresh profile (nothing is
     /// re-interned), but the stacks of dropped groups stay interned until the profile is rebuilt.
     pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
-        let den = den.max(1);
-        for group in &mut self.samples {
-            group.period = scale(group.period, num, den);
-            group.count = scale(group.count, num, den);
-        }
-        let before = self.samples.len();
-        self.samples.retain(|g| g.period >= min_period.max(1));
-        if self.samples.len() != before {
-            self.sample_ids = self
-                .samples
-                .iter()
-                .enumerate()
-                .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
-                .collect();
-        }
+        scale_groups(
+            &mut self.samples,
+            &mut self.sample_ids,
+            num,
+            den,
+            min_period,
+        );
+    }
+}
+
+impl SampleSet {
+    /// [`Profile::scale_samples`] of this set.
+    pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
+        scale_groups(&mut self.samples, &mut self.ids, num, den, min_period);
+    }
+}
+
+fn scale_groups(
+    samples: &mut Vec<SampleGroup>,
+    ids: &mut HashMap<GroupKey, usize>,
+    num: u64,
+    den: u64,
+    min_period: u64,
+) {
+    let den = den.max(1);
+    for group in samples.iter_mut() {
+        group.period = scale(group.period, num, den);
+        group.count = scale(group.count, num, den);
+    }
+    let before = samples.len();
+    samples.retain(|g| g.period >= min_period.max(1));
+    if samples.len() != before {
+        *ids = samples
+            .iter()
+            .enumerate()
+            .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
+            .collect();
     }
 }
 

@@ -175,7 +175,19 @@ pub struct Profile {
     pub nodes: Vec<Node>,
     node_ids: HashMap<Node, NodeId>,
     pub samples: Vec<SampleGroup>,
-    sample_ids: HashMap<(Option<NodeId>, u32, u32, StrId), usize>,
+    sample_ids: HashMap<GroupKey, usize>,
+}
+
+/// The labels that tell sample groups apart: leaf node, pid, tid, comm.
+type GroupKey = (Option<NodeId>, u32, u32, StrId);
+
+/// A second set of sample groups over a profile's interned stacks, swapped in and out of it
+/// ([`Profile::swap_samples`]): the TUI keeps its decaying sums and its cumulative ones over one set of
+/// interned stacks, so each refresh is interned once, not once per sum.
+#[derive(Clone, Debug, Default)]
+pub struct SampleSet {
+    samples: Vec<SampleGroup>,
+    ids: HashMap<GroupKey, usize>,
 }
 
 impl Profile {
@@ -241,7 +253,7 @@ impl Profile {
         for &location in stack.iter().rev() {
             parent = Some(self.add_node(Node { parent, location }));
         }
-        self.add_group(parent, pid, tid, comm, count, period);
+        self.add_group((parent, pid, tid, comm), count, period);
     }
 
     fn add_node(&mut self, node: Node) -> NodeId {
@@ -249,31 +261,15 @@ impl Profile {
     }
 
     /// Adds samples whose stack ends at `leaf` (already interned).
-    fn add_group(
-        &mut self,
-        leaf: Option<NodeId>,
-        pid: u32,
-        tid: u32,
-        comm: StrId,
-        count: u64,
-        period: u64,
-    ) {
-        let key = (leaf, pid, tid, comm);
-        if let Some(&i) = self.sample_ids.get(&key) {
-            let group = &mut self.samples[i];
-            group.count += count;
-            group.period += period;
-        } else {
-            self.sample_ids.insert(key, self.samples.len());
-            self.samples.push(SampleGroup {
-                leaf,
-                pid,
-                tid,
-                comm,
-                count,
-                period,
-            });
-        }
+    fn add_group(&mut self, key: GroupKey, count: u64, period: u64) {
+        add_group_in(&mut self.samples, &mut self.sample_ids, key, count, period);
+    }
+
+    /// Exchanges this profile's sample groups with `set`'s; the interned stacks stay. The groups of `set`
+    /// must have been built over this profile's ids (by [`Profile::merge_twice`]).
+    pub fn swap_samples(&mut self, set: &mut SampleSet) {
+        std::mem::swap(&mut self.samples, &mut set.samples);
+        std::mem::swap(&mut self.sample_ids, &mut set.ids);
     }
 
     pub fn mapping(&self, id: MappingId) -> &Mapping {
@@ -304,6 +300,30 @@ impl Profile {
     pub fn total_period(&self) -> u64 {
         self.samples.iter().map(|s| s.period).sum()
     }
+}
+
+fn add_group_in(
+    samples: &mut Vec<SampleGroup>,
+    ids: &mut HashMap<GroupKey, usize>,
+    key: GroupKey,
+    count: u64,
+    period: u64,
+) {
+    if let Some(group) = ids.get(&key).and_then(|&i| samples.get_mut(i)) {
+        group.count += count;
+        group.period += period;
+        return;
+    }
+    let (leaf, pid, tid, comm) = key;
+    ids.insert(key, samples.len());
+    samples.push(SampleGroup {
+        leaf,
+        pid,
+        tid,
+        comm,
+        count,
+        period,
+    });
 }
 
 fn intern_in<T: Clone + Eq + std::hash::Hash, I: Copy>(

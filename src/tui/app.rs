@@ -5,7 +5,7 @@
 use regex::{Regex, RegexBuilder};
 
 use crate::profile::query::{top_functions, Filter, SortKey, Weight};
-use crate::profile::{Meta, Profile};
+use crate::profile::{Meta, Profile, SampleSet};
 use crate::render::sanitize;
 use crate::render::text::short_module;
 use crate::symbolize::Resolution;
@@ -17,9 +17,6 @@ pub use super::tree::{TreeRow, TreeView};
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
 pub const DECAY: (u64, u64) = (7, 8);
-
-/// The decaying profile is rebuilt (its dropped stacks forgotten) every this many refreshes.
-const COMPACT_EVERY: u64 = 32;
 
 /// What the header shows besides the profile: filled by the sampler each refresh.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -134,13 +131,14 @@ pub enum Request {
 
 pub struct App {
     pub status: Status,
-    decayed: Profile,
-    cumulative: Profile,
+    /// Every stack seen, interned once, with the sums of the mode shown: decaying (`old * 7/8 + new` each
+    /// refresh, as perf top does) or cumulative.
+    profile: Profile,
+    /// The sums of the other mode, over the same stacks (see [`Profile::swap_samples`]).
+    other_sums: SampleSet,
     /// Refreshes received while paused, applied on resume.
     held: Vec<Update>,
-    /// Refreshes absorbed so far.
-    absorbed: u64,
-    pub cumulative_mode: bool,
+    cumulative_mode: bool,
     pub paused: bool,
     /// No more data will come (target ended, or a recorded profile).
     pub ended: bool,
@@ -171,10 +169,9 @@ impl App {
     pub fn live(status: Status) -> App {
         App {
             status,
-            decayed: Profile::default(),
-            cumulative: Profile::default(),
+            profile: Profile::default(),
+            other_sums: SampleSet::default(),
             held: Vec::new(),
-            absorbed: 0,
             cumulative_mode: false,
             paused: false,
             ended: false,
@@ -201,24 +198,33 @@ impl App {
     pub fn frozen(profile: Profile, mut status: Status) -> App {
         status.ended.get_or_insert_with(|| "recorded".to_owned());
         let mut app = App::live(status);
-        app.cumulative = profile;
+        app.profile = profile;
         app.cumulative_mode = true;
         app.ended = true;
         app.refresh();
         app
     }
 
-    /// The profile the screens read.
+    /// The profile the screens read, with the sums of the mode shown.
     pub fn profile(&self) -> &Profile {
-        if self.cumulative_mode {
-            &self.cumulative
-        } else {
-            &self.decayed
+        &self.profile
+    }
+
+    /// Whether the cumulative sums are shown (else the decaying ones).
+    pub fn cumulative_mode(&self) -> bool {
+        self.cumulative_mode
+    }
+
+    /// Shows the cumulative sums (`true`) or the decaying ones.
+    pub fn set_cumulative_mode(&mut self, cumulative: bool) {
+        if cumulative != self.cumulative_mode {
+            self.profile.swap_samples(&mut self.other_sums);
+            self.cumulative_mode = cumulative;
         }
     }
 
     pub fn meta(&self) -> &Meta {
-        &self.cumulative.meta
+        &self.profile.meta
     }
 
     /// Takes one refresh from the sampler. While paused it is held, so the screen stays still.
@@ -237,29 +243,19 @@ impl App {
             status,
             resolved,
         } = update;
-        // Rebuilt each time so stacks that decayed to (almost) nothing are dropped: a stack lighter than a
-        // millionth of the recent total is gone.
-        // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped.
-        let floor = self.decayed.total_period() / 100_000;
-        self.decayed.scale_samples(DECAY.0, DECAY.1, floor);
-        self.decayed.merge_scaled(&delta, 1, 1, 0);
-        self.decayed.meta = delta.meta.clone();
-        self.absorbed += 1;
-        if self.absorbed.is_multiple_of(COMPACT_EVERY) {
-            // Dropped stacks stay interned until the profile is rebuilt: keeps memory bounded over hours.
-            let mut compact = Profile::new(delta.meta.clone());
-            compact.merge_scaled(&self.decayed, 1, 1, 0);
-            self.decayed = compact;
-        }
-        self.cumulative.meta = delta.meta.clone();
-        self.cumulative.merge_scaled(&delta, 1, 1, 0);
-        self.decayed.resolve_placeholders(&resolved);
-        self.cumulative.resolve_placeholders(&resolved);
-        if status.ended.is_some() {
-            // The whole run, frozen.
-            self.ended = true;
-            self.cumulative_mode = true;
-        }
+        // While merging, the profile holds the decaying sums and `other_sums` the cumulative ones.
+        let cumulative_shown = self.cumulative_mode;
+        self.set_cumulative_mode(false);
+        // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped from
+        // the decaying sums (its stack stays interned for the cumulative ones).
+        let floor = self.profile.total_period() / 100_000;
+        self.profile.scale_samples(DECAY.0, DECAY.1, floor);
+        self.profile.merge_twice(&delta, &mut self.other_sums);
+        self.profile.meta = delta.meta.clone();
+        self.profile.resolve_placeholders(&resolved);
+        // The whole run, frozen, once the target ended.
+        self.ended |= status.ended.is_some();
+        self.set_cumulative_mode(cumulative_shown || self.ended);
         self.status = status;
     }
 
@@ -295,11 +291,7 @@ impl App {
     pub fn refresh(&mut self) {
         let selected = self.rows.get(self.selected).cloned();
         let filter = self.filter();
-        let profile = if self.cumulative_mode {
-            &self.cumulative
-        } else {
-            &self.decayed
-        };
+        let profile = &self.profile;
         let children = self.sort == SortColumn::Total;
         let top = top_functions(profile, &filter, &SortKey::DEFAULT, children);
         let mut rows: Vec<TableRow> = top

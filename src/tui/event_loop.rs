@@ -23,7 +23,7 @@ enum Wake {
     Resize,
     /// The terminal could not be read.
     InputFailed(io::Error),
-    Update(Update),
+    Update(Box<Update>),
     Annotated(FuncRef, Result<Annotation, String>),
 }
 
@@ -44,7 +44,7 @@ pub fn run(
             let tx = wake_tx.clone();
             spawn("stacktop-updates", move || {
                 while let Ok(update) = updates.recv() {
-                    if tx.send(Wake::Update(update)).is_err() {
+                    if tx.send(Wake::Update(Box::new(update))).is_err() {
                         break;
                     }
                 }
@@ -67,7 +67,7 @@ pub fn run(
                     Wake::Key(key) => handle_key(&mut app, key),
                     Wake::Resize => {}
                     Wake::InputFailed(e) => return Err(e),
-                    Wake::Update(update) => app.update(update),
+                    Wake::Update(update) => app.update(*update),
                     Wake::Annotated(func, result) => app.annotated(&func, result),
                 }
                 dirty = true;

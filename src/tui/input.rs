@@ -52,7 +52,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
             app.set_paused(paused);
         }
         KeyCode::Char('z') if !app.ended => {
-            app.cumulative_mode = !app.cumulative_mode;
+            app.set_cumulative_mode(!app.cumulative_mode());
             app.refresh();
         }
         KeyCode::Char('K') => {

@@ -74,7 +74,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let s = &app.status;
-    let mode = if app.cumulative_mode {
+    let mode = if app.cumulative_mode() {
         "cumulative"
     } else {
         "decaying"

@@ -366,7 +366,11 @@ mod tests {
         }
         assert_eq!(shared.get(7), None, "watched a whole window first");
         b.observe(7, sp, 16384, &walk(sp, 2500, WalkEnd::Complete));
-        assert_eq!(shared.get(7), Some(5120), "twice the most read, rounded up to 256 bytes");
+        assert_eq!(
+            shared.get(7),
+            Some(5120),
+            "twice the most read, rounded up to 256 bytes"
+        );
         // A walk that ran off the cut copy brings the whole copy back, and the next window is longer.
         b.observe(7, sp, 5120, &walk(sp, 5000, WalkEnd::CopyExhausted));
         assert_eq!(shared.get(7), None);
@@ -382,7 +386,11 @@ mod tests {
         for _ in 0..BUDGET_WINDOW {
             b.observe(7, sp, 16384, &walk(sp, 100, WalkEnd::Complete));
         }
-        assert_eq!(shared.get(7), Some(MIN_BUDGET as u32), "never below the minimum");
+        assert_eq!(
+            shared.get(7),
+            Some(MIN_BUDGET as u32),
+            "never below the minimum"
+        );
         b.forget(7);
         assert_eq!(shared.get(7), None);
     }

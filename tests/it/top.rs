@@ -317,7 +317,7 @@ fn keys_drive_the_state() {
 
     // A frozen profile stays cumulative; space pauses; q quits.
     press(&mut app, &[KeyCode::Char('z'), KeyCode::Char(' ')]);
-    assert!(app.cumulative_mode && app.paused);
+    assert!(app.cumulative_mode() && app.paused);
     press(&mut app, &[KeyCode::Char('q')]);
     assert!(app.quit);
     let mut app = self::app();
@@ -367,8 +367,19 @@ fn live_updates_decay_and_accumulate() {
     assert!(app.rows[0].self_pct > 70.0, "{:?}", app.rows);
     press(&mut app, &[KeyCode::Char('z')]);
     assert!((app.rows[0].self_pct - 50.0).abs() < 1e-9, "{:?}", app.rows);
+    // An update while the cumulative sums are shown goes into both sums.
+    app.update(delta("new"));
+    let cumulative = 100.0 * 1100.0 / 2100.0;
+    assert!(
+        (app.rows[0].self_pct - cumulative).abs() < 1e-9,
+        "{:?}",
+        app.rows
+    );
+    press(&mut app, &[KeyCode::Char('z')]);
+    assert_eq!(app.rows[0].symbol, "new");
+    assert!(app.rows[0].self_pct > 75.0, "{:?}", app.rows);
     // Paused: updates are held, the screen stays.
-    press(&mut app, &[KeyCode::Char('z'), KeyCode::Char(' ')]);
+    press(&mut app, &[KeyCode::Char(' ')]);
     let before = app.rows.clone();
     app.update(delta("newer"));
     assert_eq!(app.rows, before);
@@ -378,7 +389,7 @@ fn live_updates_decay_and_accumulate() {
     let mut last = delta("new");
     last.status.ended = Some("exit 0".into());
     app.update(last);
-    assert!(app.ended && app.cumulative_mode);
+    assert!(app.ended && app.cumulative_mode());
 }
 
 #[test]
@@ -409,7 +420,7 @@ fn mutex_callers_75_25_from_a_live_recording() {
     }
     handle.stop().unwrap();
     assert!(refreshes >= 4, "only {refreshes} refreshes in 3 s");
-    assert!(app.ended && app.cumulative_mode);
+    assert!(app.ended && app.cumulative_mode());
     assert_eq!(app.status.ended.as_deref(), Some("exit 0"));
     // As a user would: filter, Enter.
     press(&mut app, &[KeyCode::Char('/')]);

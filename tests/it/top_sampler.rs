@@ -314,7 +314,7 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
         resolved: resolved.clone(),
     });
     assert_eq!(app.rows[0].symbol, "spin_inner");
-    app.cumulative_mode = true;
+    app.set_cumulative_mode(true);
     app.refresh();
     assert_eq!(app.rows[0].symbol, "spin_inner");
     assert!(app.rows.iter().all(|r| !r.symbol.contains("(loading)")));
