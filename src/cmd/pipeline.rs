@@ -12,7 +12,8 @@ use crate::acquire::StackBudget;
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
-    Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile, StrId,
+    Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
+    StrId, TableMarks,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -72,6 +73,9 @@ pub struct Pipeline {
     background: Option<BackgroundLoader>,
     /// Names of placeholder addresses found since the last `take_resolutions`.
     resolved: Vec<Resolution>,
+    /// `take_delta`: where the next delta starts, and the locations renamed since the last one.
+    marks: TableMarks,
+    relined: Vec<LocationId>,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -94,6 +98,8 @@ impl Pipeline {
             offline: false,
             background: None,
             resolved: Vec::new(),
+            marks: TableMarks::default(),
+            relined: Vec::new(),
             truncated: 0,
             samples: 0,
         }
@@ -392,11 +398,35 @@ impl Pipeline {
     /// handed-over profile are forgotten, and so are processes (and threads) that exited before the previous
     /// call, with the symbols and unwind tables of the modules no remaining process maps.
     pub fn take_profile(&mut self) -> Profile {
-        let installed = self.install_loaded(None);
         self.locations.clear();
-        self.comms.clear();
         self.mappings.clear();
         self.kernel_mapping = None;
+        self.release();
+        self.relined.clear();
+        self.marks = TableMarks::default();
+        let meta = self.profile.meta.clone();
+        std::mem::replace(&mut self.profile, Profile::new(meta))
+    }
+
+    /// Hands over what the profile gained since the last call (`top`, each refresh; see [`Delta`]): the tables
+    /// and the caches that map addresses to their locations stay for the whole session, so an address is
+    /// symbolized and interned once, not once per refresh. Processes and modules are let go as by
+    /// `take_profile`, and the cached locations of released modules with them. Not to be mixed with
+    /// `take_profile`, which starts the tables over.
+    pub fn take_delta(&mut self) -> Delta {
+        // JIT code may be named by its map later: addresses outside every mapping are looked up again.
+        self.locations
+            .retain(|key, _| !matches!(key, LocationKey::Unmapped { .. }));
+        self.release();
+        let relined = std::mem::take(&mut self.relined);
+        self.profile.take_delta(&mut self.marks, &relined)
+    }
+
+    /// Between two refreshes: installs the modules loaded in the background, lets go of the processes (and
+    /// threads) that exited before the previous call, and evicts the modules no remaining process maps.
+    fn release(&mut self) {
+        let installed = self.install_loaded(None);
+        self.comms.clear();
         for pid in self.processes.release_exited() {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
@@ -404,8 +434,6 @@ impl Pipeline {
             self.symbolizer.forget_process(pid);
         }
         self.evict_unmapped_modules(installed);
-        let meta = self.profile.meta.clone();
-        std::mem::replace(&mut self.profile, Profile::new(meta))
     }
 
     /// Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would otherwise stay
@@ -413,9 +441,17 @@ impl Pipeline {
     /// A module mapped again later loads again at its next sample. Kernel symbols stay.
     fn evict_unmapped_modules(&mut self, installed: bool) {
         // A module installed after its last process went is evicted here too.
-        if self.processes.release_unmapped_modules().is_empty() && !installed {
+        let released = self.processes.release_unmapped_modules();
+        if released.is_empty() && !installed {
             return;
         }
+        // Forgotten while the released modules still hold their addresses, which a later module may reuse.
+        let gone: std::collections::HashSet<ModuleKey> = released.iter().map(module_key).collect();
+        self.locations.retain(
+            |key, _| !matches!(key, LocationKey::User { module, .. } if gone.contains(module)),
+        );
+        self.mappings
+            .retain(|(module, _), _| !gone.contains(module));
         let mapped: std::collections::HashSet<SymbolModuleKey> = self
             .processes
             .modules()
@@ -442,7 +478,8 @@ impl Pipeline {
         if resolved.is_empty() {
             return false;
         }
-        self.profile.resolve_placeholders(&resolved);
+        let renamed = self.profile.resolve_placeholders(&resolved);
+        self.relined.extend(renamed);
         self.resolved.extend(resolved);
         true
     }

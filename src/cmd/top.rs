@@ -4,11 +4,13 @@
 //! ```text
 //! reader (Session: drains the rings) --records--> sampler (Pipeline: unwind, symbolize) --Update/refresh--> UI
 //! ```
-//! Each refresh the sampler hands the UI the profile of the last interval (`Pipeline::take_profile`); the UI
-//! keeps a decaying and a cumulative sum of them (`tui::App`). Modules load on a fourth thread (the pipeline's
-//! background loader): until a module is read its addresses show as `[unknown] MODULE+0xOFF (loading)`, and
-//! the update after it is read carries their names (`Update::resolved`), which the UI writes into its
-//! profiles. `top -i FILE` shows a recorded profile frozen.
+//! The sampler builds one profile for the whole session and each refresh hands the UI what it gained
+//! (`Pipeline::take_delta`: the interval's samples, the names and stacks new to it); the UI appends that to its
+//! copy of the same tables and adds the samples to a decaying and a cumulative sum (`tui::App`), so an address
+//! is symbolized and interned once per session. Modules load on a fourth thread (the pipeline's background
+//! loader): until a module is read its addresses show as `[unknown] MODULE+0xOFF (loading)`, and the delta
+//! after it is read renames those locations in place. The UI sleeps until a key, an update or an annotation
+//! arrives (keys are read on a thread of their own). `top -i FILE` shows a recorded profile frozen.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -340,8 +342,7 @@ fn sample(
         meta.lost = stats.lost;
         meta.throttled = stats.throttled;
         let update = Update {
-            delta: pipeline.take_profile(),
-            resolved: pipeline.take_resolutions(),
+            delta: pipeline.take_delta(),
             status: status.clone(),
         };
         if updates.send(update).is_err() || ended.is_some() {

@@ -1,11 +1,10 @@
-//! Adding one profile into another, with the sample weights scaled. The TUI keeps cumulative and decaying
-//! sums (`old * 7/8 + new` each refresh, as perf top does) of the per-refresh profiles the sampler sends,
-//! over one set of interned stacks: `merge_twice` interns each refresh once and adds it to both sums, and
-//! `scale_samples` decays the one and drops the groups that decayed away.
+//! Adding one profile into another, with the sample weights scaled (every string, location and stack
+//! re-interned, so the other profile may come from anywhere), and scaling a profile's weights in place: the
+//! TUI's decaying sums lose 1/8 each refresh, as perf top's do.
 
 use super::{
-    add_group_in, Function, GroupKey, Location, LocationId, Mapping, Node, NodeId, Profile,
-    SampleGroup, SampleSet, StrId,
+    Function, GroupKey, Location, LocationId, Mapping, Node, NodeId, Profile, SampleGroup,
+    SampleSet, StrId,
 };
 use foldhash::HashMap;
 
@@ -14,23 +13,6 @@ impl Profile {
     /// groups whose period rounds to less than `min_period` are left out. Strings, functions, locations and
     /// stacks are re-interned, so `other` may come from anywhere.
     pub fn merge_scaled(&mut self, other: &Profile, num: u64, den: u64, min_period: u64) {
-        self.merge_groups(other, num, den, min_period, None);
-    }
-
-    /// Adds every sample group of `other` to this profile and to `also`, a second set of sums over this
-    /// profile's stacks (see [`SampleSet`]): `other` is interned once for both.
-    pub fn merge_twice(&mut self, other: &Profile, also: &mut SampleSet) {
-        self.merge_groups(other, 1, 1, 0, Some(also));
-    }
-
-    fn merge_groups(
-        &mut self,
-        other: &Profile,
-        num: u64,
-        den: u64,
-        min_period: u64,
-        mut also: Option<&mut SampleSet>,
-    ) {
         let den = den.max(1);
         let mut merger = Merger {
             from: other,
@@ -47,11 +29,7 @@ impl Profile {
             let count = scale(group.count, num, den);
             let leaf = group.leaf.map(|n| merger.node(self, n));
             let comm = merger.string(self, group.comm);
-            let key = (leaf, group.pid, group.tid, comm);
-            self.add_group(key, count, period);
-            if let Some(set) = also.as_deref_mut() {
-                add_group_in(&mut set.samples, &mut set.ids, key, count, period);
-            }
+            self.add_group((leaf, group.pid, group.tid, comm), count, period);
         }
     }
 

@@ -8,9 +8,12 @@
 //! This module does not symbolize, read files or print: it is filled by `cmd/` (from the symbolizer) or by
 //! `format/` (from a file), and read by `render/` and `tui/`.
 
+mod delta;
 mod merge;
 pub mod query;
 mod resolve;
+
+pub use delta::{Delta, OutOfStep, TableMarks};
 
 use foldhash::HashMap;
 
@@ -21,6 +24,11 @@ macro_rules! id_type {
         impl $name {
             pub fn index(self) -> usize {
                 self.0 as usize
+            }
+        }
+        impl From<u32> for $name {
+            fn from(id: u32) -> $name {
+                $name(id)
             }
         }
     };
@@ -183,7 +191,7 @@ type GroupKey = (Option<NodeId>, u32, u32, StrId);
 
 /// A second set of sample groups over a profile's interned stacks, swapped in and out of it
 /// ([`Profile::swap_samples`]): the TUI keeps its decaying sums and its cumulative ones over one set of
-/// interned stacks, so each refresh is interned once, not once per sum.
+/// interned stacks, and adds each refresh to both ([`Profile::apply_delta`]).
 #[derive(Clone, Debug, Default)]
 pub struct SampleSet {
     samples: Vec<SampleGroup>,
@@ -266,7 +274,7 @@ impl Profile {
     }
 
     /// Exchanges this profile's sample groups with `set`'s; the interned stacks stay. The groups of `set`
-    /// must have been built over this profile's ids (by [`Profile::merge_twice`]).
+    /// must have been built over this profile's ids (by [`Profile::apply_delta`]).
     pub fn swap_samples(&mut self, set: &mut SampleSet) {
         std::mem::swap(&mut self.samples, &mut set.samples);
         std::mem::swap(&mut self.sample_ids, &mut set.ids);

@@ -7,18 +7,18 @@ use crate::symbolize::{is_loading_name, Frame, Resolution};
 
 impl Profile {
     /// Gives each location that is still a placeholder, in a mapping whose path is a resolution's module and at
-    /// its address, the resolution's frames as lines (functions interned anew). Returns how many locations
+    /// its address, the resolution's frames as lines (functions interned anew). Returns the locations that
     /// changed. A location already named is left alone, so applying a resolution twice changes nothing.
     ///
     /// When the renamed location equals one the profile already has (the same address was named before its
     /// module was evicted and loaded again), both ids stay in use and interning the content finds the older.
-    pub fn resolve_placeholders(&mut self, resolutions: &[Resolution]) -> usize {
+    pub fn resolve_placeholders(&mut self, resolutions: &[Resolution]) -> Vec<LocationId> {
+        let mut renamed = Vec::new();
         if resolutions.is_empty() {
-            return 0;
+            return renamed;
         }
         let mut by_address: Vec<&Resolution> = resolutions.iter().collect();
         by_address.sort_by_key(|r| r.address);
-        let mut renamed = 0;
         for index in 0..self.locations.len() {
             let location = &self.locations[index];
             let Some(mapping) = location.mapping else {
@@ -43,17 +43,8 @@ impl Profile {
                 .map(|frame| self.line(frame))
                 .collect();
             let id = LocationId(index as u32);
-            let old = Location {
-                lines: std::mem::replace(&mut self.locations[index].lines, lines),
-                ..self.locations[index].clone()
-            };
-            if self.location_ids.get(&old) == Some(&id) {
-                self.location_ids.remove(&old);
-            }
-            self.location_ids
-                .entry(self.locations[index].clone())
-                .or_insert(id);
-            renamed += 1;
+            self.reline(id, lines);
+            renamed.push(id);
         }
         renamed
     }
@@ -157,7 +148,7 @@ mod tests {
             resolution("/lib/a.so", 0x1020, &["not_a_placeholder"]),
             resolution("/lib/a.so", 0x1040, &["inner", "outer"]),
         ];
-        assert_eq!(p.resolve_placeholders(&resolved), 2);
+        assert_eq!(p.resolve_placeholders(&resolved).len(), 2);
         assert_eq!(names(&p, waiting), ["hot_inline", "hot"]);
         assert_eq!(p.location(waiting).lines[0].line, 7);
         assert_eq!(names(&p, other_module), ["[unknown] b.so+0x10 (loading)"]);
@@ -167,7 +158,7 @@ mod tests {
         // Stacks and samples point at the same ids.
         assert_eq!((&p.nodes, &p.samples), (&nodes, &samples));
         // Twice is once.
-        assert_eq!(p.resolve_placeholders(&resolved), 0);
+        assert_eq!(p.resolve_placeholders(&resolved).len(), 0);
 
         // The maps follow: the new content interns to its location, the placeholder is new again.
         let content = p.location(waiting).clone();

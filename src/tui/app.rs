@@ -5,10 +5,9 @@
 use regex::{Regex, RegexBuilder};
 
 use crate::profile::query::{top_functions, Filter, SortKey, Weight};
-use crate::profile::{Meta, Profile, SampleSet};
+use crate::profile::{Delta, Meta, Profile, SampleSet};
 use crate::render::sanitize;
 use crate::render::text::short_module;
-use crate::symbolize::Resolution;
 
 pub use super::annotate::{
     hottest_line, AnnotateView, AnnotatedLine, Annotation, Annotator, LineKind, HOT_LINE,
@@ -38,14 +37,12 @@ pub struct Status {
     pub ended: Option<String>,
 }
 
-/// One refresh from the sampler: the samples of the last interval and the header figures.
+/// One refresh from the sampler: what its profile gained in the last interval (its samples, the stacks and
+/// names new to it, and the loading placeholders named since), and the header figures.
 #[derive(Debug)]
 pub struct Update {
-    pub delta: Profile,
+    pub delta: Delta,
     pub status: Status,
-    /// Names for addresses that earlier updates named by a loading placeholder (their module was still being
-    /// read); applied to the profiles on screen.
-    pub resolved: Vec<Resolution>,
 }
 
 /// The column the table is sorted by.
@@ -238,11 +235,7 @@ impl App {
     }
 
     fn absorb(&mut self, update: Update) {
-        let Update {
-            delta,
-            status,
-            resolved,
-        } = update;
+        let Update { delta, status } = update;
         // While merging, the profile holds the decaying sums and `other_sums` the cumulative ones.
         let cumulative_shown = self.cumulative_mode;
         self.set_cumulative_mode(false);
@@ -250,9 +243,9 @@ impl App {
         // the decaying sums (its stack stays interned for the cumulative ones).
         let floor = self.profile.total_period() / 100_000;
         self.profile.scale_samples(DECAY.0, DECAY.1, floor);
-        self.profile.merge_twice(&delta, &mut self.other_sums);
-        self.profile.meta = delta.meta.clone();
-        self.profile.resolve_placeholders(&resolved);
+        if let Err(e) = self.profile.apply_delta(delta, Some(&mut self.other_sums)) {
+            self.message = Some(format!("{e}; restart stacktop top"));
+        }
         // The whole run, frozen, once the target ended.
         self.ended |= status.ended.is_some();
         self.set_cumulative_mode(cumulative_shown || self.ended);

@@ -330,30 +330,31 @@ fn keys_drive_the_state() {
 
 #[test]
 fn live_updates_decay_and_accumulate() {
-    use stacktop::profile::{Function, Line, Location, Meta, Profile};
+    use stacktop::profile::{Function, Line, Location, Meta, Profile, TableMarks};
     use stacktop::tui::{Status, Update};
-    // Each update holds 100 samples of one function; after a switch, the decaying view follows the present.
-    let delta = |name: &str| {
-        let mut p = Profile::new(Meta::default());
-        let n = p.intern(name);
-        let f = p.add_function(Function {
+    // Each update holds 100 samples of one function, cut from one sampler-side profile as `top` does; after a
+    // switch, the decaying view follows the present.
+    let mut store = Profile::new(Meta::default());
+    let mut marks = TableMarks::default();
+    let mut delta = |name: &str| {
+        let n = store.intern(name);
+        let f = store.add_function(Function {
             name: n,
             file: None,
         });
-        let l = p.add_location(Location {
+        let l = store.add_location(Location {
             mapping: None,
-            address: 1,
+            address: u64::from(n.0),
             lines: vec![Line {
                 function: f,
                 line: 0,
             }],
         });
-        let comm = p.intern("w");
-        p.add_sample(&[l], 1, 1, comm, 100, 100_000);
+        let comm = store.intern("w");
+        store.add_sample(&[l], 1, 1, comm, 100, 100_000);
         Update {
-            delta: p,
+            delta: store.take_delta(&mut marks, &[]),
             status: Status::default(),
-            resolved: Vec::new(),
         }
     };
     let mut app = App::live(Status::default());

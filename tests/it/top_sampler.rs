@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use stacktop::acquire::record::{MmapRecord, Record, SampleRecord, PERF_CONTEXT_USER};
 use stacktop::acquire::{CommandOutput, Session, SessionConfig, Target};
 use stacktop::cmd::pipeline::{Footprint, Pipeline};
-use stacktop::profile::{Meta, Profile};
-use stacktop::symbolize::{ModuleSpec, Resolution, Symbolizer};
+use stacktop::profile::{Delta, Meta, Profile};
+use stacktop::symbolize::{ModuleSpec, Symbolizer};
 use stacktop::tui::{App, Status, Update};
 use stacktop::unwind::fp;
 use stacktop::unwind::modules::Mode;
@@ -34,11 +34,7 @@ fn spin_copies(count: usize) -> Vec<PathBuf> {
 /// Records `script` (run by `sh -c`) in hybrid mode, taking a profile every `refresh` as `top` does (modules
 /// load in the background); calls `each` with every profile, the resolutions of earlier placeholders and the
 /// footprint right after it was taken.
-fn drive(
-    script: &str,
-    refresh: Duration,
-    mut each: impl FnMut(Profile, Vec<Resolution>, Footprint),
-) {
+fn drive(script: &str, refresh: Duration, mut each: impl FnMut(Delta, Footprint)) {
     let config = SessionConfig {
         target: Target::Command(vec!["sh".into(), "-c".into(), script.into()]),
         event: "cpu-clock".parse().unwrap(),
@@ -64,8 +60,8 @@ fn drive(
             pipeline.on_record(&record);
         }
         if Instant::now() >= next {
-            let profile = pipeline.take_profile();
-            each(profile, pipeline.take_resolutions(), pipeline.footprint());
+            let delta = pipeline.take_delta();
+            each(delta, pipeline.footprint());
             next = Instant::now() + refresh;
         }
     }
@@ -76,8 +72,8 @@ fn drive(
     pipeline.finish_loading(|| false);
     // Exited processes go one refresh after their exit was seen.
     for _ in 0..2 {
-        let profile = pipeline.take_profile();
-        each(profile, pipeline.take_resolutions(), pipeline.footprint());
+        let delta = pipeline.take_delta();
+        each(delta, pipeline.footprint());
     }
 }
 
@@ -122,21 +118,16 @@ fn caches_stay_bounded_while_short_lived_processes_come_and_go() {
     let mut last = Footprint::default();
     let mut cumulative = Profile::default();
     let mut refreshes = 0;
-    drive(
-        &script,
-        Duration::from_millis(200),
-        |profile, resolved, footprint| {
-            // As the TUI does.
-            cumulative.merge_scaled(&profile, 1, 1, 0);
-            cumulative.resolve_placeholders(&resolved);
-            max.symbol_modules = max.symbol_modules.max(footprint.symbol_modules);
-            max.unwind_modules = max.unwind_modules.max(footprint.unwind_modules);
-            max.processes = max.processes.max(footprint.processes);
-            max.threads = max.threads.max(footprint.threads);
-            last = footprint;
-            refreshes += 1;
-        },
-    );
+    drive(&script, Duration::from_millis(200), |delta, footprint| {
+        // As the TUI does.
+        cumulative.apply_delta(delta, None).unwrap();
+        max.symbol_modules = max.symbol_modules.max(footprint.symbol_modules);
+        max.unwind_modules = max.unwind_modules.max(footprint.unwind_modules);
+        max.processes = max.processes.max(footprint.processes);
+        max.threads = max.threads.max(footprint.threads);
+        last = footprint;
+        refreshes += 1;
+    });
     let mut counts = std::collections::BTreeMap::new();
     spin_samples(&cumulative, &mut counts);
     let seen: BTreeSet<&String> = counts.keys().collect();
@@ -251,37 +242,42 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     let (mut pipeline, open) = gated();
     pipeline.on_record(&mmap);
     pipeline.on_record(&sample);
-    let mut first = pipeline.take_profile();
+    // The TUI keeps a copy of the sampler's profile, appending each refresh's delta; `mirror` is another.
+    let mut app = App::live(Status::default());
+    let mut mirror = Profile::default();
+    let refresh = |pipeline: &mut Pipeline, app: &mut App, mirror: &mut Profile| {
+        let delta = pipeline.take_delta();
+        mirror.apply_delta(delta.clone(), None).unwrap();
+        app.update(Update {
+            delta,
+            status: Status::default(),
+        });
+    };
+    refresh(&mut pipeline, &mut app, &mut mirror);
     let placeholder = |address: u64| format!("[unknown] spin+{:#x} (loading)", address - BASE);
-    assert_eq!(leaf_names(&first), [placeholder(ip)]);
-    let caller = first.stack(first.samples[0].leaf).nth(1).unwrap();
-    let caller_name = first
-        .function(first.location(caller).lines[0].function)
+    assert_eq!(leaf_names(&mirror), [placeholder(ip)]);
+    let caller = mirror.stack(mirror.samples[0].leaf).nth(1).unwrap();
+    let caller_name = mirror
+        .function(mirror.location(caller).lines[0].function)
         .name;
-    assert_eq!(first.str(caller_name), placeholder(ret - 1));
+    assert_eq!(mirror.str(caller_name), placeholder(ret - 1));
     assert!(pipeline.take_resolutions().is_empty());
     assert_eq!(pipeline.footprint().loading, 1);
+    // The TUI shows the placeholder meanwhile.
+    assert_eq!(app.rows[0].symbol, placeholder(ip));
     // Still loading: the samples go on, named by placeholders again.
     pipeline.on_record(&sample);
-    let mut second = pipeline.take_profile();
-    assert_eq!(leaf_names(&second), [placeholder(ip)]);
-
-    // The TUI shows the placeholder meanwhile.
-    let mut app = App::live(Status::default());
-    app.update(Update {
-        delta: first.clone(),
-        status: Status::default(),
-        resolved: Vec::new(),
-    });
-    assert_eq!(app.rows[0].symbol, placeholder(ip));
+    refresh(&mut pipeline, &mut app, &mut mirror);
+    assert_eq!(leaf_names(&mirror), [placeholder(ip)]);
+    assert_eq!(mirror.total_count(), 2);
 
     open.send(()).unwrap();
     let started = Instant::now();
-    let (latest, resolved) = loop {
-        let profile = pipeline.take_profile();
+    let resolved = loop {
+        refresh(&mut pipeline, &mut app, &mut mirror);
         let resolved = pipeline.take_resolutions();
         if !resolved.is_empty() {
-            break (profile, resolved);
+            break resolved;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -295,24 +291,18 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
         .collect();
     assert_eq!(named, [(ip, "spin_inner"), (ret - 1, "burn")]);
     assert_eq!(pipeline.footprint().loading, 0);
-    // The profiles taken earlier are renamed by the resolutions, stacks untouched.
-    assert_eq!(first.resolve_placeholders(&resolved), 2);
-    assert_eq!(second.resolve_placeholders(&resolved), 2);
-    assert_eq!(leaf_names(&first), ["spin_inner"]);
+    // The locations handed out earlier are renamed in the copies, stacks and ids untouched.
+    assert_eq!(leaf_names(&mirror), ["spin_inner"]);
+    assert_eq!(mirror.total_count(), 2);
     // burn's frames: the inlined clock helper, then burn itself.
-    let caller_names: Vec<&str> = first
+    let caller_names: Vec<&str> = mirror
         .location(caller)
         .lines
         .iter()
-        .map(|l| first.str(first.function(l.function).name))
+        .map(|l| mirror.str(mirror.function(l.function).name))
         .collect();
     assert_eq!(caller_names.last(), Some(&"burn"));
     // So is the TUI's view, decaying and cumulative.
-    app.update(Update {
-        delta: latest,
-        status: Status::default(),
-        resolved: resolved.clone(),
-    });
     assert_eq!(app.rows[0].symbol, "spin_inner");
     app.set_cumulative_mode(true);
     app.refresh();
@@ -320,9 +310,21 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     assert!(app.rows.iter().all(|r| !r.symbol.contains("(loading)")));
     // Installed: later samples are named at once, and nothing is left to resolve.
     pipeline.on_record(&sample);
-    let third = pipeline.take_profile();
-    assert_eq!(leaf_names(&third), ["spin_inner"]);
+    refresh(&mut pipeline, &mut app, &mut mirror);
+    assert_eq!(leaf_names(&mirror), ["spin_inner"]);
+    assert_eq!(mirror.total_count(), 3);
     assert!(pipeline.take_resolutions().is_empty());
+    // `take_profile` (a fresh profile per call) names placeholders in the profile being built too.
+    let (mut pipeline, open) = gated();
+    pipeline.on_record(&mmap);
+    pipeline.on_record(&sample);
+    let mut first = pipeline.take_profile();
+    assert_eq!(leaf_names(&first), [placeholder(ip)]);
+    open.send(()).unwrap();
+    pipeline.finish_loading(|| false);
+    let resolved = pipeline.take_resolutions();
+    assert_eq!(first.resolve_placeholders(&resolved).len(), 2);
+    assert_eq!(leaf_names(&first), ["spin_inner"]);
 
     // At the end of a session, the pipeline waits for the loads in progress (unless told to give up).
     let (mut pipeline, open) = gated();
