@@ -12,8 +12,8 @@ use crate::acquire::StackBudget;
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
-    Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, Profile,
-    StrId, TableMarks,
+    Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, PathCache,
+    Profile, StrId, TableMarks,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -66,6 +66,8 @@ pub struct Pipeline {
     comms: HashMap<u32, (u32, StrId)>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
+    /// Each thread's last stack in `profile`, so a repeated stack is not interned node by node again.
+    paths: PathCache,
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
@@ -95,6 +97,7 @@ impl Pipeline {
             kernel_mapping: None,
             comms: HashMap::new(),
             stack: Vec::new(),
+            paths: PathCache::default(),
             offline: false,
             background: None,
             resolved: Vec::new(),
@@ -239,8 +242,15 @@ impl Pipeline {
                 comm
             }
         };
-        self.profile
-            .add_sample(&stack, sample.pid, sample.tid, comm, 1, sample.period);
+        self.profile.add_sample_cached(
+            &mut self.paths,
+            &stack,
+            sample.pid,
+            sample.tid,
+            comm,
+            1,
+            sample.period,
+        );
         self.samples += 1;
         self.stack = stack;
     }
@@ -427,6 +437,8 @@ impl Pipeline {
     fn release(&mut self) {
         let installed = self.install_loaded(None);
         self.comms.clear();
+        // Exited threads' stacks go too; the others are remembered again at their next sample.
+        self.paths.clear();
         for pid in self.processes.release_exited() {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);

@@ -186,6 +186,18 @@ pub struct Profile {
     sample_ids: HashMap<GroupKey, usize>,
 }
 
+/// Each thread's last stack (locations, root first) and its nodes, for [`Profile::add_sample_cached`].
+#[derive(Clone, Debug, Default)]
+pub struct PathCache {
+    last: HashMap<u32, (Vec<LocationId>, Vec<NodeId>)>,
+}
+
+impl PathCache {
+    pub fn clear(&mut self) {
+        self.last.clear();
+    }
+}
+
 /// The labels that tell sample groups apart: leaf node, pid, tid, comm.
 type GroupKey = (Option<NodeId>, u32, u32, StrId);
 
@@ -260,6 +272,39 @@ impl Profile {
         let mut parent = None;
         for &location in stack.iter().rev() {
             parent = Some(self.add_node(Node { parent, location }));
+        }
+        self.add_group((parent, pid, tid, comm), count, period);
+    }
+
+    /// `add_sample`, remembering each thread's last stack in `cache`: a thread sampled in the same loop again
+    /// and again has the same stack, or one that differs only near the leaf, whose shared outer nodes are not
+    /// looked up again. The cache belongs to this profile (its node ids); clear it when the profile is replaced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_sample_cached(
+        &mut self,
+        cache: &mut PathCache,
+        stack: &[LocationId],
+        pid: u32,
+        tid: u32,
+        comm: StrId,
+        count: u64,
+        period: u64,
+    ) {
+        let (locations, path) = cache.last.entry(tid).or_default();
+        // Root first, as the nodes are built.
+        let same = locations
+            .iter()
+            .zip(stack.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        locations.truncate(same);
+        path.truncate(same);
+        let mut parent = path.last().copied();
+        for &location in stack.iter().rev().skip(same) {
+            let node = self.add_node(Node { parent, location });
+            locations.push(location);
+            path.push(node);
+            parent = Some(node);
         }
         self.add_group((parent, pid, tid, comm), count, period);
     }
@@ -347,4 +392,49 @@ fn intern_in<T: Clone + Eq + std::hash::Hash, I: Copy>(
     items.push(item.clone());
     ids.insert(item, id);
     id
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_paths_build_the_same_profile() {
+        let mut plain = Profile::default();
+        let mut cached = Profile::default();
+        let mut cache = PathCache::default();
+        let locations: Vec<LocationId> = (0..6)
+            .map(|i| {
+                let loc = Location {
+                    mapping: None,
+                    address: i,
+                    lines: Vec::new(),
+                };
+                plain.add_location(loc.clone());
+                cached.add_location(loc)
+            })
+            .collect();
+        let l = |ids: &[usize]| -> Vec<LocationId> { ids.iter().map(|&i| locations[i]).collect() };
+        // Innermost first: repeats, a new leaf, a shorter stack, a deeper one, another thread, an empty one.
+        let stacks = [
+            (1, l(&[0, 1, 2])),
+            (1, l(&[0, 1, 2])),
+            (1, l(&[3, 1, 2])),
+            (2, l(&[0, 1, 2])),
+            (1, l(&[1, 2])),
+            (1, l(&[4, 5, 1, 2])),
+            (2, l(&[5])),
+            (1, l(&[])),
+            (1, l(&[0, 1, 2])),
+        ];
+        for (tid, stack) in &stacks {
+            let comm = plain.intern("w");
+            plain.add_sample(stack, 1, *tid, comm, 1, 10);
+            let comm = cached.intern("w");
+            cached.add_sample_cached(&mut cache, stack, 1, *tid, comm, 1, 10);
+        }
+        assert_eq!(cached.nodes, plain.nodes);
+        assert_eq!(cached.samples, plain.samples);
+    }
 }
