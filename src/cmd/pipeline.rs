@@ -66,6 +66,7 @@ pub struct Pipeline {
     comms: HashMap<u32, (u32, StrId)>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
+    walked: Stack,
     /// Each thread's last stack in `profile`, so a repeated stack is not interned node by node again.
     paths: PathCache,
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
@@ -97,6 +98,7 @@ impl Pipeline {
             kernel_mapping: None,
             comms: HashMap::new(),
             stack: Vec::new(),
+            walked: Stack::default(),
             paths: PathCache::default(),
             offline: false,
             background: None,
@@ -182,18 +184,20 @@ impl Pipeline {
     }
 
     fn on_sample(&mut self, sample: &SampleRecord) {
-        let walked = match &mut self.unwinders {
+        let mut walked = std::mem::take(&mut self.walked);
+        match &mut self.unwinders {
             Some(unwinders) => {
                 let processes = &self.processes;
                 let offline = self.offline;
                 let mut loader = |module: &Module, mapping: &ProcessMapping| {
                     module_bytes(&module_spec(module, mapping, processes, offline))
                 };
-                unwinders.unwind(sample, &self.processes, &mut loader)
+                unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
             }
-            None => fp::frames_with(&sample.callchain, self.limits),
-        };
+            None => fp::frames_into(&sample.callchain, self.limits, &mut walked),
+        }
         self.add_stack(sample, &walked);
+        self.walked = walked;
     }
 
     /// Samples that fell back, and the modules where walks stopped early, worst first (dwarf and hybrid

@@ -89,13 +89,31 @@ pub fn walk(
     stack: StackCopy<'_>,
     max_depth: usize,
 ) -> Walk {
-    // Sized for a typical stack up front: growing from one element reallocated four times per sample.
-    let mut frames = Vec::with_capacity(32);
+    let mut walk = Walk {
+        frames: Vec::new(),
+        cfas: Vec::new(),
+        end: WalkEnd::Complete,
+    };
+    walk_into(unwinder, cache, regs, stack, max_depth, &mut walk);
+    walk
+}
+
+/// `walk` into `out`, reusing its buffers (a sample then allocates nothing here).
+pub fn walk_into(
+    unwinder: &Unwinder,
+    cache: &mut Cache,
+    regs: Regs,
+    stack: StackCopy<'_>,
+    max_depth: usize,
+    out: &mut Walk,
+) {
+    let Walk { frames, cfas, end } = out;
+    frames.clear();
+    cfas.clear();
     frames.push(Frame {
         address: FrameAddress::InstructionPointer(Avma(regs.ip)),
         kernel: false,
     });
-    let mut cfas = Vec::with_capacity(32);
     cfas.push(regs.sp);
     let mut unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
     let mut address = framehop::FrameAddress::from_instruction_pointer(regs.ip);
@@ -106,7 +124,7 @@ pub fn walk(
             exhausted.set(addr >= stack.end());
         })
     };
-    let end = loop {
+    *end = loop {
         if frames.len() >= max_depth {
             break WalkEnd::DepthCap;
         }
@@ -134,5 +152,4 @@ pub fn walk(
             Err(_) => break WalkEnd::Broken,
         }
     };
-    Walk { frames, cfas, end }
 }

@@ -43,10 +43,16 @@ pub fn frames(callchain: &[u64]) -> Stack {
 
 /// Frames of a raw kernel call chain, innermost first.
 pub fn frames_with(callchain: &[u64], limits: Limits) -> Stack {
-    let mut stack = Stack {
-        frames: Vec::with_capacity(callchain.len().min(limits.max_depth)),
-        truncated: false,
-    };
+    let mut stack = Stack::default();
+    frames_into(callchain, limits, &mut stack);
+    stack
+}
+
+/// `frames_with` into `stack`, reusing its buffer.
+pub fn frames_into(callchain: &[u64], limits: Limits, stack: &mut Stack) {
+    stack.frames.clear();
+    stack.frames.reserve(callchain.len().min(limits.max_depth));
+    stack.truncated = false;
     // Before any marker, the kernel's convention is kernel context; a chain never starts without one in
     // practice, but a hand-made or imported chain might.
     let mut kernel = true;
@@ -76,7 +82,6 @@ pub fn frames_with(callchain: &[u64], limits: Limits) -> Stack {
     if limits.kernel_max_stack > 0 && addresses >= limits.kernel_max_stack {
         stack.truncated = true;
     }
-    stack
 }
 
 /// Whether the chain holds any kernel context (used to tell kernel samples apart without the sample's mode).

@@ -42,21 +42,45 @@ pub fn splice(
     user_chain: &[Frame],
     kernel_cut: bool,
 ) -> (Vec<Frame>, Outcome) {
+    let mut frames = Vec::new();
+    let outcome = splice_into(
+        &walk,
+        sampled_bp,
+        stack,
+        user_chain,
+        kernel_cut,
+        &mut Vec::new(),
+        &mut frames,
+    );
+    (frames, outcome)
+}
+
+/// `splice`, appending the user frames to `out`; `fp_frames` is scratch space (reused across samples).
+pub fn splice_into(
+    walk: &Walk,
+    sampled_bp: u64,
+    stack: StackCopy<'_>,
+    user_chain: &[Frame],
+    kernel_cut: bool,
+    fp_frames: &mut Vec<(u64, u64)>,
+    out: &mut Vec<Frame>,
+) -> Outcome {
     match walk.end {
-        WalkEnd::Complete => return (walk.frames, Outcome::default()),
+        WalkEnd::Complete => {
+            out.extend_from_slice(&walk.frames);
+            return Outcome::default();
+        }
         WalkEnd::DepthCap => {
-            return (
-                walk.frames,
-                Outcome {
-                    truncated: true,
-                    fell_back: false,
-                },
-            )
+            out.extend_from_slice(&walk.frames);
+            return Outcome {
+                truncated: true,
+                fell_back: false,
+            };
         }
         WalkEnd::CopyExhausted | WalkEnd::Broken => {}
     }
     // Frame-pointer frames inside the copy: frame k is based at bp_k and holds return address ra_k.
-    let mut fp_frames: Vec<(u64, u64)> = Vec::new();
+    fp_frames.clear();
     let mut bp = sampled_bp;
     // The chain ends inside the copy at a saved bp of 0: the root frame.
     let mut reached_root = false;
@@ -80,34 +104,27 @@ pub fn splice(
         Some((j, k))
     });
     let Some((j, k)) = join else {
-        return (
-            walk.frames,
-            Outcome {
-                truncated: true,
-                fell_back: true,
-            },
-        );
+        out.extend_from_slice(&walk.frames);
+        return Outcome {
+            truncated: true,
+            fell_back: true,
+        };
     };
-    let mut frames = walk.frames;
-    frames.truncate(j + 1);
+    out.extend_from_slice(walk.frames.get(..=j).unwrap_or(&walk.frames));
     // The table frame j returned to ra_k. Its callers: the frame-pointer frames still inside the copy
     // (these can go past the kernel's frame limit), then the kernel's chain beyond the copy, where
     // user_chain[i + 1] is ra_i.
-    frames.extend(fp_frames[k + 1..].iter().map(|&(_, ra)| Frame {
+    out.extend(fp_frames[k + 1..].iter().map(|&(_, ra)| Frame {
         address: FrameAddress::ReturnAddress(Avma(ra)),
         kernel: false,
     }));
     let beyond = fp_frames.len() + 1;
-    frames.extend_from_slice(user_chain.get(beyond..).unwrap_or(&[]));
+    out.extend_from_slice(user_chain.get(beyond..).unwrap_or(&[]));
     // Beyond the copy only the kernel's chain knows the frames, and it may have stopped at its limit.
-    let truncated = !reached_root && kernel_cut;
-    (
-        frames,
-        Outcome {
-            truncated,
-            fell_back: false,
-        },
-    )
+    Outcome {
+        truncated: !reached_root && kernel_cut,
+        fell_back: false,
+    }
 }
 
 /// Frame-pointer frames re-walked in one copy at most (a 64 KiB copy holds at most 4096 of them).

@@ -62,6 +62,31 @@ pub struct Unwinders {
     pub quality: Quality,
     /// Hybrid mode: learns how much of each process's stack copy its walks read (see `Budgets`).
     budgets: Option<Budgets>,
+    scratch: Scratch,
+}
+
+/// Buffers reused from sample to sample.
+struct Scratch {
+    /// The kernel's chain, and its user frames.
+    chain: Stack,
+    user: Vec<Frame>,
+    walk: dwarf::Walk,
+    fp_frames: Vec<(u64, u64)>,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            chain: Stack::default(),
+            user: Vec::new(),
+            walk: dwarf::Walk {
+                frames: Vec::new(),
+                cfas: Vec::new(),
+                end: WalkEnd::Complete,
+            },
+            fp_frames: Vec::new(),
+        }
+    }
 }
 
 /// Samples a process's walks are watched for before its stack copies are cut to what they read.
@@ -150,6 +175,7 @@ impl Unwinders {
             cache: Cache::new(),
             quality: Quality::default(),
             budgets: None,
+            scratch: Scratch::default(),
         }
     }
 
@@ -181,8 +207,51 @@ impl Unwinders {
         processes: &Processes,
         loader: &mut Loader<'_>,
     ) -> Stack {
-        let chain = fp::frames_with(&sample.callchain, self.limits);
-        let (kernel, user): (Vec<Frame>, Vec<Frame>) = chain.frames.iter().partition(|f| f.kernel);
+        let mut stack = Stack::default();
+        self.unwind_into(sample, processes, loader, &mut stack);
+        stack
+    }
+
+    /// `unwind` into `out`, reusing its buffer and this unwinder's scratch space: once warm, a sample
+    /// allocates nothing here.
+    pub fn unwind_into(
+        &mut self,
+        sample: &SampleRecord,
+        processes: &Processes,
+        loader: &mut Loader<'_>,
+        out: &mut Stack,
+    ) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.unwind_with(&mut scratch, sample, processes, loader, out);
+        self.scratch = scratch;
+    }
+
+    fn unwind_with(
+        &mut self,
+        scratch: &mut Scratch,
+        sample: &SampleRecord,
+        processes: &Processes,
+        loader: &mut Loader<'_>,
+        out: &mut Stack,
+    ) {
+        let Scratch {
+            chain,
+            user,
+            walk,
+            fp_frames,
+        } = scratch;
+        fp::frames_into(&sample.callchain, self.limits, chain);
+        // Kernel frames first, then user frames, each in the chain's order.
+        user.clear();
+        out.frames.clear();
+        for &f in &chain.frames {
+            if f.kernel {
+                out.frames.push(f);
+            } else {
+                user.push(f);
+            }
+        }
+        out.truncated = chain.truncated;
         self.quality.samples += 1;
         let regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
         let (Some(regs), Some(bytes)) = (regs, sample.user_stack.as_deref()) else {
@@ -191,52 +260,56 @@ impl Unwinders {
             if chain.truncated {
                 self.quality.truncated += 1;
             }
-            return chain;
+            out.frames.clone_from(&chain.frames);
+            return;
         };
         if regs.sp == 0 || bytes.is_empty() {
             self.quality.no_stack += 1;
             if chain.truncated {
                 self.quality.truncated += 1;
             }
-            return chain;
+            out.frames.clone_from(&chain.frames);
+            return;
         }
         self.refresh(sample.pid, processes, loader);
         let Some(process) = self.processes.get(&sample.pid) else {
-            return chain;
+            out.frames.clone_from(&chain.frames);
+            return;
         };
         let stack = StackCopy { sp: regs.sp, bytes };
-        let walk = dwarf::walk(
+        dwarf::walk_into(
             &process.unwinder,
             &mut self.cache,
             regs,
             stack,
-            self.limits.max_depth.saturating_sub(kernel.len()),
+            self.limits.max_depth.saturating_sub(out.frames.len()),
+            walk,
         );
         if let Some(b) = &mut self.budgets {
-            b.observe(sample.pid, regs.sp, bytes.len(), &walk);
+            b.observe(sample.pid, regs.sp, bytes.len(), walk);
         }
         let stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
         let broken = walk.end == WalkEnd::Broken;
-        let (user_frames, outcome) = match self.mode {
-            Mode::Hybrid => hybrid::splice(walk, regs.bp, stack, &user, chain.truncated),
+        let outcome = match self.mode {
+            Mode::Hybrid => hybrid::splice_into(
+                walk,
+                regs.bp,
+                stack,
+                user,
+                chain.truncated,
+                fp_frames,
+                &mut out.frames,
+            ),
             Mode::Dwarf => {
-                let truncated = walk.end != WalkEnd::Complete;
-                (
-                    walk.frames,
-                    Outcome {
-                        truncated,
-                        fell_back: false,
-                    },
-                )
+                out.frames.extend_from_slice(&walk.frames);
+                Outcome {
+                    truncated: walk.end != WalkEnd::Complete,
+                    fell_back: false,
+                }
             }
         };
+        out.truncated = outcome.truncated;
         self.record_outcome(sample.pid, processes, outcome, broken, stopped_at);
-        let mut frames = kernel;
-        frames.extend(user_frames);
-        Stack {
-            frames,
-            truncated: outcome.truncated,
-        }
     }
 
     fn record_outcome(
