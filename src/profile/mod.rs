@@ -9,9 +9,9 @@
 //! `format/` (from a file), and read by `render/` and `tui/`.
 
 mod delta;
-mod merge;
 pub mod query;
 mod resolve;
+mod scale;
 
 pub use delta::{Delta, OutOfStep, TableMarks};
 

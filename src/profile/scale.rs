@@ -1,0 +1,74 @@
+//! Scaling a profile's weights in place: the TUI's decaying sums lose 1/8 each refresh, as perf top's do, and
+//! the groups that decayed to nothing are dropped (their stacks stay interned: the cumulative sums share them).
+
+use super::Profile;
+
+impl Profile {
+    /// Multiplies every sample group's count and period by `num / den` (rounded down) in place and drops the
+    /// groups whose period falls below `min_period`. Nothing is re-interned.
+    pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
+        let den = den.max(1);
+        for group in &mut self.samples {
+            group.period = scale(group.period, num, den);
+            group.count = scale(group.count, num, den);
+        }
+        let before = self.samples.len();
+        self.samples.retain(|g| g.period >= min_period.max(1));
+        if self.samples.len() != before {
+            self.sample_ids = self
+                .samples
+                .iter()
+                .enumerate()
+                .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
+                .collect();
+        }
+    }
+}
+
+fn scale(value: u64, num: u64, den: u64) -> u64 {
+    (u128::from(value) * u128::from(num) / u128::from(den)) as u64
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::profile::{Function, Line, Location, LocationId, Meta, Profile};
+
+    fn add(p: &mut Profile, names: &[&str], period: u64) {
+        let stack: Vec<LocationId> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let name = p.intern(n);
+                let function = p.add_function(Function { name, file: None });
+                p.add_location(Location {
+                    mapping: None,
+                    address: i as u64,
+                    lines: vec![Line { function, line: 0 }],
+                })
+            })
+            .collect();
+        let comm = p.intern("w");
+        p.add_sample(&stack, 1, 1, comm, 1, period);
+    }
+
+    #[test]
+    fn scaling_decays_drops_and_keeps_the_index() {
+        let mut p = Profile::new(Meta::default());
+        add(&mut p, &["leaf", "main"], 800);
+        add(&mut p, &["other", "main"], 8);
+        p.scale_samples(7, 8, 10);
+        // 800*7/8; the 8-period group decays to 7 < 10 and is dropped.
+        assert_eq!(p.samples.len(), 1);
+        assert_eq!(p.samples[0].period, 700);
+        // Adding to the kept group still finds it.
+        add(&mut p, &["leaf", "main"], 100);
+        assert_eq!(p.samples.len(), 1);
+        assert_eq!(p.samples[0].period, 800);
+        let frames: Vec<&str> = p
+            .stack(p.samples[0].leaf)
+            .map(|l| p.str(p.function(p.location(l).lines[0].function).name))
+            .collect();
+        assert_eq!(frames, ["leaf", "main"]);
+    }
+}
