@@ -92,10 +92,11 @@ impl Default for Scratch {
 /// Samples a process's walks are watched for before its stack copies are cut to what they read.
 const BUDGET_WINDOW: u32 = 256;
 /// The smallest cut: a walk of a frame-pointer program reads a few hundred bytes.
-const MIN_BUDGET: u64 = 512;
+const MIN_BUDGET: u64 = 256;
 
-/// Per process, the most stack any walk read lately; once `BUDGET_WINDOW` walks have read at most half a
-/// limit, the reader keeps only that limit of later copies. A walk that then runs off the end of a cut copy
+/// Per process, the most stack any walk read lately; once `BUDGET_WINDOW` walks have read at most two thirds
+/// of a limit, the reader keeps only that limit of later copies (the bytes copied out of the ring are much of
+/// the reader's cost, see `benches/README.md`). A walk that then runs off the end of a cut copy
 /// restores the whole copy, and the process is watched twice as long before it is cut again. In hybrid mode
 /// a walk cut short still joins the frame-pointer chain where it can (that is what the chain is for); a
 /// program without frame pointers reads deep into its copies and is never cut.
@@ -142,9 +143,10 @@ impl Budgets {
         }
         let limit = p
             .most
-            .saturating_mul(2)
-            .div_ceil(256)
-            .saturating_mul(256)
+            .saturating_mul(3)
+            .div_ceil(2)
+            .div_ceil(64)
+            .saturating_mul(64)
             .max(MIN_BUDGET);
         if limit < copied as u64 {
             p.limit = u32::try_from(limit).ok();
@@ -441,8 +443,8 @@ mod tests {
         b.observe(7, sp, 16384, &walk(sp, 2500, WalkEnd::Complete));
         assert_eq!(
             shared.get(7),
-            Some(5120),
-            "twice the most read, rounded up to 256 bytes"
+            Some(3776),
+            "one and a half times the most read, rounded up to 64 bytes"
         );
         // A walk that ran off the cut copy brings the whole copy back, and the next window is longer.
         b.observe(7, sp, 5120, &walk(sp, 5000, WalkEnd::CopyExhausted));
@@ -454,7 +456,7 @@ mod tests {
         for _ in 0..BUDGET_WINDOW {
             b.observe(7, sp, 16384, &walk(sp, 300, WalkEnd::Complete));
         }
-        assert_eq!(shared.get(7), Some(768), "600 bytes rounded up to 256");
+        assert_eq!(shared.get(7), Some(512), "450 bytes rounded up to 64");
         b.forget(7);
         for _ in 0..BUDGET_WINDOW {
             b.observe(7, sp, 16384, &walk(sp, 100, WalkEnd::Complete));
