@@ -44,10 +44,6 @@ enum LocationKey {
         address: u64,
     },
     Kernel(u64),
-    Unmapped {
-        pid: u32,
-        address: u64,
-    },
     Truncated,
 }
 
@@ -59,6 +55,9 @@ pub struct Pipeline {
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
     locations: HashMap<LocationKey, LocationId>,
+    /// Addresses outside every mapping, by pid: looked up again each refresh, since JIT code may be named by
+    /// its perf map later.
+    unmapped: HashMap<(u32, u64), LocationId>,
     mappings: HashMap<(ModuleKey, u64), MappingId>,
     kernel_mapping: Option<MappingId>,
     /// Each sampled thread's name in `profile`, by tid (with its pid): interned once per refresh, not per
@@ -94,6 +93,7 @@ impl Pipeline {
             limits,
             unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
             locations: HashMap::new(),
+            unmapped: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
             comms: HashMap::new(),
@@ -268,7 +268,9 @@ impl Pipeline {
             }
             let frames = self.symbolizer.symbolize_kernel(lookup);
             let mapping = self.kernel_mapping();
-            return self.insert_location(key, Some(mapping), lookup, &frames);
+            let id = self.insert_location(Some(mapping), lookup, &frames);
+            self.locations.insert(key, id);
+            return id;
         }
         match self.processes.resolve(pid, lookup) {
             Resolved::Module {
@@ -299,15 +301,14 @@ impl Pipeline {
                     _ => module.build_id.clone(),
                 };
                 let mapping_id = self.user_mapping(&module, &mapping, build_id.as_deref());
-                self.insert_location(key, Some(mapping_id), lookup, &frames)
+                let id = self.insert_location(Some(mapping_id), lookup, &frames);
+                self.locations.insert(key, id);
+                id
             }
             Resolved::Kernel => self.location(pid, address, true),
             Resolved::Unmapped => {
-                let key = LocationKey::Unmapped {
-                    pid,
-                    address: lookup.0,
-                };
-                if let Some(&id) = self.locations.get(&key) {
+                let key = (pid, lookup.0);
+                if let Some(&id) = self.unmapped.get(&key) {
                     return id;
                 }
                 let frames = self
@@ -320,14 +321,15 @@ impl Pipeline {
                             line: 0,
                         }])
                     });
-                self.insert_location(key, None, lookup, &frames)
+                let id = self.insert_location(None, lookup, &frames);
+                self.unmapped.insert(key, id);
+                id
             }
         }
     }
 
     fn insert_location(
         &mut self,
-        key: LocationKey,
         mapping: Option<MappingId>,
         address: Avma,
         frames: &[Frame],
@@ -342,13 +344,11 @@ impl Pipeline {
                 line: frame.line,
             });
         }
-        let id = self.profile.add_location(Location {
+        self.profile.add_location(Location {
             mapping,
             address: address.0,
             lines,
-        });
-        self.locations.insert(key, id);
-        id
+        })
     }
 
     fn truncated_location(&mut self) -> LocationId {
@@ -360,7 +360,9 @@ impl Pipeline {
             file: None,
             line: 0,
         };
-        self.insert_location(LocationKey::Truncated, None, Avma(0), &[frame])
+        let id = self.insert_location(None, Avma(0), &[frame]);
+        self.locations.insert(LocationKey::Truncated, id);
+        id
     }
 
     fn kernel_mapping(&mut self) -> MappingId {
@@ -428,9 +430,6 @@ impl Pipeline {
     /// `take_profile`, and the cached locations of released modules with them. Not to be mixed with
     /// `take_profile`, which starts the tables over.
     pub fn take_delta(&mut self) -> Delta {
-        // JIT code may be named by its map later: addresses outside every mapping are looked up again.
-        self.locations
-            .retain(|key, _| !matches!(key, LocationKey::Unmapped { .. }));
         self.release();
         let relined = std::mem::take(&mut self.relined);
         self.profile.take_delta(&mut self.marks, &relined)
@@ -441,6 +440,7 @@ impl Pipeline {
     fn release(&mut self) {
         let installed = self.install_loaded(None);
         self.comms.clear();
+        self.unmapped.clear();
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
         for pid in self.processes.release_exited() {

@@ -60,9 +60,10 @@ impl StackCopy<'_> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WalkEnd {
     /// The tables say this is the outermost frame (or the return address is 0).
+    #[default]
     Complete,
     /// The next frame's return address lies beyond the copy.
     CopyExhausted,
@@ -74,7 +75,7 @@ pub enum WalkEnd {
 
 /// Frames found by the tables, innermost first, with the CFA of each frame (for the first frame, the
 /// sampled stack pointer): frame `i`'s caller resumes at `frames[i + 1]` with `sp = cfas[i + 1]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Walk {
     pub frames: Vec<Frame>,
     pub cfas: Vec<u64>,
@@ -89,11 +90,7 @@ pub fn walk(
     stack: StackCopy<'_>,
     max_depth: usize,
 ) -> Walk {
-    let mut walk = Walk {
-        frames: Vec::new(),
-        cfas: Vec::new(),
-        end: WalkEnd::Complete,
-    };
+    let mut walk = Walk::default();
     walk_into(unwinder, cache, regs, stack, max_depth, &mut walk);
     walk
 }

@@ -66,27 +66,13 @@ pub struct Unwinders {
 }
 
 /// Buffers reused from sample to sample.
+#[derive(Default)]
 struct Scratch {
     /// The kernel's chain, and its user frames.
     chain: Stack,
     user: Vec<Frame>,
     walk: dwarf::Walk,
     fp_frames: Vec<(u64, u64)>,
-}
-
-impl Default for Scratch {
-    fn default() -> Scratch {
-        Scratch {
-            chain: Stack::default(),
-            user: Vec::new(),
-            walk: dwarf::Walk {
-                frames: Vec::new(),
-                cfas: Vec::new(),
-                end: WalkEnd::Complete,
-            },
-            fp_frames: Vec::new(),
-        }
-    }
 }
 
 /// Samples a process's walks are watched for before its stack copies are cut to what they read.
