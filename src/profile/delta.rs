@@ -98,11 +98,7 @@ impl Profile {
                 got: delta.base,
             });
         }
-        for s in delta.strings {
-            let id = super::StrId(self.strings.len() as u32);
-            self.string_ids.entry(s.clone()).or_insert(id);
-            self.strings.push(s);
-        }
+        append(&mut self.strings, &mut self.string_ids, delta.strings);
         append(&mut self.mappings, &mut self.mapping_ids, delta.mappings);
         append(&mut self.functions, &mut self.function_ids, delta.functions);
         append(&mut self.locations, &mut self.location_ids, delta.locations);
