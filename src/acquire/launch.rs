@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{AcquireError, CommandOutput};
@@ -92,6 +92,7 @@ pub(crate) fn spawn_stopped(
             File::options()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
                 .map_err(|e| AcquireError::io("opening the command's output file", e))?,
         ),
@@ -103,6 +104,8 @@ pub(crate) fn spawn_stopped(
     let (go_r, go_w) = (go_read.as_raw_fd(), go_write.as_raw_fd());
     let (st_r, st_w) = (status_read.as_raw_fd(), status_write.as_raw_fd());
 
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: fork has no memory-safety preconditions; the child branch below only makes
     // async-signal-safe calls on data prepared before the fork, and never returns.
     let pid = unsafe { libc::fork() };
@@ -115,6 +118,13 @@ pub(crate) fn spawn_stopped(
         unsafe {
             libc::close(go_w);
             libc::close(st_r);
+            // The command must not outlive stacktop, even a SIGKILLed one: the kernel sends SIGKILL when the
+            // forking thread (stacktop's main thread, which lives until the end) dies. If stacktop died
+            // before the prctl, the child was reparented already.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() != parent {
+                libc::_exit(126);
+            }
             if devnull_fd >= 0 {
                 libc::dup2(devnull_fd, 1);
                 libc::dup2(devnull_fd, 2);

@@ -176,6 +176,9 @@ pub struct Stats {
     pub samples: u64,
     /// Samples the kernel dropped because a ring buffer was full (`PERF_RECORD_LOST` and `LOST_SAMPLES`).
     pub lost: u64,
+    /// Of `lost`, the samples stacktop dropped itself because processing fell behind sampling (see
+    /// [`Recycler`]).
+    pub dropped: u64,
     /// Times the kernel throttled sampling because it was too frequent.
     pub throttled: u64,
 }

@@ -14,6 +14,7 @@
 //!            | stack_user: size, data[size], dyn_size? | ...
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, TryLockError};
 
 use foldhash::HashMap;
@@ -222,25 +223,121 @@ impl StackBudget {
 /// Most samples kept for reuse; the rest are freed (each may hold a stack copy of up to 64 KiB).
 const MAX_SPARE: usize = 1024;
 
+/// The most memory that samples read from the rings and not yet handed back may hold (see [`Recycler`]).
+/// When processing falls behind sampling (a burst of samples, a large library's symbols loading), the
+/// backlog waits here instead of in the kernel's rings, which are small; past this, samples are dropped and
+/// counted as lost, as the kernel does when a ring is full. 128 MiB hold about 8,000 whole 16 KiB copies, and
+/// far more of the few hundred bytes that a frame-pointer program's budget keeps (see [`StackBudget`]).
+pub const MAX_BACKLOG_BYTES: usize = 128 << 20;
+
 /// Processed samples handed back by the consumer, so the reader refills their buffers instead of
 /// allocating new ones. Cheap to clone; both ends share one pool.
-#[derive(Clone, Debug, Default)]
+///
+/// It also bounds the backlog between the two threads: once a consumer took a recycler
+/// ([`crate::acquire::Session::recycler`]), the reader counts the bytes of every record it hands out and
+/// the consumer gives them back through [`Recycler::give_back`]; samples that would take the backlog past
+/// its limit are dropped and counted as lost. Other records (mappings, names, forks and exits) are always
+/// kept: the samples after them need them.
+#[derive(Clone, Debug)]
 pub struct Recycler {
     spare: Arc<Mutex<Vec<SampleRecord>>>,
+    /// Bytes handed out and not given back.
+    backlog: Arc<AtomicUsize>,
+    limit: Arc<AtomicUsize>,
+}
+
+impl Default for Recycler {
+    fn default() -> Recycler {
+        Recycler {
+            spare: Arc::default(),
+            backlog: Arc::default(),
+            limit: Arc::new(AtomicUsize::new(usize::MAX)),
+        }
+    }
+}
+
+/// The memory a record holds, as counted in the backlog.
+fn footprint(record: &Record) -> usize {
+    std::mem::size_of::<Record>()
+        + match record {
+            Record::Sample(s) => {
+                s.callchain.capacity() * 8
+                    + s.user_regs.as_ref().map_or(0, |r| r.capacity() * 8)
+                    + s.user_stack.as_ref().map_or(0, Vec::capacity)
+            }
+            Record::Mmap(m) => m.path.capacity(),
+            Record::Comm { name, .. } => name.capacity(),
+            _ => 0,
+        }
 }
 
 impl Recycler {
-    /// Keeps the samples of `records` for reuse (others are dropped).
+    /// Keeps the samples of `records` for reuse (others are dropped) and takes them off the backlog.
     pub fn give_back(&self, records: impl IntoIterator<Item = Record>) {
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = 0;
         for record in records {
-            if spare.len() >= MAX_SPARE {
-                break;
-            }
+            bytes += footprint(&record);
             if let Record::Sample(s) = record {
-                spare.push(s);
+                if spare.len() < MAX_SPARE {
+                    spare.push(s);
+                }
             }
         }
+        drop(spare);
+        // Saturating: records handed out before the bound was set were never counted.
+        let _ = self
+            .backlog
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(bytes))
+            });
+    }
+
+    /// Bounds the backlog to `bytes` from now on.
+    pub(crate) fn bound(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The reader, before handing out `records[from..]`: adds them to the backlog, except samples that would
+    /// take it past its limit, which are removed (their buffers kept for reuse in `spare`). Returns how many
+    /// samples were dropped.
+    pub(crate) fn admit(
+        &self,
+        records: &mut Vec<Record>,
+        from: usize,
+        spare: &mut Vec<SampleRecord>,
+    ) -> u64 {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let mut total = self.backlog.load(Ordering::Relaxed);
+        let start = total;
+        let mut dropped = 0;
+        let mut kept = from;
+        for i in from..records.len() {
+            let size = footprint(&records[i]);
+            let is_sample = matches!(records[i], Record::Sample(_));
+            if is_sample && total.saturating_add(size) > limit {
+                dropped += 1;
+                if let Record::Sample(s) =
+                    std::mem::replace(&mut records[i], Record::Lost { time: 0, count: 0 })
+                {
+                    if spare.len() < MAX_SPARE {
+                        spare.push(s);
+                    }
+                }
+                continue;
+            }
+            total = total.saturating_add(size);
+            records.swap(kept, i);
+            kept += 1;
+        }
+        records.truncate(kept);
+        self.backlog.fetch_add(total - start, Ordering::Relaxed);
+        dropped
+    }
+
+    /// Bytes handed out and not given back yet.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Moves the kept samples into `into` (the reader's local stock), taking the lock once.

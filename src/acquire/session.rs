@@ -351,6 +351,8 @@ pub struct Session {
     notes: Vec<String>,
     child: Option<u32>,
     child_status: Option<i32>,
+    /// Whether stacktop asked the launched command to end (`terminate_child`): its status is then ours.
+    child_terminated: bool,
     /// Pids or tids whose end ends the session (`-p`, `-t`).
     watched: Vec<u32>,
     finished: bool,
@@ -490,6 +492,7 @@ impl Session {
             notes: opener.notes,
             child,
             child_status: None,
+            child_terminated: false,
             watched,
             finished: false,
             recycler: Recycler::default(),
@@ -505,7 +508,9 @@ impl Session {
             self.poll(timeout)?;
             // A round that left data in a ring proves nothing about order; wait for a complete one.
             if self.drain() {
+                let from = out.len();
                 self.reorder.end_round(out);
+                self.admit(out, from);
             }
         }
         self.reap();
@@ -578,9 +583,19 @@ impl Session {
     }
 
     /// The pool that processed samples go back to, so later samples reuse their buffers (see
-    /// [`Recycler`]).
+    /// [`Recycler`]). Taking it bounds the backlog of samples read and not given back to
+    /// [`sample::MAX_BACKLOG_BYTES`]: a consumer that takes it gives every batch back once processed.
     pub fn recycler(&self) -> Recycler {
+        self.recycler.bound(sample::MAX_BACKLOG_BYTES);
         self.recycler.clone()
+    }
+
+    /// Hands `out[from..]` to the backlog; samples past its bound are dropped and counted as lost.
+    fn admit(&mut self, out: &mut Vec<Record>, from: usize) {
+        let dropped = self.recycler.admit(out, from, &mut self.spare);
+        self.stats.samples = self.stats.samples.saturating_sub(dropped);
+        self.stats.lost += dropped;
+        self.stats.dropped += dropped;
     }
 
     /// The per-process limits on how much of each stack copy is kept (see [`StackBudget`]).
@@ -614,7 +629,9 @@ impl Session {
             while !self.drain() {}
             self.finished = true;
         }
+        let from = out.len();
         self.reorder.flush_all(out);
+        self.admit(out, from);
         self.reap();
         Ok(())
     }
@@ -658,6 +675,7 @@ impl Session {
         self.reap();
         if let (Some(pid), None) = (self.child, self.child_status) {
             launch::terminate(pid);
+            self.child_terminated = true;
         }
     }
 
@@ -670,6 +688,15 @@ impl Session {
     /// signal, -1 when it could not be collected).
     pub fn child_exit_status(&self) -> Option<i32> {
         self.child_status
+    }
+
+    /// How the launched command failed when it ended by itself with a non-zero status or a signal (not when
+    /// stacktop ended it): the status a `record` exits with, as perf's does.
+    pub fn child_failure(&self) -> Option<i32> {
+        match self.child_status {
+            Some(status) if status > 0 && !self.child_terminated => Some(status),
+            _ => None,
+        }
     }
 }
 

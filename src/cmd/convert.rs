@@ -1,14 +1,14 @@
 //! `stacktop convert -i IN -o OUT [--to pprof|folded]`: perf.data or pprof in (told apart by content),
 //! pprof or folded stacks out (from `--to`, else from the output's name).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::cli::ConvertArgs;
 use crate::cmd::load_profile_event;
+use crate::cmd::output::{write_output, Access};
 use crate::cmd::record::write_profile;
 use crate::render::{write_folded, FoldedOptions};
 
@@ -53,18 +53,9 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let profile = load_profile_event(&args.input, args.event.as_deref())?;
     match format {
         OutputFormat::Pprof => write_profile(&profile, &args.output)?,
-        OutputFormat::Folded => {
-            let file = std::fs::File::create(&args.output).with_context(|| {
-                format!(
-                    "cannot write {}: check the directory exists and is writable",
-                    args.output.display()
-                )
-            })?;
-            let mut out = std::io::BufWriter::new(file);
-            write_folded(&mut out, &profile, &FoldedOptions::default())
-                .and_then(|()| out.flush())
-                .with_context(|| format!("writing {}", args.output.display()))?;
-        }
+        OutputFormat::Folded => write_output(&args.output, Access::Shared, |out| {
+            write_folded(&mut &mut *out, &profile, &FoldedOptions::default())
+        })?,
     }
     eprintln!(
         "stacktop: wrote {} ({} samples)",

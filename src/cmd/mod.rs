@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod convert;
 pub mod flamegraph;
 pub mod import;
+pub mod output;
 pub mod pipeline;
 pub mod record;
 pub mod report;

@@ -431,6 +431,9 @@ impl Pipeline {
     /// `take_profile`, which starts the tables over.
     pub fn take_delta(&mut self) -> Delta {
         self.release();
+        // The delta carries the renames (`relined`) to the only other holder of the profile; names kept for
+        // `take_resolutions` would pile up for the whole session, since nobody takes them.
+        self.resolved.clear();
         let relined = std::mem::take(&mut self.relined);
         self.profile.take_delta(&mut self.marks, &relined)
     }

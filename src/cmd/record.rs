@@ -1,7 +1,7 @@
 //! `stacktop record`: sample a target until it exits, `--duration` passes or a signal arrives, then write the
 //! profile file (to a temporary name, renamed when complete).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,7 @@ use crate::acquire::{
     DEFAULT_HYBRID_STACK_BYTES,
 };
 use crate::cli::{RecordArgs, SamplingArgs, TargetArgs};
+use crate::cmd::output::{self, Access};
 use crate::cmd::pipeline::Pipeline;
 use crate::format::pprof;
 use crate::profile::{Meta, Profile};
@@ -109,6 +110,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
     let stats = session.stats();
+    let failure = session.child_failure();
     let notes: Vec<String> = session.notes().to_vec();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
@@ -139,7 +141,27 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         stats.lost,
         stats.throttled
     );
-    Ok(ExitCode::SUCCESS)
+    if stats.dropped > 0 {
+        eprintln!(
+            "stacktop: {} of the lost samples were dropped because unwinding fell behind sampling; lower -F or use --call-graph fp",
+            stats.dropped
+        );
+    }
+    Ok(match failure {
+        Some(status) => {
+            if status > 128 {
+                eprintln!(
+                    "stacktop: the command was killed by signal {}",
+                    status - 128
+                );
+            } else {
+                eprintln!("stacktop: the command exited with status {status}");
+            }
+            // As perf does: a script sees the workload's failure through stacktop.
+            ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX))
+        }
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// Reads the rings until the target ends, the deadline passes or a signal arrives, then stops the counters
@@ -188,36 +210,12 @@ pub fn read_until_done(
     Ok(())
 }
 
-/// Writes next to the destination and renames, so a reader never sees half a file.
+/// Writes the profile whole or not at all, private to its owner (see [`output`]).
 pub fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "stacktop.pb.gz".to_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp).with_context(|| {
-            format!(
-                "cannot write {}: check the directory exists and is writable",
-                tmp.display()
-            )
-        })?;
-        let mut out = std::io::BufWriter::new(file);
-        pprof::write_pprof(
-            profile,
-            &mut out,
-            path.extension().is_some_and(|e| e == "gz"),
-        )
-        .with_context(|| format!("writing {}", tmp.display()))?;
-        out.flush()
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let gzip = path.extension().is_some_and(|e| e == "gz");
+    output::write_output(path, Access::Private, |out| {
+        pprof::write_pprof(profile, out, gzip).map_err(std::io::Error::other)
+    })
 }
 
 /// One line on stderr with elapsed time, samples and lost samples; silent when stderr is not a terminal.

@@ -53,8 +53,10 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     let duration = duration(args.duration)?;
     let mut config = session_config(&args.sampling, TOP_HYBRID_STACK_BYTES)?;
     // A launched command would draw over the screen: its output goes to a file named in the header.
-    let output_file = matches!(config.target, Target::Command(_))
-        .then(|| std::env::temp_dir().join(format!("stacktop-top-{}.out", std::process::id())));
+    let output_file = match config.target {
+        Target::Command(_) => Some(command_output_file()?),
+        _ => None,
+    };
     config.command_output = output_file
         .clone()
         .map_or(CommandOutput::Null, CommandOutput::File);
@@ -67,6 +69,19 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     handle.stop()?;
     ui.context("terminal")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new file for a launched command's output, created exclusively under an unpredictable name: a
+/// predictable name in the shared temporary directory could be planted as a symlink by another user, and
+/// root's `top` would then append the command's output to whatever it points to.
+fn command_output_file() -> Result<std::path::PathBuf> {
+    let (_, path) = tempfile::Builder::new()
+        .prefix(&format!("stacktop-top-{}-", std::process::id()))
+        .suffix(".out")
+        .tempfile()
+        .and_then(|f| f.keep().map_err(|e| e.error))
+        .context("cannot create a file for the command's output in the temporary directory")?;
+    Ok(path)
 }
 
 /// The `a` key: `annotate::annotate` over the profile on screen, limited to the function's module, converted
