@@ -63,6 +63,31 @@ pub enum Error {
 
     #[error("The specified size in the perf event header was smaller than the header itself")]
     InvalidPerfEventSize,
+
+    /// A section of the file (the data section, a feature section, the attr
+    /// or event_types section, an event ID list) reaches past the end of the file.
+    #[error("The {name} ({size} bytes at offset {offset}) does not fit in the file of {file_len} bytes")]
+    SectionOutOfBounds {
+        name: String,
+        offset: u64,
+        size: u64,
+        file_len: u64,
+    },
+
+    /// A count or size read from the file needs more bytes than remain in the
+    /// section (or stream) that holds it. Checked before the count sizes an allocation.
+    #[error("The {what} {count} needs at least {needed} bytes, but only {remaining} remain")]
+    CountExceedsData {
+        what: &'static str,
+        count: u64,
+        needed: u64,
+        remaining: u64,
+    },
+
+    /// The attribute size in the file header (or EVENT_DESC section) is smaller
+    /// than the smallest `perf_event_attr` (`PERF_ATTR_SIZE_VER0`, 64 bytes) or too large.
+    #[error("The attribute size {0} is invalid")]
+    InvalidAttrSize(u64),
 }
 
 impl From<std::str::Utf8Error> for Error {

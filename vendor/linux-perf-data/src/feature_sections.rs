@@ -2,9 +2,10 @@ use std::io::{Read, Seek, SeekFrom};
 
 use byteorder::{ByteOrder, ReadBytesExt};
 use linear_map::LinearMap;
+use linux_perf_event_reader::constants::PERF_ATTR_SIZE_VER0;
 use linux_perf_event_reader::PerfEventAttr;
 
-use super::section::PerfFileSection;
+use super::section::{check_count, remaining_len, stream_len, PerfFileSection};
 use crate::simpleperf::SimplePerfEventType;
 use crate::{Error, ReadError};
 
@@ -89,8 +90,13 @@ impl HeaderString {
     /// Parse a string.
     pub fn parse<R: Read, T: ByteOrder>(mut reader: R) -> Result<Option<String>, std::io::Error> {
         let len = reader.read_u32::<T>()?;
-        let mut s = vec![0; len as usize];
-        reader.read_exact(&mut s)?;
+        // Read through `take`, so that a length beyond the end of the data
+        // allocates no more than the bytes that are there.
+        let mut s = Vec::new();
+        reader.take(u64::from(len)).read_to_end(&mut s)?;
+        if s.len() != len as usize {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         let actual_len = memchr::memchr(0, &s).unwrap_or(s.len());
         s.truncate(actual_len);
         Ok(String::from_utf8(s).ok())
@@ -123,12 +129,26 @@ impl AttributeDescription {
         // };
         // ```
         let nr = cursor.read_u32::<T>()?;
-        let mut attributes = Vec::with_capacity(nr as usize);
         let attr_size = cursor.read_u32::<T>()? as u64;
+        check_attr_size(attr_size)?;
+        // Each event takes at least its attr, nr_ids and the string's length.
+        check_count(
+            "EVENT_DESC event count",
+            nr.into(),
+            attr_size + 4 + 4,
+            remaining_len(&mut cursor)?,
+        )?;
+        let mut attributes = Vec::with_capacity(nr as usize);
         for _ in 0..nr {
             let attr = Self::parse_single_attr::<_, T>(&mut cursor, attr_size)?;
             let nr_ids = cursor.read_u32::<T>()?;
             let event_string = HeaderString::parse::<_, T>(&mut cursor)?;
+            check_count(
+                "EVENT_DESC event ID count",
+                nr_ids.into(),
+                8,
+                remaining_len(&mut cursor)?,
+            )?;
             let mut ids = Vec::with_capacity(nr_ids as usize);
             for _ in 0..nr_ids {
                 ids.push(cursor.read_u64::<T>()?);
@@ -155,6 +175,7 @@ impl AttributeDescription {
         Self::parse_sequence_of_attr_and_id_section::<C, T>(
             cursor,
             event_types_section,
+            "event_types section",
             attr_size,
             None,
         )
@@ -183,6 +204,7 @@ impl AttributeDescription {
         Self::parse_sequence_of_attr_and_id_section::<C, T>(
             cursor,
             attr_section,
+            "attr section",
             attr_size_without_id_section,
             Some(&event_names),
         )
@@ -192,12 +214,17 @@ impl AttributeDescription {
     fn parse_sequence_of_attr_and_id_section<C: Read + Seek, T: ByteOrder>(
         mut cursor: C,
         section: &PerfFileSection,
+        section_name: &'static str,
         attr_size: u64,
         event_names: Option<&[&str]>,
     ) -> Result<Vec<Self>, Error> {
+        check_attr_size(attr_size)?;
+        let file_len = stream_len(&mut cursor)?;
+        section.end_within(file_len, || section_name.to_string())?;
         cursor.seek(SeekFrom::Start(section.offset))?;
 
         // Each entry in the event_types section is a PerfEventAttr followed by a PerfFileSection.
+        // No overflow: check_attr_size caps attr_size.
         let entry_size = attr_size + PerfFileSection::STRUCT_SIZE;
         let entry_count = section.size / entry_size;
         let mut perf_event_event_type_info = Vec::with_capacity(entry_count as usize);
@@ -210,6 +237,7 @@ impl AttributeDescription {
         // Read the lists of event IDs for each event type.
         let mut attributes = Vec::new();
         for (event_index, (attr, section)) in perf_event_event_type_info.into_iter().enumerate() {
+            section.end_within(file_len, || format!("event ID list of attribute {event_index}"))?;
             cursor.seek(SeekFrom::Start(section.offset))?;
             // This section is just a list of u64 event IDs.
             let id_count = section.size / 8;
@@ -240,6 +268,9 @@ impl AttributeDescription {
         attr_section: &PerfFileSection,
         attr_size: u64,
     ) -> Result<Vec<Self>, Error> {
+        check_attr_size(attr_size)?;
+        let file_len = stream_len(&mut cursor)?;
+        attr_section.end_within(file_len, || "attr section".to_string())?;
         cursor.seek(SeekFrom::Start(attr_section.offset))?;
         let attr_count = attr_section.size / attr_size;
         let mut attributes = Vec::with_capacity(attr_count as usize);
@@ -286,6 +317,16 @@ impl AttributeDescription {
     }
 }
 
+/// An attribute takes at least `PERF_ATTR_SIZE_VER0` bytes, so that a count of
+/// attributes derived from a section's size is bounded by that size; the upper
+/// bound keeps `attr_size + PerfFileSection::STRUCT_SIZE` from overflowing.
+fn check_attr_size(attr_size: u64) -> Result<(), Error> {
+    if attr_size < u64::from(PERF_ATTR_SIZE_VER0) || attr_size > u64::from(u32::MAX) {
+        return Err(Error::InvalidAttrSize(attr_size));
+    }
+    Ok(())
+}
+
 /// The names of the dynamic PMU types used in [`PerfEventType::DynamicPmu`](linux_perf_event_reader::PerfEventType::DynamicPmu).
 ///
 /// For example, this allows you to find out whether a `DynamicPmu`
@@ -303,7 +344,9 @@ impl PmuMappings {
         //     } [nr]; /* Variable length records */
         // };
         let nr = reader.read_u32::<T>()?;
-        let mut vec = Vec::with_capacity(nr as usize);
+        // No capacity from `nr`: the reader's length is unknown here, and the
+        // vector grows only with the entries that are actually there.
+        let mut vec = Vec::new();
         for _ in 0..nr {
             let pmu_type = reader.read_u32::<T>()?;
             if let Some(pmu_name) = HeaderString::parse::<_, T>(&mut reader)? {

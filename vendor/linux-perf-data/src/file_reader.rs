@@ -19,7 +19,7 @@ use super::features::Feature;
 use super::header::{PerfHeader, PerfPipeHeader};
 use super::perf_file::PerfFile;
 use super::record::{HeaderAttr, HeaderFeature, PerfFileRecord, RawUserRecord, UserRecordType};
-use super::section::PerfFileSection;
+use super::section::{check_count, stream_len, PerfFileSection};
 use super::simpleperf;
 use super::sorter::Sorter;
 
@@ -90,8 +90,15 @@ impl<C: Read + Seek> PerfFileReader<C> {
     where
         T: ByteOrder,
     {
+        // Every offset and size in the header is checked against the file's length
+        // before it is followed or sizes a buffer: a crafted header must not make
+        // us allocate (and abort on) terabytes for a file of a few kilobytes.
+        let file_len = stream_len(&mut cursor)?;
+
         // Read the section information for each feature, starting just after the data section.
-        let feature_pos = header.data_section.offset + header.data_section.size;
+        let feature_pos = header
+            .data_section
+            .end_within(file_len, || "data section".to_string())?;
         cursor.seek(SeekFrom::Start(feature_pos))?;
         let mut feature_sections_info = Vec::new();
         for feature in header.features.iter() {
@@ -101,6 +108,7 @@ impl<C: Read + Seek> PerfFileReader<C> {
 
         let mut feature_sections = LinearMap::new();
         for (feature, section) in feature_sections_info {
+            section.end_within(file_len, || format!("{feature} feature section"))?;
             let offset = section.offset;
             let size = usize::try_from(section.size).map_err(|_| Error::SectionSizeTooBig)?;
             let mut data = vec![0; size];
@@ -592,15 +600,28 @@ impl<R: Read> PerfRecordIter<R> {
                     let auxtrace = Auxtrace::parse::<T>(RawData::Single(&buffer))?;
                     let auxtrace_size = auxtrace.size;
 
+                    // The trace data follows the record and must fit in what remains of
+                    // the data section.
+                    if let Some(len) = self.record_data_len {
+                        check_count(
+                            "AUXTRACE data size",
+                            auxtrace_size,
+                            1,
+                            len.saturating_sub(self.read_offset),
+                        )?;
+                    }
                     let auxtrace_len =
                         usize::try_from(auxtrace.size).map_err(|_| ReadError::PerfEventData)?;
-                    let actual_event_body_len = event_body_len
-                        .checked_add(auxtrace_len)
-                        .ok_or(ReadError::PerfEventData)?;
-                    buffer.resize(actual_event_body_len, 0);
-                    self.reader
-                        .read_exact(&mut buffer[event_body_len..])
+                    // Read through `take`, so that the buffer grows with the bytes that
+                    // arrive rather than with the size the record claims (a pipe has no
+                    // section length to check the size against).
+                    let read = (&mut self.reader)
+                        .take(auxtrace_size)
+                        .read_to_end(&mut buffer)
                         .map_err(|_| ReadError::PerfEventData)?;
+                    if read != auxtrace_len {
+                        return Err(ReadError::PerfEventData.into());
+                    }
                     self.read_offset += auxtrace_size;
 
                     self.process_record::<T>(header, buffer, Some(offset))?

@@ -13,6 +13,7 @@ use super::feature_sections::{
     AttributeDescription, ClockData, CompressionInfo, NrCpus, PmuMappings, SampleTimeRange,
 };
 use super::features::{Feature, FeatureSet};
+use super::section::check_count;
 use super::simpleperf;
 
 /// Contains the information from the perf.data file header and feature sections.
@@ -325,6 +326,8 @@ impl PerfFile {
             Endianness::LittleEndian => u32::from_le_bytes(len_bytes),
             Endianness::BigEndian => u32::from_be_bytes(len_bytes),
         };
+        // Each string takes at least its 4-byte length.
+        check_count("string list count", len.into(), 4, rest.len() as u64)?;
         let len = usize::try_from(len).map_err(|_| Error::StringListLengthBiggerThanUsize)?;
         let mut vec = Vec::with_capacity(len);
         for _ in 0..len {
