@@ -7,6 +7,7 @@ mod annotate;
 mod common;
 mod errors;
 mod perfdata;
+mod perfdata_hostile;
 mod record;
 mod render;
 mod symbolize;
