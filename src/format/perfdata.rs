@@ -8,12 +8,17 @@
 //! or symbolize; `cmd/` feeds the records to the pipeline.
 //!
 //! Outside bytes never panic: malformed records are skipped and counted, a malformed file is an error.
+//! The counts and sizes in the file's header are checked against the file inside `linux-perf-data` (a patched
+//! copy in `vendor/linux-perf-data/`, see its PATCH-NOTES.md); the parser's remaining asserts are caught here
+//! without a word on stderr, so the user sees one error line.
 
 use foldhash::HashMap;
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use linux_perf_data::linux_perf_event_reader::{
     CpuMode, EventRecord, Mmap2FileId, PerfEventType, RawEventRecord, RecordType, SampleFormat,
@@ -52,6 +57,13 @@ pub enum PerfDataError {
     #[error("{} is not a valid perf.data file", path.display())]
     Parse {
         path: PathBuf,
+        #[source]
+        source: linux_perf_data::Error,
+    },
+    #[error("{} is not a valid perf.data file: its {section} header section is malformed", path.display())]
+    Section {
+        path: PathBuf,
+        section: &'static str,
         #[source]
         source: linux_perf_data::Error,
     },
@@ -209,22 +221,24 @@ impl PerfDataReader {
             .into_iter()
             .map(|(key, info)| (key, info.build_id))
             .collect();
-        let text = |r: Result<Option<&str>, linux_perf_data::Error>| {
-            r.ok()
-                .flatten()
-                .map(|s| s.trim_end_matches('\0').to_owned())
+        let text = |section, read: Result<Option<&str>, linux_perf_data::Error>| {
+            let text = feature_section(path, section, read)?;
+            Ok::<_, PerfDataError>(text.map(|s| s.trim_end_matches('\0').to_owned()))
         };
-        let duration_nanos = perf_file.sample_time_range().ok().flatten().map_or(0, |r| {
-            r.last_sample_time.saturating_sub(r.first_sample_time)
-        });
+        let duration_nanos = feature_section(path, "SAMPLE_TIME", perf_file.sample_time_range())?
+            .map_or(0, |r| {
+                r.last_sample_time.saturating_sub(r.first_sample_time)
+            });
         let header = Header {
             chosen,
-            hostname: text(perf_file.hostname()),
-            os_release: text(perf_file.os_release()),
-            perf_version: text(perf_file.perf_version()),
-            command_line: perf_file.cmdline().ok().flatten().map(|v| v.join(" ")),
+            hostname: text("HOSTNAME", perf_file.hostname())?,
+            os_release: text("OSRELEASE", perf_file.os_release())?,
+            perf_version: text("VERSION", perf_file.perf_version())?,
+            command_line: feature_section(path, "CMDLINE", perf_file.cmdline())?
+                .map(|v| v.join(" ")),
             kernel_build_id: build_ids.get(&DsoKey::Kernel).cloned(),
-            compressed: perf_file.compression_info().ok().flatten().is_some(),
+            compressed: feature_section(path, "COMPRESSED", perf_file.compression_info())?
+                .is_some(),
             duration_nanos,
             events,
         };
@@ -295,16 +309,63 @@ impl PerfDataReader {
     }
 }
 
-/// Runs a step of the third-party parser; a panic in it (it has a few asserts on file contents) becomes an
-/// error instead of taking the program down.
+/// A header feature section read by `linux-perf-data`. A section whose counts and lengths do not fit in it
+/// makes the file invalid; text that is not UTF-8 is only left out, as before.
+fn feature_section<T>(
+    path: &Path,
+    section: &'static str,
+    read: Result<Option<T>, linux_perf_data::Error>,
+) -> Result<Option<T>, PerfDataError> {
+    match read {
+        Ok(value) => Ok(value),
+        Err(linux_perf_data::Error::StringUtf8) => Ok(None),
+        Err(source) => Err(PerfDataError::Section {
+            path: path.to_owned(),
+            section,
+            source,
+        }),
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs the third-party parser under [`guard`].
+    static IN_GUARD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a step of the third-party parser; a panic in it (it has a few asserts on file contents, and
+/// overflow checks in debug builds) becomes an error instead of taking the program down.
+///
+/// The panic stays off stderr: its message is the error's text, and the user should see that once, in the
+/// one error line. Panics on other threads, or outside a guard, still reach the hook that was there before.
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+    install_quiet_hook();
+    let outer = IN_GUARD.replace(true);
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_GUARD.set(outer);
+    result.map_err(|panic| {
         panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "the perf.data parser failed".to_owned())
     })
+}
+
+/// Wraps the process's panic hook, once, in one that says nothing for panics inside [`guard`] on the
+/// panicking thread. The flag is thread-local, so a guarded parse on one thread cannot silence a real panic
+/// on another; `Once` keeps concurrent first calls from wrapping the hook twice. A hook set later stays
+/// quiet for guarded panics only if it calls the one it replaced, and its own work (a TUI restoring the
+/// terminal) still runs for them.
+fn install_quiet_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_GUARD.get() {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn event_info(index: usize, attr: &linux_perf_data::AttributeDescription) -> EventInfo {
@@ -364,9 +425,11 @@ fn convert(
         }
     }
     let time = raw.timestamp().unwrap_or(0);
-    let parsed = match raw.parse() {
-        Ok(p) => p,
-        Err(_) => {
+    // A record whose parse panics (linux-perf-event-reader multiplies a sample's call-chain length by 8
+    // unchecked, which overflow checks turn into a panic) is as malformed as one that fails to parse.
+    let parsed = match guard(|| raw.parse()) {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) | Err(_) => {
             stats.malformed += 1;
             return None;
         }
@@ -589,6 +652,21 @@ mod tests {
     fn magic_detects_perf_data() {
         assert!(is_perf_data(b"PERFILE2\x68\0\0\0"));
         assert!(!is_perf_data(b"\x1f\x8b\x08"));
+    }
+
+    #[test]
+    fn a_guarded_panic_is_an_error_and_the_guard_flag_unwinds() {
+        let inner = guard(|| {
+            let nested = guard(|| -> u32 { panic!("inner {}", 1) });
+            // Still inside the outer guard after the nested one caught its panic.
+            (nested, IN_GUARD.get())
+        });
+        assert_eq!(inner.unwrap(), (Err("inner 1".to_owned()), true));
+        assert_eq!(
+            guard(|| panic!("static")),
+            Err::<(), _>("static".to_owned())
+        );
+        assert!(!IN_GUARD.get());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod common;
 mod errors;
 mod output;
 mod perfdata;
+mod perfdata_hostile;
 mod record;
 mod render;
 mod symbolize;
