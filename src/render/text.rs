@@ -19,6 +19,13 @@ pub fn sanitize(name: &str) -> Cow<'_, str> {
     escape(name, true)
 }
 
+/// Like [`sanitize`], for a whole message (an error with its cause chain) rather than one name: a backslash
+/// stays as it is, so paths and regular expressions read as typed; what a name in it could do to the terminal
+/// is undone all the same. Newlines are escaped too, so the message stays on one line.
+pub fn sanitize_message(message: &str) -> Cow<'_, str> {
+    escape(message, false)
+}
+
 fn escape(text: &str, backslash: bool) -> Cow<'_, str> {
     let changes = |c: char| needs_escape(c) || (backslash && c == '\\');
     if !text.chars().any(changes) {
@@ -245,6 +252,15 @@ mod tests {
         );
     }
 
+    #[test]
+    fn sanitize_message_keeps_backslashes_and_one_line() {
+        assert_eq!(
+            sanitize_message("no function \x1b]0;x\x07 in C:\\dir\nnext"),
+            "no function \\x1b]0;x\\x07 in C:\\dir\\nnext"
+        );
+        assert!(matches!(sanitize_message("a\\d("), Cow::Borrowed("a\\d(")));
+    }
+
     /// Every character: what comes out holds no control or bidi character, and only XML 1.0 characters
     /// (`Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`).
     #[test]
@@ -252,7 +268,7 @@ mod tests {
         let xml = |c: char| matches!(c as u32, 0x9 | 0xa | 0xd | 0x20..=0xd7ff | 0xe000..=0xfffd | 0x10000..=0x10ffff);
         for c in (0..=0x10ffff).filter_map(char::from_u32) {
             let text = format!("a{c}b");
-            for out in [sanitize(&text)] {
+            for out in [sanitize(&text), sanitize_message(&text)] {
                 assert!(
                     out.chars()
                         .all(|o| xml(o) && !o.is_control() && !is_bidi_control(o)),
