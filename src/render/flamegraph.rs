@@ -3,7 +3,10 @@
 //!
 //! Determinism: the lines are sorted, colours come from a hash of the name (`deterministic`), the JavaScript
 //! is left out and the XML is pretty-printed, so the same profile gives the same bytes. inferno XML-escapes
-//! names and titles; control characters (not allowed in XML at all) are made visible by `sanitize` first.
+//! names and titles (`&`, `<`, quotes) but writes every other character as given, so what XML 1.0 forbids
+//! (C0 controls, U+FFFE, U+FFFF) is made visible by `sanitize` first, in frames, title and subtitle alike;
+//! every text written into the SVG goes through it. Names that inferno's line parser would misread (a trailing
+//! number taken for a differential count) are handled where the folded lines are built (see `folded`).
 //!
 //! `--callers SYM` answers "who calls SYM": each sample with SYM on its stack contributes the stack from
 //! SYM's outermost occurrence toward its callers, so SYM is the single root and the frames above it are its

@@ -1,6 +1,12 @@
 //! Folded stacks (`a;b;c 123`), the text that inferno and Brendan Gregg's scripts read: one line per distinct
 //! stack, frames root first, inline frames as frames of their own, kernel frames suffixed `_[k]`, then a
 //! space and the sample count. No process name at the root. Lines are sorted, so output is deterministic.
+//!
+//! The readers of this text (inferno, flamegraph.pl) take the number after a line's last space as its count,
+//! and a number before that one as the first count of a differential flamegraph; they skip a line starting
+//! with `# `. So a frame name ending in ` 123`, or starting with `# `, has that space written as a no-break
+//! space (U+00A0), which looks the same: `a;foo 123 5` would otherwise be a frame `foo` whose count went from
+//! 123 to 5.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -22,7 +28,7 @@ pub struct FoldedOptions {
 }
 
 /// The frame's name as a folded-stack frame: sanitized, `;` (the separator) replaced by `:`, `_[k]` for
-/// kernel frames.
+/// kernel frames, kept apart from the counts (see the module docs).
 fn frame_text(profile: &Profile, frame: &Frame, mark_inline: bool) -> String {
     let key = profile.func_key(frame);
     let name = profile.func_name(&key);
@@ -31,6 +37,27 @@ fn frame_text(profile: &Profile, frame: &Frame, mark_inline: bool) -> String {
         text.push_str("_[k]");
     } else if mark_inline && frame.inlined {
         text.push_str("_[i]");
+    }
+    apart_from_counts(text)
+}
+
+/// Replaces the space before a trailing count-like word (digits with at most one `.`, as inferno's
+/// `rfind_samples` accepts them), and the one of a leading `# `, with a no-break space. Trailing whitespace
+/// is looked past: the readers trim it after taking the count off.
+fn apart_from_counts(mut text: String) -> String {
+    const NO_BREAK_SPACE: &str = "\u{a0}";
+    let body = text.trim_end();
+    if let Some(space) = body.rfind(' ') {
+        let word = &body[space + 1..];
+        let count_like = word.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && word.chars().filter(|&c| c == '.').count() <= 1;
+        if count_like {
+            text.replace_range(space..space + 1, NO_BREAK_SPACE);
+        }
+    }
+    let indent = text.len() - text.trim_start().len();
+    if text[indent..].starts_with("# ") {
+        text.replace_range(indent + 1..indent + 2, NO_BREAK_SPACE);
     }
     text
 }
@@ -75,4 +102,32 @@ pub fn write_folded(w: &mut impl Write, profile: &Profile, opts: &FoldedOptions)
         writeln!(w, "{stack} {count}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cannot_be_read_out_of_names() {
+        let apart = |s: &str| apart_from_counts(s.to_owned());
+        assert_eq!(apart("foo 123"), "foo\u{a0}123");
+        assert_eq!(apart("foo 1.5"), "foo\u{a0}1.5");
+        assert_eq!(apart("foo 12  "), "foo\u{a0}12  ");
+        assert_eq!(apart("a 1 2"), "a 1\u{a0}2");
+        assert_eq!(apart("# root"), "#\u{a0}root");
+        assert_eq!(apart("# 7"), "#\u{a0}7");
+        for kept in [
+            "foo",
+            "foo 1.2.3",
+            "foo bar",
+            "v2 x",
+            "foo_123",
+            "#root",
+            "123",
+            "",
+        ] {
+            assert_eq!(apart(kept), kept);
+        }
+    }
 }

@@ -18,4 +18,4 @@ pub use calltree::{write_calltree, CalltreeOptions};
 pub use flamegraph::{write_flamegraph, FlamegraphOptions};
 pub use folded::{folded_lines, write_folded, FoldedOptions};
 pub use report::{write_report, ReportOptions};
-pub use text::sanitize;
+pub use text::{sanitize, sanitize_message};

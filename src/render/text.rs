@@ -9,26 +9,39 @@ use crate::profile::Profile;
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
 /// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
-/// that can make text display in another order than it reads (`\u{202e}`); a backslash becomes `\\` so
-/// escapes cannot be forged. Everything else, including non-ASCII text, is kept. Borrowed when nothing changes.
+/// that can make text display in another order than it reads (`\u{202e}`) and the two noncharacters XML 1.0
+/// forbids (`\u{fffe}`, `\u{ffff}`); a backslash becomes `\\` so escapes cannot be forged. Everything else,
+/// including non-ASCII text, is kept. Borrowed when nothing changes.
+///
+/// What comes out is inert on a terminal and valid XML 1.0 character data (once `&` and `<` are escaped), for
+/// every input: the SVG and the terminal outputs can share it.
 pub fn sanitize(name: &str) -> Cow<'_, str> {
-    if !name
-        .chars()
-        .any(|c| c.is_control() || is_bidi_control(c) || c == '\\')
-    {
-        return Cow::Borrowed(name);
+    escape(name, true)
+}
+
+/// Like [`sanitize`], for a whole message (an error with its cause chain) rather than one name: a backslash
+/// stays as it is, so paths and regular expressions read as typed; what a name in it could do to the terminal
+/// is undone all the same. Newlines are escaped too, so the message stays on one line.
+pub fn sanitize_message(message: &str) -> Cow<'_, str> {
+    escape(message, false)
+}
+
+fn escape(text: &str, backslash: bool) -> Cow<'_, str> {
+    let changes = |c: char| needs_escape(c) || (backslash && c == '\\');
+    if !text.chars().any(changes) {
+        return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslash => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x80 && c.is_control() => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() || is_bidi_control(c) => {
+            c if needs_escape(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -37,8 +50,15 @@ pub fn sanitize(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+fn needs_escape(c: char) -> bool {
+    c.is_control() || is_bidi_control(c) || matches!(c, '\u{fffe}' | '\u{ffff}')
+}
+
 fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// The file name of a module path, as perf's "Shared Object" column shows it (`[kernel.kallsyms]` as is).
@@ -230,6 +250,34 @@ mod tests {
             sanitize("operator<<(std::ostream&) é"),
             "operator<<(std::ostream&) é"
         );
+    }
+
+    #[test]
+    fn sanitize_message_keeps_backslashes_and_one_line() {
+        assert_eq!(
+            sanitize_message("no function \x1b]0;x\x07 in C:\\dir\nnext"),
+            "no function \\x1b]0;x\\x07 in C:\\dir\\nnext"
+        );
+        assert!(matches!(sanitize_message("a\\d("), Cow::Borrowed("a\\d(")));
+    }
+
+    /// Every character: what comes out holds no control or bidi character, and only XML 1.0 characters
+    /// (`Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`).
+    #[test]
+    fn output_is_inert_and_xml_for_every_char() {
+        let xml = |c: char| matches!(c as u32, 0x9 | 0xa | 0xd | 0x20..=0xd7ff | 0xe000..=0xfffd | 0x10000..=0x10ffff);
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            for out in [sanitize(&text), sanitize_message(&text)] {
+                assert!(
+                    out.chars()
+                        .all(|o| xml(o) && !o.is_control() && !is_bidi_control(o)),
+                    "{c:?} -> {out:?}"
+                );
+            }
+        }
+        assert_eq!(sanitize("a\u{fffe}\u{ffff}"), "a\\u{fffe}\\u{ffff}");
+        assert_eq!(sanitize("\u{61c}x"), "\\u{61c}x");
     }
 
     #[test]

@@ -203,3 +203,29 @@ fn missing_or_replaced_binary_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// assets/memfd_exec.c runs its code from a memfd named with a window-title escape: the kernel names the
+/// mapping (and the command) after it. Neither the report nor annotate's error (the memfd cannot be opened
+/// afterwards) lets it reach the terminal raw.
+#[test]
+fn memfd_program_name_stays_inert() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("memfd_exec.c", "memfd_exec", &[]);
+    let file = record("memfd", &[], &[&bin, Path::new("0.3")]);
+    let report = stdout_of(stacktop(&["report", "--no-children", "-i"]).arg(&file));
+    assert!(
+        report.contains("memfd:\\x1b]0;pwned\\x07 (deleted)") && report.contains("memfd_work"),
+        "{report}"
+    );
+    assert!(!report.contains(['\x1b', '\x07']), "{report}");
+    let out = stacktop(&["annotate", "memfd_work", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    crate::errors::assert_inert_error(
+        &out,
+        &["cannot annotate memfd_work", "/memfd:\\x1b]0;pwned\\x07"],
+    );
+}

@@ -143,3 +143,98 @@ fn broken_pipe_is_quiet() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("stacktop"), "stderr: {stderr}");
 }
+
+/// Asserts the failure's stderr is one line with no byte a terminal acts on (ESC, BEL, other C0 controls but
+/// the final newline, DEL, C1 controls, bidi overrides), and holds each needle.
+pub(crate) fn assert_inert_error(out: &Output, needles: &[&str]) {
+    assert_one_line_error(out, needles);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let body = stderr.strip_suffix('\n').unwrap_or(&stderr);
+    let acting = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    assert!(
+        !body.chars().any(acting),
+        "stderr holds a control character: {body:?}"
+    );
+}
+
+/// A profile whose one function, named with escapes, lives in a module that cannot be read: a memfd program's
+/// mapping as the kernel names it, its file name chosen by the program.
+fn hostile_profile() -> std::path::PathBuf {
+    use stacktop::profile::{Function, Line, Location, Mapping, Meta, Profile};
+    let mut p = Profile::new(Meta {
+        event: "cpu-clock".into(),
+        ..Meta::default()
+    });
+    let path = p.intern("/memfd:\x1b]0;pwned\x07 (deleted)");
+    let mapping = p.add_mapping(Mapping {
+        path,
+        build_id: None,
+        start: 0x40_0000,
+        limit: 0x50_0000,
+        offset: 0,
+        kernel: false,
+    });
+    let name = p.intern("work\x1b[2J\u{202e}");
+    let function = p.add_function(Function { name, file: None });
+    let location = p.add_location(Location {
+        mapping: Some(mapping),
+        address: 0x40_1000,
+        lines: vec![Line { function, line: 0 }],
+    });
+    let comm = p.intern("memfd:\x1b]0;pwned");
+    p.add_sample(&[location], 1, 1, comm, 3, 3);
+    let file = scratch_file("hostile.pb.gz");
+    stacktop::format::pprof::write_pprof_file(&p, &file).unwrap();
+    file
+}
+
+#[test]
+fn hostile_names_in_errors_are_inert() {
+    let file = hostile_profile();
+    // The name asked for, echoed back; then a function that exists, whose module's name is the program's.
+    let out = stacktop(&["annotate", "-i"])
+        .arg(&file)
+        .arg("\x1b]0;x\x07")
+        .output()
+        .unwrap();
+    assert_inert_error(&out, &["no function \\x1b]0;x\\x07"]);
+    let out = stacktop(&["annotate", "-i"])
+        .arg(&file)
+        .arg("work\x1b[2J\u{202e}")
+        .output()
+        .unwrap();
+    assert_inert_error(
+        &out,
+        &[
+            "work\\x1b[2J\\u{202e}",
+            "/memfd:\\x1b]0;pwned\\x07 (deleted)",
+        ],
+    );
+    // A callers regex that does not compile: regex's message spans lines and quotes the pattern.
+    let out = stacktop(&["report", "--callers-regex", "\x1b]0;x\x07("])
+        .arg("-i")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_inert_error(&out, &["\\x1b]0;x\\x07"]);
+}
+
+#[test]
+fn hostile_arguments_in_usage_errors_are_inert() {
+    // clap quotes the argument it could not take, in a message of several lines.
+    for arg in ["\u{1}\u{9b}31m\u{202e}x", "\x1b]0;x\x07"] {
+        let out = stacktop(&[arg]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{stderr:?}"
+        );
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+    }
+}

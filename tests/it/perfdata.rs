@@ -389,6 +389,45 @@ fn several_events_one_picked_with_e() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// Event names come from the file: one renamed to a window-title escape (same length, so the file stays valid)
+/// reaches the terminal neither in the report nor in the error that lists the file's events.
+#[test]
+fn hostile_event_name_in_the_file_is_inert() {
+    let bin = build_c("threads.c", "threads", &[]);
+    let Some(file) = perf_record(
+        "threads_hostile_event",
+        &["-e", "task-clock"],
+        &[&bin, Path::new("50")],
+    ) else {
+        return;
+    };
+    let (from, to) = (b"task-clock", b"\x1b]0;pwned\x07");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut renamed = 0;
+    for i in 0..bytes.len().saturating_sub(from.len()) {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + to.len()].copy_from_slice(to);
+            renamed += 1;
+        }
+    }
+    assert!(renamed > 0, "no event name in the file");
+    let hostile = scratch_file("hostile-event.perf.data");
+    std::fs::write(&hostile, bytes).unwrap();
+
+    let report = run(stacktop(&["report", "--no-children", "-i"]).arg(&hostile)).stdout;
+    let report = String::from_utf8_lossy(&report);
+    assert!(
+        report.contains("events in the file: cpu-clock (shown), \\x1b]0;pwned\\x07"),
+        "{report}"
+    );
+    assert!(!report.contains(['\x1b', '\x07']), "{report}");
+    let out = stacktop(&["report", "-e", "\x1b[2J", "-i"])
+        .arg(&hostile)
+        .output()
+        .unwrap();
+    crate::errors::assert_inert_error(&out, &["\\x1b[2J", "cpu-clock, \\x1b]0;pwned\\x07"]);
+}
+
 #[test]
 fn garbage_perf_data_is_one_line_error() {
     let file = scratch_file("garbage.perf.data");

@@ -431,6 +431,74 @@ fn xml_special_characters_are_escaped() {
     assert!(!s.contains("<int>"));
 }
 
+/// Names and titles with characters XML 1.0 forbids (U+FFFE, U+FFFF, C0 controls), a terminal escape, markup,
+/// and a name ending in a number, which inferno's folded parser would read as a second (differential) count.
+#[test]
+fn svg_is_well_formed_xml_whatever_the_names() {
+    let mut b = Build {
+        p: Profile::new(Meta {
+            event: "ev\u{ffff}\u{1}".into(),
+            call_graph: "fp\u{fffe}".into(),
+            ..Meta::default()
+        }),
+    };
+    let start = b.loc(APP, 0x1000, &["_start"]);
+    let names = [
+        "fffe\u{fffe}x",
+        "ffff\u{ffff}",
+        "ctl\u{1}x",
+        "esc\x1b[31m",
+        "&<>\"'",
+        "foo 123",
+    ];
+    let comm = b.p.intern("app\u{fffe}");
+    for (i, name) in names.iter().enumerate() {
+        let leaf = b.loc(APP, 0x2000 + 0x100 * i as u64, &[name]);
+        b.p.add_sample(&[leaf, start], 1, 1, comm, 5, 5);
+    }
+    // A root frame that would make its folded line look like a comment, which inferno skips.
+    let hash = b.loc(APP, 0x3000, &["# root"]);
+    b.p.add_sample(&[hash], 1, 1, comm, 5, 5);
+    for reverse in [false, true] {
+        let opts = FlamegraphOptions {
+            title: Some("title \u{fffe}\u{ffff}\u{2}".into()),
+            reverse,
+            ..FlamegraphOptions::default()
+        };
+        let out = render(|w| write_flamegraph(w, &b.p, &opts));
+        let svg = text(&out);
+        // inferno writes the SVG DOCTYPE; roxmltree refuses DTDs unless asked.
+        let xml = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        let doc = match roxmltree::Document::parse_with_options(svg, xml) {
+            Ok(doc) => doc,
+            Err(e) => panic!("not well-formed XML (reverse {reverse}): {e}"),
+        };
+        let titles: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("title"))
+            .filter_map(|n| n.text())
+            // inferno may only keep a trailing number apart from the count with a no-break space.
+            .map(|t| t.replace('\u{a0}', " "))
+            .collect();
+        let foo: Vec<&String> = titles.iter().filter(|t| t.contains("foo")).collect();
+        // One frame, named in full, with its 5 samples and no differential part ("; +x%").
+        assert_eq!(
+            foo,
+            ["foo 123 (5 samples, 14.29%)"],
+            "reverse {reverse}: {titles:?}"
+        );
+        assert!(
+            titles.iter().any(|t| t == "# root (5 samples, 14.29%)"),
+            "reverse {reverse}: {titles:?}"
+        );
+        assert!(svg.contains("esc\\x1b[31m"), "{svg}");
+        assert!(svg.contains("&amp;&lt;&gt;"), "{svg}");
+    }
+}
+
 #[test]
 fn empty_profile_does_not_panic() {
     let p = Profile::new(Meta::default());
