@@ -38,13 +38,33 @@ fn module_key(module: &Arc<Module>) -> ModuleKey {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LocationKey {
+    /// Code of a file, by its offset in the file: the same instruction in every process that maps the file,
+    /// wherever each maps it, is one location (see [`ProfileMapping`]).
     User {
         module: ModuleKey,
-        start: u64,
-        address: u64,
+        offset: u64,
     },
     Kernel(u64),
     Truncated,
+}
+
+/// The mapping a file's code is recorded under in the profile: the first one seen of the file at that file
+/// offset. Later processes map the file elsewhere (address-space randomization), but their addresses are
+/// recorded in this mapping's terms (`start + file offset - offset`), so the same code in a thousand
+/// short-lived processes is one mapping, one location per address and one stack node per path, not a
+/// thousand of each: under `top -a` with process churn, per-process locations grew the profile without bound.
+#[derive(Clone, Copy, Debug)]
+struct ProfileMapping {
+    id: MappingId,
+    start: u64,
+    offset: u64,
+}
+
+impl ProfileMapping {
+    /// The address of file offset `offset` in this mapping.
+    fn address_of(&self, offset: u64) -> u64 {
+        self.start.wrapping_add(offset.wrapping_sub(self.offset))
+    }
 }
 
 pub struct Pipeline {
@@ -58,7 +78,9 @@ pub struct Pipeline {
     /// Addresses outside every mapping, by pid: looked up again each refresh, since JIT code may be named by
     /// its perf map later.
     unmapped: HashMap<(u32, u64), LocationId>,
-    mappings: HashMap<(ModuleKey, u64), MappingId>,
+    /// By the file (its identity, not its `Arc`, so a module evicted and mapped again finds its mapping) and
+    /// the file offset of the mapping.
+    mappings: HashMap<(Module, u64), ProfileMapping>,
     kernel_mapping: Option<MappingId>,
     /// Each sampled thread's name in `profile`, by tid (with its pid): interned once per refresh, not per
     /// sample.
@@ -280,16 +302,20 @@ impl Pipeline {
             } => {
                 let key = LocationKey::User {
                     module: module_key(&module),
-                    start: mapping.start.0,
-                    address: lookup.0,
+                    offset: offset.0,
                 };
                 if let Some(&id) = self.locations.get(&key) {
                     return id;
                 }
                 let spec = module_spec(&module, &mapping, &self.processes, self.offline);
+                let recorded = self
+                    .mappings
+                    .get(&(Module::clone(&module), mapping.pgoff.0));
+                // The address as the profile records it (the placeholder's name is resolved by it too).
+                let address = recorded.map_or(lookup, |m| Avma(m.address_of(offset.0)));
                 let frames = match &mut self.background {
                     Some(background) => {
-                        background.frames(&mut self.symbolizer, &spec, lookup, offset)
+                        background.frames(&mut self.symbolizer, &spec, address, offset)
                     }
                     None => self.symbolizer.symbolize_user(&spec, offset),
                 };
@@ -300,8 +326,9 @@ impl Pipeline {
                     } => Some(id),
                     _ => module.build_id.clone(),
                 };
-                let mapping_id = self.user_mapping(&module, &mapping, build_id.as_deref());
-                let id = self.insert_location(Some(mapping_id), lookup, &frames);
+                let recorded = self.user_mapping(&module, &mapping, build_id.as_deref());
+                let address = Avma(recorded.address_of(offset.0));
+                let id = self.insert_location(Some(recorded.id), address, &frames);
                 self.locations.insert(key, id);
                 id
             }
@@ -387,10 +414,10 @@ impl Pipeline {
         module: &Arc<Module>,
         mapping: &ProcessMapping,
         build_id: Option<&[u8]>,
-    ) -> MappingId {
-        let key = (module_key(module), mapping.start.0);
-        if let Some(&id) = self.mappings.get(&key) {
-            return id;
+    ) -> ProfileMapping {
+        let key = (Module::clone(module), mapping.pgoff.0);
+        if let Some(&recorded) = self.mappings.get(&key) {
+            return recorded;
         }
         let path = self.profile.intern(&module.path);
         let build_id = build_id.map(|b| {
@@ -405,8 +432,13 @@ impl Pipeline {
             offset: mapping.pgoff.0,
             kernel: false,
         });
-        self.mappings.insert(key, id);
-        id
+        let recorded = ProfileMapping {
+            id,
+            start: mapping.start.0,
+            offset: mapping.pgoff.0,
+        };
+        self.mappings.insert(key, recorded);
+        recorded
     }
 
     /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
@@ -469,8 +501,6 @@ impl Pipeline {
         self.locations.retain(
             |key, _| !matches!(key, LocationKey::User { module, .. } if gone.contains(module)),
         );
-        self.mappings
-            .retain(|(module, _), _| !gone.contains(module));
         let mapped: std::collections::HashSet<SymbolModuleKey> = self
             .processes
             .modules()
