@@ -17,6 +17,10 @@ pub enum AcquireError {
     NoSuchProcess { pid: u32 },
     #[error("no such thread: {tid}; check the thread id (e.g. with `ps -T`)")]
     NoSuchThread { tid: u32 },
+    #[error("{id} has exited (a zombie its parent has not reaped): there is nothing left to sample; check the id (e.g. with `ps -o pid,stat,comm -p {id}`)")]
+    Zombie { id: u32 },
+    #[error("{id} is a kernel thread, which runs no user code; sample the whole system with -a to see kernel time")]
+    KernelThread { id: u32 },
     #[error("unknown event `{name}`; valid events are cpu-clock, task-clock and cycles, optionally with :u or :k")]
     UnknownEvent { name: String },
     #[error("invalid call graph mode `{mode}`; use fp, hybrid[,STACK_BYTES] or dwarf[,STACK_BYTES] (at most 65528 bytes)")]

@@ -87,6 +87,50 @@ pub(crate) fn tgid(tid: u32) -> io::Result<u32> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in status"))
 }
 
+/// What `/proc/ID/stat` says of a process or thread that a user named with `-p` or `-t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Runs user code: something to sample.
+    User,
+    /// Has exited and waits for its parent to reap it.
+    Zombie,
+    /// A kernel thread (`PF_KTHREAD`): it has no user space, and its own counters would see almost nothing.
+    Kernel,
+}
+
+/// `PF_KTHREAD` in the flags field of `/proc/ID/stat`.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Reads `/proc/ID/stat` (`None`: no such task).
+pub(crate) fn task(id: u32) -> Option<Task> {
+    let stat = fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
+    match parse_task(&stat) {
+        // A process whose main thread ended while others run shows that thread as a zombie.
+        Task::Zombie if tasks(id).is_ok_and(|t| t.iter().any(|&t| t != id && is_alive(t))) => {
+            Some(Task::User)
+        }
+        task => Some(task),
+    }
+}
+
+fn parse_task(stat: &str) -> Task {
+    // "pid (comm) S ppid pgrp session tty tpgid flags ..." — comm may hold spaces and parens, so the fields
+    // are counted from the last ')'.
+    let mut fields = stat
+        .rfind(')')
+        .map_or("", |i| &stat[i + 1..])
+        .split_whitespace();
+    let state = fields.next().unwrap_or("");
+    let flags: u64 = fields.nth(5).and_then(|f| f.parse().ok()).unwrap_or(0);
+    if state.starts_with(['Z', 'X']) {
+        Task::Zombie
+    } else if flags & PF_KTHREAD != 0 {
+        Task::Kernel
+    } else {
+        Task::User
+    }
+}
+
 /// Whether the process or thread still runs (exists and is not a zombie).
 pub(crate) fn is_alive(id: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{id}/stat")) else {
@@ -207,5 +251,22 @@ garbage line
         assert!(out
             .iter()
             .any(|r| matches!(r, Record::Mmap(m) if m.executable)));
+    }
+
+    #[test]
+    fn tasks_told_apart_by_state_and_flags() {
+        assert_eq!(
+            parse_task("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0"),
+            Task::Kernel
+        );
+        assert_eq!(
+            parse_task("77 (a) b) c) Z 1 77 77 0 -1 4194572 0 0"),
+            Task::Zombie
+        );
+        assert_eq!(
+            parse_task("1 (systemd) S 0 1 1 0 -1 4194560 0 0"),
+            Task::User
+        );
+        assert_eq!(parse_task("garbage"), Task::User);
     }
 }

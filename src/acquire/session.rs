@@ -426,6 +426,7 @@ impl Session {
                 // A thread id names its process here, as in perf.
                 let mut processes = vec![];
                 for &pid in pids {
+                    user_task(pid, AcquireError::NoSuchProcess { pid })?;
                     let tgid =
                         procfs::tgid(pid).map_err(|_| AcquireError::NoSuchProcess { pid })?;
                     if !processes.contains(&tgid) {
@@ -440,6 +441,7 @@ impl Session {
             }
             Target::Tids(tids) => {
                 for &tid in tids {
+                    user_task(tid, AcquireError::NoSuchThread { tid })?;
                     let tgid = procfs::tgid(tid).map_err(|_| AcquireError::NoSuchThread { tid })?;
                     for &cpu in &cpus {
                         rings.add(cpu, opener.open(Some(tid), cpu, &What::Tid(tid))?)?;
@@ -697,6 +699,17 @@ impl Session {
             Some(status) if status > 0 && !self.child_terminated => Some(status),
             _ => None,
         }
+    }
+}
+
+/// Checks that `id`, named with `-p` or `-t`, runs user code: a zombie or a kernel thread is refused with
+/// one clear line instead of a recording that never ends (a kernel thread never exits) or holds nothing.
+fn user_task(id: u32, missing: AcquireError) -> Result<(), AcquireError> {
+    match procfs::task(id) {
+        None => Err(missing),
+        Some(procfs::Task::Zombie) => Err(AcquireError::Zombie { id }),
+        Some(procfs::Task::Kernel) => Err(AcquireError::KernelThread { id }),
+        Some(procfs::Task::User) => Ok(()),
     }
 }
 

@@ -238,3 +238,54 @@ fn hostile_arguments_in_usage_errors_are_inert() {
         assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
     }
 }
+
+/// `-p` of a zombie or a kernel thread ends at once with one clear line; pid 1 is recorded like any process.
+#[test]
+fn zombies_and_kernel_threads_are_refused_pid_1_is_recorded() {
+    if !perf_available() {
+        return;
+    }
+    // A child that exits and is never reaped by its parent (which sleeps).
+    let mut parent = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys,time\npid=os.fork()\nif pid==0: os._exit(0)\nprint(pid,flush=True)\ntime.sleep(30)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(parent.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let zombie = line.trim().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let out = stacktop(&["record", "-e", "cpu-clock", "-p", &zombie, "-o"])
+        .arg(scratch_file("zombie.pb.gz"))
+        .output()
+        .unwrap();
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    assert_one_line_error(&out, &[&zombie, "zombie"]);
+    let kthreadd = "2";
+    for flag in ["-p", "-t"] {
+        let out = stacktop(&["record", "-e", "cpu-clock", flag, kthreadd, "-o"])
+            .arg(scratch_file("kthread.pb.gz"))
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, &["kernel thread", "-a"]);
+    }
+    run(stacktop(&[
+        "record",
+        "-e",
+        "cpu-clock",
+        "-p",
+        "1",
+        "--duration",
+        "0.5",
+        "-o",
+    ])
+    .arg(scratch_file("init.pb.gz")));
+}
