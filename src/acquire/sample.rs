@@ -335,6 +335,11 @@ impl Recycler {
         dropped
     }
 
+    /// Whether the backlog reached its limit.
+    pub(crate) fn is_full(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
+    }
+
     /// Bytes handed out and not given back yet.
     pub fn backlog(&self) -> usize {
         self.backlog.load(Ordering::Relaxed)
@@ -494,5 +499,48 @@ mod tests {
         assert_eq!(got.len(), MAX_SPARE);
         r.refill(&mut got);
         assert_eq!(got.len(), MAX_SPARE);
+    }
+
+    #[test]
+    fn a_full_backlog_drops_samples_only_until_batches_come_back() {
+        let r = Recycler::default();
+        let sample = || {
+            Record::Sample(SampleRecord {
+                user_stack: Some(vec![0; 4096]),
+                ..SampleRecord::default()
+            })
+        };
+        let comm = || Record::Comm {
+            pid: 1,
+            tid: 1,
+            time: 0,
+            name: "x".into(),
+            exec: false,
+        };
+        let one = footprint(&sample());
+        // Unbounded until a consumer takes the recycler.
+        let mut batch: Vec<Record> = (0..10).map(|_| sample()).collect();
+        assert_eq!(r.admit(&mut batch, 0, &mut Vec::new()), 0);
+        r.give_back(batch);
+        assert_eq!(r.backlog(), 0);
+        // Room for three samples: the rest of the samples go, the comm stays, in order.
+        r.bound(3 * one + footprint(&comm()));
+        let mut batch = vec![sample(), comm(), sample(), sample(), sample(), sample()];
+        let mut spare = Vec::new();
+        assert_eq!(r.admit(&mut batch, 0, &mut spare), 2);
+        assert_eq!(batch.len(), 4);
+        assert!(matches!(batch[1], Record::Comm { .. }));
+        assert_eq!(spare.len(), 2);
+        assert!(r.is_full());
+        // Non-samples pass even when full.
+        let mut more = vec![sample(), comm()];
+        assert_eq!(r.admit(&mut more, 0, &mut spare), 1);
+        assert_eq!(more.len(), 1);
+        // Given back, the room is there again.
+        r.give_back(batch);
+        r.give_back(more);
+        assert_eq!(r.backlog(), 0);
+        let mut batch = vec![sample()];
+        assert_eq!(r.admit(&mut batch, 0, &mut spare), 0);
     }
 }

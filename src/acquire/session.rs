@@ -553,6 +553,9 @@ impl Session {
             reorder,
             ..
         } = self;
+        // A full backlog drops samples anyway (`admit`): drop them here, before their stacks are copied, so a
+        // reader that fell behind catches up with the rings instead of copying what will be thrown away.
+        let full = recycler.is_full();
         budget.with(|stack_limit| {
             let mut complete = true;
             for ring in &rings.rings {
@@ -573,6 +576,11 @@ impl Session {
                         break;
                     };
                     taken += 1;
+                    if full && sample::is_sample(raw.as_raw().as_bytes()) {
+                        stats.lost += 1;
+                        stats.dropped += 1;
+                        continue;
+                    }
                     if let Some(record) = reader.read(&raw) {
                         stats.count(&record);
                         reorder.push(record);

@@ -5,14 +5,14 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use crate::acquire::record::Record;
 use crate::acquire::{
-    signals, CallGraphMode, CommandOutput, EventSpec, Session, SessionConfig, Target,
+    signals, CallGraphMode, CommandOutput, EventSpec, Recycler, Session, SessionConfig, Target,
     DEFAULT_HYBRID_STACK_BYTES,
 };
 use crate::cli::{RecordArgs, SamplingArgs, TargetArgs};
@@ -98,8 +98,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // overflow; batches wait in the channel instead.
     let (batches, received) = mpsc::channel::<Vec<Record>>();
     let recycler = session.recycler();
-    let reader = std::thread::spawn(move || drain(session, &stop, deadline, begin, &batches));
-    for batch in received {
+    let reader = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || drain(session, &stop, deadline, begin, &batches))
+    };
+    let mut cutoff = Cutoff::new(deadline);
+    for mut batch in received {
+        cutoff.drop_late_samples(&stop, &mut batch, &recycler);
         for record in &batch {
             pipeline.on_record(record);
         }
@@ -109,7 +114,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
-    let stats = session.stats();
+    let mut stats = session.stats();
+    stats.lost += cutoff.dropped;
+    stats.dropped += cutoff.dropped;
+    stats.samples = stats.samples.saturating_sub(cutoff.dropped);
     let failure = session.child_failure();
     let notes: Vec<String> = session.notes().to_vec();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
@@ -162,6 +170,58 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
         None => ExitCode::SUCCESS,
     })
+}
+
+/// How long the samples still queued when the recording is told to end (`--duration` or a signal) may take to
+/// process: past this, the rest are dropped and counted as lost, so a recording that fell behind still ends
+/// when asked, as perf's does, instead of unwinding its backlog for seconds more.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// Ends the processing of samples [`GRACE`] after the recording was told to end.
+struct Cutoff {
+    deadline: Option<Instant>,
+    stopped: Option<Instant>,
+    dropped: u64,
+}
+
+impl Cutoff {
+    fn new(deadline: Option<Instant>) -> Cutoff {
+        Cutoff {
+            deadline,
+            stopped: None,
+            dropped: 0,
+        }
+    }
+
+    /// Past the grace period, takes the samples out of `batch` (other records still go through: they are
+    /// cheap, and the samples kept need them).
+    fn drop_late_samples(
+        &mut self,
+        stop: &AtomicBool,
+        batch: &mut Vec<Record>,
+        recycler: &Recycler,
+    ) {
+        let now = Instant::now();
+        if self.stopped.is_none() && stop.load(Ordering::Relaxed) {
+            self.stopped = Some(now);
+        }
+        let end = match (self.deadline, self.stopped) {
+            (Some(d), Some(s)) => d.min(s),
+            (d, s) => match d.or(s) {
+                Some(end) => end,
+                None => return,
+            },
+        };
+        if now < end + GRACE {
+            return;
+        }
+        let before = batch.len();
+        let late: Vec<Record> = batch
+            .extract_if(.., |r| matches!(r, Record::Sample(_)))
+            .collect();
+        self.dropped += (before - batch.len()) as u64;
+        recycler.give_back(late);
+    }
 }
 
 /// Reads the rings until the target ends, the deadline passes or a signal arrives, then stops the counters
