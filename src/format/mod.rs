@@ -35,8 +35,8 @@ pub enum FormatError {
     Decode(#[from] prost::DecodeError),
     #[error("profile is larger than {} MiB once decompressed; stacktop does not read profiles this large", limit >> 20)]
     TooLarge { limit: u64 },
-    #[error("gzip data expands more than {ratio} times its {compressed} bytes: a gzip bomb, not a profile")]
-    Expands { compressed: u64, ratio: u64 },
+    #[error("gzip data expands more than {ratio} times: a gzip bomb, not a profile")]
+    Expands { ratio: u64 },
     #[error("file is larger than {} MiB, more than any profile stacktop reads", limit >> 20)]
     FileTooLarge { limit: u64 },
     #[error(

@@ -185,8 +185,8 @@ fn deep_stack_of_distinct_functions_is_linear() {
 
 #[test]
 fn gzip_bomb_is_refused_quickly() {
-    // 300 MiB of one empty-stack sample repeated, gzipped to ~300 KB: under the old 1 GiB cap, and decoded
-    // as ~100 bytes per 6-byte sample it took past 6 GB before. Now refused at 100 times its size.
+    // 300 MiB of one empty-stack sample repeated, gzipped to ~450 KB: under the old 1 GiB cap, and decoded
+    // as ~100 bytes per 6-byte sample it took past 6 GB before. Now refused after 16 MiB of output.
     let header = proto::Profile {
         sample_type: vec![
             proto::ValueType { r#type: 1, unit: 2 },
