@@ -121,8 +121,3 @@ fn kernel_symbolizer(header: &Header) -> (Symbolizer, Option<String>) {
     );
     (symbolizer.with_kallsyms(Kallsyms::parse("")), Some(note))
 }
-
-/// Whether the file is a perf.data file (by its magic, not its name).
-pub fn is_perf_data(path: &Path) -> bool {
-    perfdata::is_perf_data_file(path)
-}

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::format::pprof;
+use crate::format::{pprof, read_input, Input};
 use crate::profile::Profile;
 
 /// Reads a profile file given with `-i`: stacktop's pprof or a perf.data file (told apart by content).
@@ -23,10 +23,12 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
 }
 
 /// Like [`load_profile`]; `event` picks one event of a perf.data file holding several (default: the first).
+/// The file is opened once and its type told from the bytes read, so a pipe (`/dev/stdin`) works for pprof.
 pub fn load_profile_event(path: &Path, event: Option<&str>) -> Result<Profile> {
-    if import::is_perf_data(path) {
-        return import::load_perf_data(path, event)
-            .with_context(|| format!("cannot read perf.data file {}", path.display()));
+    let context = || format!("cannot read profile {}", path.display());
+    match read_input(path).with_context(context)? {
+        Input::PerfData => import::load_perf_data(path, event)
+            .with_context(|| format!("cannot read perf.data file {}", path.display())),
+        Input::Pprof(bytes) => pprof::read_pprof(&bytes).with_context(context),
     }
-    pprof::read_pprof_file(path).with_context(|| format!("cannot read profile {}", path.display()))
 }

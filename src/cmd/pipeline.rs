@@ -547,16 +547,25 @@ impl Pipeline {
     }
 
     /// The finished profile.
-    pub fn into_profile(self) -> Profile {
+    pub fn into_profile(mut self) -> Profile {
+        self.add_symbolizer_notes();
         self.profile
     }
 
     /// The finished profile, leaving the caches (every module's symbol tables and unwind tables) unfreed:
     /// for a command that exits soon after, the OS reclaims them at once, far faster than freeing them one
     /// by one (a tenth of `report`'s time on a perf.data file of rustc).
-    pub fn into_profile_leaking_caches(self) -> Profile {
+    pub fn into_profile_leaking_caches(mut self) -> Profile {
+        self.add_symbolizer_notes();
         let mut pipeline = std::mem::ManuallyDrop::new(self);
         std::mem::take(&mut pipeline.profile)
+    }
+
+    /// The symbolizer's notes (a JIT map read only in part) go into the profile's, after the command has set
+    /// its `Meta`, so every output's header shows them.
+    fn add_symbolizer_notes(&mut self) {
+        let notes = self.symbolizer.take_notes();
+        self.profile.meta.notes.extend(notes);
     }
 
     pub fn meta_mut(&mut self) -> &mut Meta {

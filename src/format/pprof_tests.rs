@@ -1,5 +1,5 @@
 use super::*;
-use crate::profile::{Meta, ModuleUnwind, StrId};
+use crate::profile::{Function, Line, Location, Mapping, Meta, ModuleUnwind, StrId};
 
 fn sample_profile() -> Profile {
     let mut p = Profile::new(Meta {
@@ -402,4 +402,82 @@ fn main_binary_is_the_first_mapping() {
         ]
     );
     assert_eq!(m.mapping[0].id, 4, "ids are kept, only the order changes");
+}
+
+/// Re-encodes `message`'s top-level fields highest field number first (the string table before the samples; a
+/// repeated field's elements keep their order, which carries meaning), and the samples' packed location ids
+/// and values as one field per id: both are valid encodings a writer may choose.
+fn reversed_and_unpacked(message: &[u8]) -> Vec<u8> {
+    use crate::format::wire::{self, Fields, Value};
+    fn key(out: &mut Vec<u8>, tag: u32, wire_type: u64) {
+        prost::encoding::encode_varint(u64::from(tag) << 3 | wire_type, out);
+    }
+    fn bytes(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
+        key(out, tag, 2);
+        prost::encoding::encode_varint(b.len() as u64, out);
+        out.extend_from_slice(b);
+    }
+    let mut fields: Vec<(u32, Value<'_>)> =
+        Fields::new(message).map(|f| f.expect("field")).collect();
+    fields.sort_by_key(|&(tag, _)| std::cmp::Reverse(tag));
+    let mut out = Vec::new();
+    for (tag, value) in fields {
+        match (tag, value) {
+            (2, Value::Bytes(sample)) => {
+                let mut s = Vec::new();
+                for field in Fields::new(sample) {
+                    let (t, v) = field.expect("sample field");
+                    match (t, v) {
+                        (1 | 2, v) => {
+                            for n in wire::varints(v) {
+                                key(&mut s, t, 0);
+                                prost::encoding::encode_varint(n.expect("varint"), &mut s);
+                            }
+                        }
+                        (t, Value::Bytes(b)) => bytes(&mut s, t, b),
+                        _ => panic!("unexpected sample field {t}"),
+                    }
+                }
+                bytes(&mut out, 2, &s);
+            }
+            (tag, Value::Bytes(b)) => bytes(&mut out, tag, b),
+            (tag, Value::Varint(n)) => {
+                key(&mut out, tag, 0);
+                prost::encoding::encode_varint(n, &mut out);
+            }
+            (tag, _) => panic!("unexpected field {tag}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn fields_in_any_order_and_unpacked_ids_read_the_same() {
+    // The reader makes a pass per kind of element, so the string table may come last or first.
+    let mut plain = Vec::new();
+    write_pprof(&sample_profile(), &mut plain, false).expect("write");
+    let shuffled = reversed_and_unpacked(&plain);
+    assert_ne!(shuffled, plain);
+    let p = read_pprof(&shuffled).expect("read");
+    assert_eq!(content(&p), content(&sample_profile()));
+}
+
+#[test]
+fn gzip_output_is_bounded_by_ratio_past_the_floor() {
+    use std::io::Write as _;
+    // 32 MiB of zeros gzip to ~32 KB: a ratio of ~1000, past the floor, so refused.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 32 << 20]).expect("gzip");
+    let bomb = gz.finish().expect("gzip");
+    assert!(matches!(
+        read_pprof(&bomb),
+        Err(FormatError::Expands { ratio: 100, .. })
+    ));
+    // Under the floor a high ratio is fine (and these zeros are then not a profile).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 1 << 20]).expect("gzip");
+    assert!(matches!(
+        read_pprof(&gz.finish().expect("gzip")),
+        Err(FormatError::Corrupt(_))
+    ));
 }

@@ -346,12 +346,18 @@ impl Profile {
         std::iter::successors(leaf, |&n| self.node(n).parent).map(|n| self.node(n).location)
     }
 
+    // Sums saturate rather than wrap: a wrapped total makes every share of it nonsense (a file read by
+    // `format::pprof` cannot get there, its totals are checked; other sources are not).
     pub fn total_count(&self) -> u64 {
-        self.samples.iter().map(|s| s.count).sum()
+        self.samples
+            .iter()
+            .fold(0, |sum: u64, s| sum.saturating_add(s.count))
     }
 
     pub fn total_period(&self) -> u64 {
-        self.samples.iter().map(|s| s.period).sum()
+        self.samples
+            .iter()
+            .fold(0, |sum: u64, s| sum.saturating_add(s.period))
     }
 }
 
@@ -363,8 +369,8 @@ fn add_group_in(
     period: u64,
 ) {
     if let Some(group) = ids.get(&key).and_then(|&i| samples.get_mut(i)) {
-        group.count += count;
-        group.period += period;
+        group.count = group.count.saturating_add(count);
+        group.period = group.period.saturating_add(period);
         return;
     }
     let (leaf, pid, tid, comm) = key;

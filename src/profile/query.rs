@@ -217,9 +217,10 @@ pub struct Weight {
 }
 
 impl Weight {
+    /// Saturates rather than wraps, like the profile's totals.
     fn add(&mut self, group: &SampleGroup) {
-        self.period += group.period;
-        self.count += group.count;
+        self.period = self.period.saturating_add(group.period);
+        self.count = self.count.saturating_add(group.count);
     }
 
     /// This weight as a percentage of `total`'s period (0 when `total` is empty).
@@ -466,8 +467,8 @@ pub fn top_functions(
             });
             merged.len() - 1
         });
-        merged[i].count += group.count;
-        merged[i].period += group.period;
+        merged[i].count = merged[i].count.saturating_add(group.count);
+        merged[i].period = merged[i].period.saturating_add(group.period);
     }
     let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
     let mut seen: HashSet<RowKey> = HashSet::new();

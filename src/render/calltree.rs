@@ -87,8 +87,35 @@ struct TreePrinter<'a> {
 }
 
 impl TreePrinter<'_> {
-    /// `lead` goes before this node's name; `cont` before its descendants' lines.
+    /// Draws `id` and its subtree. `lead` goes before this node's name; `cont` before its descendants' lines.
+    /// Depth-first with a stack of its own rather than by recursion: an imported stack may be many thousands
+    /// of frames deep.
     fn node(&self, w: &mut impl Write, id: usize, lead: &str, cont: &str) -> io::Result<()> {
+        let mut todo = vec![(id, lead.to_owned(), cont.to_owned())];
+        while let Some((id, lead, cont)) = todo.pop() {
+            let node = &self.tree.nodes[id];
+            self.line(w, id, &lead)?;
+            if let [only] = node.children[..] {
+                if self.tree.nodes[only].weight == node.weight {
+                    todo.push((only, cont.clone(), cont));
+                    continue;
+                }
+            }
+            // Pushed last child first, so the first is drawn first.
+            for (i, &child) in node.children.iter().enumerate().rev() {
+                let last = i + 1 == node.children.len();
+                let (branch, more) = if last {
+                    ("`-- ", "    ")
+                } else {
+                    ("|-- ", "|   ")
+                };
+                todo.push((child, format!("{cont}{branch}"), format!("{cont}{more}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn line(&self, w: &mut impl Write, id: usize, lead: &str) -> io::Result<()> {
         let node = &self.tree.nodes[id];
         let name = if node.other {
             OTHER.to_owned()
@@ -111,26 +138,6 @@ impl TreePrinter<'_> {
             ),
             node.weight.count,
             width = self.sym_width,
-        )?;
-        if let [only] = node.children[..] {
-            if self.tree.nodes[only].weight == node.weight {
-                return self.node(w, only, cont, cont);
-            }
-        }
-        for (i, &child) in node.children.iter().enumerate() {
-            let last = i + 1 == node.children.len();
-            let (branch, more) = if last {
-                ("`-- ", "    ")
-            } else {
-                ("|-- ", "|   ")
-            };
-            self.node(
-                w,
-                child,
-                &format!("{cont}{branch}"),
-                &format!("{cont}{more}"),
-            )?;
-        }
-        Ok(())
+        )
     }
 }

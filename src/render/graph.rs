@@ -17,7 +17,9 @@
 
 use std::io::{self, Write};
 
-use crate::profile::query::{percent, CallTree, GraphMode, GraphOptions, Weight, OTHER};
+use crate::profile::query::{
+    percent, CallTree, GraphMode, GraphOptions, Weight, MAX_GRAPH_DEPTH, OTHER,
+};
 use crate::profile::Profile;
 
 use super::text::{sanitize, trim_end};
@@ -45,7 +47,11 @@ fn compress(tree: &CallTree, id: usize) -> RNode {
     let mut last = id;
     loop {
         let node = &tree.nodes[last];
-        if node.children.len() == 1 && node.self_weight == Weight::default() && !node.other {
+        if node.children.len() == 1
+            && node.self_weight == Weight::default()
+            && !node.other
+            && !node.cut
+        {
             last = node.children[0];
             frames.push(last);
         } else {
@@ -78,6 +84,8 @@ impl Printer<'_> {
         let node = &self.tree.nodes[id];
         if node.other {
             OTHER.to_owned()
+        } else if node.cut {
+            format!("[deeper than {MAX_GRAPH_DEPTH} frames, not drawn]")
         } else {
             sanitize(self.profile.func_name(&node.func)).into_owned()
         }

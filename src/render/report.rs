@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 
 use crate::profile::query::{
-    entry_graphs, percent, top_functions, Filter, GraphMode, GraphOptions, RowKey, SortKey, TopRow,
+    percent, top_functions, EntryGraphs, Filter, GraphMode, GraphOptions, RowKey, SortKey, TopRow,
 };
 use crate::profile::Profile;
 
@@ -146,17 +146,16 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
     if opts.filter.percent_limit > 0.0 {
         graph.threshold = opts.filter.percent_limit;
     }
-    let trees = if graph.mode == GraphMode::None {
-        Vec::new()
-    } else {
+    // Each entry's graph is built when it is drawn and dropped after, so only one is held at a time.
+    let mut graphs = (graph.mode != GraphMode::None).then(|| {
         let keys: Vec<RowKey> = top.rows.iter().map(|r| r.key).collect();
-        entry_graphs(profile, &opts.filter, &sort, &keys, opts.children, &graph)
-    };
+        EntryGraphs::new(profile, &opts.filter, &sort, &keys, opts.children, &graph)
+    });
     for (i, (row, cells)) in top.rows.iter().zip(&cells).enumerate() {
         write_row(w, opts, &columns, row, cells, total.period)?;
-        if let Some(tree) = trees.get(i) {
+        if let Some(graphs) = &mut graphs {
             let entry = if opts.children { row.total } else { row.self_ };
-            write_entry_graph(w, profile, tree, entry, total, &graph)?;
+            write_entry_graph(w, profile, &graphs.tree(i), entry, total, &graph)?;
         }
     }
     if let Some(other) = top.other {

@@ -311,6 +311,39 @@ pub fn perf_map_file(dir: &Path, pid: u32) -> Option<(PathBuf, u64)> {
     ))
 }
 
+/// At most this much of a JIT map is read. The map is written by the profiled program, which can make it any
+/// size (a 2 GB map once took 2 GB and 30 s to read); a V8 or JVM map of a big, long-running program is a few
+/// MiB to tens of MiB.
+pub const MAX_PERF_MAP_BYTES: u64 = 64 << 20;
+
+/// The bytes of the JIT map at `path`, at most `MAX_PERF_MAP_BYTES` of them, and whether the file was longer (the
+/// bytes then end after the last complete line). `None` when it cannot be opened or is not a regular file: it is
+/// opened without blocking, so a FIFO put in its place between the look and the open cannot hang the profiler.
+pub fn read_perf_map(path: &Path) -> Option<(Vec<u8>, bool)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_PERF_MAP_BYTES + 1) as usize);
+    file.take(MAX_PERF_MAP_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let cut = bytes.len() as u64 > MAX_PERF_MAP_BYTES;
+    if cut {
+        // The last line may be cut in the middle of its size or name: keep only whole lines.
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        bytes.truncate(whole);
+    }
+    Some((bytes, cut))
+}
+
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {

@@ -52,7 +52,7 @@ mod loader;
 mod perfmap;
 mod symbols;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -257,6 +257,8 @@ struct JitMap {
     frames: HashMap<u64, Arc<[Frame]>>,
     /// When the file's length was last looked at (each look reads `/proc/PID/status` too).
     checked: Instant,
+    /// The file was longer than `loader::MAX_PERF_MAP_BYTES`; only its first lines were read.
+    cut: bool,
 }
 
 /// Resolves addresses to frames, caching modules and results. Not thread-safe by itself (`&mut self`), but
@@ -272,6 +274,10 @@ pub struct Symbolizer {
     kernel_frames: HashMap<u64, Arc<[Frame]>>,
     /// JIT maps by pid.
     jit_maps: HashMap<u32, JitMap>,
+    /// What the profile's readers should know (a JIT map read only in part), each said once; see `take_notes`.
+    notes: Vec<String>,
+    /// Processes whose JIT map was found too long, so it is said once per process, not at every reread.
+    noted_cut: HashSet<u32>,
 }
 
 impl Default for Symbolizer {
@@ -365,7 +371,14 @@ impl Symbolizer {
             kallsyms: None,
             kernel_frames: HashMap::new(),
             jit_maps: HashMap::new(),
+            notes: Vec::new(),
+            noted_cut: HashSet::new(),
         }
+    }
+
+    /// The notes gathered since the last call (see the `notes` field).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// Roots searched for separate debug files, in order (default `/usr/lib/debug`).
@@ -433,12 +446,15 @@ impl Symbolizer {
         let read = || {
             let found = loader::perf_map_file(dir, pid);
             let len = found.as_ref().map(|(_, len)| *len);
-            let text = found.and_then(|(path, _)| std::fs::read_to_string(path).ok());
+            let (bytes, cut) = found
+                .and_then(|(path, _)| loader::read_perf_map(&path))
+                .unwrap_or_default();
             JitMap {
-                map: PerfMap::parse(&text.unwrap_or_default()),
+                map: PerfMap::parse(&bytes),
                 len,
                 frames: HashMap::new(),
                 checked: Instant::now(),
+                cut,
             }
         };
         let recheck = self.jit_recheck;
@@ -449,6 +465,14 @@ impl Symbolizer {
             } else {
                 jit.checked = Instant::now();
             }
+        }
+        if jit.cut && self.noted_cut.insert(pid) {
+            self.notes.push(format!(
+                "the JIT map perf-{pid}.map is larger than {} MiB: only its first {} MiB were read, so JIT code \
+                 listed after that is [unknown]",
+                loader::MAX_PERF_MAP_BYTES >> 20,
+                loader::MAX_PERF_MAP_BYTES >> 20
+            ));
         }
         let function = demangle(jit.map.lookup(addr)?);
         let frames: Arc<[Frame]> = vec![Frame {
@@ -693,6 +717,63 @@ mod tests {
         ));
         assert_eq!(s.retain_modules(|_| false), 2);
         assert_eq!((s.module_count(), frames(&s)), (0, 0));
+    }
+
+    /// A JIT map in a directory of its own, named for a pid no process has (so only the directory is searched).
+    fn jit_map(name: &str, bytes: &[u8]) -> (PathBuf, u32) {
+        let dir = std::env::temp_dir().join(format!("stacktop-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pid = 4_000_000_001;
+        std::fs::write(dir.join(format!("perf-{pid}.map")), bytes).unwrap();
+        (dir, pid)
+    }
+
+    fn jit_name(s: &mut Symbolizer, pid: u32, addr: u64) -> Option<String> {
+        s.symbolize_jit(pid, Avma(addr))
+            .map(|f| f[0].function.clone())
+    }
+
+    #[test]
+    fn jit_map_with_a_line_that_is_not_utf8_keeps_its_other_lines() {
+        // Before: the map was read as one UTF-8 string, so this one byte made every JIT frame unknown.
+        let (dir, pid) = jit_map(
+            "jit-utf8",
+            b"1000 100 before\n2000 100 bad\xffname\n3000 100 after\n",
+        );
+        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
+        assert_eq!(jit_name(&mut s, pid, 0x1010).as_deref(), Some("before"));
+        assert_eq!(jit_name(&mut s, pid, 0x3010).as_deref(), Some("after"));
+        assert_eq!(
+            jit_name(&mut s, pid, 0x2010).as_deref(),
+            Some("bad\u{fffd}name")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn huge_jit_map_is_read_only_up_to_the_cap() {
+        // A sparse file: one symbol at the start, another 100 MiB in (past the cap), zeros between.
+        let (dir, pid) = jit_map("jit-huge", b"1000 100 first\n");
+        let path = dir.join(format!("perf-{pid}.map"));
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(100 << 20)).unwrap();
+            f.write_all(b"\n2000 100 late\n").unwrap();
+        }
+        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
+        let begin = Instant::now();
+        assert_eq!(jit_name(&mut s, pid, 0x1010).as_deref(), Some("first"));
+        // Before: the whole file was read (a 2 GB map took 2 GB and 30 s), and `late` was found.
+        assert_eq!(jit_name(&mut s, pid, 0x2010), None);
+        assert!(begin.elapsed() < Duration::from_secs(10));
+        let notes = s.take_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("64 MiB"), "{notes:?}");
+        // Said once, though every miss looks at the file again.
+        assert_eq!(jit_name(&mut s, pid, 0x2010), None);
+        assert!(s.take_notes().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

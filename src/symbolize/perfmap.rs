@@ -1,6 +1,8 @@
 //! JIT symbol maps, `/tmp/perf-PID.map`: one line per JIT-compiled function, `START SIZE name` with START and SIZE
 //! in hex (with or without `0x`). The name is the rest of the line and may contain spaces. The parser takes the
-//! file's text; the symbolizer reads the file.
+//! file's bytes, line by line: the JIT that writes the file is the profiled program, so a line that is not
+//! UTF-8 (a name in another encoding, or garbage) costs that line's name its exactness, never the other lines.
+//! The symbolizer reads the file (see `loader::read_perf_map` for how much of it).
 
 use crate::addr::Avma;
 
@@ -17,30 +19,36 @@ pub struct PerfMap {
     symbols: Vec<JitSymbol>,
 }
 
-fn hex(field: &str) -> Option<u64> {
+fn hex(field: &[u8]) -> Option<u64> {
     let digits = field
-        .strip_prefix("0x")
-        .or_else(|| field.strip_prefix("0X"))
+        .strip_prefix(b"0x")
+        .or_else(|| field.strip_prefix(b"0X"))
         .unwrap_or(field);
-    u64::from_str_radix(digits, 16).ok()
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// `line` split at its first run of ASCII whitespace (after leading whitespace): `(field, rest)`.
+fn first_field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let line = line.trim_ascii_start();
+    let end = line.iter().position(u8::is_ascii_whitespace)?;
+    Some((&line[..end], line[end..].trim_ascii_start()))
 }
 
 impl PerfMap {
-    pub fn parse(text: &str) -> PerfMap {
+    pub fn parse(bytes: &[u8]) -> PerfMap {
         let mut symbols = Vec::new();
-        for line in text.lines() {
-            let line = line.trim_start();
-            let Some((start, rest)) = line.split_once(char::is_whitespace) else {
+        for line in bytes.split(|&b| b == b'\n') {
+            let Some((start, rest)) = first_field(line) else {
                 continue;
             };
-            let rest = rest.trim_start();
-            let Some((size, name)) = rest.split_once(char::is_whitespace) else {
+            let Some((size, name)) = first_field(rest) else {
                 continue;
             };
             let (Some(start), Some(size)) = (hex(start), hex(size)) else {
                 continue;
             };
-            let name = name.trim();
+            // Bytes that are not UTF-8 become U+FFFD: the rest of the name still tells the function apart.
+            let name = String::from_utf8_lossy(name.trim_ascii());
             if size == 0 || name.is_empty() {
                 continue;
             }
@@ -86,7 +94,7 @@ mod tests {
     #[test]
     fn parses_and_looks_up() {
         let m = PerfMap::parse(
-            "7f0000001000 40 LazyCompile:*fib /app/fib.js:3\n\
+            b"7f0000001000 40 LazyCompile:*fib /app/fib.js:3\n\
              0x7f0000002000 0x10 stub\n\
              bad line\n\
              7f0000003000 zz nope\n\
@@ -108,10 +116,22 @@ mod tests {
 
     #[test]
     fn names_keep_their_spaces() {
-        let m = PerfMap::parse("1000 10 LazyCompile:*fib /app/fib.js:3\n");
+        let m = PerfMap::parse(b"1000 10 LazyCompile:*fib /app/fib.js:3\n");
         assert_eq!(
             m.lookup(Avma(0x1008)),
             Some("LazyCompile:*fib /app/fib.js:3")
         );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_costs_only_itself() {
+        // Before: the whole file was read as one UTF-8 string, so one bad byte anywhere dropped every symbol.
+        let m = PerfMap::parse(
+            b"1000 10 before\n2000 10 bad\xff\xfename\n\xff\xff 10 garbage\n3000 10 after\n",
+        );
+        assert_eq!(m.lookup(Avma(0x1004)), Some("before"));
+        assert_eq!(m.lookup(Avma(0x3004)), Some("after"));
+        assert_eq!(m.lookup(Avma(0x2004)), Some("bad\u{fffd}\u{fffd}name"));
+        assert_eq!(m.len(), 3);
     }
 }

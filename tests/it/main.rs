@@ -6,6 +6,7 @@ mod acquire;
 mod annotate;
 mod common;
 mod errors;
+mod hostile;
 mod output;
 mod perfdata;
 mod perfdata_hostile;

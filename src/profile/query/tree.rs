@@ -16,6 +16,9 @@ pub struct TreeNode {
     pub func: FuncKey,
     /// Set on the node that `fold_below` made of small siblings: display it as `[other]`.
     pub other: bool,
+    /// Set on the node that stands for the frames past `MAX_GRAPH_DEPTH` (report graphs only): its weight is
+    /// that of the paths that go deeper, and they all end at it.
+    pub cut: bool,
     /// Samples whose path goes through this node.
     pub weight: Weight,
     /// Samples whose path ends at this node.
@@ -64,6 +67,7 @@ impl CallTree {
                 self.nodes.push(TreeNode {
                     func,
                     other: false,
+                    cut: false,
                     weight: Weight::default(),
                     self_weight: Weight::default(),
                     parent,
@@ -131,6 +135,7 @@ impl CallTree {
                 self.nodes.push(TreeNode {
                     func,
                     other: true,
+                    cut: false,
                     weight: w,
                     self_weight: w,
                     parent: Some(id),
@@ -297,17 +302,14 @@ struct PathRef {
     start: u32,
 }
 
+/// Levels an entry's graph is drawn to; the paths that go deeper end in one `cut` node. perf keeps 127 frames
+/// of a call chain (`kernel.perf_event_max_stack`); without a cap a stack of depth d draws about d levels under
+/// each of its d functions, d^2 lines for one sample.
+pub const MAX_GRAPH_DEPTH: usize = 128;
+
 /// The call graph of each of `rows` as `perf report -g` draws it (`opts` gives the mode, the threshold
-/// and the order; see `GraphOptions::order` for the default order).
-///
-/// For a row's self samples the path is the whole stack (root first in caller order, leaf first in callee
-/// order). With `children`, a sample where the row appears but is not the innermost frame adds the path from
-/// the row's first occurrence in the chosen order to the end: in caller order from the outermost occurrence
-/// down to the leaf, in callee order from the innermost occurrence up to the root (perf's rule: a sample is
-/// added once per entry, at the first occurrence met).
-///
-/// Only the branches that will be drawn are expanded (branches under the threshold keep their weight but
-/// not their subtrees), so memory stays proportional to the drawing, not to rows x samples x depth.
+/// and the order; see `GraphOptions::order` for the default order). See [`EntryGraphs`], which builds them one at
+/// a time.
 pub fn entry_graphs(
     profile: &Profile,
     filter: &Filter,
@@ -316,60 +318,104 @@ pub fn entry_graphs(
     children: bool,
     opts: &GraphOptions,
 ) -> Vec<CallTree> {
-    let samples = filtered_samples(profile, filter, false);
-    let total = total_weight(&samples);
-    let order = opts.order(children);
-    let prune = match opts.mode {
-        GraphMode::Fractal => Prune::Fraction(opts.threshold),
-        _ => Prune::Below(total.period as f64 * opts.threshold / 100.0),
-    };
-    let index: HashMap<RowKey, usize> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-    let mut refs: Vec<Vec<PathRef>> = vec![Vec::new(); rows.len()];
-    // Function keys of each sample, root first for the caller order, leaf first for the callee order.
-    let mut ordered: Vec<Vec<FuncKey>> = Vec::with_capacity(samples.len());
-    let mut done: HashSet<RowKey> = HashSet::new();
-    for (n, s) in samples.iter().enumerate() {
-        let frames: Vec<&Frame> = match order {
-            GraphOrder::Caller => s.frames.iter().rev().collect(),
-            GraphOrder::Callee => s.frames.iter().collect(),
-        };
-        ordered.push(frames.iter().map(|f| profile.func_key(f)).collect());
-        let (Some(leaf), Ok(sample)) = (s.frames.first(), u32::try_from(n)) else {
-            continue;
-        };
-        if opts.mode == GraphMode::None {
-            continue;
-        }
-        let self_key = RowKey::new(keys, profile, s.group, leaf);
-        if let Some(&i) = index.get(&self_key) {
-            refs[i].push(PathRef { sample, start: 0 });
-        }
-        if !children {
-            continue;
-        }
-        done.clear();
-        done.insert(self_key);
-        for (pos, frame) in frames.iter().enumerate() {
-            let key = RowKey::new(keys, profile, s.group, frame);
-            if !done.insert(key) {
-                continue;
-            }
-            if let (Some(&i), Ok(start)) = (index.get(&key), u32::try_from(pos)) {
-                refs[i].push(PathRef { sample, start });
-            }
-        }
-    }
-    refs.into_iter()
-        .map(|r| {
-            let mut tree = CallTree::new(total);
-            grow(&mut tree, &samples, &ordered, r, prune);
-            tree.finish(profile);
-            tree
-        })
-        .collect()
+    let mut graphs = EntryGraphs::new(profile, filter, keys, rows, children, opts);
+    (0..rows.len()).map(|i| graphs.tree(i)).collect()
 }
 
-/// Builds `tree` from `refs`, level by level, expanding only the branches `prune` keeps.
+/// The samples' paths through each entry, from which each entry's graph is built when it is drawn: the report
+/// holds one graph at a time, so memory follows the samples, not rows x depth.
+///
+/// For a row's self samples the path is the whole stack (root first in caller order, leaf first in callee
+/// order). With `children`, a sample where the row appears but is not the innermost frame adds the path from
+/// the row's first occurrence in the chosen order to the end: in caller order from the outermost occurrence
+/// down to the leaf, in callee order from the innermost occurrence up to the root (perf's rule: a sample is
+/// added once per entry, at the first occurrence met).
+///
+/// Only the branches that will be drawn are expanded (branches under the threshold keep their weight but
+/// not their subtrees), to at most `MAX_GRAPH_DEPTH` levels.
+pub struct EntryGraphs<'p> {
+    profile: &'p Profile,
+    samples: Vec<StackSample<'p>>,
+    /// Function keys of each sample, root first for the caller order, leaf first for the callee order.
+    ordered: Vec<Vec<FuncKey>>,
+    /// Each row's paths; taken by `tree`.
+    refs: Vec<Vec<PathRef>>,
+    total: Weight,
+    prune: Prune,
+}
+
+impl<'p> EntryGraphs<'p> {
+    pub fn new(
+        profile: &'p Profile,
+        filter: &Filter,
+        keys: &[SortKey],
+        rows: &[RowKey],
+        children: bool,
+        opts: &GraphOptions,
+    ) -> EntryGraphs<'p> {
+        let samples = filtered_samples(profile, filter, false);
+        let total = total_weight(&samples);
+        let order = opts.order(children);
+        let prune = match opts.mode {
+            GraphMode::Fractal => Prune::Fraction(opts.threshold),
+            _ => Prune::Below(total.period as f64 * opts.threshold / 100.0),
+        };
+        let index: HashMap<RowKey, usize> = rows.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+        let mut refs: Vec<Vec<PathRef>> = vec![Vec::new(); rows.len()];
+        let mut ordered: Vec<Vec<FuncKey>> = Vec::with_capacity(samples.len());
+        let mut done: HashSet<RowKey> = HashSet::new();
+        for (n, s) in samples.iter().enumerate() {
+            let frames: Vec<&Frame> = match order {
+                GraphOrder::Caller => s.frames.iter().rev().collect(),
+                GraphOrder::Callee => s.frames.iter().collect(),
+            };
+            ordered.push(frames.iter().map(|f| profile.func_key(f)).collect());
+            let (Some(leaf), Ok(sample)) = (s.frames.first(), u32::try_from(n)) else {
+                continue;
+            };
+            if opts.mode == GraphMode::None {
+                continue;
+            }
+            let self_key = RowKey::new(keys, profile, s.group, leaf);
+            if let Some(&i) = index.get(&self_key) {
+                refs[i].push(PathRef { sample, start: 0 });
+            }
+            if !children {
+                continue;
+            }
+            done.clear();
+            done.insert(self_key);
+            for (pos, frame) in frames.iter().enumerate() {
+                let key = RowKey::new(keys, profile, s.group, frame);
+                if !done.insert(key) {
+                    continue;
+                }
+                if let (Some(&i), Ok(start)) = (index.get(&key), u32::try_from(pos)) {
+                    refs[i].push(PathRef { sample, start });
+                }
+            }
+        }
+        EntryGraphs {
+            profile,
+            samples,
+            ordered,
+            refs,
+            total,
+            prune,
+        }
+    }
+
+    /// The graph of row `i` (empty when asked twice).
+    pub fn tree(&mut self, i: usize) -> CallTree {
+        let refs = self.refs.get_mut(i).map(std::mem::take).unwrap_or_default();
+        let mut tree = CallTree::new(self.total);
+        grow(&mut tree, &self.samples, &self.ordered, refs, self.prune);
+        tree.finish(self.profile);
+        tree
+    }
+}
+
+/// Builds `tree` from `refs`, level by level, expanding only the branches `prune` keeps, to `MAX_GRAPH_DEPTH`.
 fn grow(
     tree: &mut CallTree,
     samples: &[StackSample<'_>],
@@ -385,6 +431,26 @@ fn grow(
     // Work items: (parent, depth of the children to make, the paths through the parent).
     let mut work: Vec<(Option<usize>, usize, Vec<PathRef>)> = vec![(None, 0, refs)];
     while let Some((parent, depth, refs)) = work.pop() {
+        if let (Some(p), true) = (parent, depth >= MAX_GRAPH_DEPTH) {
+            let mut weight = Weight::default();
+            for r in refs.iter().filter(|r| path(r).len() > depth) {
+                weight.add(samples[r.sample as usize].group);
+            }
+            if weight != Weight::default() {
+                let id = tree.nodes.len();
+                tree.nodes.push(TreeNode {
+                    func: tree.nodes[p].func,
+                    other: false,
+                    cut: true,
+                    weight,
+                    self_weight: weight,
+                    parent,
+                    children: Vec::new(),
+                });
+                tree.nodes[p].children.push(id);
+            }
+            continue;
+        }
         let mut groups: Vec<(FuncKey, Vec<PathRef>)> = Vec::new();
         let mut group_of: HashMap<FuncKey, usize> = HashMap::new();
         for r in refs {
@@ -417,6 +483,7 @@ fn grow(
             tree.nodes.push(TreeNode {
                 func,
                 other: false,
+                cut: false,
                 weight,
                 self_weight,
                 parent,
