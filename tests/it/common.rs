@@ -2,9 +2,11 @@
 //! skipping (or, with `STACKTOP_REQUIRE_PERF=1`, failing) where the machine lacks what a test needs.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub fn require_env() -> bool {
     std::env::var("STACKTOP_REQUIRE_PERF").is_ok_and(|v| v == "1")
@@ -162,4 +164,80 @@ pub fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
         (actual - expected).abs() <= tolerance,
         "{what}: {actual:.2}% is not within {tolerance} points of {expected}%"
     );
+}
+
+/// Runs `cmd` with `input` on its stdin, killing it past `timeout`; returns its output and how long it took.
+pub fn run_within(
+    mut cmd: Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> (Output, Duration) {
+    let begin = Instant::now();
+    let mut child: Child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let writer = input.map(|bytes| {
+        let mut stdin = child.stdin.take().expect("stdin");
+        // A refused input may close the pipe early: a failed write is not the test's concern.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        })
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if begin.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = begin.elapsed();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let output = Output {
+        status,
+        stdout: stdout.join().expect("stdout thread"),
+        stderr: stderr.join().expect("stderr thread"),
+    };
+    (output, elapsed)
+}
+
+/// A failure a user can hit: exit status 1 (not a signal), no panic text, and exactly one line on stderr (a
+/// note that `cycles` fell back to `cpu-clock` aside) that contains each of `needles`.
+pub fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "want exit 1; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "backtrace hint: {stderr}"
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("stacktop: cycles:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    for needle in needles {
+        assert!(lines[0].contains(needle), "{needle:?} not in: {stderr}");
+    }
 }

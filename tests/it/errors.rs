@@ -4,27 +4,6 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(
-        !stderr.contains("RUST_BACKTRACE"),
-        "backtrace hint: {stderr}"
-    );
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("stacktop: cycles:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
-    for needle in needles {
-        assert!(lines[0].contains(needle), "{needle:?} not in: {stderr}");
-    }
-}
-
 #[test]
 fn no_such_pid() {
     let out = stacktop(&["record", "-p", "999999999", "-e", "cpu-clock"])

@@ -8,8 +8,8 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -41,58 +41,6 @@ fn limited(pipe_from: Option<&str>, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `cmd` with `input` on its stdin, killing it past `timeout`; returns its output and how long it took.
-fn run_within(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duration) -> (Output, Duration) {
-    let begin = Instant::now();
-    let mut child: Child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let writer = input.map(|bytes| {
-        let mut stdin = child.stdin.take().expect("stdin");
-        // A refused input may close the pipe early: a failed write is not the test's concern.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        })
-    });
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if begin.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = begin.elapsed();
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    let output = Output {
-        status,
-        stdout: stdout.join().expect("stdout thread"),
-        stderr: stderr.join().expect("stderr thread"),
-    };
-    (output, elapsed)
-}
-
 fn report(input: &Path, extra: &[&str]) -> (Output, Duration) {
     let mut args = vec!["report", "-i", input.to_str().expect("utf-8 path")];
     args.extend_from_slice(extra);
@@ -101,17 +49,6 @@ fn report(input: &Path, extra: &[&str]) -> (Output, Duration) {
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit 1, no panic, exactly one line on stderr, containing each of `needles`.
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = stderr_of(out);
-    assert_eq!(out.status.code(), Some(1), "want exit 1; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "want one line, got: {stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
-    }
 }
 
 fn assert_success(out: &Output) -> String {

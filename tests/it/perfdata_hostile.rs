@@ -7,10 +7,9 @@
 //! in SIGABRT ("memory allocation of N bytes failed") and the ones marked "panic" printed "panicked at" and a
 //! backtrace before the error line.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -26,55 +25,9 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Runs `stacktop report -i FIXTURE`; kills it and fails past [`DEADLINE`].
 fn report(name: &str) -> Output {
-    let child = stacktop(&["report", "-i"])
-        .arg(fixture(name))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stacktop");
-    wait_with_deadline(child, name)
-}
-
-fn wait_with_deadline(mut child: Child, name: &str) -> Output {
-    // Drain the pipes on threads so a chatty child cannot block on a full pipe while we poll.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for stacktop") {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: stacktop still running after {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
+    let mut cmd = stacktop(&["report", "-i"]);
+    cmd.arg(fixture(name));
+    run_within(cmd, None, DEADLINE).0
 }
 
 /// Exit status 1 and exactly one line on stderr, naming the file and containing each of `needles`.
