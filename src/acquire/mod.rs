@@ -23,6 +23,9 @@ use std::ffi::OsString;
 
 pub use error::AcquireError;
 pub use event::{EventKind, EventSpec};
+/// For the fuzz targets only.
+#[doc(hidden)]
+pub use procfs::{parse_maps, MapsEntry};
 pub use sample::{Recycler, StackBudget};
 pub use session::Session;
 

@@ -8,7 +8,7 @@ use super::record::{MmapRecord, Record};
 
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MapsEntry {
+pub struct MapsEntry {
     pub start: u64,
     pub end: u64,
     pub executable: bool,
@@ -19,7 +19,7 @@ pub(crate) struct MapsEntry {
 }
 
 /// Parses `/proc/PID/maps` text; malformed lines are skipped.
-pub(crate) fn parse_maps(text: &str) -> Vec<MapsEntry> {
+pub fn parse_maps(text: &str) -> Vec<MapsEntry> {
     text.lines().filter_map(parse_maps_line).collect()
 }
 

@@ -104,8 +104,9 @@ impl<'a> Cursor<'a> {
 /// Reads the sample in `bytes` (header included) into `out`, reusing its buffers. `regs` is the number of
 /// registers in the requested user register mask; `stack_limit` gives, per pid, how much of the stack copy
 /// to keep (see [`StackBudget`]). `None` when the record is cut short or not a sample; `out` is then in an
-/// unspecified (but valid) state.
-pub(crate) fn parse(
+/// unspecified (but valid) state. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn parse(
     bytes: &[u8],
     sample_type: u64,
     regs: usize,

@@ -15,7 +15,7 @@
 use foldhash::HashMap;
 use std::cell::Cell;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -171,7 +171,7 @@ pub struct PerfDataReader {
     path: PathBuf,
     header: Header,
     file: linux_perf_data::PerfFile,
-    iter: PerfRecordIter<BufReader<File>>,
+    iter: PerfRecordIter<Source>,
     build_ids: HashMap<DsoKey, Vec<u8>>,
     stats: Stats,
 }
@@ -184,7 +184,24 @@ impl PerfDataReader {
             path: path.to_owned(),
             source,
         })?;
-        let parsed = guard(|| PerfFileReader::parse_file(BufReader::new(file)))
+        PerfDataReader::from_source(path, Source::File(BufReader::new(file)), event)
+    }
+
+    /// Like `open`, for a file held in memory (tests, fuzzing); `name` stands for its path in errors.
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        name: &Path,
+        event: Option<&str>,
+    ) -> Result<PerfDataReader, PerfDataError> {
+        PerfDataReader::from_source(name, Source::Bytes(Cursor::new(bytes)), event)
+    }
+
+    fn from_source(
+        path: &Path,
+        source: Source,
+        event: Option<&str>,
+    ) -> Result<PerfDataReader, PerfDataError> {
+        let parsed = guard(|| PerfFileReader::parse_file(source))
             .unwrap_or_else(|reason| {
                 Err(linux_perf_data::Error::IoError(std::io::Error::other(
                     reason,
@@ -305,6 +322,38 @@ impl PerfDataReader {
                     })
                 }
             }
+        }
+    }
+}
+
+/// Where the file's bytes come from: the file itself, or memory (see `PerfDataReader::from_bytes`).
+enum Source {
+    File(BufReader<File>),
+    Bytes(Cursor<Vec<u8>>),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(f) => f.read(buf),
+            Source::Bytes(b) => b.read(buf),
+        }
+    }
+
+    // Records are read with `read_exact`: keep `BufReader`'s fast path for it.
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        match self {
+            Source::File(f) => f.read_exact(buf),
+            Source::Bytes(b) => b.read_exact(buf),
+        }
+    }
+}
+
+impl Seek for Source {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Source::File(f) => f.seek(pos),
+            Source::Bytes(b) => b.seek(pos),
         }
     }
 }

@@ -49,6 +49,7 @@ mod demangle;
 mod elf;
 mod kallsyms;
 mod loader;
+mod memory;
 mod perfmap;
 mod symbols;
 
@@ -62,6 +63,8 @@ pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
+#[doc(hidden)]
+pub use memory::MemoryModule;
 pub use perfmap::PerfMap;
 
 use crate::addr::{Avma, FileOffset, Svma};
