@@ -98,7 +98,13 @@ impl UnwindTables {
             .section_by_name(".text")
             .and_then(|s| Some(s.address()..s.address().checked_add(s.size())?));
         let eh_frame = section(".eh_frame");
-        let eh_frame_hdr = section(".eh_frame_hdr");
+        // framehop trusts the search table: an entry pointing outside `.eh_frame` makes gimli subtract past
+        // zero. Without the table framehop indexes `.eh_frame` itself.
+        let eh_frame_hdr = section(".eh_frame_hdr").filter(|hdr| {
+            eh_frame
+                .as_ref()
+                .is_some_and(|eh| search_table_is_sound(hdr, eh))
+        });
         let debug_frame = section(".debug_frame").map(|s| s.bytes);
         let segments: Vec<Segment> = file
             .segments()
@@ -148,7 +154,9 @@ impl UnwindTables {
             .find(|s| s.filesz > 0 && s.offset & !0xfff == pgoff)
             .or_else(|| {
                 self.segments.iter().find(|s| {
-                    s.filesz > 0 && pgoff >= s.offset & !0xfff && pgoff < s.offset + s.filesz
+                    s.filesz > 0
+                        && pgoff >= s.offset & !0xfff
+                        && pgoff < s.offset.saturating_add(s.filesz)
                 })
             })?;
         Some(
@@ -167,6 +175,9 @@ impl UnwindTables {
         end: u64,
         pgoff: u64,
     ) -> Option<framehop::Module<Bytes>> {
+        // framehop adds a 32-bit offset to `base_svma` unchecked: a file whose segments sit at the very top
+        // of the address space (no real one does) is left without tables rather than overflow there.
+        self.base_svma.checked_add(u64::from(u32::MAX))?;
         let bias = self.bias(start, pgoff)?;
         let info = framehop::ExplicitModuleSectionInfo {
             base_svma: self.base_svma,
@@ -190,6 +201,37 @@ impl UnwindTables {
             self.base_svma.wrapping_add(bias),
             info,
         ))
+    }
+}
+
+/// Whether every entry of `.eh_frame_hdr`'s binary-search table points into `.eh_frame`, at or after the
+/// header's own `eh_frame_ptr` (where gimli turns pointers into offsets by subtracting it). A header without a
+/// table is sound: lookups through it find nothing.
+fn search_table_is_sound(hdr: &Section, eh_frame: &Section) -> bool {
+    use gimli::{BaseAddresses, EhFrameHdr, LittleEndian, Pointer};
+    let bases = BaseAddresses::default()
+        .set_eh_frame_hdr(hdr.svma.start)
+        .set_eh_frame(eh_frame.svma.start);
+    let Ok(parsed) = EhFrameHdr::new(&hdr.bytes, LittleEndian).parse(&bases, 8) else {
+        return false;
+    };
+    let Pointer::Direct(floor) = parsed.eh_frame_ptr() else {
+        return false;
+    };
+    let Some(table) = parsed.table() else {
+        return true;
+    };
+    let mut entries = table.iter(&bases);
+    loop {
+        match entries.next() {
+            Ok(Some((_, Pointer::Direct(fde)))) => {
+                if fde < floor.max(eh_frame.svma.start) || fde >= eh_frame.svma.end {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Ok(Some((_, Pointer::Indirect(_)))) | Err(_) => return false,
+        }
     }
 }
 
@@ -299,5 +341,7 @@ mod tests {
         let tables = UnwindTables::parse(Arc::from(exe)).unwrap();
         assert!(tables.has_tables);
         assert!(tables.eh_frame.is_some());
+        // A real search table passes the check that keeps crafted ones away from framehop.
+        assert!(tables.eh_frame_hdr.is_some());
     }
 }

@@ -199,3 +199,56 @@ fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
         );
     }
 }
+
+/// The inputs that crashed the `unwind_tables` fuzz target (`fuzz/crashes/unwind_tables/`, described in the
+/// README there), replayed as that target runs them: the tables of a crafted ELF placed in a process and a
+/// copied stack walked with them. Each once panicked on an integer overflow (this suite builds with overflow
+/// checks on), in stacktop's bias search, in framehop's lookup and in gimli's `.eh_frame_hdr` table.
+#[test]
+fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
+    use std::sync::Arc;
+
+    use framehop::Unwinder as _;
+    use stacktop::unwind::dwarf::{self, Cache, Regs, StackCopy, Unwinder};
+    use stacktop::unwind::tables::UnwindTables;
+
+    let word =
+        |data: &[u8], i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().unwrap());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/crashes/unwind_tables");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        // The target's input: six words (mapping start, length, file offset, ip, sp, bp), 512 bytes of
+        // stack, then the ELF file.
+        let (header, rest) = data.split_at(48);
+        let (stack, elf) = rest.split_at(512);
+        let start = word(header, 0) & !0xfff;
+        let end = start.saturating_add((word(header, 1) & 0xffff_ffff).max(1));
+        let pgoff = word(header, 2) & !0xfff;
+        let regs = Regs {
+            ip: word(header, 3),
+            sp: word(header, 4),
+            bp: word(header, 5),
+        };
+        replayed += 1;
+        let Ok(tables) = UnwindTables::parse(Arc::from(elf)) else {
+            continue;
+        };
+        let _ = tables.bias(start, pgoff);
+        let mut unwinder = Unwinder::new();
+        if let Some(module) = tables.module("/fuzz/libfuzz.so", start, end, pgoff) {
+            unwinder.add_module(module);
+        }
+        let copy = StackCopy {
+            sp: regs.sp,
+            bytes: stack,
+        };
+        let walk = dwarf::walk(&unwinder, &mut Cache::new(), regs, copy, 1024);
+        assert!(walk.frames.len() <= 1024);
+    }
+    assert!(
+        replayed >= 3,
+        "the crash inputs are missing from {}",
+        dir.display()
+    );
+}
