@@ -8,7 +8,7 @@ use stacktop::symbolize::{demangle, PerfMap};
 
 /// The one place that knows `PerfMap::parse`'s signature (it is to take the file's bytes).
 fn parse(data: &[u8]) -> PerfMap {
-    PerfMap::parse(&stacktop_fuzz::text(data))
+    PerfMap::parse(data)
 }
 
 fn hex(field: &str) -> Option<u64> {
