@@ -83,11 +83,16 @@ run_one() {
         cp -n "$fuzz_dir/seeds/$target"/* "$corpus/" 2>/dev/null || true
     fi
     known_crashes "$target" >"$logs/known-crashes"
+    # Text formats get a dictionary of their tokens: libFuzzer rarely spells out "ffffffffffffffff" itself.
+    local dict=()
+    if [[ -f "$fuzz_dir/dicts/$target.dict" ]]; then
+        dict=("-dict=$fuzz_dir/dicts/$target.dict")
+    fi
     echo "run.sh: $target for ${seconds}s"
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
     (cd "$logs" && cargo +nightly fuzz run --fuzz-dir "$fuzz_dir" "$target" "$corpus" -- \
         -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
-        -jobs=1 -workers=1 -print_final_stats=1 ${FUZZ_ARGS:-} >run.log 2>&1) || true
+        -jobs=1 -workers=1 -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} >run.log 2>&1) || true
 }
 
 running=0
@@ -106,8 +111,18 @@ done
 wait
 
 count() { find "$fuzz_dir/artifacts/$1" -maxdepth 1 -name "$2-*" 2>/dev/null | wc -l; }
-# libFuzzer's final stats (printed at the end of the time, and at a finding).
-stat_of() { cat "$fuzz_dir/logs/$1"/fuzz-*.log 2>/dev/null | grep -o "stat::$2: *[0-9]*" | grep -o '[0-9]*$' | tail -1; }
+# libFuzzer's final stats (printed at the end of the time, and at a finding); fork mode prints none, only
+# status lines "#EXECUTIONS: ... exec/s: N ...".
+stat_of() {
+    local logs=("$fuzz_dir/logs/$1"/fuzz-*.log) value
+    value=$(cat "${logs[@]}" 2>/dev/null | grep -o "stat::$2: *[0-9]*" | grep -o '[0-9]*$' | tail -1)
+    if [[ -z "$value" && $2 == number_of_executed_units ]]; then
+        value=$(cat "${logs[@]}" 2>/dev/null | grep -o '^#[0-9]*:' | tr -d '#:' | tail -1)
+    elif [[ -z "$value" && $2 == average_exec_per_sec ]]; then
+        value=$(cat "${logs[@]}" 2>/dev/null | grep -o 'exec/s: [0-9]*' | grep -o '[0-9]*$' | tail -1)
+    fi
+    echo "${value:-?}"
+}
 found=0
 known=0
 printf '\n%-18s %12s %8s %8s %6s %6s %8s %6s\n' target executions exec/s rss_mb crash oom timeout known
