@@ -292,7 +292,7 @@ impl Processes {
                 end: Avma(entry.end),
                 pgoff: FileOffset(entry.pgoff),
             },
-            offset: FileOffset(addr.0 - start + entry.pgoff),
+            offset: FileOffset(addr.0.wrapping_sub(start).wrapping_add(entry.pgoff)),
         }
     }
 

@@ -163,3 +163,18 @@ fn hostile_callchain_length_is_a_skipped_record() {
     assert!(out.status.success(), "{}\n{stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// Found by the fuzzer (`fuzz/crashes/perfdata/mmap2-pgoff-overflow`, see the README there): a real recording
+/// whose one mapping record claims file offset 2^64 - 1. Resolving a sample in it overflowed (a panic where
+/// overflow checks are on, as in this suite's build); the address is now just not found in the file.
+#[test]
+fn hostile_mapping_file_offset_is_no_panic() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/crashes/perfdata/mmap2-pgoff-overflow");
+    let mut cmd = stacktop(&["report", "-i"]);
+    cmd.arg(&path);
+    let out = run_within(cmd, None, DEADLINE).0;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
