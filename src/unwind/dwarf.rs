@@ -126,6 +126,11 @@ pub fn walk_into(
             break WalkEnd::DepthCap;
         }
         let prev_sp = unwind_regs.sp();
+        // No user stack lies in the first page; framehop would subtract 8 from a stack pointer computed
+        // from one there unchecked (a fuzz crash in its x86_64 rules).
+        if prev_sp < 4096 {
+            break WalkEnd::Broken;
+        }
         match unwinder.unwind_frame(address, &mut unwind_regs, cache, &mut read) {
             Ok(Some(ra)) => {
                 let cfa = unwind_regs.sp();
