@@ -5,6 +5,7 @@
 //! from profiled programs or profile files, and arguments that may have been pasted from them. So the whole
 //! message is sanitized (control characters and bidi overrides made visible), as the outputs sanitize names.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -30,7 +31,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("stacktop: {}", sanitize_message(&format!("{err:#}")));
+            // Not eprintln!: with stderr on a full disk it would panic over the error being reported.
+            let _ = writeln!(
+                std::io::stderr(),
+                "stacktop: {}",
+                sanitize_message(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }
