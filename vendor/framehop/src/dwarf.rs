@@ -142,7 +142,7 @@ where
     }
 
     pub fn get_fde_offset_for_relative_address(&self, rel_lookup_address: u32) -> Option<u32> {
-        let lookup_svma = self.base_svma + rel_lookup_address as u64;
+        let lookup_svma = self.base_svma.wrapping_add(rel_lookup_address as u64);
         let eh_frame_hdr = self.eh_frame_hdr.as_ref()?;
         let table = eh_frame_hdr.table()?;
         let fde_ptr = table.lookup(lookup_svma, &self.bases).ok()?;
@@ -162,7 +162,7 @@ where
         F: FnMut(u64) -> Result<u64, ()>,
         ES: EvaluationStorage<R>,
     {
-        let lookup_svma = self.base_svma + rel_lookup_address as u64;
+        let lookup_svma = self.base_svma.wrapping_add(rel_lookup_address as u64);
         let unwind_section_data = self.unwind_section_data.clone();
         match self.unwind_section_type {
             UnwindSectionType::EhFrame => {

@@ -65,7 +65,7 @@ impl DwarfUnwinding for ArchX86_64 {
         ) {
             Some(ra) => ra,
             None => {
-                read_stack(cfa - 8).map_err(|_| DwarfUnwinderError::CouldNotRecoverReturnAddress)?
+                read_stack(cfa.wrapping_sub(8)).map_err(|_| DwarfUnwinderError::CouldNotRecoverReturnAddress)?
             }
         };
 

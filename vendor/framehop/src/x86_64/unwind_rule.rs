@@ -237,7 +237,7 @@ impl UnwindRule for UnwindRuleX86_64 {
             }
         };
         let return_address =
-            read_stack(new_sp - 8).map_err(|_| Error::CouldNotReadStack(new_sp - 8))?;
+            read_stack(new_sp.wrapping_sub(8)).map_err(|_| Error::CouldNotReadStack(new_sp.wrapping_sub(8)))?;
         if return_address == 0 {
             return Ok(None);
         }
