@@ -308,11 +308,13 @@ impl Pipeline {
                     return id;
                 }
                 let spec = module_spec(&module, &mapping, &self.processes, self.offline);
-                let recorded = self
+                let mapping_key = (Module::clone(&module), mapping.pgoff.0);
+                // The address as the profile records it (the placeholder's name is resolved by it too): in the
+                // first mapping's terms, which is `lookup` itself when this mapping is the first.
+                let address = self
                     .mappings
-                    .get(&(Module::clone(&module), mapping.pgoff.0));
-                // The address as the profile records it (the placeholder's name is resolved by it too).
-                let address = recorded.map_or(lookup, |m| Avma(m.address_of(offset.0)));
+                    .get(&mapping_key)
+                    .map_or(lookup, |m| Avma(m.address_of(offset.0)));
                 let frames = match &mut self.background {
                     Some(background) => {
                         background.frames(&mut self.symbolizer, &spec, address, offset)
@@ -326,8 +328,7 @@ impl Pipeline {
                     } => Some(id),
                     _ => module.build_id.clone(),
                 };
-                let recorded = self.user_mapping(&module, &mapping, build_id.as_deref());
-                let address = Avma(recorded.address_of(offset.0));
+                let recorded = self.user_mapping(mapping_key, &mapping, build_id.as_deref());
                 let id = self.insert_location(Some(recorded.id), address, &frames);
                 self.locations.insert(key, id);
                 id
@@ -409,16 +410,17 @@ impl Pipeline {
         id
     }
 
+    /// The profile mapping of `key` (file, mapping's file offset), added from `mapping` if it is the first.
     fn user_mapping(
         &mut self,
-        module: &Arc<Module>,
+        key: (Module, u64),
         mapping: &ProcessMapping,
         build_id: Option<&[u8]>,
     ) -> ProfileMapping {
-        let key = (Module::clone(module), mapping.pgoff.0);
         if let Some(&recorded) = self.mappings.get(&key) {
             return recorded;
         }
+        let module = &key.0;
         let path = self.profile.intern(&module.path);
         let build_id = build_id.map(|b| {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
