@@ -8,6 +8,8 @@
 #   --freq HZ     sampling frequency of both (default 999)
 #   --event EVENT (default cpu-clock: works without a hardware PMU)
 #   --mode MODE   stacktop's --call-graph (default hybrid, its default)
+#   --churn N     also start N short-lived processes (/bin/true) per second, all run long (default 0;
+#                 issue 10's load is 83, 5,000 a minute): processes coming and going must not grow the RSS
 #   STACKTOP=/path/to/stacktop  benchmark that binary instead of building this checkout (cargo build --release).
 #
 # The load: two copies of assets/split.c and one of assets/mutex.c (four threads), so both CPUs stay busy with
@@ -16,7 +18,7 @@
 # process (all threads) from /proc/PID/stat over each interval, after a 5 s warm-up, in percent of one CPU.
 set -euo pipefail
 
-seconds=60 every=60 freq=999 event=cpu-clock mode=hybrid
+seconds=60 every=60 freq=999 event=cpu-clock mode=hybrid churn=0
 die() { echo "top_vs_perf: $*" >&2; exit 1; }
 note() { echo "top_vs_perf: $*" >&2; }
 while (($#)); do
@@ -26,12 +28,14 @@ while (($#)); do
         --freq) freq=${2:?}; shift 2 ;;
         --event) event=${2:?}; shift 2 ;;
         --mode) mode=${2:?}; shift 2 ;;
+        --churn) churn=${2:?}; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds >= 5)) || die "--seconds must be an integer >= 5"
 [[ $every =~ ^[0-9]+$ ]] && ((every >= 1)) || die "--every must be a positive integer"
+[[ $churn =~ ^[0-9]+$ ]] || die "--churn must be a number of processes per second"
 command -v perf >/dev/null || die "perf is not installed (Debian: apt-get install linux-perf)"
 command -v tmux >/dev/null || die "tmux is not installed (Debian: apt-get install tmux)"
 command -v cc >/dev/null || die "cc is not installed"
@@ -65,6 +69,22 @@ run_for=$((seconds + 30))
 "$work/split" "$run_for" & load_pids+=($!)
 "$work/split" "$run_for" & load_pids+=($!)
 "$work/mutex" "$run_for" & load_pids+=($!)
+if ((churn > 0)); then
+    command -v python3 >/dev/null || die "python3 is not installed (needed by --churn)"
+    cat >"$work/churn.py" <<'PY'
+import subprocess, sys, time
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+start = time.monotonic()
+i = 0
+while time.monotonic() - start < seconds:
+    subprocess.run(["/bin/true"])
+    i += 1
+    ahead = start + i / rate - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
+PY
+    python3 "$work/churn.py" "$churn" "$run_for" & load_pids+=($!)
+fi
 
 # `exec` so the pane's process is the profiler itself.
 tmux new-session -d -s "$tag-stacktop" -x 120 -y 40 \
@@ -87,7 +107,7 @@ sleep 5
 alive "$st_pid" stacktop
 alive "$perf_pid" perf
 echo "# stacktop top -a vs perf top -g: -F $freq -e $event, stacktop --call-graph $mode, ${seconds}s"
-echo "# load: 2x split + mutex (4 threads) on $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load: 2x split + mutex (4 threads) + $churn processes/s on $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# stacktop $(git -C "$repo" describe --always --dirty 2>/dev/null || echo "$built"); $(perf --version)"
 printf '%8s  %14s  %14s  %14s  %14s\n' "time s" "stacktop CPU%" "perf CPU%" "stacktop RSS MB" "perf RSS MB"
 st_start=$(ticks "$st_pid") perf_start=$(ticks "$perf_pid") t0=$(date +%s.%N)
