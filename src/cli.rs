@@ -3,9 +3,12 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+use crate::acquire::{CallGraphMode, CommandOutput, EventSpec, SessionConfig, Target};
 use crate::profile::query::Filter;
 
 #[derive(Debug, Parser)]
@@ -243,4 +246,63 @@ pub struct ConvertArgs {
     /// perf.data files with several events: the event to convert (default: the first).
     #[arg(short = 'e', long = "event")]
     pub event: Option<String>,
+}
+
+impl TargetArgs {
+    /// The one target given (`-p`, `-t`, `-a` or a command; none is `-a`).
+    pub fn target(&self) -> Result<Target> {
+        target(self)
+    }
+}
+
+impl SamplingArgs {
+    /// The validated session configuration of `record` and `top` (a launched command's output inherited);
+    /// `hybrid_bytes` is the stack copy of a `--call-graph hybrid` that names no size.
+    pub fn session_config(&self, hybrid_bytes: u32) -> Result<SessionConfig> {
+        session_config(self, hybrid_bytes)
+    }
+}
+
+fn target(args: &TargetArgs) -> Result<Target> {
+    let given = [
+        !args.command.is_empty(),
+        !args.pids.is_empty(),
+        !args.tids.is_empty(),
+        args.all,
+    ];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        bail!("give one target: -p PID, -t TID, -a or -- COMMAND");
+    }
+    Ok(if !args.command.is_empty() {
+        Target::Command(args.command.clone())
+    } else if !args.pids.is_empty() {
+        Target::Pids(args.pids.clone())
+    } else if !args.tids.is_empty() {
+        Target::Tids(args.tids.clone())
+    } else {
+        Target::System
+    })
+}
+
+fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfig> {
+    if args.frequency == 0 {
+        bail!("-F must be at least 1 Hz");
+    }
+    Ok(SessionConfig {
+        target: target(&args.target)?,
+        event: args.event.parse::<EventSpec>()?,
+        frequency: args.frequency,
+        call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
+        command_output: CommandOutput::Inherit,
+    })
+}
+
+/// `--duration`, checked: a finite number of seconds, not negative.
+pub fn duration(seconds: Option<f64>) -> Result<Option<Duration>> {
+    match seconds {
+        Some(d) if !(d.is_finite() && d >= 0.0) => {
+            bail!("--duration must be a number of seconds, got {d}")
+        }
+        other => Ok(other.map(Duration::from_secs_f64)),
+    }
 }

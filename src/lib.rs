@@ -11,6 +11,7 @@ pub mod annotate;
 pub mod cli;
 pub mod cmd;
 pub mod format;
+pub mod pipeline;
 pub mod process;
 pub mod profile;
 pub mod render;

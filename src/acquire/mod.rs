@@ -16,6 +16,7 @@ mod order;
 mod procfs;
 pub mod record;
 pub mod sample;
+pub mod sched;
 mod session;
 pub mod signals;
 

@@ -227,9 +227,9 @@ const MAX_SPARE: usize = 1024;
 /// The most memory that samples read from the rings and not yet handed back may hold (see [`Recycler`]).
 /// When processing falls behind sampling (a burst of samples, a large library's symbols loading), the
 /// backlog waits here instead of in the kernel's rings, which are small; past this, samples are dropped and
-/// counted as lost, as the kernel does when a ring is full. 128 MiB hold about 8,000 whole 16 KiB copies, and
+/// counted as lost, as the kernel does when a ring is full. 64 MiB hold about 4,000 whole 16 KiB copies, and
 /// far more of the few hundred bytes that a frame-pointer program's budget keeps (see [`StackBudget`]).
-pub const MAX_BACKLOG_BYTES: usize = 128 << 20;
+pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
 
 /// Processed samples handed back by the consumer, so the reader refills their buffers instead of
 /// allocating new ones. Cheap to clone; both ends share one pool.
@@ -336,9 +336,11 @@ impl Recycler {
         dropped
     }
 
-    /// Whether the backlog reached its limit.
-    pub(crate) fn is_full(&self) -> bool {
-        self.backlog.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
+    /// Bytes the backlog can still take before its limit.
+    pub(crate) fn room(&self) -> usize {
+        self.limit
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.backlog.load(Ordering::Relaxed))
     }
 
     /// Bytes handed out and not given back yet.
@@ -532,7 +534,7 @@ mod tests {
         assert_eq!(batch.len(), 4);
         assert!(matches!(batch[1], Record::Comm { .. }));
         assert_eq!(spare.len(), 2);
-        assert!(r.is_full());
+        assert!(r.room() < one);
         // Non-samples pass even when full.
         let mut more = vec![sample(), comm()];
         assert_eq!(r.admit(&mut more, 0, &mut spare), 1);

@@ -38,12 +38,17 @@ const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 
 /// Ring sizes to try, as log2 of data pages, largest first; smaller ones when the locked-memory limit
 /// (`kernel.perf_event_mlock_kb`, 516 KiB per CPU for unprivileged users) refuses. Frame-pointer samples
-/// are small: 64 pages (256 KiB) per CPU. Samples with a stack copy are kilobytes each: up to 2 MiB.
+/// are small: 64 pages (256 KiB) per CPU. Samples with a stack copy are kilobytes each: at least 4 MiB per
+/// CPU, more at high rates (see [`stack_ring_pages_log2`]).
 const RING_PAGES_LOG2_FP: &[u8] = &[6, 5, 4, 3];
-const RING_PAGES_LOG2_STACK: &[u8] = &[10, 9, 8, 7, 6, 5, 4, 3];
-
-/// Records drained from one ring per round at most, so one busy ring cannot starve the others.
-const MAX_RECORDS_PER_ROUND: usize = 1 << 16;
+const RING_PAGES_LOG2_STACK_MIN: u8 = 10;
+/// 32 MiB per CPU at most...
+const RING_PAGES_LOG2_STACK_MAX: u8 = 13;
+/// ... and 128 MiB over all CPUs.
+const RING_BYTES_ALL_CPUS_MAX: u64 = 128 << 20;
+/// How long the kernel must be able to go on writing samples while the reader is not scheduled: on a
+/// loaded machine a woken thread may wait tens of milliseconds for a CPU.
+const RING_SLACK_MILLIS: u64 = 50;
 
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, the rest
 /// through the crate's parser (`convert`).
@@ -81,6 +86,8 @@ struct Ring {
     // Field order matters for drop: the sampler's mapping goes before the counter it belongs to.
     sampler: Sampler,
     counter: Counter,
+    /// Size of its data area.
+    bytes: usize,
 }
 
 /// What the kernel is asked for; fallbacks (no PMU, no kernel access, old kernel) change it once, on the
@@ -230,7 +237,7 @@ impl std::fmt::Display for What {
 
 /// Rings and counters being set up: the first counter on a CPU gets the ring, the others write into it.
 struct Rings {
-    pages_log2: &'static [u8],
+    pages_log2: Vec<u8>,
     rings: Vec<Ring>,
     by_cpu: BTreeMap<u32, usize>,
     redirected: Vec<Counter>,
@@ -254,11 +261,15 @@ impl Rings {
             return Ok(());
         }
         let mut last = None;
-        for &exp in self.pages_log2 {
+        for exp in self.pages_log2.clone() {
             match counter.sampler(exp) {
                 Ok(sampler) => {
                     self.by_cpu.insert(cpu, self.rings.len());
-                    self.rings.push(Ring { sampler, counter });
+                    self.rings.push(Ring {
+                        sampler,
+                        counter,
+                        bytes: 4096 << exp,
+                    });
                     return Ok(());
                 }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) => {
@@ -273,12 +284,13 @@ impl Rings {
         })
     }
 
-    fn new(call_graph: CallGraphMode) -> Rings {
+    fn new(call_graph: CallGraphMode, frequency: u64, cpus: usize) -> Rings {
         Rings {
-            pages_log2: if call_graph.stack_bytes() > 0 {
-                RING_PAGES_LOG2_STACK
-            } else {
-                RING_PAGES_LOG2_FP
+            pages_log2: match call_graph.stack_bytes() {
+                0 => RING_PAGES_LOG2_FP.to_vec(),
+                stack => (3..=stack_ring_pages_log2(stack, frequency, cpus))
+                    .rev()
+                    .collect(),
             },
             rings: vec![],
             by_cpu: BTreeMap::new(),
@@ -292,6 +304,21 @@ impl Rings {
             .map(|r| &r.counter)
             .chain(&self.redirected)
     }
+}
+
+/// The largest ring to try when samples carry `stack` bytes of stack copy: [`RING_SLACK_MILLIS`] of
+/// samples at `frequency`, within the bounds above.
+fn stack_ring_pages_log2(stack: u32, frequency: u64, cpus: usize) -> u8 {
+    // A record reserves its whole copy, plus registers, chain and header.
+    let record = u64::from(stack) + 1024;
+    let wanted = frequency
+        .saturating_mul(record)
+        .saturating_mul(RING_SLACK_MILLIS)
+        / 1000;
+    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
+    let bytes = wanted.min(per_cpu_cap).max(1);
+    let pages = bytes.div_ceil(4096).next_power_of_two();
+    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
 }
 
 fn online_cpus() -> Vec<u32> {
@@ -384,7 +411,7 @@ impl Session {
         let max_stack = procfs::max_stack();
         // Only sizes the wakeup watermark; larger pages just mean earlier wakeups.
         let page_size = 4096u32;
-        let mut rings = Rings::new(cfg.call_graph);
+        let mut rings = Rings::new(cfg.call_graph, frequency, cpus.len());
         let mut opener = Opener {
             spec: cfg.event,
             call_graph: cfg.call_graph,
@@ -508,12 +535,10 @@ impl Session {
     pub fn read(&mut self, timeout: Duration, out: &mut Vec<Record>) -> Result<(), AcquireError> {
         if !self.finished {
             self.poll(timeout)?;
-            // A round that left data in a ring proves nothing about order; wait for a complete one.
-            if self.drain() {
-                let from = out.len();
-                self.reorder.end_round(out);
-                self.admit(out, from);
-            }
+            self.drain();
+            let from = out.len();
+            self.reorder.end_round(out);
+            self.admit(out, from);
         }
         self.reap();
         Ok(())
@@ -542,8 +567,13 @@ impl Session {
         Ok(())
     }
 
-    /// Drains every ring; false when a ring still held records after `MAX_RECORDS_PER_ROUND`.
-    fn drain(&mut self) -> bool {
+    /// Drains every ring once; returns how many records were taken.
+    ///
+    /// A ring is read for at most its own size per round, though the kernel goes on writing while it is
+    /// read: that covers every record it held when the round began, which is all the time order needs (see
+    /// `order`), and a round always ends. Read to empty, a ring that fills as fast as it is read kept the
+    /// reader in one round for ever, holding every record it read, and handing none on.
+    fn drain(&mut self) -> usize {
         let Session {
             rings,
             budget,
@@ -554,10 +584,11 @@ impl Session {
             ..
         } = self;
         // A full backlog drops samples anyway (`admit`): drop them here, before their stacks are copied, so a
-        // reader that fell behind catches up with the rings instead of copying what will be thrown away.
-        let full = recycler.is_full();
+        // reader that fell behind catches up with the rings instead of copying what will be thrown away. The
+        // room left is counted down as this round copies.
+        let mut room = recycler.room();
+        let mut taken = 0;
         budget.with(|stack_limit| {
-            let mut complete = true;
             for ring in &rings.rings {
                 // `iter` is None only while another iterator over this sampler lives; none does here.
                 let Some(iter) = ring.sampler.iter() else {
@@ -570,26 +601,32 @@ impl Session {
                     recycler,
                     spare: &mut *spare,
                 };
-                let mut taken = 0;
-                while taken < MAX_RECORDS_PER_ROUND {
+                let mut read = 0usize;
+                while read < ring.bytes {
                     let Some(raw) = iter.lending_next() else {
                         break;
                     };
                     taken += 1;
-                    if full && sample::is_sample(raw.as_raw().as_bytes()) {
-                        stats.lost += 1;
-                        stats.dropped += 1;
-                        continue;
+                    let bytes = raw.as_raw().as_bytes();
+                    read += bytes.len().max(8);
+                    if sample::is_sample(bytes) {
+                        match room.checked_sub(bytes.len()) {
+                            Some(left) => room = left,
+                            None => {
+                                stats.lost += 1;
+                                stats.dropped += 1;
+                                continue;
+                            }
+                        }
                     }
                     if let Some(record) = reader.read(&raw) {
                         stats.count(&record);
                         reorder.push(record);
                     }
                 }
-                complete &= taken < MAX_RECORDS_PER_ROUND;
             }
-            complete
-        })
+        });
+        taken
     }
 
     /// The pool that processed samples go back to, so later samples reuse their buffers (see
@@ -636,7 +673,7 @@ impl Session {
                 // A counter whose task is gone may refuse; its data is in the ring all the same.
                 let _ = counter.disable();
             }
-            while !self.drain() {}
+            while self.drain() > 0 {}
             self.finished = true;
         }
         let from = out.len();
@@ -774,6 +811,24 @@ mod tests {
         assert_eq!(parse_cpu_list("0"), Some(vec![0]));
         assert_eq!(parse_cpu_list(""), None);
         assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn rings_grow_with_the_sample_rate_within_bounds() {
+        // 16 KiB copies at 1 kHz: the 4 MiB floor.
+        assert_eq!(stack_ring_pages_log2(16384, 1000, 2), 10);
+        // At 25 kHz, 50 ms of 17 KiB records is 21 MiB: 32 MiB.
+        assert_eq!(stack_ring_pages_log2(16384, 25000, 2), 13);
+        // 4 KiB copies at 10 kHz: 2.5 MiB, still the floor.
+        assert_eq!(stack_ring_pages_log2(4096, 10000, 2), 10);
+        // Many CPUs share 128 MiB; never below the floor.
+        assert_eq!(stack_ring_pages_log2(16384, 25000, 32), 10);
+        assert_eq!(stack_ring_pages_log2(16384, 25000, 8), 12);
+        assert_eq!(stack_ring_pages_log2(65528, 100000, 1024), 10);
+        assert_eq!(stack_ring_pages_log2(u32::MAX, u64::MAX, 0), 13);
+        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2);
+        assert_eq!(rings.pages_log2.first(), Some(&13));
+        assert_eq!(rings.pages_log2.last(), Some(&3));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::annotate::{annotate, ElfCode};
 use crate::cli::AnnotateArgs;
-use crate::cmd::load_profile;
+use crate::pipeline::import::load_profile;
 use crate::profile::query::Matcher;
 use crate::render::{write_annotation, AnnotateOptions};
 

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::cli::ConvertArgs;
-use crate::cmd::load_profile_event;
-use crate::cmd::output::{write_output, Access};
-use crate::cmd::record::write_profile;
+use crate::format::output::{write_output, write_profile, Access};
+use crate::pipeline::import::load_profile_event;
 use crate::render::{write_folded, FoldedOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

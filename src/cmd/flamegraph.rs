@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::FlamegraphArgs;
-use crate::cmd::load_profile_event;
-use crate::cmd::output::{write_output, Access};
+use crate::format::output::{write_output, Access};
+use crate::pipeline::import::load_profile_event;
 use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 

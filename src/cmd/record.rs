@@ -2,96 +2,30 @@
 //! profile file (to a temporary name, renamed when complete).
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::acquire::record::Record;
-use crate::acquire::{
-    signals, CallGraphMode, CommandOutput, EventSpec, Recycler, Session, SessionConfig, Target,
-    DEFAULT_HYBRID_STACK_BYTES,
-};
-use crate::cli::{RecordArgs, SamplingArgs, TargetArgs};
-use crate::cmd::output::{self, Access};
-use crate::cmd::pipeline::Pipeline;
-use crate::format::pprof;
-use crate::profile::{Meta, Profile};
-use crate::unwind::fp;
-use crate::unwind::modules::Mode;
-
-/// How often the rings are drained and the status line redrawn.
-const TICK: Duration = Duration::from_millis(100);
-
-pub fn target(args: &TargetArgs) -> Result<Target> {
-    let given = [
-        !args.command.is_empty(),
-        !args.pids.is_empty(),
-        !args.tids.is_empty(),
-        args.all,
-    ];
-    if given.iter().filter(|&&g| g).count() > 1 {
-        bail!("give one target: -p PID, -t TID, -a or -- COMMAND");
-    }
-    Ok(if !args.command.is_empty() {
-        Target::Command(args.command.clone())
-    } else if !args.pids.is_empty() {
-        Target::Pids(args.pids.clone())
-    } else if !args.tids.is_empty() {
-        Target::Tids(args.tids.clone())
-    } else {
-        Target::System
-    })
-}
-
-/// The validated session configuration of `record` and `top` (a launched command's output inherited);
-/// `hybrid_bytes` is the stack copy of a `--call-graph hybrid` that names no size.
-pub fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfig> {
-    if args.frequency == 0 {
-        bail!("-F must be at least 1 Hz");
-    }
-    Ok(SessionConfig {
-        target: target(&args.target)?,
-        event: args.event.parse::<EventSpec>()?,
-        frequency: args.frequency,
-        call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
-        command_output: CommandOutput::Inherit,
-    })
-}
-
-/// `--duration`, checked: a finite number of seconds, not negative.
-pub fn duration(seconds: Option<f64>) -> Result<Option<Duration>> {
-    match seconds {
-        Some(d) if !(d.is_finite() && d >= 0.0) => {
-            bail!("--duration must be a number of seconds, got {d}")
-        }
-        other => Ok(other.map(Duration::from_secs_f64)),
-    }
-}
+use crate::acquire::{sched, signals, Recycler, Session, DEFAULT_HYBRID_STACK_BYTES};
+use crate::cli::{self, RecordArgs};
+use crate::format::output::write_profile;
+use crate::pipeline::reader::read_until_done;
+use crate::pipeline::{Config, Pipeline};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
-    let config = session_config(&args.sampling, DEFAULT_HYBRID_STACK_BYTES)?;
-    let duration = duration(args.duration)?;
+    let config = args.sampling.session_config(DEFAULT_HYBRID_STACK_BYTES)?;
+    let duration = cli::duration(args.duration)?;
     let stop = signals::stop_flag().context("installing signal handlers")?;
     let started = SystemTime::now();
     let session = Session::start(config)?;
     for note in session.notes() {
         eprintln!("stacktop: {note}");
     }
-    let limits = fp::Limits {
-        kernel_max_stack: session.max_stack(),
-        ..fp::Limits::default()
-    };
-    let tables = match session.call_graph() {
-        CallGraphMode::Fp => None,
-        CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
-        CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
-    };
-    let mut pipeline =
-        Pipeline::new(Meta::default(), limits, tables).with_stack_budget(session.stack_budget());
+    let mut pipeline = Pipeline::new(Config::live(&session));
     let begin = Instant::now();
     let deadline = duration.map(|d| begin + d);
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them
@@ -100,8 +34,17 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let recycler = session.recycler();
     let reader = {
         let stop = Arc::clone(&stop);
-        std::thread::spawn(move || drain(session, &stop, deadline, begin, &batches))
+        std::thread::Builder::new()
+            .name("stacktop-reader".to_owned())
+            .spawn(move || {
+                // Not allowed (no CAP_SYS_NICE): the rings may overflow on a saturated machine, and the
+                // lost samples say so.
+                let _ = sched::raise_sampling_thread();
+                drain(session, &stop, deadline, begin, &batches)
+            })?
     };
+    // This thread unwinds every sample: it needs its share as much as the reader (see `sched`).
+    let _ = sched::raise_sampling_thread();
     let mut cutoff = Cutoff::new(deadline);
     for mut batch in received {
         cutoff.drop_late_samples(&stop, &mut batch, &recycler);
@@ -119,27 +62,20 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     stats.dropped += cutoff.dropped;
     stats.samples = stats.samples.saturating_sub(cutoff.dropped);
     let failure = session.child_failure();
-    let notes: Vec<String> = session.notes().to_vec();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
+    // The figures of the end; event, rate and mode are the start's (`Config::live`).
     let meta = pipeline.meta_mut();
-    *meta = Meta {
-        event: session.event_name(),
-        period_unit: session.event().kind.period_unit().to_owned(),
-        frequency: session.frequency(),
-        call_graph: session.call_graph().to_string(),
-        lost: stats.lost,
-        throttled: stats.throttled,
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
-        notes,
-        time_nanos: started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64),
-        duration_nanos: begin.elapsed().as_nanos() as i64,
-        truncated,
-        fell_back,
-        unwind_modules,
-    };
+    meta.lost = stats.lost;
+    meta.throttled = stats.throttled;
+    meta.notes = session.notes().to_vec();
+    meta.time_nanos = started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    meta.duration_nanos = begin.elapsed().as_nanos() as i64;
+    meta.truncated = truncated;
+    meta.fell_back = fell_back;
+    meta.unwind_modules = unwind_modules;
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
     eprintln!(
@@ -241,41 +177,6 @@ fn drain(
     })?;
     status.clear();
     Ok(session)
-}
-
-/// The reader thread's loop, shared by `record` and `top`: hands each drained batch (possibly empty) to
-/// `deliver` until the target ends, `deadline` passes, `stop` is set or `deliver` returns false (nobody
-/// listens any more); in the last two cases a launched command gets SIGTERM. Then stops the counters and
-/// delivers what was still buffered.
-pub fn read_until_done(
-    session: &mut Session,
-    stop: &AtomicBool,
-    deadline: Option<Instant>,
-    mut deliver: impl FnMut(Vec<Record>, &Session) -> bool,
-) -> Result<()> {
-    loop {
-        let mut batch = Vec::new();
-        session.read(TICK, &mut batch)?;
-        if !deliver(batch, session) || stop.load(Ordering::Relaxed) {
-            session.terminate_child();
-            break;
-        }
-        if session.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-    }
-    let mut rest = Vec::new();
-    session.finish(&mut rest)?;
-    deliver(rest, session);
-    Ok(())
-}
-
-/// Writes the profile whole or not at all, private to its owner (see [`output`]).
-pub fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
-    let gzip = path.extension().is_some_and(|e| e == "gz");
-    output::write_output(path, Access::Private, |out| {
-        pprof::write_pprof(profile, out, gzip).map_err(std::io::Error::other)
-    })
 }
 
 /// One line on stderr with elapsed time, samples and lost samples; silent when stderr is not a terminal.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
-use crate::cmd::load_profile_event;
+use crate::pipeline::import::load_profile_event;
 use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
 use crate::render::{
     write_calltree, write_folded, write_report, CalltreeOptions, FoldedOptions, ReportOptions,

@@ -3,6 +3,7 @@
 //! Opening files happens in the `*_file` functions and in [`read_input`] (what `-i` names, read once and within
 //! a size cap); the codecs work on bytes and `impl Write`.
 
+pub mod output;
 pub mod perfdata;
 pub mod pprof;
 pub mod proto;

@@ -1,4 +1,4 @@
-//! A module's whole file as bytes, for consumers that need more than symbols (the unwinder reads its
+//! A module's file, opened, for consumers that need more than symbols (the unwinder reads its
 //! `.eh_frame`). Same candidates and build-id rule as symbol loading: `/proc/PID/map_files`, then
 //! `/proc/PID/root/PATH`, then PATH; a file whose build-id differs from the recorded one is not used. The
 //! vdso has no file: it is read from the process's memory, else from our own (same kernel).
@@ -8,30 +8,47 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{read_build_id, ModuleSpec};
+use object::read::ReadCache;
+use object::Object;
 
-/// Files larger than this are not read whole (no unwind tables worth that much memory).
+use super::ModuleSpec;
+
+/// A module's contents as found: its file, open, or bytes (the vdso, read from memory).
+#[derive(Debug)]
+pub enum ModuleData {
+    File(File),
+    Bytes(Arc<[u8]>),
+}
+
+/// Files larger than this are left alone.
 const MAX_MODULE_BYTES: u64 = 1 << 30;
 
-pub fn module_bytes(spec: &ModuleSpec) -> Option<Arc<[u8]>> {
+/// The module's file, opened, for a reader that takes only what it needs of it (the unwinder reads its
+/// tables); the vdso, which has no file, as bytes.
+pub fn module_data(spec: &ModuleSpec) -> Option<ModuleData> {
     if spec.path == "[vdso]" {
-        return vdso_bytes(spec).map(|(_, bytes)| bytes);
+        return vdso_bytes(spec).map(|(_, bytes)| ModuleData::Bytes(bytes));
     }
     if spec.path.is_empty() || spec.path.starts_with('[') || spec.path.starts_with("//") {
         return None;
     }
     let candidates = super::loader::binary_candidates(spec);
     candidates.into_iter().find_map(|candidate| {
-        let meta = std::fs::metadata(&candidate).ok()?;
+        let file = File::open(&candidate).ok()?;
+        let meta = file.metadata().ok()?;
         if !meta.is_file() || meta.len() > MAX_MODULE_BYTES {
             return None;
         }
-        let data = std::fs::read(&candidate).ok()?;
-        let fits = match (&spec.build_id, read_build_id(&data)) {
-            (Some(want), Some(have)) => *want == have,
-            _ => true,
-        };
-        fits.then(|| Arc::from(data))
+        if let Some(want) = &spec.build_id {
+            let cache = ReadCache::new(&file);
+            let have = object::File::parse(&cache)
+                .ok()
+                .and_then(|elf| elf.build_id().ok().flatten().map(<[u8]>::to_vec));
+            if have.is_some_and(|have| *want != have) {
+                return None;
+            }
+        }
+        Some(ModuleData::File(file))
     })
 }
 

@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use bytes::module_bytes;
+pub use bytes::{module_data, ModuleData};
 pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;

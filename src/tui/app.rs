@@ -4,8 +4,9 @@
 
 use regex::{Regex, RegexBuilder};
 
+pub use crate::pipeline::live::{Status, Update};
 use crate::profile::query::{top_functions, Filter, SortKey, Weight};
-use crate::profile::{Delta, Meta, Profile, SampleSet};
+use crate::profile::{Meta, Profile, SampleSet};
 use crate::render::sanitize;
 use crate::render::text::short_module;
 
@@ -16,34 +17,6 @@ pub use super::tree::{TreeRow, TreeView};
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
 pub const DECAY: (u64, u64) = (7, 8);
-
-/// What the header shows besides the profile: filled by the sampler each refresh.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Status {
-    pub event: String,
-    pub frequency: u64,
-    /// `command ./split`, `pid 123`, `all CPUs`, or the file shown with `-i`.
-    pub target: String,
-    pub call_graph: String,
-    /// Where a launched command's output goes.
-    pub output_file: Option<String>,
-    pub samples_per_sec: f64,
-    pub samples: u64,
-    pub lost: u64,
-    pub throttled: u64,
-    /// stacktop's own CPU use (all threads), percent of one CPU.
-    pub cpu_percent: f64,
-    /// Set when the target has ended (`exit 0`), or for a recorded profile (`recorded`).
-    pub ended: Option<String>,
-}
-
-/// One refresh from the sampler: what its profile gained in the last interval (its samples, the stacks and
-/// names new to it, and the loading placeholders named since), and the header figures.
-#[derive(Debug)]
-pub struct Update {
-    pub delta: Delta,
-    pub status: Status,
-}
 
 /// The column the table is sorted by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

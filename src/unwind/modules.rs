@@ -50,8 +50,8 @@ struct ProcessUnwinder {
     unwinder: Unwinder,
 }
 
-/// Reads a module's file: `(module, one of its mappings)` -> bytes, or `None` when it cannot be read.
-pub type Loader<'a> = dyn FnMut(&Module, &Mapping) -> Option<Arc<[u8]>> + 'a;
+/// Reads a module's unwind tables: `(module, one of its mappings)` -> tables, or `None` when its file cannot be read.
+pub type Loader<'a> = dyn FnMut(&Module, &Mapping) -> Option<UnwindTables> + 'a;
 
 pub struct Unwinders {
     mode: Mode,
@@ -353,10 +353,7 @@ impl Unwinders {
             let tables = self
                 .tables
                 .entry(Arc::clone(&module))
-                .or_insert_with(|| {
-                    let data = loader(&module, &mapping)?;
-                    UnwindTables::parse(data).ok().map(Arc::new)
-                })
+                .or_insert_with(|| loader(&module, &mapping).map(Arc::new))
                 .clone();
             let Some(tables) = tables else { continue };
             if let Some(m) = tables.module(

@@ -6,12 +6,19 @@
 //!   svma v in a PT_LOAD segment (p_offset, p_vaddr)  ──>  f = v - p_vaddr + p_offset
 //!   so avma = v + bias, with bias = S - P + p_offset - p_vaddr        (wrapping arithmetic)
 //! ```
-//! Sans-IO: `UnwindTables::parse` takes bytes; opening files is the caller's business.
+//! `UnwindTables::parse` takes bytes, `UnwindTables::read` an open file of which it reads only the headers
+//! and the tables (a large library is hundreds of megabytes, its tables a few percent); opening files is the
+//! caller's business.
 
+use std::fs::File;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
-use object::{Object, ObjectSection, ObjectSegment};
+use object::read::ReadCache;
+use object::{Object, ObjectSection, ObjectSegment, ReadRef};
+
+/// How much of `.text` the frame-pointer heuristic reads: a sample of the functions is enough.
+const TEXT_SAMPLE_BYTES: u64 = 4 << 20;
 
 /// A shared slice of a module's bytes: many processes map the same library, its tables are read once.
 #[derive(Clone, Debug)]
@@ -77,7 +84,16 @@ const FP_PROLOGUE: [u8; 4] = [0x55, 0x48, 0x89, 0xe5];
 
 impl UnwindTables {
     pub fn parse(data: Arc<[u8]>) -> Result<UnwindTables, TablesError> {
-        let file = object::File::parse(&*data)?;
+        Self::parse_from(&*data)
+    }
+
+    /// Reads the tables of an open ELF file, and only them (and its headers).
+    pub fn read(file: &File) -> Result<UnwindTables, TablesError> {
+        Self::parse_from(&ReadCache::new(file))
+    }
+
+    fn parse_from<'data, R: ReadRef<'data>>(data: R) -> Result<UnwindTables, TablesError> {
+        let file = object::File::parse(data)?;
         // Each section is copied out, so the file's bytes can go: a big library's unwind tables are a few
         // percent of it (framehop reads no text on ELF; the frame-pointer heuristic runs here, once).
         let section = |name: &str| -> Option<Section> {
@@ -90,9 +106,13 @@ impl UnwindTables {
                 bytes: Bytes::new(&owned, 0..len)?,
             })
         };
+        // The start of the text only: read from a file, the whole of it would be read in.
         let text_bytes = file
             .section_by_name(".text")
-            .and_then(|s| s.data().ok())
+            .and_then(|s| {
+                let (offset, size) = s.file_range()?;
+                data.read_bytes_at(offset, size.min(TEXT_SAMPLE_BYTES)).ok()
+            })
             .unwrap_or(&[]);
         let text_svma = file
             .section_by_name(".text")
@@ -121,12 +141,16 @@ impl UnwindTables {
         let has_tables = eh_frame.is_some() || debug_frame.is_some();
         let has_frame_pointers = match (text_bytes.is_empty(), &eh_frame) {
             (false, Some(eh)) => {
-                let prologues = text_bytes
+                let sampled = text_bytes
                     .windows(FP_PROLOGUE.len())
                     .filter(|w| *w == FP_PROLOGUE)
-                    .count();
-                let fdes = count_fdes(&eh.bytes).max(1);
-                prologues * 2 >= fdes
+                    .count() as u64;
+                // Scaled up to the whole text when only its start was read.
+                let text_len = text_svma.as_ref().map_or(0, |t| t.end - t.start);
+                let prologues =
+                    sampled.saturating_mul(text_len.max(1)) / (text_bytes.len() as u64).max(1);
+                let fdes = count_fdes(&eh.bytes).max(1) as u64;
+                prologues.saturating_mul(2) >= fdes
             }
             _ => false,
         };

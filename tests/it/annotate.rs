@@ -52,8 +52,7 @@ fn split_profile(name: &str, bin: &Path) -> PathBuf {
     record(name, &[], &[bin, Path::new("1")])
 }
 
-#[test]
-fn hot_a_hot_line_and_instruction_are_the_loop() {
+pub fn hot_a_hot_line_and_instruction_are_the_loop() {
     if !perf_available() {
         return;
     }
@@ -111,8 +110,7 @@ fn hot_a_hot_line_and_instruction_are_the_loop() {
     assert_near("source shares", src_sum, 100.0, 0.5);
 }
 
-#[test]
-fn binary_without_debug_info_gives_disassembly_only() {
+pub fn binary_without_debug_info_gives_disassembly_only() {
     if !perf_available() || !tool_available("strip") {
         return;
     }
@@ -151,8 +149,7 @@ fn one_line_failure(out: &std::process::Output) -> String {
     stderr
 }
 
-#[test]
-fn missing_or_replaced_binary_is_a_clear_error() {
+pub fn missing_or_replaced_binary_is_a_clear_error() {
     if !perf_available() {
         return;
     }
@@ -207,8 +204,7 @@ fn missing_or_replaced_binary_is_a_clear_error() {
 /// assets/memfd_exec.c runs its code from a memfd named with a window-title escape: the kernel names the
 /// mapping (and the command) after it. Neither the report nor annotate's error (the memfd cannot be opened
 /// afterwards) lets it reach the terminal raw.
-#[test]
-fn memfd_program_name_stays_inert() {
+pub fn memfd_program_name_stays_inert() {
     if !perf_available() {
         return;
     }
@@ -229,3 +225,10 @@ fn memfd_program_name_stays_inert() {
         &["cannot annotate memfd_work", "/memfd:\\x1b]0;pwned\\x07"],
     );
 }
+
+crate::tests![
+    hot_a_hot_line_and_instruction_are_the_loop,
+    binary_without_debug_info_gives_disassembly_only,
+    missing_or_replaced_binary_is_a_clear_error,
+    memfd_program_name_stays_inert,
+];

@@ -1,5 +1,6 @@
 //! Shared test helpers: building the C and Rust workloads under `assets/`, running the stacktop binary, and
-//! skipping (or, with `STACKTOP_REQUIRE_PERF=1`, failing) where the machine lacks what a test needs.
+//! skipping (reported as ignored; with `STACKTOP_REQUIRE_PERF=1`, failing) where the machine lacks what a test
+//! needs.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,13 +13,15 @@ pub fn require_env() -> bool {
     std::env::var("STACKTOP_REQUIRE_PERF").is_ok_and(|v| v == "1")
 }
 
-/// Returns true when the test must stop here: prints why, or panics when requirements are enforced.
-pub fn skip(reason: &str) -> bool {
+/// The panic payload of a test that cannot run on this machine: the harness reports it as ignored.
+pub struct Skipped(pub String);
+
+/// Ends the test here as ignored, saying why; with `STACKTOP_REQUIRE_PERF=1`, as failed.
+pub fn skip(reason: &str) -> ! {
     if require_env() {
         panic!("required but missing (STACKTOP_REQUIRE_PERF=1): {reason}");
     }
-    eprintln!("skipped: {reason}");
-    true
+    std::panic::panic_any(Skipped(reason.to_owned()))
 }
 
 /// Whether perf_event_open works here for a software event on a launched process.
@@ -39,7 +42,7 @@ pub fn perf_available() -> bool {
     });
     match result {
         Ok(()) => true,
-        Err(reason) => !skip(&format!("perf_event_open unavailable: {reason}")),
+        Err(reason) => skip(&format!("perf_event_open unavailable: {reason}")),
     }
 }
 
@@ -48,7 +51,7 @@ pub fn tool_available(tool: &str) -> bool {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    found || !skip(&format!("`{tool}` is not installed"))
+    found || skip(&format!("`{tool}` is not installed"))
 }
 
 pub fn stacktop_bin() -> &'static str {

@@ -4,24 +4,21 @@ use std::process::{Command, Output};
 
 use crate::common::*;
 
-#[test]
-fn no_such_pid() {
+pub fn no_such_pid() {
     let out = stacktop(&["record", "-p", "999999999", "-e", "cpu-clock"])
         .output()
         .unwrap();
     assert_one_line_error(&out, &["999999999"]);
 }
 
-#[test]
-fn unknown_event() {
+pub fn unknown_event() {
     let out = stacktop(&["record", "-e", "bogus-event", "--", "true"])
         .output()
         .unwrap();
     assert_one_line_error(&out, &["bogus-event"]);
 }
 
-#[test]
-fn command_not_found() {
+pub fn command_not_found() {
     if !perf_available() {
         return;
     }
@@ -33,16 +30,14 @@ fn command_not_found() {
     assert_one_line_error(&out, &["stacktop-no-such-command"]);
 }
 
-#[test]
-fn missing_input_file() {
+pub fn missing_input_file() {
     let out = stacktop(&["report", "-i", "/nonexistent/profile.pb.gz"])
         .output()
         .unwrap();
     assert_one_line_error(&out, &["/nonexistent/profile.pb.gz"]);
 }
 
-#[test]
-fn corrupt_input_file() {
+pub fn corrupt_input_file() {
     let file = scratch_file("corrupt.pb.gz");
     // A gzip header followed by garbage, then plain garbage.
     std::fs::write(&file, b"\x1f\x8b\x08\x00garbage that is not deflate").unwrap();
@@ -53,8 +48,7 @@ fn corrupt_input_file() {
     assert_one_line_error(&out, &["corrupt.pb.gz"]);
 }
 
-#[test]
-fn output_not_writable() {
+pub fn output_not_writable() {
     if !perf_available() {
         return;
     }
@@ -72,8 +66,7 @@ fn output_not_writable() {
     assert_one_line_error(&out, &["/nonexistent/dir/"]);
 }
 
-#[test]
-fn permission_denied_for_unprivileged_system_wide() {
+pub fn permission_denied_for_unprivileged_system_wide() {
     if !perf_available() || !tool_available("setpriv") {
         return;
     }
@@ -83,7 +76,6 @@ fn permission_denied_for_unprivileged_system_wide() {
     if paranoid < 1 {
         // An unprivileged user may sample the whole machine here: nothing to deny.
         skip("kernel.perf_event_paranoid < 1 lets anyone sample system-wide");
-        return;
     }
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -103,8 +95,7 @@ fn permission_denied_for_unprivileged_system_wide() {
     assert_one_line_error(&out, &["perf_event_paranoid"]);
 }
 
-#[test]
-fn broken_pipe_is_quiet() {
+pub fn broken_pipe_is_quiet() {
     if !perf_available() {
         return;
     }
@@ -170,8 +161,7 @@ fn hostile_profile() -> std::path::PathBuf {
     file
 }
 
-#[test]
-fn hostile_names_in_errors_are_inert() {
+pub fn hostile_names_in_errors_are_inert() {
     let file = hostile_profile();
     // The name asked for, echoed back; then a function that exists, whose module's name is the program's.
     let out = stacktop(&["annotate", "-i"])
@@ -201,8 +191,7 @@ fn hostile_names_in_errors_are_inert() {
     assert_inert_error(&out, &["\\x1b]0;x\\x07"]);
 }
 
-#[test]
-fn hostile_arguments_in_usage_errors_are_inert() {
+pub fn hostile_arguments_in_usage_errors_are_inert() {
     // clap quotes the argument it could not take, in a message of several lines.
     for arg in ["\u{1}\u{9b}31m\u{202e}x", "\x1b]0;x\x07"] {
         let out = stacktop(&[arg]).output().unwrap();
@@ -219,8 +208,7 @@ fn hostile_arguments_in_usage_errors_are_inert() {
 }
 
 /// `-p` of a zombie or a kernel thread ends at once with one clear line; pid 1 is recorded like any process.
-#[test]
-fn zombies_and_kernel_threads_are_refused_pid_1_is_recorded() {
+pub fn zombies_and_kernel_threads_are_refused_pid_1_is_recorded() {
     if !perf_available() {
         return;
     }
@@ -268,3 +256,17 @@ fn zombies_and_kernel_threads_are_refused_pid_1_is_recorded() {
     ])
     .arg(scratch_file("init.pb.gz")));
 }
+
+crate::tests![
+    no_such_pid,
+    unknown_event,
+    command_not_found,
+    missing_input_file,
+    corrupt_input_file,
+    output_not_writable,
+    permission_denied_for_unprivileged_system_wide,
+    broken_pipe_is_quiet,
+    hostile_names_in_errors_are_inert,
+    hostile_arguments_in_usage_errors_are_inert,
+    zombies_and_kernel_threads_are_refused_pid_1_is_recorded,
+];

@@ -99,8 +99,7 @@ fn deep_profile(depth: u64) -> Profile {
     p
 }
 
-#[test]
-fn deep_stack_of_distinct_functions_is_linear() {
+pub fn deep_stack_of_distinct_functions_is_linear() {
     // Before: each of the 10,000 entries' graphs was built down the whole stack, all at once: 50 million tree
     // nodes (4.6 GB RSS, aborted at a 6 GB limit after 110 s). Now ~20 MB and ~3 s of CPU (debug build).
     let file = scratch_file("deep.pb.gz");
@@ -120,8 +119,7 @@ fn deep_stack_of_distinct_functions_is_linear() {
     assert!(text.contains("f9999"));
 }
 
-#[test]
-fn gzip_bomb_is_refused_quickly() {
+pub fn gzip_bomb_is_refused_quickly() {
     // 300 MiB of one empty-stack sample repeated, gzipped to ~450 KB: under the old 1 GiB cap, and decoded
     // as ~100 bytes per 6-byte sample it took past 6 GB before. Now refused after 16 MiB of output.
     let header = proto::Profile {
@@ -158,8 +156,7 @@ fn gzip_bomb_is_refused_quickly() {
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
 }
 
-#[test]
-fn dev_zero_ends_at_once() {
+pub fn dev_zero_ends_at_once() {
     // Before: read until memory ran out.
     let (out, elapsed) = report(Path::new("/dev/zero"), &[]);
     assert_one_line_error(
@@ -169,8 +166,7 @@ fn dev_zero_ends_at_once() {
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
 
-#[test]
-fn profile_through_a_pipe() {
+pub fn profile_through_a_pipe() {
     // Before: the type was sniffed by opening the path, which ate the pipe's first bytes; reading the
     // profile opened it again and found it "corrupt".
     let file = scratch_file("piped.pb.gz");
@@ -202,8 +198,7 @@ fn profile_through_a_pipe() {
     assert_one_line_error(&out, &["/dev/stdin", "regular file"]);
 }
 
-#[test]
-fn inputs_past_the_size_cap_are_refused() {
+pub fn inputs_past_the_size_cap_are_refused() {
     // A file: refused by its size before it is read. It starts like a profile (field 1, a message).
     let file = scratch_file("huge.pb");
     let f = std::fs::File::create(&file).expect("create");
@@ -224,8 +219,7 @@ fn inputs_past_the_size_cap_are_refused() {
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
 }
 
-#[test]
-fn sample_values_that_overflow() {
+pub fn sample_values_that_overflow() {
     // Three samples of 2^63-1: the totals wrapped (three functions at 100%; a panic in a debug build).
     let (out, _) = report(&fixture("values-overflow.pb"), &[]);
     assert_one_line_error(&out, &["values-overflow.pb", "past 2^64"]);
@@ -236,8 +230,7 @@ fn sample_values_that_overflow() {
     assert!(text.contains("100.00%"), "{text}");
 }
 
-#[test]
-fn references_that_multiply_are_refused() {
+pub fn references_that_multiply_are_refused() {
     // One 64 KiB string named by 100,000 comments (6.5 GB of notes before), and one location of 50,000 inline
     // lines named 2,000 times (100 million frames before): both a few hundred bytes gzipped.
     let (out, elapsed) = report(&fixture("comment-amplifier.pb.gz"), &[]);
@@ -247,3 +240,13 @@ fn references_that_multiply_are_refused() {
     assert_one_line_error(&out, &["inline-amplifier.pb.gz", "frames"]);
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
+
+crate::tests![
+    deep_stack_of_distinct_functions_is_linear,
+    gzip_bomb_is_refused_quickly,
+    dev_zero_ends_at_once,
+    profile_through_a_pipe,
+    inputs_past_the_size_cap_are_refused,
+    sample_values_that_overflow,
+    references_that_multiply_are_refused,
+];

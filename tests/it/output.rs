@@ -30,7 +30,7 @@ fn is_root() -> bool {
 }
 
 fn root_or_skip(what: &str) -> bool {
-    is_root() || !skip(&format!("{what} needs root"))
+    is_root() || skip(&format!("{what} needs root"))
 }
 
 /// A fresh directory in the scratch area with `mode`.
@@ -54,8 +54,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// Another user's trick from before: the temporary name was `.NAME.PID.tmp`, beside the output, opened
 /// following symlinks. Planted in a world-writable, non-sticky directory (so the kernel's
 /// `fs.protected_symlinks` does not step in), it made root overwrite any file.
-#[test]
-fn a_planted_temporary_name_is_not_followed() {
+pub fn a_planted_temporary_name_is_not_followed() {
     let dir = fresh_dir("planted", 0o777);
     let victim = scratch_file("planted-victim");
     std::fs::write(&victim, "precious").unwrap();
@@ -87,8 +86,7 @@ fn a_planted_temporary_name_is_not_followed() {
 }
 
 /// `-o` itself a symbolic link planted by another user: not followed, for any command that writes.
-#[test]
-fn a_link_planted_by_another_user_is_refused() {
+pub fn a_link_planted_by_another_user_is_refused() {
     if !root_or_skip("planting a link owned by another user") {
         return;
     }
@@ -112,8 +110,7 @@ fn a_link_planted_by_another_user_is_refused() {
 
 /// A character device (here a node of the test's own for the null and full devices) is written in place,
 /// never replaced by a regular file.
-#[test]
-fn a_device_is_written_in_place_not_replaced() {
+pub fn a_device_is_written_in_place_not_replaced() {
     if !root_or_skip("making device nodes") {
         return;
     }
@@ -178,8 +175,7 @@ fn in_mount_namespace(script: &str, dir: &Path) -> Output {
 
 /// A full disk, a read-only or missing directory: one clear line, a non-zero exit, the old file intact and
 /// no temporary file left, for every command that writes.
-#[test]
-fn full_read_only_or_missing_directories_fail_cleanly_and_keep_the_old_file() {
+pub fn full_read_only_or_missing_directories_fail_cleanly_and_keep_the_old_file() {
     if !root_or_skip("mounting a small file system") || !tool_available("unshare") {
         return;
     }
@@ -250,8 +246,7 @@ fn full_read_only_or_missing_directories_fail_cleanly_and_keep_the_old_file() {
     assert_one_line_error(&out, &["/nonexistent/stacktop"]);
 }
 
-#[test]
-fn record_exits_with_the_commands_status() {
+pub fn record_exits_with_the_commands_status() {
     if !perf_available() {
         return;
     }
@@ -275,8 +270,7 @@ fn record_exits_with_the_commands_status() {
 
 /// SIGKILL gives stacktop no chance to clean up: the launched command must still end (a parent-death signal),
 /// and no half-written file may stand under the output name.
-#[test]
-fn a_killed_stacktop_takes_its_command_along_and_leaves_no_half_file() {
+pub fn a_killed_stacktop_takes_its_command_along_and_leaves_no_half_file() {
     if !perf_available() {
         return;
     }
@@ -325,3 +319,12 @@ fn a_killed_stacktop_takes_its_command_along_and_leaves_no_half_file() {
     }
     assert!(!out.exists(), "a file stands under the output name");
 }
+
+crate::tests![
+    a_planted_temporary_name_is_not_followed,
+    a_link_planted_by_another_user_is_refused,
+    a_device_is_written_in_place_not_replaced,
+    full_read_only_or_missing_directories_fail_cleanly_and_keep_the_old_file,
+    record_exits_with_the_commands_status,
+    a_killed_stacktop_takes_its_command_along_and_leaves_no_half_file,
+];

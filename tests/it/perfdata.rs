@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stacktop::cmd::load_profile;
+use stacktop::pipeline::import::load_profile;
 use stacktop::profile::Profile;
 use stacktop::symbolize::module_name;
 
@@ -44,7 +44,6 @@ fn perf_record(name: &str, extra: &[&str], command: &[&Path]) -> Option<PathBuf>
                 "perf record failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             ));
-            return None;
         }
         let check = Command::new("perf")
             .args(["script", "-F", "tid", "--hide-call-graph", "-i"])
@@ -195,8 +194,7 @@ fn check_parity(file: &Path) {
     );
 }
 
-#[test]
-fn threads_plain_and_fp_match_perf() {
+pub fn threads_plain_and_fp_match_perf() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(plain) = perf_record("threads_plain", &[], &[&bin, Path::new("300")]) else {
         return;
@@ -208,8 +206,7 @@ fn threads_plain_and_fp_match_perf() {
     check_parity(&g);
 }
 
-#[test]
-fn dlopen_matches_perf() {
+pub fn dlopen_matches_perf() {
     let lib = build_c("dlopen_lib.c", "libstacktop_dl.so", &["-shared", "-fPIC"]);
     let bin = build_c("dlopen.c", "dlopen", &[]);
     let Some(file) = perf_record("dlopen_g", &["-g"], &[&bin, &lib, Path::new("2")]) else {
@@ -224,8 +221,7 @@ fn dlopen_matches_perf() {
     assert!(hot > 50.0, "lib_hot has {hot:.1}%: {rows:?}");
 }
 
-#[test]
-fn forkexec_matches_perf() {
+pub fn forkexec_matches_perf() {
     let bin = build_c("forkexec.c", "forkexec", &[]);
     let Some(file) = perf_record("forkexec_g", &["-g"], &[&bin, Path::new("1000")]) else {
         return;
@@ -233,8 +229,7 @@ fn forkexec_matches_perf() {
     check_parity(&file);
 }
 
-#[test]
-fn dwarf_threads_match_perf() {
+pub fn dwarf_threads_match_perf() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(file) = perf_record(
         "threads_dwarf",
@@ -295,8 +290,7 @@ fn stacktop_caller_share(tree: &str, caller: &str) -> f64 {
         .sum()
 }
 
-#[test]
-fn dwarf_mutex_callers_match_perf() {
+pub fn dwarf_mutex_callers_match_perf() {
     let bin = build_c("mutex.c", "mutex", &[]);
     let Some(file) = perf_record(
         "mutex_dwarf",
@@ -318,8 +312,7 @@ fn dwarf_mutex_callers_match_perf() {
     }
 }
 
-#[test]
-fn convert_perf_data_to_pprof_and_folded() {
+pub fn convert_perf_data_to_pprof_and_folded() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(file) = perf_record("threads_convert", &["-g"], &[&bin, Path::new("100")]) else {
         return;
@@ -352,8 +345,7 @@ fn convert_perf_data_to_pprof_and_folded() {
     assert_eq!(counts, perf_sample_count(&file));
 }
 
-#[test]
-fn compressed_perf_data_is_read() {
+pub fn compressed_perf_data_is_read() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(file) = perf_record("threads_z", &["-z", "-g"], &[&bin, Path::new("100")]) else {
         return;
@@ -361,8 +353,7 @@ fn compressed_perf_data_is_read() {
     check_parity(&file);
 }
 
-#[test]
-fn several_events_one_picked_with_e() {
+pub fn several_events_one_picked_with_e() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(file) = perf_record(
         "threads_two_events",
@@ -391,8 +382,7 @@ fn several_events_one_picked_with_e() {
 
 /// Event names come from the file: one renamed to a window-title escape (same length, so the file stays valid)
 /// reaches the terminal neither in the report nor in the error that lists the file's events.
-#[test]
-fn hostile_event_name_in_the_file_is_inert() {
+pub fn hostile_event_name_in_the_file_is_inert() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(file) = perf_record(
         "threads_hostile_event",
@@ -428,8 +418,7 @@ fn hostile_event_name_in_the_file_is_inert() {
     crate::errors::assert_inert_error(&out, &["\\x1b[2J", "cpu-clock, \\x1b]0;pwned\\x07"]);
 }
 
-#[test]
-fn garbage_perf_data_is_one_line_error() {
+pub fn garbage_perf_data_is_one_line_error() {
     let file = scratch_file("garbage.perf.data");
     let mut bytes = b"PERFILE2".to_vec();
     bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
@@ -443,3 +432,16 @@ fn garbage_perf_data_is_one_line_error() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+crate::tests![
+    threads_plain_and_fp_match_perf,
+    dlopen_matches_perf,
+    forkexec_matches_perf,
+    dwarf_threads_match_perf,
+    dwarf_mutex_callers_match_perf,
+    convert_perf_data_to_pprof_and_folded,
+    compressed_perf_data_is_read,
+    several_events_one_picked_with_e,
+    hostile_event_name_in_the_file_is_inert,
+    garbage_perf_data_is_one_line_error,
+];

@@ -59,8 +59,7 @@ fn assert_clean_error(name: &str, needles: &[&str]) {
     }
 }
 
-#[test]
-fn hostile_base_and_control_read_fine() {
+pub fn hostile_base_and_control_read_fine() {
     // The unchanged recording, and the same without its EVENT_DESC section (the fallback the attr and
     // event_types fixtures go through): both read, so the fixtures below fail only on what they change.
     for name in ["base", "no_event_desc"] {
@@ -71,8 +70,7 @@ fn hostile_base_and_control_read_fine() {
     }
 }
 
-#[test]
-fn hostile_cmdline_count_is_one_line_error() {
+pub fn hostile_cmdline_count_is_one_line_error() {
     // abort: 2^32 - 1 strings, a 64 GiB Vec<&str> (PerfFile::read_string_list).
     assert_clean_error(
         "cmdline_count",
@@ -80,22 +78,19 @@ fn hostile_cmdline_count_is_one_line_error() {
     );
 }
 
-#[test]
-fn hostile_event_desc_count_is_one_line_error() {
+pub fn hostile_event_desc_count_is_one_line_error() {
     // abort: 2^32 - 1 events, a 700 GiB Vec<AttributeDescription>
     // (AttributeDescription::parse_event_desc_section).
     assert_clean_error("event_desc_count", &["EVENT_DESC event count 4294967295"]);
 }
 
-#[test]
-fn hostile_event_desc_id_list_is_one_line_error() {
+pub fn hostile_event_desc_id_list_is_one_line_error() {
     // abort: 2^32 - 1 ids of the first event, a 32 GiB Vec<u64> (parse_event_desc_section again; this
     // machine has 23 GiB and no swap, so the kernel refuses it).
     assert_clean_error("event_desc_ids", &["EVENT_DESC event ID count 4294967295"]);
 }
 
-#[test]
-fn hostile_event_types_size_is_one_line_error() {
+pub fn hostile_event_types_size_is_one_line_error() {
     // abort: a 1 TiB event_types section, 900 GiB of parsed entries
     // (AttributeDescription::parse_event_types_section).
     assert_clean_error(
@@ -104,8 +99,7 @@ fn hostile_event_types_size_is_one_line_error() {
     );
 }
 
-#[test]
-fn hostile_attr_section_size_is_one_line_error() {
+pub fn hostile_attr_section_size_is_one_line_error() {
     // panic: a 2^64 - 256 byte attr section, "capacity overflow" in Vec::with_capacity
     // (AttributeDescription::parse_attr_section); the caught panic printed its message first.
     assert_clean_error(
@@ -114,14 +108,12 @@ fn hostile_attr_section_size_is_one_line_error() {
     );
 }
 
-#[test]
-fn hostile_attr_size_zero_is_one_line_error() {
+pub fn hostile_attr_size_zero_is_one_line_error() {
     // panic: attr_size 0 divides the attr section's size ("attempt to divide by zero", parse_attr_section).
     assert_clean_error("attr_size_zero", &["attribute size 0 is invalid"]);
 }
 
-#[test]
-fn hostile_feature_section_size_is_one_line_error() {
+pub fn hostile_feature_section_size_is_one_line_error() {
     // abort: a 1 TiB HOSTNAME section, vec![0; 1 TiB] (PerfFileReader::parse_file_impl).
     assert_clean_error(
         "feature_section_size",
@@ -129,15 +121,13 @@ fn hostile_feature_section_size_is_one_line_error() {
     );
 }
 
-#[test]
-fn hostile_data_section_overflow_is_one_line_error() {
+pub fn hostile_data_section_overflow_is_one_line_error() {
     // panic: data.offset + data.size, where the feature table starts, overflows u64 (parse_file_impl; a debug
     // build's overflow check panics, a release build seeks to the wrapped offset).
     assert_clean_error("data_section_overflow", &["data section"]);
 }
 
-#[test]
-fn hostile_data_section_past_eof_is_one_line_error() {
+pub fn hostile_data_section_past_eof_is_one_line_error() {
     // Not an abort before the patch either: the records were read until the end of the file, and the error
     // came from whatever followed them. Now the header's claim is refused before any record is read.
     assert_clean_error(
@@ -146,15 +136,13 @@ fn hostile_data_section_past_eof_is_one_line_error() {
     );
 }
 
-#[test]
-fn hostile_auxtrace_size_is_one_line_error() {
+pub fn hostile_auxtrace_size_is_one_line_error() {
     // abort: a PERF_RECORD_AUXTRACE whose trace data claims 1 TiB, Vec::resize to 1 TiB
     // (PerfRecordIter::read_next_round_impl).
     assert_clean_error("auxtrace_size", &["AUXTRACE data size 1099511627776"]);
 }
 
-#[test]
-fn hostile_callchain_length_is_a_skipped_record() {
+pub fn hostile_callchain_length_is_a_skipped_record() {
     // panic: one sample's call-chain length times 8 overflows (linux-perf-event-reader's SampleRecord::parse;
     // a debug build's overflow check panics). A bad record is data, not an error: the file reads, the record
     // is skipped (or, in a release build, misread), and nothing reaches stderr.
@@ -167,8 +155,7 @@ fn hostile_callchain_length_is_a_skipped_record() {
 /// Found by the fuzzer (`fuzz/crashes/perfdata/mmap2-pgoff-overflow`, see the README there): a real recording
 /// whose one mapping record claims file offset 2^64 - 1. Resolving a sample in it overflowed (a panic where
 /// overflow checks are on, as in this suite's build); the address is now just not found in the file.
-#[test]
-fn hostile_mapping_file_offset_is_no_panic() {
+pub fn hostile_mapping_file_offset_is_no_panic() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/crashes/perfdata/mmap2-pgoff-overflow");
     let mut cmd = stacktop(&["report", "-i"]);
@@ -178,3 +165,19 @@ fn hostile_mapping_file_offset_is_no_panic() {
     assert!(out.status.success(), "{}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+crate::tests![
+    hostile_base_and_control_read_fine,
+    hostile_cmdline_count_is_one_line_error,
+    hostile_event_desc_count_is_one_line_error,
+    hostile_event_desc_id_list_is_one_line_error,
+    hostile_event_types_size_is_one_line_error,
+    hostile_attr_section_size_is_one_line_error,
+    hostile_attr_size_zero_is_one_line_error,
+    hostile_feature_section_size_is_one_line_error,
+    hostile_data_section_overflow_is_one_line_error,
+    hostile_data_section_past_eof_is_one_line_error,
+    hostile_auxtrace_size_is_one_line_error,
+    hostile_callchain_length_is_a_skipped_record,
+    hostile_mapping_file_offset_is_no_panic,
+];

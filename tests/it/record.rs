@@ -24,8 +24,7 @@ fn sample_count(file: &Path) -> u64 {
         .sum()
 }
 
-#[test]
-fn split_60_30_10() {
+pub fn split_60_30_10() {
     if !perf_available() {
         return;
     }
@@ -46,8 +45,7 @@ fn split_60_30_10() {
     assert_near("cool_c", c * 100.0 / sum, 10.0, 5.0);
 }
 
-#[test]
-fn inline_frames_split_2_to_1() {
+pub fn inline_frames_split_2_to_1() {
     if !perf_available() {
         return;
     }
@@ -93,8 +91,7 @@ fn share_of_exact(rows: &[(String, f64)], key: &str) -> f64 {
     rows.iter().filter(|(k, _)| k == key).map(|(_, p)| p).sum()
 }
 
-#[test]
-fn eight_named_threads() {
+pub fn eight_named_threads() {
     if !perf_available() {
         return;
     }
@@ -104,8 +101,7 @@ fn eight_named_threads() {
     thread_shares(&file);
 }
 
-#[test]
-fn attach_to_pid_whose_threads_start_later() {
+pub fn attach_to_pid_whose_threads_start_later() {
     if !perf_available() {
         return;
     }
@@ -133,8 +129,7 @@ fn attach_to_pid_whose_threads_start_later() {
     thread_shares(&file);
 }
 
-#[test]
-fn fork_and_exec_children() {
+pub fn fork_and_exec_children() {
     if !perf_available() {
         return;
     }
@@ -152,8 +147,7 @@ fn fork_and_exec_children() {
     assert!(share_of(&rows, "[unknown]") < 2.0, "{rows:?}");
 }
 
-#[test]
-fn dlopened_library_is_symbolized() {
+pub fn dlopened_library_is_symbolized() {
     if !perf_available() {
         return;
     }
@@ -172,8 +166,7 @@ fn dlopened_library_is_symbolized() {
     );
 }
 
-#[test]
-fn stripped_binary_shows_unknown_with_module_and_offset() {
+pub fn stripped_binary_shows_unknown_with_module_and_offset() {
     if !perf_available() || !tool_available("strip") {
         return;
     }
@@ -205,8 +198,7 @@ fn build_rust(mangling: &str) -> std::path::PathBuf {
     out
 }
 
-#[test]
-fn rust_names_demangled_in_both_manglings() {
+pub fn rust_names_demangled_in_both_manglings() {
     if !perf_available() || !tool_available("rustc") {
         return;
     }
@@ -244,8 +236,7 @@ fn rust_names_demangled_in_both_manglings() {
     }
 }
 
-#[test]
-fn system_wide_catches_a_workload_by_name() {
+pub fn system_wide_catches_a_workload_by_name() {
     if !perf_available() {
         return;
     }
@@ -283,8 +274,7 @@ fn system_wide_catches_a_workload_by_name() {
     assert_near("hot_a of split's samples", a * 100.0 / (a + b), 66.7, 6.0);
 }
 
-#[test]
-fn sigint_writes_a_complete_file() {
+pub fn sigint_writes_a_complete_file() {
     if !perf_available() {
         return;
     }
@@ -310,8 +300,7 @@ fn sigint_writes_a_complete_file() {
     assert!(share_of(&rows, "hot_a") > 40.0, "{rows:?}");
 }
 
-#[test]
-fn go_pprof_reads_the_profile() {
+pub fn go_pprof_reads_the_profile() {
     if !perf_available() || !tool_available("go") {
         return;
     }
@@ -373,3 +362,17 @@ fn read_build_id(bin: &Path) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+crate::tests![
+    split_60_30_10,
+    inline_frames_split_2_to_1,
+    eight_named_threads,
+    attach_to_pid_whose_threads_start_later,
+    fork_and_exec_children,
+    dlopened_library_is_symbolized,
+    stripped_binary_shows_unknown_with_module_and_offset,
+    rust_names_demangled_in_both_manglings,
+    system_wide_catches_a_workload_by_name,
+    sigint_writes_a_complete_file,
+    go_pprof_reads_the_profile,
+];

@@ -191,8 +191,7 @@ fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).expect("utf-8")
 }
 
-#[test]
-fn percentages_by_hand() {
+pub fn percentages_by_hand() {
     let p = profile();
     let top = top_functions(&p, &Filter::default(), &[SortKey::Sym], true);
     let row = |name: &str| {
@@ -252,8 +251,7 @@ fn percentages_by_hand() {
     );
 }
 
-#[test]
-fn report_children() {
+pub fn report_children() {
     let p = profile();
     let out = render(|w| write_report(w, &p, &ReportOptions::default()));
     let s = text(&out);
@@ -269,8 +267,7 @@ fn report_children() {
     golden("report-children.txt", &out);
 }
 
-#[test]
-fn report_no_children_with_samples() {
+pub fn report_no_children_with_samples() {
     let p = profile();
     let opts = ReportOptions {
         children: false,
@@ -281,8 +278,7 @@ fn report_no_children_with_samples() {
     golden("report-no-children-n.txt", &out);
 }
 
-#[test]
-fn report_fractal_callee_and_folded_graphs() {
+pub fn report_fractal_callee_and_folded_graphs() {
     let p = profile();
     let fractal = ReportOptions {
         graph: GraphOptions::parse("fractal,0.5,callee").expect("-g"),
@@ -306,8 +302,7 @@ fn report_fractal_callee_and_folded_graphs() {
     );
 }
 
-#[test]
-fn report_sort_and_percent_limit() {
+pub fn report_sort_and_percent_limit() {
     let p = profile();
     let opts = ReportOptions {
         sort: SortKey::parse_list("pid,sym").expect("keys"),
@@ -328,8 +323,7 @@ fn report_sort_and_percent_limit() {
     golden("report-sort-pid-sym-limit.txt", &out);
 }
 
-#[test]
-fn folded() {
+pub fn folded() {
     let p = profile();
     let out = render(|w| write_folded(w, &p, &FoldedOptions::default()));
     assert_eq!(
@@ -345,8 +339,7 @@ fn folded() {
     golden("folded.txt", &out);
 }
 
-#[test]
-fn callers_and_callees() {
+pub fn callers_and_callees() {
     let p = profile();
     let callers = CalltreeOptions {
         matcher: Matcher::exact("c"),
@@ -384,8 +377,7 @@ fn callers_and_callees() {
     );
 }
 
-#[test]
-fn flamegraphs_are_deterministic() {
+pub fn flamegraphs_are_deterministic() {
     let p = profile();
     let plain = render(|w| write_flamegraph(w, &p, &FlamegraphOptions::default()));
     assert_eq!(
@@ -417,8 +409,7 @@ fn flamegraphs_are_deterministic() {
     golden("flamegraph-reverse.svg", &out);
 }
 
-#[test]
-fn xml_special_characters_are_escaped() {
+pub fn xml_special_characters_are_escaped() {
     let mut b = Build {
         p: Profile::new(Meta::default()),
     };
@@ -433,8 +424,7 @@ fn xml_special_characters_are_escaped() {
 
 /// Names and titles with characters XML 1.0 forbids (U+FFFE, U+FFFF, C0 controls), a terminal escape, markup,
 /// and a name ending in a number, which inferno's folded parser would read as a second (differential) count.
-#[test]
-fn svg_is_well_formed_xml_whatever_the_names() {
+pub fn svg_is_well_formed_xml_whatever_the_names() {
     let mut b = Build {
         p: Profile::new(Meta {
             event: "ev\u{ffff}\u{1}".into(),
@@ -483,10 +473,10 @@ fn svg_is_well_formed_xml_whatever_the_names() {
             // inferno may only keep a trailing number apart from the count with a no-break space.
             .map(|t| t.replace('\u{a0}', " "))
             .collect();
-        let foo: Vec<&String> = titles.iter().filter(|t| t.contains("foo")).collect();
+        let foo_titles: Vec<&String> = titles.iter().filter(|t| t.contains("foo")).collect();
         // One frame, named in full, with its 5 samples and no differential part ("; +x%").
         assert_eq!(
-            foo,
+            foo_titles,
             ["foo 123 (5 samples, 14.29%)"],
             "reverse {reverse}: {titles:?}"
         );
@@ -499,8 +489,7 @@ fn svg_is_well_formed_xml_whatever_the_names() {
     }
 }
 
-#[test]
-fn empty_profile_does_not_panic() {
+pub fn empty_profile_does_not_panic() {
     let p = Profile::new(Meta::default());
     render(|w| write_report(w, &p, &ReportOptions::default()));
     render(|w| write_folded(w, &p, &FoldedOptions::default()));
@@ -514,8 +503,7 @@ fn empty_profile_does_not_panic() {
     assert!(write_flamegraph(&mut Vec::new(), &p, &FlamegraphOptions::default()).is_err());
 }
 
-#[test]
-fn percent_limit_also_hides_small_branches() {
+pub fn percent_limit_also_hides_small_branches() {
     let p = profile();
     let opts = ReportOptions {
         children: false,
@@ -533,3 +521,18 @@ fn percent_limit_also_hides_small_branches() {
     assert!(!s.contains("[.] rec"), "{s}");
     golden("report-percent-limit-25.txt", &out);
 }
+
+crate::tests![
+    percentages_by_hand,
+    report_children,
+    report_no_children_with_samples,
+    report_fractal_callee_and_folded_graphs,
+    report_sort_and_percent_limit,
+    folded,
+    callers_and_callees,
+    flamegraphs_are_deterministic,
+    xml_special_characters_are_escaped,
+    svg_is_well_formed_xml_whatever_the_names,
+    empty_profile_does_not_panic,
+    percent_limit_also_hides_small_branches,
+];

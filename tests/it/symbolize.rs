@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::skip;
 use object::{Object, ObjectSegment, ObjectSymbol};
 use stacktop::addr::{Avma, FileOffset};
 use stacktop::symbolize::{read_build_id, DebugInfo, Frame, ModuleSpec, ModuleStatus, Symbolizer};
@@ -76,8 +77,7 @@ fn marker() -> u64 {
     std::hint::black_box(0x5eed)
 }
 
-#[test]
-fn resolves_its_own_function() {
+pub fn resolves_its_own_function() {
     let addr = marker as *const () as u64;
     assert_eq!(marker(), 0x5eed);
     let (spec, offset) = locate(addr);
@@ -117,8 +117,7 @@ fn resolves_its_own_function() {
     ));
 }
 
-#[test]
-fn libc_pthread_mutex_lock_with_libc6_dbg() {
+pub fn libc_pthread_mutex_lock_with_libc6_dbg() {
     let addr = libc::pthread_mutex_lock as *const () as u64;
     let (spec, offset) = locate(addr);
     let libc_path = spec.path.clone();
@@ -127,13 +126,7 @@ fn libc_pthread_mutex_lock_with_libc6_dbg() {
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
     if !Path::new(&debug).exists() {
-        let reason = format!("{debug} is missing (install libc6-dbg)");
-        assert!(
-            std::env::var("STACKTOP_REQUIRE_PERF").as_deref() != Ok("1"),
-            "{reason}"
-        );
-        eprintln!("skipped: {reason}");
-        return;
+        skip(&format!("{debug} is missing (install libc6-dbg)"));
     }
     let mut s = Symbolizer::new();
     let spec = ModuleSpec {
@@ -162,15 +155,13 @@ fn libc_pthread_mutex_lock_with_libc6_dbg() {
     }
 }
 
-#[test]
-fn libc_plt_stubs_are_named_including_ifunc_slots() {
+pub fn libc_plt_stubs_are_named_including_ifunc_slots() {
     let addr = libc::pthread_mutex_lock as *const () as u64;
     let (spec, _) = locate(addr);
     let data = std::fs::read(&spec.path).expect("read libc");
     let file = object::File::parse(&*data).expect("parse libc");
     let Some(plt) = object::Object::section_by_name(&file, ".plt") else {
-        eprintln!("skipped: libc has no .plt");
-        return;
+        skip("libc has no .plt");
     };
     let (off, size) = object::ObjectSection::file_range(&plt).expect("in file");
     let mut s = Symbolizer::new().with_debug_dirs(vec![]);
@@ -193,11 +184,9 @@ fn libc_plt_stubs_are_named_including_ifunc_slots() {
     assert_eq!(named, names.len(), "{names:?}");
 }
 
-#[test]
-fn vdso_functions_are_named() {
+pub fn vdso_functions_are_named() {
     let Some((start, end)) = vdso_range() else {
-        eprintln!("skipped: no [vdso] mapping");
-        return;
+        skip("no [vdso] mapping");
     };
     let mut image = vec![0u8; (end - start) as usize];
     {
@@ -370,8 +359,7 @@ fn check_inline_frames(s: &mut Symbolizer, binary: &Path, symbols_from: &Path) {
     );
 }
 
-#[test]
-fn c_fixture_inline_frames() {
+pub fn c_fixture_inline_frames() {
     let dir = scratch("inline");
     let exe = build_inline(&dir);
     let mut s = Symbolizer::new().with_debug_dirs(vec![]);
@@ -384,8 +372,7 @@ fn c_fixture_inline_frames() {
     );
 }
 
-#[test]
-fn c_fixture_non_pie_executable_and_shared_library() {
+pub fn c_fixture_non_pie_executable_and_shared_library() {
     let dir = scratch("layouts");
     // Non-PIE: SVMAs start at 0x400000, so file offset and SVMA differ.
     let exe = build_inline_with(&dir, "inline-nopie", &["-no-pie", "-fno-pie"]);
@@ -409,8 +396,7 @@ fn c_fixture_non_pie_executable_and_shared_library() {
     );
 }
 
-#[test]
-fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
+pub fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
     let dir = scratch("deleted");
     let exe = build_inline(&dir);
     let (start, _) = function(&exe, "hash_words");
@@ -491,8 +477,7 @@ fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
     }
 }
 
-#[test]
-fn c_fixture_plt_stubs_are_named() {
+pub fn c_fixture_plt_stubs_are_named() {
     let dir = scratch("plt");
     let exe = build_inline(&dir);
     let data = std::fs::read(&exe).expect("read");
@@ -520,12 +505,10 @@ fn c_fixture_plt_stubs_are_named() {
     assert!(!names.iter().any(|n| n == "_init"), "{names:?}");
 }
 
-#[test]
-fn c_fixture_dwz_supplementary_file() {
+pub fn c_fixture_dwz_supplementary_file() {
     if Command::new("dwz").arg("--version").output().is_err() {
         // Fails instead under STACKTOP_REQUIRE_PERF=1 (.ci/run installs dwz).
         crate::common::skip("dwz is not installed (apt-get install dwz)");
-        return;
     }
     let dir = scratch("dwz");
     let a = build_inline_with(&dir, "a", &[]);
@@ -563,8 +546,7 @@ fn c_fixture_dwz_supplementary_file() {
     );
 }
 
-#[test]
-fn c_fixture_compressed_debug_sections() {
+pub fn c_fixture_compressed_debug_sections() {
     let dir = scratch("compressed");
     let exe = build_inline(&dir);
     for kind in ["zlib", "zstd"] {
@@ -577,8 +559,7 @@ fn c_fixture_compressed_debug_sections() {
     }
 }
 
-#[test]
-fn c_fixture_stripped_is_unknown_with_module_and_offset() {
+pub fn c_fixture_stripped_is_unknown_with_module_and_offset() {
     let dir = scratch("stripped");
     let exe = build_inline(&dir);
     let stripped = dir.join("inline-stripped");
@@ -605,8 +586,7 @@ fn c_fixture_stripped_is_unknown_with_module_and_offset() {
     ));
 }
 
-#[test]
-fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
+pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
     let dir = scratch("split");
     let exe = build_inline(&dir);
     let debug = dir.join("inline.debug");
@@ -687,8 +667,7 @@ fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
     ));
 }
 
-#[test]
-fn c_fixture_build_id_mismatch_is_not_used() {
+pub fn c_fixture_build_id_mismatch_is_not_used() {
     let dir = scratch("mismatch");
     let exe = build_inline(&dir);
     let (start, _) = function(&exe, "hash_words");
@@ -730,8 +709,7 @@ fn c_fixture_build_id_mismatch_is_not_used() {
     );
 }
 
-#[test]
-fn cpp_fixture_demangles() {
+pub fn cpp_fixture_demangles() {
     let dir = scratch("cpp");
     let exe = dir.join("demangle");
     run(Command::new("c++")
@@ -757,8 +735,7 @@ fn cpp_fixture_demangles() {
     }
 }
 
-#[test]
-fn jit_perf_map() {
+pub fn jit_perf_map() {
     let dir = scratch("jit");
     let pid = 9_000_000; // above the largest pid_max (2^22): no real process owns this map
     let map = dir.join(format!("perf-{pid}.map"));
@@ -799,8 +776,7 @@ fn jit_perf_map() {
     );
 }
 
-#[test]
-fn jit_perf_map_in_the_process_root() {
+pub fn jit_perf_map_in_the_process_root() {
     // Not in DIR: the map is looked up as the process wrote it, in its root's /tmp under its namespace pid
     // (for this test process: the host's /tmp and its own pid).
     let dir = scratch("jit-root");
@@ -812,16 +788,14 @@ fn jit_perf_map_in_the_process_root() {
     assert_eq!(frames[0].function, "in_root");
 }
 
-#[test]
-fn kernel_addresses_from_proc_kallsyms() {
+pub fn kernel_addresses_from_proc_kallsyms() {
     let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
     let Some(addr) = text.lines().find_map(|l| {
         let mut f = l.split_whitespace();
         let (a, k, n) = (f.next()?, f.next()?, f.next()?);
         (n == "do_syscall_64" && (k == "T" || k == "t")).then(|| u64::from_str_radix(a, 16).ok())?
     }) else {
-        eprintln!("skipped: no do_syscall_64 in /proc/kallsyms");
-        return;
+        skip("no do_syscall_64 in /proc/kallsyms");
     };
     let mut s = Symbolizer::new();
     let f = &s.symbolize_kernel(Avma(addr + 1))[0];
@@ -835,8 +809,7 @@ fn kernel_addresses_from_proc_kallsyms() {
     }
 }
 
-#[test]
-fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
+pub fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
     let dir = scratch("garbage");
     let exe = build_inline(&dir);
     let data = std::fs::read(&exe).expect("read");
@@ -886,3 +859,24 @@ fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
         assert!(!frames.is_empty(), "truncated to {len}");
     }
 }
+
+crate::tests![
+    resolves_its_own_function,
+    libc_pthread_mutex_lock_with_libc6_dbg,
+    libc_plt_stubs_are_named_including_ifunc_slots,
+    vdso_functions_are_named,
+    c_fixture_inline_frames,
+    c_fixture_non_pie_executable_and_shared_library,
+    c_fixture_deleted_binary_of_a_live_process_via_map_files,
+    c_fixture_plt_stubs_are_named,
+    c_fixture_dwz_supplementary_file,
+    c_fixture_compressed_debug_sections,
+    c_fixture_stripped_is_unknown_with_module_and_offset,
+    c_fixture_separate_debug_file_by_build_id_and_debuglink,
+    c_fixture_build_id_mismatch_is_not_used,
+    cpp_fixture_demangles,
+    jit_perf_map,
+    jit_perf_map_in_the_process_root,
+    kernel_addresses_from_proc_kallsyms,
+    garbage_elf_dwarf_and_truncated_files_give_frames_not_panics,
+];

@@ -11,7 +11,8 @@ use ratatui::Terminal;
 use stacktop::acquire::{
     CallGraphMode, CommandOutput, SessionConfig, Target, TOP_HYBRID_STACK_BYTES,
 };
-use stacktop::cmd::top::{recorded_status, Sampler};
+use stacktop::cmd::top::recorded_status;
+use stacktop::pipeline::live::Sampler;
 use stacktop::tui::app::{Limit, SortColumn};
 use stacktop::tui::input::handle_key;
 use stacktop::tui::view::{draw, page_rows, Theme};
@@ -77,8 +78,7 @@ fn func(name: &str) -> FuncRef {
     }
 }
 
-#[test]
-fn table_screen() {
+pub fn table_screen() {
     let mut app = app();
     assert_eq!(app.rows[0].symbol, "c");
     assert_eq!(app.selected, 0);
@@ -87,8 +87,7 @@ fn table_screen() {
 
 /// A table far longer than the screen: only the rows on screen are drawn, and the selected one is always
 /// among them (the last one when it is below the first page), as ratatui scrolls from the top.
-#[test]
-fn long_table_scrolls_to_the_selection() {
+pub fn long_table_scrolls_to_the_selection() {
     use stacktop::profile::{Function, Line, Location, Meta, Profile};
     let mut p = Profile::new(Meta::default());
     let comm = p.intern("app");
@@ -123,8 +122,7 @@ fn long_table_scrolls_to_the_selection() {
     assert_eq!(table_line(&s, "func_000"), Some(first), "{s}");
 }
 
-#[test]
-fn callers_tree_screen() {
+pub fn callers_tree_screen() {
     let mut app = app();
     // c's callers: a 60%, b 40% of c; expand a.
     press(&mut app, &[KeyCode::Enter, KeyCode::Down, KeyCode::Right]);
@@ -159,8 +157,7 @@ fn annotation() -> Annotation {
     }
 }
 
-#[test]
-fn annotate_screen() {
+pub fn annotate_screen() {
     let mut app = app();
     press(&mut app, &[KeyCode::Char('a')]);
     assert_eq!(
@@ -184,8 +181,7 @@ fn annotate_screen() {
     goldens("annotate", &mut app);
 }
 
-#[test]
-fn help_screen() {
+pub fn help_screen() {
     let mut app = app();
     press(&mut app, &[KeyCode::Char('?')]);
     assert!(app.help);
@@ -194,8 +190,7 @@ fn help_screen() {
     assert!(!app.help && !app.quit);
 }
 
-#[test]
-fn keys_drive_the_state() {
+pub fn keys_drive_the_state() {
     let mut app = app();
     // Move and come back.
     press(
@@ -328,8 +323,7 @@ fn keys_drive_the_state() {
     assert!(app.quit);
 }
 
-#[test]
-fn live_updates_decay_and_accumulate() {
+pub fn live_updates_decay_and_accumulate() {
     use stacktop::profile::{Function, Line, Location, Meta, Profile, TableMarks};
     use stacktop::tui::{Status, Update};
     // Each update holds 100 samples of one function, cut from one sampler-side profile as `top` does; after a
@@ -393,8 +387,7 @@ fn live_updates_decay_and_accumulate() {
     assert!(app.ended && app.cumulative_mode());
 }
 
-#[test]
-fn mutex_callers_75_25_from_a_live_recording() {
+pub fn mutex_callers_75_25_from_a_live_recording() {
     if !perf_available() {
         return;
     }
@@ -520,8 +513,7 @@ fn first_row(screen: &str) -> Option<&str> {
     lines.next()
 }
 
-#[test]
-fn live_view_in_tmux() {
+pub fn live_view_in_tmux() {
     if !perf_available() || !tool_available("tmux") {
         return;
     }
@@ -597,3 +589,15 @@ fn live_view_in_tmux() {
     );
     assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor left hidden");
 }
+
+crate::tests![
+    table_screen,
+    long_table_scrolls_to_the_selection,
+    callers_tree_screen,
+    annotate_screen,
+    help_screen,
+    keys_drive_the_state,
+    live_updates_decay_and_accumulate,
+    mutex_callers_75_25_from_a_live_recording,
+    live_view_in_tmux,
+];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use stacktop::acquire::record::{MmapRecord, Record, SampleRecord, PERF_CONTEXT_USER};
 use stacktop::acquire::{CommandOutput, Session, SessionConfig, Target};
-use stacktop::cmd::pipeline::{Footprint, Pipeline};
+use stacktop::pipeline::{Config, Footprint, Loading, Pipeline};
 use stacktop::profile::{Delta, Meta, Profile};
 use stacktop::symbolize::{ModuleSpec, Symbolizer};
 use stacktop::tui::{App, Status, Update};
@@ -47,8 +47,10 @@ fn drive(script: &str, refresh: Duration, mut each: impl FnMut(Delta, Footprint)
         kernel_max_stack: session.max_stack(),
         ..fp::Limits::default()
     };
-    let mut pipeline =
-        Pipeline::new(Meta::default(), limits, Some(Mode::Hybrid)).with_background_loading();
+    let mut pipeline = Pipeline::new(Config {
+        loading: Loading::Background,
+        ..Config::new(Meta::default(), limits, Some(Mode::Hybrid))
+    });
     let mut records: Vec<Record> = Vec::new();
     let mut next = Instant::now() + refresh;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -102,8 +104,7 @@ fn spin_samples(profile: &Profile, counts: &mut std::collections::BTreeMap<Strin
     }
 }
 
-#[test]
-fn caches_stay_bounded_while_short_lived_processes_come_and_go() {
+pub fn caches_stay_bounded_while_short_lived_processes_come_and_go() {
     if !perf_available() {
         return;
     }
@@ -193,8 +194,7 @@ fn leaf_names(profile: &Profile) -> Vec<String> {
     names
 }
 
-#[test]
-fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
+pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     // Records of a process that maps the spin workload whole at BASE (so an address is BASE + file offset),
     // sampled in spin_inner, called from burn.
     const PID: u32 = 3_999_999;
@@ -232,11 +232,13 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     let gated = || {
         let (open, gate) = mpsc::channel::<()>();
         let loader = Symbolizer::new().loader();
-        let pipeline = Pipeline::new(Meta::default(), fp::Limits::default(), None)
-            .with_background_loader(move |spec| {
+        let pipeline = Pipeline::new(Config {
+            loading: Loading::BackgroundWith(Box::new(move |spec: &ModuleSpec| {
                 let _ = gate.recv();
                 loader.load(spec)
-            });
+            })),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
         (pipeline, open)
     };
     let (mut pipeline, open) = gated();
@@ -337,8 +339,7 @@ fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
 /// The same code in many short-lived processes, each mapping the file at its own (randomized) address, is one
 /// mapping and one location per instruction in the profile: under `top -a` with process churn, per-process
 /// locations and stacks grew the session's profile (and the TUI's copy) without bound.
-#[test]
-fn the_same_code_in_many_processes_is_one_location() {
+pub fn the_same_code_in_many_processes_is_one_location() {
     let spin = build_c("spin.c", "spin", &[]);
     let offsets = [
         function_offset(&spin, "spin_inner", 4),
@@ -348,7 +349,7 @@ fn the_same_code_in_many_processes_is_one_location() {
         .unwrap()
         .len()
         .next_multiple_of(4096);
-    let mut pipeline = Pipeline::new(Meta::default(), fp::Limits::default(), None);
+    let mut pipeline = Pipeline::new(Config::new(Meta::default(), fp::Limits::default(), None));
     let mut mirror = Profile::default();
     let mut sizes = Vec::new();
     for i in 0..200u32 {
@@ -401,3 +402,9 @@ fn the_same_code_in_many_processes_is_one_location() {
     let mapping = mirror.mapping(leaf.mapping.unwrap());
     assert_eq!(leaf.address - mapping.start + mapping.offset, offsets[0]);
 }
+
+crate::tests![
+    caches_stay_bounded_while_short_lived_processes_come_and_go,
+    slow_module_loads_show_placeholders_until_their_names_are_ready,
+    the_same_code_in_many_processes_is_one_location,
+];

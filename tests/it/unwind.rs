@@ -19,8 +19,7 @@ fn caller_share(tree: &str, caller: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[test]
-fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
+pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
     if !perf_available() {
         return;
     }
@@ -70,8 +69,7 @@ fn hottest_stack(file: &Path) -> String {
         .to_owned()
 }
 
-#[test]
-fn deep_recursion_reaches_main_in_default_and_dwarf_modes() {
+pub fn deep_recursion_reaches_main_in_default_and_dwarf_modes() {
     if !perf_available() {
         return;
     }
@@ -122,8 +120,9 @@ fn hybrid_and_dwarf_agree_on(binary: &Path, depth: &str) -> (usize, usize) {
     use stacktop::acquire::{
         CallGraphMode, CommandOutput, EventKind, EventSpec, Session, SessionConfig, Target,
     };
+    use stacktop::pipeline::unwind_tables;
     use stacktop::process::{Mapping, Module, Processes};
-    use stacktop::symbolize::{module_bytes, ModuleSpec};
+    use stacktop::symbolize::ModuleSpec;
     use stacktop::unwind::fp;
     use stacktop::unwind::modules::{Mode, Unwinders};
 
@@ -151,7 +150,7 @@ fn hybrid_and_dwarf_agree_on(binary: &Path, depth: &str) -> (usize, usize) {
     let mut hybrid = Unwinders::new(Mode::Hybrid, limits);
     let mut dwarf = Unwinders::new(Mode::Dwarf, limits);
     let mut loader = |module: &Module, mapping: &Mapping| {
-        module_bytes(&ModuleSpec {
+        unwind_tables(&ModuleSpec {
             path: module.path.clone(),
             build_id: module.build_id.clone(),
             pid: None,
@@ -182,8 +181,7 @@ fn hybrid_and_dwarf_agree_on(binary: &Path, depth: &str) -> (usize, usize) {
     (compared, complete)
 }
 
-#[test]
-fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
+pub fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
     if !perf_available() {
         return;
     }
@@ -204,8 +202,7 @@ fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
 /// README there), replayed as that target runs them: the tables of a crafted ELF placed in a process and a
 /// copied stack walked with them. Each once panicked on an integer overflow (this suite builds with overflow
 /// checks on), in stacktop's bias search, in framehop's lookup and in gimli's `.eh_frame_hdr` table.
-#[test]
-fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
+pub fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
     use std::sync::Arc;
 
     use framehop::Unwinder as _;
@@ -252,3 +249,10 @@ fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
         dir.display()
     );
 }
+
+crate::tests![
+    mutex_callers_75_25_in_default_mode_and_wrong_in_fp,
+    deep_recursion_reaches_main_in_default_and_dwarf_modes,
+    hybrid_and_dwarf_agree_with_and_without_frame_pointers,
+    fuzz_crashes_of_the_unwind_tables_replay_cleanly,
+];

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::profile::Profile;
+
 /// Who may read a new output file (an existing one keeps its mode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -92,6 +94,14 @@ pub fn write_output(
                 .with_context(|| format!("writing {}", path.display()))
         }
     }
+}
+
+/// Writes the profile whole or not at all, private to its owner (see this module).
+pub fn write_profile(profile: &Profile, path: &Path) -> Result<()> {
+    let gzip = path.extension().is_some_and(|e| e == "gz");
+    write_output(path, Access::Private, |out| {
+        super::pprof::write_pprof(profile, out, gzip).map_err(std::io::Error::other)
+    })
 }
 
 fn effective_uid() -> u32 {

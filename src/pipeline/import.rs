@@ -1,13 +1,15 @@
-//! perf.data files as profiles: the file's records go through the same pipeline a live recording feeds
-//! (address spaces over time, stacktop's own dwarf unwinder for `--call-graph dwarf` stack copies, the
-//! symbolizer), in offline mode: the processes are gone, so binaries are found by path and build-id.
+//! Profile files in: stacktop's pprof as is, and perf.data files, whose records go through the same pipeline
+//! a live recording feeds (address spaces over time, stacktop's own dwarf unwinder for `--call-graph dwarf`
+//! stack copies, the symbolizer), in offline mode: the processes are gone, so binaries are found by path and
+//! build-id.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::cmd::pipeline::Pipeline;
+use super::{Config, Pipeline};
 use crate::format::perfdata::{self, CallChains, Header, PerfDataReader};
+use crate::format::{pprof, read_input, Input};
 use crate::profile::{Meta, Profile};
 use crate::symbolize::{Kallsyms, Symbolizer};
 use crate::unwind::fp;
@@ -36,9 +38,11 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         CallChains::None | CallChains::FramePointers => None,
     };
     let (symbolizer, kernel_note) = kernel_symbolizer(&header);
-    let mut pipeline = Pipeline::new(Meta::default(), limits, tables)
-        .offline()
-        .with_symbolizer(symbolizer);
+    let mut pipeline = Pipeline::new(Config {
+        offline: true,
+        symbolizer: Some(symbolizer),
+        ..Config::new(Meta::default(), limits, tables)
+    });
     while let Some(record) = reader.next_record()? {
         pipeline.on_record(&record);
     }
@@ -120,4 +124,20 @@ fn kernel_symbolizer(header: &Header) -> (Symbolizer, Option<String>) {
         "the recording's kernel (build-id {hex}) is not the running one and perf's ~/.debug cache lacks it: kernel frames are [unknown]"
     );
     (symbolizer.with_kallsyms(Kallsyms::parse("")), Some(note))
+}
+
+/// Reads a profile file given with `-i`: stacktop's pprof or a perf.data file (told apart by content).
+pub fn load_profile(path: &Path) -> Result<Profile> {
+    load_profile_event(path, None)
+}
+
+/// Like [`load_profile`]; `event` picks one event of a perf.data file holding several (default: the first).
+/// The file is opened once and its type told from the bytes read, so a pipe (`/dev/stdin`) works for pprof.
+pub fn load_profile_event(path: &Path, event: Option<&str>) -> Result<Profile> {
+    let context = || format!("cannot read profile {}", path.display());
+    match read_input(path).with_context(context)? {
+        Input::PerfData => load_perf_data(path, event)
+            .with_context(|| format!("cannot read perf.data file {}", path.display())),
+        Input::Pprof(bytes) => pprof::read_pprof(&bytes).with_context(context),
+    }
 }

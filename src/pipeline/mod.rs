@@ -1,14 +1,29 @@
-//! The recording pipeline shared by `record` (and later `top` and perf.data import): records in time order
-//! -> address spaces -> stacks -> symbolized locations -> the profile.
+//! The engine that `record`, `top` and perf.data import share: records in time order -> address spaces ->
+//! stacks -> symbolized locations -> the profile.
 //!
+//! ```text
+//!  acquire::Session ──reader::read_until_done──> batches of Records ──┐
+//!  format::perfdata (import::load_perf_data) ─────── Records ─────────┤
+//!                                                                     v
+//!                        Pipeline::on_record: Processes (address spaces) -> unwind -> symbolize -> Profile
+//!                                                                     │
+//!        record: into_profile (the whole profile, at the end)  <──────┤
+//!        top (live::Sampler): take_delta (what each refresh added) <──┘
+//! ```
+//! One hand-over protocol: deltas during a session, the whole profile at the end; nothing else accumulates.
 //! Each distinct (module mapping, address) becomes one profile location, symbolized once; the symbolizer
 //! itself caches per (file, offset), so the same library in many processes is read and resolved once.
+//! A [`Config`] says everything a pipeline is built from.
+
+pub mod import;
+pub mod live;
+pub mod reader;
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use crate::acquire::record::{Record, SampleRecord};
-use crate::acquire::StackBudget;
+use crate::acquire::{CallGraphMode, Session, StackBudget};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
@@ -17,10 +32,11 @@ use crate::profile::{
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_bytes, Frame, LoadedModule, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus,
-    Resolution, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_data, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey, ModuleSpec,
+    ModuleStatus, Resolution, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
+use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
 
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
@@ -67,6 +83,79 @@ impl ProfileMapping {
     }
 }
 
+/// Everything a [`Pipeline`] is built from, given at once.
+pub struct Config {
+    /// The profile's metadata (commands complete it at the end, with the session's figures).
+    pub meta: Meta,
+    pub limits: fp::Limits,
+    /// Dwarf or hybrid unwinding of copied stacks; `None`: the kernel's frame-pointer chains only.
+    pub tables: Option<Mode>,
+    /// Live hybrid recording: each process's stack copies are cut in the reader to what its walks read
+    /// (see `acquire::StackBudget`).
+    pub stack_budget: Option<StackBudget>,
+    /// `None`: a default one.
+    pub symbolizer: Option<Symbolizer>,
+    /// Reading a file after the fact (perf.data import): see the `offline` field of [`Pipeline`].
+    pub offline: bool,
+    pub loading: Loading,
+}
+
+impl Config {
+    /// Frame pointers only, on-the-spot loading, live: change what differs.
+    pub fn new(meta: Meta, limits: fp::Limits, tables: Option<Mode>) -> Config {
+        Config {
+            meta,
+            limits,
+            tables,
+            stack_budget: None,
+            symbolizer: None,
+            offline: false,
+            loading: Loading::OnTheSpot,
+        }
+    }
+}
+
+impl Config {
+    /// For a live session: its unwinding mode, limits and stack budget, and the profile's metadata as far as
+    /// the start of the session tells it (event, rate, mode, notes, command line).
+    pub fn live(session: &Session) -> Config {
+        let limits = fp::Limits {
+            kernel_max_stack: session.max_stack(),
+            ..fp::Limits::default()
+        };
+        let tables = match session.call_graph() {
+            CallGraphMode::Fp => None,
+            CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
+            CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
+        };
+        let meta = Meta {
+            event: session.event_name(),
+            period_unit: session.event().kind.period_unit().to_owned(),
+            frequency: session.frequency(),
+            call_graph: session.call_graph().to_string(),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            notes: session.notes().to_vec(),
+            ..Meta::default()
+        };
+        Config {
+            stack_budget: Some(session.stack_budget()),
+            ..Config::new(meta, limits, tables)
+        }
+    }
+}
+
+/// Where user modules' symbols are read.
+pub enum Loading {
+    /// On the spot, when a module is first met (`record`, `report`): every name is final at once.
+    OnTheSpot,
+    /// On a background thread (`top`): an address in a module not loaded yet is named by a placeholder,
+    /// `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples. Each
+    /// `take_delta` installs the modules loaded meanwhile and renames their placeholders.
+    Background,
+    /// Background loading with this function reading each module on the loader thread (tests slow it down).
+    BackgroundWith(Box<dyn FnMut(&ModuleSpec) -> LoadedModule + Send + 'static>),
+}
+
 pub struct Pipeline {
     processes: Processes,
     symbolizer: Symbolizer,
@@ -106,14 +195,40 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline; `tables` selects dwarf or hybrid unwinding of copied stacks (None: frame pointers only).
-    pub fn new(meta: Meta, limits: fp::Limits, tables: Option<Mode>) -> Pipeline {
+    /// A pipeline as `config` says, whole: nothing to call afterwards, in no order.
+    pub fn new(config: Config) -> Pipeline {
+        let Config {
+            meta,
+            limits,
+            tables,
+            stack_budget,
+            symbolizer,
+            offline,
+            loading,
+        } = config;
+        let symbolizer = symbolizer.unwrap_or_default();
+        let background = match loading {
+            Loading::OnTheSpot => None,
+            Loading::Background => {
+                // Reads modules as this symbolizer would (its kernel symbols, its JIT recheck).
+                let loader = symbolizer.loader();
+                BackgroundLoader::spawn(move |spec| loader.load(spec)).ok()
+            }
+            Loading::BackgroundWith(load) => BackgroundLoader::spawn(load).ok(),
+        };
+        let unwinders = tables.map(|mode| {
+            let unwinders = Unwinders::new(mode, limits);
+            match stack_budget {
+                Some(budget) => unwinders.with_stack_budget(budget),
+                None => unwinders,
+            }
+        });
         Pipeline {
             processes: Processes::new(),
-            symbolizer: Symbolizer::new(),
+            symbolizer,
             profile: Profile::new(meta),
             limits,
-            unwinders: tables.map(|mode| Unwinders::new(mode, limits)),
+            unwinders,
             locations: HashMap::new(),
             unmapped: HashMap::new(),
             mappings: HashMap::new(),
@@ -122,53 +237,14 @@ impl Pipeline {
             stack: Vec::new(),
             walked: Stack::default(),
             paths: PathCache::default(),
-            offline: false,
-            background: None,
+            offline,
+            background,
             resolved: Vec::new(),
             marks: TableMarks::default(),
             relined: Vec::new(),
             truncated: 0,
             samples: 0,
         }
-    }
-
-    /// Offline mode (see the `offline` field).
-    pub fn offline(mut self) -> Pipeline {
-        self.offline = true;
-        self
-    }
-
-    /// Loads user modules on a background thread (`top`): an address in a module not loaded yet is named by a
-    /// placeholder, `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples.
-    /// `take_profile` installs the modules loaded meanwhile and `take_resolutions` names the placeholders handed
-    /// out. Without this (`record`, `report`) modules load on the spot and every name is final. Call it after
-    /// `with_symbolizer`: the loader reads modules as the symbolizer of that moment would.
-    pub fn with_background_loading(self) -> Pipeline {
-        let loader = self.symbolizer.loader();
-        self.with_background_loader(move |spec| loader.load(spec))
-    }
-
-    /// Background loading with `load` reading each module on the loader thread (tests slow it down). If no
-    /// thread can be started, modules load on the spot.
-    pub fn with_background_loader(
-        mut self,
-        load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
-    ) -> Pipeline {
-        self.background = BackgroundLoader::spawn(load).ok();
-        self
-    }
-
-    /// Symbolizes with `symbolizer` (e.g. one given the recording machine's kernel symbols).
-    /// Hybrid mode: cut each process's stack copies in the reader to what its walks read (see
-    /// `acquire::StackBudget`).
-    pub fn with_stack_budget(mut self, budget: StackBudget) -> Pipeline {
-        self.unwinders = self.unwinders.map(|u| u.with_stack_budget(budget));
-        self
-    }
-
-    pub fn with_symbolizer(mut self, symbolizer: Symbolizer) -> Pipeline {
-        self.symbolizer = symbolizer;
-        self
     }
 
     pub fn processes(&self) -> &Processes {
@@ -212,7 +288,7 @@ impl Pipeline {
                 let processes = &self.processes;
                 let offline = self.offline;
                 let mut loader = |module: &Module, mapping: &ProcessMapping| {
-                    module_bytes(&module_spec(module, mapping, processes, offline))
+                    unwind_tables(&module_spec(module, mapping, processes, offline))
                 };
                 unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
             }
@@ -590,6 +666,14 @@ pub struct Footprint {
     pub jit_processes: usize,
     /// Modules requested from the background loader and not installed yet.
     pub loading: usize,
+}
+
+/// A module's unwind tables, read from its file (see [`module_data`]).
+pub fn unwind_tables(spec: &ModuleSpec) -> Option<UnwindTables> {
+    match module_data(spec)? {
+        ModuleData::File(file) => UnwindTables::read(&file).ok(),
+        ModuleData::Bytes(bytes) => UnwindTables::parse(bytes).ok(),
+    }
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives

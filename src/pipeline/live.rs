@@ -1,0 +1,307 @@
+//! The live sampler `top` runs: three threads, so neither a full ring nor a slow symbol load freezes the
+//! screen:
+//!
+//! ```text
+//! reader (Session: drains the rings) --records--> sampler (Pipeline: unwind, symbolize) --Update/refresh--> UI
+//! ```
+//! The sampler builds one profile for the whole session and each refresh hands the UI what it gained
+//! (`Pipeline::take_delta`: the interval's samples, the names and stacks new to it); the UI appends that to its
+//! copy of the same tables, so an address is symbolized and interned once per session. Modules load on a
+//! fourth thread (the pipeline's background loader): until a module is read its addresses show as
+//! `[unknown] MODULE+0xOFF (loading)`, and the delta after it is read renames those locations in place.
+
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::reader::read_until_done;
+use super::{Config, Loading, Pipeline};
+use crate::acquire::record::Record;
+use crate::acquire::{sched, CommandOutput, Recycler, Session, SessionConfig, Stats, Target};
+use crate::profile::Delta;
+use crate::symbolize::Symbolizer;
+
+/// What the header shows besides the profile: filled by the sampler each refresh.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    pub event: String,
+    pub frequency: u64,
+    /// `command ./split`, `pid 123`, `all CPUs`, or the file shown with `-i`.
+    pub target: String,
+    pub call_graph: String,
+    /// Where a launched command's output goes.
+    pub output_file: Option<String>,
+    pub samples_per_sec: f64,
+    pub samples: u64,
+    pub lost: u64,
+    pub throttled: u64,
+    /// stacktop's own CPU use (all threads), percent of one CPU.
+    pub cpu_percent: f64,
+    /// Set when the target has ended (`exit 0`), or for a recorded profile (`recorded`).
+    pub ended: Option<String>,
+}
+
+/// One refresh from the sampler: what its profile gained in the last interval (its samples, the stacks and
+/// names new to it, and the loading placeholders named since), and the header figures.
+#[derive(Debug)]
+pub struct Update {
+    pub delta: Delta,
+    pub status: Status,
+}
+
+/// What the reader thread sends the sampler thread.
+enum Batch {
+    Records(Vec<Record>, Stats),
+    /// Sampling is over: the launched command's exit status, if there was one.
+    End(Stats, Option<i32>),
+}
+
+/// A running recording that produces one `Update` per refresh until it ends.
+pub struct Sampler {
+    pub updates: Receiver<Update>,
+    /// The header before the first refresh.
+    pub status: Status,
+    /// What was changed from the request (event fallback, user-space only).
+    pub notes: Vec<String>,
+    handle: SamplerHandle,
+}
+
+/// Stops and joins the sampler's threads.
+pub struct SamplerHandle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<()>>>,
+}
+
+impl Sampler {
+    /// Starts counting and the reader and sampler threads. The last update has `status.ended` set.
+    pub fn start(
+        config: SessionConfig,
+        delay: Duration,
+        duration: Option<Duration>,
+    ) -> Result<Sampler> {
+        let target_text = describe(&config.target);
+        let output_file = match &config.command_output {
+            CommandOutput::File(p) => Some(p.display().to_string()),
+            _ => None,
+        };
+        let session = Session::start(config)?;
+        let config = Config {
+            // Each refresh resolves its addresses anew: a JIT map is re-read for a missing one once a second.
+            symbolizer: Some(Symbolizer::new().with_jit_recheck(Duration::from_secs(1))),
+            loading: Loading::Background,
+            ..Config::live(&session)
+        };
+        let status = Status {
+            event: config.meta.event.clone(),
+            frequency: config.meta.frequency,
+            target: target_text,
+            call_graph: config.meta.call_graph.clone(),
+            output_file,
+            ..Status::default()
+        };
+        let notes = session.notes().to_vec();
+        let recycler = session.recycler();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (batches, batches_rx) = mpsc::channel::<Batch>();
+        let (updates_tx, updates) = mpsc::channel::<Update>();
+        let reader = {
+            let stop = Arc::clone(&stop);
+            let deadline = duration.map(|d| Instant::now() + d);
+            std::thread::Builder::new()
+                .name("stacktop-reader".to_owned())
+                .spawn(move || {
+                    let _ = sched::raise_sampling_thread();
+                    read_rings(session, &stop, deadline, &batches)
+                })?
+        };
+        let sampler = {
+            let status = status.clone();
+            let stop = Arc::clone(&stop);
+            // Spawns the background loader here, at this thread's priority, not the sampler's.
+            let pipeline = Pipeline::new(config);
+            std::thread::Builder::new()
+                .name("stacktop-sampler".to_owned())
+                .spawn(move || {
+                    let _ = sched::raise_sampling_thread();
+                    sample(
+                        pipeline,
+                        status,
+                        delay,
+                        &stop,
+                        &batches_rx,
+                        &updates_tx,
+                        &recycler,
+                    );
+                    Ok::<(), anyhow::Error>(())
+                })?
+        };
+        Ok(Sampler {
+            updates,
+            status,
+            notes,
+            handle: SamplerHandle {
+                stop,
+                threads: vec![reader, sampler],
+            },
+        })
+    }
+
+    pub fn into_parts(self) -> (Receiver<Update>, SamplerHandle) {
+        (self.updates, self.handle)
+    }
+}
+
+impl SamplerHandle {
+    /// Ends sampling (a launched command gets SIGTERM) and waits for the threads.
+    pub fn stop(self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sampling thread panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// Drains the rings until the target ends, the deadline passes or `stop` is set, then says how it ended.
+fn read_rings(
+    mut session: Session,
+    stop: &AtomicBool,
+    deadline: Option<Instant>,
+    batches: &Sender<Batch>,
+) -> Result<()> {
+    read_until_done(&mut session, stop, deadline, |batch, session| {
+        batches.send(Batch::Records(batch, session.stats())).is_ok()
+    })?;
+    let _ = batches.send(Batch::End(session.stats(), session.child_exit_status()));
+    Ok(())
+}
+
+/// Feeds records to the pipeline and sends the UI one update per `delay`, and a last one when sampling ends.
+fn sample(
+    mut pipeline: Pipeline,
+    mut status: Status,
+    delay: Duration,
+    stop: &AtomicBool,
+    batches: &Receiver<Batch>,
+    updates: &Sender<Update>,
+    recycler: &Recycler,
+) {
+    let mut cpu = CpuClock::new();
+    let mut last = Instant::now();
+    let mut last_samples = 0;
+    let mut next = last + delay;
+    let mut stats = Stats::default();
+    loop {
+        let ended = match batches.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(Batch::Records(records, s)) => {
+                for record in &records {
+                    pipeline.on_record(record);
+                }
+                recycler.give_back(records);
+                stats = s;
+                None
+            }
+            Ok(Batch::End(s, exit)) => {
+                stats = s;
+                Some(exit.map_or_else(|| "sampling ended".to_owned(), |c| format!("exit {c}")))
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some("sampling ended".to_owned()),
+        };
+        let now = Instant::now();
+        if now < next && ended.is_none() {
+            continue;
+        }
+        let seconds = now.duration_since(last).as_secs_f64().max(1e-3);
+        status.samples_per_sec = (stats.samples - last_samples.min(stats.samples)) as f64 / seconds;
+        status.samples = stats.samples;
+        status.lost = stats.lost;
+        status.throttled = stats.throttled;
+        status.cpu_percent = cpu.percent();
+        status.ended = ended.clone();
+        if ended.is_some() {
+            // The last view is frozen: no name should stay a loading placeholder, unless the user is quitting.
+            pipeline.finish_loading(|| stop.load(Ordering::Relaxed));
+        }
+        let meta = pipeline.meta_mut();
+        meta.lost = stats.lost;
+        meta.throttled = stats.throttled;
+        let update = Update {
+            delta: pipeline.take_delta(),
+            status: status.clone(),
+        };
+        if updates.send(update).is_err() || ended.is_some() {
+            return;
+        }
+        last = now;
+        last_samples = stats.samples;
+        next = now + delay;
+    }
+}
+
+/// This process's CPU time (all threads) from `/proc/self/stat`, as a percentage of one CPU since the last call.
+struct CpuClock {
+    at: Instant,
+    ticks: u64,
+}
+
+/// The kernel's `USER_HZ`, fixed at 100 on every Linux ABI stacktop runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuClock {
+    fn new() -> CpuClock {
+        CpuClock {
+            at: Instant::now(),
+            ticks: own_cpu_ticks().unwrap_or(0),
+        }
+    }
+
+    fn percent(&mut self) -> f64 {
+        let now = Instant::now();
+        let ticks = own_cpu_ticks().unwrap_or(self.ticks);
+        let seconds = now.duration_since(self.at).as_secs_f64();
+        let used = ticks.saturating_sub(self.ticks) as f64 / TICKS_PER_SECOND;
+        self.at = now;
+        self.ticks = ticks;
+        if seconds > 0.0 {
+            used * 100.0 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// utime + stime of this process, in clock ticks.
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which may contain spaces, end at its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 of `rest` (which starts at field 3).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn describe(target: &Target) -> String {
+    let list = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    match target {
+        Target::Command(argv) => {
+            let words: Vec<String> = argv
+                .iter()
+                .map(|a: &OsString| a.to_string_lossy().into_owned())
+                .collect();
+            crate::render::sanitize(&format!("command: {}", words.join(" "))).into_owned()
+        }
+        Target::Pids(p) => format!("pid {}", list(p)),
+        Target::Tids(t) => format!("tid {}", list(t)),
+        Target::System => "all CPUs".to_owned(),
+    }
+}
