@@ -8,6 +8,7 @@
 pub mod acquire;
 pub mod addr;
 pub mod annotate;
+pub mod arch;
 pub mod cli;
 pub mod cmd;
 pub mod format;

@@ -9,6 +9,7 @@
 //! symbols (`symbolize`). It never changes kernel settings.
 
 mod convert;
+mod counters;
 mod error;
 mod event;
 mod launch;
@@ -136,21 +137,8 @@ impl CallGraphMode {
     }
 }
 
-/// User registers sampled in the stack-copying modes, in the order of `SampleRecord::user_regs`.
-#[cfg(target_arch = "x86_64")]
-pub const USER_REGS: &[&str] = &["bp", "sp", "ip"];
-#[cfg(target_arch = "x86_64")]
-const USER_REGS_MASK: u64 = (1 << 6) | (1 << 7) | (1 << 8); // PERF_REG_X86_BP, _SP, _IP
-/// User registers sampled in the stack-copying modes, in the order of `SampleRecord::user_regs`.
-#[cfg(target_arch = "aarch64")]
-pub const USER_REGS: &[&str] = &["x29", "lr", "sp", "pc"];
-#[cfg(target_arch = "aarch64")]
-const USER_REGS_MASK: u64 = (1 << 29) | (1 << 30) | (1 << 31) | (1 << 32); // PERF_REG_ARM64_X29, _LR, _SP, _PC
-/// User registers sampled in the stack-copying modes (none known for this architecture).
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const USER_REGS: &[&str] = &[];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const USER_REGS_MASK: u64 = 0;
+pub use crate::arch::USER_REGS;
+use crate::arch::USER_REGS_MASK;
 
 /// Where a launched command's stdout and stderr go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

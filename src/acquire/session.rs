@@ -6,49 +6,22 @@
 //!  poll(rings) -> drain every ring -> convert -> Reorder (time order across rings) -> out
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
-use perf_event_open::config::{
-    CallChain, Clock, Cpu, Inherit, OnExecve, Opts, Proc, RecordIdFormat, RegsMask, SampleOn, Size,
-    Target as PerfTarget, UseBuildId, WakeUpOn,
-};
-use perf_event_open::count::Counter;
-use perf_event_open::event::hw::Hardware;
-use perf_event_open::event::sw::Software;
 use perf_event_open::sample::record::{Parser, RawRecord};
-use perf_event_open::sample::Sampler;
 
 use super::convert::convert;
+use super::counters::{online_cpus, Opener, Rings, What};
 use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
 use super::record::{Record, SampleRecord};
 use super::sample::{self, Recycler, StackBudget};
-use super::{
-    AcquireError, CallGraphMode, EventKind, EventSpec, SessionConfig, Stats, Target, USER_REGS_MASK,
-};
-
-/// `PERF_EVENT_IOC_SET_OUTPUT` = `_IO('$', 5)`: send this counter's records to another counter's ring.
-const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
-
-/// Ring sizes to try, as log2 of data pages, largest first; smaller ones when the locked-memory limit
-/// (`kernel.perf_event_mlock_kb`, 516 KiB per CPU for unprivileged users) refuses. Frame-pointer samples
-/// are small: 64 pages (256 KiB) per CPU. Samples with a stack copy are kilobytes each: at least 4 MiB per
-/// CPU, more at high rates (see [`stack_ring_pages_log2`]).
-const RING_PAGES_LOG2_FP: &[u8] = &[6, 5, 4, 3];
-const RING_PAGES_LOG2_STACK_MIN: u8 = 10;
-/// 32 MiB per CPU at most...
-const RING_PAGES_LOG2_STACK_MAX: u8 = 13;
-/// ... and 128 MiB over all CPUs.
-const RING_BYTES_ALL_CPUS_MAX: u64 = 128 << 20;
-/// How long the kernel must be able to go on writing samples while the reader is not scheduled: on a
-/// loaded machine a woken thread may wait tens of milliseconds for a CPU.
-const RING_SLACK_MILLIS: u64 = 50;
+use super::{AcquireError, CallGraphMode, EventSpec, SessionConfig, Stats, Target};
 
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, the rest
 /// through the crate's parser (`convert`).
@@ -80,267 +53,6 @@ impl RecordReader<'_> {
         )?;
         Some(Record::Sample(s))
     }
-}
-
-struct Ring {
-    // Field order matters for drop: the sampler's mapping goes before the counter it belongs to.
-    sampler: Sampler,
-    counter: Counter,
-    /// Size of its data area.
-    bytes: usize,
-}
-
-/// What the kernel is asked for; fallbacks (no PMU, no kernel access, old kernel) change it once, on the
-/// first counter, and every later counter is opened the same way.
-struct Opener {
-    spec: EventSpec,
-    call_graph: CallGraphMode,
-    frequency: u64,
-    max_stack: u16,
-    build_id: bool,
-    inherit: bool,
-    enable_on_exec: bool,
-    system: bool,
-    wakeup_bytes: u32,
-    notes: Vec<String>,
-}
-
-impl Opener {
-    fn opts(&self) -> Opts {
-        let mut o = Opts::default();
-        o.exclude.user = self.spec.exclude_user;
-        o.exclude.kernel = self.spec.exclude_kernel;
-        o.exclude.hv = true;
-        o.inherit = self.inherit.then_some(Inherit::NewChild);
-        o.on_execve = self.enable_on_exec.then_some(OnExecve::Enable);
-        o.enable = false;
-        o.sample_on = SampleOn::Freq(self.frequency);
-        o.sample_format.period = true;
-        let stack = self.call_graph.stack_bytes();
-        if stack > 0 && USER_REGS_MASK != 0 {
-            o.sample_format.user_regs = Some(RegsMask(USER_REGS_MASK));
-            o.sample_format.user_stack = Some(Size(stack));
-        }
-        o.sample_format.call_chain = Some(CallChain {
-            // dwarf mode unwinds user space itself; the kernel's user chain would only cost ring space.
-            exclude_user: matches!(self.call_graph, CallGraphMode::Dwarf(_)),
-            exclude_kernel: self.spec.exclude_kernel,
-            defer_user: false,
-            max_stack_frames: self.max_stack,
-        });
-        o.record_id_all = true;
-        o.record_id_format = RecordIdFormat {
-            task: true,
-            time: true,
-            cpu: true,
-            ..RecordIdFormat::default()
-        };
-        o.extra_record.comm = true;
-        o.extra_record.task = true;
-        o.extra_record.mmap.code = true;
-        o.extra_record.mmap.ext = Some(UseBuildId(self.build_id));
-        o.wake_up.on = WakeUpOn::Bytes(self.wakeup_bytes);
-        // CLOCK_MONOTONIC stamps: comparable across CPUs and with the clock user space reads.
-        o.timer = Some(Clock::Monotonic);
-        o
-    }
-
-    fn try_open(&self, pid: Option<u32>, cpu: u32) -> io::Result<Counter> {
-        let target: PerfTarget = match pid {
-            Some(pid) => (Proc(pid), Cpu(cpu)).into(),
-            None => (Proc::ALL, Cpu(cpu)).into(),
-        };
-        let opts = self.opts();
-        match self.spec.kind {
-            EventKind::CpuClock => Counter::new(Software::CpuClock, target, opts),
-            EventKind::TaskClock => Counter::new(Software::TaskClock, target, opts),
-            EventKind::Cycles => Counter::new(Hardware::CpuCycle, target, opts),
-        }
-    }
-
-    /// Opens a counter, falling back where the machine cannot do what was asked.
-    fn open(&mut self, pid: Option<u32>, cpu: u32, what: &What) -> Result<Counter, AcquireError> {
-        loop {
-            let err = match self.try_open(pid, cpu) {
-                Ok(counter) => return Ok(counter),
-                Err(err) => err,
-            };
-            let errno = err.raw_os_error();
-            if self.spec.kind == EventKind::Cycles
-                && matches!(errno, Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV))
-            {
-                self.spec.kind = EventKind::CpuClock;
-                self.notes.push(
-                    "cycles: no hardware counter on this machine; using cpu-clock".to_owned(),
-                );
-                continue;
-            }
-            if matches!(errno, Some(libc::EACCES | libc::EPERM))
-                && !self.spec.exclude_kernel
-                && !self.spec.exclude_user
-                && !self.system
-            {
-                self.spec.exclude_kernel = true;
-                self.notes.push(format!(
-                    "kernel sampling not permitted (kernel.perf_event_paranoid is {}); recording user space only",
-                    procfs::paranoid()
-                ));
-                continue;
-            }
-            // Kernels before 5.12 reject the build-id bit; the crate refuses features it was not built for.
-            if self.build_id
-                && (errno == Some(libc::EINVAL) || err.kind() == io::ErrorKind::Unsupported)
-            {
-                self.build_id = false;
-                continue;
-            }
-            return Err(self.error(err, what));
-        }
-    }
-
-    fn error(&self, err: io::Error, what: &What) -> AcquireError {
-        match (err.raw_os_error(), what) {
-            (Some(libc::ESRCH), What::Pid(pid)) => AcquireError::NoSuchProcess { pid: *pid },
-            (Some(libc::ESRCH), What::Tid(tid)) => AcquireError::NoSuchThread { tid: *tid },
-            (Some(libc::EACCES | libc::EPERM), _) => AcquireError::PermissionDenied {
-                event: self.spec.to_string(),
-                target: what.to_string(),
-                paranoid: procfs::paranoid(),
-            },
-            _ => AcquireError::Open {
-                event: self.spec.to_string(),
-                target: what.to_string(),
-                source: err,
-            },
-        }
-    }
-}
-
-/// What a counter is opened for, for error messages.
-enum What {
-    Command(String),
-    Pid(u32),
-    Tid(u32),
-    System,
-}
-
-impl std::fmt::Display for What {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            What::Command(c) => write!(f, "command `{c}`"),
-            What::Pid(p) => write!(f, "pid {p}"),
-            What::Tid(t) => write!(f, "tid {t}"),
-            What::System => f.write_str("all CPUs"),
-        }
-    }
-}
-
-/// Rings and counters being set up: the first counter on a CPU gets the ring, the others write into it.
-struct Rings {
-    pages_log2: Vec<u8>,
-    rings: Vec<Ring>,
-    by_cpu: BTreeMap<u32, usize>,
-    redirected: Vec<Counter>,
-}
-
-impl Rings {
-    fn add(&mut self, cpu: u32, counter: Counter) -> Result<(), AcquireError> {
-        if let Some(&i) = self.by_cpu.get(&cpu) {
-            let owner = self.rings[i].counter.file().as_raw_fd();
-            let fd = counter.file().as_raw_fd();
-            // SAFETY: both fds are open perf_event fds owned by live `Counter`s; SET_OUTPUT takes the
-            // target fd as a plain integer argument and touches no memory of ours.
-            let rc = unsafe { libc::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT as _, owner) };
-            if rc != 0 {
-                return Err(AcquireError::RingBuffer {
-                    cpu,
-                    source: io::Error::last_os_error(),
-                });
-            }
-            self.redirected.push(counter);
-            return Ok(());
-        }
-        let mut last = None;
-        for exp in self.pages_log2.clone() {
-            match counter.sampler(exp) {
-                Ok(sampler) => {
-                    self.by_cpu.insert(cpu, self.rings.len());
-                    self.rings.push(Ring {
-                        sampler,
-                        counter,
-                        bytes: 4096 << exp,
-                    });
-                    return Ok(());
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) => {
-                    last = Some(e)
-                }
-                Err(e) => return Err(AcquireError::RingBuffer { cpu, source: e }),
-            }
-        }
-        Err(AcquireError::RingBuffer {
-            cpu,
-            source: last.unwrap_or_else(|| io::Error::other("no ring size fits")),
-        })
-    }
-
-    fn new(call_graph: CallGraphMode, frequency: u64, cpus: usize) -> Rings {
-        Rings {
-            pages_log2: match call_graph.stack_bytes() {
-                0 => RING_PAGES_LOG2_FP.to_vec(),
-                stack => (3..=stack_ring_pages_log2(stack, frequency, cpus))
-                    .rev()
-                    .collect(),
-            },
-            rings: vec![],
-            by_cpu: BTreeMap::new(),
-            redirected: vec![],
-        }
-    }
-
-    fn counters(&self) -> impl Iterator<Item = &Counter> {
-        self.rings
-            .iter()
-            .map(|r| &r.counter)
-            .chain(&self.redirected)
-    }
-}
-
-/// The largest ring to try when samples carry `stack` bytes of stack copy: [`RING_SLACK_MILLIS`] of
-/// samples at `frequency`, within the bounds above.
-fn stack_ring_pages_log2(stack: u32, frequency: u64, cpus: usize) -> u8 {
-    // A record reserves its whole copy, plus registers, chain and header.
-    let record = u64::from(stack) + 1024;
-    let wanted = frequency
-        .saturating_mul(record)
-        .saturating_mul(RING_SLACK_MILLIS)
-        / 1000;
-    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
-    let bytes = wanted.min(per_cpu_cap).max(1);
-    let pages = bytes.div_ceil(4096).next_power_of_two();
-    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
-}
-
-fn online_cpus() -> Vec<u32> {
-    let parsed = fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|s| parse_cpu_list(s.trim()));
-    parsed.unwrap_or_else(|| {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (0..n as u32).collect()
-    })
-}
-
-/// `0-3,5,7-8` -> `[0, 1, 2, 3, 5, 7, 8]`.
-fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let mut cpus = vec![];
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => cpus.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
-            None => cpus.push(part.parse().ok()?),
-        }
-    }
-    (!cpus.is_empty()).then_some(cpus)
 }
 
 /// A running recording. Dropping it closes the counters; a launched command keeps running (and is
@@ -803,33 +515,6 @@ fn attach_threads(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_cpu_lists() {
-        assert_eq!(parse_cpu_list("0-1"), Some(vec![0, 1]));
-        assert_eq!(parse_cpu_list("0,2-3,7"), Some(vec![0, 2, 3, 7]));
-        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
-        assert_eq!(parse_cpu_list(""), None);
-        assert_eq!(parse_cpu_list("x"), None);
-    }
-
-    #[test]
-    fn rings_grow_with_the_sample_rate_within_bounds() {
-        // 16 KiB copies at 1 kHz: the 4 MiB floor.
-        assert_eq!(stack_ring_pages_log2(16384, 1000, 2), 10);
-        // At 25 kHz, 50 ms of 17 KiB records is 21 MiB: 32 MiB.
-        assert_eq!(stack_ring_pages_log2(16384, 25000, 2), 13);
-        // 4 KiB copies at 10 kHz: 2.5 MiB, still the floor.
-        assert_eq!(stack_ring_pages_log2(4096, 10000, 2), 10);
-        // Many CPUs share 128 MiB; never below the floor.
-        assert_eq!(stack_ring_pages_log2(16384, 25000, 32), 10);
-        assert_eq!(stack_ring_pages_log2(16384, 25000, 8), 12);
-        assert_eq!(stack_ring_pages_log2(65528, 100000, 1024), 10);
-        assert_eq!(stack_ring_pages_log2(u32::MAX, u64::MAX, 0), 13);
-        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2);
-        assert_eq!(rings.pages_log2.first(), Some(&13));
-        assert_eq!(rings.pages_log2.last(), Some(&3));
-    }
 
     #[test]
     fn session_is_send() {

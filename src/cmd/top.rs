@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::acquire::{CommandOutput, Target, TOP_HYBRID_STACK_BYTES};
-use crate::annotate::{self, annotate, ElfCode};
+use crate::annotate::{annotate, ElfCode};
 use crate::cli::{self, TopArgs};
 use crate::pipeline::import::load_profile;
 use crate::pipeline::live::{Sampler, Status};
 use crate::profile::query::{Filter, Matcher};
 use crate::profile::Profile;
-use crate::tui::{self, AnnotatedLine, Annotation, Annotator, App, FuncRef, LineKind};
+use crate::tui::{self, Annotator, App, FuncRef};
 
 pub fn run(args: TopArgs) -> Result<ExitCode> {
     if let Some(path) = &args.input {
@@ -62,8 +62,8 @@ fn command_output_file() -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// The `a` key: `annotate::annotate` over the profile on screen, limited to the function's module, converted
-/// to the rows the TUI draws. One `ElfCode` (and its symbolizer caches) serves every call.
+/// The `a` key: `annotate::annotate` over the profile on screen, limited to the function's module; the TUI
+/// draws the annotation as it is. One `ElfCode` (and its symbolizer caches) serves every call.
 pub fn annotator() -> Arc<Annotator> {
     let code = Mutex::new(ElfCode::new());
     Arc::new(move |profile: &Profile, func: &FuncRef| {
@@ -72,33 +72,8 @@ pub fn annotator() -> Arc<Annotator> {
             ..Filter::default()
         };
         let mut code = code.lock().unwrap_or_else(|e| e.into_inner());
-        let a = annotate(profile, &Matcher::exact(&func.name), &filter, &mut *code)
-            .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-        let lines = a
-            .lines
-            .iter()
-            .map(|l| AnnotatedLine {
-                kind: match (l.kind, l.address) {
-                    (annotate::LineKind::Asm, Some(address)) => LineKind::Instruction(address.0),
-                    _ => LineKind::Source(l.line),
-                },
-                text: match (&l.inlined_from, l.kind) {
-                    (Some(f), annotate::LineKind::Source) => format!("{}  [inlined {f}]", l.text),
-                    _ => l.text.clone(),
-                },
-                share: l.share,
-            })
-            .collect();
-        let mut notes = a.notes.clone();
-        if a.debug_info == crate::symbolize::DebugInfo::None {
-            notes.insert(0, "no debug info: disassembly only".to_owned());
-        }
-        Ok(Annotation {
-            function: a.function.clone(),
-            module: a.module.clone(),
-            lines,
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
-        })
+        annotate(profile, &Matcher::exact(&func.name), &filter, &mut *code)
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
     })
 }
 

@@ -38,14 +38,6 @@ const MISC_MMAP_BUILD_ID: u16 = 1 << 14;
 /// `PROT_EXEC` in an MMAP2 record's protection.
 const PROT_EXEC: u32 = 4;
 
-/// perf's register numbers (`PERF_REG_*`) of [`crate::acquire::USER_REGS`], in that order.
-#[cfg(target_arch = "x86_64")]
-const USER_REG_NUMBERS: &[u64] = &[6, 7, 8]; // PERF_REG_X86_BP, _SP, _IP
-#[cfg(target_arch = "aarch64")]
-const USER_REG_NUMBERS: &[u64] = &[29, 30, 31, 32]; // PERF_REG_ARM64_X29, _LR, _SP, _PC
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const USER_REG_NUMBERS: &[u64] = &[];
-
 #[derive(Debug, thiserror::Error)]
 pub enum PerfDataError {
     #[error("cannot read {}", path.display())]
@@ -610,10 +602,13 @@ fn sample(
         },
     };
     let user_regs = s.user_regs.as_ref().and_then(|regs| {
-        if USER_REG_NUMBERS.is_empty() {
+        if crate::arch::USER_REG_NUMBERS.is_empty() {
             return None;
         }
-        USER_REG_NUMBERS.iter().map(|&r| regs.get(r)).collect()
+        crate::arch::USER_REG_NUMBERS
+            .iter()
+            .map(|&r| regs.get(r))
+            .collect()
     });
     let user_stack = s.user_stack.as_ref().map(|(data, dyn_size)| {
         let bytes = data.as_slice();

@@ -33,7 +33,7 @@ use crate::profile::{
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
     module_data, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey, ModuleSpec,
-    ModuleStatus, Resolution, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
@@ -44,8 +44,8 @@ pub const TRUNCATED: &str = "[truncated]";
 
 /// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it while
 /// a process maps the file, so the address is stable and unique, and hashing it is cheaper than hashing a path
-/// per frame. `take_profile` empties the maps keyed by it before `Processes` lets modules go, so an address
-/// reused by a later `Arc` never meets an old entry.
+/// per frame. Entries keyed by a module are forgotten when it is evicted, while its `Arc` still holds the
+/// address, so an address reused by a later `Arc` never meets an old entry.
 type ModuleKey = usize;
 
 fn module_key(module: &Arc<Module>) -> ModuleKey {
@@ -164,6 +164,10 @@ pub struct Pipeline {
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
     locations: HashMap<LocationKey, LocationId>,
+    /// Every user location of the profile by (its mapping, its address): unlike `locations`, kept when the
+    /// module is evicted, so a module loaded again finds its locations instead of adding twins. No bigger
+    /// than the profile's location table.
+    user_locations: HashMap<(MappingId, u64), LocationId>,
     /// Addresses outside every mapping, by pid: looked up again each refresh, since JIT code may be named by
     /// its perf map later.
     unmapped: HashMap<(u32, u64), LocationId>,
@@ -182,10 +186,11 @@ pub struct Pipeline {
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
-    /// `top`: user modules load on a background thread (see `with_background_loading`).
+    /// `top`: user modules load on a background thread (see [`Loading::Background`]).
     background: Option<BackgroundLoader>,
-    /// Names of placeholder addresses found since the last `take_resolutions`.
-    resolved: Vec<Resolution>,
+    /// Locations named by a loading placeholder, by (module path, address): the module's resolutions rename
+    /// them by id when it is installed.
+    placeholders: HashMap<(String, u64), LocationId>,
     /// `take_delta`: where the next delta starts, and the locations renamed since the last one.
     marks: TableMarks,
     relined: Vec<LocationId>,
@@ -230,6 +235,7 @@ impl Pipeline {
             limits,
             unwinders,
             locations: HashMap::new(),
+            user_locations: HashMap::new(),
             unmapped: HashMap::new(),
             mappings: HashMap::new(),
             kernel_mapping: None,
@@ -239,7 +245,7 @@ impl Pipeline {
             paths: PathCache::default(),
             offline,
             background,
-            resolved: Vec::new(),
+            placeholders: HashMap::new(),
             marks: TableMarks::default(),
             relined: Vec::new(),
             truncated: 0,
@@ -251,7 +257,7 @@ impl Pipeline {
         &self.processes
     }
 
-    /// What the caches hold now: `take_profile` keeps these bounded by what live processes map.
+    /// What the caches hold now: `take_delta` keeps these bounded by what live processes map.
     pub fn footprint(&self) -> Footprint {
         Footprint {
             symbol_modules: self.symbolizer.module_count(),
@@ -263,6 +269,8 @@ impl Pipeline {
                 .background
                 .as_ref()
                 .map_or(0, BackgroundLoader::pending_modules),
+            cached_locations: self.locations.len() + self.unmapped.len(),
+            pending_renames: self.placeholders.len() + self.relined.len(),
         }
     }
 
@@ -383,20 +391,26 @@ impl Pipeline {
                 if let Some(&id) = self.locations.get(&key) {
                     return id;
                 }
-                let spec = module_spec(&module, &mapping, &self.processes, self.offline);
                 let mapping_key = (Module::clone(&module), mapping.pgoff.0);
                 // The address as the profile records it (the placeholder's name is resolved by it too): in the
                 // first mapping's terms, which is `lookup` itself when this mapping is the first.
-                let address = self
-                    .mappings
-                    .get(&mapping_key)
-                    .map_or(lookup, |m| Avma(m.address_of(offset.0)));
+                let known = self.mappings.get(&mapping_key).copied();
+                let address = known.map_or(lookup, |m| Avma(m.address_of(offset.0)));
+                // Code of a module evicted and mapped again: the profile has its location already (named, or
+                // a placeholder that will be renamed in place). Symbolizing it again would add a twin.
+                if let Some(&id) = known.and_then(|m| self.user_locations.get(&(m.id, address.0))) {
+                    self.locations.insert(key, id);
+                    return id;
+                }
+                let spec = module_spec(&module, &mapping, &self.processes, self.offline);
                 let frames = match &mut self.background {
                     Some(background) => {
                         background.frames(&mut self.symbolizer, &spec, address, offset)
                     }
                     None => self.symbolizer.symbolize_user(&spec, offset),
                 };
+                // Not loaded after asking: the frames are the background loader's placeholder.
+                let placeholder = self.background.is_some() && !self.symbolizer.is_loaded(&spec);
                 // The build-id of the file actually read, when the record did not carry one.
                 let build_id = match self.symbolizer.module_status(&spec) {
                     ModuleStatus::Loaded {
@@ -407,6 +421,10 @@ impl Pipeline {
                 let recorded = self.user_mapping(mapping_key, &mapping, build_id.as_deref());
                 let id = self.insert_location(Some(recorded.id), address, &frames);
                 self.locations.insert(key, id);
+                self.user_locations.insert((recorded.id, address.0), id);
+                if placeholder {
+                    self.placeholders.insert((spec.path, address.0), id);
+                }
                 id
             }
             Resolved::Kernel => self.location(pid, address, true),
@@ -519,50 +537,36 @@ impl Pipeline {
         recorded
     }
 
-    /// Hands over the samples so far and starts an empty profile with the same metadata (`top` takes one per
-    /// refresh). The symbolizer keeps its caches, so an address is still resolved once; only the ids of the
-    /// handed-over profile are forgotten, and so are processes (and threads) that exited before the previous
-    /// call, with the symbols and unwind tables of the modules no remaining process maps.
-    pub fn take_profile(&mut self) -> Profile {
-        self.locations.clear();
-        self.mappings.clear();
-        self.kernel_mapping = None;
-        self.release();
-        self.relined.clear();
-        self.marks = TableMarks::default();
-        let meta = self.profile.meta.clone();
-        std::mem::replace(&mut self.profile, Profile::new(meta))
-    }
-
     /// Hands over what the profile gained since the last call (`top`, each refresh; see [`Delta`]): the tables
     /// and the caches that map addresses to their locations stay for the whole session, so an address is
-    /// symbolized and interned once, not once per refresh. Processes and modules are let go as by
-    /// `take_profile`, and the cached locations of released modules with them. Not to be mixed with
-    /// `take_profile`, which starts the tables over.
+    /// symbolized and interned once, not once per refresh. Processes (and threads) that exited before the
+    /// previous call are let go, with the symbols, unwind tables and cached locations of the modules no
+    /// remaining process maps.
     pub fn take_delta(&mut self) -> Delta {
-        self.release();
-        // The delta carries the renames (`relined`) to the only other holder of the profile; names kept for
-        // `take_resolutions` would pile up for the whole session, since nobody takes them.
-        self.resolved.clear();
+        let exited = self.release();
+        // The delta carries the renames (`relined`) to the only other holder of the profile.
         let relined = std::mem::take(&mut self.relined);
-        self.profile.take_delta(&mut self.marks, &relined)
+        self.profile.take_delta(&mut self.marks, &relined, exited)
     }
 
     /// Between two refreshes: installs the modules loaded in the background, lets go of the processes (and
     /// threads) that exited before the previous call, and evicts the modules no remaining process maps.
-    fn release(&mut self) {
+    /// Returns the processes let go.
+    fn release(&mut self) -> Vec<u32> {
         let installed = self.install_loaded(None);
         self.comms.clear();
         self.unmapped.clear();
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
-        for pid in self.processes.release_exited() {
+        let exited = self.processes.release_exited();
+        for &pid in &exited {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
             }
             self.symbolizer.forget_process(pid);
         }
         self.evict_unmapped_modules(installed);
+        exited
     }
 
     /// Under `top -a` every short-lived binary (a build's compilers, scripts, tests) would otherwise stay
@@ -592,8 +596,8 @@ impl Pipeline {
     }
 
     /// Background loading: installs the modules loaded so far (with `wait`, all of them, waiting until
-    /// `wait` says to give up), names the placeholders of the profile being built, and keeps the names for
-    /// `take_resolutions`. True when some module was installed.
+    /// `wait` says to give up) and renames their placeholder locations, by id. True when some module was
+    /// installed.
     fn install_loaded(&mut self, wait: Option<&dyn Fn() -> bool>) -> bool {
         let Some(background) = &mut self.background else {
             return false;
@@ -605,23 +609,21 @@ impl Pipeline {
         if resolved.is_empty() {
             return false;
         }
-        let renamed = self.profile.resolve_placeholders(&resolved);
-        self.relined.extend(renamed);
-        self.resolved.extend(resolved);
+        for resolution in resolved {
+            let key = (resolution.module, resolution.address);
+            if let Some(id) = self.placeholders.remove(&key) {
+                self.profile.rename(id, &resolution.frames);
+                self.relined.push(id);
+            }
+        }
         true
     }
 
-    /// Waits for the modules still loading in the background, so the next `take_profile` and
-    /// `take_resolutions` leave no placeholder unnamed (the end of a session), unless `give_up` returns true
-    /// first (it is asked every tenth of a second: the user quit).
+    /// Waits for the modules still loading in the background, so the next delta or the finished profile
+    /// leaves no placeholder unnamed (the end of a session), unless `give_up` returns true first (it is asked
+    /// every tenth of a second: the user quit).
     pub fn finish_loading(&mut self, give_up: impl Fn() -> bool) {
         self.install_loaded(Some(&give_up));
-    }
-
-    /// The names of placeholder addresses found since the last call, for the holders of profiles taken earlier
-    /// ([`Profile::resolve_placeholders`]); the profile being built is already renamed.
-    pub fn take_resolutions(&mut self) -> Vec<Resolution> {
-        std::mem::take(&mut self.resolved)
     }
 
     /// The finished profile.
@@ -666,6 +668,10 @@ pub struct Footprint {
     pub jit_processes: usize,
     /// Modules requested from the background loader and not installed yet.
     pub loading: usize,
+    /// Addresses whose location is cached (forgotten with their module).
+    pub cached_locations: usize,
+    /// Placeholder names resolved and not handed over yet (the next delta carries them).
+    pub pending_renames: usize,
 }
 
 /// A module's unwind tables, read from its file (see [`module_data`]).

@@ -4,9 +4,11 @@
 //! The UI appends each delta to its copy of the same tables, so ids agree on both sides: nothing is interned
 //! twice, and a hot address is symbolized and interned once per session instead of once per refresh.
 
+use foldhash::HashSet;
+
 use super::{
-    add_group_in, Function, Line, Location, LocationId, Mapping, Meta, Node, Profile, SampleGroup,
-    SampleSet,
+    add_group_in, Function, GroupKey, Line, Location, LocationId, Mapping, Meta, Node, Profile,
+    SampleGroup, SampleSet,
 };
 
 /// How many entries each table of a profile holds: where the next delta starts.
@@ -34,6 +36,10 @@ pub struct Delta {
     relined: Vec<(LocationId, Vec<Line>)>,
     /// The interval's sample groups, over the ids of the whole profile.
     pub samples: Vec<SampleGroup>,
+    /// Processes that exited and were let go since the last delta. The receiver folds their sample groups
+    /// into pid 0 (tid 0), one per stack and command name: under process churn (a build, `top -a` for hours)
+    /// groups per dead pid would grow the receiver's sums without bound.
+    pub exited: Vec<u32>,
 }
 
 /// A delta that does not start where the receiving profile ends (a bug, not bad input).
@@ -61,7 +67,12 @@ impl Profile {
     /// Cuts a delta of everything appended since `since` (then moved to the end), with the lines of the
     /// `relined` locations older than `since`, and takes the sample groups: the profile keeps its tables and
     /// starts a new interval with no samples.
-    pub fn take_delta(&mut self, since: &mut TableMarks, relined: &[LocationId]) -> Delta {
+    pub fn take_delta(
+        &mut self,
+        since: &mut TableMarks,
+        relined: &[LocationId],
+        exited: Vec<u32>,
+    ) -> Delta {
         let base = *since;
         let relined = relined
             .iter()
@@ -79,6 +90,7 @@ impl Profile {
             nodes: tail(&self.nodes, base.nodes),
             relined,
             samples: std::mem::take(&mut self.samples),
+            exited,
         };
         *since = self.marks();
         delta
@@ -113,6 +125,13 @@ impl Profile {
                 add_group_in(&mut set.samples, &mut set.ids, key, g.count, g.period);
             }
         }
+        if !delta.exited.is_empty() {
+            let gone: HashSet<u32> = delta.exited.into_iter().collect();
+            fold_exited(&mut self.samples, &mut self.sample_ids, &gone);
+            if let Some(set) = also {
+                fold_exited(&mut set.samples, &mut set.ids, &gone);
+            }
+        }
         self.meta = delta.meta;
         Ok(())
     }
@@ -132,6 +151,31 @@ impl Profile {
             self.location_ids.remove(&old);
         }
         self.location_ids.entry(new).or_insert(id);
+    }
+}
+
+/// Folds the groups of the `gone` processes into pid 0, tid 0 (keeping stack and command name).
+fn fold_exited(
+    samples: &mut Vec<SampleGroup>,
+    ids: &mut foldhash::HashMap<GroupKey, usize>,
+    gone: &HashSet<u32>,
+) {
+    if !samples.iter().any(|g| g.pid != 0 && gone.contains(&g.pid)) {
+        return;
+    }
+    ids.clear();
+    for mut g in std::mem::take(samples) {
+        if gone.contains(&g.pid) {
+            g.pid = 0;
+            g.tid = 0;
+        }
+        add_group_in(
+            samples,
+            ids,
+            (g.leaf, g.pid, g.tid, g.comm),
+            g.count,
+            g.period,
+        );
     }
 }
 
@@ -199,13 +243,16 @@ mod tests {
         let mut copy = Profile::default();
         let mut other = SampleSet::default();
         add(&mut store, &["leaf", "main"], 3);
-        copy.apply_delta(store.take_delta(&mut marks, &[]), Some(&mut other))
-            .unwrap();
+        copy.apply_delta(
+            store.take_delta(&mut marks, &[], Vec::new()),
+            Some(&mut other),
+        )
+        .unwrap();
         assert!(store.samples.is_empty(), "the store starts a new interval");
         // The second interval: an old stack again and a new one under the same caller.
         add(&mut store, &["leaf", "main"], 2);
         add(&mut store, &["other", "main"], 1);
-        let second = store.take_delta(&mut marks, &[]);
+        let second = store.take_delta(&mut marks, &[], Vec::new());
         assert_eq!(second.locations.len(), 1, "only the new location travels");
         copy.apply_delta(second, Some(&mut other)).unwrap();
         assert_eq!(copy.marks(), store.marks());
@@ -228,14 +275,17 @@ mod tests {
         let mut marks = TableMarks::default();
         let mut copy = Profile::default();
         add(&mut store, &["placeholder"], 1);
-        copy.apply_delta(store.take_delta(&mut marks, &[]), None)
+        copy.apply_delta(store.take_delta(&mut marks, &[], Vec::new()), None)
             .unwrap();
         let name = store.intern("named");
         let function = store.add_function(Function { name, file: None });
         store.reline(LocationId(0), vec![Line { function, line: 9 }]);
         add(&mut store, &["new"], 1);
-        copy.apply_delta(store.take_delta(&mut marks, &[LocationId(0)]), None)
-            .unwrap();
+        copy.apply_delta(
+            store.take_delta(&mut marks, &[LocationId(0)], Vec::new()),
+            None,
+        )
+        .unwrap();
         assert_eq!(copy.locations, store.locations);
         assert_eq!(
             names(&copy),
@@ -244,13 +294,59 @@ mod tests {
     }
 
     #[test]
+    fn exited_processes_fold_into_pid_0_by_command() {
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        let mut copy = Profile::default();
+        let mut other = SampleSet::default();
+        let stack: Vec<LocationId> = ["leaf", "main"]
+            .iter()
+            .map(|n| {
+                let name = store.intern(n);
+                let function = store.add_function(Function { name, file: None });
+                store.add_location(Location {
+                    mapping: None,
+                    address: u64::from(name.0),
+                    lines: vec![Line { function, line: 1 }],
+                })
+            })
+            .collect();
+        let short = store.intern("true");
+        let long = store.intern("server");
+        // A thousand short-lived processes with the same stack, and one that lives on.
+        for pid in 1000..2000u32 {
+            store.add_sample(&stack, pid, pid, short, 1, 10);
+            store.add_sample(&stack, 7, 8, long, 1, 10);
+            let exited = vec![pid];
+            copy.apply_delta(store.take_delta(&mut marks, &[], exited), Some(&mut other))
+                .unwrap();
+        }
+        let groups = |p: &Profile| {
+            let mut g: Vec<(u32, u32, String, u64)> = p
+                .samples
+                .iter()
+                .map(|g| (g.pid, g.tid, p.str(g.comm).to_owned(), g.count))
+                .collect();
+            g.sort();
+            g
+        };
+        let expected = vec![
+            (0, 0, "true".to_owned(), 1000),
+            (7, 8, "server".to_owned(), 1000),
+        ];
+        assert_eq!(groups(&copy), expected);
+        copy.swap_samples(&mut other);
+        assert_eq!(groups(&copy), expected);
+    }
+
+    #[test]
     fn a_delta_out_of_step_changes_nothing() {
         let mut store = Profile::default();
         let mut marks = TableMarks::default();
         add(&mut store, &["a"], 1);
-        let first = store.take_delta(&mut marks, &[]);
+        let first = store.take_delta(&mut marks, &[], Vec::new());
         add(&mut store, &["b"], 1);
-        let second = store.take_delta(&mut marks, &[]);
+        let second = store.take_delta(&mut marks, &[], Vec::new());
         let mut copy = Profile::default();
         let err = copy.apply_delta(second, None).unwrap_err();
         assert_eq!(err.expected, TableMarks::default());

@@ -1,60 +1,19 @@
-//! Naming, after the fact, the locations that entered a profile with a loading placeholder (`top` loads modules
+//! Naming, after the fact, a location that entered a profile with a loading placeholder (`top` loads modules
 //! off the sampling thread and names their addresses `[unknown] MODULE+0xOFF (loading)` meanwhile): the
-//! location keeps its id, so stacks and sample groups are untouched; only its lines change.
+//! location keeps its id, so stacks and sample groups are untouched; only its lines change. Which locations
+//! are placeholders is the pipeline's business: it renames them by id.
 
-use super::{Function, Line, Location, LocationId, Profile};
-use crate::symbolize::{is_loading_name, Frame, Resolution};
+use super::{Function, Line, LocationId, Profile};
+use crate::symbolize::Frame;
 
 impl Profile {
-    /// Gives each location that is still a placeholder, in a mapping whose path is a resolution's module and at
-    /// its address, the resolution's frames as lines (functions interned anew). Returns the locations that
-    /// changed. A location already named is left alone, so applying a resolution twice changes nothing.
+    /// Gives location `id` `frames` as its lines (functions interned anew).
     ///
-    /// When the renamed location equals one the profile already has (the same address was named before its
-    /// module was evicted and loaded again), both ids stay in use and interning the content finds the older.
-    pub fn resolve_placeholders(&mut self, resolutions: &[Resolution]) -> Vec<LocationId> {
-        let mut renamed = Vec::new();
-        if resolutions.is_empty() {
-            return renamed;
-        }
-        let mut by_address: Vec<&Resolution> = resolutions.iter().collect();
-        by_address.sort_by_key(|r| r.address);
-        for index in 0..self.locations.len() {
-            let location = &self.locations[index];
-            let Some(mapping) = location.mapping else {
-                continue;
-            };
-            let address = location.address;
-            let first = by_address.partition_point(|r| r.address < address);
-            let path = self.str(self.mapping(mapping).path);
-            let Some(resolution) = by_address[first..]
-                .iter()
-                .take_while(|r| r.address == address)
-                .find(|r| r.module == path)
-            else {
-                continue;
-            };
-            if !self.is_placeholder(location) {
-                continue;
-            }
-            let lines = resolution
-                .frames
-                .iter()
-                .map(|frame| self.line(frame))
-                .collect();
-            let id = LocationId(index as u32);
-            self.reline(id, lines);
-            renamed.push(id);
-        }
-        renamed
-    }
-
-    fn is_placeholder(&self, location: &Location) -> bool {
-        !location.lines.is_empty()
-            && location
-                .lines
-                .iter()
-                .all(|l| is_loading_name(self.str(self.function(l.function).name)))
+    /// When the renamed location equals one the profile already has, both ids stay in use and interning the
+    /// content finds the older.
+    pub fn rename(&mut self, id: LocationId, frames: &[Frame]) {
+        let lines = frames.iter().map(|frame| self.line(frame)).collect();
+        self.reline(id, lines);
     }
 
     fn line(&mut self, frame: &Frame) -> Line {
@@ -72,7 +31,7 @@ impl Profile {
 mod tests {
     use super::*;
     use crate::profile::query::{top_functions, Filter, SortKey};
-    use crate::profile::{Mapping, MappingId, Meta};
+    use crate::profile::{Location, Mapping, MappingId, Meta};
 
     fn frame(name: &str) -> Frame {
         Frame {
@@ -111,14 +70,6 @@ mod tests {
             .collect()
     }
 
-    fn resolution(module: &str, address: u64, names: &[&str]) -> Resolution {
-        Resolution {
-            module: module.to_owned(),
-            address,
-            frames: names.iter().map(|n| frame(n)).collect::<Vec<_>>().into(),
-        }
-    }
-
     #[test]
     fn placeholders_are_renamed_in_place() {
         let mut p = Profile::new(Meta::default());
@@ -143,12 +94,9 @@ mod tests {
         let nodes = p.nodes.clone();
         let samples = p.samples.clone();
 
-        let resolved = [
-            resolution("/lib/a.so", 0x1010, &["hot_inline", "hot"]),
-            resolution("/lib/a.so", 0x1020, &["not_a_placeholder"]),
-            resolution("/lib/a.so", 0x1040, &["inner", "outer"]),
-        ];
-        assert_eq!(p.resolve_placeholders(&resolved).len(), 2);
+        let frames = |names: &[&str]| names.iter().map(|n| frame(n)).collect::<Vec<_>>();
+        p.rename(waiting, &frames(&["hot_inline", "hot"]));
+        p.rename(again, &frames(&["inner", "outer"]));
         assert_eq!(names(&p, waiting), ["hot_inline", "hot"]);
         assert_eq!(p.location(waiting).lines[0].line, 7);
         assert_eq!(names(&p, other_module), ["[unknown] b.so+0x10 (loading)"]);
@@ -157,8 +105,6 @@ mod tests {
         assert_eq!(names(&p, again), ["inner", "outer"]);
         // Stacks and samples point at the same ids.
         assert_eq!((&p.nodes, &p.samples), (&nodes, &samples));
-        // Twice is once.
-        assert_eq!(p.resolve_placeholders(&resolved).len(), 0);
 
         // The maps follow: the new content interns to its location, the placeholder is new again.
         let content = p.location(waiting).clone();

@@ -1,5 +1,7 @@
-//! The only part of the symbolizer that touches the file system: which files to open for a module, in which
-//! order, and which separate debug file belongs to it. Everything found here is handed to `elf.rs` as bytes.
+//! The only part of stacktop that finds and opens a module's files: which files to open for a module, in which
+//! order, and which separate debug file belongs to it. Everything found for symbols is handed to `elf.rs`
+//! as bytes; the unwinder gets the binary's file, open ([`module_data`]), and reads only its tables. The vdso
+//! has no file: it is read from the process's memory, else from our own (the same kernel's).
 //!
 //! Binary, while the process lives (so deleted files and containers work), then on the host:
 //! ```text
@@ -19,7 +21,12 @@
 //! `ROOT/.build-id/ab/cdef...debug` by its build-id; used only if that build-id matches.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object::read::ReadCache;
+use object::Object;
 
 use super::elf::ElfFile;
 use super::ModuleSpec;
@@ -347,9 +354,76 @@ pub fn read_perf_map(path: &Path) -> Option<(Vec<u8>, bool)> {
 /// The `[vdso]` image, copied out of the process's memory (or, failing that, out of ours: every process of a
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {
-    let (path, bytes) = super::bytes::vdso_bytes(spec)?;
+    let (path, bytes) = vdso_bytes(spec)?;
     let file = ElfFile::parse(&bytes[..]).ok()?;
     Some(Opened { path, file })
+}
+
+/// A module's contents as found: its file, open, or bytes (the vdso, read from memory).
+#[derive(Debug)]
+pub enum ModuleData {
+    File(File),
+    Bytes(Arc<[u8]>),
+}
+
+/// Files larger than this are left alone.
+const MAX_MODULE_BYTES: u64 = 1 << 30;
+
+/// The module's file, opened, for a reader that takes only what it needs of it (the unwinder reads its
+/// tables); the vdso, which has no file, as bytes.
+pub fn module_data(spec: &ModuleSpec) -> Option<ModuleData> {
+    if spec.path == "[vdso]" {
+        return vdso_bytes(spec).map(|(_, bytes)| ModuleData::Bytes(bytes));
+    }
+    if spec.path.is_empty() || spec.path.starts_with('[') || spec.path.starts_with("//") {
+        return None;
+    }
+    let candidates = binary_candidates(spec);
+    candidates.into_iter().find_map(|candidate| {
+        let file = File::open(&candidate).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_MODULE_BYTES {
+            return None;
+        }
+        if let Some(want) = &spec.build_id {
+            let cache = ReadCache::new(&file);
+            let have = object::File::parse(&cache)
+                .ok()
+                .and_then(|elf| elf.build_id().ok().flatten().map(<[u8]>::to_vec));
+            if have.is_some_and(|have| !build_ids_match(want, &have)) {
+                return None;
+            }
+        }
+        Some(ModuleData::File(file))
+    })
+}
+
+/// The vdso image of the process while it lives, else our own (the same kernel's), with where it was read.
+fn vdso_bytes(spec: &ModuleSpec) -> Option<(PathBuf, Arc<[u8]>)> {
+    let read = |pid: &str, start: u64, end: u64| -> Option<(PathBuf, Arc<[u8]>)> {
+        let len = usize::try_from(end.checked_sub(start)?)
+            .ok()
+            .filter(|&l| l > 0 && l <= 1 << 24)?;
+        let path = PathBuf::from(format!("/proc/{pid}/mem"));
+        let mem = File::open(&path).ok()?;
+        let mut buf = vec![0u8; len];
+        mem.read_exact_at(&mut buf, start).ok()?;
+        Some((path, Arc::from(buf)))
+    };
+    if let Some(found) = spec
+        .pid
+        .and_then(|pid| read(&pid.to_string(), spec.map_start, spec.map_end))
+    {
+        return Some(found);
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|l| l.ends_with("[vdso]"))?;
+    let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+    read(
+        "self",
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    )
 }
 
 #[cfg(test)]

@@ -44,32 +44,31 @@
 //! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
 pub mod background;
-mod bytes;
 mod demangle;
 mod elf;
 mod kallsyms;
 mod loader;
 mod memory;
+mod module;
 mod perfmap;
 mod symbols;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use bytes::{module_data, ModuleData};
 pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
+pub use loader::{module_data, ModuleData};
 #[doc(hidden)]
 pub use memory::MemoryModule;
 pub use perfmap::PerfMap;
 
 use crate::addr::{Avma, FileOffset, Svma};
-use elf::{DwarfSource, ElfModule};
-use loader::OpenFailure;
+use module::{load_module, Module};
 
 /// The prefix of every unknown frame's function name.
 pub const UNKNOWN: &str = "[unknown]";
@@ -241,15 +240,6 @@ impl ModuleKey {
     pub fn of(spec: &ModuleSpec) -> ModuleKey {
         ModuleKey::new(&spec.path, spec.build_id.as_deref())
     }
-}
-
-struct Module {
-    /// Short name used in unknown frames.
-    name: String,
-    elf: Option<ElfModule>,
-    status: ModuleStatus,
-    /// Frames by file offset, each resolved once; evicted with the module.
-    frames: HashMap<u64, Arc<[Frame]>>,
 }
 
 struct JitMap {
@@ -532,366 +522,6 @@ impl Symbolizer {
     }
 }
 
-impl Module {
-    /// The frames at `offset`, resolved once.
-    fn frames_at(&mut self, offset: FileOffset) -> Arc<[Frame]> {
-        if let Some(frames) = self.frames.get(&offset.0) {
-            return frames.clone();
-        }
-        let unknown = unknown_name(self, offset);
-        let mut frames = match &self.elf {
-            Some(elf) => elf
-                .svma(offset)
-                .map(|svma| elf.frames(svma, &unknown))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        if frames.is_empty() {
-            frames.push(Frame {
-                function: unknown,
-                file: None,
-                line: 0,
-            });
-        }
-        let frames: Arc<[Frame]> = frames.into();
-        self.frames.insert(offset.0, frames.clone());
-        frames
-    }
-}
-
-fn unknown_name(module: &Module, offset: FileOffset) -> String {
-    let reason = match module.status {
-        ModuleStatus::BuildIdMismatch { .. } => " (build-id mismatch)",
-        ModuleStatus::Unreadable { .. } => " (unreadable)",
-        _ => "",
-    };
-    format!("{UNKNOWN} {}+{:#x}{reason}", module.name, offset.0)
-}
-
-fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
-    let name = module_name(&spec.path);
-    let path = loader::clean_path(&spec.path);
-    let opened = if path == "[vdso]" {
-        loader::read_vdso(spec).ok_or_else(|| {
-            OpenFailure::Unreadable("[vdso]: could not copy it out of process memory".to_owned())
-        })
-    } else if path.is_empty() || path.starts_with('[') || path.starts_with("//anon") {
-        return Module {
-            name,
-            elf: None,
-            status: ModuleStatus::NotAFile,
-            frames: HashMap::new(),
-        };
-    } else {
-        loader::open_binary(spec)
-    };
-    let binary = match opened {
-        Ok(binary) => binary,
-        Err(OpenFailure::Mismatch {
-            opened,
-            expected,
-            found,
-        }) => {
-            let status = ModuleStatus::BuildIdMismatch {
-                opened,
-                expected,
-                found,
-            };
-            return Module {
-                name,
-                elf: None,
-                status,
-                frames: HashMap::new(),
-            };
-        }
-        Err(OpenFailure::Unreadable(reason)) => {
-            return Module {
-                name,
-                elf: None,
-                status: ModuleStatus::Unreadable { reason },
-                frames: HashMap::new(),
-            };
-        }
-    };
-    // A binary with its own DWARF needs no debug file; looking costs a few failed opens per module otherwise.
-    let debug = if binary.file.dwarf.is_none() {
-        loader::find_debug_file(spec, &binary.file, debug_dirs)
-    } else {
-        None
-    };
-    let debug_path = debug.as_ref().map(|d| d.path.clone());
-    // The supplementary file is named by whichever file holds the DWARF; a relative name is relative to it.
-    let sup = match &debug {
-        Some(d) if d.file.dwarf.is_some() => d
-            .file
-            .debugaltlink
-            .as_ref()
-            .and_then(|link| loader::find_sup_file(spec, link, d.path.parent(), debug_dirs)),
-        _ => binary.file.debugaltlink.as_ref().and_then(|link| {
-            let dir = Path::new(loader::clean_path(&spec.path)).parent();
-            loader::find_sup_file(spec, link, dir, debug_dirs)
-        }),
-    };
-    let elf = ElfModule::new(binary.file, debug.map(|d| d.file), sup.map(|s| s.file));
-    let debug_info = match (elf.dwarf_source(), debug_path) {
-        (DwarfSource::Separate, Some(path)) => DebugInfo::Separate(path),
-        (DwarfSource::None, _) => DebugInfo::None,
-        _ => DebugInfo::Embedded,
-    };
-    let status = ModuleStatus::Loaded {
-        opened: binary.path,
-        build_id: elf.build_id().map(<[u8]>::to_vec),
-        symbols: elf.symbol_count(),
-        debug_info,
-    };
-    Module {
-        name,
-        elf: Some(elf),
-        status,
-        frames: HashMap::new(),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn symbolizer_can_move_to_a_worker_thread() {
-        fn assert_send<T: Send>() {}
-        assert_send::<Symbolizer>();
-    }
-
-    /// The module and file offset of an address of this process, from `/proc/self/maps`.
-    pub(crate) fn own_code(addr: u64) -> (ModuleSpec, FileOffset) {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        for line in maps.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (start, end) = fields[0].split_once('-').unwrap();
-            let start = u64::from_str_radix(start, 16).unwrap();
-            let end = u64::from_str_radix(end, 16).unwrap();
-            if (start..end).contains(&addr) {
-                let pgoff = u64::from_str_radix(fields[2], 16).unwrap();
-                let spec = ModuleSpec {
-                    path: fields[5..].join(" "),
-                    ..ModuleSpec::default()
-                };
-                return (spec, FileOffset(addr - start + pgoff));
-            }
-        }
-        panic!("{addr:#x} is not mapped");
-    }
-
-    #[test]
-    fn evicted_modules_take_their_frames_and_load_again() {
-        let mut s = Symbolizer::new().with_debug_dirs(vec![]);
-        let (libc, offset) = own_code(libc::getpid as *const () as u64);
-        assert!(libc.path.contains("libc"), "{}", libc.path);
-        let first = s.symbolize_user(&libc, offset);
-        assert_eq!(first.last().map(|f| f.function.as_str()), Some("getpid"));
-        let gone = ModuleSpec {
-            path: "/nonexistent/libgone.so".to_owned(),
-            ..ModuleSpec::default()
-        };
-        s.symbolize_user(&gone, FileOffset(0x10));
-        s.symbolize_user(&gone, FileOffset(0x20));
-        assert_eq!(s.module_count(), 2);
-        let frames = |s: &Symbolizer| s.modules.values().map(|m| m.frames.len()).sum::<usize>();
-        assert_eq!(frames(&s), 3);
-
-        let key = ModuleKey::of(&libc);
-        assert_eq!(s.retain_modules(|k| k != &key), 1);
-        assert_eq!(s.module_count(), 1);
-        assert_eq!(frames(&s), 2, "the evicted module's frames went with it");
-        assert_eq!(s.module_status(&libc), ModuleStatus::NotLoaded);
-        assert!(matches!(
-            s.module_status(&gone),
-            ModuleStatus::Unreadable { .. }
-        ));
-
-        // A later lookup loads the module again and resolves the same frames afresh.
-        let again = s.symbolize_user(&libc, offset);
-        assert_eq!(again, first);
-        assert!(!Arc::ptr_eq(&again, &first));
-        assert!(matches!(
-            s.module_status(&libc),
-            ModuleStatus::Loaded { .. }
-        ));
-        assert_eq!(s.retain_modules(|_| false), 2);
-        assert_eq!((s.module_count(), frames(&s)), (0, 0));
-    }
-
-    /// A JIT map in a directory of its own, named for a pid no process has (so only the directory is searched).
-    fn jit_map(name: &str, bytes: &[u8]) -> (PathBuf, u32) {
-        let dir = std::env::temp_dir().join(format!("stacktop-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pid = 4_000_000_001;
-        std::fs::write(dir.join(format!("perf-{pid}.map")), bytes).unwrap();
-        (dir, pid)
-    }
-
-    fn jit_name(s: &mut Symbolizer, pid: u32, addr: u64) -> Option<String> {
-        s.symbolize_jit(pid, Avma(addr))
-            .map(|f| f[0].function.clone())
-    }
-
-    #[test]
-    fn jit_map_with_a_line_that_is_not_utf8_keeps_its_other_lines() {
-        // Before: the map was read as one UTF-8 string, so this one byte made every JIT frame unknown.
-        let (dir, pid) = jit_map(
-            "jit-utf8",
-            b"1000 100 before\n2000 100 bad\xffname\n3000 100 after\n",
-        );
-        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
-        assert_eq!(jit_name(&mut s, pid, 0x1010).as_deref(), Some("before"));
-        assert_eq!(jit_name(&mut s, pid, 0x3010).as_deref(), Some("after"));
-        assert_eq!(
-            jit_name(&mut s, pid, 0x2010).as_deref(),
-            Some("bad\u{fffd}name")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn huge_jit_map_is_read_only_up_to_the_cap() {
-        // A sparse file: one symbol at the start, another 100 MiB in (past the cap), zeros between.
-        let (dir, pid) = jit_map("jit-huge", b"1000 100 first\n");
-        let path = dir.join(format!("perf-{pid}.map"));
-        {
-            use std::io::{Seek, SeekFrom, Write};
-            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            f.seek(SeekFrom::Start(100 << 20)).unwrap();
-            f.write_all(b"\n2000 100 late\n").unwrap();
-        }
-        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
-        let begin = Instant::now();
-        assert_eq!(jit_name(&mut s, pid, 0x1010).as_deref(), Some("first"));
-        // Before: the whole file was read (a 2 GB map took 2 GB and 30 s), and `late` was found.
-        assert_eq!(jit_name(&mut s, pid, 0x2010), None);
-        assert!(begin.elapsed() < Duration::from_secs(10));
-        let notes = s.take_notes();
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("64 MiB"), "{notes:?}");
-        // Said once, though every miss looks at the file again.
-        assert_eq!(jit_name(&mut s, pid, 0x2010), None);
-        assert!(s.take_notes().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn forgotten_process_rereads_its_jit_map() {
-        let dir = std::env::temp_dir().join(format!("stacktop-jit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // A pid no process has: the map is found in the directory only.
-        let pid = 4_000_000_000;
-        let map = dir.join(format!("perf-{pid}.map"));
-        std::fs::write(&map, "1000 100 first\n").unwrap();
-        let mut s = Symbolizer::new().with_perf_map_dir(dir.clone());
-        let name = |s: &mut Symbolizer| {
-            s.symbolize_jit(pid, Avma(0x1010))
-                .map(|f| f[0].function.clone())
-        };
-        assert_eq!(name(&mut s).as_deref(), Some("first"));
-        assert_eq!(s.jit_process_count(), 1);
-        s.forget_process(pid);
-        assert_eq!(s.jit_process_count(), 0);
-        // The pid is reused by a process with a map of the same length: it is read, not the cached frame.
-        std::fs::write(&map, "1000 100 again\n").unwrap();
-        assert_eq!(name(&mut s).as_deref(), Some("again"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn module_names() {
-        assert_eq!(
-            module_name("/usr/lib/x86_64-linux-gnu/libc.so.6"),
-            "libc.so.6"
-        );
-        assert_eq!(module_name("/tmp/a.out (deleted)"), "a.out");
-        assert_eq!(module_name("[vdso]"), "[vdso]");
-        assert_eq!(module_name(""), "[anon]");
-        assert_eq!(module_name("relative"), "relative");
-    }
-
-    #[test]
-    fn missing_file_costs_only_its_own_frames() {
-        let mut s = Symbolizer::new();
-        let spec = ModuleSpec {
-            path: "/nonexistent/libgone.so".to_owned(),
-            ..ModuleSpec::default()
-        };
-        let frames = s.symbolize_user(&spec, FileOffset(0x1234));
-        assert_eq!(
-            &*frames,
-            &[Frame {
-                function: "[unknown] libgone.so+0x1234 (unreadable)".to_owned(),
-                file: None,
-                line: 0
-            }]
-        );
-        assert!(frames[0].is_unknown());
-        assert!(matches!(
-            s.module_status(&spec),
-            ModuleStatus::Unreadable { .. }
-        ));
-    }
-
-    #[test]
-    fn devices_are_not_read() {
-        let mut s = Symbolizer::new();
-        let spec = ModuleSpec {
-            path: "/dev/zero".to_owned(),
-            ..ModuleSpec::default()
-        };
-        assert_eq!(
-            s.symbolize_user(&spec, FileOffset(0))[0].function,
-            "[unknown] zero+0x0 (unreadable)"
-        );
-        match s.module_status(&spec) {
-            ModuleStatus::Unreadable { reason } => {
-                assert!(reason.contains("not a regular file"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn pseudo_mappings_are_named() {
-        let mut s = Symbolizer::new();
-        let heap = ModuleSpec {
-            path: "[heap]".to_owned(),
-            ..ModuleSpec::default()
-        };
-        assert_eq!(
-            s.symbolize_user(&heap, FileOffset(0x10))[0].function,
-            "[unknown] [heap]+0x10"
-        );
-        assert_eq!(s.module_status(&heap), ModuleStatus::NotAFile);
-        let anon = ModuleSpec::default();
-        assert_eq!(
-            s.symbolize_user(&anon, FileOffset(0x20))[0].function,
-            "[unknown] [anon]+0x20"
-        );
-    }
-
-    #[test]
-    fn kernel_from_given_kallsyms() {
-        let k = Kallsyms::parse("ffffffff81000000 T _stext\nffffffff81001000 T do_syscall_64\n");
-        let mut s = Symbolizer::new().with_kallsyms(k);
-        assert_eq!(
-            s.symbolize_kernel(Avma(0xffffffff81001010))[0].function,
-            "do_syscall_64"
-        );
-        assert_eq!(
-            s.symbolize_kernel(Avma(0x1000))[0].function,
-            "[unknown] [kernel.kallsyms]+0x1000"
-        );
-        let restricted = Kallsyms::parse("0000000000000000 T _stext\n");
-        let mut s = Symbolizer::new().with_kallsyms(restricted);
-        assert_eq!(
-            s.symbolize_kernel(Avma(0xffffffff81001010))[0].function,
-            "[unknown] [kernel.kallsyms]+0xffffffff81001010"
-        );
-    }
-}
+mod tests;

@@ -1,46 +1,20 @@
-//! The annotate screen's state: what an `Annotator` built for one function, and where the cursor is.
+//! The annotate screen's state: the `annotate::Annotation` an `Annotator` built for one function (drawn as it
+//! is, by `view.rs`), and where the cursor is.
 
 use super::app::{App, FuncRef, Request, Screen};
+pub use crate::annotate::Annotation;
+use crate::annotate::ViewLine;
 use crate::profile::Profile;
+use crate::symbolize::DebugInfo;
 
-/// What annotate shows for one function: source lines and instructions with their share of the function's
-/// samples. Built by an `Annotator` (the annotate module), drawn by `view.rs`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Annotation {
-    pub function: String,
-    pub module: String,
-    pub lines: Vec<AnnotatedLine>,
-    /// Why something is missing (no debug info, binary gone).
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnnotatedLine {
-    pub kind: LineKind,
-    pub text: String,
-    /// Percent of the function's samples on this line or instruction.
-    pub share: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LineKind {
-    /// A source line, with its number.
-    Source(u32),
-    /// An instruction, with its address.
-    Instruction(u64),
-}
-
-/// Builds an annotation of a function from a profile; runs off the drawing thread.
+/// Builds the annotation of a function from a profile (`annotate::annotate`); runs off the drawing thread.
 pub type Annotator = dyn Fn(&Profile, &FuncRef) -> Result<Annotation, String> + Send + Sync;
-
-/// Lines at or above this share are "hot": highlighted, and where `n` jumps.
-pub const HOT_LINE: f64 = 5.0;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnnotateView {
     pub func: FuncRef,
     /// `None` while the annotator runs.
-    pub result: Option<Result<Annotation, String>>,
+    pub result: Option<Result<Box<Annotation>, String>>,
     pub selected: usize,
 }
 
@@ -65,7 +39,7 @@ impl App {
                         .ok()
                         .and_then(|a| hottest_line(&a.lines))
                         .unwrap_or(0);
-                    view.result = Some(result);
+                    view.result = Some(result.map(Box::new));
                     return;
                 }
             }
@@ -73,8 +47,17 @@ impl App {
     }
 }
 
+/// The line above the rows: what the reader should know (no debug info, other modules of the same name...).
+pub fn note(annotation: &Annotation) -> Option<String> {
+    let mut notes = annotation.notes.clone();
+    if annotation.debug_info == DebugInfo::None {
+        notes.insert(0, "no debug info: disassembly only".to_owned());
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// The index of the line with the highest share.
-pub fn hottest_line(lines: &[AnnotatedLine]) -> Option<usize> {
+pub fn hottest_line(lines: &[ViewLine]) -> Option<usize> {
     lines
         .iter()
         .enumerate()

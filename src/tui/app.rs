@@ -10,9 +10,7 @@ use crate::profile::{Meta, Profile, SampleSet};
 use crate::render::sanitize;
 use crate::render::text::short_module;
 
-pub use super::annotate::{
-    hottest_line, AnnotateView, AnnotatedLine, Annotation, Annotator, LineKind, HOT_LINE,
-};
+pub use super::annotate::{hottest_line, note, AnnotateView, Annotation, Annotator};
 pub use super::tree::{TreeRow, TreeView};
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).

@@ -24,7 +24,7 @@ enum Wake {
     /// The terminal could not be read.
     InputFailed(io::Error),
     Update(Box<Update>),
-    Annotated(FuncRef, Result<Annotation, String>),
+    Annotated(FuncRef, Box<Result<Annotation, String>>),
 }
 
 /// Runs the UI until the user quits; `updates` is `None` for a recorded profile. Returns the final state.
@@ -68,7 +68,7 @@ pub fn run(
                     Wake::Resize => {}
                     Wake::InputFailed(e) => return Err(e),
                     Wake::Update(update) => app.update(*update),
-                    Wake::Annotated(func, result) => app.annotated(&func, result),
+                    Wake::Annotated(func, result) => app.annotated(&func, *result),
                 }
                 dirty = true;
                 if app.quit {
@@ -85,7 +85,7 @@ pub fn run(
                         let done = wake_tx.clone();
                         std::thread::spawn(move || {
                             let result = annotator(&profile, &func);
-                            let _ = done.send(Wake::Annotated(func, result));
+                            let _ = done.send(Wake::Annotated(func, Box::new(result)));
                         });
                     }
                 }

@@ -2,7 +2,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{hottest_line, App, Prompt, Screen, HOT_LINE};
+use super::app::{hottest_line, App, Prompt, Screen};
 use crate::profile::query::Direction;
 
 /// Every key, as the help overlay lists it.
@@ -196,12 +196,11 @@ fn annotate_key(app: &mut App, key: KeyEvent) {
         return;
     }
     if key.code == KeyCode::Char('n') {
-        // Next hot line after the selection, wrapping around; the hottest if none is above the threshold.
-        let after = (view.selected + 1..lines.len()).chain(0..=view.selected.min(lines.len()));
-        let next = after
-            .filter(|&i| i < lines.len())
-            .find(|&i| lines[i].share >= HOT_LINE);
-        if let Some(i) = next.or_else(|| hottest_line(lines)) {
+        // Next hot line after the selection, wrapping around (annotate decides which are hot).
+        if let Some(i) = annotation
+            .next_hot(view.selected)
+            .or_else(|| hottest_line(lines))
+        {
             view.selected = i;
         }
     }

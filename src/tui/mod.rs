@@ -11,7 +11,5 @@ pub mod input;
 mod tree;
 pub mod view;
 
-pub use app::{
-    AnnotatedLine, Annotation, Annotator, App, FuncRef, LineKind, Screen, Status, Update,
-};
+pub use app::{Annotation, Annotator, App, FuncRef, Screen, Status, Update};
 pub use event_loop::run;

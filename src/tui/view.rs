@@ -8,8 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
-use super::app::{AnnotateView, App, LineKind, Prompt, Screen, SortColumn, TreeView, HOT_LINE};
+use super::app::{note, AnnotateView, App, Prompt, Screen, SortColumn, TreeView};
 use super::input::HELP;
+use crate::annotate::{LineKind, HOT_PERCENT};
 use crate::profile::query::Direction;
 
 /// Styling choices; `color: false` for `NO_COLOR`.
@@ -27,7 +28,7 @@ impl Theme {
     }
 
     fn hot(self, percent: f64) -> Style {
-        if percent >= HOT_LINE {
+        if percent >= HOT_PERCENT {
             let s = Style::default().add_modifier(Modifier::BOLD);
             if self.color {
                 s.fg(Color::Red)
@@ -280,7 +281,7 @@ fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: 
         Some(Ok(a)) => a,
     };
     let mut rows_area = rows_area;
-    if let Some(note) = &annotation.note {
+    if let Some(note) = &note(annotation) {
         let [note_area, rest] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(rows_area);
         frame.render_widget(
@@ -296,9 +297,16 @@ fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: 
             String::new()
         };
         let text = crate::render::sanitize(&l.text);
-        let body = match l.kind {
-            LineKind::Source(n) => format!("{n:>5}  {text}"),
-            LineKind::Instruction(a) => format!("   {a:>8x}:  {text}"),
+        let body = match (l.kind, l.address, &l.inlined_from) {
+            (LineKind::Asm, Some(a), _) => format!("   {:>8x}:  {text}", a.0),
+            (LineKind::Source, _, Some(f)) => {
+                format!(
+                    "{:>5}  {text}  [inlined {}]",
+                    l.line,
+                    crate::render::sanitize(f)
+                )
+            }
+            _ => format!("{:>5}  {text}", l.line),
         };
         Row::new(vec![Cell::from(share), Cell::from(body)]).style(theme.hot(l.share))
     });

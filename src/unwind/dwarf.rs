@@ -25,16 +25,14 @@ pub struct Regs {
 }
 
 impl Regs {
-    /// Registers in `acquire::USER_REGS` order (x86_64: bp, sp, ip).
+    /// A sample's registers, in `arch::USER_REGS` order.
     pub fn from_sample(user_regs: &[u64]) -> Option<Regs> {
-        if cfg!(target_arch = "x86_64") {
-            match *user_regs {
-                [bp, sp, ip] => Some(Regs { ip, sp, bp }),
-                _ => None,
-            }
-        } else {
-            None
-        }
+        let r = crate::arch::walk_regs(user_regs)?;
+        Some(Regs {
+            ip: r.ip,
+            sp: r.sp,
+            bp: r.fp,
+        })
     }
 }
 

@@ -62,11 +62,17 @@ pub fn assets_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-/// A per-run scratch directory under cargo's target tmpdir.
+/// A per-run scratch directory under cargo's target tmpdir, or under the system's temporary directory when
+/// that one is not ours to write (the test binary run as another user).
 pub fn scratch_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{}", std::process::id()));
+        let name = format!("it-{}", std::process::id());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return dir;
+        }
+        let dir = std::env::temp_dir().join(format!("stacktop-{name}"));
         std::fs::create_dir_all(&dir).expect("create scratch dir");
         dir
     })

@@ -22,6 +22,7 @@ mod perfdata;
 mod perfdata_hostile;
 mod record;
 mod render;
+mod replay;
 mod symbolize;
 mod top;
 mod top_sampler;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         perfdata_hostile::tests(),
         record::tests(),
         render::tests(),
+        replay::tests(),
         symbolize::tests(),
         top::tests(),
         top_sampler::tests(),

@@ -11,12 +11,16 @@ use ratatui::Terminal;
 use stacktop::acquire::{
     CallGraphMode, CommandOutput, SessionConfig, Target, TOP_HYBRID_STACK_BYTES,
 };
+use stacktop::addr::Svma;
+use stacktop::annotate::{Annotation, LineKind, ViewLine};
 use stacktop::cmd::top::recorded_status;
 use stacktop::pipeline::live::Sampler;
+use stacktop::profile::query::Weight;
+use stacktop::symbolize::DebugInfo;
 use stacktop::tui::app::{Limit, SortColumn};
 use stacktop::tui::input::handle_key;
 use stacktop::tui::view::{draw, page_rows, Theme};
-use stacktop::tui::{AnnotatedLine, Annotation, App, FuncRef, LineKind, Screen};
+use stacktop::tui::{App, FuncRef, Screen};
 
 use crate::common::*;
 use crate::render::{golden, profile};
@@ -129,31 +133,56 @@ pub fn callers_tree_screen() {
     goldens("callers", &mut app);
 }
 
+/// An annotation as `annotate::annotate` builds it: source rows, each followed by its instructions.
 fn annotation() -> Annotation {
-    let line = |kind, text: &str, share| AnnotatedLine {
-        kind,
+    let source = |line: u32, text: &str, share: f64| ViewLine {
+        kind: LineKind::Source,
+        address: None,
+        instruction: None,
+        file: Some("app.c".to_owned()),
+        line,
+        inlined_from: None,
         text: text.to_owned(),
+        weight: Weight::default(),
         share,
+        hot: share >= 5.0,
+        hottest: false,
     };
+    let asm = |address: u64, text: &str, share: f64| ViewLine {
+        kind: LineKind::Asm,
+        address: Some(Svma(address)),
+        ..source(0, text, share)
+    };
+    let lines = vec![
+        source(10, "void c(unsigned n) {", 0.0),
+        asm(0x401400, "push rbp", 2.0),
+        source(11, "    for (unsigned i = 0; i < n; i++)", 18.0),
+        asm(0x401404, "cmp eax, edi", 18.0),
+        source(12, "        x += i * i;", 80.0),
+        asm(0x401408, "imul ecx, ecx", 55.0),
+        asm(0x40140b, "add edx, ecx", 25.0),
+        source(13, "}", 0.0),
+        asm(0x401410, "ret", 0.0),
+    ];
+    let hot_lines = (0..lines.len()).filter(|&i| lines[i].hot).collect();
     Annotation {
         function: "c".to_owned(),
         module: "/usr/bin/app".to_owned(),
-        note: None,
-        lines: vec![
-            line(LineKind::Source(10), "void c(unsigned n) {", 0.0),
-            line(LineKind::Instruction(0x401400), "push rbp", 2.0),
-            line(
-                LineKind::Source(11),
-                "    for (unsigned i = 0; i < n; i++)",
-                18.0,
-            ),
-            line(LineKind::Instruction(0x401404), "cmp eax, edi", 18.0),
-            line(LineKind::Source(12), "        x += i * i;", 80.0),
-            line(LineKind::Instruction(0x401408), "imul ecx, ecx", 55.0),
-            line(LineKind::Instruction(0x40140b), "add edx, ecx", 25.0),
-            line(LineKind::Source(13), "}", 0.0),
-            line(LineKind::Instruction(0x401410), "ret", 0.0),
-        ],
+        build_id: None,
+        opened: "/usr/bin/app".to_owned(),
+        debug_info: DebugInfo::Embedded,
+        start: Svma(0x401400),
+        size: 0x11,
+        samples: Weight::default(),
+        total: Weight::default(),
+        outside: Weight::default(),
+        instructions: Vec::new(),
+        sources: Vec::new(),
+        lines,
+        hot_lines,
+        hottest: Some(5),
+        hottest_source: Some(4),
+        notes: Vec::new(),
     }
 }
 
@@ -347,7 +376,7 @@ pub fn live_updates_decay_and_accumulate() {
         let comm = store.intern("w");
         store.add_sample(&[l], 1, 1, comm, 100, 100_000);
         Update {
-            delta: store.take_delta(&mut marks, &[]),
+            delta: store.take_delta(&mut marks, &[], Vec::new()),
             status: Status::default(),
         }
     };

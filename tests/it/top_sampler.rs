@@ -274,7 +274,7 @@ pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
 
     open.send(()).unwrap();
     let started = Instant::now();
-    // The deltas carry the renames; nothing piles up for `take_resolutions` (nobody takes them in `top`).
+    // The deltas carry the renames; nothing piles up.
     while pipeline.footprint().loading > 0 {
         refresh(&mut pipeline, &mut app, &mut mirror);
         assert!(
@@ -284,7 +284,7 @@ pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
         std::thread::sleep(Duration::from_millis(20));
     }
     refresh(&mut pipeline, &mut app, &mut mirror);
-    assert!(pipeline.take_resolutions().is_empty());
+    assert_eq!(pipeline.footprint().pending_renames, 0);
     // The locations handed out earlier are renamed in the copies, stacks and ids untouched.
     assert_eq!(leaf_names(&mirror), ["spin_inner"]);
     assert_eq!(mirror.total_count(), 2);
@@ -307,18 +307,7 @@ pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     refresh(&mut pipeline, &mut app, &mut mirror);
     assert_eq!(leaf_names(&mirror), ["spin_inner"]);
     assert_eq!(mirror.total_count(), 3);
-    assert!(pipeline.take_resolutions().is_empty());
-    // `take_profile` (a fresh profile per call) names placeholders in the profile being built too.
-    let (mut pipeline, open) = gated();
-    pipeline.on_record(&mmap);
-    pipeline.on_record(&sample);
-    let mut first = pipeline.take_profile();
-    assert_eq!(leaf_names(&first), [placeholder(ip)]);
-    open.send(()).unwrap();
-    pipeline.finish_loading(|| false);
-    let resolved = pipeline.take_resolutions();
-    assert_eq!(first.resolve_placeholders(&resolved).len(), 2);
-    assert_eq!(leaf_names(&first), ["spin_inner"]);
+    assert_eq!(pipeline.footprint().pending_renames, 0);
 
     // At the end of a session, the pipeline waits for the loads in progress (unless told to give up).
     let (mut pipeline, open) = gated();
@@ -332,8 +321,8 @@ pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     });
     pipeline.finish_loading(|| false);
     opener.join().unwrap();
-    assert_eq!(leaf_names(&pipeline.take_profile()), ["spin_inner"]);
-    assert_eq!(pipeline.take_resolutions().len(), 2);
+    assert_eq!(pipeline.footprint().pending_renames, 2);
+    assert_eq!(leaf_names(&pipeline.into_profile()), ["spin_inner"]);
 }
 
 /// The same code in many short-lived processes, each mapping the file at its own (randomized) address, is one
@@ -395,7 +384,7 @@ pub fn the_same_code_in_many_processes_is_one_location() {
     // One mapping, the two locations and two nodes of the first process, whatever came after.
     assert_eq!(sizes[0], (1, 2, 2), "{sizes:?}");
     assert!(sizes.iter().all(|&s| s == sizes[0]), "{:?}", sizes.last());
-    // One sample group per process, all at the same leaf.
+    // All at the same leaf (exited processes folded into pid 0).
     assert!(leaf_names(&mirror).iter().all(|n| n == "spin_inner"));
     // The recorded address is the first process's: its file offset is the sampled one.
     let leaf = mirror.location(mirror.stack(mirror.samples[0].leaf).next().unwrap());
@@ -403,7 +392,80 @@ pub fn the_same_code_in_many_processes_is_one_location() {
     assert_eq!(leaf.address - mapping.start + mapping.offset, offsets[0]);
 }
 
+/// A module evicted when its last process exits and loaded again by the next, hundreds of times, in the
+/// background as `top` loads: nothing of it stays behind (loaded modules, cached locations, names waiting
+/// to be handed over), and the profile holds its one mapping and its locations once.
+pub fn a_module_evicted_and_loaded_again_leaves_nothing_behind() {
+    let spin = build_c("spin.c", "spin", &[]);
+    let offset = function_offset(&spin, "spin_inner", 4);
+    let len = std::fs::metadata(&spin)
+        .unwrap()
+        .len()
+        .next_multiple_of(4096);
+    let mut pipeline = Pipeline::new(Config {
+        loading: Loading::Background,
+        ..Config::new(Meta::default(), fp::Limits::default(), None)
+    });
+    let mut mirror = Profile::default();
+    let mut footprints = Vec::new();
+    for i in 0..300u32 {
+        let pid = 4_000_000 + i;
+        let base = 0x5555_0000_0000 + u64::from(i) * 0x10_0000;
+        let time = u64::from(i) * 10;
+        pipeline.on_record(&Record::Mmap(MmapRecord {
+            pid,
+            tid: pid,
+            time,
+            start: base,
+            len,
+            pgoff: 0,
+            path: spin.display().to_string(),
+            build_id: None,
+            executable: true,
+            dev: 0,
+            inode: 0,
+        }));
+        pipeline.on_record(&Record::Sample(SampleRecord {
+            pid,
+            tid: pid,
+            time: time + 1,
+            period: 1_000_000,
+            user_mode: true,
+            callchain: vec![PERF_CONTEXT_USER, base + offset],
+            ..SampleRecord::default()
+        }));
+        pipeline.on_record(&Record::Exit {
+            pid,
+            ppid: 1,
+            tid: pid,
+            ptid: 1,
+            time: time + 2,
+        });
+        // Each module load finished before the refresh, so every refresh evicts and renames.
+        pipeline.finish_loading(|| false);
+        mirror.apply_delta(pipeline.take_delta(), None).unwrap();
+        footprints.push(pipeline.footprint());
+    }
+    let last = footprints.last().unwrap();
+    // Exited processes go one refresh later, their modules with them.
+    assert!(last.processes <= 1 && last.symbol_modules <= 1, "{last:?}");
+    assert_eq!(last.loading, 0, "{last:?}");
+    assert_eq!(last.pending_renames, 0, "{last:?}");
+    assert!(last.cached_locations <= 1, "{last:?}");
+    let most = footprints.iter().map(|f| f.cached_locations).max().unwrap();
+    assert!(most <= 2, "cached locations grew to {most}");
+    assert_eq!(mirror.total_count(), 300);
+    assert_eq!((mirror.mappings.len(), mirror.locations.len()), (1, 1));
+    // The sample groups of exited processes are folded into pid 0: one group, plus the last process's.
+    let names = leaf_names(&mirror);
+    assert!(
+        (1..=2).contains(&names.len()) && names.iter().all(|n| n == "spin_inner"),
+        "{names:?}"
+    );
+}
+
 crate::tests![
+    a_module_evicted_and_loaded_again_leaves_nothing_behind,
     caches_stay_bounded_while_short_lived_processes_come_and_go,
     slow_module_loads_show_placeholders_until_their_names_are_ready,
     the_same_code_in_many_processes_is_one_location,
