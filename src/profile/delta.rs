@@ -203,8 +203,9 @@ mod tests {
     use crate::profile::StrId;
 
     /// Adds `count` samples of the stack `names` (innermost first) to `p`, one location per name.
-    fn add(p: &mut Profile, names: &[&str], count: u64) {
-        let stack: Vec<LocationId> = names
+    /// One location per function name, innermost first.
+    fn stack(p: &mut Profile, names: &[&str]) -> Vec<LocationId> {
+        names
             .iter()
             .map(|n| {
                 let name = p.intern(n);
@@ -215,7 +216,11 @@ mod tests {
                     lines: vec![Line { function, line: 1 }],
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    fn add(p: &mut Profile, names: &[&str], count: u64) {
+        let stack = stack(p, names);
         let comm = p.intern("w");
         p.add_sample(&stack, 1, 1, comm, count, count * 10);
     }
@@ -299,18 +304,7 @@ mod tests {
         let mut marks = TableMarks::default();
         let mut copy = Profile::default();
         let mut other = SampleSet::default();
-        let stack: Vec<LocationId> = ["leaf", "main"]
-            .iter()
-            .map(|n| {
-                let name = store.intern(n);
-                let function = store.add_function(Function { name, file: None });
-                store.add_location(Location {
-                    mapping: None,
-                    address: u64::from(name.0),
-                    lines: vec![Line { function, line: 1 }],
-                })
-            })
-            .collect();
+        let stack = stack(&mut store, &["leaf", "main"]);
         let short = store.intern("true");
         let long = store.intern("server");
         // A thousand short-lived processes with the same stack, and one that lives on.

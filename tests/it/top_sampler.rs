@@ -325,6 +325,48 @@ pub fn slow_module_loads_show_placeholders_until_their_names_are_ready() {
     assert_eq!(leaf_names(&pipeline.into_profile()), ["spin_inner"]);
 }
 
+/// A process that maps `binary` whole at `base`, is sampled once with `callchain` and exits, from `time`.
+fn short_lived(
+    pid: u32,
+    time: u64,
+    binary: &std::path::Path,
+    base: u64,
+    len: u64,
+    callchain: &[u64],
+) -> [Record; 3] {
+    [
+        Record::Mmap(MmapRecord {
+            pid,
+            tid: pid,
+            time,
+            start: base,
+            len,
+            pgoff: 0,
+            path: binary.display().to_string(),
+            build_id: None,
+            executable: true,
+            dev: 0,
+            inode: 0,
+        }),
+        Record::Sample(SampleRecord {
+            pid,
+            tid: pid,
+            time: time + 1,
+            period: 1_000_000,
+            user_mode: true,
+            callchain: callchain.to_vec(),
+            ..SampleRecord::default()
+        }),
+        Record::Exit {
+            pid,
+            ppid: 1,
+            tid: pid,
+            ptid: 1,
+            time: time + 2,
+        },
+    ]
+}
+
 /// The same code in many short-lived processes, each mapping the file at its own (randomized) address, is one
 /// mapping and one location per instruction in the profile: under `top -a` with process churn, per-process
 /// locations and stacks grew the session's profile (and the TUI's copy) without bound.
@@ -344,35 +386,10 @@ pub fn the_same_code_in_many_processes_is_one_location() {
     for i in 0..200u32 {
         let pid = 3_000_000 + i;
         let base = 0x5555_0000_0000 + u64::from(i) * 0x10_0000;
-        pipeline.on_record(&Record::Mmap(MmapRecord {
-            pid,
-            tid: pid,
-            time: u64::from(i) * 10,
-            start: base,
-            len,
-            pgoff: 0,
-            path: spin.display().to_string(),
-            build_id: None,
-            executable: true,
-            dev: 0,
-            inode: 0,
-        }));
-        pipeline.on_record(&Record::Sample(SampleRecord {
-            pid,
-            tid: pid,
-            time: u64::from(i) * 10 + 1,
-            period: 1_000_000,
-            user_mode: true,
-            callchain: vec![PERF_CONTEXT_USER, base + offsets[0], base + offsets[1]],
-            ..SampleRecord::default()
-        }));
-        pipeline.on_record(&Record::Exit {
-            pid,
-            ppid: 1,
-            tid: pid,
-            ptid: 1,
-            time: u64::from(i) * 10 + 2,
-        });
+        let callchain = [PERF_CONTEXT_USER, base + offsets[0], base + offsets[1]];
+        for record in short_lived(pid, u64::from(i) * 10, &spin, base, len, &callchain) {
+            pipeline.on_record(&record);
+        }
         mirror.apply_delta(pipeline.take_delta(), None).unwrap();
         sizes.push((
             mirror.mappings.len(),
@@ -411,36 +428,10 @@ pub fn a_module_evicted_and_loaded_again_leaves_nothing_behind() {
     for i in 0..300u32 {
         let pid = 4_000_000 + i;
         let base = 0x5555_0000_0000 + u64::from(i) * 0x10_0000;
-        let time = u64::from(i) * 10;
-        pipeline.on_record(&Record::Mmap(MmapRecord {
-            pid,
-            tid: pid,
-            time,
-            start: base,
-            len,
-            pgoff: 0,
-            path: spin.display().to_string(),
-            build_id: None,
-            executable: true,
-            dev: 0,
-            inode: 0,
-        }));
-        pipeline.on_record(&Record::Sample(SampleRecord {
-            pid,
-            tid: pid,
-            time: time + 1,
-            period: 1_000_000,
-            user_mode: true,
-            callchain: vec![PERF_CONTEXT_USER, base + offset],
-            ..SampleRecord::default()
-        }));
-        pipeline.on_record(&Record::Exit {
-            pid,
-            ppid: 1,
-            tid: pid,
-            ptid: 1,
-            time: time + 2,
-        });
+        let callchain = [PERF_CONTEXT_USER, base + offset];
+        for record in short_lived(pid, u64::from(i) * 10, &spin, base, len, &callchain) {
+            pipeline.on_record(&record);
+        }
         // Each module load finished before the refresh, so every refresh evicts and renames.
         pipeline.finish_loading(|| false);
         mirror.apply_delta(pipeline.take_delta(), None).unwrap();
