@@ -4,9 +4,11 @@
 //! ```text
 //! reader (Session: drains the rings) --records--> sampler (Pipeline: unwind, symbolize) --Update/refresh--> UI
 //! ```
-//! The sampler builds one profile for the whole session and each refresh hands the UI what it gained
-//! (`Pipeline::take_delta`: the interval's samples, the names and stacks new to it); the UI appends that to its
-//! copy of the same tables, so an address is symbolized and interned once per session. Modules load on a
+//! The sampler builds one profile and each refresh hands the UI what it gained (`Pipeline::take_delta`: the
+//! interval's samples, the names and stacks new to it); the UI adds that to its own profile, translating ids,
+//! so an address is symbolized once per session and interned once per table generation (the tables start
+//! afresh when they outgrow their budget, and the UI then keeps only the stacks its sums weigh: see
+//! `profile::Delta`). Modules load on a
 //! fourth thread (the pipeline's background loader): until a module is read its addresses show as
 //! `[unknown] MODULE+0xOFF (loading)`, and the delta after it is read renames those locations in place.
 

@@ -98,6 +98,27 @@ pub struct Config {
     /// Reading a file after the fact (perf.data import): see the `offline` field of [`Pipeline`].
     pub offline: bool,
     pub loading: Loading,
+    /// When a live profile's tables start afresh (`top`; see [`Generations`]).
+    pub generations: Generations,
+}
+
+/// A live session's profile (`top`) starts its tables afresh once they hold more than `nodes` stack nodes and
+/// are at least `min_age` old, so that stacks nobody samples any more (process churn, hours of `top -a`) are
+/// let go on both sides of the hand-over (see `profile::Delta::fresh`). The age bounds how often a working set
+/// larger than the budget is interned again.
+#[derive(Clone, Copy, Debug)]
+pub struct Generations {
+    pub nodes: usize,
+    pub min_age: std::time::Duration,
+}
+
+impl Default for Generations {
+    fn default() -> Generations {
+        Generations {
+            nodes: 200_000,
+            min_age: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 impl Config {
@@ -111,6 +132,7 @@ impl Config {
             symbolizer: None,
             offline: false,
             loading: Loading::OnTheSpot,
+            generations: Generations::default(),
         }
     }
 }
@@ -194,6 +216,10 @@ pub struct Pipeline {
     /// `take_delta`: where the next delta starts, and the locations renamed since the last one.
     marks: TableMarks,
     relined: Vec<LocationId>,
+    generations: Generations,
+    /// When the tables were last started afresh, and whether the next delta must say they were.
+    generation_start: std::time::Instant,
+    fresh: bool,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -210,6 +236,7 @@ impl Pipeline {
             symbolizer,
             offline,
             loading,
+            generations,
         } = config;
         let symbolizer = symbolizer.unwrap_or_default();
         let background = match loading {
@@ -248,6 +275,9 @@ impl Pipeline {
             placeholders: HashMap::new(),
             marks: TableMarks::default(),
             relined: Vec::new(),
+            generations,
+            generation_start: std::time::Instant::now(),
+            fresh: false,
             truncated: 0,
             samples: 0,
         }
@@ -271,6 +301,7 @@ impl Pipeline {
                 .map_or(0, BackgroundLoader::pending_modules),
             cached_locations: self.locations.len() + self.unmapped.len(),
             pending_renames: self.placeholders.len() + self.relined.len(),
+            nodes: self.profile.nodes.len(),
         }
     }
 
@@ -538,15 +569,43 @@ impl Pipeline {
     }
 
     /// Hands over what the profile gained since the last call (`top`, each refresh; see [`Delta`]): the tables
-    /// and the caches that map addresses to their locations stay for the whole session, so an address is
-    /// symbolized and interned once, not once per refresh. Processes (and threads) that exited before the
+    /// and the caches that map addresses to their locations stay until the tables outgrow their budget
+    /// ([`Generations`]), so an address is symbolized and interned once per generation, not once per refresh. Processes (and threads) that exited before the
     /// previous call are let go, with the symbols, unwind tables and cached locations of the modules no
     /// remaining process maps.
     pub fn take_delta(&mut self) -> Delta {
         let exited = self.release();
         // The delta carries the renames (`relined`) to the only other holder of the profile.
         let relined = std::mem::take(&mut self.relined);
-        self.profile.take_delta(&mut self.marks, &relined, exited)
+        let mut delta = self.profile.take_delta(&mut self.marks, &relined, exited);
+        delta.fresh = std::mem::take(&mut self.fresh);
+        if self.profile.nodes.len() > self.generations.nodes
+            && self.generation_start.elapsed() >= self.generations.min_age
+            // A placeholder's rename refers to its location by id: wait until none is pending.
+            && self.placeholders.is_empty()
+        {
+            self.new_generation();
+        }
+        delta
+    }
+
+    /// Starts the profile's tables afresh (see [`Generations`]), with every cache of their ids: the next
+    /// delta is fresh. The symbolizer's and unwinder's caches stay, so the addresses still sampled are named
+    /// again without reading a file.
+    fn new_generation(&mut self) {
+        let meta = std::mem::take(&mut self.profile.meta);
+        self.profile = Profile::new(meta);
+        self.marks = TableMarks::default();
+        self.locations.clear();
+        self.user_locations.clear();
+        self.unmapped.clear();
+        self.mappings.clear();
+        self.kernel_mapping = None;
+        self.comms.clear();
+        self.paths.clear();
+        self.relined.clear();
+        self.generation_start = std::time::Instant::now();
+        self.fresh = true;
     }
 
     /// Between two refreshes: installs the modules loaded in the background, lets go of the processes (and
@@ -672,6 +731,8 @@ pub struct Footprint {
     pub cached_locations: usize,
     /// Placeholder names resolved and not handed over yet (the next delta carries them).
     pub pending_renames: usize,
+    /// Stack nodes of the profile's current generation (see [`Generations`]).
+    pub nodes: usize,
 }
 
 /// A module's unwind tables, read from its file (see [`module_data`]).

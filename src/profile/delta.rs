@@ -1,15 +1,32 @@
-//! A live profile handed over in pieces (`top`). The sampler builds one profile for the whole session and, each
+//! A live profile handed over in pieces (`top`). The sampler builds one profile for the session and, each
 //! refresh, cuts a [`Delta`]: the strings, mappings, functions, locations and stack nodes it appended since the
 //! last cut, the older locations it renamed in place (loading placeholders named), and the interval's samples.
-//! The UI appends each delta to its copy of the same tables, so ids agree on both sides: nothing is interned
-//! twice, and a hot address is symbolized and interned once per session instead of once per refresh.
+//! The UI adds each delta to its own profile, translating the sampler's ids into its own as it goes
+//! ([`SenderIds`]): nothing is symbolized twice, and a hot address is interned once per table generation
+//! instead of once per refresh.
+//!
+//! Generations keep both sides bounded for a session of any length. Under process churn (`top -a` over a
+//! build, or for hours) new stacks keep coming, and stacks whose weight has decayed to nothing would stay
+//! interned forever. So when the sampler's tables have grown past a budget it starts them afresh, and the
+//! next delta says so ([`Delta::fresh`]): the UI then rebuilds its tables from the stacks its sums still
+//! reference ([`Profile::compact`]) and starts a new translation.
 
-use foldhash::HashSet;
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::{
-    add_group_in, Function, GroupKey, Line, Location, LocationId, Mapping, Meta, Node, Profile,
-    SampleGroup, SampleSet,
+    add_group_in, Function, FunctionId, GroupKey, Line, Location, LocationId, Mapping, MappingId,
+    Meta, Node, NodeId, Profile, SampleGroup, SampleSet, StrId,
 };
+
+/// The frame that stands for the cumulative sums' lightest stacks once a copy holds
+/// [`CUMULATIVE_NODES`] nodes (see [`Profile::compact`]).
+pub const SMALL_STACKS: &str = "[small stacks]";
+
+/// At a new generation, a copy keeps its second set's stacks (the TUI's cumulative sums), heaviest first, up to
+/// this many stack nodes by default ([`SampleSet::node_limit`]); the lighter ones are summed per thread under one [`SMALL_STACKS`] frame, so their
+/// weight stays in every total. The first set (the TUI's decaying sums, which drop what decays below what a
+/// percentage column shows) is kept whole.
+pub const CUMULATIVE_NODES: usize = 400_000;
 
 /// How many entries each table of a profile holds: where the next delta starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,7 +42,10 @@ pub struct TableMarks {
 #[derive(Clone, Debug, Default)]
 pub struct Delta {
     pub meta: Meta,
-    /// The tables' sizes this delta starts from: the receiving profile must hold exactly as many.
+    /// The sender's tables start afresh with this delta (`base` is empty): the receiver forgets the sender's
+    /// earlier ids and keeps only the stacks its sums reference.
+    pub fresh: bool,
+    /// The tables' sizes this delta starts from: the receiver must have received exactly as many.
     base: TableMarks,
     strings: Vec<String>,
     mappings: Vec<Mapping>,
@@ -34,7 +54,7 @@ pub struct Delta {
     nodes: Vec<Node>,
     /// Locations older than `base` whose lines changed, with their new lines.
     relined: Vec<(LocationId, Vec<Line>)>,
-    /// The interval's sample groups, over the ids of the whole profile.
+    /// The interval's sample groups, over the sender's ids.
     pub samples: Vec<SampleGroup>,
     /// Processes that exited and were let go since the last delta. The receiver folds their sample groups
     /// into pid 0 (tid 0), one per stack and command name: under process churn (a build, `top -a` for hours)
@@ -50,6 +70,69 @@ pub struct Delta {
 pub struct OutOfStep {
     pub expected: TableMarks,
     pub got: TableMarks,
+}
+
+/// A receiving profile's ids for the sender's entries of the current generation, by the sender's id.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SenderIds {
+    strings: Vec<StrId>,
+    mappings: Vec<MappingId>,
+    functions: Vec<FunctionId>,
+    locations: Vec<LocationId>,
+    nodes: Vec<NodeId>,
+}
+
+impl SenderIds {
+    fn marks(&self) -> TableMarks {
+        TableMarks {
+            strings: self.strings.len(),
+            mappings: self.mappings.len(),
+            functions: self.functions.len(),
+            locations: self.locations.len(),
+            nodes: self.nodes.len(),
+        }
+    }
+
+    // A delta cut by `take_delta` only refers to ids below its end, which the translation holds once its
+    // tables are added in order; a missing id (a bug) becomes id 0 rather than a panic.
+    fn string(&self, id: StrId) -> StrId {
+        self.strings.get(id.index()).copied().unwrap_or(StrId(0))
+    }
+
+    fn mapping(&self, id: MappingId) -> MappingId {
+        self.mappings
+            .get(id.index())
+            .copied()
+            .unwrap_or(MappingId(0))
+    }
+
+    fn function(&self, id: FunctionId) -> FunctionId {
+        self.functions
+            .get(id.index())
+            .copied()
+            .unwrap_or(FunctionId(0))
+    }
+
+    fn location(&self, id: LocationId) -> LocationId {
+        self.locations
+            .get(id.index())
+            .copied()
+            .unwrap_or(LocationId(0))
+    }
+
+    fn node(&self, id: NodeId) -> NodeId {
+        self.nodes.get(id.index()).copied().unwrap_or(NodeId(0))
+    }
+
+    fn lines(&self, lines: Vec<Line>) -> Vec<Line> {
+        lines
+            .into_iter()
+            .map(|l| Line {
+                function: self.function(l.function),
+                line: l.line,
+            })
+            .collect()
+    }
 }
 
 impl Profile {
@@ -82,6 +165,7 @@ impl Profile {
         self.sample_ids.clear();
         let delta = Delta {
             meta: self.meta.clone(),
+            fresh: false,
             base,
             strings: tail(&self.strings, base.strings),
             mappings: tail(&self.mappings, base.mappings),
@@ -96,30 +180,77 @@ impl Profile {
         delta
     }
 
-    /// Appends `delta` (cut from a profile whose tables this one copies) and adds its samples here and to
-    /// `also`, a second set of sums over this profile's stacks. Nothing changes when the delta does not start
-    /// where this profile ends.
+    /// Adds `delta` (cut from the sender's profile by `take_delta`) to this profile, and its samples here and
+    /// to `also`, a second set of sums over this profile's stacks. A fresh delta first compacts this profile
+    /// to what its sums reference. Nothing changes when the delta does not start where the last one ended.
     pub fn apply_delta(
         &mut self,
         delta: Delta,
         mut also: Option<&mut SampleSet>,
     ) -> Result<(), OutOfStep> {
-        if delta.base != self.marks() {
+        let expected = if delta.fresh {
+            TableMarks::default()
+        } else {
+            self.sender.marks()
+        };
+        if delta.base != expected {
             return Err(OutOfStep {
-                expected: self.marks(),
+                expected,
                 got: delta.base,
             });
         }
-        append(&mut self.strings, &mut self.string_ids, delta.strings);
-        append(&mut self.mappings, &mut self.mapping_ids, delta.mappings);
-        append(&mut self.functions, &mut self.function_ids, delta.functions);
-        append(&mut self.locations, &mut self.location_ids, delta.locations);
-        append(&mut self.nodes, &mut self.node_ids, delta.nodes);
+        if delta.fresh {
+            self.compact(also.as_deref_mut());
+        }
+        for s in delta.strings {
+            let id = self.intern(&s);
+            self.sender.strings.push(id);
+        }
+        for m in delta.mappings {
+            let mapping = Mapping {
+                path: self.sender.string(m.path),
+                build_id: m.build_id.map(|b| self.sender.string(b)),
+                ..m
+            };
+            let id = self.add_mapping(mapping);
+            self.sender.mappings.push(id);
+        }
+        for f in delta.functions {
+            let function = Function {
+                name: self.sender.string(f.name),
+                file: f.file.map(|file| self.sender.string(file)),
+            };
+            let id = self.add_function(function);
+            self.sender.functions.push(id);
+        }
+        for l in delta.locations {
+            let location = Location {
+                mapping: l.mapping.map(|m| self.sender.mapping(m)),
+                address: l.address,
+                lines: self.sender.lines(l.lines),
+            };
+            let id = self.add_location(location);
+            self.sender.locations.push(id);
+        }
+        for n in delta.nodes {
+            let node = Node {
+                parent: n.parent.map(|p| self.sender.node(p)),
+                location: self.sender.location(n.location),
+            };
+            let id = self.add_node(node);
+            self.sender.nodes.push(id);
+        }
         for (id, lines) in delta.relined {
-            self.reline(id, lines);
+            let lines = self.sender.lines(lines);
+            self.reline(self.sender.location(id), lines);
         }
         for g in delta.samples {
-            let key = (g.leaf, g.pid, g.tid, g.comm);
+            let key = (
+                g.leaf.map(|n| self.sender.node(n)),
+                g.pid,
+                g.tid,
+                self.sender.string(g.comm),
+            );
             self.add_group(key, g.count, g.period);
             if let Some(set) = also.as_deref_mut() {
                 add_group_in(&mut set.samples, &mut set.ids, key, g.count, g.period);
@@ -134,6 +265,57 @@ impl Profile {
         }
         self.meta = delta.meta;
         Ok(())
+    }
+
+    /// Rebuilds the tables from the stacks the sample groups reference (this profile's, all kept, then
+    /// `also`'s, heaviest first, while the tables hold fewer than its `node_limit` nodes; the lighter ones
+    /// are summed per thread under a [`SMALL_STACKS`] frame) and forgets the sender's ids: what no group
+    /// references any more goes. Ids change; names, stacks and sums do not.
+    pub fn compact(&mut self, also: Option<&mut SampleSet>) {
+        let meta = std::mem::take(&mut self.meta);
+        let old = std::mem::replace(self, Profile::new(meta));
+        let mut copy = Copier::new(&old);
+        for g in &old.samples {
+            let leaf = g.leaf.map(|n| copy.node(self, n));
+            let comm = copy.string(self, g.comm);
+            self.add_group((leaf, g.pid, g.tid, comm), g.count, g.period);
+        }
+        let Some(set) = also else {
+            return;
+        };
+        let mut groups = std::mem::take(&mut set.samples);
+        set.ids.clear();
+        groups.sort_by(|a, b| b.period.cmp(&a.period).then(b.count.cmp(&a.count)));
+        let mut small = None;
+        for g in groups {
+            let leaf = if self.nodes.len() < set.node_limit {
+                g.leaf.map(|n| copy.node(self, n))
+            } else {
+                Some(*small.get_or_insert_with(|| self.small_stacks_node()))
+            };
+            let comm = copy.string(self, g.comm);
+            add_group_in(
+                &mut set.samples,
+                &mut set.ids,
+                (leaf, g.pid, g.tid, comm),
+                g.count,
+                g.period,
+            );
+        }
+    }
+
+    fn small_stacks_node(&mut self) -> NodeId {
+        let name = self.intern(SMALL_STACKS);
+        let function = self.add_function(Function { name, file: None });
+        let location = self.add_location(Location {
+            mapping: None,
+            address: 0,
+            lines: vec![Line { function, line: 0 }],
+        });
+        self.add_node(Node {
+            parent: None,
+            location,
+        })
     }
 
     /// Gives location `id` new lines, keeping its id; the content's index follows (an equal location already
@@ -151,6 +333,114 @@ impl Profile {
             self.location_ids.remove(&old);
         }
         self.location_ids.entry(new).or_insert(id);
+    }
+}
+
+/// Copies entries of an old profile into a new one on demand, each once ([`Profile::compact`]).
+struct Copier<'p> {
+    old: &'p Profile,
+    strings: HashMap<StrId, StrId>,
+    mappings: HashMap<MappingId, MappingId>,
+    functions: HashMap<FunctionId, FunctionId>,
+    locations: HashMap<LocationId, LocationId>,
+    nodes: HashMap<NodeId, NodeId>,
+}
+
+impl<'p> Copier<'p> {
+    fn new(old: &'p Profile) -> Copier<'p> {
+        Copier {
+            old,
+            strings: HashMap::new(),
+            mappings: HashMap::new(),
+            functions: HashMap::new(),
+            locations: HashMap::new(),
+            nodes: HashMap::new(),
+        }
+    }
+
+    fn string(&mut self, new: &mut Profile, id: StrId) -> StrId {
+        if let Some(&copied) = self.strings.get(&id) {
+            return copied;
+        }
+        let copied = new.intern(self.old.str(id));
+        self.strings.insert(id, copied);
+        copied
+    }
+
+    fn mapping(&mut self, new: &mut Profile, id: MappingId) -> MappingId {
+        if let Some(&copied) = self.mappings.get(&id) {
+            return copied;
+        }
+        let old = self.old.mapping(id).clone();
+        let mapping = Mapping {
+            path: self.string(new, old.path),
+            build_id: old.build_id.map(|b| self.string(new, b)),
+            ..old
+        };
+        let copied = new.add_mapping(mapping);
+        self.mappings.insert(id, copied);
+        copied
+    }
+
+    fn function(&mut self, new: &mut Profile, id: FunctionId) -> FunctionId {
+        if let Some(&copied) = self.functions.get(&id) {
+            return copied;
+        }
+        let old = self.old.function(id).clone();
+        let function = Function {
+            name: self.string(new, old.name),
+            file: old.file.map(|f| self.string(new, f)),
+        };
+        let copied = new.add_function(function);
+        self.functions.insert(id, copied);
+        copied
+    }
+
+    fn location(&mut self, new: &mut Profile, id: LocationId) -> LocationId {
+        if let Some(&copied) = self.locations.get(&id) {
+            return copied;
+        }
+        let old_profile = self.old;
+        let old = old_profile.location(id);
+        let lines = old
+            .lines
+            .iter()
+            .map(|l| Line {
+                function: self.function(new, l.function),
+                line: l.line,
+            })
+            .collect();
+        let location = Location {
+            mapping: old.mapping.map(|m| self.mapping(new, m)),
+            address: old.address,
+            lines,
+        };
+        let copied = new.add_location(location);
+        self.locations.insert(id, copied);
+        copied
+    }
+
+    /// The node `id` and its callers, copied root first from the outermost one not copied yet.
+    fn node(&mut self, new: &mut Profile, id: NodeId) -> NodeId {
+        let old = self.old;
+        let mut path = Vec::new();
+        let mut next = Some(id);
+        let mut parent = None;
+        while let Some(n) = next {
+            if let Some(&copied) = self.nodes.get(&n) {
+                parent = Some(copied);
+                break;
+            }
+            path.push(n);
+            next = old.node(n).parent;
+        }
+        for &n in path.iter().rev() {
+            let location = self.location(new, old.node(n).location);
+            let copied = new.add_node(Node { parent, location });
+            self.nodes.insert(n, copied);
+            parent = Some(copied);
+        }
+        parent.unwrap_or(NodeId(0))
     }
 }
 
@@ -181,19 +471,6 @@ fn fold_exited(
 
 fn tail<T: Clone>(items: &[T], from: usize) -> Vec<T> {
     items.get(from..).unwrap_or_default().to_vec()
-}
-
-/// Pushes `new` items with the ids they had where they were cut from (their positions), indexing each.
-fn append<T: Clone + Eq + std::hash::Hash, I: From<u32> + Copy>(
-    items: &mut Vec<T>,
-    ids: &mut foldhash::HashMap<T, I>,
-    new: Vec<T>,
-) {
-    for item in new {
-        let id = I::from(items.len() as u32);
-        ids.entry(item.clone()).or_insert(id);
-        items.push(item);
-    }
 }
 
 #[cfg(test)]
@@ -348,5 +625,103 @@ mod tests {
         assert!(copy.samples.is_empty());
         copy.apply_delta(first, None).unwrap();
         assert_eq!(copy.str(StrId(0)), "a");
+    }
+
+    #[test]
+    fn a_fresh_delta_compacts_the_copy_and_keeps_every_sum() {
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        let mut copy = Profile::default();
+        let mut other = SampleSet::default();
+        add(&mut store, &["old", "main"], 3);
+        add(&mut store, &["gone", "main"], 2);
+        copy.apply_delta(
+            store.take_delta(&mut marks, &[], Vec::new()),
+            Some(&mut other),
+        )
+        .unwrap();
+        // The first set (decaying) lost "gone;main" (period 20 < 25).
+        copy.scale_samples(1, 1, 25);
+        // The sender starts afresh: new tables, where "new" gets ids the old ones had.
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        add(&mut store, &["new", "main"], 1);
+        let mut fresh = store.take_delta(&mut marks, &[], Vec::new());
+        fresh.fresh = true;
+        copy.apply_delta(fresh, Some(&mut other)).unwrap();
+        assert_eq!(
+            names(&copy),
+            [("new;main".to_owned(), 1), ("old;main".to_owned(), 3)]
+        );
+        copy.swap_samples(&mut other);
+        assert_eq!(
+            names(&copy),
+            [
+                ("gone;main".to_owned(), 2),
+                ("new;main".to_owned(), 1),
+                ("old;main".to_owned(), 3)
+            ]
+        );
+        copy.swap_samples(&mut other);
+        // Deltas of the new generation follow in step, their ids translated.
+        add(&mut store, &["new", "main"], 4);
+        add(&mut store, &["newer", "new", "main"], 1);
+        copy.apply_delta(
+            store.take_delta(&mut marks, &[], Vec::new()),
+            Some(&mut other),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&copy),
+            [
+                ("new;main".to_owned(), 5),
+                ("newer;new;main".to_owned(), 1),
+                ("old;main".to_owned(), 3)
+            ]
+        );
+        // A delta of the old generation is refused.
+        let mut old = Profile::default();
+        add(&mut old, &["x"], 1);
+        add(&mut old, &["y"], 1);
+        let mut old_marks = TableMarks::default();
+        let _ = old.take_delta(&mut old_marks, &[], Vec::new());
+        add(&mut old, &["z"], 1);
+        assert!(copy
+            .apply_delta(old.take_delta(&mut old_marks, &[], Vec::new()), None)
+            .is_err());
+    }
+
+    #[test]
+    fn compaction_lets_go_of_stacks_no_sum_references_and_folds_the_lightest() {
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        let mut copy = Profile::default();
+        let mut other = SampleSet::with_node_limit(3);
+        add(&mut store, &["a", "main"], 5);
+        add(&mut store, &["b", "main"], 1);
+        add(&mut store, &["c", "main"], 2);
+        copy.apply_delta(
+            store.take_delta(&mut marks, &[], Vec::new()),
+            Some(&mut other),
+        )
+        .unwrap();
+        // Nothing left in the first set: only the second set's stacks, heaviest first, up to 3 nodes.
+        copy.scale_samples(0, 1, 1);
+        copy.compact(Some(&mut other));
+        assert!(copy.samples.is_empty());
+        copy.swap_samples(&mut other);
+        assert_eq!(
+            names(&copy),
+            [
+                (SMALL_STACKS.to_owned(), 1),
+                ("a;main".to_owned(), 5),
+                ("c;main".to_owned(), 2)
+            ]
+        );
+        // "b" is gone from every table; the sums are whole.
+        assert_eq!(copy.total_count(), 8);
+        assert_eq!(copy.nodes.len(), 4);
+        assert!(copy.functions.iter().all(|f| copy.str(f.name) != "b"));
+        assert!(copy.locations.len() == 4 && copy.mappings.is_empty());
     }
 }

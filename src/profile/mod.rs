@@ -13,7 +13,7 @@ pub mod query;
 mod resolve;
 mod scale;
 
-pub use delta::{Delta, OutOfStep, TableMarks};
+pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
 
 use foldhash::HashMap;
 
@@ -184,6 +184,8 @@ pub struct Profile {
     node_ids: HashMap<Node, NodeId>,
     pub samples: Vec<SampleGroup>,
     sample_ids: HashMap<GroupKey, usize>,
+    /// A copy fed by deltas: its ids for the sender's (see [`Delta`]).
+    sender: delta::SenderIds,
 }
 
 /// Each thread's last stack (locations, root first) and its nodes, for [`Profile::add_sample_cached`].
@@ -204,10 +206,33 @@ type GroupKey = (Option<NodeId>, u32, u32, StrId);
 /// A second set of sample groups over a profile's interned stacks, swapped in and out of it
 /// ([`Profile::swap_samples`]): the TUI keeps its decaying sums and its cumulative ones over one set of
 /// interned stacks, and adds each refresh to both ([`Profile::apply_delta`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SampleSet {
     samples: Vec<SampleGroup>,
     ids: HashMap<GroupKey, usize>,
+    /// How many stack nodes this set's stacks keep when the profile is compacted (see
+    /// [`Profile::compact`]).
+    pub node_limit: usize,
+}
+
+impl SampleSet {
+    /// An empty set whose stacks keep at most `node_limit` nodes at a compaction.
+    pub fn with_node_limit(node_limit: usize) -> SampleSet {
+        SampleSet {
+            node_limit,
+            ..SampleSet::default()
+        }
+    }
+}
+
+impl Default for SampleSet {
+    fn default() -> SampleSet {
+        SampleSet {
+            samples: Vec::new(),
+            ids: HashMap::default(),
+            node_limit: CUMULATIVE_NODES,
+        }
+    }
 }
 
 impl Profile {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use stacktop::acquire::record::{MmapRecord, Record, SampleRecord, PERF_CONTEXT_USER};
 use stacktop::acquire::{CommandOutput, Session, SessionConfig, Target};
-use stacktop::pipeline::{Config, Footprint, Loading, Pipeline};
-use stacktop::profile::{Delta, Meta, Profile};
+use stacktop::pipeline::{Config, Footprint, Generations, Loading, Pipeline};
+use stacktop::profile::{Delta, Meta, Profile, SampleSet, SMALL_STACKS};
 use stacktop::symbolize::{ModuleSpec, Symbolizer};
 use stacktop::tui::{App, Status, Update};
 use stacktop::unwind::fp;
@@ -455,9 +455,87 @@ pub fn a_module_evicted_and_loaded_again_leaves_nothing_behind() {
     );
 }
 
+/// Under churn every process brings a stack never seen before (a thousand here, as a build's compilers and
+/// scripts do): the sampler starts its tables afresh past its budget, and the copy (as the TUI keeps it:
+/// decaying sums, and cumulative ones held to a node budget) keeps only the stacks its sums still weigh.
+/// Without generations both sides would hold every stack of the session. Every sample stays counted.
+pub fn new_stacks_under_churn_leave_both_copies_bounded() {
+    let spin = build_c("spin.c", "spin", &[]);
+    let caller = function_offset(&spin, "burn", 5);
+    let len = std::fs::metadata(&spin)
+        .unwrap()
+        .len()
+        .next_multiple_of(4096);
+    assert!(len >= 0x1000 + 4 * 1000, "spin is too small: {len}");
+    let mut pipeline = Pipeline::new(Config {
+        generations: Generations {
+            nodes: 40,
+            min_age: Duration::ZERO,
+        },
+        ..Config::new(Meta::default(), fp::Limits::default(), None)
+    });
+    let mut decaying = Profile::default();
+    let mut cumulative = SampleSet::with_node_limit(50);
+    let mut app = App::live(Status::default());
+    let (mut most_nodes, mut most_copy, mut fresh) = (0, 0, 0);
+    for i in 0..1000u32 {
+        let pid = 5_000_000 + i;
+        let base = 0x5555_0000_0000 + u64::from(i) * 0x10_0000;
+        let leaf = base + 0x1000 + 4 * u64::from(i);
+        let callchain = [PERF_CONTEXT_USER, leaf, base + caller];
+        for record in short_lived(pid, u64::from(i) * 10, &spin, base, len, &callchain) {
+            pipeline.on_record(&record);
+        }
+        let delta = pipeline.take_delta();
+        fresh += usize::from(delta.fresh);
+        most_nodes = most_nodes.max(pipeline.footprint().nodes);
+        // As the TUI does: decay, then add to both sums.
+        let floor = decaying.total_period() / 100_000;
+        decaying.scale_samples(7, 8, floor);
+        decaying
+            .apply_delta(delta.clone(), Some(&mut cumulative))
+            .unwrap();
+        most_copy = most_copy.max(decaying.nodes.len());
+        app.update(Update {
+            delta,
+            status: Status::default(),
+        });
+    }
+    assert!(fresh >= 20, "{fresh} generations");
+    assert!(
+        most_nodes <= 41,
+        "the sampler's tables grew to {most_nodes} nodes"
+    );
+    // A thousand distinct stacks (1,001 nodes) without generations; the decaying sums keep the last ~80
+    // (1/8 lost per refresh), the cumulative ones 50 nodes, the current generation at most 41.
+    assert!(most_copy <= 200, "the copy grew to {most_copy} nodes");
+    // Every sample is in the cumulative sums, the lightest stacks under one frame.
+    decaying.swap_samples(&mut cumulative);
+    assert_eq!(decaying.total_count(), 1000);
+    let names = leaf_names(&decaying);
+    assert!(names.iter().any(|n| n == SMALL_STACKS), "{names:?}");
+    assert!(
+        names.iter().filter(|n| *n != SMALL_STACKS).count() >= 20,
+        "{names:?}"
+    );
+    // Stacks are whole after each compaction: every kept one still has its caller.
+    for group in &decaying.samples {
+        let stack: Vec<_> = decaying.stack(group.leaf).collect();
+        let root = decaying.location(*stack.last().unwrap());
+        let name = decaying.str(decaying.function(root.lines.last().unwrap().function).name);
+        assert!(name == "burn" || name == SMALL_STACKS, "{name}");
+    }
+    // The TUI took every update in step, and its cumulative view counts every sample.
+    assert_eq!(app.message, None);
+    app.set_cumulative_mode(true);
+    app.refresh();
+    assert_eq!(app.profile().total_count(), 1000);
+}
+
 crate::tests![
     a_module_evicted_and_loaded_again_leaves_nothing_behind,
     caches_stay_bounded_while_short_lived_processes_come_and_go,
+    new_stacks_under_churn_leave_both_copies_bounded,
     slow_module_loads_show_placeholders_until_their_names_are_ready,
     the_same_code_in_many_processes_is_one_location,
 ];
