@@ -11,15 +11,20 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay")
 }
 
-/// `report --folded` of a fixture: (frames root first, samples) per line.
-fn folded(file: &str) -> Vec<(Vec<String>, u64)> {
+/// `report --folded` of a fixture, as printed.
+fn folded_text(file: &str) -> String {
     let dir = fixtures();
-    let out = stdout_of(
+    stdout_of(
         stacktop(&["report", "--folded", "-i"])
             .arg(dir.join(file))
             .env("HOME", dir.join("home")),
-    );
-    out.lines()
+    )
+}
+
+/// `report --folded` of a fixture: (frames root first, samples) per line.
+fn folded(file: &str) -> Vec<(Vec<String>, u64)> {
+    folded_text(file)
+        .lines()
         .filter_map(|line| {
             let (stack, count) = line.rsplit_once(' ')?;
             let frames = stack.split(';').map(str::to_owned).collect();
@@ -91,8 +96,22 @@ pub fn callers_are_found_through_a_frameless_libc() {
     assert!(rooted >= 0.9, "{:.0}% reach clone3", rooted * 100.0);
 }
 
+/// The same program recorded without call graphs, with the kernel's frame-pointer chains (`-g`: cut at its
+/// 127 frames) and with stack copies (dwarf): the folded output of each, exactly (re-bless with
+/// `STACKTOP_BLESS=1`).
+pub fn plain_fp_and_dwarf_recordings_fold_as_golden() {
+    for (file, golden) in [
+        ("plain.data", "replay-plain.folded"),
+        ("fp.data", "replay-fp.folded"),
+        ("recursion.data", "replay-dwarf.folded"),
+    ] {
+        crate::render::golden(golden, folded_text(file).as_bytes());
+    }
+}
+
 crate::tests![
     a_200_deep_recursion_is_walked_to_start,
     a_copy_too_small_ends_in_truncated,
     callers_are_found_through_a_frameless_libc,
+    plain_fp_and_dwarf_recordings_fold_as_golden,
 ];
