@@ -25,14 +25,6 @@ fn input() -> PathBuf {
         .clone()
 }
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
-fn root_or_skip(what: &str) -> bool {
-    is_root() || skip(&format!("{what} needs root"))
-}
-
 /// A fresh directory in the scratch area with `mode`.
 fn fresh_dir(name: &str, mode: u32) -> PathBuf {
     let dir = scratch_file(name);
