@@ -13,6 +13,7 @@ mod counters;
 mod error;
 mod event;
 mod launch;
+pub mod memory;
 mod order;
 mod procfs;
 pub mod record;

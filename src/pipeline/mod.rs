@@ -39,6 +39,9 @@ use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
 
+/// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
 
@@ -115,7 +118,7 @@ pub struct Generations {
 impl Default for Generations {
     fn default() -> Generations {
         Generations {
-            nodes: 200_000,
+            nodes: 50_000,
             min_age: std::time::Duration::from_secs(60),
         }
     }
@@ -220,6 +223,10 @@ pub struct Pipeline {
     /// When the tables were last started afresh, and whether the next delta must say they were.
     generation_start: std::time::Instant,
     fresh: bool,
+    /// Large frees happened (modules evicted, tables started afresh): their memory goes back to the kernel
+    /// at the next refresh, at most every [`TRIM_EVERY`].
+    trim_pending: bool,
+    last_trim: std::time::Instant,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -278,6 +285,8 @@ impl Pipeline {
             generations,
             generation_start: std::time::Instant::now(),
             fresh: false,
+            trim_pending: false,
+            last_trim: std::time::Instant::now(),
             truncated: 0,
             samples: 0,
         }
@@ -586,6 +595,11 @@ impl Pipeline {
         {
             self.new_generation();
         }
+        if self.trim_pending && self.last_trim.elapsed() >= TRIM_EVERY {
+            crate::acquire::memory::release_free_memory();
+            self.trim_pending = false;
+            self.last_trim = std::time::Instant::now();
+        }
         delta
     }
 
@@ -606,6 +620,7 @@ impl Pipeline {
         self.relined.clear();
         self.generation_start = std::time::Instant::now();
         self.fresh = true;
+        self.trim_pending = true;
     }
 
     /// Between two refreshes: installs the modules loaded in the background, lets go of the processes (and
@@ -637,6 +652,7 @@ impl Pipeline {
         if released.is_empty() && !installed {
             return;
         }
+        self.trim_pending |= !released.is_empty();
         // Forgotten while the released modules still hold their addresses, which a later module may reuse.
         let gone: std::collections::HashSet<ModuleKey> = released.iter().map(module_key).collect();
         self.locations.retain(

@@ -26,7 +26,7 @@ pub const SMALL_STACKS: &str = "[small stacks]";
 /// this many stack nodes by default ([`SampleSet::node_limit`]); the lighter ones are summed per thread under one [`SMALL_STACKS`] frame, so their
 /// weight stays in every total. The first set (the TUI's decaying sums, which drop what decays below what a
 /// percentage column shows) is kept whole.
-pub const CUMULATIVE_NODES: usize = 400_000;
+pub const CUMULATIVE_NODES: usize = 50_000;
 
 /// How many entries each table of a profile holds: where the next delta starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
