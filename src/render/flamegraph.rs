@@ -1,8 +1,11 @@
 //! Flamegraph SVG through the inferno library: folded lines built here (see `folded`) are handed to
 //! `inferno::flamegraph::from_lines`, so the two stages meet only at the folded text, as in inferno itself.
 //!
-//! Determinism: the lines are sorted, colours come from a hash of the name (`deterministic`), the JavaScript
-//! is left out and the XML is pretty-printed, so the same profile gives the same bytes. inferno XML-escapes
+//! The SVG is interactive as inferno makes it (its script: search, click to zoom, the details line, reset;
+//! `?s=NAME` in the URL searches and `?x=..&y=..` zooms), with a legend of the colours added under the graph.
+//!
+//! Determinism: the lines are sorted, colours come from a hash of the name (`deterministic`) and the XML is
+//! pretty-printed, so the same profile gives the same bytes. inferno XML-escapes
 //! names and titles (`&`, `<`, quotes) but writes every other character as given, so what XML 1.0 forbids
 //! (C0 controls, U+FFFE, U+FFFF) is made visible by `sanitize` first, in frames, title and subtitle alike;
 //! every text written into the SVG goes through it. Names that inferno's line parser would misread (a trailing
@@ -70,13 +73,82 @@ pub fn write_flamegraph(
     options.colors = color::Palette::Multi(color::MultiPalette::Java);
     options.deterministic = true;
     options.pretty_xml = true;
-    options.no_javascript = true;
     options.reverse_stack_order = opts.reverse;
     options.image_width = opts.width;
     if opts.inverted {
         options.direction = Direction::Inverted;
     }
-    flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), w)
+    let mut svg = Vec::new();
+    flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
+    w.write_all(&with_legend(svg))
+}
+
+/// The colours frames get from inferno's "java" palette, by how stacktop names them (see `folded`): the
+/// swatches show each range's middle.
+const LEGEND: [(&str, &str); 5] = [
+    ("rgb(227,90,90)", "native code"),
+    ("rgb(202,202,60)", "C++ and Rust (::)"),
+    ("rgb(80,192,192)", "inlined"),
+    ("rgb(222,122,0)", "kernel"),
+    ("rgb(80,227,80)", "JIT, Java-like names"),
+];
+
+/// Height of the legend's row, in pixels (inferno's default font is 12 px).
+const LEGEND_HEIGHT: u64 = 20;
+
+/// Adds a row under inferno's SVG with one swatch and label per colour kind: the image grows by
+/// [`LEGEND_HEIGHT`] (its `height` and `viewBox`) and the row goes last. An SVG not in the expected shape
+/// (another inferno version) is returned as it is.
+fn with_legend(svg: Vec<u8>) -> Vec<u8> {
+    match String::from_utf8(svg) {
+        Ok(text) => legend_added(&text).unwrap_or(text).into_bytes(),
+        Err(e) => e.into_bytes(),
+    }
+}
+
+fn legend_added(svg: &str) -> Option<String> {
+    // `<svg version="1.1" width="1200" height="174" onload="init(evt)" viewBox="0 0 1200 174" ...>`
+    let start = svg.find("<svg ")?;
+    let head = &svg[..start + svg[start..].find('>')?];
+    let attribute = |name: &str| -> Option<(usize, usize)> {
+        let at = start + head[start..].find(name)? + name.len();
+        Some((at, head[at..].find('"')?))
+    };
+    let (height_at, height_len) = attribute(" height=\"")?;
+    let height: u64 = head[height_at..height_at + height_len].parse().ok()?;
+    let (view_at, view_len) = attribute(" viewBox=\"")?;
+    if view_at < height_at {
+        return None;
+    }
+    let view: Vec<&str> = head[view_at..view_at + view_len].split(' ').collect();
+    let [vx, vy, vw, vh] = view.as_slice() else {
+        return None;
+    };
+    let vh: u64 = vh.parse().ok()?;
+    let grown = height + LEGEND_HEIGHT;
+    let close = svg.rfind("</svg>")?;
+    let mut out = String::with_capacity(svg.len() + 1024);
+    out.push_str(&svg[..height_at]);
+    out.push_str(&grown.to_string());
+    out.push_str(&svg[height_at + height_len..view_at]);
+    out.push_str(&format!("{vx} {vy} {vw} {}", vh + LEGEND_HEIGHT));
+    out.push_str(&svg[view_at + view_len..close]);
+    // Background under the new row, then the swatches, 170 px apart from the left margin.
+    out.push_str(&format!(
+        "    <g id=\"legend\">\n        <rect x=\"0\" y=\"{height}\" width=\"100%\" height=\"{LEGEND_HEIGHT}\" fill=\"#eeeeb0\"/>\n"
+    ));
+    for (i, (color, label)) in LEGEND.iter().enumerate() {
+        let x = 10 + 170 * i;
+        out.push_str(&format!(
+            "        <rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n        <text x=\"{}\" y=\"{}\">{label}</text>\n",
+            height + 3,
+            x + 16,
+            height + 13,
+        ));
+    }
+    out.push_str("    </g>\n");
+    out.push_str(&svg[close..]);
+    Some(out)
 }
 
 /// Event, samples, lost and throttled samples and the unwinding mode, in one line.

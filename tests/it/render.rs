@@ -522,7 +522,117 @@ pub fn percent_limit_also_hides_small_branches() {
     golden("report-percent-limit-25.txt", &out);
 }
 
+/// Loads `svg` in headless Chromium with `query` (inferno's `?s=` search, `?x=&y=` zoom) and returns the DOM
+/// after its script ran and Chromium's log (console errors included).
+fn chromium_dom(svg: &std::path::Path, query: &str) -> (String, String) {
+    let profile_dir = crate::common::scratch_file(&format!("chromium-{}", query.len()));
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            // The script restores `?s=` and `?x=&y=` from a zero-delay timer: let it run before the dump.
+            "--virtual-time-budget=3000",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile_dir.display()))
+        .arg(format!("file://{}{query}", svg.display()))
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `<g>` of the frame titled `name (...` in `svg`: its text up to `</g>`.
+fn frame_group<'s>(svg: &'s str, name: &str) -> &'s str {
+    let at = svg
+        .find(&format!("<title>{name} ("))
+        .unwrap_or_else(|| panic!("no frame {name}"));
+    let end = svg[at..].find("</g>").map_or(svg.len(), |e| at + e);
+    &svg[at..end]
+}
+
+/// The value of `attribute="..."` in `text`.
+fn attribute<'s>(text: &'s str, attribute: &str) -> &'s str {
+    let key = format!(" {attribute}=\"");
+    let at = text.find(&key).unwrap_or_else(|| panic!("no {attribute}")) + key.len();
+    &text[at..at + text[at..].find('"').unwrap()]
+}
+
+/// The flamegraph in a browser: inferno's script runs without an error, a search reports the matched share
+/// and a click-zoom widens the frame to the whole width; the legend names the colours.
+pub fn flamegraph_is_interactive_in_chromium() {
+    if !crate::common::tool_available("chromium") {
+        return;
+    }
+    let p = profile();
+    let svg = render(|w| write_flamegraph(w, &p, &FlamegraphOptions::default()));
+    let svg = text(&svg).to_owned();
+    assert!(svg.contains("<g id=\"legend\">") && svg.contains(">kernel</text>"));
+    let path = crate::common::scratch_file("interactive.svg");
+    std::fs::write(&path, &svg).unwrap();
+
+    // Search for frames named exactly "c" (a frame's searched text is its title, `c (5 samples, 50.00%)`):
+    // 5 of the 11 samples (the flamegraph counts samples, as a folded `perf script` does; by hand, see the
+    // module docs).
+    let (dom, log) = chromium_dom(&path, "?s=%5Ec%20");
+    assert!(
+        !log.contains("Uncaught") && !log.contains("is not defined"),
+        "script error: {log}"
+    );
+    assert!(dom.contains(">Matched: 45.5%<"), "{dom}");
+
+    // Zoom onto a (40% of the samples): its rect then spans the whole width, and Reset Zoom shows.
+    let a = frame_group(&svg, "a");
+    let (x, y) = (attribute(a, "fg:x"), attribute(a, "y"));
+    let (dom, log) = chromium_dom(&path, &format!("?x={x}&y={y}"));
+    assert!(!log.contains("Uncaught"), "script error: {log}");
+    let zoomed = frame_group(&dom, "a");
+    let width: f64 = attribute(zoomed, "width")
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(
+        (width - 100.0).abs() < 0.01,
+        "a is {width}% wide after the zoom: {zoomed}"
+    );
+    let unzoom = &dom[dom.find("id=\"unzoom\"").unwrap()..];
+    assert!(
+        !unzoom[..unzoom.find('>').unwrap()].contains("hide"),
+        "Reset Zoom hidden"
+    );
+}
+
+/// A name perf prints (`___c`, as glibc's `___pthread_mutex_lock`) finds nothing, and says which names of the
+/// profile are close.
+pub fn callers_of_an_absent_name_lists_close_ones() {
+    let p = profile();
+    let opts = CalltreeOptions {
+        matcher: Matcher::exact("___rec"),
+        direction: Direction::Callers,
+        filter: Filter::default(),
+        show_module: true,
+    };
+    let out = render(|w| write_calltree(w, &p, &opts));
+    assert!(
+        text(&out).contains("# No sample has ___rec on its stack. Close names: rec"),
+        "{}",
+        text(&out)
+    );
+}
+
 crate::tests![
+    callers_of_an_absent_name_lists_close_ones,
     percentages_by_hand,
     report_children,
     report_no_children_with_samples,
@@ -531,6 +641,7 @@ crate::tests![
     folded,
     callers_and_callees,
     flamegraphs_are_deterministic,
+    flamegraph_is_interactive_in_chromium,
     xml_special_characters_are_escaped,
     svg_is_well_formed_xml_whatever_the_names,
     empty_profile_does_not_panic,
