@@ -91,7 +91,8 @@ pub struct SampleFilterArgs {
     /// Only samples of these threads.
     #[arg(long = "tid", value_delimiter = ',')]
     pub tids: Vec<u32>,
-    /// Only samples of these commands.
+    /// Only samples of threads with these names (a thread's name, as `ps -L` shows it: a program's threads
+    /// may be named otherwise than the program).
     #[arg(long = "comm", value_delimiter = ',')]
     pub comms: Vec<String>,
 }
@@ -195,6 +196,8 @@ pub struct FlamegraphArgs {
     /// Title of the graph.
     #[arg(long = "title")]
     pub title: Option<String>,
+    #[command(flatten)]
+    pub samples: SampleFilterArgs,
 }
 
 #[derive(Debug, clap::Args)]

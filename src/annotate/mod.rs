@@ -37,7 +37,7 @@ pub use loader::ElfCode;
 use view::build_view;
 
 use crate::addr::{FileOffset, Svma};
-use crate::profile::query::{filtered_samples, percent, Filter, Matcher, Weight};
+use crate::profile::query::{close_matches, filtered_samples, percent, Filter, Matcher, Weight};
 use crate::profile::{LocationId, Profile};
 use crate::symbolize::{offset_to_svma, DebugInfo, Frame, FunctionSymbol, ModuleSpec, Segment};
 
@@ -526,44 +526,6 @@ fn code_without_samples(
         wanted: matcher.to_string(),
         close: close_matches(profile, &matcher.to_string()),
     })
-}
-
-/// Up to five function names of the profile close to `wanted`: containing it (or contained), or within a few
-/// edits, case-insensitively.
-pub fn close_matches(profile: &Profile, wanted: &str) -> Vec<String> {
-    let want = wanted.to_lowercase();
-    let mut names: Vec<(usize, String)> = Vec::new();
-    for f in &profile.functions {
-        let name = profile.str(f.name);
-        if name.starts_with(crate::symbolize::UNKNOWN) || names.iter().any(|(_, n)| n == name) {
-            continue;
-        }
-        let lower = name.to_lowercase();
-        let distance = if lower.contains(&want) || (!lower.is_empty() && want.contains(&lower)) {
-            0
-        } else {
-            edit_distance(&lower, &want)
-        };
-        if distance <= 2.max(want.len() / 4) {
-            names.push((distance, name.to_owned()));
-        }
-    }
-    names.sort();
-    names.into_iter().take(5).map(|(_, n)| n).collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[b.len()]
 }
 
 fn offset_name(name: &str, offset: u64) -> String {

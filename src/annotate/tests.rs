@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use super::*;
+use crate::profile::query::edit_distance;
 use crate::profile::{Function, Line, Location, Mapping, Meta, Profile};
 
 const BASE: u64 = 0x5555_0000_0000;

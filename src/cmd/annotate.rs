@@ -14,6 +14,7 @@ use crate::render::{write_annotation, AnnotateOptions};
 pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
     let profile = load_profile(&args.input)?;
     let filter = args.samples.filter();
+    filter.check_labels(&profile)?;
     let mut code = ElfCode::new();
     let annotation = annotate(&profile, &Matcher::exact(&args.symbol), &filter, &mut code)?;
     let stdout = std::io::stdout();

@@ -17,8 +17,10 @@ pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
         inverted: args.inverted,
         reverse: args.reverse,
         callers: args.callers.as_deref().map(Matcher::exact),
+        filter: args.samples.filter(),
         ..FlamegraphOptions::default()
     };
+    opts.filter.check_labels(&profile)?;
     let mut svg = Vec::new();
     write_flamegraph(&mut svg, &profile, &opts).context("rendering the flamegraph")?;
     write_output(&args.output, Access::Shared, |out| out.write_all(&svg))?;

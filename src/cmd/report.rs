@@ -18,6 +18,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         percent_limit: args.percent_limit,
         ..args.samples.filter()
     };
+    filter.check_labels(&profile)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let tree = |matcher: Matcher, direction| CalltreeOptions {

@@ -66,8 +66,10 @@ pub enum QueryError {
         #[source]
         source: regex::Error,
     },
-    #[error("invalid call graph option `{0}` (expected graph|fractal|folded[,THRESHOLD[,caller|callee]])")]
+    #[error("invalid call graph option `{0}` (expected graph|fractal|folded|none[,THRESHOLD[,caller|callee]])")]
     CallGraph(String),
+    #[error("no sample matches {asked}; commands seen (samples): {seen}")]
+    NothingMatched { asked: String, seen: String },
 }
 
 impl Profile {
@@ -136,6 +138,47 @@ impl Profile {
     }
 }
 
+/// Up to five function names of the profile close to `wanted`: containing it (or contained), or within a few
+/// edits, case-insensitively.
+pub fn close_matches(profile: &Profile, wanted: &str) -> Vec<String> {
+    let want = wanted.to_lowercase();
+    let mut names: Vec<(usize, String)> = Vec::new();
+    for f in &profile.functions {
+        let name = profile.str(f.name);
+        if name.starts_with(UNKNOWN) || names.iter().any(|(_, n)| n == name) {
+            continue;
+        }
+        let lower = name.to_lowercase();
+        // A name inside the wanted one counts when it is at least half of it (`pthread_mutex_lock` in perf's
+        // `___pthread_mutex_lock`), not any one-letter name.
+        let inside = !lower.is_empty() && want.contains(&lower) && lower.len() * 2 >= want.len();
+        let distance = if lower.contains(&want) || inside {
+            0
+        } else {
+            edit_distance(&lower, &want)
+        };
+        if distance <= 2.max(want.len() / 4) {
+            names.push((distance, name.to_owned()));
+        }
+    }
+    names.sort();
+    names.into_iter().take(5).map(|(_, n)| n).collect()
+}
+
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
 /// Which samples, frames and rows a query looks at. Empty lists mean "all".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
@@ -153,6 +196,58 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether some sample passes the label filters (`--pid`, `--tid`, `--comm`); when none does, an error
+    /// that says what was asked and lists the command names the profile has, most samples first: a thread's
+    /// name is often not its program's (memcached's threads are `mc-worker`, `mc-lrumaint`...).
+    pub fn check_labels(&self, profile: &Profile) -> Result<(), QueryError> {
+        let labelled = !(self.pids.is_empty() && self.tids.is_empty() && self.comms.is_empty());
+        if !labelled
+            || profile.samples.is_empty()
+            || profile
+                .samples
+                .iter()
+                .any(|g| self.accepts_labels(profile, g))
+        {
+            return Ok(());
+        }
+        let mut asked = Vec::new();
+        let list = |v: Vec<String>| v.join(",");
+        if !self.comms.is_empty() {
+            asked.push(format!("--comm {}", list(self.comms.clone())));
+        }
+        if !self.pids.is_empty() {
+            asked.push(format!(
+                "--pid {}",
+                list(self.pids.iter().map(u32::to_string).collect())
+            ));
+        }
+        if !self.tids.is_empty() {
+            asked.push(format!(
+                "--tid {}",
+                list(self.tids.iter().map(u32::to_string).collect())
+            ));
+        }
+        let mut by_comm: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for g in &profile.samples {
+            *by_comm.entry(profile.str(g.comm)).or_default() += g.count;
+        }
+        let mut seen: Vec<(&str, u64)> = by_comm.into_iter().collect();
+        seen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        const SHOWN: usize = 10;
+        let mut names: Vec<String> = seen
+            .iter()
+            .take(SHOWN)
+            .map(|(name, n)| format!("{name} ({n})"))
+            .collect();
+        if seen.len() > SHOWN {
+            names.push(format!("and {} more", seen.len() - SHOWN));
+        }
+        Err(QueryError::NothingMatched {
+            asked: asked.join(" "),
+            seen: names.join(", "),
+        })
+    }
+
     fn accepts_labels(&self, profile: &Profile, group: &SampleGroup) -> bool {
         (self.pids.is_empty() || self.pids.contains(&group.pid))
             && (self.tids.is_empty() || self.tids.contains(&group.tid))

@@ -14,7 +14,7 @@
 use std::io::{self, Write};
 
 use crate::profile::query::{
-    function_tree, percent, CallTree, Direction, Filter, Matcher, Weight, OTHER,
+    close_matches, function_tree, percent, CallTree, Direction, Filter, Matcher, Weight, OTHER,
 };
 use crate::profile::Profile;
 
@@ -45,7 +45,18 @@ pub fn write_calltree(
     let sym = sanitize(&opts.matcher.to_string()).into_owned();
     let of_sym = tree.roots_weight();
     if tree.roots.is_empty() {
-        writeln!(w, "# No sample has {sym} on its stack.")?;
+        // perf prints some names otherwise (`___pthread_mutex_lock`, `__GI_...`): the close ones may be it.
+        let close = close_matches(profile, &opts.matcher.to_string());
+        if close.is_empty() {
+            writeln!(w, "# No sample has {sym} on its stack.")?;
+        } else {
+            let close: Vec<String> = close.iter().map(|n| sanitize(n).into_owned()).collect();
+            writeln!(
+                w,
+                "# No sample has {sym} on its stack. Close names: {}",
+                close.join(", ")
+            )?;
+        }
         return Ok(());
     }
     writeln!(
@@ -120,11 +131,14 @@ impl TreePrinter<'_> {
         let name = if node.other {
             OTHER.to_owned()
         } else if self.show_module {
-            format!(
-                "{} [{}]",
-                sanitize(self.profile.func_name(&node.func)),
-                sanitize(short_module(self.profile.module_name(&node.func.module)))
-            )
+            let module = short_module(self.profile.module_name(&node.func.module));
+            let name = sanitize(self.profile.func_name(&node.func));
+            // `[kernel.kallsyms]`, `[unknown]`: bracketed already.
+            if module.starts_with('[') && module.ends_with(']') {
+                format!("{name} {}", sanitize(module))
+            } else {
+                format!("{name} [{}]", sanitize(module))
+            }
         } else {
             sanitize(self.profile.func_name(&node.func)).into_owned()
         };

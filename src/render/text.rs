@@ -165,7 +165,20 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
             pct(meta.fell_back)
         )?;
     }
+    // Two binaries with one file name (a program and its copy elsewhere) are told apart by their paths.
+    let short_count = |short: &str| {
+        meta.unwind_modules
+            .iter()
+            .filter(|m| short_module(&m.path) == short)
+            .count()
+    };
     for m in &meta.unwind_modules {
+        let short = short_module(&m.path);
+        let shown = if short_count(short) > 1 {
+            m.path.as_str()
+        } else {
+            short
+        };
         let lacks = match (m.frame_pointers, m.tables) {
             (true, true) => "has frame pointers and unwind tables",
             (false, true) => "no frame pointers, has unwind tables",
@@ -175,7 +188,7 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
         writeln!(
             w,
             "#   {}: {lacks}; walks stopped inside it in {} samples ({} fell back)",
-            sanitize(short_module(&m.path)),
+            sanitize(shown),
             m.fell_back + m.broken,
             m.fell_back
         )?;
@@ -235,6 +248,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("qsort"), "{text}");
+        // Two modules with one file name: each by its path.
+        let twin = |path: &str| ModuleUnwind {
+            path: path.into(),
+            frame_pointers: true,
+            tables: true,
+            fell_back: 1,
+            broken: 0,
+        };
+        profile.meta.unwind_modules = vec![twin("/opt/a/server"), twin("/opt/b/server")];
+        let text = header(&profile);
+        assert!(
+            text.contains("#   /opt/a/server: ") && text.contains("#   /opt/b/server: "),
+            "{text}"
+        );
     }
 
     #[test]

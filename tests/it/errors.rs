@@ -37,6 +37,42 @@ pub fn missing_input_file() {
     assert_one_line_error(&out, &["/nonexistent/profile.pb.gz"]);
 }
 
+/// A filter that selects nothing says so, and which command names the profile has.
+pub fn a_filter_that_matches_nothing_names_what_exists() {
+    let file = scratch_file("filtered.pb.gz");
+    stacktop::format::pprof::write_pprof_file(&crate::render::profile(), &file).unwrap();
+    for args in [
+        &["report", "--comm", "memcached"][..],
+        &["report", "--pid", "4242", "--folded"],
+        &[
+            "flamegraph",
+            "--tid",
+            "4242",
+            "-o",
+            "/nonexistent/never.svg",
+        ],
+        &["annotate", "c", "--comm", "memcached"],
+    ] {
+        let out = stacktop(args).arg("-i").arg(&file).output().unwrap();
+        assert_one_line_error(&out, &["no sample matches", "app (10)", "worker (1)"]);
+    }
+    // A filter that matches still works, in the flamegraph too.
+    let svg = scratch_file("worker.svg");
+    let out = stacktop(&["flamegraph", "--comm", "worker", "-i"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("1 samples") || svg.contains("(1 samples"),
+        "{svg}"
+    );
+    assert!(!svg.contains("<title>c ("), "c is app's, not worker's");
+}
+
 pub fn corrupt_input_file() {
     let file = scratch_file("corrupt.pb.gz");
     // A gzip header followed by garbage, then plain garbage.
@@ -263,6 +299,7 @@ crate::tests![
     command_not_found,
     missing_input_file,
     corrupt_input_file,
+    a_filter_that_matches_nothing_names_what_exists,
     output_not_writable,
     permission_denied_for_unprivileged_system_wide,
     broken_pipe_is_quiet,
