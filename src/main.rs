@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use stacktop::cli::{Args, Command};
 use stacktop::cmd;
 use stacktop::render::sanitize_message;
@@ -45,8 +45,17 @@ fn main() -> ExitCode {
 /// `Args::parse`, except that a usage error, which quotes the argument it could not take (maybe a name pasted
 /// from a profile), is printed sanitized line by line. It is rendered without colours: clap's colour codes
 /// would not survive the sanitizing. Help and version quote nothing and are printed by clap as usual.
+/// The command line, with `top --help` listing the keys of the live view.
+fn cli() -> clap::Command {
+    let keys: String = stacktop::tui::input::HELP
+        .iter()
+        .map(|(key, what)| format!("  {key:<12} {what}\n"))
+        .collect();
+    Args::command().mut_subcommand("top", |top| top.after_help(format!("Keys:\n{keys}")))
+}
+
 fn parse_args() -> Result<Args, ExitCode> {
-    let mut plain = Args::command().styles(clap::builder::Styles::plain());
+    let mut plain = cli().styles(clap::builder::Styles::plain());
     let err = match plain
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|mut matches| {
@@ -62,7 +71,7 @@ fn parse_args() -> Result<Args, ExitCode> {
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
         // Parsed again with the colours, which clap drops itself where stdout is not a terminal.
-        Args::try_parse().err().unwrap_or(err).exit();
+        cli().try_get_matches().err().unwrap_or(err).exit();
     }
     for line in err.render().ansi().to_string().lines() {
         eprintln!("{}", sanitize_message(line));

@@ -44,7 +44,21 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     let (updates, handle) = sampler.into_parts();
     let ui = tui::run(app, Some(updates), Some(annotator()));
     // Ends the reader (SIGTERM to a launched command) whatever the UI's outcome.
-    handle.stop()?;
+    let stopped = handle.stop();
+    // The command's output: gone when there was none, else said where it is.
+    if let Some(path) = &output_file {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(_) => eprintln!(
+                "stacktop: the command's output is in {}",
+                crate::render::sanitize(&path.display().to_string())
+            ),
+            Err(_) => {}
+        }
+    }
+    stopped?;
     ui.context("terminal")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -248,30 +248,28 @@ fn sample(
     }
 }
 
-/// This process's CPU time (all threads) from `/proc/self/stat`, as a percentage of one CPU since the last call.
+/// This process's CPU time (all threads), as a percentage of one CPU since the last call.
 struct CpuClock {
     at: Instant,
-    ticks: u64,
+    nanos: u64,
 }
-
-/// The kernel's `USER_HZ`, fixed at 100 on every Linux ABI stacktop runs on.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 impl CpuClock {
     fn new() -> CpuClock {
         CpuClock {
             at: Instant::now(),
-            ticks: own_cpu_ticks().unwrap_or(0),
+            nanos: own_cpu_nanos().unwrap_or(0),
         }
     }
 
     fn percent(&mut self) -> f64 {
         let now = Instant::now();
-        let ticks = own_cpu_ticks().unwrap_or(self.ticks);
+        let nanos = own_cpu_nanos().unwrap_or(self.nanos);
         let seconds = now.duration_since(self.at).as_secs_f64();
-        let used = ticks.saturating_sub(self.ticks) as f64 / TICKS_PER_SECOND;
+        // A thread that ended takes its time out of the sum: that interval counts as idle, not negative.
+        let used = nanos.saturating_sub(self.nanos) as f64 / 1e9;
         self.at = now;
-        self.ticks = ticks;
+        self.nanos = nanos;
         if seconds > 0.0 {
             used * 100.0 / seconds
         } else {
@@ -280,16 +278,39 @@ impl CpuClock {
     }
 }
 
-/// utime + stime of this process, in clock ticks.
-fn own_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which may contain spaces, end at its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 of `rest` (which starts at field 3).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+/// The CPU time of this process's threads, in nanoseconds: the sum of `/proc/self/task/*/schedstat` (time on
+/// a CPU, to the nanosecond), else utime + stime from `/proc/self/stat` (in 10 ms ticks: at stacktop's usual
+/// 1% of a CPU, one tick per second or none, so the header showed 0.0% for many refreshes).
+fn own_cpu_nanos() -> Option<u64> {
+    let from_schedstat = std::fs::read_dir("/proc/self/task").ok().and_then(|tasks| {
+        let mut sum = 0u64;
+        let mut any = false;
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            if let Some(n) = text
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse::<u64>().ok())
+            {
+                sum = sum.saturating_add(n);
+                any = true;
+            }
+        }
+        any.then_some(sum)
+    });
+    from_schedstat.or_else(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may contain spaces, end at its closing parenthesis.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 of `rest` (which starts at field 3), in
+        // USER_HZ ticks (100 per second on every Linux ABI).
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some((utime + stime) * 10_000_000)
+    })
 }
 
 fn describe(target: &Target) -> String {

@@ -223,6 +223,15 @@ fn prompt_key(app: &mut App, key: KeyEvent) {
         KeyCode::Backspace => {
             text.pop();
         }
+        // The line editing keys of a shell: Ctrl-U clears the line, Ctrl-W deletes the last word.
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
+        KeyCode::Char('w') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            let kept = text.trim_end().len();
+            let word = text[..kept].rfind(char::is_whitespace).map_or(0, |i| i + 1);
+            text.truncate(word);
+        }
+        // Other control combinations are not text.
+        KeyCode::Char(_) if key.modifiers.contains(KeyModifiers::CONTROL) => {}
         KeyCode::Char(c) => text.push(c),
         _ => {}
     }

@@ -273,10 +273,15 @@ pub fn keys_drive_the_state() {
     assert_eq!(app.rows[0].symbol, "evil\\x1b[31mname");
     press(&mut app, &[KeyCode::Char('/'), KeyCode::Esc]);
     assert_eq!(app.rows.len(), 1, "Esc cancels the prompt");
+    // Ctrl-U clears the typed line (it used to insert a `u`), Ctrl-W a word.
     press(&mut app, &[KeyCode::Char('/')]);
-    for _ in 0..6 {
-        press(&mut app, &[KeyCode::Backspace]);
-    }
+    typed(&mut app, " two words");
+    let ctrl =
+        |app: &mut App, c| handle_key(app, KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    ctrl(&mut app, 'w');
+    assert_eq!(app.prompt.as_ref().unwrap().1, "evil\x1b[ two ");
+    ctrl(&mut app, 'u');
+    assert_eq!(app.prompt.as_ref().unwrap().1, "");
     press(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.symbol_filter, None);
 
@@ -565,6 +570,11 @@ pub fn live_view_in_tmux() {
         started.elapsed().as_secs_f64()
     );
     assert!(screen.contains("output: "), "no output file in the header");
+    let output_file: String = screen[screen.find("output: ").unwrap() + "output: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(tmux.display("#{alternate_on}"), "1");
 
     tmux.keys(&["Enter"]);
@@ -617,9 +627,27 @@ pub fn live_view_in_tmux() {
         "alternate screen left on"
     );
     assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor left hidden");
+    // The workload printed nothing: its output file does not stay behind.
+    assert!(
+        output_file.ends_with(".out") && !std::path::Path::new(&output_file).exists(),
+        "{output_file} left behind"
+    );
+}
+
+pub fn top_help_lists_the_keys() {
+    let out = crate::common::stdout_of(&mut crate::common::stacktop(&["top", "--help"]));
+    for line in [
+        "Keys:",
+        "callers of the function",
+        "decaying <-> cumulative",
+        "q Ctrl-C",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
 }
 
 crate::tests![
+    top_help_lists_the_keys,
     table_screen,
     long_table_scrolls_to_the_selection,
     callers_tree_screen,
