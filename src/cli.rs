@@ -95,6 +95,10 @@ pub struct SampleFilterArgs {
     /// may be named otherwise than the program).
     #[arg(long = "comm", value_delimiter = ',')]
     pub comms: Vec<String>,
+    /// Count each address for the function that owns its machine code, as `perf report` does: inlined
+    /// functions are not frames of their own.
+    #[arg(long = "no-inline")]
+    pub no_inline: bool,
 }
 
 impl SampleFilterArgs {
@@ -103,6 +107,7 @@ impl SampleFilterArgs {
             pids: self.pids.clone(),
             tids: self.tids.clone(),
             comms: self.comms.clone(),
+            no_inline: self.no_inline,
             ..Filter::default()
         }
     }

@@ -190,6 +190,10 @@ pub struct Filter {
     pub modules: Vec<String>,
     /// Drop kernel frames; samples left with no frame are dropped.
     pub hide_kernel: bool,
+    /// Drop inline frames: each address counts for the function that owns its machine code, as `perf
+    /// report`'s symbol column and `perf report --no-inline` count it (by default an inlined function is a
+    /// frame of its own and takes the self time of its code).
+    pub no_inline: bool,
     /// `top_functions` rows and callers/callees tree nodes under this percentage of the filtered total are
     /// folded into `[other]`. Folded stacks and flamegraphs ignore it (inferno drops narrow frames itself).
     pub percent_limit: f64,
@@ -285,6 +289,9 @@ pub fn filtered_samples<'p>(
             continue;
         }
         let mut frames = profile.frames(group.leaf);
+        if filter.no_inline {
+            frames.retain(|f| !f.inlined);
+        }
         if filter.hide_kernel {
             frames.retain(|f| !profile.module_key(f.location).kernel);
             if frames.is_empty() && group.leaf.is_some() {
@@ -570,6 +577,9 @@ pub fn top_functions(
     let mut frames = Vec::new();
     for group in &merged {
         profile.frames_into(group.leaf, &mut frames);
+        if filter.no_inline {
+            frames.retain(|f| !f.inlined);
+        }
         if filter.hide_kernel {
             frames.retain(|f| !profile.module_key(f.location).kernel);
             if frames.is_empty() && group.leaf.is_some() {

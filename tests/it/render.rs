@@ -631,7 +631,60 @@ pub fn callers_of_an_absent_name_lists_close_ones() {
     );
 }
 
+/// `--no-inline`: inl's sample (G5, inlined into a) counts for a, as perf's symbol column counts it.
+pub fn no_inline_charges_inlined_code_to_its_owner() {
+    let p = profile();
+    let self_of = |filter: &Filter, name: &str| {
+        top_functions(&p, filter, &[SortKey::Sym], true)
+            .rows
+            .iter()
+            .find(|r| p.func_name(&r.key.sym.expect("sym")) == name)
+            .map(|r| r.self_.period)
+    };
+    let plain = Filter::default();
+    assert_eq!(
+        (self_of(&plain, "inl"), self_of(&plain, "a")),
+        (Some(10), Some(0))
+    );
+    let no_inline = Filter {
+        no_inline: true,
+        ..Filter::default()
+    };
+    assert_eq!(
+        (self_of(&no_inline, "inl"), self_of(&no_inline, "a")),
+        (None, Some(10))
+    );
+    // The stacks too: no frame of inl in the folded output.
+    let folded = render(|w| {
+        write_folded(
+            w,
+            &p,
+            &FoldedOptions {
+                filter: no_inline.clone(),
+                ..FoldedOptions::default()
+            },
+        )
+    });
+    assert!(!text(&folded).contains("inl"), "{}", text(&folded));
+    // And on the command line.
+    let file = crate::common::scratch_file("no-inline.pb.gz");
+    stacktop::format::pprof::write_pprof_file(&p, &file).unwrap();
+    let out = crate::common::stdout_of(
+        crate::common::stacktop(&[
+            "report",
+            "--no-inline",
+            "--no-children",
+            "--sort",
+            "sym",
+            "-i",
+        ])
+        .arg(&file),
+    );
+    assert!(!out.contains("[.] inl"), "{out}");
+}
+
 crate::tests![
+    no_inline_charges_inlined_code_to_its_owner,
     callers_of_an_absent_name_lists_close_ones,
     percentages_by_hand,
     report_children,
