@@ -64,6 +64,7 @@ pub(crate) fn convert(mode: Priv, raw: Raw) -> Option<Record> {
                 callchain: s.call_chain.as_deref().map(flatten).unwrap_or_default(),
                 user_regs: s.user_regs.map(|(regs, _abi)| regs),
                 user_stack: s.user_stack,
+                ..SampleRecord::default()
             })
         }
         Raw::Mmap(m) => {

@@ -30,6 +30,11 @@ pub struct SampleRecord {
     pub user_regs: Option<Vec<u64>>,
     /// Copy of the user stack starting at the sampled stack pointer (dwarf/hybrid modes), if sampled.
     pub user_stack: Option<Vec<u8>>,
+    /// Bytes of user stack asked for and bytes the kernel copied (0 and 0 when unknown). The kernel stops
+    /// early at a stack page it cannot read in the sampling interrupt (one never touched); the reader may
+    /// keep less than it copied (`StackBudget`), which these do not count.
+    pub stack_asked: u32,
+    pub stack_copied: u32,
 }
 
 /// A new mapping of a process (`PERF_RECORD_MMAP2`, or synthesized from `/proc/PID/maps`).

@@ -166,12 +166,16 @@ pub fn parse(
         } else {
             0
         };
+        out.stack_asked = u32::try_from(size).unwrap_or(u32::MAX);
+        out.stack_copied = u32::try_from(dyn_size).unwrap_or(u32::MAX);
         let keep = stack_limit(out.pid).map_or(dyn_size, |limit| limit.min(dyn_size));
         let stack = out.user_stack.get_or_insert_with(Vec::new);
         stack.clear();
         stack.extend_from_slice(&data[..keep]);
     } else {
         out.user_stack = None;
+        out.stack_asked = 0;
+        out.stack_copied = 0;
     }
     Some(())
 }
@@ -430,6 +434,7 @@ mod tests {
         assert_eq!(out.callchain, vec![-512i64 as u64, 0x401000, 0x402000]);
         assert_eq!(out.user_regs, Some(vec![0xa, 0xb]));
         assert_eq!(out.user_stack, Some(vec![7u8; 5]));
+        assert_eq!((out.stack_asked, out.stack_copied), (16, 5));
     }
 
     #[test]

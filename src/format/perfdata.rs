@@ -610,9 +610,12 @@ fn sample(
             .map(|&r| regs.get(r))
             .collect()
     });
+    let (mut stack_asked, mut stack_copied) = (0, 0);
     let user_stack = s.user_stack.as_ref().map(|(data, dyn_size)| {
         let bytes = data.as_slice();
         let len = usize::try_from(*dyn_size).map_or(bytes.len(), |d| d.min(bytes.len()));
+        stack_asked = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        stack_copied = u32::try_from(len).unwrap_or(u32::MAX);
         bytes[..len].to_vec()
     });
     SampleRecord {
@@ -625,6 +628,8 @@ fn sample(
         callchain,
         user_regs,
         user_stack,
+        stack_asked,
+        stack_copied,
     }
 }
 

@@ -17,6 +17,10 @@ pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
 
 use foldhash::HashMap;
 
+/// Words of the note a recording carries when the kernel copied less user stack than asked (see
+/// `pipeline::Pipeline::short_copy_note`): the unwind-quality summary then does not advise a bigger copy.
+pub const SHORT_COPY_MARK: &str = "where the kernel copied";
+
 macro_rules! id_type {
     ($name:ident) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::profile::query::Weight;
-use crate::profile::Profile;
+use crate::profile::{Profile, SHORT_COPY_MARK};
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
 /// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
@@ -193,7 +193,9 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
             m.fell_back
         )?;
     }
-    if meta.fell_back > 0 {
+    // A bigger copy helps only where the kernel copied all it was asked for.
+    let short_copies = meta.notes.iter().any(|n| n.contains(SHORT_COPY_MARK));
+    if meta.fell_back > 0 && !short_copies {
         writeln!(
             w,
             "#   A frameless function in the middle of a stack (a callback called through qsort, say) hides \

@@ -42,7 +42,32 @@ pub struct Quality {
     pub fell_back: u64,
     /// Samples that carried no registers or stack (the kernel could not copy them): frame pointers only.
     pub no_stack: u64,
+    /// Truncated samples whose walk ran off a copy the kernel had cut short (it copied less than asked).
+    pub short_copies: ShortCopies,
     pub modules: HashMap<Arc<Module>, ModuleQuality>,
+}
+
+/// Stacks cut because the kernel copied less of the user stack than asked: it stops at a page it cannot read in
+/// the sampling interrupt (a page never touched, under a large stack buffer), so asking for more changes
+/// nothing. Sizes of those copies, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShortCopies {
+    pub samples: u64,
+    pub min_copied: u32,
+    pub max_copied: u32,
+    pub asked: u32,
+}
+
+impl ShortCopies {
+    fn add(&mut self, copied: u32, asked: u32) {
+        if self.samples == 0 {
+            self.min_copied = copied;
+        }
+        self.samples += 1;
+        self.min_copied = self.min_copied.min(copied);
+        self.max_copied = self.max_copied.max(copied);
+        self.asked = self.asked.max(asked);
+    }
 }
 
 struct ProcessUnwinder {
@@ -297,6 +322,14 @@ impl Unwinders {
             }
         };
         out.truncated = outcome.truncated;
+        if outcome.truncated
+            && walk.end == WalkEnd::CopyExhausted
+            && sample.stack_copied < sample.stack_asked
+        {
+            self.quality
+                .short_copies
+                .add(sample.stack_copied, sample.stack_asked);
+        }
         self.record_outcome(sample.pid, processes, outcome, broken, stopped_at);
     }
 

@@ -274,6 +274,41 @@ pub fn system_wide_catches_a_workload_by_name() {
     assert_near("hot_a of split's samples", a * 100.0 / (a + b), 66.7, 6.0);
 }
 
+/// The hot loop runs under a 64 KiB stack buffer never touched (assets/stackbuf.c): the kernel's copy of the
+/// user stack stops at its first page, far short of the 16 KiB asked. The header says so, with the sizes, and
+/// does not advise a bigger copy (which changes nothing here).
+pub fn a_copy_the_kernel_cut_short_is_reported_as_such() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c(
+        "stackbuf.c",
+        "stackbuf",
+        &["-fomit-frame-pointer", "-fno-stack-clash-protection"],
+    );
+    for mode in ["hybrid,16384", "dwarf,16384"] {
+        let file = record(
+            &format!("stackbuf-{}", &mode[..5]),
+            &["--call-graph", mode],
+            &[&bin, Path::new("0.5")],
+        );
+        let report = stdout_of(stacktop(&["report", "-i"]).arg(&file));
+        let note = report
+            .lines()
+            .find(|l| l.contains("where the kernel copied"))
+            .unwrap_or_else(|| panic!("{mode}: no note of the short copies:\n{report}"));
+        let count: u64 = note
+            .trim_start_matches("# Note: ")
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(count >= 100, "{mode}: {note}");
+        assert!(note.contains("of the 16384 bytes of stack asked"), "{note}");
+        assert!(!report.contains("a larger stack copy"), "{mode}: {report}");
+    }
+}
+
 pub fn sigint_writes_a_complete_file() {
     if !perf_available() {
         return;
@@ -373,6 +408,7 @@ crate::tests![
     stripped_binary_shows_unknown_with_module_and_offset,
     rust_names_demangled_in_both_manglings,
     system_wide_catches_a_workload_by_name,
+    a_copy_the_kernel_cut_short_is_reported_as_such,
     sigint_writes_a_complete_file,
     go_pprof_reads_the_profile,
 ];
