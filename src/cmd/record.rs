@@ -64,19 +64,19 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let failure = session.child_failure();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
-    let short_copies = pipeline.short_copy_note();
+    let short_copies = pipeline.short_copies();
     // The figures of the end; event, rate and mode are the start's (`Config::live`).
     let meta = pipeline.meta_mut();
     meta.lost = stats.lost;
     meta.throttled = stats.throttled;
     meta.notes = session.notes().to_vec();
-    meta.notes.extend(short_copies);
     meta.time_nanos = started
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
     meta.duration_nanos = begin.elapsed().as_nanos() as i64;
     meta.truncated = truncated;
     meta.fell_back = fell_back;
+    meta.short_copies = short_copies;
     meta.unwind_modules = unwind_modules;
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;

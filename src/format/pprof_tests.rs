@@ -1,5 +1,5 @@
 use super::*;
-use crate::profile::{Function, Line, Location, Mapping, Meta, ModuleUnwind, StrId};
+use crate::profile::{Function, Line, Location, Mapping, Meta, ModuleUnwind, ShortCopies, StrId};
 
 fn sample_profile() -> Profile {
     let mut p = Profile::new(Meta {
@@ -25,6 +25,12 @@ fn sample_profile() -> Profile {
             fell_back: 1,
             broken: 2,
         }],
+        short_copies: ShortCopies {
+            samples: 4,
+            min_copied: 536,
+            max_copied: 2480,
+            asked: 16384,
+        },
     });
     let app = p.intern("/usr/bin/app");
     let build_id = p.intern("0123456789abcdef");

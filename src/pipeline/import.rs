@@ -79,7 +79,6 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
     }
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
-    notes.extend(pipeline.short_copy_note());
     *pipeline.meta_mut() = Meta {
         event: info.name.clone(),
         period_unit: if info.clock { "nanoseconds" } else { "events" }.to_owned(),
@@ -94,6 +93,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         truncated,
         fell_back,
         unwind_modules,
+        short_copies: pipeline.short_copies(),
     };
     Ok(pipeline.into_profile_leaking_caches())
 }

@@ -28,7 +28,7 @@ use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
     Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, PathCache,
-    Profile, StrId, TableMarks, SHORT_COPY_MARK,
+    Profile, ShortCopies, StrId, TableMarks,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -372,24 +372,11 @@ impl Pipeline {
         (quality.fell_back, modules)
     }
 
-    /// When stacks were cut because the kernel copied less than asked: a note that says so, with the sizes,
-    /// instead of the advice to ask for a bigger copy, which would not help (dwarf and hybrid modes).
-    pub fn short_copy_note(&self) -> Option<String> {
-        let short = self.unwinders.as_ref()?.quality.short_copies;
-        if short.samples == 0 {
-            return None;
-        }
-        let copied = if short.min_copied == short.max_copied {
-            format!("{}", short.min_copied)
-        } else {
-            format!("{} to {}", short.min_copied, short.max_copied)
-        };
-        Some(format!(
-            "{} stacks were cut {SHORT_COPY_MARK} {copied} of the {} bytes of stack asked: it stops at a \
-             stack page it cannot read in the sampling interrupt (one never touched, as under a large stack \
-             buffer), so a bigger copy would not help",
-            short.samples, short.asked
-        ))
+    /// Stacks cut because the kernel copied less user stack than asked (dwarf and hybrid modes).
+    pub fn short_copies(&self) -> ShortCopies {
+        self.unwinders
+            .as_ref()
+            .map_or_else(ShortCopies::default, |u| u.quality.short_copies)
     }
 
     fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {

@@ -17,10 +17,6 @@ pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
 
 use foldhash::HashMap;
 
-/// Words of the note a recording carries when the kernel copied less user stack than asked (see
-/// `pipeline::Pipeline::short_copy_note`): the unwind-quality summary then does not advise a bigger copy.
-pub const SHORT_COPY_MARK: &str = "where the kernel copied";
-
 macro_rules! id_type {
     ($name:ident) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -127,6 +123,51 @@ pub struct Meta {
     pub fell_back: u64,
     /// Modules in which stack walks stopped early, with what they lack.
     pub unwind_modules: Vec<ModuleUnwind>,
+    /// Samples cut because the kernel copied less user stack than asked.
+    pub short_copies: ShortCopies,
+}
+
+/// Stacks cut because the kernel copied less of the user stack than asked: it stops at a page it cannot read
+/// in the sampling interrupt (a page never touched, under a large stack buffer), so asking for more changes
+/// nothing. The sizes of those copies, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShortCopies {
+    pub samples: u64,
+    pub min_copied: u32,
+    pub max_copied: u32,
+    pub asked: u32,
+}
+
+impl ShortCopies {
+    /// Counts one more cut copy of `copied` bytes where `asked` were asked for.
+    pub fn add(&mut self, copied: u32, asked: u32) {
+        if self.samples == 0 {
+            self.min_copied = copied;
+        }
+        self.samples += 1;
+        self.min_copied = self.min_copied.min(copied);
+        self.max_copied = self.max_copied.max(copied);
+        self.asked = self.asked.max(asked);
+    }
+
+    /// `SAMPLES MIN MAX ASKED`: the pprof comment form.
+    pub fn to_comment(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.samples, self.min_copied, self.max_copied, self.asked
+        )
+    }
+
+    pub fn from_comment(s: &str) -> Option<ShortCopies> {
+        let mut n = s.split_whitespace().map(str::parse);
+        let short = ShortCopies {
+            samples: n.next()?.ok()?,
+            min_copied: u32::try_from(n.next()?.ok()?).ok()?,
+            max_copied: u32::try_from(n.next()?.ok()?).ok()?,
+            asked: u32::try_from(n.next()?.ok()?).ok()?,
+        };
+        n.next().is_none().then_some(short)
+    }
 }
 
 /// Unwind quality of one module, for the "can this caller tree be trusted" summary.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::profile::query::Weight;
-use crate::profile::{Profile, SHORT_COPY_MARK};
+use crate::profile::Profile;
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
 /// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
@@ -142,7 +142,12 @@ pub(crate) fn trim_end(line: &str) -> &str {
 /// trusted, and why.
 fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
     let meta = &profile.meta;
-    if meta.truncated == 0 && meta.fell_back == 0 && meta.unwind_modules.is_empty() {
+    let short = meta.short_copies;
+    if meta.truncated == 0
+        && meta.fell_back == 0
+        && meta.unwind_modules.is_empty()
+        && short.samples == 0
+    {
         return Ok(());
     }
     let samples = profile.total_count().max(1);
@@ -193,9 +198,24 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
             m.fell_back
         )?;
     }
+    if short.samples > 0 {
+        let copied = if short.min_copied == short.max_copied {
+            format!("{}", short.min_copied)
+        } else {
+            format!("{} to {}", short.min_copied, short.max_copied)
+        };
+        writeln!(
+            w,
+            "# Unwind quality: {} samples ({:.1}%) were cut where the kernel copied {copied} of the {} bytes \
+             of stack asked: it stops at a stack page it cannot read in the sampling interrupt (one never \
+             touched, as under a large stack buffer), so a bigger copy would not help",
+            short.samples,
+            pct(short.samples),
+            short.asked
+        )?;
+    }
     // A bigger copy helps only where the kernel copied all it was asked for.
-    let short_copies = meta.notes.iter().any(|n| n.contains(SHORT_COPY_MARK));
-    if meta.fell_back > 0 && !short_copies {
+    if meta.fell_back > 0 && short.samples == 0 {
         writeln!(
             w,
             "#   A frameless function in the middle of a stack (a callback called through qsort, say) hides \

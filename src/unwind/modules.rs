@@ -14,6 +14,7 @@ use crate::acquire::record::SampleRecord;
 use crate::acquire::StackBudget;
 use crate::addr::Avma;
 use crate::process::{Mapping, Module, Processes, Resolved};
+use crate::profile::ShortCopies;
 
 /// Which walk a sample gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,29 +46,6 @@ pub struct Quality {
     /// Truncated samples whose walk ran off a copy the kernel had cut short (it copied less than asked).
     pub short_copies: ShortCopies,
     pub modules: HashMap<Arc<Module>, ModuleQuality>,
-}
-
-/// Stacks cut because the kernel copied less of the user stack than asked: it stops at a page it cannot read in
-/// the sampling interrupt (a page never touched, under a large stack buffer), so asking for more changes
-/// nothing. Sizes of those copies, in bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ShortCopies {
-    pub samples: u64,
-    pub min_copied: u32,
-    pub max_copied: u32,
-    pub asked: u32,
-}
-
-impl ShortCopies {
-    fn add(&mut self, copied: u32, asked: u32) {
-        if self.samples == 0 {
-            self.min_copied = copied;
-        }
-        self.samples += 1;
-        self.min_copied = self.min_copied.min(copied);
-        self.max_copied = self.max_copied.max(copied);
-        self.asked = self.asked.max(asked);
-    }
 }
 
 struct ProcessUnwinder {

@@ -296,9 +296,9 @@ pub fn a_copy_the_kernel_cut_short_is_reported_as_such() {
         let note = report
             .lines()
             .find(|l| l.contains("where the kernel copied"))
-            .unwrap_or_else(|| panic!("{mode}: no note of the short copies:\n{report}"));
+            .unwrap_or_else(|| panic!("{mode}: no line on the short copies:\n{report}"));
         let count: u64 = note
-            .trim_start_matches("# Note: ")
+            .trim_start_matches("# Unwind quality: ")
             .split(' ')
             .next()
             .and_then(|n| n.parse().ok())

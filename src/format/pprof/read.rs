@@ -24,7 +24,7 @@ use crate::format::wire::{self, Fields, Value, WireError};
 use crate::format::{read_input, FormatError, Input};
 use crate::profile::{
     Function, FunctionId, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind,
-    Profile,
+    Profile, ShortCopies,
 };
 
 /// Profiles larger than this once decompressed are refused. A large real profile is tens of MiB (by estimate,
@@ -308,6 +308,10 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
             ("throttled", Ok(n)) => meta.throttled = n,
             ("truncated", Ok(n)) => meta.truncated = n,
             ("fell_back", Ok(n)) => meta.fell_back = n,
+            ("short_copies", _) => match ShortCopies::from_comment(value) {
+                Some(s) => meta.short_copies = s,
+                None => meta.notes.push((*comment).to_owned()),
+            },
             ("unwind_module", _) => match ModuleUnwind::from_comment(value) {
                 Some(m) => meta.unwind_modules.push(m),
                 None => meta.notes.push((*comment).to_owned()),
