@@ -95,6 +95,10 @@ pub struct SampleFilterArgs {
     /// may be named otherwise than the program).
     #[arg(long = "comm", value_delimiter = ',')]
     pub comms: Vec<String>,
+    /// Only samples of these processes, by name: a process's main thread name (as `ps` shows it), its
+    /// program's path, or the program's file name.
+    #[arg(long = "process", value_delimiter = ',', value_name = "NAME[,NAME..]")]
+    pub processes: Vec<String>,
     /// Count each address for the function that owns its machine code, as `perf report` does: inlined
     /// functions are not frames of their own.
     #[arg(long = "no-inline")]
@@ -107,6 +111,7 @@ impl SampleFilterArgs {
             pids: self.pids.clone(),
             tids: self.tids.clone(),
             comms: self.comms.clone(),
+            processes: self.processes.clone(),
             no_inline: self.no_inline,
             ..Filter::default()
         }
@@ -223,6 +228,13 @@ pub struct TopArgs {
     /// Show a recorded profile instead of sampling.
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Start limited to threads of this name (the `t` key changes the limit).
+    #[arg(long = "comm", value_name = "NAME", conflicts_with = "process")]
+    pub comm: Option<String>,
+    /// Start limited to processes of this name: a main thread's name, a program's path or its file name (the
+    /// `t` key changes the limit).
+    #[arg(long = "process", value_name = "NAME")]
+    pub process: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

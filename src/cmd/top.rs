@@ -16,13 +16,16 @@ use crate::pipeline::import::load_profile;
 use crate::pipeline::live::{Sampler, Status};
 use crate::profile::query::{Filter, Matcher};
 use crate::profile::Profile;
-use crate::tui::{self, Annotator, App, FuncRef};
+use crate::tui::{self, Annotator, App, FuncRef, Limit};
 
 pub fn run(args: TopArgs) -> Result<ExitCode> {
     if let Some(path) = &args.input {
         let profile = load_profile(path)?;
         let status = recorded_status(&profile, &path.display().to_string());
-        tui::run(App::frozen(profile, status), None, Some(annotator())).context("terminal")?;
+        let mut app = App::frozen(profile, status);
+        app.limit = limit(&args);
+        app.refresh();
+        tui::run(app, None, Some(annotator())).context("terminal")?;
         return Ok(ExitCode::SUCCESS);
     }
     if !(args.delay.is_finite() && args.delay >= 0.05) {
@@ -40,6 +43,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
         .map_or(CommandOutput::Null, CommandOutput::File);
     let sampler = Sampler::start(config, Duration::from_secs_f64(args.delay), duration)?;
     let mut app = App::live(sampler.status.clone());
+    app.limit = limit(&args);
     app.message = sampler.notes.first().cloned();
     let (updates, handle) = sampler.into_parts();
     let ui = tui::run(app, Some(updates), Some(annotator()));
@@ -61,6 +65,15 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     stopped?;
     ui.context("terminal")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The limit `--comm` or `--process` starts with.
+fn limit(args: &TopArgs) -> Option<Limit> {
+    match (&args.comm, &args.process) {
+        (Some(comm), _) => Some(Limit::Comm(comm.clone())),
+        (None, Some(process)) => Some(Limit::Process(process.clone())),
+        (None, None) => None,
+    }
 }
 
 /// A new file for a launched command's output, created exclusively under an unpredictable name: a

@@ -3,7 +3,8 @@
 //! Written: sample values `samples/count` and the event total (`cpu/nanoseconds` for clock events, else
 //! `EVENT/UNIT` from `Meta`); mappings with file name and build-id (the kernel is `[kernel.kallsyms]`);
 //! locations with their address and inline frames as lines (innermost first, as pprof wants); functions with
-//! names and source files; labels `pid`, `tid` (numbers) and `comm` (string); the recording's metadata as
+//! names and source files; labels `pid`, `tid` (numbers), `comm` (the thread's name), `process` (its main
+//! thread's name) and `program` (the path of the program it runs; both when known); the recording's metadata as
 //! `key: value` comments (`command`, `event`, `frequency`, `call_graph`, `lost`, `throttled`, `note`), so that
 //! reading the file back restores `Meta`. Gzipped when the path ends in `.gz`.
 //!
@@ -157,22 +158,27 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         })
         .collect();
     let (pid, tid, comm) = (strings.get("pid"), strings.get("tid"), strings.get("comm"));
+    let (process, program) = (strings.get("process"), strings.get("program"));
     let sample = profile
         .samples
         .iter()
-        .map(|s| proto::Sample {
-            location_id: profile.stack(s.leaf).map(|l| l.0 as u64 + 1).collect(),
-            value: vec![saturating_i64(s.count), saturating_i64(s.period)],
-            label: vec![
+        .map(|s| {
+            let mut label = vec![
                 num_label(pid, s.pid),
                 num_label(tid, s.tid),
-                proto::Label {
-                    key: comm,
-                    str: strings.get(profile.str(s.comm)),
-                    num: 0,
-                    num_unit: 0,
-                },
-            ],
+                str_label(comm, strings.get(profile.str(s.comm))),
+            ];
+            if let Some(p) = profile.programs.get(&s.pid) {
+                label.push(str_label(process, strings.get(profile.str(p.name))));
+                if let Some(path) = p.path {
+                    label.push(str_label(program, strings.get(profile.str(path))));
+                }
+            }
+            proto::Sample {
+                location_id: profile.stack(s.leaf).map(|l| l.0 as u64 + 1).collect(),
+                value: vec![saturating_i64(s.count), saturating_i64(s.period)],
+                label,
+            }
         })
         .collect();
 
@@ -235,6 +241,15 @@ fn num_label(key: i64, num: u32) -> proto::Label {
         key,
         str: 0,
         num: i64::from(num),
+        num_unit: 0,
+    }
+}
+
+fn str_label(key: i64, str: i64) -> proto::Label {
+    proto::Label {
+        key,
+        str,
+        num: 0,
         num_unit: 0,
     }
 }

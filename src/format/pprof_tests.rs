@@ -101,6 +101,8 @@ fn sample_profile() -> Profile {
     p.add_sample(&[l_sys, l_work, l_main], 10, 11, other, 1, 1_001_001);
     p.add_sample(&[l_raw], 12, 12, comm, 2, 2_002_002);
     p.add_sample(&[], 12, 12, comm, 1, 1_001_001);
+    p.set_program(10, "app", Some("/usr/bin/app"));
+    p.set_program(12, "raw", None);
     p
 }
 
@@ -153,6 +155,13 @@ fn content(p: &Profile) -> (Meta, Vec<String>) {
         })
         .collect();
     groups.sort();
+    for (pid, program) in &p.programs {
+        groups.push(format!(
+            "process {pid}: {} {:?}",
+            p.str(program.name),
+            program.path.map(|x| p.str(x))
+        ));
+    }
     (p.meta.clone(), groups)
 }
 
@@ -195,7 +204,7 @@ fn written_message_follows_pprof_conventions() {
         .find(|x| s(x.filename) == "[kernel.kallsyms]");
     assert!(kernel.is_some());
     let labels: Vec<&str> = m.sample[0].label.iter().map(|l| s(l.key)).collect();
-    assert_eq!(labels, ["pid", "tid", "comm"]);
+    assert_eq!(labels, ["pid", "tid", "comm", "process", "program"]);
     let comments: Vec<&str> = m.comment.iter().map(|&c| s(c)).collect();
     assert!(comments.contains(&"event: cpu-clock"));
     assert!(comments.contains(&"call_graph: dwarf,8192"));

@@ -203,6 +203,9 @@ pub struct Pipeline {
     /// Each sampled thread's name in `profile`, by tid (with its pid): interned once per refresh, not per
     /// sample.
     comms: HashMap<u32, (u32, StrId)>,
+    /// Processes whose program `profile` has, with whether its path was known then (a sample between an
+    /// exec and the mapping of the new program is looked at again). Cleared with `comms`.
+    programs: HashMap<u32, bool>,
     /// Reused per sample, so a sample allocates nothing once the caches are warm.
     stack: Vec<LocationId>,
     walked: Stack,
@@ -274,6 +277,7 @@ impl Pipeline {
             mappings: HashMap::new(),
             kernel_mapping: None,
             comms: HashMap::new(),
+            programs: HashMap::new(),
             stack: Vec::new(),
             walked: Stack::default(),
             paths: PathCache::default(),
@@ -323,6 +327,7 @@ impl Pipeline {
                 // A thread's name may change (comm, exec, a reused tid after fork).
                 if !matches!(other, Record::Mmap(_)) {
                     self.comms.clear();
+                    self.programs.clear();
                 }
                 self.processes.apply(other)
             }
@@ -399,6 +404,15 @@ impl Pipeline {
                 comm
             }
         };
+        if self.programs.get(&sample.pid) != Some(&true) {
+            let path = self.processes.program(sample.pid);
+            self.profile.set_program(
+                sample.pid,
+                self.processes.comm(sample.pid, sample.pid),
+                path,
+            );
+            self.programs.insert(sample.pid, path.is_some());
+        }
         self.profile.add_sample_cached(
             &mut self.paths,
             &stack,
@@ -623,6 +637,7 @@ impl Pipeline {
         self.mappings.clear();
         self.kernel_mapping = None;
         self.comms.clear();
+        self.programs.clear();
         self.paths.clear();
         self.relined.clear();
         self.generation_start = std::time::Instant::now();
@@ -636,6 +651,7 @@ impl Pipeline {
     fn release(&mut self) -> Vec<u32> {
         let installed = self.install_loaded(None);
         self.comms.clear();
+        self.programs.clear();
         self.unmapped.clear();
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();

@@ -90,6 +90,10 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 struct AddressSpace {
     ranges: BTreeMap<u64, Entry>,
+    /// The program: the first file mapped executable into this space (the kernel maps the executable
+    /// before the dynamic loader; an attached process's maps come by address, where the program is below
+    /// its libraries).
+    program: Option<Arc<Module>>,
 }
 
 impl AddressSpace {
@@ -263,6 +267,9 @@ impl Processes {
         self.generations += 1;
         let process = self.processes.entry(m.pid).or_default();
         process.generation = self.generations;
+        if process.space.program.is_none() && !module.is_pseudo() {
+            process.space.program = Some(Arc::clone(&module));
+        }
         process.space.insert(m.start, end, m.pgoff, module);
     }
 
@@ -294,6 +301,12 @@ impl Processes {
             },
             offset: FileOffset(addr.0.wrapping_sub(start).wrapping_add(entry.pgoff)),
         }
+    }
+
+    /// The path of the program `pid` runs (see `AddressSpace::program`), when a mapping of it was seen.
+    pub fn program(&self, pid: u32) -> Option<&str> {
+        let program = self.processes.get(&pid)?.space.program.as_ref()?;
+        Some(&program.path)
     }
 
     /// The thread's name, else its process's, else `"[unknown]"`.

@@ -15,7 +15,7 @@ use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::{
     add_group_in, Function, FunctionId, GroupKey, Line, Location, LocationId, Mapping, MappingId,
-    Meta, Node, NodeId, Profile, SampleGroup, SampleSet, StrId,
+    Meta, Node, NodeId, Profile, Program, SampleGroup, SampleSet, StrId,
 };
 
 /// The frame that stands for the cumulative sums' lightest stacks once a copy holds
@@ -56,6 +56,8 @@ pub struct Delta {
     relined: Vec<(LocationId, Vec<Line>)>,
     /// The interval's sample groups, over the sender's ids.
     pub samples: Vec<SampleGroup>,
+    /// Processes whose program was first seen or changed in the interval, over the sender's ids.
+    programs: Vec<(u32, Program)>,
     /// Processes that exited and were let go since the last delta. The receiver folds their sample groups
     /// into pid 0 (tid 0), one per stack and command name: under process churn (a build, `top -a` for hours)
     /// groups per dead pid would grow the receiver's sums without bound.
@@ -174,6 +176,10 @@ impl Profile {
             nodes: tail(&self.nodes, base.nodes),
             relined,
             samples: std::mem::take(&mut self.samples),
+            programs: std::mem::take(&mut self.programs_changed)
+                .into_iter()
+                .filter_map(|pid| Some((pid, *self.programs.get(&pid)?)))
+                .collect(),
             exited,
         };
         *since = self.marks();
@@ -256,7 +262,18 @@ impl Profile {
                 add_group_in(&mut set.samples, &mut set.ids, key, g.count, g.period);
             }
         }
+        for (pid, p) in delta.programs {
+            let program = Program {
+                name: self.sender.string(p.name),
+                path: p.path.map(|path| self.sender.string(path)),
+            };
+            self.programs.insert(pid, program);
+        }
         if !delta.exited.is_empty() {
+            // Their samples go to pid 0: what they ran goes with their pids.
+            for pid in &delta.exited {
+                self.programs.remove(pid);
+            }
             let gone: HashSet<u32> = delta.exited.into_iter().collect();
             fold_exited(&mut self.samples, &mut self.sample_ids, &gone);
             if let Some(set) = also {
@@ -279,6 +296,13 @@ impl Profile {
             let leaf = g.leaf.map(|n| copy.node(self, n));
             let comm = copy.string(self, g.comm);
             self.add_group((leaf, g.pid, g.tid, comm), g.count, g.period);
+        }
+        for (&pid, p) in &old.programs {
+            let program = Program {
+                name: copy.string(self, p.name),
+                path: p.path.map(|path| copy.string(self, path)),
+            };
+            self.programs.insert(pid, program);
         }
         let Some(set) = also else {
             return;
@@ -549,6 +573,36 @@ mod tests {
         // The copy's indexes follow: interning finds what the deltas brought.
         assert_eq!(copy.intern("other"), store.intern("other"));
         assert_eq!(copy.marks(), store.marks());
+    }
+
+    #[test]
+    fn programs_travel_once_survive_compaction_and_go_with_their_process() {
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        let mut copy = Profile::default();
+        store.set_program(7, "memcached", Some("/usr/bin/memcached"));
+        store.set_program(8, "sh", None);
+        add(&mut store, &["leaf", "main"], 1);
+        let first = store.take_delta(&mut marks, &[], Vec::new());
+        assert_eq!(first.programs.len(), 2);
+        copy.apply_delta(first, None).unwrap();
+        assert!(copy.process_is(7, "memcached") && copy.process_is(7, "/usr/bin/memcached"));
+        // Set again unchanged: nothing travels. Changed (an exec): the new one does.
+        store.set_program(7, "memcached", Some("/usr/bin/memcached"));
+        store.set_program(8, "ls", Some("/usr/bin/ls"));
+        let second = store.take_delta(&mut marks, &[], Vec::new());
+        assert_eq!(second.programs.len(), 1);
+        copy.apply_delta(second, None).unwrap();
+        assert!(copy.process_is(8, "ls") && !copy.process_is(8, "sh"));
+        // The sender starts afresh (a new generation): the copy compacts, keeping what it knew; 8 exits.
+        let mut store = Profile::default();
+        let mut marks = TableMarks::default();
+        add(&mut store, &["leaf", "main"], 1);
+        let mut fresh = store.take_delta(&mut marks, &[], vec![8]);
+        fresh.fresh = true;
+        copy.apply_delta(fresh, None).unwrap();
+        assert!(copy.process_is(7, "/usr/bin/memcached"));
+        assert!(!copy.programs.contains_key(&8));
     }
 
     #[test]

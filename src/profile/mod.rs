@@ -96,6 +96,15 @@ pub struct SampleGroup {
     pub period: u64,
 }
 
+/// What a process runs: its main thread's name (`ps`'s COMMAND, where the threads' names may differ: memcached's
+/// are `mc-worker`...) and the path of its program, when a mapping of it was seen. Kept by pid as of the last
+/// sample (a pid reused within one recording keeps its last process's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub name: StrId,
+    pub path: Option<StrId>,
+}
+
 /// What was recorded and how: every human-readable header states these.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
@@ -229,6 +238,10 @@ pub struct Profile {
     node_ids: HashMap<Node, NodeId>,
     pub samples: Vec<SampleGroup>,
     sample_ids: HashMap<GroupKey, usize>,
+    /// What each sampled process runs, by pid (filters by process name read it).
+    pub programs: std::collections::BTreeMap<u32, Program>,
+    /// Pids whose program changed since the last delta was cut.
+    programs_changed: Vec<u32>,
     /// A copy fed by deltas: its ids for the sender's (see [`Delta`]).
     sender: delta::SenderIds,
 }
@@ -300,6 +313,28 @@ impl Profile {
 
     pub fn str(&self, id: StrId) -> &str {
         self.strings.get(id.index()).map_or("", String::as_str)
+    }
+
+    /// Records what process `pid` runs (its main thread's name, its program's path).
+    pub fn set_program(&mut self, pid: u32, name: &str, path: Option<&str>) {
+        let program = Program {
+            name: self.intern(name),
+            path: path.map(|p| self.intern(p)),
+        };
+        if self.programs.insert(pid, program) != Some(program) {
+            self.programs_changed.push(pid);
+        }
+    }
+
+    /// Whether process `pid` is `name`: its main thread's name, its program's path or the path's file name.
+    pub fn process_is(&self, pid: u32, name: &str) -> bool {
+        self.programs.get(&pid).is_some_and(|p| {
+            self.str(p.name) == name
+                || p.path.is_some_and(|path| {
+                    let path = self.str(path);
+                    path == name || path.rsplit('/').next() == Some(name)
+                })
+        })
     }
 
     pub fn add_mapping(&mut self, mapping: Mapping) -> MappingId {

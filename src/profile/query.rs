@@ -68,7 +68,7 @@ pub enum QueryError {
     },
     #[error("invalid call graph option `{0}` (expected graph|fractal|folded|none[,THRESHOLD[,caller|callee]])")]
     CallGraph(String),
-    #[error("no sample matches {asked}; commands seen (samples): {seen}")]
+    #[error("no sample matches {asked}; thread names seen (samples): {seen}")]
     NothingMatched { asked: String, seen: String },
 }
 
@@ -185,6 +185,9 @@ pub struct Filter {
     pub pids: Vec<u32>,
     pub tids: Vec<u32>,
     pub comms: Vec<String>,
+    /// Processes by name: a main thread's name, a program's path or its file name (see
+    /// [`Profile::process_is`]).
+    pub processes: Vec<String>,
     /// Modules, by full path or file name. `top_functions` lists only rows of these modules (perf's `--dsos`);
     /// stack outputs (callers, callees, folded, flamegraph) keep only samples with a frame in one of them.
     pub modules: Vec<String>,
@@ -204,7 +207,10 @@ impl Filter {
     /// that says what was asked and lists the command names the profile has, most samples first: a thread's
     /// name is often not its program's (memcached's threads are `mc-worker`, `mc-lrumaint`...).
     pub fn check_labels(&self, profile: &Profile) -> Result<(), QueryError> {
-        let labelled = !(self.pids.is_empty() && self.tids.is_empty() && self.comms.is_empty());
+        let labelled = !(self.pids.is_empty()
+            && self.tids.is_empty()
+            && self.comms.is_empty()
+            && self.processes.is_empty());
         if !labelled
             || profile.samples.is_empty()
             || profile
@@ -219,6 +225,9 @@ impl Filter {
         if !self.comms.is_empty() {
             asked.push(format!("--comm {}", list(self.comms.clone())));
         }
+        if !self.processes.is_empty() {
+            asked.push(format!("--process {}", list(self.processes.clone())));
+        }
         if !self.pids.is_empty() {
             asked.push(format!(
                 "--pid {}",
@@ -232,23 +241,21 @@ impl Filter {
             ));
         }
         let mut by_comm: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut by_process: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
         for g in &profile.samples {
             *by_comm.entry(profile.str(g.comm)).or_default() += g.count;
+            if let Some(program) = profile.programs.get(&g.pid) {
+                *by_process.entry(profile.str(program.name)).or_default() += g.count;
+            }
         }
-        let mut seen: Vec<(&str, u64)> = by_comm.into_iter().collect();
-        seen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        const SHOWN: usize = 10;
-        let mut names: Vec<String> = seen
-            .iter()
-            .take(SHOWN)
-            .map(|(name, n)| format!("{name} ({n})"))
-            .collect();
-        if seen.len() > SHOWN {
-            names.push(format!("and {} more", seen.len() - SHOWN));
+        let mut seen = most_first(by_comm);
+        if !by_process.is_empty() {
+            seen.push_str("; processes: ");
+            seen.push_str(&most_first(by_process));
         }
         Err(QueryError::NothingMatched {
             asked: asked.join(" "),
-            seen: names.join(", "),
+            seen,
         })
     }
 
@@ -256,6 +263,11 @@ impl Filter {
         (self.pids.is_empty() || self.pids.contains(&group.pid))
             && (self.tids.is_empty() || self.tids.contains(&group.tid))
             && (self.comms.is_empty() || self.comms.iter().any(|c| c == profile.str(group.comm)))
+            && (self.processes.is_empty()
+                || self
+                    .processes
+                    .iter()
+                    .any(|p| profile.process_is(group.pid, p)))
     }
 
     /// Whether `module` is one of `modules` (or `modules` is empty).
@@ -267,6 +279,22 @@ impl Filter {
         let base = path.rsplit('/').next().unwrap_or(path);
         self.modules.iter().any(|m| m == path || m == base)
     }
+}
+
+/// `name (samples)` for the ten names with the most samples, most first, then how many more there are.
+fn most_first(counts: std::collections::HashMap<&str, u64>) -> String {
+    let mut seen: Vec<(&str, u64)> = counts.into_iter().collect();
+    seen.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    const SHOWN: usize = 10;
+    let mut names: Vec<String> = seen
+        .iter()
+        .take(SHOWN)
+        .map(|(name, n)| format!("{name} ({n})"))
+        .collect();
+    if seen.len() > SHOWN {
+        names.push(format!("and {} more", seen.len() - SHOWN));
+    }
+    names.join(", ")
 }
 
 /// A sample group that passed a filter, with its frames (innermost first).

@@ -318,6 +318,45 @@ fn filters_by_pid_comm_kernel_and_module() {
 }
 
 #[test]
+fn process_filter_matches_main_thread_name_program_path_and_file_name() {
+    let mut b = Builder::new();
+    b.sample(&["work", "main"], 7, "mc-worker", 6)
+        .sample(&["idle", "main"], 8, "bash", 2)
+        .sample(&["other", "main"], 9, "nameless", 1);
+    let mut p = b.p;
+    p.set_program(7, "memcached", Some("/usr/bin/memcached"));
+    p.set_program(8, "bash", None);
+    let weight = |names: &[&str]| {
+        let filter = Filter {
+            processes: names.iter().map(|n| n.to_string()).collect(),
+            ..Filter::default()
+        };
+        top_functions(&p, &filter, &[SortKey::Sym], false)
+            .total
+            .period
+    };
+    assert_eq!(weight(&["memcached"]), 6);
+    assert_eq!(weight(&["/usr/bin/memcached"]), 6);
+    assert_eq!(weight(&["bash", "memcached"]), 8);
+    // A part of a name, or a thread's name, is not a process's name.
+    assert_eq!(weight(&["memc"]), 0);
+    assert_eq!(weight(&["mc-worker"]), 0);
+    let error = Filter {
+        processes: vec!["mc-worker".into()],
+        ..Filter::default()
+    }
+    .check_labels(&p)
+    .expect_err("nothing matches")
+    .to_string();
+    assert!(
+        error.contains("--process mc-worker")
+            && error.contains("mc-worker (1)")
+            && error.contains("processes: bash (1), memcached (1)"),
+        "{error}"
+    );
+}
+
+#[test]
 fn percent_limit_folds_into_other() {
     let mut b = Builder::new();
     b.sample(&["big", "main"], 1, "app", 90)

@@ -87,6 +87,8 @@ pub enum Prompt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Limit {
     Comm(String),
+    /// A process by name (see [`crate::profile::Profile::process_is`]).
+    Process(String),
     Pid(u32),
     Tid(u32),
 }
@@ -240,6 +242,7 @@ impl App {
         };
         match &self.limit {
             Some(Limit::Comm(c)) => filter.comms.push(c.clone()),
+            Some(Limit::Process(p)) => filter.processes.push(p.clone()),
             Some(Limit::Pid(p)) => filter.pids.push(*p),
             Some(Limit::Tid(t)) => filter.tids.push(*t),
             None => {}
@@ -342,7 +345,8 @@ impl App {
     }
 
     /// Sets the `t` limit from typed text: a number is a process id if some sample has it as pid, else a thread
-    /// id; anything else is a command name. Empty clears it.
+    /// id; anything else is a thread's name if some sample has it, else a process's name (memcached's threads
+    /// are `mc-worker`...). Empty clears it.
     pub fn set_limit(&mut self, text: &str) {
         let text = text.trim();
         self.limit = if text.is_empty() {
@@ -354,7 +358,12 @@ impl App {
                 Some(Limit::Tid(n))
             }
         } else {
-            Some(Limit::Comm(text.to_owned()))
+            let profile = self.profile();
+            if profile.samples.iter().any(|g| profile.str(g.comm) == text) {
+                Some(Limit::Comm(text.to_owned()))
+            } else {
+                Some(Limit::Process(text.to_owned()))
+            }
         };
         self.selected = 0;
         self.refresh();

@@ -16,7 +16,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("a", "annotate the function (n: next hot line)"),
     ("/", "filter symbols (substring or regex)"),
     ("s", "sort by the next column"),
-    ("t", "limit to a command, pid or tid"),
+    ("t", "limit to a thread or process name, pid or tid"),
     ("d", "limit to the module of the row (again: all)"),
     ("K", "hide / show kernel frames"),
     ("z", "decaying <-> cumulative"),

@@ -11,5 +11,5 @@ pub mod input;
 mod tree;
 pub mod view;
 
-pub use app::{Annotation, Annotator, App, FuncRef, Screen, Status, Update};
+pub use app::{Annotation, Annotator, App, FuncRef, Limit, Screen, Status, Update};
 pub use event_loop::run;

@@ -104,7 +104,10 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     }
     match &app.limit {
         Some(super::app::Limit::Comm(c)) => {
-            rest.push_str(&format!("  command: {}", crate::render::sanitize(c)))
+            rest.push_str(&format!("  thread: {}", crate::render::sanitize(c)))
+        }
+        Some(super::app::Limit::Process(p)) => {
+            rest.push_str(&format!("  process: {}", crate::render::sanitize(p)))
         }
         Some(super::app::Limit::Pid(p)) => rest.push_str(&format!("  pid: {p}")),
         Some(super::app::Limit::Tid(t)) => rest.push_str(&format!("  tid: {t}")),
@@ -321,7 +324,7 @@ fn draw_footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let line = if let Some((kind, text)) = &app.prompt {
         let label = match kind {
             Prompt::Filter => "filter symbols (regex or text, empty: all): ",
-            Prompt::Limit => "limit to command, pid or tid (empty: all): ",
+            Prompt::Limit => "limit to a thread or process name, pid or tid (empty: all): ",
         };
         Line::from(vec![
             Span::styled(label, theme.title()),

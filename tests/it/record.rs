@@ -17,11 +17,7 @@ fn no_children_rows(file: &Path, sort: &str) -> Vec<(String, f64)> {
 }
 
 fn sample_count(file: &Path) -> u64 {
-    let folded = stdout_of(stacktop(&["report", "--folded", "-i"]).arg(file));
-    folded
-        .lines()
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    sample_count_of(file, &[])
 }
 
 pub fn split_60_30_10() {
@@ -274,6 +270,91 @@ pub fn system_wide_catches_a_workload_by_name() {
     assert_near("hot_a of split's samples", a * 100.0 / (a + b), 66.7, 6.0);
 }
 
+/// `--process` selects a program by its name, though none of its threads with samples bears it: `threads`' main thread waits (no samples) while `worker-1`..`worker-8` work.
+/// A filter that selects nothing says which threads and processes there are.
+pub fn process_filter_finds_a_program_whose_threads_are_named_otherwise() {
+    if !perf_available() {
+        return;
+    }
+    let bin = build_c("threads.c", "threads", FP);
+    // Attached (its names come from /proc, as for every process of `-a`) before its threads start.
+    let mut child = Command::new(&bin).args(["400", "0.5"]).spawn().unwrap();
+    let file = scratch_file("process-filter.pb.gz");
+    let out = stacktop(&[
+        "record",
+        "-e",
+        "cpu-clock",
+        "-p",
+        &child.id().to_string(),
+        "-o",
+    ])
+    .arg(&file)
+    .output()
+    .unwrap();
+    child.wait().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let path = bin.to_str().unwrap();
+    for name in ["threads", path] {
+        let rows = self_shares(&stdout_of(
+            stacktop(&[
+                "report",
+                "--no-children",
+                "--sort",
+                "comm",
+                "--process",
+                name,
+                "-i",
+            ])
+            .arg(&file),
+        ));
+        let workers: f64 = (1..=8)
+            .map(|k| share_of_exact(&rows, &format!("worker-{k}")))
+            .sum();
+        assert!(workers > 99.0, "--process {name}: {rows:?}");
+        let count = sample_count_of(&file, &["--process", name]);
+        assert!(count >= 1000, "--process {name}: {count} samples");
+    }
+    // A name that matches nothing lists the threads' and the processes' names.
+    let out = stacktop(&["report", "--comm", "thread", "-i"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &out,
+        &["--comm thread;", "worker-8 (", "processes: threads ("],
+    );
+    // The other outputs take the same filter.
+    let svg = scratch_file("process-filter.svg");
+    let out = stacktop(&["flamegraph", "--process", "threads", "-i"])
+        .arg(&file)
+        .arg("-o")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("<title>thread_work ("),
+        "no thread_work in the flamegraph"
+    );
+    let annotated =
+        stdout_of(stacktop(&["annotate", "thread_work", "--process", "threads", "-i"]).arg(&file));
+    assert!(annotated.contains("thread_work"), "{annotated}");
+}
+
+fn sample_count_of(file: &Path, filter: &[&str]) -> u64 {
+    let folded = stdout_of(
+        stacktop(&["report", "--folded"])
+            .args(filter)
+            .arg("-i")
+            .arg(file),
+    );
+    folded
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The hot loop runs under a 64 KiB stack buffer never touched (assets/stackbuf.c): the kernel's copy of the
 /// user stack stops at its first page, far short of the 16 KiB asked. The header says so, with the sizes, and
 /// does not advise a bigger copy (which changes nothing here).
@@ -402,6 +483,7 @@ crate::tests![
     split_60_30_10,
     inline_frames_split_2_to_1,
     eight_named_threads,
+    process_filter_finds_a_program_whose_threads_are_named_otherwise,
     attach_to_pid_whose_threads_start_later,
     fork_and_exec_children,
     dlopened_library_is_symbolized,

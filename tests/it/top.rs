@@ -327,6 +327,19 @@ pub fn keys_drive_the_state() {
     }
     press(&mut app, &[KeyCode::Enter]);
     assert_eq!(app.limit, None);
+    // A name no thread has is a process's name (its main thread's, or its program's file name).
+    let mut with_program = profile();
+    with_program.set_program(200, "server", Some("/usr/sbin/server"));
+    let mut other = App::frozen(with_program, recorded_status(&profile(), "app.pb.gz"));
+    press(&mut other, &[KeyCode::Char('t')]);
+    for _ in 0..3 {
+        press(&mut other, &[KeyCode::Backspace]);
+    }
+    typed(&mut other, "server");
+    press(&mut other, &[KeyCode::Enter]);
+    assert_eq!(other.limit, Some(Limit::Process("server".into())));
+    let names: Vec<&str> = other.rows.iter().map(|r| r.symbol.as_str()).collect();
+    assert_eq!(names, ["evil\\x1b[31mname"]);
 
     // Module limit, kernel frames hidden.
     let kernel = app

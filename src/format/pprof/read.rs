@@ -518,6 +518,7 @@ impl Samples {
         self.stack.clear();
         self.values.clear();
         let (mut pid, mut tid, mut comm) = (0u32, 0u32, None);
+        let (mut process, mut program) = (None, None);
         for field in Fields::new(bytes) {
             let (tag, value) = field.map_err(|e| wire_error("sample", e))?;
             match tag {
@@ -555,6 +556,8 @@ impl Samples {
                         Some(LabelRole::Pid) => pid = num,
                         Some(LabelRole::Tid) => tid = num,
                         Some(LabelRole::Comm) if !text.is_empty() => comm = Some(text),
+                        Some(LabelRole::Process) if !text.is_empty() => process = Some(text),
+                        Some(LabelRole::Program) if !text.is_empty() => program = Some(text),
                         _ => {}
                     }
                 }
@@ -578,6 +581,9 @@ impl Samples {
             return Err(FormatError::ValuesOverflow { sample: i });
         };
         (self.total, self.count) = (total, all);
+        if let Some(name) = process {
+            profile.set_program(pid, name, program);
+        }
         let comm = profile.intern(comm.unwrap_or("[unknown]"));
         profile.add_sample(&self.stack, pid, tid, comm, count, period);
         Ok(())
@@ -597,6 +603,8 @@ enum LabelRole {
     Pid,
     Tid,
     Comm,
+    Process,
+    Program,
 }
 
 fn label_role(key: &str) -> Option<LabelRole> {
@@ -604,6 +612,8 @@ fn label_role(key: &str) -> Option<LabelRole> {
         "pid" | "process_id" => Some(LabelRole::Pid),
         "tid" | "thread_id" => Some(LabelRole::Tid),
         "comm" | "thread_name" | "process_name" => Some(LabelRole::Comm),
+        "process" => Some(LabelRole::Process),
+        "program" => Some(LabelRole::Program),
         _ => None,
     }
 }
