@@ -12,14 +12,16 @@
 //! ```
 //! One hand-over protocol: deltas during a session, the whole profile at the end; nothing else accumulates.
 //! Each distinct (module mapping, address) becomes one profile location, symbolized once; the symbolizer
-//! itself caches per (file, offset), so the same library in many processes is read and resolved once.
+//! itself caches per (file, offset), so the same library in many processes is read and resolved once. Code
+//! no file holds (JIT code in anonymous memory) is a location per (process, address), named from the
+//! process's perf map, and renamed in place when the map lists it later.
 //! A [`Config`] says everything a pipeline is built from.
 
 pub mod import;
 pub mod live;
 pub mod reader;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use crate::acquire::record::{Record, SampleRecord};
@@ -32,8 +34,8 @@ use crate::profile::{
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_data, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey, ModuleSpec,
-    ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_data, module_name, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey,
+    ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
@@ -41,6 +43,10 @@ use crate::unwind::{fp, Stack};
 
 /// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often, while samples come, the JIT code the JIT maps did not name yet is looked up again (see
+/// `Pipeline::name_jit_code`); each time costs a `stat` of each such process's map.
+const NAME_JIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
@@ -193,9 +199,16 @@ pub struct Pipeline {
     /// module is evicted, so a module loaded again finds its locations instead of adding twins. No bigger
     /// than the profile's location table.
     user_locations: HashMap<(MappingId, u64), LocationId>,
-    /// Addresses outside every mapping, by pid: looked up again each refresh, since JIT code may be named by
-    /// its perf map later.
-    unmapped: HashMap<(u32, u64), LocationId>,
+    /// Code no file holds, by (pid, address): in anonymous executable memory or outside every mapping. Only
+    /// the process's JIT map names it (see [`Pipeline::jit_location`]), with `true` once it did; an address
+    /// it did not list yet is named in place when it does ([`Pipeline::name_jit_code`]).
+    jit: HashMap<(u32, u64), (LocationId, bool)>,
+    /// Unknown JIT code locations that hold the samples of several processes: the profile interns locations
+    /// by content, so unnamed code at one address (a JIT's forked children run the parent's) is one location.
+    /// One process's map cannot name it for all: it is never renamed in place.
+    jit_shared: HashSet<LocationId>,
+    /// When `name_jit_code` last ran.
+    jit_named_at: std::time::Instant,
     /// By the file (its identity, not its `Arc`, so a module evicted and mapped again finds its mapping) and
     /// the file offset of the mapping.
     mappings: HashMap<(Module, u64), ProfileMapping>,
@@ -273,7 +286,9 @@ impl Pipeline {
             unwinders,
             locations: HashMap::new(),
             user_locations: HashMap::new(),
-            unmapped: HashMap::new(),
+            jit: HashMap::new(),
+            jit_shared: HashSet::new(),
+            jit_named_at: std::time::Instant::now(),
             mappings: HashMap::new(),
             kernel_mapping: None,
             comms: HashMap::new(),
@@ -312,7 +327,7 @@ impl Pipeline {
                 .background
                 .as_ref()
                 .map_or(0, BackgroundLoader::pending_modules),
-            cached_locations: self.locations.len() + self.unmapped.len(),
+            cached_locations: self.locations.len() + self.jit.len(),
             pending_renames: self.placeholders.len() + self.relined.len(),
             nodes: self.profile.nodes.len(),
         }
@@ -349,6 +364,9 @@ impl Pipeline {
         }
         self.add_stack(sample, &walked);
         self.walked = walked;
+        if !self.jit.is_empty() && self.jit_named_at.elapsed() >= NAME_JIT_EVERY {
+            self.name_jit_code();
+        }
     }
 
     /// Samples that fell back, and the modules where walks stopped early, worst first (dwarf and hybrid
@@ -441,6 +459,9 @@ impl Pipeline {
         }
         match self.processes.resolve(pid, lookup) {
             Resolved::Module {
+                module, mapping, ..
+            } if module.is_anonymous() => self.jit_location(pid, lookup, Some((&module, &mapping))),
+            Resolved::Module {
                 module,
                 mapping,
                 offset,
@@ -489,25 +510,91 @@ impl Pipeline {
                 id
             }
             Resolved::Kernel => self.location(pid, address, true),
-            Resolved::Unmapped => {
-                let key = (pid, lookup.0);
-                if let Some(&id) = self.unmapped.get(&key) {
-                    return id;
-                }
-                let frames = self
-                    .symbolizer
-                    .symbolize_jit(pid, lookup)
-                    .unwrap_or_else(|| {
-                        Arc::from(vec![Frame {
-                            function: format!("{UNKNOWN} [unmapped]+{:#x}", lookup.0),
-                            file: None,
-                            line: 0,
-                        }])
-                    });
-                let id = self.insert_location(None, lookup, &frames);
-                self.unmapped.insert(key, id);
-                id
+            Resolved::Unmapped => self.jit_location(pid, lookup, None),
+        }
+    }
+
+    /// The location of `lookup` in code no file holds: in `anonymous` memory (the module and its mapping), or
+    /// outside every mapping. JIT runtimes (V8, LuaJIT, the JVM with perf-map-agent, .NET) write their code
+    /// into anonymous memory and name it in `/tmp/perf-PID.map`, so it is named by the process and the address
+    /// as they are now, not by a file offset shared across processes. An address the map does not list (yet)
+    /// is `[unknown] anon+0xADDRESS` (`[unmapped]` outside every mapping) until it does.
+    fn jit_location(
+        &mut self,
+        pid: u32,
+        lookup: Avma,
+        anonymous: Option<(&Arc<Module>, &ProcessMapping)>,
+    ) -> LocationId {
+        let key = (pid, lookup.0);
+        if let Some(&(id, _)) = self.jit.get(&key) {
+            return id;
+        }
+        let named = self.symbolizer.symbolize_jit(pid, lookup);
+        let (mapping, module) = match anonymous {
+            Some((module, mapping)) => {
+                // Keyed by its start: anonymous memory has no file offset to share between mappings.
+                let key = (Module::clone(module), mapping.start.0);
+                let recorded = self.user_mapping(key, mapping, None);
+                (Some(recorded.id), module_name(&module.path))
             }
+            None => (None, "[unmapped]".to_owned()),
+        };
+        let frames = named.clone().unwrap_or_else(|| {
+            Arc::from(vec![Frame {
+                function: format!("{UNKNOWN} {module}+{:#x}", lookup.0),
+                file: None,
+                line: 0,
+            }])
+        });
+        let known = self.profile.locations.len();
+        let id = self.insert_location(mapping, lookup, &frames);
+        if named.is_none() && self.profile.locations.len() == known {
+            self.jit_shared.insert(id);
+        }
+        self.jit.insert(key, (id, named.is_some()));
+        id
+    }
+
+    /// Names the JIT code locations whose address the JIT map did not list when they were first met, if it
+    /// lists them now: a JIT writes a function's line after compiling it, perf-map-agent dumps a running JVM's
+    /// map when asked. The location is renamed in place, so the samples taken before the line was written get
+    /// the name too (as `perf report`, which reads the map at the end, gives it), except a location several
+    /// processes share (see `jit_shared`): the process whose map names it gets a location of its own from its
+    /// next sample on. Each map is looked at once.
+    fn name_jit_code(&mut self) {
+        self.jit_named_at = std::time::Instant::now();
+        let mut pids: Vec<u32> = self
+            .jit
+            .iter()
+            .filter(|(_, &(_, named))| !named)
+            .map(|(&(pid, _), _)| pid)
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids {
+            self.symbolizer.refresh_jit_map(pid);
+        }
+        let mut unshared = Vec::new();
+        for (&(pid, address), (id, named)) in &mut self.jit {
+            if *named {
+                continue;
+            }
+            let Some(frames) = self.symbolizer.symbolize_jit_as_read(pid, Avma(address)) else {
+                continue;
+            };
+            if self.jit_shared.contains(id) {
+                unshared.push((pid, address));
+            } else {
+                self.profile.rename(*id, &frames);
+                self.relined.push(*id);
+                *named = true;
+            }
+        }
+        for key in unshared {
+            self.jit.remove(&key);
         }
     }
 
@@ -633,7 +720,8 @@ impl Pipeline {
         self.marks = TableMarks::default();
         self.locations.clear();
         self.user_locations.clear();
-        self.unmapped.clear();
+        self.jit.clear();
+        self.jit_shared.clear();
         self.mappings.clear();
         self.kernel_mapping = None;
         self.comms.clear();
@@ -645,14 +733,14 @@ impl Pipeline {
         self.trim_pending = true;
     }
 
-    /// Between two refreshes: installs the modules loaded in the background, lets go of the processes (and
-    /// threads) that exited before the previous call, and evicts the modules no remaining process maps.
-    /// Returns the processes let go.
+    /// Between two refreshes: installs the modules loaded in the background, names the JIT code the maps list
+    /// now, lets go of the processes (and threads) that exited before the previous call, and evicts the
+    /// modules no remaining process maps. Returns the processes let go.
     fn release(&mut self) -> Vec<u32> {
         let installed = self.install_loaded(None);
+        self.name_jit_code();
         self.comms.clear();
         self.programs.clear();
-        self.unmapped.clear();
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
         let exited = self.processes.release_exited();
@@ -662,6 +750,10 @@ impl Pipeline {
             }
             self.symbolizer.forget_process(pid);
         }
+        // JIT code named is looked up again at its next sample (a JIT may put new code where old code was);
+        // the unnamed stays, to be named in place.
+        self.jit
+            .retain(|(pid, _), &mut (_, named)| !named && !exited.contains(pid));
         self.evict_unmapped_modules(installed);
         exited
     }
@@ -726,6 +818,7 @@ impl Pipeline {
 
     /// The finished profile.
     pub fn into_profile(mut self) -> Profile {
+        self.name_jit_code();
         self.add_symbolizer_notes();
         self.profile
     }
@@ -734,6 +827,7 @@ impl Pipeline {
     /// for a command that exits soon after, the OS reclaims them at once, far faster than freeing them one
     /// by one (a tenth of `report`'s time on a perf.data file of rustc).
     pub fn into_profile_leaking_caches(mut self) -> Profile {
+        self.name_jit_code();
         self.add_symbolizer_notes();
         let mut pipeline = std::mem::ManuallyDrop::new(self);
         std::mem::take(&mut pipeline.profile)
@@ -766,7 +860,8 @@ pub struct Footprint {
     pub jit_processes: usize,
     /// Modules requested from the background loader and not installed yet.
     pub loading: usize,
-    /// Addresses whose location is cached (forgotten with their module).
+    /// Addresses whose location is cached (forgotten with their module; JIT code's with its process, or at
+    /// the next refresh once named).
     pub cached_locations: usize,
     /// Placeholder names resolved and not handed over yet (the next delta carries them).
     pub pending_renames: usize,

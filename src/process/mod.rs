@@ -35,6 +35,25 @@ impl Module {
     pub fn is_pseudo(&self) -> bool {
         self.path.starts_with('[') || self.path.starts_with("//") || self.path.is_empty()
     }
+
+    /// Memory no file or image backs: code there was written at run time, by a JIT, and only the process's
+    /// perf map (`/tmp/perf-PID.map`) can name it. The kernel names such a mapping `//anon` in its records and
+    /// leaves it unnamed in `/proc/PID/maps`, or names it `[anon:NAME]` there when the program did
+    /// (`PR_SET_VMA_ANON_NAME`); a JIT may also write code into the heap, a stack, `/dev/zero`, huge pages or
+    /// SysV shared memory, which perf treats the same way. .NET maps its JIT code twice (writable, and
+    /// executable) from a memfd, `/memfd:doublemapper`, which holds no ELF image either.
+    pub fn is_anonymous(&self) -> bool {
+        const NAMES: [&str; 5] = ["", "//anon", "[heap]", "/dev/zero", "/anon_hugepage"];
+        const PREFIXES: [&str; 5] = [
+            "[anon:",
+            "[anon_shmem:",
+            "[stack",
+            "/SYSV",
+            "/memfd:doublemapper",
+        ];
+        let path = self.path.strip_suffix(" (deleted)").unwrap_or(&self.path);
+        NAMES.contains(&path) || PREFIXES.iter().any(|p| path.starts_with(p))
+    }
 }
 
 /// Where a module is mapped in one process.
@@ -267,7 +286,7 @@ impl Processes {
         self.generations += 1;
         let process = self.processes.entry(m.pid).or_default();
         process.generation = self.generations;
-        if process.space.program.is_none() && !module.is_pseudo() {
+        if process.space.program.is_none() && !module.is_pseudo() && !module.is_anonymous() {
             process.space.program = Some(Arc::clone(&module));
         }
         process.space.insert(m.start, end, m.pgoff, module);

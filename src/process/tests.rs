@@ -38,6 +38,41 @@ fn resolves_file_offsets() {
 }
 
 #[test]
+fn anonymous_memory_is_told_from_files_and_images() {
+    let module = |path: &str| Module {
+        path: path.to_owned(),
+        build_id: None,
+        dev: 0,
+        inode: 0,
+    };
+    for path in [
+        "",
+        "//anon",
+        "[anon:jit_mprotect]",
+        "[anon_shmem:x]",
+        "[heap]",
+        "[stack]",
+        "[stack:1234]",
+        "/dev/zero (deleted)",
+        "/anon_hugepage (deleted)",
+        "/SYSV00000000 (deleted)",
+        "/memfd:doublemapper (deleted)",
+    ] {
+        assert!(module(path).is_anonymous(), "{path:?}");
+    }
+    for path in [
+        "/usr/lib/libc.so.6",
+        "[vdso]",
+        "[vsyscall]",
+        "/memfd:jit (deleted)",
+        "/tmp/anon",
+        "/dev/zeros",
+    ] {
+        assert!(!module(path).is_anonymous(), "{path:?}");
+    }
+}
+
+#[test]
 fn fork_inherits_mappings_and_comm() {
     let mut p = Processes::new();
     p.apply(&mmap(10, 1, 0x1000, 0x1000, 0, "/bin/a"));

@@ -19,7 +19,8 @@
 //! - x86-64 PLT stubs, which no symbol table lists, are named as perf does: `memcpy@plt`.
 //! - Kernel module symbols carry their module: `nft_do_chain [nf_tables]`.
 //! - JIT code is named from `/tmp/perf-PID.map`; an address it does not list is left to the caller
-//!   ([`Symbolizer::symbolize_jit`] returns `None`), which can name it through `symbolize_user` on the mapping.
+//!   ([`Symbolizer::symbolize_jit`] returns `None`), which names it unknown and may ask again once the JIT
+//!   has written more lines ([`Symbolizer::refresh_jit_map`], then [`Symbolizer::symbolize_jit_as_read`]).
 //!
 //! Debug info is looked for in the binary, then in a separate debug file (build-id path under `/usr/lib/debug`,
 //! then `.gnu_debuglink`), completed by a `dwz` supplementary file (`.gnu_debugaltlink`); see `loader.rs`.
@@ -54,7 +55,7 @@ mod perfmap;
 mod symbols;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -431,33 +432,50 @@ impl Symbolizer {
 
     /// The frame for an address in JIT-compiled code of `pid`, from `/tmp/perf-PID.map`; `None` when there is no
     /// such file or it does not list the address (the caller then names the frame as unknown in its mapping).
+    /// An address the map does not list makes it look at the file again (see [`Symbolizer::refresh_jit_map`]).
     pub fn symbolize_jit(&mut self, pid: u32, addr: Avma) -> Option<Arc<[Frame]>> {
-        if let Some(frames) = self.jit_maps.get(&pid).and_then(|j| j.frames.get(&addr.0)) {
-            return Some(frames.clone());
+        let listed = self
+            .jit_maps
+            .get(&pid)
+            .is_some_and(|j| j.map.lookup(addr).is_some());
+        if !listed {
+            self.refresh_jit_map(pid);
         }
+        self.symbolize_jit_as_read(pid, addr)
+    }
+
+    /// Reads the JIT map of `pid` anew when its file's length changed since it was read (a JIT appends as it
+    /// compiles), or for the first time. The file is looked at no more often than the recheck interval says
+    /// (see [`Symbolizer::with_jit_recheck`]).
+    pub fn refresh_jit_map(&mut self, pid: u32) {
         let dir = &self.perf_map_dir;
-        let read = || {
-            let found = loader::perf_map_file(dir, pid);
-            let len = found.as_ref().map(|(_, len)| *len);
-            let (bytes, cut) = found
-                .and_then(|(path, _)| loader::read_perf_map(&path))
-                .unwrap_or_default();
-            JitMap {
-                map: PerfMap::parse(&bytes),
-                len,
-                frames: HashMap::new(),
-                checked: Instant::now(),
-                cut,
+        let jit = match self.jit_maps.entry(pid) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(read_jit_map(dir, pid));
+                return;
             }
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         };
-        let recheck = self.jit_recheck;
-        let jit = self.jit_maps.entry(pid).or_insert_with(read);
-        if jit.map.lookup(addr).is_none() && jit.checked.elapsed() >= recheck {
-            if loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len {
-                *jit = read();
-            } else {
-                jit.checked = Instant::now();
-            }
+        if jit.checked.elapsed() < self.jit_recheck {
+            return;
+        }
+        if loader::perf_map_file(dir, pid).map(|(_, len)| len) != jit.len {
+            *jit = read_jit_map(dir, pid);
+        } else {
+            jit.checked = Instant::now();
+        }
+    }
+
+    /// Like [`Symbolizer::symbolize_jit`], from the map as last read: the file is read only if it never was.
+    /// For naming many addresses again after one [`Symbolizer::refresh_jit_map`].
+    pub fn symbolize_jit_as_read(&mut self, pid: u32, addr: Avma) -> Option<Arc<[Frame]>> {
+        let dir = &self.perf_map_dir;
+        let jit = self
+            .jit_maps
+            .entry(pid)
+            .or_insert_with(|| read_jit_map(dir, pid));
+        if let Some(frames) = jit.frames.get(&addr.0) {
+            return Some(frames.clone());
         }
         if jit.cut && self.noted_cut.insert(pid) {
             self.notes.push(format!(
@@ -519,6 +537,22 @@ impl Symbolizer {
         self.modules
             .entry(ModuleKey::of(spec))
             .or_insert_with(|| load_module(spec, debug_dirs))
+    }
+}
+
+/// The JIT map of `pid` as its file is now (empty when there is none).
+fn read_jit_map(dir: &Path, pid: u32) -> JitMap {
+    let found = loader::perf_map_file(dir, pid);
+    let len = found.as_ref().map(|(_, len)| *len);
+    let (bytes, cut) = found
+        .and_then(|(path, _)| loader::read_perf_map(&path))
+        .unwrap_or_default();
+    JitMap {
+        map: PerfMap::parse(&bytes),
+        len,
+        frames: HashMap::new(),
+        checked: Instant::now(),
+        cut,
     }
 }
 

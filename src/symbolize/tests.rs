@@ -125,6 +125,38 @@ fn huge_jit_map_is_read_only_up_to_the_cap() {
 }
 
 #[test]
+fn grown_jit_map_is_read_on_refresh_and_named_as_read_until_then() {
+    let (dir, pid) = jit_map("jit-refresh", b"1000 100 first\n");
+    let map = dir.join(format!("perf-{pid}.map"));
+    let mut s = Symbolizer::new()
+        .with_perf_map_dir(dir.clone())
+        .with_jit_recheck(Duration::from_secs(3600));
+    let as_read = |s: &mut Symbolizer, addr: u64| {
+        s.symbolize_jit_as_read(pid, Avma(addr))
+            .map(|f| f[0].function.clone())
+    };
+    assert_eq!(as_read(&mut s, 0x1010).as_deref(), Some("first"));
+    std::fs::write(&map, "1000 100 first\n2000 100 second\n").unwrap();
+    assert_eq!(as_read(&mut s, 0x2010), None, "the map as read");
+    // Read a moment ago: the recheck interval holds the next look back.
+    s.refresh_jit_map(pid);
+    assert_eq!(as_read(&mut s, 0x2010), None);
+    let mut s = s.with_jit_recheck(Duration::ZERO);
+    s.refresh_jit_map(pid);
+    assert_eq!(as_read(&mut s, 0x2010).as_deref(), Some("second"));
+    assert_eq!(as_read(&mut s, 0x1010).as_deref(), Some("first"));
+    // A process that has no map yet is read once, and again once it has one.
+    s.forget_process(pid);
+    std::fs::remove_file(&map).unwrap();
+    assert_eq!(as_read(&mut s, 0x1010), None);
+    std::fs::write(&map, "1000 100 later\n").unwrap();
+    assert_eq!(as_read(&mut s, 0x1010), None);
+    s.refresh_jit_map(pid);
+    assert_eq!(as_read(&mut s, 0x1010).as_deref(), Some("later"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn forgotten_process_rereads_its_jit_map() {
     let dir = std::env::temp_dir().join(format!("stacktop-jit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -358,7 +358,8 @@ impl Unwinders {
         }
         let mut unwinder = Unwinder::new();
         for (mapping, module) in processes.mappings(pid) {
-            if module.path.is_empty() || module.path.starts_with("//anon") {
+            // JIT code has no unwind tables: framehop walks it by frame pointers.
+            if module.is_anonymous() {
                 continue;
             }
             let tables = self

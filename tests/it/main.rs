@@ -17,6 +17,7 @@ mod annotate;
 mod common;
 mod errors;
 mod hostile;
+mod jit;
 mod output;
 mod perfdata;
 mod perfdata_hostile;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         annotate::tests(),
         errors::tests(),
         hostile::tests(),
+        jit::tests(),
         output::tests(),
         perfdata::tests(),
         perfdata_hostile::tests(),
