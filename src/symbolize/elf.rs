@@ -42,6 +42,14 @@ pub fn offset_to_svma(segments: &[Segment], off: FileOffset) -> Option<Svma> {
         .map(|s| Svma((off.0 - s.offset).wrapping_add(s.vaddr)))
 }
 
+/// The file offset of `svma`: the inverse of [`offset_to_svma`], through the segment containing it.
+pub fn svma_to_offset(segments: &[Segment], svma: Svma) -> Option<FileOffset> {
+    segments
+        .iter()
+        .find(|s| svma.0 >= s.vaddr && svma.0 - s.vaddr < s.size)
+        .map(|s| FileOffset(svma.0 - s.vaddr + s.offset))
+}
+
 /// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
 pub struct ElfFile {
     pub segments: Vec<Segment>,
@@ -495,6 +503,16 @@ mod tests {
         assert_eq!(offset_to_svma(&exe, FileOffset(0x800)), None);
         assert_eq!(offset_to_svma(&exe, FileOffset(0x3030)), None);
         assert_eq!(offset_to_svma(&[], FileOffset(0)), None);
+        // And back.
+        assert_eq!(
+            svma_to_offset(&exe, Svma(0x401234)),
+            Some(FileOffset(0x1234))
+        );
+        assert_eq!(svma_to_offset(&exe, Svma(0x402900)), None);
+        assert_eq!(
+            svma_to_offset(&exe, Svma(0x403e20)),
+            Some(FileOffset(0x2e20))
+        );
     }
 
     #[test]

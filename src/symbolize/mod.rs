@@ -59,7 +59,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use demangle::demangle;
-pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
+pub use elf::{has_debug_info, offset_to_svma, read_build_id, svma_to_offset, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
 pub use loader::{module_data, ModuleData};
