@@ -1,7 +1,7 @@
 //! ELF/DWARF symbolization of one module: `symbolize::MemoryModule` parses the file (segments, symbol
-//! tables, PLT, build-id, debug links, DWARF) as `Symbolizer` does for a module it loads, then symbolizes
-//! file offsets taken from the input (frames with inlines and file:line through addr2line) and looks up
-//! the function symbols annotate asks for.
+//! tables, PLT, build-id, debug links, DWARF, the FDEs of `.eh_frame` and `.debug_frame`) as `Symbolizer`
+//! does for a module it loads, then symbolizes file offsets taken from the input (frames with inlines and
+//! file:line through addr2line, or named by their FDE) and looks up the functions annotate asks for.
 //!
 //! Input: four file offsets (u64, little-endian; each taken modulo the file's length + 64, so most land in
 //! the file) | the ELF file.

@@ -8,8 +8,10 @@ use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::{CodeError, CodeSource, ModuleInfo};
-use crate::addr::{FileOffset, Svma};
-use crate::symbolize::{Frame, FunctionSymbol, ModuleSpec, ModuleStatus, Segment, Symbolizer};
+use crate::addr::Svma;
+use crate::symbolize::{
+    svma_to_offset, Frame, FunctionSymbol, ModuleSpec, ModuleStatus, Segment, Symbolizer,
+};
 
 /// Reads modules and source files from disk. Keep one per session (the TUI): modules are loaded once.
 #[derive(Default)]
@@ -36,14 +38,6 @@ impl ElfCode {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The file offset of `svma`: the inverse of `offset_to_svma`, through the segment containing it.
-fn svma_to_offset(segments: &[Segment], svma: Svma) -> Option<FileOffset> {
-    segments
-        .iter()
-        .find(|s| svma.0 >= s.vaddr && svma.0 - s.vaddr < s.size)
-        .map(|s| FileOffset(svma.0 - s.vaddr + s.offset))
 }
 
 impl CodeSource for ElfCode {
@@ -139,27 +133,6 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<ElfCode>();
         assert_send::<super::super::Annotation>();
-    }
-
-    #[test]
-    fn svma_back_to_file_offset() {
-        let exe = [
-            Segment {
-                offset: 0,
-                size: 0x500,
-                vaddr: 0x400000,
-            },
-            Segment {
-                offset: 0x1000,
-                size: 0x1800,
-                vaddr: 0x401000,
-            },
-        ];
-        assert_eq!(
-            svma_to_offset(&exe, Svma(0x401234)),
-            Some(FileOffset(0x1234))
-        );
-        assert_eq!(svma_to_offset(&exe, Svma(0x402900)), None);
     }
 
     #[test]

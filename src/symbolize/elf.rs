@@ -1,7 +1,8 @@
 //! One ELF module as a pure view over already-read bytes: file offset -> SVMA through the `PT_LOAD` segments,
-//! function symbols, and DWARF (inline frames, file:line) from the binary or its separate debug file. Opening
-//! and finding files is `loader.rs`'s job; this file does no I/O (data arrives as `object::ReadRef`, which is a
-//! byte slice in tests and a read cache over a file in the loader).
+//! function symbols, DWARF (inline frames, file:line) from the binary or its separate debug file, and the
+//! extents of the unwind tables' FDEs for code no symbol covers (`fde.rs`). Opening and finding files is
+//! `loader.rs`'s job; this file does no I/O (data arrives as `object::ReadRef`, which is a byte slice in tests
+//! and a read cache over a file in the loader).
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,7 @@ use object::{
 };
 
 use super::demangle::demangle;
+use super::fde::{self, FdeTable};
 use super::symbols::{alias_order, Binding, RawSymbol, SymbolTable};
 use super::Frame;
 use crate::addr::{FileOffset, Svma};
@@ -42,6 +44,14 @@ pub fn offset_to_svma(segments: &[Segment], off: FileOffset) -> Option<Svma> {
         .map(|s| Svma((off.0 - s.offset).wrapping_add(s.vaddr)))
 }
 
+/// The file offset of `svma`: the inverse of [`offset_to_svma`], through the segment containing it.
+pub fn svma_to_offset(segments: &[Segment], svma: Svma) -> Option<FileOffset> {
+    segments
+        .iter()
+        .find(|s| svma.0 >= s.vaddr && svma.0 - s.vaddr < s.size)
+        .map(|s| FileOffset(svma.0 - s.vaddr + s.offset))
+}
+
 /// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
 pub struct ElfFile {
     pub segments: Vec<Segment>,
@@ -54,6 +64,8 @@ pub struct ElfFile {
     pub debugaltlink: Option<(String, Vec<u8>)>,
     /// DWARF sections, present when `.debug_info` has contents.
     pub dwarf: Option<gimli::Dwarf<Reader>>,
+    /// The code ranges `(start SVMA, length)` of the FDEs of `.eh_frame` and `.debug_frame`.
+    pub fdes: Vec<(u64, u64)>,
 }
 
 /// Why a file could not be used.
@@ -101,8 +113,36 @@ impl ElfFile {
                 .flatten()
                 .map(|(path, id)| (String::from_utf8_lossy(path).into_owned(), id.to_vec())),
             dwarf: load_dwarf(&file),
+            fdes: fde_extents(&file),
         })
     }
+}
+
+/// The FDE extents of `.eh_frame` and `.debug_frame` (a debug file's `.eh_frame` has no contents; it may have
+/// a `.debug_frame`). A section that cannot be read counts as empty.
+fn fde_extents<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<(u64, u64)> {
+    let encoding = fde::Encoding {
+        endian: if file.is_little_endian() {
+            gimli::RunTimeEndian::Little
+        } else {
+            gimli::RunTimeEndian::Big
+        },
+        address_size: if file.is_64() { 8 } else { 4 },
+        text: file.section_by_name(".text").map(|s| s.address()),
+        got: file.section_by_name(".got").map(|s| s.address()),
+    };
+    let mut out = Vec::new();
+    if let Some(section) = file.section_by_name(".eh_frame") {
+        if let Ok(bytes) = section.data() {
+            fde::eh_frame_extents(bytes, section.address(), encoding, &mut out);
+        }
+    }
+    if let Some(section) = file.section_by_name(".debug_frame") {
+        if let Ok(bytes) = section.uncompressed_data() {
+            fde::debug_frame_extents(&bytes, encoding, &mut out);
+        }
+    }
+    out
 }
 
 fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
@@ -276,11 +316,13 @@ pub enum DwarfSource {
     Separate,
 }
 
-/// A loaded module: the binary's segments, the union of the binary's and the debug file's symbols, and the
-/// DWARF of the debug file (else of the binary), completed by its supplementary file when it has one.
+/// A loaded module: the binary's segments, the union of the binary's and the debug file's symbols, the
+/// DWARF of the debug file (else of the binary), completed by its supplementary file when it has one, and the
+/// FDEs of both files' unwind tables that reach outside every symbol.
 pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: SymbolTable,
+    fdes: FdeTable,
     dwarf: Option<addr2line::Context<Reader>>,
     dwarf_source: DwarfSource,
     build_id: Option<Vec<u8>>,
@@ -292,9 +334,11 @@ pub struct ElfModule {
 impl ElfModule {
     pub fn new(binary: ElfFile, debug: Option<ElfFile>, sup: Option<ElfFile>) -> ElfModule {
         let mut raw = binary.symbols;
+        let mut fdes = binary.fdes;
         let (dwarf, dwarf_source) = match debug {
             Some(debug) => {
                 raw.extend(debug.symbols);
+                fdes.extend(debug.fdes);
                 match debug.dwarf {
                     Some(d) => (Some(d), DwarfSource::Separate),
                     None => (binary.dwarf, DwarfSource::Embedded),
@@ -313,9 +357,18 @@ impl ElfModule {
         } else {
             DwarfSource::None
         };
+        let symbols = SymbolTable::new(raw);
+        // An FDE within one symbol never names anything: the symbol does. Unstripped, that is all of them.
+        let mut fdes = FdeTable::new(fdes);
+        fdes.retain(|start, len| {
+            symbols
+                .lookup_range(Svma(start))
+                .is_none_or(|(_, sym, size)| (start - sym).saturating_add(len) > size)
+        });
         ElfModule {
             segments: binary.segments,
-            symbols: SymbolTable::new(raw),
+            symbols,
+            fdes,
             dwarf,
             dwarf_source,
             build_id: binary.build_id,
@@ -329,6 +382,16 @@ impl ElfModule {
 
     pub fn symbol_count(&self) -> usize {
         self.symbols.len()
+    }
+
+    /// The FDE covering `svma`, as `(start, length)`.
+    pub fn fde_at(&self, svma: Svma) -> Option<(Svma, u64)> {
+        self.fdes.lookup(svma)
+    }
+
+    /// The FDE starting at `svma`, as `(start, length)`.
+    pub fn fde_starting_at(&self, svma: Svma) -> Option<(Svma, u64)> {
+        self.fdes.starting_at(svma)
     }
 
     pub fn dwarf_source(&self) -> &DwarfSource {
@@ -495,6 +558,16 @@ mod tests {
         assert_eq!(offset_to_svma(&exe, FileOffset(0x800)), None);
         assert_eq!(offset_to_svma(&exe, FileOffset(0x3030)), None);
         assert_eq!(offset_to_svma(&[], FileOffset(0)), None);
+        // And back.
+        assert_eq!(
+            svma_to_offset(&exe, Svma(0x401234)),
+            Some(FileOffset(0x1234))
+        );
+        assert_eq!(svma_to_offset(&exe, Svma(0x402900)), None);
+        assert_eq!(
+            svma_to_offset(&exe, Svma(0x403e20)),
+            Some(FileOffset(0x2e20))
+        );
     }
 
     #[test]

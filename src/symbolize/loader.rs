@@ -475,6 +475,7 @@ mod tests {
             debuglink: Some(("libc.so.6.debug".to_owned(), 7)),
             debugaltlink: None,
             dwarf: None,
+            fdes: Vec::new(),
         };
         let got: Vec<_> = debug_candidates(
             &spec("/lib/libc.so.6", None),

@@ -58,15 +58,11 @@ impl MemoryModule {
 
     /// What `Symbolizer::function_at` gives.
     pub fn function_at(&self, svma: Svma) -> Option<FunctionSymbol> {
-        self.0.elf.as_ref()?.function_at(svma)
+        self.0.function_at(svma)
     }
 
     /// What `Symbolizer::functions_named` gives.
     pub fn functions_named(&self, name: &str) -> Vec<FunctionSymbol> {
-        self.0
-            .elf
-            .as_ref()
-            .map(|e| e.functions_named(name))
-            .unwrap_or_default()
+        self.0.functions_named(name)
     }
 }

@@ -5,12 +5,13 @@
 //! to others: which module an address belongs to and its file offset (`process`), unwinding (`unwind`),
 //! interning the frames (`profile`), escaping names for a terminal (`render`, `tui`).
 //!
-//! Shape (like the addr2line crate): `elf.rs`, `symbols.rs`, `kallsyms.rs`, `perfmap.rs` and `demangle.rs` are
-//! pure views over bytes or text; `loader.rs` is the only part that opens files. [`Symbolizer`] ties them
-//! together and caches: each module is loaded once (keyed by build-id, else by path), each (module, offset) is
-//! resolved once, DWARF is parsed lazily by `addr2line`.
+//! Shape (like the addr2line crate): `elf.rs`, `symbols.rs`, `fde.rs`, `kallsyms.rs`, `perfmap.rs` and
+//! `demangle.rs` are pure views over bytes or text; `loader.rs` is the only part that opens files.
+//! [`Symbolizer`] ties them together and caches: each module is loaded once (keyed by build-id, else by path),
+//! each (module, offset) is resolved once, DWARF is parsed lazily by `addr2line`.
 //!
 //! Naming:
+//! - Code without a symbol is named by the start of its FDE in the unwind tables (see "Unknown frames").
 //! - The outermost (non-inline) frame of an address is named by the ELF symbol users know among the aliases at
 //!   that address: global or weak before local, fewest leading underscores, version suffix dropped
 //!   (`pthread_mutex_lock`, not `___pthread_mutex_lock` or `pthread_mutex_lock@@GLIBC_2.2.5`). DWARF adds the
@@ -27,8 +28,8 @@
 //! Compressed debug sections (zlib, zstd) are read.
 //!
 //! # Unknown frames
-//! An address nobody can name still gets a frame of its own, so the profile (which interns functions by name)
-//! keeps distinct unknown addresses apart, as `perf report` does. Its `function` is
+//! An address no symbol, debug info or FDE names still gets a frame of its own, so the profile (which interns
+//! functions by name) keeps distinct unknown addresses apart, as `perf report` does. Its `function` is
 //! ```text
 //!   [unknown] MODULE+0xOFFSET[ (REASON)]
 //! ```
@@ -39,14 +40,30 @@
 //! - `loading`: the module is being read on a background thread (`top`, see [`background`]); a [`Resolution`]
 //!   names the address once it is read ([`Frame::is_loading`] tells these placeholders apart).
 //!
-//! No reason means the module was read but has no symbol for the address (a stripped binary). Kernel
+//! No reason means the module was read but has neither a symbol nor an FDE (below) for the address. Kernel
 //! addresses without a symbol (or with `kernel.kptr_restrict` hiding them) are `[unknown] [kernel.kallsyms]+0xADDR`.
+//!
+//! Code of a read module that no symbol covers but an FDE of its unwind tables does (`.eh_frame`,
+//! `.debug_frame`: `strip` keeps them, and most distro daemons are stripped) is named after the function that
+//! FDE describes, by where it starts:
+//! ```text
+//!   [unknown] MODULE+0xSTART (fde)
+//! ```
+//! with START the file offset of the FDE's first byte, in the same terms as OFFSET above (for an unstripped
+//! build of the same source, START is the offset of the function's symbol). All the addresses of one function,
+//! its return addresses included, then make one frame: its samples one row, and each of its callers one
+//! caller, where a name per address (what `perf report` shows) gives a row per sampled instruction. The name
+//! keeps the `[unknown]` prefix because it is a placeholder stacktop derives, not a name the binary states,
+//! and what treats placeholders apart keeps doing so ([`Frame::is_unknown`]; close-name suggestions skip
+//! them). The ` (fde)` mark tells it from the per-address name of the address START; grep for it.
+//!
 //! [`Frame::is_unknown`] tells these apart from named frames. Such frames have no file and line 0, except a
 //! frame DWARF places at a file:line without naming its function: it keeps the file:line under the unknown name.
 
 pub mod background;
 mod demangle;
 mod elf;
+mod fde;
 mod kallsyms;
 mod loader;
 mod memory;
@@ -60,7 +77,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use demangle::demangle;
-pub use elf::{has_debug_info, offset_to_svma, read_build_id, Segment};
+pub use elf::{has_debug_info, offset_to_svma, read_build_id, svma_to_offset, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
 pub use loader::{module_data, ModuleData};
@@ -518,18 +535,16 @@ impl Symbolizer {
             .unwrap_or_default()
     }
 
-    /// The function symbol containing `svma` in `module` (for annotate: the range of code to disassemble).
+    /// The function symbol containing `svma` in `module` (for annotate: the range of code to disassemble),
+    /// else the function its FDE gives (see "Unknown frames" in the module docs).
     pub fn function_at(&mut self, module: &ModuleSpec, svma: Svma) -> Option<FunctionSymbol> {
-        self.load(module).elf.as_ref()?.function_at(svma)
+        self.load(module).function_at(svma)
     }
 
-    /// The function symbols of `module` named `name` (as frames name them: the alias users know, demangled).
+    /// The function symbols of `module` named `name` (as frames name them: the alias users know, demangled),
+    /// else the function of the FDE so named.
     pub fn functions_named(&mut self, module: &ModuleSpec, name: &str) -> Vec<FunctionSymbol> {
-        self.load(module)
-            .elf
-            .as_ref()
-            .map(|e| e.functions_named(name))
-            .unwrap_or_default()
+        self.load(module).functions_named(name)
     }
 
     fn load(&mut self, spec: &ModuleSpec) -> &mut Module {

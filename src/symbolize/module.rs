@@ -1,15 +1,16 @@
 //! One module as the symbolizer keeps it: found and opened (binary, separate debug file, supplementary
-//! file, through `loader`), parsed (`elf`), and its frames cached by file offset.
+//! file, through `loader`), parsed (`elf`), and its frames cached by file offset. Names code without symbols
+//! (see "Unknown frames" in `mod.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 
-use super::elf::{DwarfSource, ElfModule};
+use super::elf::{svma_to_offset, DwarfSource, ElfModule};
 use super::loader::{self, OpenFailure};
-use super::{module_name, DebugInfo, Frame, ModuleSpec, ModuleStatus, UNKNOWN};
-use crate::addr::FileOffset;
+use super::{module_name, DebugInfo, Frame, FunctionSymbol, ModuleSpec, ModuleStatus, UNKNOWN};
+use crate::addr::{FileOffset, Svma};
 
 pub(super) struct Module {
     /// Short name used in unknown frames.
@@ -26,13 +27,14 @@ impl Module {
         if let Some(frames) = self.frames.get(&offset.0) {
             return frames.clone();
         }
-        let unknown = unknown_name(self, offset);
-        let mut frames = match &self.elf {
-            Some(elf) => elf
-                .svma(offset)
-                .map(|svma| elf.frames(svma, &unknown))
-                .unwrap_or_default(),
-            None => Vec::new(),
+        let svma = self.elf.as_ref().and_then(|elf| elf.svma(offset));
+        let unknown = match svma.and_then(|svma| self.fde_function(svma)) {
+            Some(function) => function.name,
+            None => unknown_name(self, offset),
+        };
+        let mut frames = match (&self.elf, svma) {
+            (Some(elf), Some(svma)) => elf.frames(svma, &unknown),
+            _ => Vec::new(),
         };
         if frames.is_empty() {
             frames.push(Frame {
@@ -45,6 +47,60 @@ impl Module {
         self.frames.insert(offset.0, frames.clone());
         frames
     }
+
+    /// The function symbol containing `svma`, else the function its FDE gives (named as its frames are).
+    pub(super) fn function_at(&self, svma: Svma) -> Option<FunctionSymbol> {
+        let elf = self.elf.as_ref()?;
+        elf.function_at(svma).or_else(|| self.fde_function(svma))
+    }
+
+    /// The function symbols named `name`, else the function of the FDE so named.
+    pub(super) fn functions_named(&self, name: &str) -> Vec<FunctionSymbol> {
+        let Some(elf) = &self.elf else {
+            return Vec::new();
+        };
+        let symbols = elf.functions_named(name);
+        if !symbols.is_empty() {
+            return symbols;
+        }
+        fde_name_offset(&self.name, name)
+            .and_then(|offset| elf.svma(offset))
+            .and_then(|svma| elf.fde_starting_at(svma))
+            .and_then(|(start, _)| self.fde_function(start))
+            .into_iter()
+            .collect()
+    }
+
+    /// The function that the FDE covering `svma` gives, named by the file offset of its start.
+    fn fde_function(&self, svma: Svma) -> Option<FunctionSymbol> {
+        let elf = self.elf.as_ref()?;
+        let (start, size) = elf.fde_at(svma)?;
+        let offset = svma_to_offset(elf.segments(), start)?;
+        Some(FunctionSymbol {
+            name: fde_name(&self.name, offset),
+            start,
+            size,
+        })
+    }
+}
+
+/// The mark that ends the name of a function known only by its FDE.
+const FDE: &str = " (fde)";
+
+/// `[unknown] MODULE+0xSTART (fde)`: the function whose FDE starts at file offset `start`.
+fn fde_name(module: &str, start: FileOffset) -> String {
+    format!("{UNKNOWN} {module}+{:#x}{FDE}", start.0)
+}
+
+/// The file offset in an [`fde_name`] of `module`.
+fn fde_name_offset(module: &str, name: &str) -> Option<FileOffset> {
+    let hex = name
+        .strip_prefix(UNKNOWN)?
+        .strip_prefix(' ')?
+        .strip_prefix(module)?
+        .strip_prefix("+0x")?
+        .strip_suffix(FDE)?;
+    u64::from_str_radix(hex, 16).ok().map(FileOffset)
 }
 
 fn unknown_name(module: &Module, offset: FileOffset) -> String {
@@ -137,5 +193,29 @@ pub(super) fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
         elf: Some(elf),
         status,
         frames: HashMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fde_names_read_back() {
+        let name = fde_name("memcached", FileOffset(0x16260));
+        assert_eq!(name, "[unknown] memcached+0x16260 (fde)");
+        assert_eq!(
+            fde_name_offset("memcached", &name),
+            Some(FileOffset(0x16260))
+        );
+        assert_eq!(fde_name_offset("memcache", &name), None);
+        assert_eq!(
+            fde_name_offset("memcached", "[unknown] memcached+0x16260"),
+            None
+        );
+        assert_eq!(
+            fde_name_offset("memcached", "[unknown] memcached+0xzz (fde)"),
+            None
+        );
     }
 }

@@ -121,6 +121,30 @@ pub fn build_c(source: &str, output: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// The file offset and size of the function symbol `name` of the ELF file at `path`.
+pub fn function_symbol(path: &Path, name: &str) -> (u64, u64) {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(path).expect("read fixture");
+    let file = object::File::parse(&*data).expect("parse fixture");
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("{name} in {path:?}"));
+    (svma_to_offset(&file, sym.address()), sym.size())
+}
+
+/// The file offset of `svma` in `file`, through the `PT_LOAD` segment holding it.
+pub fn svma_to_offset(file: &object::File<'_>, svma: u64) -> u64 {
+    use object::{Object, ObjectSegment};
+    for seg in file.segments() {
+        let (off, size) = seg.file_range();
+        if svma >= seg.address() && svma - seg.address() < size {
+            return svma - seg.address() + off;
+        }
+    }
+    panic!("{svma:#x} is in no PT_LOAD segment");
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
     if !out.status.success() {

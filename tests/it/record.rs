@@ -162,22 +162,73 @@ pub fn dlopened_library_is_symbolized() {
     );
 }
 
-pub fn stripped_binary_shows_unknown_with_module_and_offset() {
+/// The self share of each direct caller in a `report --callers` tree: `(caller, percent of the function)`.
+fn direct_callers(tree: &str) -> Vec<(String, f64)> {
+    tree.lines()
+        .filter_map(|l| {
+            let (columns, caller) = l.split_once("|-- ").or_else(|| l.split_once("`-- "))?;
+            let share = columns.split_whitespace().next()?.strip_suffix('%')?;
+            Some((caller.to_owned(), share.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn stripped_binary_is_named_by_fde_starts() {
     if !perf_available() || !tool_available("strip") {
         return;
     }
-    let bin = build_c("split.c", "split", FP);
-    let stripped = scratch_file("split_stripped");
+    let bin = build_c("callsites.c", "callsites", FP);
+    let stripped = scratch_file("callsites_stripped");
     std::fs::copy(&bin, &stripped).unwrap();
     run(Command::new("strip").arg(&stripped));
-    let file = record("stripped", &[], &[&stripped, Path::new("1")]);
-    let rows = no_children_rows(&file, "dso,sym");
-    let unknown: Vec<_> = rows
-        .iter()
-        .filter(|(k, _)| k.contains("[unknown] split_stripped+0x"))
+    let file = record("callsites_stripped", &[], &[&stripped, Path::new("2")]);
+    assert!(sample_count(&file) >= 1000, "too few samples");
+    // Each function is named by where its FDE starts, which is where the unstripped build's symbol starts.
+    let name = |function: &str| {
+        let (start, _) = function_symbol(&bin, function);
+        format!("[unknown] callsites_stripped+{start:#x} (fde)")
+    };
+    let rows = no_children_rows(&file, "sym");
+    // One row per function, none per address.
+    assert!(
+        rows.iter()
+            .filter(|(k, _)| k.contains("callsites_stripped+"))
+            .all(|(k, _)| k.ends_with(" (fde)")),
+        "{rows:?}"
+    );
+    let crunch = share_of_exact(&rows, &format!("[.] {}", name("crunch")));
+    let light = share_of_exact(&rows, &format!("[.] {}", name("light")));
+    assert!(crunch + light > 90.0, "{rows:?}");
+    assert_near("crunch", crunch * 100.0 / (crunch + light), 80.0, 5.0);
+
+    // Its callers merge: twice's two call sites are one caller.
+    let tree = stdout_of(stacktop(&["report", "--callers", &name("crunch"), "-i"]).arg(&file));
+    let callers: Vec<_> = direct_callers(&tree)
+        .into_iter()
+        .filter(|(caller, _)| caller.contains("callsites_stripped+"))
         .collect();
-    let share: f64 = unknown.iter().map(|(_, p)| p).sum();
-    assert!(share > 90.0, "{rows:?}");
+    let module = " [callsites_stripped]";
+    let share = |function: &str| -> f64 {
+        let key = format!("{}{module}", name(function));
+        callers
+            .iter()
+            .filter(|(c, _)| *c == key)
+            .map(|(_, p)| p)
+            .sum()
+    };
+    assert_eq!(callers.len(), 2, "want twice and once:\n{tree}");
+    let (twice, once) = (share("twice"), share("once"));
+    assert!(twice + once > 90.0, "callers do not add up:\n{tree}");
+    assert_near("twice", twice * 100.0 / (twice + once), 75.0, 7.0);
+
+    // Annotate finds the function's code by that name: the FDE's range is the symbol's (a PIE, so its SVMA
+    // is its file offset).
+    let (start, size) = function_symbol(&bin, "crunch");
+    let annotated = stdout_of(stacktop(&["annotate", &name("crunch"), "-i"]).arg(&file));
+    assert!(
+        annotated.contains(&format!("# Code: {size} bytes at {start:#x} in")),
+        "{annotated}"
+    );
 }
 
 fn build_rust(mangling: &str) -> std::path::PathBuf {
@@ -487,7 +538,7 @@ crate::tests![
     attach_to_pid_whose_threads_start_later,
     fork_and_exec_children,
     dlopened_library_is_symbolized,
-    stripped_binary_shows_unknown_with_module_and_offset,
+    stripped_binary_is_named_by_fde_starts,
     rust_names_demangled_in_both_manglings,
     system_wide_catches_a_workload_by_name,
     a_copy_the_kernel_cut_short_is_reported_as_such,

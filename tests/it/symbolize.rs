@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{root_or_skip, scratch_dir, skip};
-use object::{Object, ObjectSegment, ObjectSymbol};
+use crate::common::{function_symbol, root_or_skip, scratch_dir, skip, svma_to_offset};
+use object::{Object, ObjectSymbol};
 use stacktop::addr::{Avma, FileOffset};
 use stacktop::symbolize::{read_build_id, DebugInfo, Frame, ModuleSpec, ModuleStatus, Symbolizer};
 
@@ -232,16 +232,6 @@ fn vdso_range() -> Option<(u64, u64)> {
     ))
 }
 
-fn svma_to_offset(file: &object::File<'_>, svma: u64) -> u64 {
-    for seg in file.segments() {
-        let (off, size) = seg.file_range();
-        if svma >= seg.address() && svma - seg.address() < size {
-            return svma - seg.address() + off;
-        }
-    }
-    panic!("{svma:#x} is in no PT_LOAD segment");
-}
-
 // ---- C and C++ fixtures -------------------------------------------------------------------------------------
 
 fn assets() -> PathBuf {
@@ -298,17 +288,6 @@ fn build_inline_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
-/// A function symbol's file offset and size.
-fn function(path: &Path, name: &str) -> (u64, u64) {
-    let data = std::fs::read(path).expect("read fixture");
-    let file = object::File::parse(&*data).expect("parse fixture");
-    let sym = file
-        .symbols()
-        .find(|s| s.name() == Ok(name))
-        .unwrap_or_else(|| panic!("{name} in {path:?}"));
-    (svma_to_offset(&file, sym.address()), sym.size())
-}
-
 /// Lines of `assets/NAME` carrying `/* @MARK */`.
 fn marked_lines(name: &str, mark: &str) -> Vec<u32> {
     let src = std::fs::read_to_string(assets().join(name)).expect("read asset");
@@ -329,7 +308,7 @@ fn spec_for(path: &Path) -> ModuleSpec {
 
 /// Every address of `hash_words`: those in the inlined `mix` give two frames, `mix` first; the others one.
 fn check_inline_frames(s: &mut Symbolizer, binary: &Path, symbols_from: &Path) {
-    let (start, size) = function(symbols_from, "hash_words");
+    let (start, size) = function_symbol(symbols_from, "hash_words");
     let body = marked_lines("inline.c", "mix-body");
     let call = marked_lines("inline.c", "mix-call");
     assert_eq!((body.len(), call.len()), (3, 1));
@@ -369,7 +348,7 @@ pub fn c_fixture_inline_frames() {
     let mut s = Symbolizer::new().with_debug_dirs(vec![]);
     check_inline_frames(&mut s, &exe, &exe);
     // One example in the log for whoever reads it.
-    let (start, _) = function(&exe, "hash_words");
+    let (start, _) = function_symbol(&exe, "hash_words");
     eprintln!(
         "hash_words+0x10 -> {}",
         show(&s.symbolize_user(&spec_for(&exe), FileOffset(start + 0x10)))
@@ -386,7 +365,7 @@ pub fn c_fixture_non_pie_executable_and_shared_library() {
     // A stripped shared library still names its exported functions, from .dynsym.
     let stripped = dir.join("libinline-stripped.so");
     run(Command::new("strip").arg("-o").arg(&stripped).arg(&so));
-    let (start, _) = function(&so, "hash_words");
+    let (start, _) = function_symbol(&so, "hash_words");
     let frames = Symbolizer::new()
         .with_debug_dirs(vec![])
         .symbolize_user(&spec_for(&stripped), FileOffset(start + 2));
@@ -404,7 +383,7 @@ pub fn c_fixture_deleted_binary_of_a_live_process_via_map_files() {
     root_or_skip("reading a deleted binary through /proc/PID/map_files");
     let dir = scratch("deleted");
     let exe = build_inline(&dir);
-    let (start, _) = function(&exe, "hash_words");
+    let (start, _) = function_symbol(&exe, "hash_words");
     let victim = dir.join("victim");
     std::fs::copy(&exe, &victim).expect("copy");
     /// Kills the child when the test ends, whichever way it ends.
@@ -541,7 +520,7 @@ pub fn c_fixture_dwz_supplementary_file() {
     check_inline_frames(&mut s, &b, &b_plain);
     // Without the supplementary file: no panic, and the symbol table still names the function.
     std::fs::remove_file(&common).expect("rm");
-    let (start, _) = function(&a_plain, "hash_words");
+    let (start, _) = function_symbol(&a_plain, "hash_words");
     let frames = Symbolizer::new()
         .with_debug_dirs(vec![])
         .symbolize_user(&spec_for(&a), FileOffset(start));
@@ -564,31 +543,56 @@ pub fn c_fixture_compressed_debug_sections() {
     }
 }
 
-pub fn c_fixture_stripped_is_unknown_with_module_and_offset() {
+pub fn c_fixture_stripped_is_named_by_fde_start() {
     let dir = scratch("stripped");
-    let exe = build_inline(&dir);
-    let stripped = dir.join("inline-stripped");
-    run(Command::new("strip").arg("-o").arg(&stripped).arg(&exe));
-    let (start, _) = function(&exe, "hash_words");
-    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
-    let spec = spec_for(&stripped);
-    let frames = s.symbolize_user(&spec, FileOffset(start + 4));
-    assert_eq!(
-        &*frames,
-        &[Frame {
-            function: format!("[unknown] inline-stripped+{:#x}", start + 4),
-            file: None,
-            line: 0
-        }]
-    );
-    assert!(frames[0].is_unknown());
-    assert!(matches!(
-        s.module_status(&spec),
-        ModuleStatus::Loaded {
-            debug_info: DebugInfo::None,
-            ..
+    // A PIE, where file offsets equal SVMAs, and a non-PIE executable, where they do not.
+    for (name, extra) in [("inline", &[][..]), ("inline-nopie", &["-no-pie"][..])] {
+        let exe = build_inline_with(&dir, name, extra);
+        let stripped = dir.join(format!("{name}-stripped"));
+        run(Command::new("strip").arg("-o").arg(&stripped).arg(&exe));
+        let (start, size) = function_symbol(&exe, "hash_words");
+        let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+        let spec = spec_for(&stripped);
+        // Every address of the function, its first and last byte included, is the function at its start.
+        let named = format!("[unknown] {name}-stripped+{start:#x} (fde)");
+        for offset in [start, start + 4, start + size - 1] {
+            let frames = s.symbolize_user(&spec, FileOffset(offset));
+            assert_eq!(
+                &*frames,
+                &[Frame {
+                    function: named.clone(),
+                    file: None,
+                    line: 0
+                }],
+                "{name}+{offset:#x}"
+            );
+            assert!(frames[0].is_unknown());
         }
-    ));
+        // Past its end is the next function's code (or padding, which no FDE covers): not this name.
+        let after = s.symbolize_user(&spec, FileOffset(start + size));
+        assert_ne!(after[0].function, named);
+        // No FDE covers the ELF header: that address keeps a name of its own.
+        assert_eq!(
+            s.symbolize_user(&spec, FileOffset(0x10))[0].function,
+            format!("[unknown] {name}-stripped+0x10")
+        );
+        // Annotate finds the function's code by that name and by an address in it.
+        let segments = s.segments(&spec);
+        let svma = stacktop::symbolize::offset_to_svma(&segments, FileOffset(start + 4)).unwrap();
+        let function = s.function_at(&spec, svma).expect("function by its FDE");
+        assert_eq!(
+            (function.name.as_str(), function.size),
+            (named.as_str(), size)
+        );
+        assert_eq!(s.functions_named(&spec, &named), vec![function]);
+        assert!(matches!(
+            s.module_status(&spec),
+            ModuleStatus::Loaded {
+                debug_info: DebugInfo::None,
+                ..
+            }
+        ));
+    }
 }
 
 pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
@@ -660,7 +664,7 @@ pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
         .arg(other.join("inline.debug")));
     std::fs::copy(other.join("inline.debug"), &debug).expect("overwrite debug file");
     let mut s = Symbolizer::new().with_debug_dirs(vec![]);
-    let (start, _) = function(&exe, "hash_words");
+    let (start, _) = function_symbol(&exe, "hash_words");
     let frames = s.symbolize_user(&spec_for(&linked), FileOffset(start));
     assert!(frames[0].is_unknown(), "{}", show(&frames));
     assert!(matches!(
@@ -675,7 +679,7 @@ pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
 pub fn c_fixture_build_id_mismatch_is_not_used() {
     let dir = scratch("mismatch");
     let exe = build_inline(&dir);
-    let (start, _) = function(&exe, "hash_words");
+    let (start, _) = function_symbol(&exe, "hash_words");
     let spec = ModuleSpec {
         build_id: Some(vec![0xde, 0xad, 0xbe, 0xef]),
         ..spec_for(&exe)
@@ -721,7 +725,7 @@ pub fn cpp_fixture_demangles() {
         .args(["-O2", "-g", "-o"])
         .arg(&exe)
         .arg(assets().join("demangle.cpp")));
-    let (start, _) = function(&exe, "_ZNK6shapes3Box4areaEi");
+    let (start, _) = function_symbol(&exe, "_ZNK6shapes3Box4areaEi");
     let stripped = dir.join("demangle-symtab-only");
     run(Command::new("strip")
         .arg("--strip-debug")
@@ -818,7 +822,7 @@ pub fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
     let dir = scratch("garbage");
     let exe = build_inline(&dir);
     let data = std::fs::read(&exe).expect("read");
-    let (start, size) = function(&exe, "hash_words");
+    let (start, size) = function_symbol(&exe, "hash_words");
     let ranges: Vec<(u64, u64)> = {
         use object::ObjectSection;
         let file = object::File::parse(&*data).expect("parse");
@@ -876,7 +880,7 @@ crate::tests![
     c_fixture_plt_stubs_are_named,
     c_fixture_dwz_supplementary_file,
     c_fixture_compressed_debug_sections,
-    c_fixture_stripped_is_unknown_with_module_and_offset,
+    c_fixture_stripped_is_named_by_fde_start,
     c_fixture_separate_debug_file_by_build_id_and_debuglink,
     c_fixture_build_id_mismatch_is_not_used,
     cpp_fixture_demangles,
