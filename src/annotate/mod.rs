@@ -536,7 +536,7 @@ fn offset_name(name: &str, offset: u64) -> String {
     }
 }
 
-fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }

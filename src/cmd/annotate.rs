@@ -16,7 +16,8 @@ pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
     let filter = args.samples.filter();
     filter.check_labels(&profile)?;
     let mut code = ElfCode::new();
-    let annotation = annotate(&profile, &Matcher::exact(&args.symbol), &filter, &mut code)?;
+    let symbol = super::function_name(&profile, &args.symbol);
+    let annotation = annotate(&profile, &Matcher::exact(&symbol), &filter, &mut code)?;
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -16,7 +16,10 @@ pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
         title: args.title.clone(),
         inverted: args.inverted,
         reverse: args.reverse,
-        callers: args.callers.as_deref().map(Matcher::exact),
+        callers: args
+            .callers
+            .as_deref()
+            .map(|sym| Matcher::exact(&super::function_name(&profile, sym))),
         filter: args.samples.filter(),
         ..FlamegraphOptions::default()
     };

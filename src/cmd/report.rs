@@ -31,7 +31,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         write_calltree(
             &mut out,
             &profile,
-            &tree(Matcher::exact(sym), Direction::Callers),
+            &tree(
+                Matcher::exact(&super::function_name(&profile, sym)),
+                Direction::Callers,
+            ),
         )?;
     } else if let Some(re) = &args.callers_regex {
         let matcher = Matcher::regex(re).with_context(|| format!("--callers-regex {re:?}"))?;
@@ -40,7 +43,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         write_calltree(
             &mut out,
             &profile,
-            &tree(Matcher::exact(sym), Direction::Callees),
+            &tree(
+                Matcher::exact(&super::function_name(&profile, sym)),
+                Direction::Callees,
+            ),
         )?;
     } else if args.folded {
         let opts = FoldedOptions {

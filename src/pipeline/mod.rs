@@ -17,6 +17,7 @@
 //! process's perf map, and renamed in place when the map lists it later.
 //! A [`Config`] says everything a pipeline is built from.
 
+pub mod aliases;
 pub mod import;
 pub mod live;
 pub mod reader;

@@ -430,6 +430,17 @@ impl ElfModule {
             .collect()
     }
 
+    /// The function that `name` names as another alias of its address (`___pthread_mutex_lock`,
+    /// `__GI___pthread_mutex_unlock_usercnt`, as perf may print them), under the name frames get.
+    pub fn function_aliased(&self, name: &str) -> Option<super::FunctionSymbol> {
+        let (canonical, start, size) = self.symbols.alias_target(name)?;
+        Some(super::FunctionSymbol {
+            name: demangle(canonical),
+            start: Svma(start),
+            size,
+        })
+    }
+
     /// Frames at `svma`, innermost inline first; empty when neither symbols nor DWARF know the address.
     /// DWARF supplies the inline frames and file:line; the outermost frame is named by the ELF symbol alias
     /// (`pthread_mutex_lock`, where DWARF says `___pthread_mutex_lock`). A frame DWARF leaves nameless is

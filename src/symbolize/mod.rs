@@ -547,6 +547,12 @@ impl Symbolizer {
         self.load(module).functions_named(name)
     }
 
+    /// The function of `module` that `name` names as another alias of its address, under the name frames
+    /// get (see [`crate::pipeline::aliases`]).
+    pub fn function_aliased(&mut self, module: &ModuleSpec, name: &str) -> Option<FunctionSymbol> {
+        self.load(module).elf.as_ref()?.function_aliased(name)
+    }
+
     fn load(&mut self, spec: &ModuleSpec) -> &mut Module {
         let debug_dirs = &self.debug_dirs;
         self.modules

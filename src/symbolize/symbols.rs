@@ -38,6 +38,9 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct SymbolTable {
     entries: Vec<Entry>,
+    /// The other aliases (version suffix dropped, still mangled) with their address, sorted by name: a name
+    /// another tool printed (perf's `___pthread_mutex_lock`) finds the entry the profile names.
+    aliases: Vec<(Box<str>, u64)>,
 }
 
 /// How far back a lookup walks when the nearest symbol ends before the address: an enclosing symbol can start
@@ -49,12 +52,17 @@ impl SymbolTable {
         symbols.retain(|s| !strip_version(&s.name).is_empty());
         symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| alias_order(a, b)));
         let mut entries: Vec<Entry> = Vec::with_capacity(symbols.len());
+        let mut aliases: Vec<(Box<str>, u64)> = Vec::new();
         for s in symbols {
             match entries.last_mut() {
                 // Sorted best-first within an address: the first alias wins, the others only widen the size.
                 Some(last) if last.address == s.address => {
                     last.size = last.size.max(s.size);
                     last.end = last.end.min(s.end);
+                    let name = strip_version(&s.name);
+                    if name != &*last.name {
+                        aliases.push((name.into(), s.address));
+                    }
                 }
                 _ => entries.push(Entry {
                     address: s.address,
@@ -74,7 +82,21 @@ impl SymbolTable {
             }
         }
         entries.retain(|e| e.size > 0);
-        SymbolTable { entries }
+        aliases.sort_unstable();
+        aliases.dedup();
+        aliases.shrink_to_fit();
+        SymbolTable { entries, aliases }
+    }
+
+    /// The entry that `name`, an alias other than the entry's own name, names: `(mangled name, start, size)`.
+    pub fn alias_target(&self, name: &str) -> Option<(&str, u64, u64)> {
+        let first = self.aliases.partition_point(|(n, _)| &**n < name);
+        let &(ref found, address) = self.aliases.get(first)?;
+        if &**found != name {
+            return None;
+        }
+        self.lookup_range(Svma(address))
+            .filter(|&(_, start, _)| start == address)
     }
 
     pub fn len(&self) -> usize {
@@ -153,6 +175,39 @@ mod tests {
             end: u64::MAX,
             binding,
         }
+    }
+
+    #[test]
+    fn other_aliases_find_the_entry_by_its_own_name() {
+        let t = SymbolTable::new(vec![
+            sym(
+                "pthread_mutex_lock@@GLIBC_2.2.5",
+                0x1000,
+                0x40,
+                Binding::Global,
+            ),
+            sym("___pthread_mutex_lock", 0x1000, 0x40, Binding::Local),
+            sym(
+                "__pthread_mutex_lock@GLIBC_2.2.5",
+                0x1000,
+                0x40,
+                Binding::Global,
+            ),
+            sym("other", 0x2000, 0x10, Binding::Global),
+        ]);
+        assert_eq!(
+            t.alias_target("___pthread_mutex_lock"),
+            Some(("pthread_mutex_lock", 0x1000, 0x40))
+        );
+        assert_eq!(
+            t.alias_target("__pthread_mutex_lock"),
+            Some(("pthread_mutex_lock", 0x1000, 0x40))
+        );
+        // The entry's own name, and names no symbol has, are no aliases.
+        assert_eq!(t.alias_target("pthread_mutex_lock"), None);
+        assert_eq!(t.alias_target("other"), None);
+        assert_eq!(t.alias_target("____pthread_mutex_lock"), None);
+        assert_eq!(t.alias_target(""), None);
     }
 
     #[test]

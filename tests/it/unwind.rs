@@ -44,6 +44,32 @@ pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
         futex_with_caller > 0,
         "no futex stack with pthread_mutex_lock under its caller:\n{folded}"
     );
+    // The names perf prints for it (the exported non-default version; libc6-dbg's local aliases) find it too.
+    let mut aliases = vec!["__pthread_mutex_lock"];
+    if Path::new("/usr/share/doc/libc6-dbg").exists() {
+        aliases.extend(["___pthread_mutex_lock", "__GI___pthread_mutex_lock"]);
+    } else if require_env() {
+        panic!("required but missing (STACKTOP_REQUIRE_PERF=1): libc6-dbg");
+    }
+    for alias in aliases {
+        let out = stacktop(&["report", "--callers", alias, "-i"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            tree,
+            "--callers {alias}"
+        );
+        assert!(
+            stderr.contains(&format!("{alias} is named pthread_mutex_lock here")),
+            "{stderr}"
+        );
+    }
+    let annotated = stdout_of(stacktop(&["annotate", "__pthread_mutex_lock", "-i"]).arg(&file));
+    assert!(annotated.contains("pthread_mutex_lock"), "{annotated}");
 
     // Frame pointers skip the caller of the frameless pthread_mutex_lock.
     let file = record("mutex_fp", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
