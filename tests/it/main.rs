@@ -1,5 +1,5 @@
 //! Integration tests: one binary, so workloads are built once and perf tests run one at a time
-//! (`cargo test -- --test-threads=1`).
+//! (`cargo test --release -- --test-threads=1`).
 //!
 //! The harness is libtest-mimic's rather than libtest's, for one outcome libtest lacks: a test that finds
 //! the machine without what it needs (perf_event_open, a C compiler, `perf`, `go`, root...) calls
