@@ -103,26 +103,26 @@ pub fn attach_to_pid_whose_threads_start_later() {
     }
     let bin = build_c("threads.c", "threads", FP);
     // The threads start 1 s after launch; stacktop attaches well before that.
-    let mut child = Command::new(&bin).args(["400", "1"]).spawn().unwrap();
-    let file = scratch_file("attach.pb.gz");
-    let out = stacktop(&[
-        "record",
-        "-e",
-        "cpu-clock",
-        "-p",
-        &child.id().to_string(),
-        "-o",
-    ])
-    .arg(&file)
-    .output()
-    .unwrap();
+    let file = record_attached("attach.pb.gz", &bin, &["400", "1"]);
+    thread_shares(&file);
+}
+
+/// Launches `bin ARGS` and records it with `record -p` until it exits.
+fn record_attached(name: &str, bin: &Path, args: &[&str]) -> std::path::PathBuf {
+    let mut child = Command::new(bin).args(args).spawn().unwrap();
+    let file = scratch_file(name);
+    let pid = child.id().to_string();
+    let out = stacktop(&["record", "-e", "cpu-clock", "-p", &pid, "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    child.wait().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    child.wait().unwrap();
-    thread_shares(&file);
+    file
 }
 
 pub fn fork_and_exec_children() {
@@ -321,29 +321,16 @@ pub fn system_wide_catches_a_workload_by_name() {
     assert_near("hot_a of split's samples", a * 100.0 / (a + b), 66.7, 6.0);
 }
 
-/// `--process` selects a program by its name, though none of its threads with samples bears it: `threads`' main thread waits (no samples) while `worker-1`..`worker-8` work.
-/// A filter that selects nothing says which threads and processes there are.
+/// `--process` selects a program by its name, though none of its threads with samples bears it: `threads`'
+/// main thread waits (no samples) while `worker-1`..`worker-8` work. A filter that selects nothing says which
+/// threads and processes there are.
 pub fn process_filter_finds_a_program_whose_threads_are_named_otherwise() {
     if !perf_available() {
         return;
     }
     let bin = build_c("threads.c", "threads", FP);
     // Attached (its names come from /proc, as for every process of `-a`) before its threads start.
-    let mut child = Command::new(&bin).args(["400", "0.5"]).spawn().unwrap();
-    let file = scratch_file("process-filter.pb.gz");
-    let out = stacktop(&[
-        "record",
-        "-e",
-        "cpu-clock",
-        "-p",
-        &child.id().to_string(),
-        "-o",
-    ])
-    .arg(&file)
-    .output()
-    .unwrap();
-    child.wait().unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let file = record_attached("process-filter.pb.gz", &bin, &["400", "0.5"]);
     let path = bin.to_str().unwrap();
     for name in ["threads", path] {
         let rows = self_shares(&stdout_of(
