@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Modifier;
 use ratatui::Terminal;
 use stacktop::acquire::{
     CallGraphMode, CommandOutput, SessionConfig, Target, TOP_HYBRID_STACK_BYTES,
@@ -17,10 +18,11 @@ use stacktop::cmd::top::recorded_status;
 use stacktop::pipeline::live::Sampler;
 use stacktop::profile::query::Weight;
 use stacktop::symbolize::DebugInfo;
-use stacktop::tui::app::{Limit, SortColumn};
+use stacktop::tui::app::{Limit, Request, SortColumn};
+use stacktop::tui::event_loop::{apply, Wake};
 use stacktop::tui::input::handle_key;
 use stacktop::tui::view::{draw, page_rows, Theme};
-use stacktop::tui::{App, FuncRef, Screen};
+use stacktop::tui::{App, FuncRef, Screen, Status, Update};
 
 use crate::common::*;
 use crate::render::{golden, profile};
@@ -36,6 +38,11 @@ fn app() -> App {
 
 /// The screen as text, one line per row, trailing spaces trimmed.
 fn screen(app: &mut App, width: u16, height: u16) -> String {
+    screen_and_highlight(app, width, height).0
+}
+
+/// The screen as text, and the lines drawn in reverse video (the selection).
+fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<String>) {
     app.page = page_rows(height);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
@@ -43,15 +50,30 @@ fn screen(app: &mut App, width: u16, height: u16) -> String {
         .unwrap();
     let buffer = terminal.backend().buffer();
     let mut out = String::new();
+    let mut highlighted = Vec::new();
     for y in 0..height {
         let mut line = String::new();
+        let mut reversed = false;
         for x in 0..width {
             line.push_str(buffer[(x, y)].symbol());
+            reversed |= buffer[(x, y)].modifier.contains(Modifier::REVERSED);
         }
-        out.push_str(line.trim_end());
+        let line = line.trim_end();
+        if reversed {
+            highlighted.push(line.to_owned());
+        }
+        out.push_str(line);
         out.push('\n');
     }
-    out
+    (out, highlighted)
+}
+
+/// The one highlighted table line's symbol column.
+fn highlighted_symbol(app: &mut App) -> String {
+    let (s, lines) = screen_and_highlight(app, 80, 24);
+    assert_eq!(lines.len(), 1, "one highlighted line:\n{s}");
+    let symbol = lines[0].split("[.] ").nth(1).unwrap_or_default();
+    symbol.to_owned()
 }
 
 fn goldens(name: &str, app: &mut App) {
@@ -434,6 +456,147 @@ pub fn live_updates_decay_and_accumulate() {
     assert!(app.ended && app.cumulative_mode());
 }
 
+/// Updates as the live sampler sends them, cut from one sampler-side profile: each call adds `count` samples
+/// of each named function (a one-frame stack, command `w`).
+struct Feed {
+    store: stacktop::profile::Profile,
+    marks: stacktop::profile::TableMarks,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        Feed {
+            store: stacktop::profile::Profile::new(stacktop::profile::Meta::default()),
+            marks: stacktop::profile::TableMarks::default(),
+        }
+    }
+
+    fn update(&mut self, samples: &[(&str, u64)]) -> Update {
+        use stacktop::profile::{Function, Line, Location};
+        let store = &mut self.store;
+        for &(name, count) in samples {
+            let n = store.intern(name);
+            let function = store.add_function(Function {
+                name: n,
+                file: None,
+            });
+            let location = store.add_location(Location {
+                mapping: None,
+                address: u64::from(n.0),
+                lines: vec![Line { function, line: 0 }],
+            });
+            let comm = store.intern("w");
+            store.add_sample(&[location], 1, 1, comm, count, count * 1000);
+        }
+        Update {
+            delta: store.take_delta(&mut self.marks, &[], Vec::new()),
+            status: Status::default(),
+        }
+    }
+}
+
+fn symbols(app: &App) -> Vec<&str> {
+    app.rows.iter().map(|r| r.symbol.as_str()).collect()
+}
+
+fn tree_of(app: &App) -> String {
+    match app.screens.last() {
+        Some(Screen::Tree(t)) => t.func.name.clone(),
+        other => panic!("no tree open: {other:?}"),
+    }
+}
+
+/// Rows reorder at every refresh. Until the user moves the selection it stays on the top row, whatever function
+/// is there (it used to follow the first function, which a moment later was on row 2 while the user pressed
+/// Enter on row 1); once moved, it follows the function picked; Home goes back to the top row.
+pub fn selection_stays_on_top_until_moved() {
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100)]));
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 300)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(tree_of(&app), "b");
+    press(&mut app, &[KeyCode::Esc]);
+
+    // Moved to a: a stays selected as it climbs to the top and as b overtakes it again.
+    press(&mut app, &[KeyCode::Down]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("a", 1000)]));
+    assert_eq!(symbols(&app), ["a", "b"]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 5000)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    press(&mut app, &[KeyCode::Char('a')]);
+    assert_eq!(
+        app.requests,
+        [Request::Annotate(FuncRef {
+            name: "a".into(),
+            module: "[unknown]".into()
+        })]
+    );
+    app.requests.clear();
+    press(&mut app, &[KeyCode::Esc]);
+
+    // Up to the top row is still a pick; Home is the top row whatever it holds.
+    press(&mut app, &[KeyCode::Up]);
+    app.update(feed.update(&[("a", 50_000)]));
+    assert_eq!(symbols(&app), ["a", "b"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Home]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 500_000)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(tree_of(&app), "b");
+}
+
+/// A key acts on the row highlighted on the screen drawn last, even when an update that reorders the rows
+/// arrived after that draw and before the key (the event loop applies both before drawing again).
+pub fn keys_act_on_the_row_drawn_before_an_update() {
+    let key = |code| Wake::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100), ("b", 50)]));
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    let b_on_top = Wake::Update(Box::new(feed.update(&[("b", 1000)])));
+    apply(&mut app, vec![b_on_top, key(KeyCode::Enter)]).unwrap();
+    assert_eq!(tree_of(&app), "a");
+    // The update is in: the table under the tree has b on top now.
+    assert_eq!(symbols(&app), ["b", "a"]);
+
+    // Moving then opening, in one burst, opens what the moves reached on the screen the user saw.
+    apply(&mut app, vec![key(KeyCode::Esc)]).unwrap();
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    let a_on_top = Wake::Update(Box::new(feed.update(&[("a", 10_000)])));
+    apply(
+        &mut app,
+        vec![key(KeyCode::Down), a_on_top, key(KeyCode::Char('a'))],
+    )
+    .unwrap();
+    assert_eq!(
+        app.requests,
+        [Request::Annotate(FuncRef {
+            name: "a".into(),
+            module: "[unknown]".into()
+        })]
+    );
+    assert_eq!(symbols(&app), ["a", "b"]);
+
+    // Pausing holds the update that arrived after the draw: the screen stays as the user saw it.
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100_000)]));
+    let before = app.rows.clone();
+    let update = Wake::Update(Box::new(feed.update(&[("b", 1_000_000)])));
+    apply(&mut app, vec![update, key(KeyCode::Char(' '))]).unwrap();
+    assert!(app.paused);
+    assert_eq!(app.rows, before);
+}
+
 pub fn mutex_callers_75_25_from_a_live_recording() {
     if !perf_available() {
         return;
@@ -517,6 +680,23 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen with its colours and attributes (`capture-pane -e`): the lines drawn in reverse video.
+    fn reversed_lines(&self) -> Vec<String> {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-e", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        let sgr = regex::Regex::new(r"\x1b\[([0-9;:]*)m").unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                sgr.captures_iter(l)
+                    .any(|c| c[1].split([';', ':']).any(|p| p == "7"))
+            })
+            .map(|l| sgr.replace_all(l, "").into_owned())
+            .collect()
+    }
+
     fn display(&self, format: &str) -> String {
         stdout_of(Command::new("tmux").args(["display-message", "-p", "-t", &self.name, format]))
             .trim()
@@ -581,6 +761,13 @@ pub fn live_view_in_tmux() {
     eprintln!(
         "hot_a on the first row after {:.1}s:\n{screen}",
         started.elapsed().as_secs_f64()
+    );
+    // The highlight is on the top row, the one Enter opens (not on a function seen first at start).
+    let reversed = tmux.reversed_lines();
+    assert!(
+        reversed.len() == 1 && reversed[0].contains("hot_a"),
+        "highlighted: {reversed:?}\n{}",
+        tmux.screen()
     );
     assert!(screen.contains("output: "), "no output file in the header");
     let output_file: String = screen[screen.find("output: ").unwrap() + "output: ".len()..]
@@ -668,6 +855,8 @@ crate::tests![
     help_screen,
     keys_drive_the_state,
     live_updates_decay_and_accumulate,
+    selection_stays_on_top_until_moved,
+    keys_act_on_the_row_drawn_before_an_update,
     mutex_callers_75_25_from_a_live_recording,
     live_view_in_tmux,
 ];
