@@ -358,7 +358,7 @@ impl App {
                 Err(e) => self.message = Some(format!("bad filter: {e}")),
             }
         }
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 
@@ -383,7 +383,7 @@ impl App {
                 Some(Limit::Process(text.to_owned()))
             }
         };
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 
@@ -394,7 +394,7 @@ impl App {
             (None, Some(row)) => Some(row.func.module.clone()),
             (None, None) => None,
         };
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 }

@@ -117,7 +117,7 @@ fn table_key(app: &mut App, key: KeyEvent) {
         }
         KeyCode::Char('s') => {
             app.sort = app.sort.next();
-            app.selected = 0;
+            app.select(0, false);
             app.refresh();
         }
         KeyCode::Char('d') => app.toggle_module_limit(),

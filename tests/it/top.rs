@@ -114,22 +114,7 @@ pub fn table_screen() {
 /// A table far longer than the screen: only the rows on screen are drawn, and the selected one is always
 /// among them (the last one when it is below the first page), as ratatui scrolls from the top.
 pub fn long_table_scrolls_to_the_selection() {
-    use stacktop::profile::{Function, Line, Location, Meta, Profile};
-    let mut p = Profile::new(Meta::default());
-    let comm = p.intern("app");
-    for i in 0..100u64 {
-        let name = p.intern(&format!("func_{i:03}"));
-        let function = p.add_function(Function { name, file: None });
-        let location = p.add_location(Location {
-            mapping: None,
-            address: i,
-            lines: vec![Line { function, line: 0 }],
-        });
-        p.add_sample(&[location], 1, 1, comm, 1, 1000 - i);
-    }
-    let status = recorded_status(&p, "long.pb");
-    let mut app = App::frozen(p, status);
-    let table_line = |screen: &str, name: &str| screen.lines().position(|l| l.contains(name));
+    let mut app = long_app();
     let s = screen(&mut app, 80, 24);
     let first = table_line(&s, "func_000").expect("first row on screen");
     assert!(!s.contains("func_099"));
@@ -146,6 +131,91 @@ pub fn long_table_scrolls_to_the_selection() {
     press(&mut app, &[KeyCode::Home]);
     let s = screen(&mut app, 80, 24);
     assert_eq!(table_line(&s, "func_000"), Some(first), "{s}");
+}
+
+/// A recorded profile of 100 functions, `func_000` hottest to `func_099`, of command `app`.
+fn long_app() -> App {
+    use stacktop::profile::{Function, Line, Location, Meta, Profile};
+    let mut p = Profile::new(Meta::default());
+    let comm = p.intern("app");
+    for i in 0..100u64 {
+        let name = p.intern(&format!("func_{i:03}"));
+        let function = p.add_function(Function { name, file: None });
+        let location = p.add_location(Location {
+            mapping: None,
+            address: i,
+            lines: vec![Line { function, line: 0 }],
+        });
+        p.add_sample(&[location], 1, 1, comm, 1, 1000 - i);
+    }
+    let status = recorded_status(&p, "long.pb");
+    App::frozen(p, status)
+}
+
+fn table_line(screen: &str, name: &str) -> Option<usize> {
+    screen.lines().position(|l| l.contains(name))
+}
+
+/// Setting a filter, a limit or the sort and lifting it again shows the table from the top with the top row
+/// selected, wherever the selection was (clearing a `/` filter left the table scrolled down to where the
+/// filtered list's first row sits in the whole one).
+pub fn clearing_a_filter_shows_the_top() {
+    let mut app = long_app();
+    let first = table_line(&screen(&mut app, 80, 24), "func_000").expect("first row");
+    let ctrl_u = |app: &mut App| {
+        handle_key(
+            app,
+            KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
+        )
+    };
+    let at_the_top = |app: &mut App, what: &str| {
+        let (s, highlighted) = screen_and_highlight(app, 80, 24);
+        assert_eq!(table_line(&s, "func_000"), Some(first), "{what}:\n{s}");
+        assert!(!s.contains("func_099"), "{what}:\n{s}");
+        assert_eq!(highlighted.len(), 1, "{what}:\n{s}");
+        assert!(highlighted[0].contains("func_000"), "{what}:\n{s}");
+        assert_eq!(
+            app.selected_row().map(|r| r.symbol.as_str()),
+            Some("func_000")
+        );
+    };
+    // A filter, from the last row.
+    press(&mut app, &[KeyCode::End, KeyCode::Char('/')]);
+    typed(&mut app, "func_09");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.rows.len(), 10);
+    let s = screen(&mut app, 80, 24);
+    assert_eq!(table_line(&s, "func_090"), Some(first), "{s}");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('/')]);
+    ctrl_u(&mut app);
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.rows.len(), 100);
+    at_the_top(&mut app, "filter cleared");
+    // The `t` limit.
+    press(&mut app, &[KeyCode::End, KeyCode::Up, KeyCode::Char('t')]);
+    ctrl_u(&mut app);
+    typed(&mut app, "app");
+    press(&mut app, &[KeyCode::Enter]);
+    at_the_top(&mut app, "limit set");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('t')]);
+    ctrl_u(&mut app);
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.limit, None);
+    at_the_top(&mut app, "limit lifted");
+    // The `d` module limit.
+    press(&mut app, &[KeyCode::End, KeyCode::Char('d')]);
+    assert!(app.module_limit.is_some());
+    at_the_top(&mut app, "module limit set");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('d')]);
+    assert_eq!(app.module_limit, None);
+    at_the_top(&mut app, "module limit lifted");
+    // Round the sort columns.
+    press(&mut app, &[KeyCode::End]);
+    for _ in 0..5 {
+        press(&mut app, &[KeyCode::Char('s')]);
+    }
+    assert_eq!(app.sort, SortColumn::SelfPct);
+    at_the_top(&mut app, "sorted");
 }
 
 pub fn callers_tree_screen() {
@@ -850,6 +920,7 @@ crate::tests![
     top_help_lists_the_keys,
     table_screen,
     long_table_scrolls_to_the_selection,
+    clearing_a_filter_shows_the_top,
     callers_tree_screen,
     annotate_screen,
     help_screen,
