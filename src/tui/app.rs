@@ -131,7 +131,8 @@ pub struct App {
     pub screens: Vec<Screen>,
     pub help: bool,
     pub prompt: Option<(Prompt, String)>,
-    /// One-line message in the footer (bad regex, unknown limit).
+    /// A message in the footer until the next key (bad regex, a refresh that could not be applied), wrapped to
+    /// the screen's width.
     pub message: Option<String>,
     pub quit: bool,
     pub requests: Vec<Request>,

@@ -667,6 +667,63 @@ pub fn keys_act_on_the_row_drawn_before_an_update() {
     assert_eq!(app.rows, before);
 }
 
+/// The lines of `screen` from `from` to `to` (not included), trimmed, joined by spaces: wrapped text, read back.
+fn unwrapped(screen: &str, from: usize, to: usize) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[from..to]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At 80 columns, why a row cannot be annotated (`a` on a stripped library's row) and a footer message are read
+/// whole, over as many lines as they need (both were cut at the screen's width).
+pub fn long_messages_wrap_at_80_columns() {
+    let name = "[unknown] libQt6WebEngineCore.so.6.4.2+0x5e3a1c0 (fde)";
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[(name, 100), ("main", 10)]));
+    press(&mut app, &[KeyCode::Char('a')]);
+    let Some(Request::Annotate(func)) = app.requests.pop() else {
+        panic!("no annotate request");
+    };
+    assert_eq!(func.name, name);
+    let result = stacktop::cmd::top::annotator()(app.profile(), &func);
+    let Err(why) = result.clone() else {
+        panic!("annotated a function without a module file");
+    };
+    assert!(why.len() > 80 && why.starts_with(name), "{why}");
+    app.annotated(&func, result);
+    let s = screen(&mut app, 80, 24);
+    let title = table_line(&s, "annotate [unknown]").expect("annotate title");
+    assert_eq!(unwrapped(&s, title + 1, 23), why, "{s}");
+
+    // A message in the footer takes the lines it needs under the table.
+    press(&mut app, &[KeyCode::Esc]);
+    let message =
+        "the profile's tables could not take this update (string 123456 of 4096 referenced by \
+                   location 77 of mapping /usr/lib/x86_64-linux-gnu/libQt6WebEngineCore.so.6.4.2); \
+                   restart stacktop top";
+    app.message = Some(message.to_owned());
+    let s = screen(&mut app, 80, 24);
+    let footer = table_line(&s, "the profile's tables").expect("message on screen");
+    assert!(footer > 5 && footer < 23, "{s}");
+    assert_eq!(unwrapped(&s, footer, 24), message, "{s}");
+    assert!(s.lines().all(|l| l.chars().count() <= 80));
+    assert!(s.contains("[.] main"), "the table is still there:\n{s}");
+    // The next key clears it and the key hints come back.
+    press(&mut app, &[KeyCode::Down]);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("Enter callers")),
+        "{s}"
+    );
+}
+
 pub fn mutex_callers_75_25_from_a_live_recording() {
     if !perf_available() {
         return;
@@ -928,6 +985,7 @@ crate::tests![
     live_updates_decay_and_accumulate,
     selection_stays_on_top_until_moved,
     keys_act_on_the_row_drawn_before_an_update,
+    long_messages_wrap_at_80_columns,
     mutex_callers_75_25_from_a_live_recording,
     live_view_in_tmux,
 ];
