@@ -122,11 +122,17 @@ pub struct App {
     /// Samples (period) shown in the table's denominator.
     pub total: Weight,
     pub selected: usize,
+    /// The selection's rule as rows reorder at each refresh. `false`: it stays on the first row, the hottest
+    /// whatever it is (at start, after Home, and after the filters, limits or sort change), so the row
+    /// highlighted is the one a user reads as "the top". `true` once the user moved it: it follows the function
+    /// (and command) they moved to, so Enter opens what they picked even if it moved since.
+    pub follow: bool,
     /// Screens opened over the table (Esc pops one).
     pub screens: Vec<Screen>,
     pub help: bool,
     pub prompt: Option<(Prompt, String)>,
-    /// One-line message in the footer (bad regex, unknown limit).
+    /// A message in the footer until the next key (bad regex, a refresh that could not be applied), wrapped to
+    /// the screen's width.
     pub message: Option<String>,
     pub quit: bool,
     pub requests: Vec<Request>,
@@ -154,6 +160,7 @@ impl App {
             rows: Vec::new(),
             total: Weight::default(),
             selected: 0,
+            follow: false,
             screens: Vec::new(),
             help: false,
             prompt: None,
@@ -253,10 +260,14 @@ impl App {
         filter
     }
 
-    /// Recomputes the table and the open tree from the current profile and settings, keeping the selection
-    /// on the same function when it is still listed.
+    /// Recomputes the table and the open tree from the current profile and settings. The selection stays on
+    /// the first row, or in `follow` mode on the same function while it is listed (else at the same place).
     pub fn refresh(&mut self) {
-        let selected = self.rows.get(self.selected).cloned();
+        let followed = self
+            .rows
+            .get(self.selected)
+            .filter(|_| self.follow)
+            .map(|r| (r.func.clone(), r.comm.clone()));
         let filter = self.filter();
         let profile = &self.profile;
         let children = self.sort == SortColumn::Total;
@@ -296,14 +307,16 @@ impl App {
         }
         self.total = top.total;
         self.rows = rows;
-        self.selected = selected
-            .and_then(|s| {
-                self.rows
-                    .iter()
-                    .position(|r| r.func == s.func && r.comm == s.comm)
-            })
-            .unwrap_or(self.selected)
-            .min(self.rows.len().saturating_sub(1));
+        let at = match followed {
+            Some((func, comm)) => self
+                .rows
+                .iter()
+                .position(|r| r.func == func && r.comm == comm)
+                .unwrap_or(self.selected),
+            None if self.follow => self.selected,
+            None => 0,
+        };
+        self.selected = at.min(self.rows.len().saturating_sub(1));
         let mut screens = std::mem::take(&mut self.screens);
         for screen in &mut screens {
             if let Screen::Tree(tree) = screen {
@@ -315,6 +328,12 @@ impl App {
 
     pub fn selected_row(&self) -> Option<&TableRow> {
         self.rows.get(self.selected)
+    }
+
+    /// Moves the selection to row `at`; `follow` as [`App::follow`] says.
+    pub fn select(&mut self, at: usize, follow: bool) {
+        self.selected = at.min(self.rows.len().saturating_sub(1));
+        self.follow = follow;
     }
 
     /// Sets the symbol filter: a regular expression (case-insensitive, anywhere in the name), or the literal
@@ -340,7 +359,7 @@ impl App {
                 Err(e) => self.message = Some(format!("bad filter: {e}")),
             }
         }
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 
@@ -365,7 +384,7 @@ impl App {
                 Some(Limit::Process(text.to_owned()))
             }
         };
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 
@@ -376,7 +395,7 @@ impl App {
             (None, Some(row)) => Some(row.func.module.clone()),
             (None, None) => None,
         };
-        self.selected = 0;
+        self.select(0, false);
         self.refresh();
     }
 }

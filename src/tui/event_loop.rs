@@ -18,7 +18,7 @@ pub const NO_ANNOTATOR: &str =
     "annotate is not available in this build yet (the annotate module is merged separately)";
 
 /// What wakes the loop.
-enum Wake {
+pub enum Wake {
     Key(KeyEvent),
     Resize,
     /// The terminal could not be read.
@@ -50,31 +50,18 @@ pub fn run(
                 }
             })?;
         }
-        let mut dirty = true;
         while !app.quit {
-            if dirty {
-                let size = terminal.size()?;
-                app.page = page_rows(size.height);
-                terminal.draw(|frame| draw(frame, &app, theme))?;
-                dirty = false;
-            }
+            let size = terminal.size()?;
+            app.page = page_rows(size.height);
+            terminal.draw(|frame| draw(frame, &app, theme))?;
             // Everything pending is applied before the next draw: one draw per burst of updates.
             let Ok(first) = wake.recv() else {
                 break;
             };
-            for woken in std::iter::once(first).chain(wake.try_iter()) {
-                match woken {
-                    Wake::Key(key) => handle_key(&mut app, key),
-                    Wake::Resize => {}
-                    Wake::InputFailed(e) => return Err(e),
-                    Wake::Update(update) => app.update(*update),
-                    Wake::Annotated(func, result) => app.annotated(&func, *result),
-                }
-                dirty = true;
-                if app.quit {
-                    break;
-                }
-            }
+            apply(
+                &mut app,
+                std::iter::once(first).chain(wake.try_iter()).collect(),
+            )?;
             for request in std::mem::take(&mut app.requests) {
                 let Request::Annotate(func) = request;
                 match &annotator {
@@ -89,13 +76,36 @@ pub fn run(
                         });
                     }
                 }
-                dirty = true;
             }
         }
         Ok(())
     })();
     ratatui::restore();
     result.map(|()| app)
+}
+
+/// Applies what arrived since the last draw. The keys go first, in the order pressed: each was pressed with
+/// the last drawn screen in view (changed only by the keys before it), so Enter, `a` or `d` act on the row
+/// highlighted there even when an update that reorders the rows arrived in between. The updates and
+/// annotations follow, to be seen at the next draw. Stops at a quit key; fails when the terminal could not be
+/// read.
+pub fn apply(app: &mut App, batch: Vec<Wake>) -> io::Result<()> {
+    let (keys, data): (Vec<Wake>, Vec<Wake>) = batch
+        .into_iter()
+        .partition(|w| matches!(w, Wake::Key(_) | Wake::Resize | Wake::InputFailed(_)));
+    for woken in keys.into_iter().chain(data) {
+        match woken {
+            Wake::Key(key) => handle_key(app, key),
+            Wake::Resize => {}
+            Wake::InputFailed(e) => return Err(e),
+            Wake::Update(update) => app.update(*update),
+            Wake::Annotated(func, result) => app.annotated(&func, *result),
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {

@@ -7,9 +7,12 @@ use crate::profile::query::Direction;
 
 /// Every key, as the help overlay lists it.
 pub const HELP: &[(&str, &str)] = &[
-    ("Up/Down j/k", "move the selection"),
+    (
+        "Up/Down j/k",
+        "move; the selection then follows the function",
+    ),
     ("PgUp/PgDn", "move a page"),
-    ("Home/End", "first / last row"),
+    ("Home/End", "top row (kept as rows reorder) / last row"),
     ("Enter", "callers of the function; in a tree: expand"),
     ("Right/Left", "expand / collapse (tree)"),
     ("c", "switch callers <-> callees (tree)"),
@@ -99,7 +102,9 @@ fn moved(key: KeyCode, at: usize, len: usize, page: usize) -> Option<usize> {
 
 fn table_key(app: &mut App, key: KeyEvent) {
     if let Some(at) = moved(key.code, app.selected, app.rows.len(), app.page) {
-        app.selected = at;
+        // Home goes back to the top row and keeps it there; any other move picks a function to follow.
+        let home = matches!(key.code, KeyCode::Home | KeyCode::Char('g'));
+        app.select(at, !home);
         return;
     }
     match key.code {
@@ -112,7 +117,7 @@ fn table_key(app: &mut App, key: KeyEvent) {
         }
         KeyCode::Char('s') => {
             app.sort = app.sort.next();
-            app.selected = 0;
+            app.select(0, false);
             app.refresh();
         }
         KeyCode::Char('d') => app.toggle_module_limit(),

@@ -1,17 +1,20 @@
 //! Drawing: reads the `App`, never changes it. Three header lines, the open screen (table, tree or annotate),
-//! a footer with the prompt or key hints, and the help overlay on top. Colours are limited to bold, reverse and
-//! red, which read on dark and light themes; with `NO_COLOR`, only bold and reverse.
+//! a footer with the prompt, a message (on as many lines as it needs) or key hints, and the help overlay on
+//! top. Colours are limited to bold, reverse and red, which read on dark and light themes; with `NO_COLOR`,
+//! only bold and reverse.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{note, AnnotateView, App, Prompt, Screen, SortColumn, TreeView};
 use super::input::HELP;
 use crate::annotate::{LineKind, HOT_PERCENT};
 use crate::profile::query::Direction;
+use crate::render::text::sanitize_message;
 
 /// Styling choices; `color: false` for `NO_COLOR`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,10 +58,15 @@ pub fn page_rows(height: u16) -> usize {
 }
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
+    let footer_lines = footer_lines(app, frame.area().width, theme);
+    // A message longer than the screen is wide takes the lines it needs, leaving the header and a body row.
+    let footer_height = u16::try_from(footer_lines.len())
+        .unwrap_or(u16::MAX)
+        .clamp(1, frame.area().height.saturating_sub(4).max(1));
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(1),
-        Constraint::Length(1),
+        Constraint::Length(footer_height),
     ])
     .areas(frame.area());
     draw_header(frame, header, app, theme);
@@ -67,7 +75,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
         Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, theme),
         Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, theme),
     }
-    draw_footer(frame, footer, app, theme);
+    frame.render_widget(Paragraph::new(footer_lines), footer);
     if app.help {
         draw_help(frame, frame.area(), theme);
     }
@@ -275,22 +283,23 @@ fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: 
             return;
         }
         Some(Err(message)) => {
-            frame.render_widget(
-                Paragraph::new(crate::render::sanitize(message).into_owned()),
-                rows_area,
-            );
+            // Why the function cannot be annotated, often with a long path: all of it, over as many lines as
+            // it needs.
+            let lines = wrap(&sanitize_message(message), rows_area.width);
+            frame.render_widget(Paragraph::new(lines.join("\n")), rows_area);
             return;
         }
         Some(Ok(a)) => a,
     };
     let mut rows_area = rows_area;
     if let Some(note) = &note(annotation) {
-        let [note_area, rest] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(rows_area);
-        frame.render_widget(
-            Paragraph::new(crate::render::sanitize(note).into_owned()),
-            note_area,
-        );
+        let lines = wrap(&sanitize_message(note), rows_area.width);
+        let [note_area, rest] = Layout::vertical([
+            Constraint::Length(u16::try_from(lines.len()).unwrap_or(u16::MAX)),
+            Constraint::Min(1),
+        ])
+        .areas(rows_area);
+        frame.render_widget(Paragraph::new(lines.join("\n")), note_area);
         rows_area = rest;
     }
     let rows = annotation.lines.iter().map(|l| {
@@ -320,29 +329,68 @@ fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: 
     frame.render_stateful_widget(table, rows_area, &mut state);
 }
 
-fn draw_footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
-    let line = if let Some((kind, text)) = &app.prompt {
+/// The footer: the prompt being typed, else the message (wrapped to the screen's width: a message says why
+/// something did not happen and must be read whole), else the key hints of the screen.
+fn footer_lines(app: &App, width: u16, theme: Theme) -> Vec<Line<'static>> {
+    if let Some((kind, text)) = &app.prompt {
         let label = match kind {
             Prompt::Filter => "filter symbols (regex or text, empty: all): ",
             Prompt::Limit => "limit to a thread or process name, pid or tid (empty: all): ",
         };
-        Line::from(vec![
+        return vec![Line::from(vec![
             Span::styled(label, theme.title()),
             Span::raw(crate::render::sanitize(text).into_owned()),
-        ])
-    } else if let Some(message) = &app.message {
-        Line::from(crate::render::sanitize(message).into_owned())
-    } else {
-        let hints = match app.screens.last() {
-            None => "Enter callers  a annotate  / filter  s sort  space pause  ? all keys  q quit",
-            Some(Screen::Tree(_)) => {
-                "Enter/Right expand  Left collapse  c callers<->callees  Esc back  ? keys"
-            }
-            Some(Screen::Annotate(_)) => "n next hot line  Up/Down move  Esc back  ? keys  q quit",
-        };
-        Line::from(hints)
+        ])];
+    }
+    if let Some(message) = &app.message {
+        return wrap(&sanitize_message(message), width)
+            .into_iter()
+            .map(Line::from)
+            .collect();
+    }
+    let hints = match app.screens.last() {
+        None => "Enter callers  a annotate  / filter  s sort  space pause  ? all keys  q quit",
+        Some(Screen::Tree(_)) => {
+            "Enter/Right expand  Left collapse  c callers<->callees  Esc back  ? keys"
+        }
+        Some(Screen::Annotate(_)) => "n next hot line  Up/Down move  Esc back  ? keys  q quit",
     };
-    frame.render_widget(Paragraph::new(line), area);
+    vec![Line::from(hints)]
+}
+
+/// `text` in lines of at most `width` columns, broken at spaces, and inside a word (a long path) only when the
+/// word alone is wider than a line.
+fn wrap(text: &str, width: u16) -> Vec<String> {
+    let width = usize::from(width).max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut used = 0;
+    for word in text.split_whitespace() {
+        let w = word.width();
+        if used > 0 && used + 1 + w <= width {
+            line.push(' ');
+            line.push_str(word);
+            used += 1 + w;
+            continue;
+        }
+        if used > 0 {
+            lines.push(std::mem::take(&mut line));
+            used = 0;
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if used > 0 && used + w > width {
+                lines.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            line.push(c);
+            used += w;
+        }
+    }
+    if used > 0 || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
@@ -372,4 +420,26 @@ fn draw_help(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
         ),
         popup,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_only_words_wider_than_a_line() {
+        assert_eq!(
+            wrap("cannot annotate foo: no symbol", 16),
+            ["cannot annotate", "foo: no symbol"]
+        );
+        assert_eq!(
+            wrap("in /usr/lib/libfoo.so.6 now", 10),
+            ["in", "/usr/lib/l", "ibfoo.so.6", "now"]
+        );
+        // Wide characters count two columns.
+        assert_eq!(wrap("日本語 ab", 6), ["日本語", "ab"]);
+        assert_eq!(wrap("日本語", 5), ["日本", "語"]);
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("abc", 0), ["a", "b", "c"]);
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Modifier;
 use ratatui::Terminal;
 use stacktop::acquire::{
     CallGraphMode, CommandOutput, SessionConfig, Target, TOP_HYBRID_STACK_BYTES,
@@ -17,10 +18,11 @@ use stacktop::cmd::top::recorded_status;
 use stacktop::pipeline::live::Sampler;
 use stacktop::profile::query::Weight;
 use stacktop::symbolize::DebugInfo;
-use stacktop::tui::app::{Limit, SortColumn};
+use stacktop::tui::app::{Limit, Request, SortColumn};
+use stacktop::tui::event_loop::{apply, Wake};
 use stacktop::tui::input::handle_key;
 use stacktop::tui::view::{draw, page_rows, Theme};
-use stacktop::tui::{App, FuncRef, Screen};
+use stacktop::tui::{App, FuncRef, Screen, Status, Update};
 
 use crate::common::*;
 use crate::render::{golden, profile};
@@ -36,6 +38,11 @@ fn app() -> App {
 
 /// The screen as text, one line per row, trailing spaces trimmed.
 fn screen(app: &mut App, width: u16, height: u16) -> String {
+    screen_and_highlight(app, width, height).0
+}
+
+/// The screen as text, and the lines drawn in reverse video (the selection).
+fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<String>) {
     app.page = page_rows(height);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
@@ -43,15 +50,30 @@ fn screen(app: &mut App, width: u16, height: u16) -> String {
         .unwrap();
     let buffer = terminal.backend().buffer();
     let mut out = String::new();
+    let mut highlighted = Vec::new();
     for y in 0..height {
         let mut line = String::new();
+        let mut reversed = false;
         for x in 0..width {
             line.push_str(buffer[(x, y)].symbol());
+            reversed |= buffer[(x, y)].modifier.contains(Modifier::REVERSED);
         }
-        out.push_str(line.trim_end());
+        let line = line.trim_end();
+        if reversed {
+            highlighted.push(line.to_owned());
+        }
+        out.push_str(line);
         out.push('\n');
     }
-    out
+    (out, highlighted)
+}
+
+/// The one highlighted table line's symbol column.
+fn highlighted_symbol(app: &mut App) -> String {
+    let (s, lines) = screen_and_highlight(app, 80, 24);
+    assert_eq!(lines.len(), 1, "one highlighted line:\n{s}");
+    let symbol = lines[0].split("[.] ").nth(1).unwrap_or_default();
+    symbol.to_owned()
 }
 
 fn goldens(name: &str, app: &mut App) {
@@ -92,22 +114,7 @@ pub fn table_screen() {
 /// A table far longer than the screen: only the rows on screen are drawn, and the selected one is always
 /// among them (the last one when it is below the first page), as ratatui scrolls from the top.
 pub fn long_table_scrolls_to_the_selection() {
-    use stacktop::profile::{Function, Line, Location, Meta, Profile};
-    let mut p = Profile::new(Meta::default());
-    let comm = p.intern("app");
-    for i in 0..100u64 {
-        let name = p.intern(&format!("func_{i:03}"));
-        let function = p.add_function(Function { name, file: None });
-        let location = p.add_location(Location {
-            mapping: None,
-            address: i,
-            lines: vec![Line { function, line: 0 }],
-        });
-        p.add_sample(&[location], 1, 1, comm, 1, 1000 - i);
-    }
-    let status = recorded_status(&p, "long.pb");
-    let mut app = App::frozen(p, status);
-    let table_line = |screen: &str, name: &str| screen.lines().position(|l| l.contains(name));
+    let mut app = long_app();
     let s = screen(&mut app, 80, 24);
     let first = table_line(&s, "func_000").expect("first row on screen");
     assert!(!s.contains("func_099"));
@@ -124,6 +131,91 @@ pub fn long_table_scrolls_to_the_selection() {
     press(&mut app, &[KeyCode::Home]);
     let s = screen(&mut app, 80, 24);
     assert_eq!(table_line(&s, "func_000"), Some(first), "{s}");
+}
+
+/// A recorded profile of 100 functions, `func_000` hottest to `func_099`, of command `app`.
+fn long_app() -> App {
+    use stacktop::profile::{Function, Line, Location, Meta, Profile};
+    let mut p = Profile::new(Meta::default());
+    let comm = p.intern("app");
+    for i in 0..100u64 {
+        let name = p.intern(&format!("func_{i:03}"));
+        let function = p.add_function(Function { name, file: None });
+        let location = p.add_location(Location {
+            mapping: None,
+            address: i,
+            lines: vec![Line { function, line: 0 }],
+        });
+        p.add_sample(&[location], 1, 1, comm, 1, 1000 - i);
+    }
+    let status = recorded_status(&p, "long.pb");
+    App::frozen(p, status)
+}
+
+fn table_line(screen: &str, name: &str) -> Option<usize> {
+    screen.lines().position(|l| l.contains(name))
+}
+
+/// Setting a filter, a limit or the sort and lifting it again shows the table from the top with the top row
+/// selected, wherever the selection was (clearing a `/` filter left the table scrolled down to where the
+/// filtered list's first row sits in the whole one).
+pub fn clearing_a_filter_shows_the_top() {
+    let mut app = long_app();
+    let first = table_line(&screen(&mut app, 80, 24), "func_000").expect("first row");
+    let ctrl_u = |app: &mut App| {
+        handle_key(
+            app,
+            KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL),
+        )
+    };
+    let at_the_top = |app: &mut App, what: &str| {
+        let (s, highlighted) = screen_and_highlight(app, 80, 24);
+        assert_eq!(table_line(&s, "func_000"), Some(first), "{what}:\n{s}");
+        assert!(!s.contains("func_099"), "{what}:\n{s}");
+        assert_eq!(highlighted.len(), 1, "{what}:\n{s}");
+        assert!(highlighted[0].contains("func_000"), "{what}:\n{s}");
+        assert_eq!(
+            app.selected_row().map(|r| r.symbol.as_str()),
+            Some("func_000")
+        );
+    };
+    // A filter, from the last row.
+    press(&mut app, &[KeyCode::End, KeyCode::Char('/')]);
+    typed(&mut app, "func_09");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.rows.len(), 10);
+    let s = screen(&mut app, 80, 24);
+    assert_eq!(table_line(&s, "func_090"), Some(first), "{s}");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('/')]);
+    ctrl_u(&mut app);
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.rows.len(), 100);
+    at_the_top(&mut app, "filter cleared");
+    // The `t` limit.
+    press(&mut app, &[KeyCode::End, KeyCode::Up, KeyCode::Char('t')]);
+    ctrl_u(&mut app);
+    typed(&mut app, "app");
+    press(&mut app, &[KeyCode::Enter]);
+    at_the_top(&mut app, "limit set");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('t')]);
+    ctrl_u(&mut app);
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(app.limit, None);
+    at_the_top(&mut app, "limit lifted");
+    // The `d` module limit.
+    press(&mut app, &[KeyCode::End, KeyCode::Char('d')]);
+    assert!(app.module_limit.is_some());
+    at_the_top(&mut app, "module limit set");
+    press(&mut app, &[KeyCode::End, KeyCode::Char('d')]);
+    assert_eq!(app.module_limit, None);
+    at_the_top(&mut app, "module limit lifted");
+    // Round the sort columns.
+    press(&mut app, &[KeyCode::End]);
+    for _ in 0..5 {
+        press(&mut app, &[KeyCode::Char('s')]);
+    }
+    assert_eq!(app.sort, SortColumn::SelfPct);
+    at_the_top(&mut app, "sorted");
 }
 
 pub fn callers_tree_screen() {
@@ -434,6 +526,204 @@ pub fn live_updates_decay_and_accumulate() {
     assert!(app.ended && app.cumulative_mode());
 }
 
+/// Updates as the live sampler sends them, cut from one sampler-side profile: each call adds `count` samples
+/// of each named function (a one-frame stack, command `w`).
+struct Feed {
+    store: stacktop::profile::Profile,
+    marks: stacktop::profile::TableMarks,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        Feed {
+            store: stacktop::profile::Profile::new(stacktop::profile::Meta::default()),
+            marks: stacktop::profile::TableMarks::default(),
+        }
+    }
+
+    fn update(&mut self, samples: &[(&str, u64)]) -> Update {
+        use stacktop::profile::{Function, Line, Location};
+        let store = &mut self.store;
+        for &(name, count) in samples {
+            let n = store.intern(name);
+            let function = store.add_function(Function {
+                name: n,
+                file: None,
+            });
+            let location = store.add_location(Location {
+                mapping: None,
+                address: u64::from(n.0),
+                lines: vec![Line { function, line: 0 }],
+            });
+            let comm = store.intern("w");
+            store.add_sample(&[location], 1, 1, comm, count, count * 1000);
+        }
+        Update {
+            delta: store.take_delta(&mut self.marks, &[], Vec::new()),
+            status: Status::default(),
+        }
+    }
+}
+
+fn symbols(app: &App) -> Vec<&str> {
+    app.rows.iter().map(|r| r.symbol.as_str()).collect()
+}
+
+fn tree_of(app: &App) -> String {
+    match app.screens.last() {
+        Some(Screen::Tree(t)) => t.func.name.clone(),
+        other => panic!("no tree open: {other:?}"),
+    }
+}
+
+/// Rows reorder at every refresh. Until the user moves the selection it stays on the top row, whatever function
+/// is there (it used to follow the first function, which a moment later was on row 2 while the user pressed
+/// Enter on row 1); once moved, it follows the function picked; Home goes back to the top row.
+pub fn selection_stays_on_top_until_moved() {
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100)]));
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 300)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(tree_of(&app), "b");
+    press(&mut app, &[KeyCode::Esc]);
+
+    // Moved to a: a stays selected as it climbs to the top and as b overtakes it again.
+    press(&mut app, &[KeyCode::Down]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("a", 1000)]));
+    assert_eq!(symbols(&app), ["a", "b"]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 5000)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    press(&mut app, &[KeyCode::Char('a')]);
+    assert_eq!(
+        app.requests,
+        [Request::Annotate(FuncRef {
+            name: "a".into(),
+            module: "[unknown]".into()
+        })]
+    );
+    app.requests.clear();
+    press(&mut app, &[KeyCode::Esc]);
+
+    // Up to the top row is still a pick; Home is the top row whatever it holds.
+    press(&mut app, &[KeyCode::Up]);
+    app.update(feed.update(&[("a", 50_000)]));
+    assert_eq!(symbols(&app), ["a", "b"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Home]);
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    app.update(feed.update(&[("b", 500_000)]));
+    assert_eq!(symbols(&app), ["b", "a"]);
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    press(&mut app, &[KeyCode::Enter]);
+    assert_eq!(tree_of(&app), "b");
+}
+
+/// A key acts on the row highlighted on the screen drawn last, even when an update that reorders the rows
+/// arrived after that draw and before the key (the event loop applies both before drawing again).
+pub fn keys_act_on_the_row_drawn_before_an_update() {
+    let key = |code| Wake::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100), ("b", 50)]));
+    assert_eq!(highlighted_symbol(&mut app), "a");
+    let b_on_top = Wake::Update(Box::new(feed.update(&[("b", 1000)])));
+    apply(&mut app, vec![b_on_top, key(KeyCode::Enter)]).unwrap();
+    assert_eq!(tree_of(&app), "a");
+    // The update is in: the table under the tree has b on top now.
+    assert_eq!(symbols(&app), ["b", "a"]);
+
+    // Moving then opening, in one burst, opens what the moves reached on the screen the user saw.
+    apply(&mut app, vec![key(KeyCode::Esc)]).unwrap();
+    assert_eq!(highlighted_symbol(&mut app), "b");
+    let a_on_top = Wake::Update(Box::new(feed.update(&[("a", 10_000)])));
+    apply(
+        &mut app,
+        vec![key(KeyCode::Down), a_on_top, key(KeyCode::Char('a'))],
+    )
+    .unwrap();
+    assert_eq!(
+        app.requests,
+        [Request::Annotate(FuncRef {
+            name: "a".into(),
+            module: "[unknown]".into()
+        })]
+    );
+    assert_eq!(symbols(&app), ["a", "b"]);
+
+    // Pausing holds the update that arrived after the draw: the screen stays as the user saw it.
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[("a", 100_000)]));
+    let before = app.rows.clone();
+    let update = Wake::Update(Box::new(feed.update(&[("b", 1_000_000)])));
+    apply(&mut app, vec![update, key(KeyCode::Char(' '))]).unwrap();
+    assert!(app.paused);
+    assert_eq!(app.rows, before);
+}
+
+/// The lines of `screen` from `from` to `to` (not included), trimmed, joined by spaces: wrapped text, read back.
+fn unwrapped(screen: &str, from: usize, to: usize) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[from..to]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// At 80 columns, why a row cannot be annotated (`a` on a stripped library's row) and a footer message are read
+/// whole, over as many lines as they need (both were cut at the screen's width).
+pub fn long_messages_wrap_at_80_columns() {
+    let name = "[unknown] libQt6WebEngineCore.so.6.4.2+0x5e3a1c0 (fde)";
+    let mut feed = Feed::new();
+    let mut app = App::live(Status::default());
+    app.update(feed.update(&[(name, 100), ("main", 10)]));
+    press(&mut app, &[KeyCode::Char('a')]);
+    let Some(Request::Annotate(func)) = app.requests.pop() else {
+        panic!("no annotate request");
+    };
+    assert_eq!(func.name, name);
+    let result = stacktop::cmd::top::annotator()(app.profile(), &func);
+    let Err(why) = result.clone() else {
+        panic!("annotated a function without a module file");
+    };
+    assert!(why.len() > 80 && why.starts_with(name), "{why}");
+    app.annotated(&func, result);
+    let s = screen(&mut app, 80, 24);
+    let title = table_line(&s, "annotate [unknown]").expect("annotate title");
+    assert_eq!(unwrapped(&s, title + 1, 23), why, "{s}");
+
+    // A message in the footer takes the lines it needs under the table.
+    press(&mut app, &[KeyCode::Esc]);
+    let message =
+        "the profile's tables could not take this update (string 123456 of 4096 referenced by \
+                   location 77 of mapping /usr/lib/x86_64-linux-gnu/libQt6WebEngineCore.so.6.4.2); \
+                   restart stacktop top";
+    app.message = Some(message.to_owned());
+    let s = screen(&mut app, 80, 24);
+    let footer = table_line(&s, "the profile's tables").expect("message on screen");
+    assert!(footer > 5 && footer < 23, "{s}");
+    assert_eq!(unwrapped(&s, footer, 24), message, "{s}");
+    assert!(s.lines().all(|l| l.chars().count() <= 80));
+    assert!(s.contains("[.] main"), "the table is still there:\n{s}");
+    // The next key clears it and the key hints come back.
+    press(&mut app, &[KeyCode::Down]);
+    let s = screen(&mut app, 80, 24);
+    assert!(
+        s.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("Enter callers")),
+        "{s}"
+    );
+}
+
 pub fn mutex_callers_75_25_from_a_live_recording() {
     if !perf_available() {
         return;
@@ -517,6 +807,23 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The screen with its colours and attributes (`capture-pane -e`): the lines drawn in reverse video.
+    fn reversed_lines(&self) -> Vec<String> {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-e", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        let sgr = regex::Regex::new(r"\x1b\[([0-9;:]*)m").unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                sgr.captures_iter(l)
+                    .any(|c| c[1].split([';', ':']).any(|p| p == "7"))
+            })
+            .map(|l| sgr.replace_all(l, "").into_owned())
+            .collect()
+    }
+
     fn display(&self, format: &str) -> String {
         stdout_of(Command::new("tmux").args(["display-message", "-p", "-t", &self.name, format]))
             .trim()
@@ -581,6 +888,13 @@ pub fn live_view_in_tmux() {
     eprintln!(
         "hot_a on the first row after {:.1}s:\n{screen}",
         started.elapsed().as_secs_f64()
+    );
+    // The highlight is on the top row, the one Enter opens (not on a function seen first at start).
+    let reversed = tmux.reversed_lines();
+    assert!(
+        reversed.len() == 1 && reversed[0].contains("hot_a"),
+        "highlighted: {reversed:?}\n{}",
+        tmux.screen()
     );
     assert!(screen.contains("output: "), "no output file in the header");
     let output_file: String = screen[screen.find("output: ").unwrap() + "output: ".len()..]
@@ -663,11 +977,15 @@ crate::tests![
     top_help_lists_the_keys,
     table_screen,
     long_table_scrolls_to_the_selection,
+    clearing_a_filter_shows_the_top,
     callers_tree_screen,
     annotate_screen,
     help_screen,
     keys_drive_the_state,
     live_updates_decay_and_accumulate,
+    selection_stays_on_top_until_moved,
+    keys_act_on_the_row_drawn_before_an_update,
+    long_messages_wrap_at_80_columns,
     mutex_callers_75_25_from_a_live_recording,
     live_view_in_tmux,
 ];
