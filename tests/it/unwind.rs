@@ -200,12 +200,14 @@ pub fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
 
 /// The inputs that crashed the `unwind_tables` fuzz target (`fuzz/crashes/unwind_tables/`, described in the
 /// README there), replayed as that target runs them: the tables of a crafted ELF placed in a process and a
-/// copied stack walked with them. Each once panicked on an integer overflow (this suite builds with overflow
-/// checks on), in stacktop's bias search, in framehop's lookup and in gimli's `.eh_frame_hdr` table.
+/// copied stack walked with them, and what their CFI says of the frames there asked. Each once panicked on an
+/// integer overflow (this suite builds with overflow checks on), in stacktop's bias search, in framehop's lookup
+/// and in gimli's `.eh_frame_hdr` table.
 pub fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
     use std::sync::Arc;
 
     use framehop::Unwinder as _;
+    use stacktop::addr::{FileOffset, Svma};
     use stacktop::unwind::dwarf::{self, Cache, Regs, StackCopy, Unwinder};
     use stacktop::unwind::tables::UnwindTables;
 
@@ -242,6 +244,14 @@ pub fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
         };
         let walk = dwarf::walk(&unwinder, &mut Cache::new(), regs, copy, 1024);
         assert!(walk.frames.len() <= 1024);
+        // fp mode's check of a chain (`unwind::fpcheck`): the CFI asked about each address.
+        let index = tables.fde_index();
+        for address in [regs.ip, regs.sp, regs.bp] {
+            let svma = tables
+                .offset_to_svma(FileOffset(address))
+                .unwrap_or(Svma(address));
+            let _ = tables.frame_kind(&index, svma);
+        }
     }
     assert!(
         replayed >= 3,
