@@ -44,6 +44,9 @@ pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
         futex_with_caller > 0,
         "no futex stack with pthread_mutex_lock under its caller:\n{folded}"
     );
+    // The tables walk libc's frameless code: no warning about it.
+    let report = stdout_of(stacktop(&["report", "-g", "none", "-i"]).arg(&file));
+    assert!(!report.contains("without frame pointers"), "{report}");
 
     // Frame pointers skip the caller of the frameless pthread_mutex_lock.
     let file = record("mutex_fp", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
@@ -53,6 +56,26 @@ pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
         fp_callers < 20.0,
         "fp mode unexpectedly found the callers ({fp_callers:.1}%):\n{tree}"
     );
+    // The header says why, and names libc: its samples, and those in the kernel, which come from libc's
+    // futex calls (`__lll_lock_wait`, `__lll_lock_wake`), have a frameless libc function innermost.
+    let report = stdout_of(
+        stacktop(&[
+            "report",
+            "--no-children",
+            "--sort",
+            "dso",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(&file),
+    );
+    let rows = self_shares(&report);
+    let expected = share_of(&rows, "libc.so.6") + share_of(&rows, "[kernel.kallsyms]");
+    let (count, percent) = frameless_charged(&report, "libc.so.6")
+        .unwrap_or_else(|| panic!("libc.so.6 is not named:\n{report}"));
+    assert_near("samples charged to libc.so.6", percent, expected, 3.0);
+    assert!(count >= 500, "{count} samples charged to libc.so.6");
 }
 
 fn hottest_stack(file: &Path) -> String {
