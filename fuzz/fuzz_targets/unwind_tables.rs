@@ -1,7 +1,8 @@
 //! Unwind tables of one module: `unwind::tables::UnwindTables` reads `.eh_frame`, `.eh_frame_hdr` and
 //! `.debug_frame` from the ELF bytes and places them in a process, framehop walks a copied stack from the
 //! input with them (`unwind::dwarf::walk`), and `unwind::hybrid::splice` joins the walk to a frame-pointer
-//! chain, as `unwind::modules::Unwinders` does for every sample.
+//! chain, as `unwind::modules::Unwinders` does for every sample; `UnwindTables::frame_kind` tells what the
+//! CFI says of the frames of that chain, as `unwind::fpcheck` does in fp mode.
 //!
 //! Input (all little-endian u64): mapping start | mapping length | mapping file offset | ip | sp | bp, then
 //! 512 bytes of stack copy (from sp up), then the ELF file.
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use framehop::Unwinder as _;
 use libfuzzer_sys::fuzz_target;
-use stacktop::addr::{Avma, FrameAddress};
+use stacktop::addr::{Avma, FileOffset, FrameAddress, Svma};
 use stacktop::unwind::dwarf::{self, Cache, Regs, StackCopy, Unwinder};
 use stacktop::unwind::hybrid;
 use stacktop::unwind::tables::UnwindTables;
@@ -74,6 +75,15 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         bp = next;
+    }
+    // fp mode's check: each chain address read as a file offset of this module.
+    let index = tables.fde_index();
+    for frame in &chain {
+        let lookup = frame.address.lookup_address().0;
+        let svma = tables
+            .offset_to_svma(FileOffset(lookup))
+            .unwrap_or(Svma(lookup));
+        let _ = tables.frame_kind(&index, svma);
     }
     let _ = hybrid::splice(walk, regs.bp, copy, &chain, chain.len() > 127);
 });

@@ -64,6 +64,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let failure = session.child_failure();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
+    let frameless = pipeline.frameless();
     let short_copies = pipeline.short_copies();
     // The figures of the end; event, rate and mode are the start's (`Config::live`).
     let meta = pipeline.meta_mut();
@@ -76,6 +77,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.duration_nanos = begin.elapsed().as_nanos() as i64;
     meta.truncated = truncated;
     meta.fell_back = fell_back;
+    meta.frameless = frameless;
     meta.short_copies = short_copies;
     meta.unwind_modules = unwind_modules;
     let profile = pipeline.into_profile();

@@ -125,5 +125,6 @@ pub fn recorded_status(profile: &Profile, file: &str) -> Status {
         throttled: meta.throttled,
         cpu_percent: 0.0,
         ended: Some("recorded".to_owned()),
+        unwind_warning: crate::render::text::frameless_warning(meta, samples).map(|w| w.one_line()),
     }
 }

@@ -192,6 +192,9 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     comments.push(format!("throttled: {}", meta.throttled));
     comments.push(format!("truncated: {}", meta.truncated));
     comments.push(format!("fell_back: {}", meta.fell_back));
+    if meta.frameless > 0 {
+        comments.push(format!("frameless: {}", meta.frameless));
+    }
     if meta.short_copies.samples > 0 {
         comments.push(format!("short_copies: {}", meta.short_copies.to_comment()));
     }

@@ -18,13 +18,25 @@ fn sample_profile() -> Profile {
         duration_nanos: 2_000_000_000,
         truncated: 3,
         fell_back: 1,
-        unwind_modules: vec![ModuleUnwind {
-            path: "/usr/lib/libfoo.so".into(),
-            frame_pointers: false,
-            tables: true,
-            fell_back: 1,
-            broken: 2,
-        }],
+        frameless: 5,
+        unwind_modules: vec![
+            ModuleUnwind {
+                path: "/usr/lib/libfoo.so".into(),
+                frame_pointers: false,
+                tables: true,
+                fell_back: 1,
+                broken: 2,
+                frameless: 0,
+            },
+            ModuleUnwind {
+                path: "/opt/frameless=9 lib.so".into(),
+                frame_pointers: false,
+                tables: true,
+                fell_back: 0,
+                broken: 0,
+                frameless: 5,
+            },
+        ],
         short_copies: ShortCopies {
             samples: 4,
             min_copied: 536,
@@ -175,6 +187,28 @@ fn round_trip_plain_and_gzip() {
         let back = read_pprof(&bytes).expect("read");
         assert_eq!(content(&back), content(&p));
     }
+}
+
+#[test]
+fn module_unwind_comments_of_older_files_read_without_frameless() {
+    let old = ModuleUnwind::from_comment("fp=no tables=yes fell_back=3 broken=1 /usr/lib/a b.so");
+    assert_eq!(
+        old,
+        Some(ModuleUnwind {
+            path: "/usr/lib/a b.so".into(),
+            frame_pointers: false,
+            tables: true,
+            fell_back: 3,
+            broken: 1,
+            frameless: 0,
+        })
+    );
+    // A path that merely starts like the field is a path.
+    let odd = ModuleUnwind::from_comment("fp=no tables=no fell_back=0 broken=0 frameless=x");
+    assert_eq!(
+        odd.map(|m| (m.path, m.frameless)),
+        Some(("frameless=x".into(), 0))
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
     let mut pipeline = Pipeline::new(Config {
         offline: true,
         symbolizer: Some(symbolizer),
+        // `perf record -g`: the kernel's frame-pointer chains, checked as fp mode's are.
+        check_frame_pointers: info.call_chains == CallChains::FramePointers,
         ..Config::new(Meta::default(), limits, tables)
     });
     while let Some(record) = reader.next_record()? {
@@ -92,6 +94,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         duration_nanos: i64::try_from(header.duration_nanos).unwrap_or(0),
         truncated,
         fell_back,
+        frameless: pipeline.frameless(),
         unwind_modules,
         short_copies: pipeline.short_copies(),
     };

@@ -26,6 +26,7 @@ use super::{Config, Loading, Pipeline};
 use crate::acquire::record::Record;
 use crate::acquire::{sched, CommandOutput, Recycler, Session, SessionConfig, Stats, Target};
 use crate::profile::Delta;
+use crate::render::text::frameless_warning;
 use crate::symbolize::Symbolizer;
 
 /// What the header shows besides the profile: filled by the sampler each refresh.
@@ -46,6 +47,9 @@ pub struct Status {
     pub cpu_percent: f64,
     /// Set when the target has ended (`exit 0`), or for a recorded profile (`recorded`).
     pub ended: Option<String>,
+    /// fp mode: the warning about stacks through code without frame pointers, in one line (see
+    /// `render::text::frameless_warning`).
+    pub unwind_warning: Option<String>,
 }
 
 /// One refresh from the sampler: what its profile gained in the last interval (its samples, the stacks and
@@ -232,9 +236,16 @@ fn sample(
             // The last view is frozen: no name should stay a loading placeholder, unless the user is quitting.
             pipeline.finish_loading(|| stop.load(Ordering::Relaxed));
         }
+        let (fell_back, unwind_modules) = pipeline.unwind_summary();
+        let frameless = pipeline.frameless();
+        let samples = pipeline.samples;
         let meta = pipeline.meta_mut();
         meta.lost = stats.lost;
         meta.throttled = stats.throttled;
+        meta.fell_back = fell_back;
+        meta.frameless = frameless;
+        meta.unwind_modules = unwind_modules;
+        status.unwind_warning = frameless_warning(meta, samples).map(|w| w.one_line());
         let update = Update {
             delta: pipeline.take_delta(),
             status: status.clone(),

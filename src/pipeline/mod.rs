@@ -38,6 +38,7 @@ use crate::symbolize::{
     module_data, module_name, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey,
     ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
+use crate::unwind::fpcheck::FpCheck;
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
@@ -100,6 +101,10 @@ pub struct Config {
     pub limits: fp::Limits,
     /// Dwarf or hybrid unwinding of copied stacks; `None`: the kernel's frame-pointer chains only.
     pub tables: Option<Mode>,
+    /// With `tables` `None`: check the frame-pointer chains against the unwind tables of the modules they
+    /// pass through (`unwind::fpcheck`), for the header's warning about code without frame pointers. Off
+    /// where samples carry no call chains.
+    pub check_frame_pointers: bool,
     /// Live hybrid recording: each process's stack copies are cut in the reader to what its walks read
     /// (see `acquire::StackBudget`).
     pub stack_budget: Option<StackBudget>,
@@ -138,6 +143,7 @@ impl Config {
             meta,
             limits,
             tables,
+            check_frame_pointers: false,
             stack_budget: None,
             symbolizer: None,
             offline: false,
@@ -171,6 +177,7 @@ impl Config {
         };
         Config {
             stack_budget: Some(session.stack_budget()),
+            check_frame_pointers: tables.is_none(),
             ..Config::new(meta, limits, tables)
         }
     }
@@ -195,6 +202,8 @@ pub struct Pipeline {
     limits: fp::Limits,
     /// Dwarf and hybrid modes: per-process unwinders over the copied stacks.
     unwinders: Option<Unwinders>,
+    /// fp mode: the chains checked for code without frame pointers.
+    fp_check: Option<FpCheck>,
     locations: HashMap<LocationKey, LocationId>,
     /// Every user location of the profile by (its mapping, its address): unlike `locations`, kept when the
     /// module is evicted, so a module loaded again finds its locations instead of adding twins. No bigger
@@ -256,6 +265,7 @@ impl Pipeline {
             meta,
             limits,
             tables,
+            check_frame_pointers,
             stack_budget,
             symbolizer,
             offline,
@@ -279,12 +289,14 @@ impl Pipeline {
                 None => unwinders,
             }
         });
+        let fp_check = (unwinders.is_none() && check_frame_pointers).then(FpCheck::new);
         Pipeline {
             processes: Processes::new(),
             symbolizer,
             profile: Profile::new(meta),
             limits,
             unwinders,
+            fp_check,
             locations: HashMap::new(),
             user_locations: HashMap::new(),
             jit: HashMap::new(),
@@ -320,7 +332,8 @@ impl Pipeline {
     pub fn footprint(&self) -> Footprint {
         Footprint {
             symbol_modules: self.symbolizer.module_count(),
-            unwind_modules: self.unwinders.as_ref().map_or(0, Unwinders::table_count),
+            unwind_modules: self.unwinders.as_ref().map_or(0, Unwinders::table_count)
+                + self.fp_check.as_ref().map_or(0, FpCheck::table_count),
             processes: self.processes.process_count(),
             threads: self.processes.thread_count(),
             jit_processes: self.symbolizer.jit_process_count(),
@@ -361,7 +374,17 @@ impl Pipeline {
                 };
                 unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
             }
-            None => fp::frames_into(&sample.callchain, self.limits, &mut walked),
+            None => {
+                fp::frames_into(&sample.callchain, self.limits, &mut walked);
+                if let Some(check) = &mut self.fp_check {
+                    let processes = &self.processes;
+                    let offline = self.offline;
+                    let mut loader = |module: &Module, mapping: &ProcessMapping| {
+                        unwind_tables(&module_spec(module, mapping, processes, offline))
+                    };
+                    check.check(sample.pid, &walked, processes, &mut loader);
+                }
+            }
         }
         self.add_stack(sample, &walked);
         self.walked = walked;
@@ -370,15 +393,15 @@ impl Pipeline {
         }
     }
 
-    /// Samples that fell back, and the modules where walks stopped early, worst first (dwarf and hybrid
-    /// modes; nothing in fp mode).
+    /// Samples that fell back, and the modules where walks stopped early (dwarf and hybrid modes) or where
+    /// frame-pointer chains went wrong (fp mode), worst first.
     pub fn unwind_summary(&self) -> (u64, Vec<ModuleUnwind>) {
-        let Some(unwinders) = &self.unwinders else {
-            return (0, Vec::new());
+        let (fell_back, quality) = match (&self.unwinders, &self.fp_check) {
+            (Some(unwinders), _) => (unwinders.quality.fell_back, &unwinders.quality.modules),
+            (None, Some(check)) => (0, &check.quality.modules),
+            (None, None) => return (0, Vec::new()),
         };
-        let quality = &unwinders.quality;
         let mut modules: Vec<ModuleUnwind> = quality
-            .modules
             .iter()
             .map(|(module, q)| ModuleUnwind {
                 path: module.path.clone(),
@@ -386,14 +409,18 @@ impl Pipeline {
                 tables: q.has_tables,
                 fell_back: q.fell_back,
                 broken: q.broken,
+                frameless: q.frameless,
             })
             .collect();
-        modules.sort_by(|a, b| {
-            (b.fell_back + b.broken)
-                .cmp(&(a.fell_back + a.broken))
-                .then_with(|| a.path.cmp(&b.path))
-        });
-        (quality.fell_back, modules)
+        let weight = |m: &ModuleUnwind| m.fell_back + m.broken + m.frameless;
+        modules.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| a.path.cmp(&b.path)));
+        (fell_back, modules)
+    }
+
+    /// fp mode: samples whose frame-pointer chain went wrong in code without frame pointers (see
+    /// `unwind::fpcheck`).
+    pub fn frameless(&self) -> u64 {
+        self.fp_check.as_ref().map_or(0, |c| c.quality.frameless)
     }
 
     /// Stacks cut because the kernel copied less user stack than asked (dwarf and hybrid modes).
@@ -784,6 +811,10 @@ impl Pipeline {
             let processes = &self.processes;
             unwinders.retain_modules(|module| processes.has_module(module));
         }
+        if let Some(check) = &mut self.fp_check {
+            let processes = &self.processes;
+            check.retain_modules(|module| processes.has_module(module));
+        }
     }
 
     /// Background loading: installs the modules loaded so far (with `wait`, all of them, waiting until
@@ -851,7 +882,7 @@ impl Pipeline {
 pub struct Footprint {
     /// Modules whose symbols are loaded.
     pub symbol_modules: usize,
-    /// Modules whose unwind tables are loaded (dwarf and hybrid modes).
+    /// Modules whose unwind tables are loaded (dwarf and hybrid modes; fp mode's check).
     pub unwind_modules: usize,
     /// Processes tracked, alive or exited but not yet released.
     pub processes: usize,

@@ -130,7 +130,11 @@ pub struct Meta {
     /// Samples whose table walk could not be joined to the frame-pointer chain (hybrid mode): only the
     /// table-walked frames were kept.
     pub fell_back: u64,
-    /// Modules in which stack walks stopped early, with what they lack.
+    /// Samples whose frame-pointer chain went wrong in code without frame pointers (fp mode, and perf.data
+    /// files of `perf record -g`): callers skipped or garbage.
+    pub frameless: u64,
+    /// Modules in which stack walks stopped early (dwarf, hybrid) or frame-pointer chains went wrong (fp),
+    /// with what they lack.
     pub unwind_modules: Vec<ModuleUnwind>,
     /// Samples cut because the kernel copied less user stack than asked.
     pub short_copies: ShortCopies,
@@ -189,18 +193,22 @@ pub struct ModuleUnwind {
     pub fell_back: u64,
     /// Samples whose table walk broke down inside this module (no unwind info, garbage).
     pub broken: u64,
+    /// Samples whose frame-pointer chain went wrong in this module's code without frame pointers.
+    pub frameless: u64,
 }
 
 impl ModuleUnwind {
-    /// `fp=yes tables=no fell_back=3 broken=0 /path`: the pprof comment form.
+    /// `fp=yes tables=no fell_back=3 broken=0 frameless=7 /path`: the pprof comment form (files written
+    /// before `frameless=` have the path right after `broken=`).
     pub fn to_comment(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "fp={} tables={} fell_back={} broken={} {}",
+            "fp={} tables={} fell_back={} broken={} frameless={} {}",
             yes(self.frame_pointers),
             yes(self.tables),
             self.fell_back,
             self.broken,
+            self.frameless,
             self.path
         )
     }
@@ -212,13 +220,19 @@ impl ModuleUnwind {
         let tables = field("tables=")? == "yes";
         let fell_back = field("fell_back=")?.parse().ok()?;
         let broken = field("broken=")?.parse().ok()?;
-        let path = parts.next()?.to_owned();
+        let rest = parts.next()?;
+        let (frameless, path) = rest
+            .strip_prefix("frameless=")
+            .and_then(|r| r.split_once(' '))
+            .and_then(|(n, path)| Some((n.parse().ok()?, path)))
+            .unwrap_or((0, rest));
         Some(ModuleUnwind {
-            path,
+            path: path.to_owned(),
             frame_pointers,
             tables,
             fell_back,
             broken,
+            frameless,
         })
     }
 }

@@ -17,6 +17,8 @@
 
 use std::io::{self, Write};
 
+use super::text::frameless_warning;
+
 use inferno::flamegraph::{self, color, Direction, Options};
 
 use crate::profile::query::{Filter, Matcher};
@@ -80,7 +82,8 @@ pub fn write_flamegraph(
     }
     let mut svg = Vec::new();
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
-    w.write_all(&with_legend(svg))
+    let warning = frameless_warning(&profile.meta, profile.total_count()).map(|w| w.one_line());
+    w.write_all(&with_legend(svg, warning.as_deref()))
 }
 
 /// The colours frames get from inferno's "java" palette, by how stacktop names them (see `folded`): the
@@ -96,17 +99,18 @@ const LEGEND: [(&str, &str); 5] = [
 /// Height of the legend's row, in pixels (inferno's default font is 12 px).
 const LEGEND_HEIGHT: u64 = 20;
 
-/// Adds a row under inferno's SVG with one swatch and label per colour kind: the image grows by
-/// [`LEGEND_HEIGHT`] (its `height` and `viewBox`) and the row goes last. An SVG not in the expected shape
-/// (another inferno version) is returned as it is.
-fn with_legend(svg: Vec<u8>) -> Vec<u8> {
+/// Adds a row under inferno's SVG with one swatch and label per colour kind, and above it a row with the
+/// `warning` about the stacks, if any (see `text::frameless_warning`): the image grows by [`LEGEND_HEIGHT`]
+/// per row (its `height` and `viewBox`) and the rows go last. An SVG not in the expected shape (another
+/// inferno version) is returned as it is.
+fn with_legend(svg: Vec<u8>, warning: Option<&str>) -> Vec<u8> {
     match String::from_utf8(svg) {
-        Ok(text) => legend_added(&text).unwrap_or(text).into_bytes(),
+        Ok(text) => legend_added(&text, warning).unwrap_or(text).into_bytes(),
         Err(e) => e.into_bytes(),
     }
 }
 
-fn legend_added(svg: &str) -> Option<String> {
+fn legend_added(svg: &str, warning: Option<&str>) -> Option<String> {
     // `<svg version="1.1" width="1200" height="174" onload="init(evt)" viewBox="0 0 1200 174" ...>`
     let start = svg.find("<svg ")?;
     let head = &svg[..start + svg[start..].find('>')?];
@@ -125,14 +129,30 @@ fn legend_added(svg: &str) -> Option<String> {
         return None;
     };
     let vh: u64 = vh.parse().ok()?;
-    let grown = height + LEGEND_HEIGHT;
+    let added = LEGEND_HEIGHT * (1 + u64::from(warning.is_some()));
+    let grown = height + added;
     let close = svg.rfind("</svg>")?;
     let mut out = String::with_capacity(svg.len() + 1024);
     out.push_str(&svg[..height_at]);
     out.push_str(&grown.to_string());
     out.push_str(&svg[height_at + height_len..view_at]);
-    out.push_str(&format!("{vx} {vy} {vw} {}", vh + LEGEND_HEIGHT));
+    out.push_str(&format!("{vx} {vy} {vw} {}", vh + added));
     out.push_str(&svg[view_at + view_len..close]);
+    // The warning's text is sanitized already; what XML gives meaning to is escaped here.
+    let height = match warning {
+        Some(text) => {
+            let text = text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            out.push_str(&format!(
+                "    <g id=\"unwind-warning\">\n        <rect x=\"0\" y=\"{height}\" width=\"100%\" height=\"{LEGEND_HEIGHT}\" fill=\"#ffd0d0\"/>\n        <text x=\"10\" y=\"{}\">Unwind quality: {text}</text>\n    </g>\n",
+                height + 14,
+            ));
+            height + LEGEND_HEIGHT
+        }
+        None => height,
+    };
     // Background under the new row, then the swatches, 170 px apart from the left margin.
     out.push_str(&format!(
         "    <g id=\"legend\">\n        <rect x=\"0\" y=\"{height}\" width=\"100%\" height=\"{LEGEND_HEIGHT}\" fill=\"#eeeeb0\"/>\n"

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::profile::query::Weight;
-use crate::profile::Profile;
+use crate::profile::{Meta, ModuleUnwind, Profile};
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
 /// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
@@ -145,6 +145,7 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
     let short = meta.short_copies;
     if meta.truncated == 0
         && meta.fell_back == 0
+        && meta.frameless == 0
         && meta.unwind_modules.is_empty()
         && short.samples == 0
     {
@@ -177,13 +178,50 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
             .filter(|m| short_module(&m.path) == short)
             .count()
     };
-    for m in &meta.unwind_modules {
+    let shown_name = |m: &ModuleUnwind| {
         let short = short_module(&m.path);
         let shown = if short_count(short) > 1 {
             m.path.as_str()
         } else {
             short
         };
+        shown.to_owned()
+    };
+    if let Some(warning) = frameless_warning(meta, profile.total_count()) {
+        writeln!(
+            w,
+            "# Unwind quality: {} samples ({:.1}%) have frame-pointer stacks through code without frame \
+             pointers, where a function's caller is skipped or the callers above it are garbage \
+             ([unknown] [unmapped]+0x...):",
+            meta.frameless,
+            pct(meta.frameless)
+        )?;
+        for m in &warning.modules {
+            writeln!(
+                w,
+                "#   {}: {} samples ({:.1}%)",
+                sanitize(&shown_name(m)),
+                m.frameless,
+                pct(m.frameless)
+            )?;
+        }
+        if warning.others > 0 {
+            writeln!(
+                w,
+                "#   other code: {} samples ({:.1}%)",
+                warning.others,
+                pct(warning.others)
+            )?;
+        }
+        writeln!(w, "#   {}", warning.advice.long())?;
+    }
+    for m in meta
+        .unwind_modules
+        .iter()
+        .filter(|m| m.fell_back + m.broken > 0)
+    {
+        let shown = shown_name(m);
+        let shown = shown.as_str();
         let lacks = match (m.frame_pointers, m.tables) {
             (true, true) => "has frame pointers and unwind tables",
             (false, true) => "no frame pointers, has unwind tables",
@@ -226,10 +264,119 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
     Ok(())
 }
 
+/// The warning about frame-pointer stacks through code without frame pointers: the modules charged, worst
+/// first, and what to do.
+#[derive(Debug)]
+pub struct FramelessWarning<'a> {
+    /// Percent of all samples.
+    pub percent: f64,
+    /// Modules charged with at least [`FRAMELESS_MODULE_PERCENT`] of the samples, worst first.
+    pub modules: Vec<&'a ModuleUnwind>,
+    /// Samples charged to the other modules, or to none (garbage above JIT code, say).
+    pub others: u64,
+    pub advice: Advice,
+}
+
+/// What to record with instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// stacktop's fp mode.
+    Stacktop,
+    /// `perf record -g` (the recording's command line is perf's).
+    Perf,
+}
+
+impl Advice {
+    pub fn long(self) -> &'static str {
+        match self {
+            Advice::Stacktop => {
+                "For the right callers record with --call-graph hybrid (the default) or dwarf: they walk such \
+                 code with its unwind tables"
+            }
+            Advice::Perf => {
+                "For the right callers record with perf record --call-graph dwarf, or with stacktop record \
+                 (--call-graph hybrid, its default): they walk such code with its unwind tables"
+            }
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Advice::Stacktop => "use --call-graph hybrid or dwarf",
+            Advice::Perf => "use perf record --call-graph dwarf",
+        }
+    }
+}
+
+impl FramelessWarning<'_> {
+    /// The warning in one line, for the row under the flamegraph and `top`'s header.
+    pub fn one_line(&self) -> String {
+        let mut names: Vec<&str> = self
+            .modules
+            .iter()
+            .take(3)
+            .map(|m| short_module(&m.path))
+            .collect();
+        if self.modules.len() > 3 {
+            names.push("...");
+        }
+        let names = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", sanitize(&names.join(", ")))
+        };
+        format!(
+            "{:.1}% of stacks cross code without frame pointers{names}: callers wrong; {}",
+            self.percent,
+            self.advice.short()
+        )
+    }
+}
+
+/// Below this share of all samples, stacks through code without frame pointers earn no warning: a program
+/// built with frame pointers still meets a little code without them (the dynamic loader at its start, libc's
+/// system-call wrappers), and nearly all its stacks are right.
+pub const FRAMELESS_PERCENT: f64 = 1.0;
+
+/// The least share of all samples for a module to be named in the warning.
+pub const FRAMELESS_MODULE_PERCENT: f64 = 0.5;
+
+/// The warning about `meta`'s frame-pointer stacks through code without frame pointers, out of `samples`
+/// samples, when it is at least [`FRAMELESS_PERCENT`] of them.
+pub fn frameless_warning(meta: &Meta, samples: u64) -> Option<FramelessWarning<'_>> {
+    let samples = samples.max(1) as f64;
+    let share = |n: u64| n as f64 * 100.0 / samples;
+    if meta.frameless == 0 || share(meta.frameless) < FRAMELESS_PERCENT {
+        return None;
+    }
+    let mut modules: Vec<&ModuleUnwind> = meta
+        .unwind_modules
+        .iter()
+        .filter(|m| m.frameless > 0 && share(m.frameless) >= FRAMELESS_MODULE_PERCENT)
+        .collect();
+    modules.sort_by(|a, b| b.frameless.cmp(&a.frameless).then(a.path.cmp(&b.path)));
+    let named: u64 = modules.iter().map(|m| m.frameless).sum();
+    // perf's chains are the kernel's, as fp mode's are: the fix is perf's own dwarf mode, or stacktop.
+    let by_perf = meta
+        .command_line
+        .split_whitespace()
+        .next()
+        .is_some_and(|program| short_module(program) == "perf");
+    Some(FramelessWarning {
+        percent: share(meta.frameless),
+        modules,
+        others: meta.frameless.saturating_sub(named),
+        advice: if by_perf {
+            Advice::Perf
+        } else {
+            Advice::Stacktop
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Meta, ModuleUnwind};
 
     #[test]
     fn unwind_quality_is_summarized_only_when_something_went_wrong() {
@@ -258,6 +405,7 @@ mod tests {
             tables: false,
             fell_back: 4,
             broken: 1,
+            frameless: 0,
         }];
         let text = header(&profile);
         assert!(text.contains("10 samples (5.0%) have stacks cut"), "{text}");
@@ -277,6 +425,7 @@ mod tests {
             tables: true,
             fell_back: 1,
             broken: 0,
+            frameless: 0,
         };
         profile.meta.unwind_modules = vec![twin("/opt/a/server"), twin("/opt/b/server")];
         let text = header(&profile);
@@ -284,6 +433,101 @@ mod tests {
             text.contains("#   /opt/a/server: ") && text.contains("#   /opt/b/server: "),
             "{text}"
         );
+    }
+
+    fn frameless_module(path: &str, frameless: u64) -> ModuleUnwind {
+        ModuleUnwind {
+            path: path.into(),
+            frame_pointers: false,
+            tables: true,
+            fell_back: 0,
+            broken: 0,
+            frameless,
+        }
+    }
+
+    /// A profile of 1000 samples in fp mode whose chains went wrong in `modules`' code.
+    fn fp_profile(command_line: &str, modules: &[(&str, u64)]) -> Profile {
+        let mut profile = Profile::new(Meta {
+            call_graph: "fp".into(),
+            command_line: command_line.into(),
+            frameless: modules.iter().map(|m| m.1).sum(),
+            unwind_modules: modules
+                .iter()
+                .map(|&(path, n)| frameless_module(path, n))
+                .collect(),
+            ..Meta::default()
+        });
+        let comm = profile.intern("app");
+        profile.add_sample(&[], 1, 1, comm, 1000, 1000);
+        profile
+    }
+
+    fn header_of(profile: &Profile) -> String {
+        let mut out = Vec::new();
+        let all = Weight {
+            period: profile.total_period(),
+            count: profile.total_count(),
+        };
+        write_header(&mut out, profile, all).unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn frameless_code_is_warned_of_with_its_modules_and_what_to_do() {
+        let profile = fp_profile(
+            "stacktop record --call-graph fp -- ./app",
+            &[
+                ("/usr/lib/x86_64-linux-gnu/libc.so.6", 700),
+                ("/opt/app/libz.so", 50),
+                ("/opt/app/rare.so", 3),
+            ],
+        );
+        let text = header_of(&profile);
+        assert!(
+            text.contains("# Unwind quality: 753 samples (75.3%) have frame-pointer stacks through code without frame pointers"),
+            "{text}"
+        );
+        let libc = text.find("#   libc.so.6: 700 samples (70.0%)");
+        let libz = text.find("#   libz.so: 50 samples (5.0%)");
+        assert!(libc.is_some() && libz > libc, "worst first:\n{text}");
+        // Under half a percent a module is not named, but counted.
+        assert!(!text.contains("rare.so"), "{text}");
+        assert!(text.contains("#   other code: 3 samples (0.3%)"), "{text}");
+        assert!(
+            text.contains("record with --call-graph hybrid (the default) or dwarf"),
+            "{text}"
+        );
+        let warning = frameless_warning(&profile.meta, 1000).map(|w| w.one_line());
+        assert_eq!(
+            warning.as_deref(),
+            Some("75.3% of stacks cross code without frame pointers (libc.so.6, libz.so): callers wrong; use --call-graph hybrid or dwarf")
+        );
+
+        // A perf.data file of `perf record -g`: perf's own remedy.
+        let perf = fp_profile(
+            "/usr/bin/perf record -g ./app",
+            &[("/usr/lib/x86_64-linux-gnu/libc.so.6", 700)],
+        );
+        let text = header_of(&perf);
+        assert!(
+            text.contains("record with perf record --call-graph dwarf"),
+            "{text}"
+        );
+        assert!(!text.contains("other code"), "{text}");
+    }
+
+    #[test]
+    fn a_little_frameless_code_is_no_warning() {
+        // A program with frame pointers meets the dynamic loader and a system-call wrapper now and then.
+        let profile = fp_profile(
+            "stacktop record --call-graph fp -- ./app",
+            &[("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 9)],
+        );
+        let text = header_of(&profile);
+        assert!(!text.contains("Unwind quality"), "{text}");
+        assert!(frameless_warning(&profile.meta, 1000).is_none());
+        assert!(frameless_warning(&profile.meta, 900).is_some());
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Drawing: reads the `App`, never changes it. Three header lines, the open screen (table, tree or annotate),
-//! a footer with the prompt, a message (on as many lines as it needs) or key hints, and the help overlay on
-//! top. Colours are limited to bold, reverse and red, which read on dark and light themes; with `NO_COLOR`,
-//! only bold and reverse.
+//! Drawing: reads the `App`, never changes it. Three header lines (four with a warning about the stacks), the
+//! open screen (table, tree or annotate), a footer with the prompt, a message (on as many lines as it needs)
+//! or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read on dark
+//! and light themes; with `NO_COLOR`, only bold and reverse.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -58,13 +58,15 @@ pub fn page_rows(height: u16) -> usize {
 }
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
+    let header_lines = 3 + u16::from(app.status.unwind_warning.is_some());
     let footer_lines = footer_lines(app, frame.area().width, theme);
     // A message longer than the screen is wide takes the lines it needs, leaving the header and a body row.
-    let footer_height = u16::try_from(footer_lines.len())
-        .unwrap_or(u16::MAX)
-        .clamp(1, frame.area().height.saturating_sub(4).max(1));
+    let footer_height = u16::try_from(footer_lines.len()).unwrap_or(u16::MAX).clamp(
+        1,
+        frame.area().height.saturating_sub(header_lines + 1).max(1),
+    );
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(header_lines),
         Constraint::Min(1),
         Constraint::Length(footer_height),
     ])
@@ -135,7 +137,13 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         rest.push_str(&format!("  output: {}", crate::render::sanitize(out)));
     }
     third.push(Span::raw(rest));
-    let lines = vec![Line::from(first), Line::from(second), Line::from(third)];
+    let mut lines = vec![Line::from(first), Line::from(second), Line::from(third)];
+    if let Some(warning) = &s.unwind_warning {
+        lines.push(Line::from(Span::styled(
+            format!("warning: {warning}"),
+            theme.hot(100.0),
+        )));
+    }
     frame.render_widget(Paragraph::new(lines), area);
 }
 

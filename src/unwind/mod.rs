@@ -1,5 +1,6 @@
 //! Stack walking: the kernel's frame-pointer chains (`fp`), unwind tables over a copied user stack
-//! (`dwarf`), and the two joined (`hybrid`) -> innermost-first frame addresses.
+//! (`dwarf`), and the two joined (`hybrid`) -> innermost-first frame addresses; and the frame-pointer chains
+//! checked against the unwind tables for code without frame pointers (`fpcheck`).
 //!
 //! This module owns turning what the kernel delivered into innermost-first [`Stack`]s of
 //! [`FrameAddress`](crate::addr::FrameAddress)es. It does no I/O: limits such as the kernel's
@@ -8,6 +9,7 @@
 
 pub mod dwarf;
 pub mod fp;
+pub mod fpcheck;
 pub mod hybrid;
 pub mod modules;
 pub mod tables;

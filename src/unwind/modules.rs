@@ -34,6 +34,9 @@ pub struct ModuleQuality {
     pub fell_back: u64,
     /// Samples whose walk stopped in this module because it went wrong (no unwind info, garbage).
     pub broken: u64,
+    /// fp mode: samples whose frame-pointer chain went wrong in this module's code without frame pointers
+    /// (see `fpcheck`).
+    pub frameless: u64,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -205,6 +205,17 @@ pub fn share_of(rows: &[(String, f64)], needle: &str) -> f64 {
         .sum()
 }
 
+/// What a report header's warning about code without frame pointers charges to `module`
+/// (`#   NAME: N samples (P%)`): N and P.
+pub fn frameless_charged(header: &str, module: &str) -> Option<(u64, f64)> {
+    let line = header
+        .lines()
+        .find(|l| l.starts_with(&format!("#   {module}: ")))?;
+    let rest = line.split_once(": ")?.1;
+    let (count, rest) = rest.split_once(" samples (")?;
+    Some((count.parse().ok()?, rest.strip_suffix("%)")?.parse().ok()?))
+}
+
 pub fn assert_near(what: &str, actual: f64, expected: f64, tolerance: f64) {
     assert!(
         (actual - expected).abs() <= tolerance,

@@ -16,6 +16,7 @@ mod acquire;
 mod annotate;
 mod common;
 mod errors;
+mod frameless;
 mod hostile;
 mod jit;
 mod output;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         acquire::tests(),
         annotate::tests(),
         errors::tests(),
+        frameless::tests(),
         hostile::tests(),
         jit::tests(),
         output::tests(),

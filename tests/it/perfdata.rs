@@ -24,7 +24,7 @@ use crate::common::*;
 /// perf 6.1 here now and then writes a file that it cannot read back itself (`perf script` then stops with
 /// "assertion failed at util/build-id.c:1010" and "stack smashing detected", seen while other perf processes
 /// ran): such a recording is made again, up to three times, so the comparison is against a file perf reads.
-fn perf_record(name: &str, extra: &[&str], command: &[&Path]) -> Option<PathBuf> {
+pub fn perf_record(name: &str, extra: &[&str], command: &[&Path]) -> Option<PathBuf> {
     if !tool_available("perf") {
         return None;
     }

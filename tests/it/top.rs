@@ -775,6 +775,65 @@ pub fn mutex_callers_75_25_from_a_live_recording() {
         tree.rows
     );
     assert_near("lock_often", often * 100.0 / (often + rarely), 75.0, 7.0);
+    assert_eq!(app.status.unwind_warning, None);
+}
+
+/// `top --call-graph fp` on a program whose library keeps no frame pointers: the header's fourth line says
+/// what share of the stacks are wrong, and in which module.
+pub fn live_fp_view_warns_of_code_without_frame_pointers() {
+    if !perf_available() {
+        return;
+    }
+    let lib = crate::frameless::library(false);
+    let bin = build_c("dlopen.c", "dlopen", &[]);
+    let config = SessionConfig {
+        target: Target::Command(vec![bin.into_os_string(), lib.into_os_string(), "2".into()]),
+        event: "cpu-clock".parse().unwrap(),
+        frequency: 999,
+        call_graph: CallGraphMode::parse("fp", TOP_HYBRID_STACK_BYTES).unwrap(),
+        command_output: CommandOutput::Null,
+    };
+    let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
+    let mut app = App::live(sampler.status.clone());
+    let (updates, handle) = sampler.into_parts();
+    for update in updates.iter() {
+        let end = update.status.ended.is_some();
+        app.update(update);
+        if end {
+            break;
+        }
+    }
+    handle.stop().unwrap();
+    assert!(app.status.samples >= 1000, "{} samples", app.status.samples);
+    let warning = app.status.unwind_warning.clone().unwrap_or_default();
+    let percent: f64 = warning
+        .split_once("% of stacks cross code without frame pointers (libstacktop_nofp.so")
+        .and_then(|(p, _)| p.parse().ok())
+        .unwrap_or_else(|| panic!("warning: {warning:?}"));
+    let in_lib: f64 = app
+        .rows
+        .iter()
+        .filter(|r| r.module == "libstacktop_nofp.so")
+        .map(|r| r.self_pct)
+        .sum();
+    assert!(
+        in_lib > 90.0,
+        "the library has {in_lib:.1}%: {:?}",
+        app.rows
+    );
+    assert_near("stacks through the library", percent, in_lib, 2.0);
+    assert!(
+        warning.ends_with("use --call-graph hybrid or dwarf"),
+        "{warning}"
+    );
+    let screen = screen(&mut app, 120, 40);
+    let line = screen.lines().nth(3).unwrap_or_default();
+    let expected: String = format!("warning: {warning}").chars().take(120).collect();
+    assert_eq!(line, expected.trim_end(), "{screen}");
+    assert!(
+        screen.lines().nth(4).is_some_and(|l| l.contains("Self")),
+        "{screen}"
+    );
 }
 
 /// A tmux session that is killed when the test ends, however it ends.
@@ -987,5 +1046,6 @@ crate::tests![
     keys_act_on_the_row_drawn_before_an_update,
     long_messages_wrap_at_80_columns,
     mutex_callers_75_25_from_a_live_recording,
+    live_fp_view_warns_of_code_without_frame_pointers,
     live_view_in_tmux,
 ];

@@ -70,6 +70,9 @@ pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
     }
     let annotated = stdout_of(stacktop(&["annotate", "__pthread_mutex_lock", "-i"]).arg(&file));
     assert!(annotated.contains("pthread_mutex_lock"), "{annotated}");
+    // The tables walk libc's frameless code: no warning about it.
+    let report = stdout_of(stacktop(&["report", "-g", "none", "-i"]).arg(&file));
+    assert!(!report.contains("without frame pointers"), "{report}");
 
     // Frame pointers skip the caller of the frameless pthread_mutex_lock.
     let file = record("mutex_fp", &["--call-graph", "fp"], &[&bin, Path::new("2")]);
@@ -79,6 +82,26 @@ pub fn mutex_callers_75_25_in_default_mode_and_wrong_in_fp() {
         fp_callers < 20.0,
         "fp mode unexpectedly found the callers ({fp_callers:.1}%):\n{tree}"
     );
+    // The header says why, and names libc: its samples, and those in the kernel, which come from libc's
+    // futex calls (`__lll_lock_wait`, `__lll_lock_wake`), have a frameless libc function innermost.
+    let report = stdout_of(
+        stacktop(&[
+            "report",
+            "--no-children",
+            "--sort",
+            "dso",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(&file),
+    );
+    let rows = self_shares(&report);
+    let expected = share_of(&rows, "libc.so.6") + share_of(&rows, "[kernel.kallsyms]");
+    let (count, percent) = frameless_charged(&report, "libc.so.6")
+        .unwrap_or_else(|| panic!("libc.so.6 is not named:\n{report}"));
+    assert_near("samples charged to libc.so.6", percent, expected, 3.0);
+    assert!(count >= 500, "{count} samples charged to libc.so.6");
 }
 
 fn hottest_stack(file: &Path) -> String {
@@ -226,12 +249,14 @@ pub fn hybrid_and_dwarf_agree_with_and_without_frame_pointers() {
 
 /// The inputs that crashed the `unwind_tables` fuzz target (`fuzz/crashes/unwind_tables/`, described in the
 /// README there), replayed as that target runs them: the tables of a crafted ELF placed in a process and a
-/// copied stack walked with them. Each once panicked on an integer overflow (this suite builds with overflow
-/// checks on), in stacktop's bias search, in framehop's lookup and in gimli's `.eh_frame_hdr` table.
+/// copied stack walked with them, and what their CFI says of the frames there asked. Each once panicked on an
+/// integer overflow (this suite builds with overflow checks on), in stacktop's bias search, in framehop's lookup
+/// and in gimli's `.eh_frame_hdr` table.
 pub fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
     use std::sync::Arc;
 
     use framehop::Unwinder as _;
+    use stacktop::addr::{FileOffset, Svma};
     use stacktop::unwind::dwarf::{self, Cache, Regs, StackCopy, Unwinder};
     use stacktop::unwind::tables::UnwindTables;
 
@@ -268,6 +293,14 @@ pub fn fuzz_crashes_of_the_unwind_tables_replay_cleanly() {
         };
         let walk = dwarf::walk(&unwinder, &mut Cache::new(), regs, copy, 1024);
         assert!(walk.frames.len() <= 1024);
+        // fp mode's check of a chain (`unwind::fpcheck`): the CFI asked about each address.
+        let index = tables.fde_index();
+        for address in [regs.ip, regs.sp, regs.bp] {
+            let svma = tables
+                .offset_to_svma(FileOffset(address))
+                .unwrap_or(Svma(address));
+            let _ = tables.frame_kind(&index, svma);
+        }
     }
     assert!(
         replayed >= 3,

@@ -308,6 +308,7 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
             ("throttled", Ok(n)) => meta.throttled = n,
             ("truncated", Ok(n)) => meta.truncated = n,
             ("fell_back", Ok(n)) => meta.fell_back = n,
+            ("frameless", Ok(n)) => meta.frameless = n,
             ("short_copies", _) => match ShortCopies::from_comment(value) {
                 Some(s) => meta.short_copies = s,
                 None => meta.notes.push((*comment).to_owned()),
