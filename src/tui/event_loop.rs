@@ -52,7 +52,7 @@ pub fn run(
         }
         while !app.quit {
             let size = terminal.size()?;
-            app.page = page_rows(size.height);
+            app.page = page_rows(&app, size.width, size.height);
             terminal.draw(|frame| draw(frame, &app, theme))?;
             // Everything pending is applied before the next draw: one draw per burst of updates.
             let Ok(first) = wake.recv() else {

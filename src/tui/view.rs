@@ -52,19 +52,28 @@ impl Theme {
     }
 }
 
-/// Rows of the body available for the table at a given terminal height (the event loop sets `App::page`).
-pub fn page_rows(height: u16) -> usize {
-    usize::from(height.saturating_sub(6)).max(1)
+/// Rows of the body available for the table on a terminal of `width` x `height` (the event loop sets
+/// `App::page`): what the header and footer of [`draw`] leave, less the table's title and column lines.
+pub fn page_rows(app: &App, width: u16, height: u16) -> usize {
+    let (header, footer) = frame_heights(app, width, height);
+    usize::from(height.saturating_sub(header + footer + 2)).max(1)
+}
+
+/// The header's and the footer's heights: three header lines (four with a stack warning); a footer as tall as
+/// its message needs, leaving the header and a body row.
+fn frame_heights(app: &App, width: u16, height: u16) -> (u16, u16) {
+    let header = 3 + u16::from(app.status.unwind_warning.is_some());
+    let lines = footer_lines(app, width, Theme { color: false }).len();
+    let footer = u16::try_from(lines)
+        .unwrap_or(u16::MAX)
+        .clamp(1, height.saturating_sub(header + 1).max(1));
+    (header, footer)
 }
 
 pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
-    let header_lines = 3 + u16::from(app.status.unwind_warning.is_some());
-    let footer_lines = footer_lines(app, frame.area().width, theme);
-    // A message longer than the screen is wide takes the lines it needs, leaving the header and a body row.
-    let footer_height = u16::try_from(footer_lines.len()).unwrap_or(u16::MAX).clamp(
-        1,
-        frame.area().height.saturating_sub(header_lines + 1).max(1),
-    );
+    let area = frame.area();
+    let (header_lines, footer_height) = frame_heights(app, area.width, area.height);
+    let footer_lines = footer_lines(app, area.width, theme);
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(header_lines),
         Constraint::Min(1),

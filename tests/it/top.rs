@@ -43,7 +43,7 @@ fn screen(app: &mut App, width: u16, height: u16) -> String {
 
 /// The screen as text, and the lines drawn in reverse video (the selection).
 fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<String>) {
-    app.page = page_rows(height);
+    app.page = page_rows(app, width, height);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
         .draw(|f| draw(f, app, Theme { color: false }))
@@ -1032,8 +1032,20 @@ pub fn top_help_lists_the_keys() {
     }
 }
 
+/// A page is what the header and the footer leave: a fourth header line (a stack warning) and a message on
+/// several lines shorten it, so PgDn moves by the rows on screen.
+pub fn a_page_is_the_rows_on_screen() {
+    let mut app = app();
+    assert_eq!(page_rows(&app, 80, 24), 18);
+    app.status.unwind_warning = Some("stacks through libc.so.6 are wrong".into());
+    assert_eq!(page_rows(&app, 80, 24), 17);
+    app.message = Some("word ".repeat(40));
+    assert_eq!(page_rows(&app, 80, 24), 15, "a message on three lines");
+}
+
 crate::tests![
     top_help_lists_the_keys,
+    a_page_is_the_rows_on_screen,
     table_screen,
     long_table_scrolls_to_the_selection,
     clearing_a_filter_shows_the_top,
