@@ -86,6 +86,25 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         r#type: strings.get(value_name),
         unit: strings.get(unit),
     };
+    // Off-CPU values, when recorded: their own sample types after the CPU ones, so that the default stays
+    // CPU and `-sample_index=off-cpu` (or blocked, runnable, wall) picks each.
+    let off_cpu = profile.meta.off_cpu.enabled || profile.has_off_cpu();
+    let wall = off_cpu && unit == "nanoseconds";
+    let mut sample_type = vec![samples_type, period_type.clone()];
+    if off_cpu {
+        for (t, u) in OFF_CPU_TYPES {
+            sample_type.push(proto::ValueType {
+                r#type: strings.get(t),
+                unit: strings.get(u),
+            });
+        }
+    }
+    if wall {
+        sample_type.push(proto::ValueType {
+            r#type: strings.get(WALL_TYPE.0),
+            unit: strings.get(WALL_TYPE.1),
+        });
+    }
 
     let mut mapping_has_functions = vec![false; profile.mappings.len()];
     for location in &profile.locations {
@@ -176,7 +195,7 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
             }
             proto::Sample {
                 location_id: profile.stack(s.leaf).map(|l| l.0 as u64 + 1).collect(),
-                value: vec![saturating_i64(s.count), saturating_i64(s.period)],
+                value: sample_values(s, off_cpu, wall),
                 label,
             }
         })
@@ -195,6 +214,9 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     if meta.frameless > 0 {
         comments.push(format!("frameless: {}", meta.frameless));
     }
+    if meta.off_cpu.enabled {
+        comments.push(format!("off_cpu: {}", meta.off_cpu.to_comment()));
+    }
     if meta.short_copies.samples > 0 {
         comments.push(format!("short_copies: {}", meta.short_copies.to_comment()));
     }
@@ -212,7 +234,7 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     };
     let default_sample_type = period_type.r#type;
     proto::Profile {
-        sample_type: vec![samples_type, period_type.clone()],
+        sample_type,
         sample,
         mapping,
         location,
@@ -227,6 +249,31 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         comment,
         default_sample_type,
     }
+}
+
+/// The off-CPU sample types, in the order written: switch-outs, then their time by kind and in all.
+pub const OFF_CPU_TYPES: [(&str, &str); 4] = [
+    ("switches", "count"),
+    ("off-cpu", "nanoseconds"),
+    ("blocked", "nanoseconds"),
+    ("runnable", "nanoseconds"),
+];
+/// CPU and off-CPU time summed, written when the CPU value is nanoseconds too.
+pub const WALL_TYPE: (&str, &str) = ("wall", "nanoseconds");
+
+fn sample_values(s: &crate::profile::SampleGroup, off_cpu: bool, wall: bool) -> Vec<i64> {
+    let mut values = vec![saturating_i64(s.count), saturating_i64(s.period)];
+    if off_cpu {
+        values.extend(
+            [s.switches, s.off_cpu(), s.blocked, s.runnable]
+                .into_iter()
+                .map(saturating_i64),
+        );
+    }
+    if wall {
+        values.push(saturating_i64(s.period.saturating_add(s.off_cpu())));
+    }
+    values
 }
 
 /// The mapping most likely to be the main executable: the first that is neither the kernel, nor a

@@ -1,5 +1,7 @@
 use super::*;
-use crate::profile::{Function, Line, Location, Mapping, Meta, ModuleUnwind, ShortCopies, StrId};
+use crate::profile::{
+    Function, Line, Location, Mapping, Meta, ModuleUnwind, OffCpuStats, ShortCopies, StrId, Values,
+};
 
 fn sample_profile() -> Profile {
     let mut p = Profile::new(Meta {
@@ -42,6 +44,13 @@ fn sample_profile() -> Profile {
             min_copied: 536,
             max_copied: 2480,
             asked: 16384,
+        },
+        off_cpu: OffCpuStats {
+            enabled: true,
+            open_at_stop: 2,
+            ended_at_exit: 1,
+            unknown_length: 3,
+            blocked_at_attach: 4,
         },
     });
     let app = p.intern("/usr/bin/app");
@@ -113,6 +122,15 @@ fn sample_profile() -> Profile {
     p.add_sample(&[l_sys, l_work, l_main], 10, 11, other, 1, 1_001_001);
     p.add_sample(&[l_raw], 12, 12, comm, 2, 2_002_002);
     p.add_sample(&[], 12, 12, comm, 1, 1_001_001);
+    // Off CPU under `work` (thread 11, in the kernel) and in a group of CPU samples as well (thread 10).
+    let waited = Values {
+        switches: 3,
+        blocked: 30_000_000,
+        runnable: 2_500_000,
+        ..Values::default()
+    };
+    p.add_sample_values(&[l_sys, l_work, l_main], 10, 11, other, waited);
+    p.add_sample_values(&[l_work, l_main], 10, 10, comm, waited);
     p.set_program(10, "app", Some("/usr/bin/app"));
     p.set_program(12, "raw", None);
     p
@@ -222,8 +240,34 @@ fn written_message_follows_pprof_conventions() {
         .iter()
         .map(|v| (s(v.r#type), s(v.unit)))
         .collect();
-    assert_eq!(types, [("samples", "count"), ("cpu", "nanoseconds")]);
+    assert_eq!(
+        types,
+        [
+            ("samples", "count"),
+            ("cpu", "nanoseconds"),
+            ("switches", "count"),
+            ("off-cpu", "nanoseconds"),
+            ("blocked", "nanoseconds"),
+            ("runnable", "nanoseconds"),
+            ("wall", "nanoseconds"),
+        ]
+    );
     assert_eq!(s(m.default_sample_type), "cpu");
+    // A group with both CPU and off-CPU values: wall is their sum.
+    let both = m
+        .sample
+        .iter()
+        .find(|x| x.value[0] == 5)
+        .expect("thread 10's group");
+    assert_eq!(
+        both.value,
+        [5, 5_005_005, 3, 32_500_000, 30_000_000, 2_500_000, 37_505_005]
+    );
+    // Without off-CPU recording, the CPU types only.
+    let mut cpu_only = sample_profile();
+    cpu_only.meta.off_cpu.enabled = false;
+    cpu_only.weigh(crate::profile::Weigh::Cpu, false);
+    assert_eq!(to_proto(&cpu_only).sample_type.len(), 2);
     assert_eq!(m.period, 1_000_000_000 / 999);
     let work = m
         .location

@@ -97,6 +97,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         frameless: pipeline.frameless(),
         unwind_modules,
         short_copies: pipeline.short_copies(),
+        off_cpu: Default::default(),
     };
     Ok(pipeline.into_profile_leaking_caches())
 }

@@ -31,7 +31,7 @@ use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
     Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, PathCache,
-    Profile, ShortCopies, StrId, TableMarks,
+    Profile, ShortCopies, StrId, TableMarks, Values,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -465,8 +465,7 @@ impl Pipeline {
             sample.pid,
             sample.tid,
             comm,
-            1,
-            sample.period,
+            Values::cpu(1, sample.period),
         );
         self.samples += 1;
         self.stack = stack;

@@ -257,9 +257,9 @@ impl Profile {
                 g.tid,
                 self.sender.string(g.comm),
             );
-            self.add_group(key, g.count, g.period);
+            self.add_group(key, g.values());
             if let Some(set) = also.as_deref_mut() {
-                add_group_in(&mut set.samples, &mut set.ids, key, g.count, g.period);
+                add_group_in(&mut set.samples, &mut set.ids, key, g.values());
             }
         }
         for (pid, p) in delta.programs {
@@ -295,7 +295,7 @@ impl Profile {
         for g in &old.samples {
             let leaf = g.leaf.map(|n| copy.node(self, n));
             let comm = copy.string(self, g.comm);
-            self.add_group((leaf, g.pid, g.tid, comm), g.count, g.period);
+            self.add_group((leaf, g.pid, g.tid, comm), g.values());
         }
         for (&pid, p) in &old.programs {
             let program = Program {
@@ -322,8 +322,7 @@ impl Profile {
                 &mut set.samples,
                 &mut set.ids,
                 (leaf, g.pid, g.tid, comm),
-                g.count,
-                g.period,
+                g.values(),
             );
         }
     }
@@ -483,13 +482,7 @@ fn fold_exited(
             g.pid = 0;
             g.tid = 0;
         }
-        add_group_in(
-            samples,
-            ids,
-            (g.leaf, g.pid, g.tid, g.comm),
-            g.count,
-            g.period,
-        );
+        add_group_in(samples, ids, (g.leaf, g.pid, g.tid, g.comm), g.values());
     }
 }
 

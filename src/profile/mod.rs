@@ -12,8 +12,10 @@ mod delta;
 pub mod query;
 mod resolve;
 mod scale;
+mod weigh;
 
 pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
+pub use weigh::{UnknownWeigh, Weigh, BLOCKED, RUNNABLE};
 
 use foldhash::HashMap;
 
@@ -92,8 +94,77 @@ pub struct SampleGroup {
     pub pid: u32,
     pub tid: u32,
     pub comm: StrId,
+    /// CPU samples and their period total (nanoseconds for clock events).
     pub count: u64,
     pub period: u64,
+    /// Off-CPU: switch-outs counted (context-switch samples) and the time, in nanoseconds, until the thread
+    /// ran again, split by why it was off CPU: it gave the CPU up (blocked: a lock, I/O, a sleep) or was
+    /// preempted and waited for a CPU (runnable).
+    pub switches: u64,
+    pub blocked: u64,
+    pub runnable: u64,
+}
+
+impl SampleGroup {
+    pub fn values(&self) -> Values {
+        Values {
+            count: self.count,
+            period: self.period,
+            switches: self.switches,
+            blocked: self.blocked,
+            runnable: self.runnable,
+        }
+    }
+
+    pub fn add(&mut self, v: Values) {
+        let mut sum = self.values();
+        sum.add(v);
+        self.count = sum.count;
+        self.period = sum.period;
+        self.switches = sum.switches;
+        self.blocked = sum.blocked;
+        self.runnable = sum.runnable;
+    }
+
+    /// Off-CPU nanoseconds, blocked and runnable.
+    pub fn off_cpu(&self) -> u64 {
+        self.blocked.saturating_add(self.runnable)
+    }
+}
+
+/// What one sample or a sum of samples weighs: the values of a [`SampleGroup`], as pprof's sample types
+/// (`samples/count`, `cpu/nanoseconds`, `switches/count`, `blocked/nanoseconds`, `runnable/nanoseconds`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Values {
+    pub count: u64,
+    pub period: u64,
+    pub switches: u64,
+    pub blocked: u64,
+    pub runnable: u64,
+}
+
+impl Values {
+    /// CPU samples: `count` samples of `period` in all.
+    pub fn cpu(count: u64, period: u64) -> Values {
+        Values {
+            count,
+            period,
+            ..Values::default()
+        }
+    }
+
+    /// Sums, saturating rather than wrapping (a wrapped total makes every share of it nonsense).
+    pub fn add(&mut self, other: Values) {
+        self.count = self.count.saturating_add(other.count);
+        self.period = self.period.saturating_add(other.period);
+        self.switches = self.switches.saturating_add(other.switches);
+        self.blocked = self.blocked.saturating_add(other.blocked);
+        self.runnable = self.runnable.saturating_add(other.runnable);
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Values::default()
+    }
 }
 
 /// What a process runs: its main thread's name (`ps`'s COMMAND, where the threads' names may differ: memcached's
@@ -138,6 +209,51 @@ pub struct Meta {
     pub unwind_modules: Vec<ModuleUnwind>,
     /// Samples cut because the kernel copied less user stack than asked.
     pub short_copies: ShortCopies,
+    /// How the off-CPU time was recorded and what it could not measure.
+    pub off_cpu: OffCpuStats,
+}
+
+/// Off-CPU recording: whether it was on, and the intervals whose ends were not seen as such. Nothing is
+/// invented: an interval is charged only from a switch-out to the thread's next switch-in, or to an end said
+/// here (the thread's exit, the recording's stop).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffCpuStats {
+    /// Switch-outs were recorded (context-switch samples and switch records).
+    pub enabled: bool,
+    /// Intervals still open when the recording stopped: they end at the stop.
+    pub open_at_stop: u64,
+    /// Threads that exited while off CPU: their interval ends at the exit.
+    pub ended_at_exit: u64,
+    /// Switch-outs whose end was not seen (switch records lost): not charged, their length is unknown.
+    pub unknown_length: u64,
+    /// Threads already off CPU when the recording attached: their first interval starts at the attach.
+    pub blocked_at_attach: u64,
+}
+
+impl OffCpuStats {
+    /// `ENABLED OPEN_AT_STOP ENDED_AT_EXIT UNKNOWN_LENGTH BLOCKED_AT_ATTACH`: the pprof comment form.
+    pub fn to_comment(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            u8::from(self.enabled),
+            self.open_at_stop,
+            self.ended_at_exit,
+            self.unknown_length,
+            self.blocked_at_attach
+        )
+    }
+
+    pub fn from_comment(s: &str) -> Option<OffCpuStats> {
+        let mut n = s.split_whitespace().map(str::parse::<u64>);
+        let stats = OffCpuStats {
+            enabled: n.next()?.ok()? != 0,
+            open_at_stop: n.next()?.ok()?,
+            ended_at_exit: n.next()?.ok()?,
+            unknown_length: n.next()?.ok()?,
+            blocked_at_attach: n.next()?.ok()?,
+        };
+        n.next().is_none().then_some(stats)
+    }
 }
 
 /// Stacks cut because the kernel copied less of the user stack than asked: it stops at a page it cannot read
@@ -388,17 +504,28 @@ impl Profile {
         count: u64,
         period: u64,
     ) {
+        self.add_sample_values(stack, pid, tid, comm, Values::cpu(count, period));
+    }
+
+    /// `add_sample` with every kind of value (off-CPU time as well as CPU samples).
+    pub fn add_sample_values(
+        &mut self,
+        stack: &[LocationId],
+        pid: u32,
+        tid: u32,
+        comm: StrId,
+        values: Values,
+    ) {
         let mut parent = None;
         for &location in stack.iter().rev() {
             parent = Some(self.add_node(Node { parent, location }));
         }
-        self.add_group((parent, pid, tid, comm), count, period);
+        self.add_group((parent, pid, tid, comm), values);
     }
 
     /// `add_sample`, remembering each thread's last stack in `cache`: a thread sampled in the same loop again
     /// and again has the same stack, or one that differs only near the leaf, whose shared outer nodes are not
     /// looked up again. The cache belongs to this profile (its node ids); clear it when the profile is replaced.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_sample_cached(
         &mut self,
         cache: &mut PathCache,
@@ -406,8 +533,7 @@ impl Profile {
         pid: u32,
         tid: u32,
         comm: StrId,
-        count: u64,
-        period: u64,
+        values: Values,
     ) {
         let (locations, path) = cache.last.entry(tid).or_default();
         // Root first, as the nodes are built.
@@ -425,7 +551,7 @@ impl Profile {
             path.push(node);
             parent = Some(node);
         }
-        self.add_group((parent, pid, tid, comm), count, period);
+        self.add_group((parent, pid, tid, comm), values);
     }
 
     fn add_node(&mut self, node: Node) -> NodeId {
@@ -433,8 +559,8 @@ impl Profile {
     }
 
     /// Adds samples whose stack ends at `leaf` (already interned).
-    fn add_group(&mut self, key: GroupKey, count: u64, period: u64) {
-        add_group_in(&mut self.samples, &mut self.sample_ids, key, count, period);
+    fn add_group(&mut self, key: GroupKey, values: Values) {
+        add_group_in(&mut self.samples, &mut self.sample_ids, key, values);
     }
 
     /// Exchanges this profile's sample groups with `set`'s; the interned stacks stay. The groups of `set`
@@ -484,12 +610,10 @@ fn add_group_in(
     samples: &mut Vec<SampleGroup>,
     ids: &mut HashMap<GroupKey, usize>,
     key: GroupKey,
-    count: u64,
-    period: u64,
+    values: Values,
 ) {
     if let Some(group) = ids.get(&key).and_then(|&i| samples.get_mut(i)) {
-        group.count = group.count.saturating_add(count);
-        group.period = group.period.saturating_add(period);
+        group.add(values);
         return;
     }
     let (leaf, pid, tid, comm) = key;
@@ -499,8 +623,11 @@ fn add_group_in(
         pid,
         tid,
         comm,
-        count,
-        period,
+        count: values.count,
+        period: values.period,
+        switches: values.switches,
+        blocked: values.blocked,
+        runnable: values.runnable,
     });
 }
 
@@ -557,7 +684,7 @@ mod tests {
             let comm = plain.intern("w");
             plain.add_sample(stack, 1, *tid, comm, 1, 10);
             let comm = cached.intern("w");
-            cached.add_sample_cached(&mut cache, stack, 1, *tid, comm, 1, 10);
+            cached.add_sample_cached(&mut cache, stack, 1, *tid, comm, Values::cpu(1, 10));
         }
         assert_eq!(cached.nodes, plain.nodes);
         assert_eq!(cached.samples, plain.samples);

@@ -593,12 +593,14 @@ pub fn top_functions(
             merged.push(SampleGroup {
                 count: 0,
                 period: 0,
+                switches: 0,
+                blocked: 0,
+                runnable: 0,
                 ..group.clone()
             });
             merged.len() - 1
         });
-        merged[i].count = merged[i].count.saturating_add(group.count);
-        merged[i].period = merged[i].period.saturating_add(group.period);
+        merged[i].add(group.values());
     }
     let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
     let mut seen: HashSet<RowKey> = HashSet::new();

@@ -24,7 +24,7 @@ use crate::format::wire::{self, Fields, Value, WireError};
 use crate::format::{read_input, FormatError, Input};
 use crate::profile::{
     Function, FunctionId, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind,
-    Profile, ShortCopies,
+    OffCpuStats, Profile, ShortCopies, Values,
 };
 
 /// Profiles larger than this once decompressed are refused. A large real profile is tens of MiB (by estimate,
@@ -286,6 +286,27 @@ fn choose_values(h: &Header<'_>) -> Result<(Option<usize>, usize), FormatError> 
     Ok((count, period))
 }
 
+/// Where the off-CPU values are (`switches/count`, `blocked/nanoseconds`, `runnable/nanoseconds`, as
+/// stacktop writes them): all three or none.
+fn off_cpu_values(h: &Header<'_>) -> Result<Option<[usize; 3]>, FormatError> {
+    let mut found = [None; 3];
+    for (i, vt) in h.sample_type.iter().enumerate() {
+        let t = h.table.get(vt.r#type, "sample type")?;
+        let u = h.table.get(vt.unit, "sample unit")?;
+        let slot = match (t, u) {
+            ("switches", "count") => 0,
+            ("blocked", "nanoseconds") => 1,
+            ("runnable", "nanoseconds") => 2,
+            _ => continue,
+        };
+        found[slot].get_or_insert(i);
+    }
+    Ok(match found {
+        [Some(s), Some(b), Some(r)] => Some([s, b, r]),
+        _ => None,
+    })
+}
+
 /// Metadata from `key: value` comments; other comments become notes.
 fn meta_from_comments(comments: &[&str]) -> Meta {
     let mut meta = Meta::default();
@@ -309,6 +330,10 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
             ("truncated", Ok(n)) => meta.truncated = n,
             ("fell_back", Ok(n)) => meta.fell_back = n,
             ("frameless", Ok(n)) => meta.frameless = n,
+            ("off_cpu", _) => match OffCpuStats::from_comment(value) {
+                Some(s) => meta.off_cpu = s,
+                None => meta.notes.push((*comment).to_owned()),
+            },
             ("short_copies", _) => match ShortCopies::from_comment(value) {
                 Some(s) => meta.short_copies = s,
                 None => meta.notes.push((*comment).to_owned()),
@@ -364,6 +389,7 @@ fn decode(data: &[u8]) -> Result<Profile, FormatError> {
         return Err(corrupt("string table does not start with the empty string"));
     }
     let (count_index, period_index) = choose_values(&h)?;
+    let off_cpu_indexes = off_cpu_values(&h)?;
     let mut profile = Profile::new(read_meta(&h, period_index, data.len())?);
 
     let mut mappings: HashMap<u64, MappingId> = HashMap::new();
@@ -422,6 +448,7 @@ fn decode(data: &[u8]) -> Result<Profile, FormatError> {
         value_count: h.sample_type.len(),
         count_index,
         period_index,
+        off_cpu_indexes,
         period: h.period,
         stack: Vec::new(),
         values: Vec::new(),
@@ -493,6 +520,8 @@ struct Samples {
     value_count: usize,
     count_index: Option<usize>,
     period_index: usize,
+    /// Where the switch-outs, blocked and runnable time are, when the file has them.
+    off_cpu_indexes: Option<[usize; 3]>,
     /// The profile's `period`, to derive counts when no value is a count.
     period: i64,
     stack: Vec<LocationId>,
@@ -575,9 +604,16 @@ impl Samples {
             None if self.period > 0 => (period / self.period as u64).max(1),
             None => 1,
         };
+        let value = |i: usize| u64::try_from(self.values[i]).unwrap_or(0);
+        let [switches, blocked, runnable] = self.off_cpu_indexes.map_or([0; 3], |ix| ix.map(value));
+        // Off-CPU time adds to the totals checked: the wall view sums it with the period.
         let (Some(total), Some(all)) = (
-            self.total.checked_add(period),
-            self.count.checked_add(count),
+            [period, blocked, runnable]
+                .into_iter()
+                .try_fold(self.total, u64::checked_add),
+            self.count
+                .checked_add(count)
+                .and_then(|c| c.checked_add(switches)),
         ) else {
             return Err(FormatError::ValuesOverflow { sample: i });
         };
@@ -586,7 +622,14 @@ impl Samples {
             profile.set_program(pid, name, program);
         }
         let comm = profile.intern(comm.unwrap_or("[unknown]"));
-        profile.add_sample(&self.stack, pid, tid, comm, count, period);
+        let values = Values {
+            count,
+            period,
+            switches,
+            blocked,
+            runnable,
+        };
+        profile.add_sample_values(&self.stack, pid, tid, comm, values);
         Ok(())
     }
 
