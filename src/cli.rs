@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::acquire::{CallGraphMode, CommandOutput, EventSpec, SessionConfig, Target};
 use crate::profile::query::Filter;
+use crate::profile::Weigh;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,6 +104,11 @@ pub struct SampleFilterArgs {
     /// functions are not frames of their own.
     #[arg(long = "no-inline")]
     pub no_inline: bool,
+    /// What is weighed: CPU samples (cpu, the default), time off CPU (off-cpu: blocked and runnable, or
+    /// either alone), or both (wall: the threads' wall-clock time). Off-CPU time is in recordings made with
+    /// off-CPU sampling on (the default for a command, -p and -t).
+    #[arg(long = "weight", value_name = "cpu|off-cpu|blocked|runnable|wall", default_value = "cpu")]
+    pub weight: Weigh,
 }
 
 impl SampleFilterArgs {

@@ -7,12 +7,11 @@ use anyhow::Result;
 
 use crate::annotate::{annotate, ElfCode};
 use crate::cli::AnnotateArgs;
-use crate::pipeline::import::load_profile;
 use crate::profile::query::Matcher;
 use crate::render::{write_annotation, AnnotateOptions};
 
 pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
-    let profile = load_profile(&args.input)?;
+    let profile = super::load_weighed(&args.input, None, args.samples.weight, false)?;
     let filter = args.samples.filter();
     filter.check_labels(&profile)?;
     let mut code = ElfCode::new();

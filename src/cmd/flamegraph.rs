@@ -6,12 +6,16 @@ use anyhow::{Context, Result};
 
 use crate::cli::FlamegraphArgs;
 use crate::format::output::{write_output, Access};
-use crate::pipeline::import::load_profile_event;
 use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 
 pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
-    let profile = load_profile_event(&args.input, args.event.as_deref())?;
+    let profile = super::load_weighed(
+        &args.input,
+        args.event.as_deref(),
+        args.samples.weight,
+        true,
+    )?;
     let opts = FlamegraphOptions {
         title: args.title.clone(),
         inverted: args.inverted,

@@ -7,7 +7,36 @@ pub mod record;
 pub mod report;
 pub mod top;
 
-use crate::profile::Profile;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::pipeline::import::load_profile_event;
+use crate::profile::{Profile, Weigh};
+
+/// The profile in `input` (its `event` when a perf.data file holds several), projected onto the view `by`
+/// (with `mark`, the off-CPU time on a `[blocked]` or `[runnable]` frame: the flamegraph's form). A time view
+/// of a file without off-CPU time, or a wall view of one whose CPU event is not a clock, is an error that
+/// says how to record one.
+fn load_weighed(input: &Path, event: Option<&str>, by: Weigh, mark: bool) -> Result<Profile> {
+    let mut profile = load_profile_event(input, event)?;
+    if by.is_time() && !profile.meta.off_cpu.enabled && !profile.has_off_cpu() {
+        bail!(
+            "{} has no off-CPU time: record with off-CPU sampling on (the default for `stacktop record -- CMD`,              -p and -t; add --off-cpu with -a), or for perf: perf record -e context-switches -c 1              --call-graph dwarf --switch-events --sample-cpu",
+            input.display()
+        );
+    }
+    let clock = profile.meta.period_unit == "nanoseconds";
+    if by == Weigh::Wall && !clock && profile.totals().count > 0 {
+        bail!(
+            "--weight wall adds CPU time to off-CPU time, but {} samples {} (not a clock): use --weight off-cpu,              or record with -e cpu-clock",
+            input.display(),
+            crate::render::sanitize(&profile.meta.event)
+        );
+    }
+    profile.weigh(by, mark);
+    Ok(profile)
+}
 
 /// `name`, or the name `profile` gives the function `name` is another alias of (perf may print
 /// `___pthread_mutex_lock` for `pthread_mutex_lock`), said on stderr.

@@ -6,14 +6,18 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
-use crate::pipeline::import::load_profile_event;
 use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
 use crate::render::{
     write_calltree, write_folded, write_report, CalltreeOptions, FoldedOptions, ReportOptions,
 };
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let profile = load_profile_event(&args.input, args.event.as_deref())?;
+    let profile = super::load_weighed(
+        &args.input,
+        args.event.as_deref(),
+        args.samples.weight,
+        false,
+    )?;
     let filter = Filter {
         percent_limit: args.percent_limit,
         ..args.samples.filter()

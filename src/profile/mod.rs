@@ -15,7 +15,7 @@ mod scale;
 mod weigh;
 
 pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
-pub use weigh::{UnknownWeigh, Weigh, BLOCKED, RUNNABLE};
+pub use weigh::{UnknownWeigh, Weigh, Weighed, BLOCKED, RUNNABLE};
 
 use foldhash::HashMap;
 
@@ -374,6 +374,8 @@ pub struct Profile {
     programs_changed: Vec<u32>,
     /// A copy fed by deltas: its ids for the sender's (see [`Delta`]).
     sender: delta::SenderIds,
+    /// Set by [`Profile::weigh`]: the view the sample groups were projected onto, and what they held before.
+    pub weighed: Option<Weighed>,
 }
 
 /// Each thread's last stack (locations, root first) and its nodes, for [`Profile::add_sample_cached`].

@@ -4,16 +4,21 @@
 use super::Profile;
 
 impl Profile {
-    /// Multiplies every sample group's count and period by `num / den` (rounded down) in place and drops the
-    /// groups whose period falls below `min_period`. Nothing is re-interned.
+    /// Multiplies every sample group's values (count, period, off-CPU switch-outs and time) by `num / den` (rounded down) in place and drops the
+    /// groups whose period and off-CPU time fall below `min_period`. Nothing is re-interned.
     pub fn scale_samples(&mut self, num: u64, den: u64, min_period: u64) {
         let den = den.max(1);
         for group in &mut self.samples {
             group.period = scale(group.period, num, den);
             group.count = scale(group.count, num, den);
+            group.switches = scale(group.switches, num, den);
+            group.blocked = scale(group.blocked, num, den);
+            group.runnable = scale(group.runnable, num, den);
         }
         let before = self.samples.len();
-        self.samples.retain(|g| g.period >= min_period.max(1));
+        // Off-CPU time keeps a group as CPU time does (both nanoseconds with a clock event).
+        self.samples
+            .retain(|g| g.period.saturating_add(g.off_cpu()) >= min_period.max(1));
         if self.samples.len() != before {
             self.sample_ids = self
                 .samples

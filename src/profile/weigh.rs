@@ -6,7 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Function, Line, Location, Node, NodeId, Profile, SampleGroup, Values};
+use std::collections::BTreeMap;
+
+use super::{Function, Line, Location, Node, NodeId, Profile, SampleGroup, StrId, Values};
 
 /// The frames that stand for the wait itself on top of an off-CPU stack in a marked projection (the
 /// flamegraph's: off-CPU towers are then told apart from CPU ones by their top frame and its colour).
@@ -100,6 +102,16 @@ impl FromStr for Weigh {
     }
 }
 
+/// What a projected profile was projected from: its view, and the values of every kind before it, in all and
+/// per thread (the report's header and its per-thread table state them whatever the view).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Weighed {
+    pub by: Weigh,
+    pub totals: Values,
+    /// By (pid, tid): the thread's last name and its values.
+    pub threads: BTreeMap<(u32, u32), (StrId, Values)>,
+}
+
 impl Profile {
     /// Every value summed over all sample groups.
     pub fn totals(&self) -> Values {
@@ -124,6 +136,23 @@ impl Profile {
     pub fn weigh(&mut self, by: Weigh, mark: bool) {
         let groups = std::mem::take(&mut self.samples);
         self.sample_ids.clear();
+        let mut weighed = Weighed {
+            by,
+            ..Weighed::default()
+        };
+        for g in &groups {
+            weighed.totals.add(g.values());
+            let thread = weighed
+                .threads
+                .entry((g.pid, g.tid))
+                .or_insert((g.comm, Values::default()));
+            thread.0 = g.comm;
+            thread.1.add(g.values());
+        }
+        // Projected twice (a second view of an already projected profile), the values before are the first's.
+        if self.weighed.is_none() {
+            self.weighed = Some(weighed);
+        }
         let marks = mark.then(|| {
             let (blocked, runnable) = (self.intern(BLOCKED), self.intern(RUNNABLE));
             (self.marker(blocked), self.marker(runnable))

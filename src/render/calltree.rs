@@ -18,7 +18,7 @@ use crate::profile::query::{
 };
 use crate::profile::Profile;
 
-use super::text::{sanitize, short_module, write_header};
+use super::text::{ms, sanitize, short_module, write_header};
 
 #[derive(Clone, Debug)]
 pub struct CalltreeOptions {
@@ -59,12 +59,24 @@ pub fn write_calltree(
         }
         return Ok(());
     }
-    writeln!(
-        w,
-        "# {what} of {sym}: {} samples, {:.2}% of all (each sample counted once, at the outermost {sym})",
-        of_sym.count,
-        percent(of_sym.period, tree.total.period)
-    )?;
+    let time = profile.weighed.as_ref().is_some_and(|v| v.by.is_time());
+    if time {
+        writeln!(
+            w,
+            "# {what} of {sym}: {} ms in {} samples and switch-outs, {:.2}% of all (each counted once, at the \
+             outermost {sym})",
+            ms(of_sym.period),
+            of_sym.count,
+            percent(of_sym.period, tree.total.period)
+        )?;
+    } else {
+        writeln!(
+            w,
+            "# {what} of {sym}: {} samples, {:.2}% of all (each sample counted once, at the outermost {sym})",
+            of_sym.count,
+            percent(of_sym.period, tree.total.period)
+        )?;
+    }
     writeln!(w, "#")?;
     if opts.filter.percent_limit > 0.0 {
         let min = (tree.total.period as f64 * opts.filter.percent_limit / 100.0).ceil() as u64;
@@ -72,15 +84,29 @@ pub fn write_calltree(
     }
     let sym_title = format!("of {sym}");
     let sym_width = sym_title.chars().count().max(7);
+    // The third column: samples, or in a time view milliseconds.
+    let amount_width = if time {
+        tree.nodes
+            .iter()
+            .map(|n| ms(n.weight.period).len())
+            .max()
+            .unwrap_or(0)
+            .max(7)
+    } else {
+        7
+    };
+    let amount_title = if time { "ms" } else { "Samples" };
     writeln!(
         w,
-        "# {sym_title:>sym_width$}   of all  Samples  {what} of {sym}"
+        "# {sym_title:>sym_width$}   of all  {amount_title:>amount_width$}  {what} of {sym}"
     )?;
     let printer = TreePrinter {
         profile,
         tree: &tree,
         of_sym,
         sym_width,
+        amount_width,
+        time,
         show_module: opts.show_module,
     };
     for &root in &tree.roots {
@@ -94,6 +120,8 @@ struct TreePrinter<'a> {
     tree: &'a CallTree,
     of_sym: Weight,
     sym_width: usize,
+    amount_width: usize,
+    time: bool,
     show_module: bool,
 }
 
@@ -144,14 +172,19 @@ impl TreePrinter<'_> {
         };
         writeln!(
             w,
-            "  {:>width$}  {:>7}  {:>7}  {lead}{name}",
+            "  {:>width$}  {:>7}  {:>amount$}  {lead}{name}",
             format!("{:.2}%", percent(node.weight.period, self.of_sym.period)),
             format!(
                 "{:.2}%",
                 percent(node.weight.period, self.tree.total.period)
             ),
-            node.weight.count,
+            if self.time {
+                ms(node.weight.period)
+            } else {
+                node.weight.count.to_string()
+            },
             width = self.sym_width,
+            amount = self.amount_width,
         )
     }
 }

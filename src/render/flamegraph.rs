@@ -22,7 +22,8 @@ use super::text::frameless_warning;
 use inferno::flamegraph::{self, color, Direction, Options};
 
 use crate::profile::query::{Filter, Matcher};
-use crate::profile::Profile;
+use crate::profile::{Profile, Weigh, BLOCKED, RUNNABLE};
+use std::collections::{BTreeMap, HashSet};
 
 use super::folded::{folded_lines, FoldedOptions};
 use super::text::sanitize;
@@ -49,12 +50,19 @@ pub fn write_flamegraph(
     profile: &Profile,
     opts: &FlamegraphOptions,
 ) -> io::Result<()> {
+    let view = profile.weighed.as_ref().map_or(Weigh::Cpu, |w| w.by);
     let folded = FoldedOptions {
         filter: opts.filter.clone(),
         mark_inline: true,
         callers: opts.callers.clone(),
+        micros: view.is_time(),
     };
-    let lines: Vec<String> = folded_lines(profile, &folded)
+    let mut folded = folded_lines(profile, &folded);
+    let mut palette = color::PaletteMap::default();
+    if view.is_time() {
+        folded = off_cpu_marked(folded, &mut palette);
+    }
+    let lines: Vec<String> = folded
         .into_iter()
         .map(|(stack, count)| format!("{stack} {count}"))
         .collect();
@@ -68,11 +76,21 @@ pub fn write_flamegraph(
     options.title = match (&opts.title, &opts.callers) {
         (Some(t), _) => sanitize(t).into_owned(),
         (None, Some(m)) => format!("Callers of {}", sanitize(&m.to_string())),
-        (None, None) => "Flame Graph".to_owned(),
+        (None, None) => match view {
+            Weigh::Cpu => "Flame Graph".to_owned(),
+            Weigh::Wall => "Wall-clock Flame Graph (CPU and off-CPU time)".to_owned(),
+            _ => format!("Off-CPU Flame Graph ({})", super::text::view_description(view)),
+        },
     };
     options.subtitle = Some(subtitle(profile));
     options.count_name = "samples".to_owned();
     options.colors = color::Palette::Multi(color::MultiPalette::Java);
+    if view.is_time() {
+        // Counts are microseconds; titles say milliseconds.
+        options.count_name = "ms".to_owned();
+        options.factor = 0.001;
+        options.palette_map = Some(&mut palette);
+    }
     options.deterministic = true;
     options.pretty_xml = true;
     options.reverse_stack_order = opts.reverse;
@@ -83,11 +101,113 @@ pub fn write_flamegraph(
     let mut svg = Vec::new();
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
     let warning = frameless_warning(&profile.meta, profile.total_count()).map(|w| w.one_line());
-    w.write_all(&with_legend(svg, warning.as_deref()))
+    let legend: &[(&str, &str)] = if view.is_time() {
+        &OFF_CPU_LEGEND
+    } else {
+        &LEGEND
+    };
+    w.write_all(&with_legend(svg, warning.as_deref(), legend))
+}
+
+/// inferno's annotation (one it strips from the names it shows) put on frames of off-CPU time only.
+const OFF_CPU_ANNOTATION: &str = "_[w]";
+const BLOCKED_COLOR: color::Color = color::Color {
+    r: 40,
+    g: 60,
+    b: 190,
+};
+const RUNNABLE_COLOR: color::Color = color::Color {
+    r: 160,
+    g: 80,
+    b: 210,
+};
+
+/// Colours the off-CPU part of a time view's stacks apart. An off-CPU stack ends in a `[blocked]` or
+/// `[runnable]` frame (`Profile::weigh`'s marks). Its frames past the longest root-first prefix it shares
+/// with some CPU stack are frames only off-CPU time passes through: they get [`OFF_CPU_ANNOTATION`] and a
+/// blue colour in `palette`, and the marks colours of their own. The shared frames keep their names, so they
+/// still merge with the CPU stacks' frames in the wall view; in the off-CPU view no stack is CPU, so every
+/// frame is blue. (A `--callers` graph starts at the function, above the mark: its stacks are left as they
+/// are.)
+fn off_cpu_marked(lines: Vec<(String, u64)>, palette: &mut color::PaletteMap) -> Vec<(String, u64)> {
+    let is_off = |stack: &str| {
+        let leaf = stack.rsplit(';').next().unwrap_or(stack);
+        leaf == BLOCKED || leaf == RUNNABLE
+    };
+    let mut cpu_prefixes: HashSet<&str> = HashSet::new();
+    for (stack, _) in lines.iter().filter(|(s, _)| !is_off(s)) {
+        cpu_prefixes.insert(stack);
+        for (i, _) in stack.match_indices(';') {
+            cpu_prefixes.insert(&stack[..i]);
+        }
+    }
+    palette.insert(BLOCKED, BLOCKED_COLOR);
+    palette.insert(RUNNABLE, RUNNABLE_COLOR);
+    let mut marked: BTreeMap<String, u64> = BTreeMap::new();
+    for (stack, count) in &lines {
+        if !is_off(stack) {
+            *marked.entry(stack.clone()).or_default() += count;
+            continue;
+        }
+        let frames: Vec<&str> = stack.split(';').collect();
+        // Shared frames: the longest prefix some CPU stack has.
+        let mut shared = 0;
+        let mut end = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            end += frame.len() + usize::from(i > 0);
+            if !cpu_prefixes.contains(&stack[..end]) {
+                break;
+            }
+            shared = i + 1;
+        }
+        let last = frames.len() - 1;
+        let texts: Vec<String> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, frame)| {
+                if i < shared || i == last {
+                    return (*frame).to_owned();
+                }
+                let bare = ["_[k]", "_[i]"]
+                    .iter()
+                    .find_map(|a| frame.strip_suffix(a))
+                    .unwrap_or(frame);
+                let name = format!("{bare}{OFF_CPU_ANNOTATION}");
+                if palette.get(&name).is_none() {
+                    palette.insert(&name, off_cpu_color(bare));
+                }
+                name
+            })
+            .collect();
+        *marked.entry(texts.join(";")).or_default() += count;
+    }
+    marked.into_iter().collect()
+}
+
+/// A blue from the name's hash: stable across runs, varied between neighbours.
+fn off_cpu_color(name: &str) -> color::Color {
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let v = (hash % 1000) as f64 / 1000.0;
+    let w = ((hash / 1000) % 1000) as f64 / 1000.0;
+    color::Color {
+        r: (70.0 + 60.0 * v) as u8,
+        g: (110.0 + 70.0 * v) as u8,
+        b: (200.0 + 55.0 * w) as u8,
+    }
 }
 
 /// The colours frames get from inferno's "java" palette, by how stacktop names them (see `folded`): the
 /// swatches show each range's middle.
+/// A time view's colours: off-CPU frames in blues, the wait on top of them, CPU frames as [`LEGEND`] says.
+const OFF_CPU_LEGEND: [(&str, &str); 4] = [
+    ("rgb(100,145,228)", "off-CPU only"),
+    ("rgb(40,60,190)", "[blocked]: gave up the CPU"),
+    ("rgb(160,80,210)", "[runnable]: waited for a CPU"),
+    ("rgb(227,90,90)", "CPU (wall view)"),
+];
+
 const LEGEND: [(&str, &str); 5] = [
     ("rgb(227,90,90)", "native code"),
     ("rgb(202,202,60)", "C++ and Rust (::)"),
@@ -103,14 +223,16 @@ const LEGEND_HEIGHT: u64 = 20;
 /// `warning` about the stacks, if any (see `text::frameless_warning`): the image grows by [`LEGEND_HEIGHT`]
 /// per row (its `height` and `viewBox`) and the rows go last. An SVG not in the expected shape (another
 /// inferno version) is returned as it is.
-fn with_legend(svg: Vec<u8>, warning: Option<&str>) -> Vec<u8> {
+fn with_legend(svg: Vec<u8>, warning: Option<&str>, legend: &[(&str, &str)]) -> Vec<u8> {
     match String::from_utf8(svg) {
-        Ok(text) => legend_added(&text, warning).unwrap_or(text).into_bytes(),
+        Ok(text) => legend_added(&text, warning, legend)
+            .unwrap_or(text)
+            .into_bytes(),
         Err(e) => e.into_bytes(),
     }
 }
 
-fn legend_added(svg: &str, warning: Option<&str>) -> Option<String> {
+fn legend_added(svg: &str, warning: Option<&str>, legend: &[(&str, &str)]) -> Option<String> {
     // `<svg version="1.1" width="1200" height="174" onload="init(evt)" viewBox="0 0 1200 174" ...>`
     let start = svg.find("<svg ")?;
     let head = &svg[..start + svg[start..].find('>')?];
@@ -157,7 +279,7 @@ fn legend_added(svg: &str, warning: Option<&str>) -> Option<String> {
     out.push_str(&format!(
         "    <g id=\"legend\">\n        <rect x=\"0\" y=\"{height}\" width=\"100%\" height=\"{LEGEND_HEIGHT}\" fill=\"#eeeeb0\"/>\n"
     ));
-    for (i, (color, label)) in LEGEND.iter().enumerate() {
+    for (i, (color, label)) in legend.iter().enumerate() {
         let x = 10 + 170 * i;
         out.push_str(&format!(
             "        <rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n        <text x=\"{}\" y=\"{}\">{label}</text>\n",
@@ -183,12 +305,23 @@ fn subtitle(profile: &Profile) -> String {
     if meta.frequency > 0 {
         s.push_str(&format!(" at {} Hz", meta.frequency));
     }
-    s.push_str(&format!(
-        ", {} samples, {} lost, {} throttled",
-        profile.total_count(),
-        meta.lost,
-        meta.throttled
-    ));
+    match profile.weighed.as_ref().filter(|w| w.by.is_time()) {
+        Some(w) => s.push_str(&format!(
+            ", {} samples, {} switch-outs, weighed: {} ({} ms), {} lost, {} throttled",
+            w.totals.count,
+            w.totals.switches,
+            w.by,
+            super::text::ms(profile.total_period()),
+            meta.lost,
+            meta.throttled
+        )),
+        None => s.push_str(&format!(
+            ", {} samples, {} lost, {} throttled",
+            profile.total_count(),
+            meta.lost,
+            meta.throttled
+        )),
+    }
     if !meta.call_graph.is_empty() {
         s.push_str(&format!(", unwinding: {}", sanitize(&meta.call_graph)));
     }

@@ -1,6 +1,6 @@
 //! Folded stacks (`a;b;c 123`), the text that inferno and Brendan Gregg's scripts read: one line per distinct
 //! stack, frames root first, inline frames as frames of their own, kernel frames suffixed `_[k]`, then a
-//! space and the sample count. No process name at the root. Lines are sorted, so output is deterministic.
+//! space and the sample count (in a time view, `report --folded --weight off-cpu`, microseconds). No process name at the root. Lines are sorted, so output is deterministic.
 //!
 //! The readers of this text (inferno, flamegraph.pl) take the number after a line's last space as its count,
 //! and a number before that one as the first count of a differential flamegraph; they skip a line starting
@@ -25,6 +25,8 @@ pub struct FoldedOptions {
     /// Keep only samples with a matching function on the stack, and write each stack from the outermost
     /// matching frame toward the callers: `SYM;caller;caller's caller`.
     pub callers: Option<Matcher>,
+    /// Count microseconds (the period of a time view, in nanoseconds, over 1,000) rather than samples.
+    pub micros: bool,
 }
 
 /// The frame's name as a folded-stack frame: sanitized, `;` (the separator) replaced by `:`, `_[k]` for
@@ -91,7 +93,12 @@ pub fn folded_lines(profile: &Profile, opts: &FoldedOptions) -> Vec<(String, u64
         } else {
             texts.join(";")
         };
-        *stacks.entry(line).or_default() += sample.group.count;
+        let value = if opts.micros {
+            sample.group.period / 1_000
+        } else {
+            sample.group.count
+        };
+        *stacks.entry(line).or_default() += value;
     }
     stacks.into_iter().filter(|(_, n)| *n > 0).collect()
 }

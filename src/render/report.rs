@@ -12,11 +12,12 @@ use std::io::{self, Write};
 
 use crate::profile::query::{
     percent, top_functions, EntryGraphs, Filter, GraphMode, GraphOptions, RowKey, SortKey, TopRow,
+    Weight,
 };
 use crate::profile::Profile;
 
 use super::graph::write_entry_graph;
-use super::text::{sanitize, short_module, write_header};
+use super::text::{ms, sanitize, short_module, write_header, write_threads};
 
 /// What `stacktop report` prints (not the callers/callees trees: see `calltree`).
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +98,10 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
     let top = top_functions(profile, &opts.filter, &sort, opts.children);
     let total = top.total;
     write_header(w, profile, total)?;
+    if sort.contains(&SortKey::Tid) {
+        write_threads(w, profile)?;
+    }
+    let time = profile.weighed.as_ref().is_some_and(|v| v.by.is_time());
 
     let cells: Vec<Cells> = top
         .rows
@@ -109,6 +114,17 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
         columns.push(("Children", 8, true));
     }
     columns.push(("Self", 8, true));
+    // A time view states the entry's time (its Children, else its Self) as well.
+    let time_width = top
+        .rows
+        .iter()
+        .map(|r| ms(primary(opts, r).period).len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    if time {
+        columns.push(("Time ms", time_width, true));
+    }
     if opts.show_samples {
         columns.push(("Samples", 12, true));
     }
@@ -152,7 +168,7 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
         EntryGraphs::new(profile, &opts.filter, &sort, &keys, opts.children, &graph)
     });
     for (i, (row, cells)) in top.rows.iter().zip(&cells).enumerate() {
-        write_row(w, opts, &columns, row, cells, total.period)?;
+        write_row(w, opts, &columns, row, cells, total.period, time)?;
         if let Some(graphs) = &mut graphs {
             let entry = if opts.children { row.total } else { row.self_ };
             write_entry_graph(w, profile, &graphs.tree(i), entry, total, &graph)?;
@@ -164,6 +180,9 @@ pub fn write_report(w: &mut impl Write, profile: &Profile, opts: &ReportOptions)
             texts.push(String::new());
         }
         texts.push(format!("{:.2}%", percent(other.period, total.period)));
+        if time {
+            texts.push(ms(other.period));
+        }
         if opts.show_samples {
             texts.push(other.count.to_string());
         }
@@ -186,17 +205,30 @@ fn write_row(
     row: &TopRow,
     cells: &Cells,
     total: u64,
+    time: bool,
 ) -> io::Result<()> {
     let mut texts = Vec::new();
     if opts.children {
         texts.push(format!("{:.2}%", percent(row.total.period, total)));
     }
     texts.push(format!("{:.2}%", percent(row.self_.period, total)));
+    if time {
+        texts.push(ms(primary(opts, row).period));
+    }
     if opts.show_samples {
         texts.push(row.self_.count.to_string());
     }
     texts.extend(cells.keys.iter().cloned());
     write_cells(w, columns, &texts)
+}
+
+/// The weight the entries are sorted by: Children with `--children`, else Self.
+fn primary(opts: &ReportOptions, row: &TopRow) -> Weight {
+    if opts.children {
+        row.total
+    } else {
+        row.self_
+    }
 }
 
 fn write_cells(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::profile::query::Weight;
-use crate::profile::{Meta, ModuleUnwind, Profile};
+use crate::profile::{Meta, ModuleUnwind, Profile, Values, Weigh};
 
 /// Makes a name from a binary safe to print: control characters (ESC, newline, DEL, C1 controls...) become
 /// visible escapes (`\x1b`, `\n`, `\t`, `\r`, `\x7f`, `\u{9b}`), and so do the bidirectional overrides
@@ -81,21 +81,27 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
     } else {
         meta.event.as_str()
     };
+    // What the view weighs (`all`), and the CPU samples whatever the view (`cpu`).
     let all = Weight {
         period: profile.total_period(),
         count: profile.total_count(),
     };
+    let view = profile.weighed.as_ref().map_or(Weigh::Cpu, |w| w.by);
+    let totals = profile
+        .weighed
+        .as_ref()
+        .map_or_else(|| profile.totals(), |w| w.totals);
     writeln!(w, "#")?;
     if meta.frequency > 0 {
         writeln!(
             w,
             "# Samples: {} of event '{}' at {} Hz",
-            all.count,
+            totals.count,
             sanitize(event),
             meta.frequency
         )?;
     } else {
-        writeln!(w, "# Samples: {} of event '{}'", all.count, sanitize(event))?;
+        writeln!(w, "# Samples: {} of event '{}'", totals.count, sanitize(event))?;
     }
     let unit = if meta.period_unit.is_empty() {
         "events"
@@ -105,9 +111,18 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
     writeln!(
         w,
         "# Event count (approx.): {} {}",
-        all.period,
+        totals.period,
         sanitize(unit)
     )?;
+    write_off_cpu(w, meta, &totals, unit == "nanoseconds")?;
+    if view.is_time() {
+        writeln!(
+            w,
+            "# Weight: {view} ({}); times in ms, percentages of {} ms",
+            view_description(view),
+            ms(all.period)
+        )?;
+    }
     writeln!(w, "# Lost samples: {}", meta.lost)?;
     writeln!(w, "# Throttled: {}", meta.throttled)?;
     let mode = if meta.call_graph.is_empty() {
@@ -124,10 +139,120 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
     }
     write_unwind_quality(w, profile)?;
     if shown != all {
+        if view.is_time() {
+            writeln!(
+                w,
+                "# Shown after filters: {} samples and switch-outs, {} ms",
+                shown.count,
+                ms(shown.period)
+            )?;
+        } else {
+            writeln!(
+                w,
+                "# Shown after filters: {} samples, event count {}",
+                shown.count, shown.period
+            )?;
+        }
+    }
+    writeln!(w, "#")
+}
+
+/// Nanoseconds as milliseconds, one decimal.
+pub fn ms(nanos: u64) -> String {
+    format!("{:.1}", nanos as f64 / 1e6)
+}
+
+/// What a view weighs, in words.
+pub fn view_description(view: Weigh) -> &'static str {
+    match view {
+        Weigh::Cpu => "CPU samples",
+        Weigh::OffCpu => "time off CPU, blocked and runnable",
+        Weigh::Blocked => "time off CPU after giving it up: locks, I/O, sleeps",
+        Weigh::Runnable => "time off CPU after a preemption, waiting for a CPU",
+        Weigh::Wall => "CPU and off-CPU time",
+    }
+}
+
+/// The off-CPU totals and the intervals whose ends were not seen as such, when off-CPU time was recorded.
+fn write_off_cpu(w: &mut impl Write, meta: &Meta, totals: &Values, clock: bool) -> io::Result<()> {
+    let off = &meta.off_cpu;
+    if !off.enabled && totals.switches == 0 && totals.blocked == 0 && totals.runnable == 0 {
+        return Ok(());
+    }
+    let mut line = format!(
+        "# Off-CPU: {} switch-outs; blocked {} ms, runnable {} ms",
+        totals.switches,
+        ms(totals.blocked),
+        ms(totals.runnable)
+    );
+    if clock {
+        let wall = totals
+            .period
+            .saturating_add(totals.blocked)
+            .saturating_add(totals.runnable);
+        line.push_str(&format!("; CPU {} ms; wall {} ms", ms(totals.period), ms(wall)));
+    }
+    writeln!(w, "{line}")?;
+    let mut ends = Vec::new();
+    if off.open_at_stop > 0 {
+        ends.push(format!("{} ended at the recording's stop", off.open_at_stop));
+    }
+    if off.ended_at_exit > 0 {
+        ends.push(format!("{} at their thread's exit", off.ended_at_exit));
+    }
+    if off.blocked_at_attach > 0 {
+        ends.push(format!(
+            "{} began when the recording attached (the thread was off CPU already)",
+            off.blocked_at_attach
+        ));
+    }
+    if off.unknown_length > 0 {
+        ends.push(format!(
+            "{} of unknown length not counted (switch records lost)",
+            off.unknown_length
+        ));
+    }
+    if !ends.is_empty() {
+        writeln!(w, "# Off-CPU intervals: {}", ends.join("; "))?;
+    }
+    Ok(())
+}
+
+/// Per thread: CPU, blocked, runnable and wall time (CPU as samples when the event is not a clock), for the
+/// report sorted by thread.
+pub fn write_threads(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
+    let Some(weighed) = &profile.weighed else {
+        return Ok(());
+    };
+    if !profile.meta.off_cpu.enabled && weighed.totals.switches == 0 {
+        return Ok(());
+    }
+    let clock = profile.meta.period_unit == "nanoseconds";
+    writeln!(
+        w,
+        "# Per thread (ms): {:>12} {:>12} {:>12} {:>12} {:>9} {:>11}  pid/tid command",
+        if clock { "CPU" } else { "CPU samples" },
+        "blocked",
+        "runnable",
+        "wall",
+        "samples",
+        "switch-outs"
+    )?;
+    let mut threads: Vec<_> = weighed.threads.iter().collect();
+    let wall = |v: &Values| v.period.saturating_add(v.blocked).saturating_add(v.runnable);
+    threads.sort_by(|a, b| wall(&b.1 .1).cmp(&wall(&a.1 .1)).then(a.0.cmp(b.0)));
+    for ((pid, tid), (comm, v)) in threads {
+        let cpu = if clock { ms(v.period) } else { v.count.to_string() };
+        let wall = if clock { ms(wall(v)) } else { "-".to_owned() };
         writeln!(
             w,
-            "# Shown after filters: {} samples, event count {}",
-            shown.count, shown.period
+            "# {:>16} {cpu:>12} {:>12} {:>12} {wall:>12} {:>9} {:>11}  {pid}/{tid} {}",
+            "",
+            ms(v.blocked),
+            ms(v.runnable),
+            v.count,
+            v.switches,
+            sanitize(profile.str(*comm))
         )?;
     }
     writeln!(w, "#")
