@@ -107,7 +107,11 @@ pub struct SampleFilterArgs {
     /// What is weighed: CPU samples (cpu, the default), time off CPU (off-cpu: blocked and runnable, or
     /// either alone), or both (wall: the threads' wall-clock time). Off-CPU time is in recordings made with
     /// off-CPU sampling on (the default for a command, -p and -t).
-    #[arg(long = "weight", value_name = "cpu|off-cpu|blocked|runnable|wall", default_value = "cpu")]
+    #[arg(
+        long = "weight",
+        value_name = "cpu|off-cpu|blocked|runnable|wall",
+        default_value = "cpu"
+    )]
     pub weight: Weigh,
 }
 

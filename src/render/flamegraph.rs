@@ -79,7 +79,10 @@ pub fn write_flamegraph(
         (None, None) => match view {
             Weigh::Cpu => "Flame Graph".to_owned(),
             Weigh::Wall => "Wall-clock Flame Graph (CPU and off-CPU time)".to_owned(),
-            _ => format!("Off-CPU Flame Graph ({})", super::text::view_description(view)),
+            _ => format!(
+                "Off-CPU Flame Graph ({})",
+                super::text::view_description(view)
+            ),
         },
     };
     options.subtitle = Some(subtitle(profile));
@@ -129,7 +132,10 @@ const RUNNABLE_COLOR: color::Color = color::Color {
 /// still merge with the CPU stacks' frames in the wall view; in the off-CPU view no stack is CPU, so every
 /// frame is blue. (A `--callers` graph starts at the function, above the mark: its stacks are left as they
 /// are.)
-fn off_cpu_marked(lines: Vec<(String, u64)>, palette: &mut color::PaletteMap) -> Vec<(String, u64)> {
+fn off_cpu_marked(
+    lines: Vec<(String, u64)>,
+    palette: &mut color::PaletteMap,
+) -> Vec<(String, u64)> {
     let is_off = |stack: &str| {
         let leaf = stack.rsplit(';').next().unwrap_or(stack);
         leaf == BLOCKED || leaf == RUNNABLE
@@ -186,9 +192,9 @@ fn off_cpu_marked(lines: Vec<(String, u64)>, palette: &mut color::PaletteMap) ->
 
 /// A blue from the name's hash: stable across runs, varied between neighbours.
 fn off_cpu_color(name: &str) -> color::Color {
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let v = (hash % 1000) as f64 / 1000.0;
     let w = ((hash / 1000) % 1000) as f64 / 1000.0;
     color::Color {

@@ -101,7 +101,12 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
             meta.frequency
         )?;
     } else {
-        writeln!(w, "# Samples: {} of event '{}'", totals.count, sanitize(event))?;
+        writeln!(
+            w,
+            "# Samples: {} of event '{}'",
+            totals.count,
+            sanitize(event)
+        )?;
     }
     let unit = if meta.period_unit.is_empty() {
         "events"
@@ -190,12 +195,19 @@ fn write_off_cpu(w: &mut impl Write, meta: &Meta, totals: &Values, clock: bool) 
             .period
             .saturating_add(totals.blocked)
             .saturating_add(totals.runnable);
-        line.push_str(&format!("; CPU {} ms; wall {} ms", ms(totals.period), ms(wall)));
+        line.push_str(&format!(
+            "; CPU {} ms; wall {} ms",
+            ms(totals.period),
+            ms(wall)
+        ));
     }
     writeln!(w, "{line}")?;
     let mut ends = Vec::new();
     if off.open_at_stop > 0 {
-        ends.push(format!("{} ended at the recording's stop", off.open_at_stop));
+        ends.push(format!(
+            "{} ended at the recording's stop",
+            off.open_at_stop
+        ));
     }
     if off.ended_at_exit > 0 {
         ends.push(format!("{} at their thread's exit", off.ended_at_exit));
@@ -239,10 +251,18 @@ pub fn write_threads(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
         "switch-outs"
     )?;
     let mut threads: Vec<_> = weighed.threads.iter().collect();
-    let wall = |v: &Values| v.period.saturating_add(v.blocked).saturating_add(v.runnable);
+    let wall = |v: &Values| {
+        v.period
+            .saturating_add(v.blocked)
+            .saturating_add(v.runnable)
+    };
     threads.sort_by(|a, b| wall(&b.1 .1).cmp(&wall(&a.1 .1)).then(a.0.cmp(b.0)));
     for ((pid, tid), (comm, v)) in threads {
-        let cpu = if clock { ms(v.period) } else { v.count.to_string() };
+        let cpu = if clock {
+            ms(v.period)
+        } else {
+            v.count.to_string()
+        };
         let wall = if clock { ms(wall(v)) } else { "-".to_owned() };
         writeln!(
             w,

@@ -24,6 +24,7 @@ mod perfdata;
 mod perfdata_hostile;
 mod record;
 mod render;
+mod render_offcpu;
 mod replay;
 mod symbolize;
 mod top;
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         perfdata_hostile::tests(),
         record::tests(),
         render::tests(),
+        render_offcpu::tests(),
         replay::tests(),
         symbolize::tests(),
         top::tests(),
