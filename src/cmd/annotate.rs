@@ -12,7 +12,10 @@ use crate::render::{write_annotation, AnnotateOptions};
 
 pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
     let profile = super::load_weighed(&args.input, None, args.samples.weight, false)?;
-    let filter = args.samples.filter();
+    let mut filter = args.samples.filter();
+    // Off CPU, a thread's innermost frames are the kernel's scheduler: its own code's share is where it
+    // entered the kernel (the system call that waited), so kernel frames are left out.
+    filter.hide_kernel |= args.samples.weight.is_time();
     filter.check_labels(&profile)?;
     let mut code = ElfCode::new();
     let symbol = super::function_name(&profile, &args.symbol);

@@ -41,13 +41,25 @@ pub fn write_annotation(
         Some(id) => writeln!(w, " (build-id {})", sanitize(id))?,
         None => writeln!(w)?,
     }
-    writeln!(
-        w,
-        "# Self samples: {} ({:.2}% of all), event count {}; percents are shares of {name}'s event count",
-        a.samples.count,
-        a.percent_of_all(),
-        a.samples.period
-    )?;
+    if profile.weighed.as_ref().is_some_and(|v| v.by.is_time()) {
+        // The addresses of a time view are where the threads were when they left the CPU (the return
+        // addresses of the calls that waited, for the callers' frames).
+        writeln!(
+            w,
+            "# Self time: {} ms ({:.2}% of all) in {} samples and switch-outs; percents are shares of {name}'s time",
+            super::text::ms(a.samples.period),
+            a.percent_of_all(),
+            a.samples.count,
+        )?;
+    } else {
+        writeln!(
+            w,
+            "# Self samples: {} ({:.2}% of all), event count {}; percents are shares of {name}'s event count",
+            a.samples.count,
+            a.percent_of_all(),
+            a.samples.period
+        )?;
+    }
     let debug = match &a.debug_info {
         DebugInfo::None => "none, disassembly only".to_owned(),
         DebugInfo::Embedded => format!("DWARF in {}", sanitize(&a.opened)),
