@@ -21,6 +21,9 @@ use stacktop::render::{
     ReportOptions,
 };
 
+use std::process::Command;
+
+use super::common::{scratch_file, stdout_of, tool_available};
 use super::render::{golden, profile};
 
 const MS: u64 = 1_000_000;
@@ -226,7 +229,48 @@ pub fn off_cpu_and_wall_flamegraphs_golden() {
     golden("flamegraph-wall.svg", svg.as_bytes());
 }
 
+/// `go tool pprof -sample_index=T -top` for each type of the written file: each gives its own total and
+/// hottest function, and the default stays CPU.
+pub fn go_pprof_reads_each_sample_type() {
+    if !tool_available("go") {
+        return;
+    }
+    let file = scratch_file("off_cpu_types.pb.gz");
+    let p = off_cpu_profile();
+    stacktop::format::pprof::write_pprof_file(&p, &file).expect("write pprof");
+    // (sample index, the total pprof states, the function heaviest in flat time)
+    for (index, total, hottest) in [
+        (None, "100ms", "c"),
+        (Some("cpu"), "100ms", "c"),
+        (Some("off-cpu"), "200ms", "__schedule"),
+        (Some("blocked"), "190ms", "__schedule"),
+        (Some("runnable"), "10ms", "__schedule"),
+        (Some("wall"), "300ms", "__schedule"),
+    ] {
+        let mut cmd = Command::new("go");
+        cmd.args(["tool", "pprof", "-top"]);
+        if let Some(index) = index {
+            cmd.arg(format!("-sample_index={index}"));
+        }
+        let top = stdout_of(cmd.arg(&file));
+        assert!(
+            top.contains(&format!("of {total} total")),
+            "-sample_index={index:?}: not {total} in all:\n{top}"
+        );
+        let first = top
+            .lines()
+            .skip_while(|l| !l.contains("flat%"))
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            first.ends_with(&format!(" {hottest}")),
+            "-sample_index={index:?}: {hottest} is not first in:\n{top}"
+        );
+    }
+}
+
 crate::tests![
+    go_pprof_reads_each_sample_type,
     off_cpu_shares_by_hand,
     off_cpu_report_golden,
     off_cpu_and_wall_flamegraphs_golden,
