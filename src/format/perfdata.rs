@@ -27,7 +27,7 @@ use linux_perf_data::linux_perf_event_reader::{
 use linux_perf_data::{DsoKey, PerfFileReader, PerfFileRecord, PerfRecordIter};
 
 use crate::acquire::record::{
-    MmapRecord, Record, SampleRecord, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
+    MmapRecord, Record, SampleKind, SampleRecord, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
 };
 
 /// The first eight bytes of every perf.data file (version 2, the only one perf has written since 2009).
@@ -550,9 +550,11 @@ fn convert(
         }),
         EventRecord::Lost(l) => {
             stats.lost += l.count;
+            // perf's rings hold every event's records: switches may be among those lost.
             Some(Record::Lost {
                 time,
                 count: l.count,
+                off_cpu: true,
             })
         }
         EventRecord::Throttle(t) => {
@@ -619,6 +621,7 @@ fn sample(
         bytes[..len].to_vec()
     });
     SampleRecord {
+        kind: SampleKind::Cpu,
         pid: s.pid.unwrap_or(-1) as u32,
         tid: s.tid.unwrap_or(-1) as u32,
         time: s.timestamp.unwrap_or(time),

@@ -10,7 +10,7 @@ use super::dwarf::{self, Cache, Regs, StackCopy, Unwinder, WalkEnd};
 use super::hybrid::{self, Outcome};
 use super::tables::UnwindTables;
 use super::{fp, Frame, Stack};
-use crate::acquire::record::SampleRecord;
+use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
 use crate::addr::Avma;
 use crate::process::{Mapping, Module, Processes, Resolved};
@@ -65,7 +65,11 @@ pub struct Unwinders {
     processes: HashMap<u32, ProcessUnwinder>,
     tables: HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
     cache: Cache,
+    /// CPU samples' walks.
     pub quality: Quality,
+    /// Switch-out samples' walks (off-CPU time): apart, so that the CPU figures every header states keep
+    /// their meaning (shares of the CPU samples).
+    pub off_cpu_quality: Quality,
     /// Hybrid mode: learns how much of each process's stack copy its walks read (see `Budgets`).
     budgets: Option<Budgets>,
     scratch: Scratch,
@@ -168,6 +172,7 @@ impl Unwinders {
             tables: HashMap::new(),
             cache: Cache::new(),
             quality: Quality::default(),
+            off_cpu_quality: Quality::default(),
             budgets: None,
             scratch: Scratch::default(),
         }
@@ -207,7 +212,8 @@ impl Unwinders {
     }
 
     /// `unwind` into `out`, reusing its buffer and this unwinder's scratch space: once warm, a sample
-    /// allocates nothing here.
+    /// allocates nothing here. A switch-out sample's walk counts in `off_cpu_quality` and teaches the stack
+    /// budget nothing (its copy is smaller than a CPU sample's, see `acquire::SWITCH_HYBRID_STACK_BYTES`).
     pub fn unwind_into(
         &mut self,
         sample: &SampleRecord,
@@ -216,7 +222,15 @@ impl Unwinders {
         out: &mut Stack,
     ) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.unwind_with(&mut scratch, sample, processes, loader, out);
+        if sample.kind == SampleKind::SwitchOut {
+            std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
+            let budgets = self.budgets.take();
+            self.unwind_with(&mut scratch, sample, processes, loader, out);
+            self.budgets = budgets;
+            std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
+        } else {
+            self.unwind_with(&mut scratch, sample, processes, loader, out);
+        }
         self.scratch = scratch;
     }
 
@@ -395,6 +409,7 @@ impl Unwinders {
     pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
         self.tables.retain(|m, _| keep(m));
         self.quality.modules.retain(|m, _| keep(m));
+        self.off_cpu_quality.modules.retain(|m, _| keep(m));
     }
 
     /// Modules whose unwind tables were read (or found missing).
