@@ -274,8 +274,12 @@ impl StackBudget {
     }
 }
 
-/// Most samples kept for reuse; the rest are freed (each may hold a stack copy of up to 64 KiB).
-const MAX_SPARE: usize = 1024;
+/// Most samples kept for reuse; the rest are freed (each may hold a stack copy of up to 64 KiB)...
+const MAX_SPARE: usize = 16384;
+/// ... and the most memory they may hold: 1024 whole 16 KiB copies, or thousands of the small switch-out
+/// samples that a switch-heavy target sends by the hundred thousand a second (with fewer kept, most of them
+/// were allocated by the reader and freed by the consumer, a tenth of the two threads' time).
+const MAX_SPARE_BYTES: usize = 16 << 20;
 
 /// The most memory that samples read from the rings and not yet handed back may hold (see [`Recycler`]).
 /// When processing falls behind sampling (a burst of samples, a large library's symbols loading), the
@@ -294,7 +298,7 @@ pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
 /// kept: the samples after them need them.
 #[derive(Clone, Debug)]
 pub struct Recycler {
-    spare: Arc<Mutex<Vec<SampleRecord>>>,
+    spare: Arc<Mutex<Spare>>,
     /// Bytes handed out and not given back.
     backlog: Arc<AtomicUsize>,
     limit: Arc<AtomicUsize>,
@@ -308,6 +312,13 @@ impl Default for Recycler {
             limit: Arc::new(AtomicUsize::new(usize::MAX)),
         }
     }
+}
+
+/// Samples kept for reuse, and the memory they hold (their [`footprint`]s).
+#[derive(Debug, Default)]
+struct Spare {
+    samples: Vec<SampleRecord>,
+    bytes: usize,
 }
 
 /// The memory a record holds, as counted in the backlog.
@@ -331,10 +342,12 @@ impl Recycler {
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         let mut bytes = 0;
         for record in records {
-            bytes += footprint(&record);
+            let size = footprint(&record);
+            bytes += size;
             if let Record::Sample(s) = record {
-                if spare.len() < MAX_SPARE {
-                    spare.push(s);
+                if spare.samples.len() < MAX_SPARE && spare.bytes + size <= MAX_SPARE_BYTES {
+                    spare.samples.push(s);
+                    spare.bytes += size;
                 }
             }
         }
@@ -416,7 +429,8 @@ impl Recycler {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        into.append(&mut spare);
+        into.append(&mut spare.samples);
+        spare.bytes = 0;
     }
 }
 
@@ -550,6 +564,78 @@ mod tests {
         budget.set(10, None);
         assert_eq!(budget.get(10), None);
         assert_eq!(budget.get(99), Some(1));
+    }
+
+    fn switch(kind: u32, misc: u16, words: &[u64]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(&misc.to_ne_bytes());
+        b.extend_from_slice(&((8 + words.len() * 8) as u16).to_ne_bytes());
+        for w in words {
+            b.extend_from_slice(&w.to_ne_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn reads_switch_records_of_both_kinds() {
+        const ID: u64 = TID | TIME | CPU;
+        let out = PERF_RECORD_MISC_SWITCH_OUT;
+        let preempt = out | PERF_RECORD_MISC_SWITCH_OUT_PREEMPT;
+        let task = switch(
+            PERF_RECORD_SWITCH,
+            preempt,
+            &[pair(10, 11), 500, pair(1, 0)],
+        );
+        assert!(is_switch(&task) && !is_sample(&task));
+        assert_eq!(
+            parse_switch(&task, ID),
+            Some(Record::Switch {
+                pid: 10,
+                tid: 11,
+                time: 500,
+                out: true,
+                preempt: true
+            })
+        );
+        // CPU-wide: the other task's pid and tid come first; the record's own thread is in the trailer.
+        let wide = switch(
+            PERF_RECORD_SWITCH_CPU_WIDE,
+            0,
+            &[pair(99, 98), pair(10, 12), 600, pair(0, 0)],
+        );
+        assert_eq!(
+            parse_switch(&wide, ID),
+            Some(Record::Switch {
+                pid: 10,
+                tid: 12,
+                time: 600,
+                out: false,
+                preempt: false
+            })
+        );
+        // A switch-in never says preempted; a blocked switch-out neither.
+        let blocked = switch(PERF_RECORD_SWITCH, out, &[pair(1, 2), 3, 0]);
+        assert!(matches!(
+            parse_switch(&blocked, ID),
+            Some(Record::Switch {
+                out: true,
+                preempt: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cut_or_foreign_switch_records_are_refused() {
+        let wide = switch(PERF_RECORD_SWITCH_CPU_WIDE, 0, &[pair(9, 9), pair(1, 2), 3]);
+        for len in 0..wide.len() {
+            assert_eq!(parse_switch(&wide[..len], TID | TIME), None, "len {len}");
+        }
+        assert!(parse_switch(&wide, TID | TIME).is_some());
+        // Without the thread and time in the trailer there is nothing to pair.
+        assert_eq!(parse_switch(&wide, TIME), None);
+        assert_eq!(parse_switch(&full(), TYPE), None);
     }
 
     #[test]

@@ -388,7 +388,12 @@ impl Session {
                 let mut reader = RecordReader {
                     parser: ring.sampler.parser(),
                     kind: ring.kind,
-                    stack_limit,
+                    // The budgets are learnt from CPU samples' walks; a blocked thread's stack is usually
+                    // deeper than where its CPU time goes (the kernel copies it small anyway).
+                    stack_limit: match ring.kind {
+                        RingKind::Cpu => stack_limit,
+                        RingKind::Switch => &|_| None,
+                    },
                     recycler,
                     spare: &mut *spare,
                 };

@@ -14,7 +14,7 @@ use crate::acquire::{sched, signals, Recycler, Session, Stats, DEFAULT_HYBRID_ST
 use crate::cli::{self, RecordArgs};
 use crate::format::output::write_profile;
 use crate::pipeline::reader::read_until_done;
-use crate::pipeline::{Config, Pipeline};
+use crate::pipeline::{Config, Loading, Pipeline};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let config = args.sampling.session_config(DEFAULT_HYBRID_STACK_BYTES)?;
@@ -25,7 +25,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     for note in session.notes() {
         eprintln!("stacktop: {note}");
     }
-    let mut pipeline = Pipeline::new(Config::live(&session));
+    let mut config = Config::live(&session);
+    if session.off_cpu() {
+        // Switch-outs come by the hundred thousand a second from a switch-heavy target: a library's symbols
+        // read on the spot (libc's debug info: 60 to 80 ms) held them up until the backlog overflowed. Read in
+        // the background as `top` does, named in place before the file is written.
+        config.loading = Loading::Background;
+    }
+    let mut pipeline = Pipeline::new(config);
     let begin = Instant::now();
     let deadline = duration.map(|d| begin + d);
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them
@@ -59,6 +66,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 
     // Intervals still open end where the counters stopped.
     pipeline.finish_off_cpu(session.stop_time());
+    pipeline.finish_loading(|| false);
     let mut stats = session.stats();
     stats.lost += cutoff.dropped + cutoff.dropped_switches;
     stats.dropped += cutoff.dropped + cutoff.dropped_switches;

@@ -39,7 +39,9 @@ use crate::symbolize::{
     module_data, module_name, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey,
     ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
+use crate::unwind::dwarf::StackCopy;
 use crate::unwind::fpcheck::FpCheck;
+use crate::unwind::modules::Regs;
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
@@ -299,6 +301,50 @@ struct OffCpu {
     samples: u64,
     truncated: u64,
     config: OffCpuConfig,
+    /// Each thread's last switch-out stack, by tid.
+    memos: HashMap<u32, SwitchMemo>,
+}
+
+/// A thread's last switch-out stack and what its walk depended on. A thread that switches again and again
+/// from one place (a worker waiting for its next job, each side of a pipe) leaves from the same stack each
+/// time: when the next sample has the same call chain and walk registers, and its stack copy holds the same
+/// words where the walk read (locals that changed elsewhere, a loop counter, do not matter), the walk would
+/// give the same frames, so its locations are taken as they are. At a million switches a second the walks
+/// and location lookups were most of the consumer's time.
+#[derive(Debug, Default)]
+struct SwitchMemo {
+    pid: u32,
+    /// The process's mappings (`Processes::generation`): the same addresses may be other code after a
+    /// change.
+    generation: u64,
+    regs: Option<Regs>,
+    /// The sample had a stack copy (else the walk was the kernel's chain alone).
+    stack: bool,
+    callchain: Vec<u64>,
+    reads: Vec<(u64, u64)>,
+    locations: Vec<LocationId>,
+    truncated: bool,
+}
+
+impl SwitchMemo {
+    fn matches(&self, sample: &SampleRecord, generation: u64) -> bool {
+        let copy = sample.user_stack.as_deref().unwrap_or_default();
+        let regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
+        self.pid == sample.pid
+            && self.generation == generation
+            && self.stack != copy.is_empty()
+            && self.regs == regs
+            && self.callchain == sample.callchain
+            && regs.is_some_and(|regs| {
+                let copy = StackCopy {
+                    sp: regs.sp,
+                    bytes: copy,
+                };
+                self.reads
+                    .iter()
+                    .all(|&(address, value)| copy.read(address) == Some(value))
+            })
+    }
 }
 
 impl Pipeline {
@@ -316,7 +362,11 @@ impl Pipeline {
             generations,
             off_cpu,
         } = config;
-        let symbolizer = symbolizer.unwrap_or_default();
+        let mut symbolizer = symbolizer.unwrap_or_default();
+        if off_cpu.is_some() && !offline {
+            // Switch-outs come by the hundred thousand a second from the start (see the method's docs).
+            symbolizer.preload_kernel_symbols();
+        }
         let background = match loading {
             Loading::OnTheSpot => None,
             Loading::Background => {
@@ -372,6 +422,7 @@ impl Pipeline {
                 samples: 0,
                 truncated: 0,
                 config,
+                memos: HashMap::new(),
             }),
             truncated: 0,
             samples: 0,
@@ -461,30 +512,66 @@ impl Pipeline {
 
     /// A switch-out sample: its stack, walked as a CPU sample's is, waits for the thread's next switch-in.
     fn on_switch_out(&mut self, sample: &SampleRecord) {
-        if self.off_cpu.is_none() {
+        let Some(off) = &mut self.off_cpu else {
             return;
-        }
-        let walked = self.walk(sample);
-        let mut stack = self
-            .off_cpu
-            .as_mut()
-            .and_then(|off| off.intervals.spare())
-            .unwrap_or_default();
+        };
+        let mut stack = off.intervals.spare().unwrap_or_default();
         stack.clear();
-        for frame in &walked.frames {
-            stack.push(self.location(sample.pid, frame.address, frame.kernel));
-        }
-        if walked.truncated {
-            stack.push(self.truncated_location());
-        }
-        let truncated = walked.truncated;
-        self.walked = walked;
+        let generation = self.processes.generation(sample.pid);
+        let truncated = match off.memos.get(&sample.tid) {
+            Some(memo) if memo.matches(sample, generation) => {
+                stack.extend_from_slice(&memo.locations);
+                memo.truncated
+            }
+            _ => {
+                let walked = self.walk(sample);
+                for frame in &walked.frames {
+                    stack.push(self.location(sample.pid, frame.address, frame.kernel));
+                }
+                if walked.truncated {
+                    stack.push(self.truncated_location());
+                }
+                let truncated = walked.truncated;
+                self.walked = walked;
+                self.remember_switch_out(sample, generation, &stack, truncated);
+                truncated
+            }
+        };
         if let Some(off) = &mut self.off_cpu {
             off.samples += 1;
             off.truncated += u64::from(truncated);
             off.intervals
                 .switch_out_sample(sample.pid, sample.tid, sample.time, stack);
         }
+    }
+
+    /// Keeps the stack of a switch-out just walked, for the thread's next one (see [`SwitchMemo`]), when the
+    /// walk can tell what it depended on (dwarf and hybrid modes).
+    fn remember_switch_out(
+        &mut self,
+        sample: &SampleRecord,
+        generation: u64,
+        stack: &[LocationId],
+        truncated: bool,
+    ) {
+        let (Some(off), Some(unwinders)) = (&mut self.off_cpu, &self.unwinders) else {
+            return;
+        };
+        let Some(reads) = unwinders.last_reads() else {
+            off.memos.remove(&sample.tid);
+            return;
+        };
+        let memo = off.memos.entry(sample.tid).or_default();
+        memo.pid = sample.pid;
+        memo.generation = generation;
+        memo.regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
+        memo.stack = sample.user_stack.as_ref().is_some_and(|s| !s.is_empty());
+        memo.callchain.clone_from(&sample.callchain);
+        memo.reads.clear();
+        memo.reads.extend_from_slice(reads);
+        memo.locations.clear();
+        memo.locations.extend_from_slice(stack);
+        memo.truncated = truncated;
     }
 
     /// The stack of a sample, CPU or switch-out, by the mode's walk; switch-outs are counted in the off-CPU
@@ -970,6 +1057,7 @@ impl Pipeline {
                 }
             }
             off.paths.clear();
+            off.memos.clear();
         }
         self.marks = TableMarks::default();
         self.locations.clear();
@@ -997,10 +1085,11 @@ impl Pipeline {
         self.programs.clear();
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
+        let exited = self.processes.release_exited();
         if let Some(off) = &mut self.off_cpu {
             off.paths.clear();
+            off.memos.retain(|_, memo| !exited.contains(&memo.pid));
         }
-        let exited = self.processes.release_exited();
         for &pid in &exited {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
@@ -1118,9 +1207,11 @@ impl Pipeline {
         let mut notes = Vec::new();
         let stats = off.intervals.stats();
         if off.truncated > 0 {
-            let copy = match off.config.stack_bytes {
-                0 => String::new(),
-                n => format!(" (each copies {n} bytes of user stack)"),
+            let copy = match (off.config.stack_bytes, &self.unwinders) {
+                (0, _) | (_, None) => String::new(),
+                (n, Some(_)) => format!(
+                    " (each copies {n} bytes of user stack; --call-graph dwarf,BYTES copies more)"
+                ),
             };
             notes.push(format!(
                 "off-CPU: {} of {} switch-out stacks were cut before their root{copy}: they end in {TRUNCATED}",
@@ -1269,5 +1360,70 @@ fn module_spec(
         pid: (!offline && !processes.has_exited(mapping.pid)).then_some(mapping.pid),
         map_start: mapping.start.0,
         map_end: mapping.end.0,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const SP: u64 = 0x7ffc_0000_1000;
+
+    fn switch_out(words: &[u64]) -> SampleRecord {
+        SampleRecord {
+            kind: SampleKind::SwitchOut,
+            pid: 7,
+            tid: 8,
+            callchain: vec![
+                crate::acquire::record::PERF_CONTEXT_KERNEL,
+                0xffff_ffff_8100_0000,
+            ],
+            // bp, sp, ip (`arch::USER_REGS`).
+            user_regs: Some(vec![SP + 0x40, SP, 0x5555_0000_1000]),
+            user_stack: Some(words.iter().flat_map(|w| w.to_le_bytes()).collect()),
+            ..SampleRecord::default()
+        }
+    }
+
+    /// A memo of a walk that read words 1 and 3 of the stack.
+    fn memo(sample: &SampleRecord) -> SwitchMemo {
+        SwitchMemo {
+            pid: 7,
+            generation: 3,
+            regs: sample.user_regs.as_deref().and_then(Regs::from_sample),
+            stack: true,
+            callchain: sample.callchain.clone(),
+            reads: vec![(SP + 8, 11), (SP + 24, 33)],
+            locations: vec![LocationId(1)],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_switch_memo_holds_while_what_the_walk_read_is_the_same() {
+        let first = switch_out(&[0, 11, 22, 33, 44]);
+        let m = memo(&first);
+        assert!(m.matches(&first, 3));
+        // Words the walk did not read (a caller's loop counter) changed, or the copy is longer: the same walk.
+        assert!(m.matches(&switch_out(&[9, 11, 9, 33, 9, 9, 9]), 3));
+        // A word it read changed, or the copy no longer holds it.
+        assert!(!m.matches(&switch_out(&[0, 11, 22, 34, 44]), 3));
+        assert!(!m.matches(&switch_out(&[0, 11, 22]), 3));
+        // Other mappings, another process, other registers or another kernel chain.
+        assert!(!m.matches(&first, 4));
+        let mut other = first.clone();
+        other.pid = 9;
+        assert!(!m.matches(&other, 3));
+        let mut other = first.clone();
+        other.user_regs = Some(vec![SP + 0x48, SP, 0x5555_0000_1000]);
+        assert!(!m.matches(&other, 3));
+        let mut other = first.clone();
+        other.callchain.push(0xffff_ffff_8100_0010);
+        assert!(!m.matches(&other, 3));
+        // No copy at all: the walk would have been the kernel's chain alone.
+        let mut other = first.clone();
+        other.user_stack = Some(Vec::new());
+        assert!(!m.matches(&other, 3));
     }
 }
