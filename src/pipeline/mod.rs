@@ -36,8 +36,8 @@ use crate::profile::{
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_data, module_name, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey,
-    ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_build_id, module_data, module_name, Frame, LoadedModule, ModuleData,
+    ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
 use crate::unwind::dwarf::StackCopy;
 use crate::unwind::fpcheck::FpCheck;
@@ -805,6 +805,11 @@ impl Pipeline {
                     ModuleStatus::Loaded {
                         build_id: Some(id), ..
                     } => Some(id),
+                    // Still loading in the background: a new mapping reads the build-id from the file's headers,
+                    // so that the profile names the very binary profiled (annotate and pprof check it).
+                    _ if placeholder && known.is_none() && module.build_id.is_none() => {
+                        module_build_id(&spec)
+                    }
                     _ => module.build_id.clone(),
                 };
                 let recorded = self.user_mapping(mapping_key, &mapping, build_id.as_deref());

@@ -80,7 +80,7 @@ pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, svma_to_offset, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
-pub use loader::{module_data, ModuleData};
+pub use loader::{module_build_id, module_data, ModuleData};
 #[doc(hidden)]
 pub use memory::MemoryModule;
 pub use perfmap::PerfMap;
