@@ -1431,4 +1431,73 @@ mod tests {
         other.user_stack = Some(Vec::new());
         assert!(!m.matches(&other, 3));
     }
+
+    fn kernel_switch_out(tid: u32, time: u64) -> Record {
+        Record::Sample(SampleRecord {
+            kind: SampleKind::SwitchOut,
+            pid: 7,
+            tid,
+            time,
+            callchain: vec![
+                crate::acquire::record::PERF_CONTEXT_KERNEL,
+                0xffff_ffff_8100_0000,
+            ],
+            ..SampleRecord::default()
+        })
+    }
+
+    fn switch(tid: u32, time: u64, out: bool) -> Record {
+        Record::Switch {
+            pid: 7,
+            tid,
+            time,
+            out,
+            preempt: false,
+        }
+    }
+
+    fn blocked(delta: &Delta) -> Vec<(u32, u64, u64)> {
+        let mut v: Vec<_> = delta
+            .samples
+            .iter()
+            .map(|g| (g.tid, g.switches, g.blocked))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn live_deltas_charge_open_intervals_up_to_the_watermark_and_the_rest_at_the_switch_in() {
+        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
+        let mut pipeline = Pipeline::new(Config {
+            symbolizer: Some(symbolizer),
+            off_cpu: Some(OffCpuConfig::default()),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
+        for record in [
+            kernel_switch_out(8, 1_000),
+            switch(8, 1_000, true),
+            kernel_switch_out(9, 1_500),
+            switch(9, 1_500, true),
+        ] {
+            pipeline.on_record(&record);
+        }
+        // Nothing is known up to any time yet: nothing is charged.
+        assert_eq!(blocked(&pipeline.take_delta()), vec![]);
+        pipeline.advance_to(4_000);
+        assert_eq!(
+            blocked(&pipeline.take_delta()),
+            vec![(8, 1, 3_000), (9, 1, 2_500)]
+        );
+        pipeline.on_record(&switch(8, 5_000, false));
+        pipeline.advance_to(6_000);
+        let delta = pipeline.take_delta();
+        // 8 ran again at 5,000; 9 still waits. Each switch-out is counted once.
+        assert_eq!(blocked(&delta), vec![(8, 0, 1_000), (9, 0, 2_000)]);
+        assert!(delta.meta.off_cpu.enabled);
+        pipeline.finish_off_cpu(Some(6_500));
+        let delta = pipeline.take_delta();
+        assert_eq!(blocked(&delta), vec![(9, 0, 500)]);
+        assert_eq!(delta.meta.off_cpu.open_at_stop, 1);
+    }
 }
