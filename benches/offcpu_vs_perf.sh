@@ -9,7 +9,8 @@
 #   --freq HZ      stacktop's CPU sampling frequency (default 999)
 #   --event EVENT  stacktop's CPU event (default cpu-clock: works without a hardware PMU)
 #   --mode MODE    stacktop's --call-graph (default hybrid, its default)
-#   --variants L   comma-separated, from: stacktop, nooffcpu, stacktop_fp, perf_g, perf_dwarf (default: all)
+#   --variants L   comma-separated, from: stacktop, nooffcpu, stacktop_fp, perf_g, perf_g_cpu, perf_dwarf
+#                  (default: all)
 #   --keep         keep the temporary directory with the raw measurements (data.tsv)
 #   STACKTOP=/path/to/stacktop  benchmark that binary instead of building this checkout (cargo build --release).
 #
@@ -22,13 +23,14 @@
 #   nooffcpu     stacktop record --no-off-cpu (CPU samples only)
 #   stacktop_fp  stacktop record --call-graph fp (off-CPU on, frame-pointer chains: no stack copies)
 #   perf_g       perf record -e context-switches -c 1 -g --switch-events (no CPU samples)
+#   perf_g_cpu   the same plus CPU samples as stacktop takes them (-e EVENT/freq=HZ/ beside it): like for like
 #   perf_dwarf   perf record -e context-switches -c 1 --call-graph dwarf --switch-events (8 KiB copies)
 # Lost: stacktop's count of lost samples and records (its last line); perf's lost samples of the
 # context-switches event (`perf report --stats`, LOST_SAMPLES), plus its PERF_RECORD_LOST count.
 set -euo pipefail
 
 runs=5 rounds=400000 freq=999 event=cpu-clock mode=hybrid keep=0
-variants=stacktop,nooffcpu,stacktop_fp,perf_g,perf_dwarf
+variants=stacktop,nooffcpu,stacktop_fp,perf_g,perf_g_cpu,perf_dwarf
 die() { echo "offcpu_vs_perf: $*" >&2; exit 1; }
 note() { echo "offcpu_vs_perf: $*" >&2; }
 
@@ -50,7 +52,7 @@ done
 [[ $freq =~ ^[0-9]+$ ]] && ((freq >= 1)) || die "--freq must be a positive integer"
 IFS=, read -r -a tools <<<"$variants"
 for t in "${tools[@]}"; do
-    case $t in stacktop | nooffcpu | stacktop_fp | perf_g | perf_dwarf) ;; *) die "unknown variant '$t'" ;; esac
+    case $t in stacktop | nooffcpu | stacktop_fp | perf_g | perf_g_cpu | perf_dwarf) ;; *) die "unknown variant '$t'" ;; esac
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,6 +92,9 @@ run() {
         nooffcpu) times=$("${st[@]}" --call-graph "$mode" --no-off-cpu -- "$work/pingpong" "$rounds" 2>"$err") ;;
         stacktop_fp) times=$("${st[@]}" --call-graph fp -- "$work/pingpong" "$rounds" 2>"$err") ;;
         perf_g) times=$("${pf[@]}" -g -- "$work/pingpong" "$rounds" 2>"$err") ;;
+        perf_g_cpu)
+            times=$(perf record -q -e "$event/freq=$freq/" -e context-switches/period=1/ -g --switch-events \
+                -o "$out" -- "$work/pingpong" "$rounds" 2>"$err") ;;
         perf_dwarf) times=$("${pf[@]}" --call-graph dwarf -- "$work/pingpong" "$rounds" 2>"$err") ;;
     esac || die "$tool failed: $(tail -3 "$err" 2>/dev/null)"
     read -r wall cpu rate <<<"$times"
@@ -104,12 +109,13 @@ run() {
             line=$(grep 'stacktop: wrote' "$err" | tail -1)
             put "$tool" captured "$(grep -oE '[0-9]+ switch-outs' <<<"$line" | grep -oE '[0-9]+' || echo 0)"
             put "$tool" lost "$(grep -oE '[0-9]+ lost' <<<"$line" | grep -oE '[0-9]+' || echo 0)"
+            put "$tool" dropped "$(grep -oE '[0-9]+ of the lost samples were dropped' "$err" | grep -oE '^[0-9]+' || echo 0)"
             ;;
         perf_*)
             local stats
             stats=$(perf report -i "$out" --stats 2>/dev/null || true)
-            put "$tool" captured "$(awk '/context-switches stats:/ {s = 1} s && /SAMPLE events:/ {print $3; exit}' <<<"$stats")"
-            put "$tool" lost "$(awk '/context-switches stats:/ {s = 1} s && /LOST_SAMPLES events:/ {print $3; exit}' <<<"$stats" | grep . || echo 0)"
+            put "$tool" captured "$(awk '/context-switches.* stats:/ {s = 1} s && /SAMPLE events:/ {print $3; exit}' <<<"$stats")"
+            put "$tool" lost "$(awk '/context-switches.* stats:/ {s = 1} s && /LOST_SAMPLES events:/ {print $3; exit}' <<<"$stats" | grep . || echo 0)"
             put "$tool" lost_records "$(awk '/^ *LOST events:/ {print $3; exit}' <<<"$stats" | grep . || echo 0)"
             ;;
     esac
@@ -136,7 +142,8 @@ from collections import defaultdict
 
 path, tools = sys.argv[1], sys.argv[2:]
 label = {"none": "unrecorded", "stacktop": "stacktop ($mode)", "nooffcpu": "stacktop --no-off-cpu",
-         "stacktop_fp": "stacktop --call-graph fp", "perf_g": "perf -g", "perf_dwarf": "perf --call-graph dwarf"}
+         "stacktop_fp": "stacktop --call-graph fp", "perf_g": "perf -g", "perf_g_cpu": "perf -g + ${event}",
+         "perf_dwarf": "perf --call-graph dwarf"}
 runs = defaultdict(dict)
 for line in open(path):
     rnd, tool, metric, value = line.rstrip("\n").split("\t")
@@ -155,7 +162,9 @@ def cell(tool, metric, fmt):
 rows = [("wall", "workload wall (s)", "{:.3f}"), ("wall_x", "  slowdown (x unrecorded)", "{:.2f}"),
         ("cpu", "workload CPU (s)", "{:.3f}"), ("cpu_x", "  CPU slowdown (x unrecorded)", "{:.2f}"),
         ("rate", "switches per second", "{:.0f}"), ("captured", "switch-out samples kept", "{:.0f}"),
-        ("lost", "lost (samples; stacktop: and records)", "{:.0f}"), ("lost_records", "  perf: PERF_RECORD_LOST", "{:.0f}")]
+        ("lost", "lost (samples; stacktop: and records)", "{:.0f}"),
+        ("dropped", "  stacktop: of them dropped (unwinding behind)", "{:.0f}"),
+        ("lost_records", "  perf: PERF_RECORD_LOST", "{:.0f}")]
 columns = ["none"] + tools
 table = [["metric"] + [label[t] for t in columns]]
 for metric, title, fmt in rows:

@@ -188,13 +188,25 @@ impl Config {
             CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
             CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
         };
+        let mut notes = session.notes().to_vec();
+        if let Some(bytes) = session.switch_stack_bytes() {
+            // `record` says it again at the end, with the switch-outs counted.
+            notes.push(format!(
+                "off-CPU: a context-switch sample ({}) at every switch-out; {}",
+                match bytes {
+                    0 => "frame-pointer chain".to_owned(),
+                    n => format!("{n}-byte stack copy"),
+                },
+                crate::acquire::OFF_CPU_COST
+            ));
+        }
         let meta = Meta {
             event: session.event_name(),
             period_unit: session.event().kind.period_unit().to_owned(),
             frequency: session.frequency(),
             call_graph: session.call_graph().to_string(),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
-            notes: session.notes().to_vec(),
+            notes,
             ..Meta::default()
         };
         let off_cpu = session.off_cpu().then(|| OffCpuConfig {
