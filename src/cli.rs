@@ -81,6 +81,14 @@ pub struct SamplingArgs {
     /// or dwarf[,STACK_BYTES] (8192).
     #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
     pub call_graph: String,
+    /// Record off-CPU time too: where threads wait (blocked, or preempted and waiting for a CPU), from a
+    /// context-switch sample at every switch-out. On by default for a command, -p and -t; this turns it on
+    /// for -a.
+    #[arg(long = "off-cpu", overrides_with = "no_off_cpu")]
+    pub off_cpu: bool,
+    /// Record CPU samples only (no context-switch samples: no cost at a target's context switches).
+    #[arg(long = "no-off-cpu", overrides_with = "off_cpu")]
+    pub no_off_cpu: bool,
 }
 
 /// Which samples of a recorded profile to look at, by their labels.
@@ -318,12 +326,21 @@ fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfi
     if args.frequency == 0 {
         bail!("-F must be at least 1 Hz");
     }
+    let target = target(&args.target)?;
+    // The whole machine switches hundreds of thousands of times a second: off-CPU recording costs every one of
+    // those switches, so it is asked for there, not given.
+    let off_cpu = if args.no_off_cpu {
+        false
+    } else {
+        args.off_cpu || target != Target::System
+    };
     Ok(SessionConfig {
-        target: target(&args.target)?,
+        target,
         event: args.event.parse::<EventSpec>()?,
         frequency: args.frequency,
         call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
         command_output: CommandOutput::Inherit,
+        off_cpu,
     })
 }
 

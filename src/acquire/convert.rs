@@ -1,5 +1,6 @@
 //! The crate's parsed records -> ours. Only the fields later stages read survive.
 
+use perf_event_open::sample::record::ctx::Switch;
 use perf_event_open::sample::record::mmap::Info;
 use perf_event_open::sample::record::sample::CallChain;
 use perf_event_open::sample::record::{Priv, Record as Raw, RecordId};
@@ -117,14 +118,31 @@ pub(crate) fn convert(mode: Priv, raw: Raw) -> Option<Record> {
             ptid: e.parent_task.tid,
             time: e.time,
         },
+        // Which ring lost them is the reader's to say (see `session::RecordReader`).
         Raw::LostRecords(l) => Record::Lost {
             time: time_of(l.record_id.as_ref()),
             count: l.lost_records,
+            off_cpu: false,
         },
         Raw::LostSamples(l) => Record::Lost {
             time: time_of(l.record_id.as_ref()),
             count: l.lost_samples,
+            off_cpu: false,
         },
+        Raw::CtxSwitch(c) => {
+            let task = c.record_id.as_ref().and_then(|id| id.task.as_ref());
+            let (out, preempt) = match c.info {
+                Switch::OutTo { preempt, .. } => (true, preempt),
+                Switch::InFrom(_) => (false, false),
+            };
+            Record::Switch {
+                pid: task.map_or(0, |t| t.pid),
+                tid: task.map_or(0, |t| t.tid),
+                time: time_of(c.record_id.as_ref()),
+                out,
+                preempt,
+            }
+        }
         Raw::Throttle(t) => Record::Throttle {
             time: t.time,
             throttled: true,

@@ -34,12 +34,32 @@ const RING_BYTES_ALL_CPUS_MAX: u64 = 128 << 20;
 /// loaded machine a woken thread may wait tens of milliseconds for a CPU.
 const RING_SLACK_MILLIS: u64 = 50;
 
+/// What a ring holds. Context switches get rings of their own: their rate is the target's, not the sampling
+/// frequency, so they are sized apart; a full one loses switches, never CPU samples; and a sample's ring says
+/// which counter took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RingKind {
+    /// The CPU sampling event's samples, and the records of the target's life (mmap, comm, fork, exit).
+    Cpu,
+    /// Context-switch samples (one per switch-out) and switch records (out and in).
+    Switch,
+}
+
 pub(super) struct Ring {
     // Field order matters for drop: the sampler's mapping goes before the counter it belongs to.
     pub(super) sampler: Sampler,
     pub(super) counter: Counter,
     /// Size of its data area.
     pub(super) bytes: usize,
+    pub(super) kind: RingKind,
+}
+
+/// Off-CPU recording: the context-switch counter opened beside each CPU counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SwitchEvent {
+    /// User stack bytes copied per switch-out (0 in fp mode).
+    pub(super) stack_bytes: u32,
+    pub(super) wakeup_bytes: u32,
 }
 
 /// What the kernel is asked for; fallbacks (no PMU, no kernel access, old kernel) change it once, on the
@@ -54,6 +74,10 @@ pub(super) struct Opener {
     pub(super) enable_on_exec: bool,
     pub(super) system: bool,
     pub(super) wakeup_bytes: u32,
+    /// Off-CPU recording (`None`: off, or turned off because the machine refused it).
+    pub(super) switches: Option<SwitchEvent>,
+    /// Whether a switch counter was opened: refusing one after that is an error, not a fallback.
+    pub(super) switches_opened: bool,
     pub(super) notes: Vec<String>,
 }
 
@@ -97,11 +121,92 @@ impl Opener {
         o
     }
 
-    pub(super) fn try_open(&self, pid: Option<u32>, cpu: u32) -> io::Result<Counter> {
-        let target: PerfTarget = match pid {
+    /// The context-switch counter's options: the CPU counter's sample layout (so one stack walk serves both),
+    /// a sample at every switch-out, switch records (`context_switch`) for when each thread runs again, and
+    /// none of the records of the target's life, which the CPU counter sends already.
+    ///
+    /// The sample is taken in the scheduler, in kernel mode, so the event must not exclude the kernel even
+    /// when the CPU event does (`:u`): only its kernel call chain is left out then. The user registers and
+    /// stack are the thread's own (the kernel reads them from the thread's saved user state).
+    ///
+    /// In hybrid mode the kernel's user chain is not asked for: walking the user frame pointers from the
+    /// scheduler cost the switch-heavy benchmark half a microsecond per switch, as much as the kernel chain,
+    /// while a blocked thread's whole stack fits in the copy ([`crate::acquire::SWITCH_HYBRID_STACK_BYTES`]):
+    /// the tables walk it, with the frame-pointer chain re-walked inside the copy where they cannot. A deeper
+    /// stack ends in `[truncated]` at the copy's end.
+    pub(super) fn switch_opts(&self, switch: SwitchEvent) -> Opts {
+        let mut o = self.opts();
+        if let (Some(chain), CallGraphMode::Hybrid(_)) =
+            (o.sample_format.call_chain.as_mut(), self.call_graph)
+        {
+            chain.exclude_user = switch.stack_bytes > 0;
+        }
+        o.exclude.kernel = false;
+        o.exclude.user = false;
+        o.sample_on = SampleOn::Count(1);
+        if switch.stack_bytes > 0 && USER_REGS_MASK != 0 {
+            o.sample_format.user_regs = Some(RegsMask(USER_REGS_MASK));
+            o.sample_format.user_stack = Some(Size(switch.stack_bytes));
+        } else {
+            o.sample_format.user_regs = None;
+            o.sample_format.user_stack = None;
+        }
+        o.extra_record.comm = false;
+        o.extra_record.task = false;
+        o.extra_record.mmap.code = false;
+        o.extra_record.mmap.ext = None;
+        o.extra_record.ctx_switch = true;
+        o.wake_up.on = WakeUpOn::Bytes(switch.wakeup_bytes);
+        o
+    }
+
+    fn target(pid: Option<u32>, cpu: u32) -> PerfTarget {
+        match pid {
             Some(pid) => (Proc(pid), Cpu(cpu)).into(),
             None => (Proc::ALL, Cpu(cpu)).into(),
+        }
+    }
+
+    /// Opens the context-switch counter beside a CPU counter just opened for the same target, if off-CPU
+    /// recording is on. A machine that refuses the first one (no kernel sampling allowed: the sample is taken
+    /// in the scheduler) turns off-CPU recording off, with a note; `Ok(None)` then.
+    pub(super) fn open_switch(
+        &mut self,
+        pid: Option<u32>,
+        cpu: u32,
+        what: &What,
+    ) -> Result<Option<Counter>, AcquireError> {
+        let Some(switch) = self.switches else {
+            return Ok(None);
         };
+        let err = match Counter::new(
+            Software::CtxSwitch,
+            Opener::target(pid, cpu),
+            self.switch_opts(switch),
+        ) {
+            Ok(counter) => {
+                self.switches_opened = true;
+                return Ok(Some(counter));
+            }
+            Err(err) => err,
+        };
+        let refused = matches!(
+            err.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOENT)
+        ) || err.kind() == io::ErrorKind::Unsupported;
+        if refused && !self.switches_opened {
+            self.switches = None;
+            self.notes.push(format!(
+                "off-CPU time not recorded: context-switch sampling was refused ({err}; it needs root or kernel.perf_event_paranoid <= 1, now {})",
+                procfs::paranoid()
+            ));
+            return Ok(None);
+        }
+        Err(self.error(err, what))
+    }
+
+    pub(super) fn try_open(&self, pid: Option<u32>, cpu: u32) -> io::Result<Counter> {
+        let target = Opener::target(pid, cpu);
         let opts = self.opts();
         match self.spec.kind {
             EventKind::CpuClock => Counter::new(Software::CpuClock, target, opts),
@@ -192,17 +297,25 @@ impl std::fmt::Display for What {
     }
 }
 
-/// Rings and counters being set up: the first counter on a CPU gets the ring, the others write into it.
+/// Rings and counters being set up: the first counter of a kind on a CPU gets the ring, the others write into
+/// it.
 pub(super) struct Rings {
+    /// Ring sizes to try for CPU rings, and for context-switch rings.
     pub(super) pages_log2: Vec<u8>,
+    pub(super) switch_pages_log2: Vec<u8>,
     pub(super) rings: Vec<Ring>,
-    pub(super) by_cpu: BTreeMap<u32, usize>,
+    pub(super) by_cpu: BTreeMap<(u32, RingKind), usize>,
     pub(super) redirected: Vec<Counter>,
 }
 
 impl Rings {
-    pub(super) fn add(&mut self, cpu: u32, counter: Counter) -> Result<(), AcquireError> {
-        if let Some(&i) = self.by_cpu.get(&cpu) {
+    pub(super) fn add(
+        &mut self,
+        cpu: u32,
+        kind: RingKind,
+        counter: Counter,
+    ) -> Result<(), AcquireError> {
+        if let Some(&i) = self.by_cpu.get(&(cpu, kind)) {
             let owner = self.rings[i].counter.file().as_raw_fd();
             let fd = counter.file().as_raw_fd();
             // SAFETY: both fds are open perf_event fds owned by live `Counter`s; SET_OUTPUT takes the
@@ -218,14 +331,19 @@ impl Rings {
             return Ok(());
         }
         let mut last = None;
-        for exp in self.pages_log2.clone() {
+        let sizes = match kind {
+            RingKind::Cpu => self.pages_log2.clone(),
+            RingKind::Switch => self.switch_pages_log2.clone(),
+        };
+        for exp in sizes {
             match counter.sampler(exp) {
                 Ok(sampler) => {
-                    self.by_cpu.insert(cpu, self.rings.len());
+                    self.by_cpu.insert((cpu, kind), self.rings.len());
                     self.rings.push(Ring {
                         sampler,
                         counter,
                         bytes: 4096 << exp,
+                        kind,
                     });
                     return Ok(());
                 }
@@ -241,7 +359,13 @@ impl Rings {
         })
     }
 
-    pub(super) fn new(call_graph: CallGraphMode, frequency: u64, cpus: usize) -> Rings {
+    /// `switch_stack`: the stack bytes copied per switch-out, when off-CPU time is recorded.
+    pub(super) fn new(
+        call_graph: CallGraphMode,
+        frequency: u64,
+        cpus: usize,
+        switch_stack: Option<u32>,
+    ) -> Rings {
         Rings {
             pages_log2: match call_graph.stack_bytes() {
                 0 => RING_PAGES_LOG2_FP.to_vec(),
@@ -249,6 +373,9 @@ impl Rings {
                     .rev()
                     .collect(),
             },
+            switch_pages_log2: switch_stack.map_or_else(Vec::new, |stack| {
+                (3..=switch_ring_pages_log2(stack, cpus)).rev().collect()
+            }),
             rings: vec![],
             by_cpu: BTreeMap::new(),
             redirected: vec![],
@@ -270,6 +397,28 @@ pub(super) fn stack_ring_pages_log2(stack: u32, frequency: u64, cpus: usize) -> 
     let record = u64::from(stack) + 1024;
     let wanted = frequency
         .saturating_mul(record)
+        .saturating_mul(RING_SLACK_MILLIS)
+        / 1000;
+    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
+    let bytes = wanted.min(per_cpu_cap).max(1);
+    let pages = bytes.div_ceil(4096).next_power_of_two();
+    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
+}
+
+/// The switch-out rate per CPU a context-switch ring is sized for. With 1 KiB copies that is a 16 MiB ring per
+/// CPU: 35 ms of the most `benches/offcpu_vs_perf.sh` reaches while recorded (365,000 switches a second on one
+/// CPU, 1.3 KiB of ring each), which the reader drains at every quarter without losing any.
+const SWITCH_RATE: u64 = 150_000;
+
+/// The largest context-switch ring to try when each switch-out sample carries `stack` bytes of stack copy:
+/// [`RING_SLACK_MILLIS`] of switch-outs at [`SWITCH_RATE`] (a sample and its two switch records), within the
+/// bounds of stack rings.
+pub(super) fn switch_ring_pages_log2(stack: u32, cpus: usize) -> u8 {
+    // The sample's header, ids, registers and chains (a scheduler chain is ~20 kernel frames), and the two
+    // 40-byte records.
+    let per_switch = u64::from(stack) + 768;
+    let wanted = SWITCH_RATE
+        .saturating_mul(per_switch)
         .saturating_mul(RING_SLACK_MILLIS)
         / 1000;
     let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
@@ -327,7 +476,7 @@ mod tests {
         assert_eq!(stack_ring_pages_log2(16384, 25000, 8), 12);
         assert_eq!(stack_ring_pages_log2(65528, 100000, 1024), 10);
         assert_eq!(stack_ring_pages_log2(u32::MAX, u64::MAX, 0), 13);
-        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2);
+        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2, None);
         assert_eq!(rings.pages_log2.first(), Some(&13));
         assert_eq!(rings.pages_log2.last(), Some(&3));
     }

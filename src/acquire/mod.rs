@@ -30,6 +30,7 @@ pub use event::{EventKind, EventSpec};
 #[doc(hidden)]
 pub use procfs::{parse_maps, MapsEntry};
 pub use sample::{Recycler, StackBudget};
+pub use session::monotonic_now;
 pub use session::Session;
 
 /// What to profile.
@@ -71,6 +72,18 @@ pub const DEFAULT_HYBRID_STACK_BYTES: u32 = 16384;
 /// about 85 frames of 48 bytes; past the kernel's 127-frame chain a `top` stack ends in `[truncated]` where
 /// `record`'s would go on.
 pub const TOP_HYBRID_STACK_BYTES: u32 = 4096;
+/// Stack bytes copied per switch-out sample in hybrid mode (at most the CPU samples' copy). Switch-out samples
+/// carry no user frame-pointer chain (see `counters::Opener::switch_opts`): the copy is the whole user stack
+/// they see. What walks of blocked stacks read, measured (`benches/README.md`): 200 to 530 bytes in programs
+/// with frame pointers (nanosleep, a pipe, a contended mutex), 400 to 1,800 in memcached (95% under 1 KiB),
+/// 1.4 to 1.9 KiB in Debian's python3.11 (its stacks then end in `[truncated]`, its waiting functions kept).
+/// Each KiB more cost the switch-heavy benchmark about 0.2 us per switch; at 1 KiB stacktop's slowdown is
+/// perf -g's, at 2 KiB 5% more. `--call-graph dwarf,N` copies N bytes at every switch.
+pub const SWITCH_HYBRID_STACK_BYTES: u32 = 1024;
+/// What off-CPU recording costs the target, as every header says it (measured with
+/// `benches/offcpu_vs_perf.sh`).
+pub const OFF_CPU_COST: &str =
+    "each switch-out costs the target about 1.6 us (at 1,000 switches a second, 0.16% of its time; measured on a 2-CPU VM); --no-off-cpu turns it off";
 /// The kernel's largest user stack copy (a record's size is a u16).
 pub const MAX_STACK_BYTES: u32 = 65528;
 
@@ -89,6 +102,15 @@ impl CallGraphMode {
             CallGraphMode::Hybrid(n) | CallGraphMode::Dwarf(n) => {
                 (n.clamp(8, MAX_STACK_BYTES)) & !7
             }
+        }
+    }
+
+    /// Bytes of user stack copied per switch-out sample (off-CPU time): hybrid mode copies at most
+    /// [`SWITCH_HYBRID_STACK_BYTES`]; dwarf mode walks nothing but the copy, so it copies what CPU samples do.
+    pub fn switch_stack_bytes(self) -> u32 {
+        match self {
+            CallGraphMode::Hybrid(_) => self.stack_bytes().min(SWITCH_HYBRID_STACK_BYTES),
+            CallGraphMode::Fp | CallGraphMode::Dwarf(_) => self.stack_bytes(),
         }
     }
 }
@@ -161,17 +183,25 @@ pub struct SessionConfig {
     pub frequency: u64,
     pub call_graph: CallGraphMode,
     pub command_output: CommandOutput,
+    /// Record off-CPU time: a context-switch sample at every switch-out of a target thread (its stack walked
+    /// like a CPU sample's) and the switch records that tell when it runs again.
+    pub off_cpu: bool,
 }
 
 /// Counts for the header of every output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// CPU samples.
     pub samples: u64,
+    /// Switch-out samples (off-CPU recording).
+    pub switches: u64,
     /// Samples the kernel dropped because a ring buffer was full (`PERF_RECORD_LOST` and `LOST_SAMPLES`).
     pub lost: u64,
     /// Of `lost`, the samples stacktop dropped itself because processing fell behind sampling (see
     /// [`Recycler`]).
     pub dropped: u64,
+    /// Of `lost`, those of off-CPU recording: switch-out samples and switch records.
+    pub lost_off_cpu: u64,
     /// Times the kernel throttled sampling because it was too frequent.
     pub throttled: u64,
 }
@@ -180,8 +210,16 @@ impl Stats {
     /// Counts one record read from a ring.
     pub(crate) fn count(&mut self, record: &record::Record) {
         match record {
-            record::Record::Sample(_) => self.samples += 1,
-            record::Record::Lost { count, .. } => self.lost += count,
+            record::Record::Sample(s) => match s.kind {
+                record::SampleKind::Cpu => self.samples += 1,
+                record::SampleKind::SwitchOut => self.switches += 1,
+            },
+            record::Record::Lost { count, off_cpu, .. } => {
+                self.lost += count;
+                if *off_cpu {
+                    self.lost_off_cpu += count;
+                }
+            }
             record::Record::Throttle {
                 throttled: true, ..
             } => self.throttled += 1,

@@ -20,11 +20,17 @@ impl Reorder {
         self.pending.push(record);
     }
 
-    /// Ends a drain round: moves every record that is now safe to `out`, in time order.
-    pub(crate) fn end_round(&mut self, out: &mut Vec<Record>) {
+    /// Ends a drain round: moves every record that is now safe to `out`, in time order. Returns the time up
+    /// to which every record has been moved out.
+    pub(crate) fn end_round(&mut self, out: &mut Vec<Record>) -> u64 {
         let limit = self.previous_round_max;
         self.previous_round_max = self.round_max;
         self.flush(Some(limit), out);
+        limit
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// Moves every record to `out`, in time order (the end of a session).
@@ -55,7 +61,11 @@ mod tests {
     use super::*;
 
     fn lost(time: u64) -> Record {
-        Record::Lost { time, count: 1 }
+        Record::Lost {
+            time,
+            count: 1,
+            off_cpu: false,
+        }
     }
 
     fn times(records: &[Record]) -> Vec<u64> {

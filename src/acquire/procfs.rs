@@ -136,11 +136,20 @@ pub(crate) fn is_alive(id: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{id}/stat")) else {
         return false;
     };
-    // "pid (comm) S ..." — comm may hold spaces and parens, the state follows the last ')'.
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
+    !matches!(parse_state(&stat), Some('Z' | 'X') | None)
+}
+
+/// Whether thread `tid` of `pid` is runnable (`R`: on a CPU or waiting for one) rather than asleep (`S`, `D`, a
+/// stop...), from its `/proc/PID/task/TID/stat`; `None` when it is gone.
+pub(crate) fn is_runnable(pid: u32, tid: u32) -> Option<bool> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    parse_state(&stat).map(|state| state == 'R')
+}
+
+/// The state letter of a `/proc/.../stat` line ("pid (comm) S ..."; comm may hold spaces and parens).
+fn parse_state(stat: &str) -> Option<char> {
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next())
 }
 
 fn comm(pid: u32, tid: u32) -> Option<String> {
@@ -209,6 +218,14 @@ pub(crate) fn max_stack() -> u16 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_state_after_the_last_parenthesis() {
+        assert_eq!(parse_state("12 (a) b) R 1 2"), Some('R'));
+        assert_eq!(parse_state("12 (sleep) S 1"), Some('S'));
+        assert_eq!(parse_state("12 (x"), None);
+        assert_eq!(parse_state("12 (x)"), None);
+    }
 
     #[test]
     fn parses_maps_lines() {

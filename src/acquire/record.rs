@@ -10,9 +10,21 @@ pub const PERF_CONTEXT_GUEST_KERNEL: u64 = -2176i64 as u64;
 pub const PERF_CONTEXT_GUEST_USER: u64 = -2560i64 as u64;
 pub const PERF_CONTEXT_MAX: u64 = -4095i64 as u64;
 
+/// Which counter took a sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SampleKind {
+    /// The CPU sampling event (`-e`): the thread was running there.
+    #[default]
+    Cpu,
+    /// A context switch (`PERF_COUNT_SW_CONTEXT_SWITCHES`, one sample per switch): the thread was leaving its
+    /// CPU from there. Its interval off CPU ends at the thread's next switch-in ([`Record::Switch`]).
+    SwitchOut,
+}
+
 /// One sample as the kernel delivered it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SampleRecord {
+    pub kind: SampleKind,
     pub pid: u32,
     pub tid: u32,
     /// `perf_clock` nanoseconds, comparable across CPUs.
@@ -57,6 +69,25 @@ pub struct MmapRecord {
     pub inode: u64,
 }
 
+/// The threads an attached recording (`-p`, `-t`, `-a`) found running when it started. A thread off CPU then
+/// shows up first by switching in: its wait began before the recording, which saw only the part after
+/// `time`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attach {
+    /// When the counters were enabled (`CLOCK_MONOTONIC` nanoseconds, as record times).
+    pub time: u64,
+    pub threads: Vec<AttachedThread>,
+}
+
+/// A thread of [`Attach`], with its state as `/proc` said just after the counters were enabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachedThread {
+    pub pid: u32,
+    pub tid: u32,
+    /// `R`: on a CPU or waiting for one (preempted), not asleep.
+    pub runnable: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Sample(SampleRecord),
@@ -83,10 +114,23 @@ pub enum Record {
         ptid: u32,
         time: u64,
     },
-    /// The kernel dropped `count` samples because a ring buffer was full.
+    /// The kernel dropped `count` samples because a ring buffer was full. `off_cpu`: the ring was one of
+    /// context switches, so switch-out samples or switch records may be among them (perf.data files do not
+    /// tell: always set there).
     Lost {
         time: u64,
         count: u64,
+        off_cpu: bool,
+    },
+    /// A thread left its CPU (`out`, with `preempt` when it was still runnable: preempted, not blocked) or
+    /// came back to one (`PERF_RECORD_SWITCH`, `PERF_RECORD_SWITCH_CPU_WIDE`). `pid` and `tid` are the
+    /// thread's own, whichever of the two records it is.
+    Switch {
+        pid: u32,
+        tid: u32,
+        time: u64,
+        out: bool,
+        preempt: bool,
     },
     /// The kernel throttled (`throttled: true`) or unthrottled sampling on a CPU.
     Throttle {
@@ -104,6 +148,7 @@ impl Record {
             | Record::Fork { time, .. }
             | Record::Exit { time, .. }
             | Record::Lost { time, .. }
+            | Record::Switch { time, .. }
             | Record::Throttle { time, .. } => *time,
         }
     }

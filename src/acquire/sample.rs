@@ -19,11 +19,15 @@ use std::sync::{Arc, Mutex, RwLock, TryLockError};
 
 use foldhash::HashMap;
 
-use super::record::{Record, SampleRecord};
+use super::record::{Record, SampleKind, SampleRecord};
 
 const PERF_RECORD_SAMPLE: u32 = 9;
+const PERF_RECORD_SWITCH: u32 = 14;
+const PERF_RECORD_SWITCH_CPU_WIDE: u32 = 15;
 const PERF_RECORD_MISC_CPUMODE_MASK: u16 = 7;
 const PERF_RECORD_MISC_USER: u16 = 2;
+const PERF_RECORD_MISC_SWITCH_OUT: u16 = 1 << 13;
+const PERF_RECORD_MISC_SWITCH_OUT_PREEMPT: u16 = 1 << 14;
 
 const IP: u64 = 1 << 0;
 const TID: u64 = 1 << 1;
@@ -52,11 +56,56 @@ pub(crate) fn supported(sample_type: u64) -> bool {
 
 /// Whether the record in `bytes` (header included) is a sample.
 pub(crate) fn is_sample(bytes: &[u8]) -> bool {
+    record_type(bytes) == Some(PERF_RECORD_SAMPLE)
+}
+
+fn record_type(bytes: &[u8]) -> Option<u32> {
     bytes
         .get(..4)
         .and_then(|b| b.try_into().ok())
         .map(u32::from_ne_bytes)
-        == Some(PERF_RECORD_SAMPLE)
+}
+
+/// Whether the record in `bytes` (header included) is a context switch record.
+pub(crate) fn is_switch(bytes: &[u8]) -> bool {
+    matches!(
+        record_type(bytes),
+        Some(PERF_RECORD_SWITCH | PERF_RECORD_SWITCH_CPU_WIDE)
+    )
+}
+
+/// Reads a `PERF_RECORD_SWITCH` or `PERF_RECORD_SWITCH_CPU_WIDE` record (header included), whose thread and
+/// time are in its `sample_id` trailer (`sample_id_all`, laid out by `sample_type`). They come by the hundred
+/// thousand a second from a switch-heavy target: read here without the crate's allocation per record. `None`
+/// when the record is cut short, not a switch, or its trailer lacks the thread or the time.
+///
+/// ```text
+/// header (8) | next_prev_pid, next_prev_tid (CPU_WIDE only) | pid,tid? | time? | id? | stream_id? | cpu,res? | identifier?
+/// ```
+pub(crate) fn parse_switch(bytes: &[u8], sample_type: u64) -> Option<Record> {
+    let kind = record_type(bytes)?;
+    if !matches!(kind, PERF_RECORD_SWITCH | PERF_RECORD_SWITCH_CPU_WIDE)
+        || sample_type & (TID | TIME) != TID | TIME
+    {
+        return None;
+    }
+    let misc = u16::from_ne_bytes(bytes.get(4..6)?.try_into().ok()?);
+    let mut c = Cursor {
+        bytes: bytes.get(8..)?,
+    };
+    if kind == PERF_RECORD_SWITCH_CPU_WIDE {
+        c.u64()?;
+    }
+    let (pid, tid) = c.u32_pair()?;
+    let time = c.u64()?;
+    let out = misc & PERF_RECORD_MISC_SWITCH_OUT != 0;
+    Some(Record::Switch {
+        pid,
+        tid,
+        time,
+        out,
+        preempt: out && misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT != 0,
+    })
 }
 
 /// A cursor over a record's bytes that fails instead of reading past the end.
@@ -225,8 +274,12 @@ impl StackBudget {
     }
 }
 
-/// Most samples kept for reuse; the rest are freed (each may hold a stack copy of up to 64 KiB).
-const MAX_SPARE: usize = 1024;
+/// Most samples kept for reuse; the rest are freed (each may hold a stack copy of up to 64 KiB)...
+const MAX_SPARE: usize = 16384;
+/// ... and the most memory they may hold: 1024 whole 16 KiB copies, or thousands of the small switch-out
+/// samples that a switch-heavy target sends by the hundred thousand a second (with fewer kept, most of them
+/// were allocated by the reader and freed by the consumer, a tenth of the two threads' time).
+const MAX_SPARE_BYTES: usize = 16 << 20;
 
 /// The most memory that samples read from the rings and not yet handed back may hold (see [`Recycler`]).
 /// When processing falls behind sampling (a burst of samples, a large library's symbols loading), the
@@ -245,7 +298,7 @@ pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
 /// kept: the samples after them need them.
 #[derive(Clone, Debug)]
 pub struct Recycler {
-    spare: Arc<Mutex<Vec<SampleRecord>>>,
+    spare: Arc<Mutex<Spare>>,
     /// Bytes handed out and not given back.
     backlog: Arc<AtomicUsize>,
     limit: Arc<AtomicUsize>,
@@ -259,6 +312,13 @@ impl Default for Recycler {
             limit: Arc::new(AtomicUsize::new(usize::MAX)),
         }
     }
+}
+
+/// Samples kept for reuse, and the memory they hold (their [`footprint`]s).
+#[derive(Debug, Default)]
+struct Spare {
+    samples: Vec<SampleRecord>,
+    bytes: usize,
 }
 
 /// The memory a record holds, as counted in the backlog.
@@ -282,10 +342,12 @@ impl Recycler {
         let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
         let mut bytes = 0;
         for record in records {
-            bytes += footprint(&record);
+            let size = footprint(&record);
+            bytes += size;
             if let Record::Sample(s) = record {
-                if spare.len() < MAX_SPARE {
-                    spare.push(s);
+                if spare.samples.len() < MAX_SPARE && spare.bytes + size <= MAX_SPARE_BYTES {
+                    spare.samples.push(s);
+                    spare.bytes += size;
                 }
             }
         }
@@ -305,26 +367,32 @@ impl Recycler {
 
     /// The reader, before handing out `records[from..]`: adds them to the backlog, except samples that would
     /// take it past its limit, which are removed (their buffers kept for reuse in `spare`). Returns how many
-    /// samples were dropped.
+    /// samples were dropped: CPU samples, then switch-out samples.
     pub(crate) fn admit(
         &self,
         records: &mut Vec<Record>,
         from: usize,
         spare: &mut Vec<SampleRecord>,
-    ) -> u64 {
+    ) -> (u64, u64) {
         let limit = self.limit.load(Ordering::Relaxed);
         let mut total = self.backlog.load(Ordering::Relaxed);
         let start = total;
-        let mut dropped = 0;
+        let mut dropped = (0, 0);
         let mut kept = from;
         for i in from..records.len() {
             let size = footprint(&records[i]);
             let is_sample = matches!(records[i], Record::Sample(_));
             if is_sample && total.saturating_add(size) > limit {
-                dropped += 1;
-                if let Record::Sample(s) =
-                    std::mem::replace(&mut records[i], Record::Lost { time: 0, count: 0 })
-                {
+                let placeholder = Record::Lost {
+                    time: 0,
+                    count: 0,
+                    off_cpu: false,
+                };
+                if let Record::Sample(s) = std::mem::replace(&mut records[i], placeholder) {
+                    match s.kind {
+                        SampleKind::Cpu => dropped.0 += 1,
+                        SampleKind::SwitchOut => dropped.1 += 1,
+                    }
                     if spare.len() < MAX_SPARE {
                         spare.push(s);
                     }
@@ -361,7 +429,8 @@ impl Recycler {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        into.append(&mut spare);
+        into.append(&mut spare.samples);
+        spare.bytes = 0;
     }
 }
 
@@ -497,11 +566,87 @@ mod tests {
         assert_eq!(budget.get(99), Some(1));
     }
 
+    fn switch(kind: u32, misc: u16, words: &[u64]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(&misc.to_ne_bytes());
+        b.extend_from_slice(&((8 + words.len() * 8) as u16).to_ne_bytes());
+        for w in words {
+            b.extend_from_slice(&w.to_ne_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn reads_switch_records_of_both_kinds() {
+        const ID: u64 = TID | TIME | CPU;
+        let out = PERF_RECORD_MISC_SWITCH_OUT;
+        let preempt = out | PERF_RECORD_MISC_SWITCH_OUT_PREEMPT;
+        let task = switch(
+            PERF_RECORD_SWITCH,
+            preempt,
+            &[pair(10, 11), 500, pair(1, 0)],
+        );
+        assert!(is_switch(&task) && !is_sample(&task));
+        assert_eq!(
+            parse_switch(&task, ID),
+            Some(Record::Switch {
+                pid: 10,
+                tid: 11,
+                time: 500,
+                out: true,
+                preempt: true
+            })
+        );
+        // CPU-wide: the other task's pid and tid come first; the record's own thread is in the trailer.
+        let wide = switch(
+            PERF_RECORD_SWITCH_CPU_WIDE,
+            0,
+            &[pair(99, 98), pair(10, 12), 600, pair(0, 0)],
+        );
+        assert_eq!(
+            parse_switch(&wide, ID),
+            Some(Record::Switch {
+                pid: 10,
+                tid: 12,
+                time: 600,
+                out: false,
+                preempt: false
+            })
+        );
+        // A switch-in never says preempted; a blocked switch-out neither.
+        let blocked = switch(PERF_RECORD_SWITCH, out, &[pair(1, 2), 3, 0]);
+        assert!(matches!(
+            parse_switch(&blocked, ID),
+            Some(Record::Switch {
+                out: true,
+                preempt: false,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cut_or_foreign_switch_records_are_refused() {
+        let wide = switch(PERF_RECORD_SWITCH_CPU_WIDE, 0, &[pair(9, 9), pair(1, 2), 3]);
+        for len in 0..wide.len() {
+            assert_eq!(parse_switch(&wide[..len], TID | TIME), None, "len {len}");
+        }
+        assert!(parse_switch(&wide, TID | TIME).is_some());
+        // Without the thread and time in the trailer there is nothing to pair.
+        assert_eq!(parse_switch(&wide, TIME), None);
+        assert_eq!(parse_switch(&full(), TYPE), None);
+    }
+
     #[test]
     fn recycler_keeps_samples_only_and_a_bounded_number() {
         let r = Recycler::default();
         let many = (0..MAX_SPARE + 10).map(|_| Record::Sample(SampleRecord::default()));
-        r.give_back(many.chain([Record::Lost { time: 0, count: 1 }]));
+        r.give_back(many.chain([Record::Lost {
+            time: 0,
+            count: 1,
+            off_cpu: false,
+        }]));
         let mut got = Vec::new();
         r.refill(&mut got);
         assert_eq!(got.len(), MAX_SPARE);
@@ -528,27 +673,27 @@ mod tests {
         let one = footprint(&sample());
         // Unbounded until a consumer takes the recycler.
         let mut batch: Vec<Record> = (0..10).map(|_| sample()).collect();
-        assert_eq!(r.admit(&mut batch, 0, &mut Vec::new()), 0);
+        assert_eq!(r.admit(&mut batch, 0, &mut Vec::new()), (0, 0));
         r.give_back(batch);
         assert_eq!(r.backlog(), 0);
         // Room for three samples: the rest of the samples go, the comm stays, in order.
         r.bound(3 * one + footprint(&comm()));
         let mut batch = vec![sample(), comm(), sample(), sample(), sample(), sample()];
         let mut spare = Vec::new();
-        assert_eq!(r.admit(&mut batch, 0, &mut spare), 2);
+        assert_eq!(r.admit(&mut batch, 0, &mut spare), (2, 0));
         assert_eq!(batch.len(), 4);
         assert!(matches!(batch[1], Record::Comm { .. }));
         assert_eq!(spare.len(), 2);
         assert!(r.room() < one);
         // Non-samples pass even when full.
         let mut more = vec![sample(), comm()];
-        assert_eq!(r.admit(&mut more, 0, &mut spare), 1);
+        assert_eq!(r.admit(&mut more, 0, &mut spare), (1, 0));
         assert_eq!(more.len(), 1);
         // Given back, the room is there again.
         r.give_back(batch);
         r.give_back(more);
         assert_eq!(r.backlog(), 0);
         let mut batch = vec![sample()];
-        assert_eq!(r.admit(&mut batch, 0, &mut spare), 0);
+        assert_eq!(r.admit(&mut batch, 0, &mut spare), (0, 0));
     }
 }

@@ -15,18 +15,20 @@ use std::time::Duration;
 use perf_event_open::sample::record::{Parser, RawRecord};
 
 use super::convert::convert;
-use super::counters::{online_cpus, Opener, Rings, What};
+use super::counters::{online_cpus, Opener, RingKind, Rings, SwitchEvent, What};
 use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
-use super::record::{Record, SampleRecord};
+use super::record::{Attach, AttachedThread, Record, SampleKind, SampleRecord};
 use super::sample::{self, Recycler, StackBudget};
 use super::{AcquireError, CallGraphMode, EventSpec, SessionConfig, Stats, Target};
 
-/// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, the rest
-/// through the crate's parser (`convert`).
+/// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, switch records
+/// through `sample::parse_switch`, the rest through the crate's parser (`convert`).
 struct RecordReader<'a> {
     parser: &'a Parser,
+    /// The ring's kind: which counter took its samples.
+    kind: RingKind,
     stack_limit: &'a dyn Fn(u32) -> Option<usize>,
     recycler: &'a Recycler,
     spare: &'a mut Vec<SampleRecord>,
@@ -36,9 +38,21 @@ impl RecordReader<'_> {
     fn read(&mut self, raw: &RawRecord<'_>) -> Option<Record> {
         let bytes = raw.as_raw().as_bytes();
         let sample_type = self.parser.sample_type;
+        if sample::is_switch(bytes) {
+            if let Some(record) = sample::parse_switch(bytes, sample_type) {
+                return Some(record);
+            }
+        }
         if !(sample::supported(sample_type) && sample::is_sample(bytes)) {
             let (mode, parsed) = raw.parse();
-            return convert(mode, parsed);
+            return match convert(mode, parsed) {
+                Some(Record::Lost { time, count, .. }) => Some(Record::Lost {
+                    time,
+                    count,
+                    off_cpu: self.kind == RingKind::Switch,
+                }),
+                other => other,
+            };
         }
         if self.spare.is_empty() {
             self.recycler.refill(self.spare);
@@ -51,6 +65,10 @@ impl RecordReader<'_> {
             self.stack_limit,
             &mut s,
         )?;
+        s.kind = match self.kind {
+            RingKind::Cpu => SampleKind::Cpu,
+            RingKind::Switch => SampleKind::SwitchOut,
+        };
         Some(Record::Sample(s))
     }
 }
@@ -71,6 +89,7 @@ impl RecordReader<'_> {
 ///     frequency: 999,
 ///     call_graph: CallGraphMode::Fp,
 ///     command_output: CommandOutput::Inherit,
+///     off_cpu: false,
 /// })?;
 /// let mut records = vec![];
 /// while !session.is_finished() {
@@ -99,6 +118,14 @@ pub struct Session {
     recycler: Recycler,
     spare: Vec<SampleRecord>,
     budget: StackBudget,
+    /// Off-CPU recording: the stack bytes copied per switch-out (`None`: off).
+    switch_stack: Option<u32>,
+    /// Attached recordings with off-CPU time: the threads found, and when.
+    attach: Option<Attach>,
+    /// Every record stamped at or before this has been handed out (see [`Session::watermark`]).
+    watermark: u64,
+    /// When the counters were disabled.
+    stopped_at: Option<u64>,
 }
 
 impl Session {
@@ -123,7 +150,8 @@ impl Session {
         let max_stack = procfs::max_stack();
         // Only sizes the wakeup watermark; larger pages just mean earlier wakeups.
         let page_size = 4096u32;
-        let mut rings = Rings::new(cfg.call_graph, frequency, cpus.len());
+        let switch_stack = cfg.off_cpu.then(|| cfg.call_graph.switch_stack_bytes());
+        let mut rings = Rings::new(cfg.call_graph, frequency, cpus.len(), switch_stack);
         let mut opener = Opener {
             spec: cfg.event,
             call_graph: cfg.call_graph,
@@ -140,11 +168,21 @@ impl Session {
             system: matches!(cfg.target, Target::System),
             // Wake up when a quarter of the (largest tried) ring is full.
             wakeup_bytes: (page_size << rings.pages_log2[0]) / 4,
+            switches: switch_stack.map(|stack_bytes| SwitchEvent {
+                stack_bytes,
+                wakeup_bytes: rings
+                    .switch_pages_log2
+                    .first()
+                    .map_or(page_size, |&exp| (page_size << exp) / 4),
+            }),
+            switches_opened: false,
             notes,
         };
         let mut synthetic = vec![];
         let mut child = None;
         let mut watched = vec![];
+        // Threads that already ran: (pid, tid).
+        let mut attached: Vec<(u32, u32)> = vec![];
 
         match &cfg.target {
             Target::Command(argv) => {
@@ -156,7 +194,7 @@ impl Session {
                 );
                 let pid = stopped.pid();
                 for &cpu in &cpus {
-                    rings.add(cpu, opener.open(Some(pid), cpu, &what)?)?;
+                    open_counters(&mut opener, &mut rings, Some(pid), cpu, &what)?;
                 }
                 // Counters are armed with enable_on_exec: the command's first instruction is sampled.
                 child = Some(stopped.release()?);
@@ -175,6 +213,7 @@ impl Session {
                 for pid in processes {
                     let tids = attach_threads(pid, &cpus, &mut opener, &mut rings)?;
                     procfs::synthesize(pid, &tids, 0, &mut synthetic);
+                    attached.extend(tids.iter().map(|&tid| (pid, tid)));
                     watched.push(pid);
                 }
             }
@@ -183,15 +222,16 @@ impl Session {
                     user_task(tid, AcquireError::NoSuchThread { tid })?;
                     let tgid = procfs::tgid(tid).map_err(|_| AcquireError::NoSuchThread { tid })?;
                     for &cpu in &cpus {
-                        rings.add(cpu, opener.open(Some(tid), cpu, &What::Tid(tid))?)?;
+                        open_counters(&mut opener, &mut rings, Some(tid), cpu, &What::Tid(tid))?;
                     }
                     procfs::synthesize(tgid, &[tid], 0, &mut synthetic);
+                    attached.push((tgid, tid));
                     watched.push(tid);
                 }
             }
             Target::System => {
                 for &cpu in &cpus {
-                    rings.add(cpu, opener.open(None, cpu, &What::System)?)?;
+                    open_counters(&mut opener, &mut rings, None, cpu, &What::System)?;
                 }
                 // The idle task has no /proc entry; perf calls it swapper.
                 synthetic.push(Record::Comm {
@@ -205,6 +245,7 @@ impl Session {
                 for pid in procfs::pids().map_err(|e| AcquireError::io("listing /proc", e))? {
                     if let Ok(tids) = procfs::tasks(pid) {
                         procfs::synthesize(pid, &tids, 0, &mut synthetic);
+                        attached.extend(tids.iter().map(|&tid| (pid, tid)));
                     }
                 }
             }
@@ -217,6 +258,22 @@ impl Session {
                     .map_err(|e| AcquireError::io("enabling a counter", e))?;
             }
         }
+        let switch_stack = opener.switches.map(|s| s.stack_bytes);
+        // Read after enabling: a thread asleep now was asleep when its counters started, give or take the time
+        // this loop takes (a thread that ran meanwhile shows it by switching out first).
+        let attach = (switch_stack.is_some() && !attached.is_empty()).then(|| Attach {
+            time: monotonic_now(),
+            threads: attached
+                .iter()
+                .filter_map(|&(pid, tid)| {
+                    Some(AttachedThread {
+                        pid,
+                        tid,
+                        runnable: procfs::is_runnable(pid, tid)?,
+                    })
+                })
+                .collect(),
+        });
 
         let mut reorder = Reorder::default();
         for record in synthetic {
@@ -239,6 +296,10 @@ impl Session {
             recycler: Recycler::default(),
             spare: Vec::new(),
             budget: StackBudget::default(),
+            switch_stack,
+            attach,
+            watermark: 0,
+            stopped_at: None,
         })
     }
 
@@ -247,13 +308,29 @@ impl Session {
     pub fn read(&mut self, timeout: Duration, out: &mut Vec<Record>) -> Result<(), AcquireError> {
         if !self.finished {
             self.poll(timeout)?;
-            self.drain();
+            let round_start = monotonic_now();
+            let (_, dry) = self.drain();
             let from = out.len();
-            self.reorder.end_round(out);
+            let limit = self.reorder.end_round(out);
             self.admit(out, from);
+            // Every ring ran dry and every record read was handed out: nothing stamped before this round
+            // began is still to come (the kernel writes a record as it stamps it).
+            let reached = if dry && self.reorder.is_empty() {
+                round_start
+            } else {
+                limit
+            };
+            self.watermark = self.watermark.max(reached);
         }
         self.reap();
         Ok(())
+    }
+
+    /// Every record stamped at or before this time (`CLOCK_MONOTONIC` nanoseconds) has been handed out by
+    /// `read`: an interval still open at this time is open for certain (`top` charges open off-CPU intervals
+    /// up to it).
+    pub fn watermark(&self) -> u64 {
+        self.watermark
     }
 
     fn poll(&self, timeout: Duration) -> Result<(), AcquireError> {
@@ -279,13 +356,13 @@ impl Session {
         Ok(())
     }
 
-    /// Drains every ring once; returns how many records were taken.
+    /// Drains every ring once; returns how many records were taken, and whether every ring ran dry.
     ///
     /// A ring is read for at most its own size per round, though the kernel goes on writing while it is
     /// read: that covers every record it held when the round began, which is all the time order needs (see
     /// `order`), and a round always ends. Read to empty, a ring that fills as fast as it is read kept the
     /// reader in one round for ever, holding every record it read, and handing none on.
-    fn drain(&mut self) -> usize {
+    fn drain(&mut self) -> (usize, bool) {
         let Session {
             rings,
             budget,
@@ -300,6 +377,7 @@ impl Session {
         // room left is counted down as this round copies.
         let mut room = recycler.room();
         let mut taken = 0;
+        let mut dry = true;
         budget.with(|stack_limit| {
             for ring in &rings.rings {
                 // `iter` is None only while another iterator over this sampler lives; none does here.
@@ -309,12 +387,22 @@ impl Session {
                 let mut iter = iter.into_cow();
                 let mut reader = RecordReader {
                     parser: ring.sampler.parser(),
-                    stack_limit,
+                    kind: ring.kind,
+                    // The budgets are learnt from CPU samples' walks; a blocked thread's stack is usually
+                    // deeper than where its CPU time goes (the kernel copies it small anyway).
+                    stack_limit: match ring.kind {
+                        RingKind::Cpu => stack_limit,
+                        RingKind::Switch => &|_| None,
+                    },
                     recycler,
                     spare: &mut *spare,
                 };
                 let mut read = 0usize;
-                while read < ring.bytes {
+                loop {
+                    if read >= ring.bytes {
+                        dry = false;
+                        break;
+                    }
                     let Some(raw) = iter.lending_next() else {
                         break;
                     };
@@ -327,6 +415,9 @@ impl Session {
                             None => {
                                 stats.lost += 1;
                                 stats.dropped += 1;
+                                if ring.kind == RingKind::Switch {
+                                    stats.lost_off_cpu += 1;
+                                }
                                 continue;
                             }
                         }
@@ -338,7 +429,7 @@ impl Session {
                 }
             }
         });
-        taken
+        (taken, dry)
     }
 
     /// The pool that processed samples go back to, so later samples reuse their buffers (see
@@ -351,10 +442,12 @@ impl Session {
 
     /// Hands `out[from..]` to the backlog; samples past its bound are dropped and counted as lost.
     fn admit(&mut self, out: &mut Vec<Record>, from: usize) {
-        let dropped = self.recycler.admit(out, from, &mut self.spare);
-        self.stats.samples = self.stats.samples.saturating_sub(dropped);
-        self.stats.lost += dropped;
-        self.stats.dropped += dropped;
+        let (cpu, switches) = self.recycler.admit(out, from, &mut self.spare);
+        self.stats.samples = self.stats.samples.saturating_sub(cpu);
+        self.stats.switches = self.stats.switches.saturating_sub(switches);
+        self.stats.lost += cpu + switches;
+        self.stats.dropped += cpu + switches;
+        self.stats.lost_off_cpu += switches;
     }
 
     /// The per-process limits on how much of each stack copy is kept (see [`StackBudget`]).
@@ -385,7 +478,8 @@ impl Session {
                 // A counter whose task is gone may refuse; its data is in the ring all the same.
                 let _ = counter.disable();
             }
-            while self.drain() > 0 {}
+            self.stopped_at = Some(monotonic_now());
+            while self.drain().0 > 0 {}
             self.finished = true;
         }
         let from = out.len();
@@ -397,6 +491,28 @@ impl Session {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Whether off-CPU time is recorded (asked for, and the machine allowed context-switch sampling).
+    pub fn off_cpu(&self) -> bool {
+        self.switch_stack.is_some()
+    }
+
+    /// The user stack bytes copied per switch-out sample, when off-CPU time is recorded.
+    pub fn switch_stack_bytes(&self) -> Option<u32> {
+        self.switch_stack
+    }
+
+    /// Off-CPU recording of processes or threads that already ran (`-p`, `-t`, `-a`): which threads were
+    /// found, in which state, and when the counters started.
+    pub fn attach(&self) -> Option<&Attach> {
+        self.attach.as_ref()
+    }
+
+    /// When `finish` stopped the counters (`CLOCK_MONOTONIC` nanoseconds): off-CPU intervals still open end
+    /// there.
+    pub fn stop_time(&self) -> Option<u64> {
+        self.stopped_at
     }
 
     /// The event actually sampled, with modifiers: `cpu-clock`, `cpu-clock:u`.
@@ -459,6 +575,38 @@ impl Session {
     }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock records are stamped with (`Clock::Monotonic`).
+pub fn monotonic_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call; CLOCK_MONOTONIC always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Opens the CPU counter for one target on one CPU, and beside it the context-switch counter when off-CPU
+/// time is recorded; each goes to its CPU's ring of its kind.
+fn open_counters(
+    opener: &mut Opener,
+    rings: &mut Rings,
+    pid: Option<u32>,
+    cpu: u32,
+    what: &What,
+) -> Result<(), AcquireError> {
+    rings.add(cpu, RingKind::Cpu, opener.open(pid, cpu, what)?)?;
+    if let Some(counter) = opener.open_switch(pid, cpu, what)? {
+        rings.add(cpu, RingKind::Switch, counter)?;
+    }
+    Ok(())
+}
+
 /// Checks that `id`, named with `-p` or `-t`, runs user code: a zombie or a kernel thread is refused with
 /// one clear line instead of a recording that never ends (a kernel thread never exits) or holds nothing.
 fn user_task(id: u32, missing: AcquireError) -> Result<(), AcquireError> {
@@ -492,11 +640,8 @@ fn attach_threads(
             let what = What::Pid(pid);
             let mut opened = false;
             for &cpu in cpus {
-                match opener.open(Some(tid), cpu, &what) {
-                    Ok(counter) => {
-                        rings.add(cpu, counter)?;
-                        opened = true;
-                    }
+                match open_counters(opener, rings, Some(tid), cpu, &what) {
+                    Ok(()) => opened = true,
                     // The thread ended meanwhile; the main thread ending means the process did.
                     Err(AcquireError::NoSuchProcess { .. }) if tid != pid => break,
                     Err(e) => return Err(e),

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::acquire::record::Record;
-use crate::acquire::{sched, signals, Recycler, Session, DEFAULT_HYBRID_STACK_BYTES};
+use crate::acquire::record::{Record, SampleKind};
+use crate::acquire::{sched, signals, Recycler, Session, Stats, DEFAULT_HYBRID_STACK_BYTES};
 use crate::cli::{self, RecordArgs};
 use crate::format::output::write_profile;
 use crate::pipeline::reader::read_until_done;
-use crate::pipeline::{Config, Pipeline};
+use crate::pipeline::{Config, Loading, Pipeline};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let config = args.sampling.session_config(DEFAULT_HYBRID_STACK_BYTES)?;
@@ -25,7 +25,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     for note in session.notes() {
         eprintln!("stacktop: {note}");
     }
-    let mut pipeline = Pipeline::new(Config::live(&session));
+    let mut config = Config::live(&session);
+    if session.off_cpu() {
+        // Switch-outs come by the hundred thousand a second from a switch-heavy target: a library's symbols
+        // read on the spot (libc's debug info: 60 to 80 ms) held them up until the backlog overflowed. Read in
+        // the background as `top` does, named in place before the file is written.
+        config.loading = Loading::Background;
+    }
+    let mut pipeline = Pipeline::new(config);
     let begin = Instant::now();
     let deadline = duration.map(|d| begin + d);
     // The rings are drained on their own thread, so a slow symbol load on this one never lets them
@@ -57,10 +64,15 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
+    // Intervals still open end where the counters stopped.
+    pipeline.finish_off_cpu(session.stop_time());
+    pipeline.finish_loading(|| false);
     let mut stats = session.stats();
-    stats.lost += cutoff.dropped;
-    stats.dropped += cutoff.dropped;
+    stats.lost += cutoff.dropped + cutoff.dropped_switches;
+    stats.dropped += cutoff.dropped + cutoff.dropped_switches;
+    stats.lost_off_cpu += cutoff.dropped_switches;
     stats.samples = stats.samples.saturating_sub(cutoff.dropped);
+    stats.switches = stats.switches.saturating_sub(cutoff.dropped_switches);
     let failure = session.child_failure();
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
@@ -71,6 +83,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.lost = stats.lost;
     meta.throttled = stats.throttled;
     meta.notes = session.notes().to_vec();
+    meta.notes
+        .extend(off_cpu_note(&session, &stats, begin.elapsed()));
     meta.time_nanos = started
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
@@ -82,8 +96,13 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.unwind_modules = unwind_modules;
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
+    let switches = if session.off_cpu() {
+        format!(", {} switch-outs", stats.switches)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "stacktop: wrote {} ({} samples, {} lost, {} throttled)",
+        "stacktop: wrote {} ({} samples{switches}, {} lost, {} throttled)",
         args.output.display(),
         stats.samples,
         stats.lost,
@@ -112,6 +131,25 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     })
 }
 
+/// The header's line on off-CPU recording: what was recorded and what it cost the target.
+fn off_cpu_note(session: &Session, stats: &Stats, elapsed: Duration) -> Option<String> {
+    let bytes = session.switch_stack_bytes()?;
+    let rate = stats.switches as f64 / elapsed.as_secs_f64().max(1e-3);
+    let copy = match bytes {
+        0 => "frame-pointer chain".to_owned(),
+        n => format!("{n}-byte stack copy"),
+    };
+    let lost = match stats.lost_off_cpu {
+        0 => String::new(),
+        n => format!("; {n} switch samples or records lost"),
+    };
+    Some(format!(
+        "off-CPU: a context-switch sample ({copy}) at each of {} switch-outs ({rate:.0}/s){lost}; {}",
+        stats.switches,
+        crate::acquire::OFF_CPU_COST
+    ))
+}
+
 /// How long the samples still queued when the recording is told to end (`--duration` or a signal) may take to
 /// process: past this, the rest are dropped and counted as lost, so a recording that fell behind still ends
 /// when asked, as perf's does, instead of unwinding its backlog for seconds more.
@@ -121,7 +159,9 @@ const GRACE: Duration = Duration::from_millis(1500);
 struct Cutoff {
     deadline: Option<Instant>,
     stopped: Option<Instant>,
+    /// CPU samples and switch-out samples dropped.
     dropped: u64,
+    dropped_switches: u64,
 }
 
 impl Cutoff {
@@ -130,6 +170,7 @@ impl Cutoff {
             deadline,
             stopped: None,
             dropped: 0,
+            dropped_switches: 0,
         }
     }
 
@@ -155,11 +196,17 @@ impl Cutoff {
         if now < end + GRACE {
             return;
         }
-        let before = batch.len();
         let late: Vec<Record> = batch
             .extract_if(.., |r| matches!(r, Record::Sample(_)))
             .collect();
-        self.dropped += (before - batch.len()) as u64;
+        for record in &late {
+            if let Record::Sample(s) = record {
+                match s.kind {
+                    SampleKind::Cpu => self.dropped += 1,
+                    SampleKind::SwitchOut => self.dropped_switches += 1,
+                }
+            }
+        }
         recycler.give_back(late);
     }
 }

@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use linux_perf_data::linux_perf_event_reader::{
-    CpuMode, EventRecord, Mmap2FileId, PerfEventType, RawEventRecord, RecordType, SampleFormat,
-    SamplingPolicy, SoftwareCounterType,
+    AttrFlags, ContextSwitchRecord, CpuMode, EventRecord, Mmap2FileId, PerfEventType,
+    RawEventRecord, RecordType, SampleFormat, SamplingPolicy, SoftwareCounterType,
+    TaskWasPreempted,
 };
 use linux_perf_data::{DsoKey, PerfFileReader, PerfFileRecord, PerfRecordIter};
 
 use crate::acquire::record::{
-    MmapRecord, Record, SampleRecord, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
+    MmapRecord, Record, SampleKind, SampleRecord, PERF_CONTEXT_KERNEL, PERF_CONTEXT_USER,
 };
 
 /// The first eight bytes of every perf.data file (version 2, the only one perf has written since 2009).
@@ -104,6 +105,11 @@ pub struct EventInfo {
     pub call_chains: CallChains,
     /// `sample_max_stack` of the attribute (0: the kernel's default).
     pub max_stack: u16,
+    /// A sample at every context switch (`-e context-switches -c 1`): with switch records in the file, each is
+    /// a thread's switch-out, the start of its time off CPU.
+    pub switch_outs: bool,
+    /// The attribute asked for switch records (`--switch-events`, `context_switch`).
+    pub switch_records: bool,
 }
 
 /// What the file's header says.
@@ -112,6 +118,12 @@ pub struct Header {
     pub events: Vec<EventInfo>,
     /// Index into `events` of the event whose samples are read.
     pub chosen: usize,
+    /// Off-CPU time: the event whose samples are switch-outs, when the file also holds switch records (see
+    /// [`Header::off_cpu`]).
+    pub switch_event: Option<usize>,
+    /// The event read as CPU samples: the chosen one, unless it is `switch_event`; then another sampling event
+    /// of the file, if there is one.
+    pub cpu_event: Option<usize>,
     pub hostname: Option<String>,
     pub os_release: Option<String>,
     pub perf_version: Option<String>,
@@ -129,13 +141,45 @@ impl Header {
     pub fn event(&self) -> Option<&EventInfo> {
         self.events.get(self.chosen)
     }
+
+    /// The event whose samples are switch-outs (`perf record -e context-switches -c 1 --switch-events`):
+    /// off-CPU time can be measured from this file.
+    pub fn off_cpu(&self) -> Option<&EventInfo> {
+        self.switch_event.and_then(|i| self.events.get(i))
+    }
+
+    /// The event read as CPU samples, if any.
+    pub fn cpu(&self) -> Option<&EventInfo> {
+        self.cpu_event.and_then(|i| self.events.get(i))
+    }
+}
+
+/// Which event's samples are switch-outs and which are CPU samples (see [`Header`]).
+fn sample_roles(events: &[EventInfo], chosen: usize) -> (Option<usize>, Option<usize>) {
+    let switch_event = events
+        .iter()
+        .any(|e| e.switch_records)
+        .then(|| events.iter().position(|e| e.switch_outs))
+        .flatten();
+    let samples = |e: &EventInfo| e.frequency > 0 || e.period > 0;
+    let cpu_event = if Some(chosen) != switch_event {
+        Some(chosen)
+    } else {
+        events
+            .iter()
+            .enumerate()
+            .position(|(i, e)| Some(i) != switch_event && samples(e))
+    };
+    (switch_event, cpu_event)
 }
 
 /// Counts over the records read so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Samples of the chosen event.
+    /// Samples of the chosen event (or of the CPU event, see [`Header::cpu_event`]).
     pub samples: u64,
+    /// Samples of the context-switch event read as switch-outs (see [`Header::switch_event`]).
+    pub switch_outs: u64,
     /// Samples of other events, skipped.
     pub other_events: u64,
     /// Samples lost by the kernel (`PERF_RECORD_LOST`).
@@ -238,8 +282,11 @@ impl PerfDataReader {
             .map_or(0, |r| {
                 r.last_sample_time.saturating_sub(r.first_sample_time)
             });
+        let (switch_event, cpu_event) = sample_roles(&events, chosen);
         let header = Header {
             chosen,
+            switch_event,
+            cpu_event,
             hostname: text("HOSTNAME", perf_file.hostname())?,
             os_release: text("OSRELEASE", perf_file.os_release())?,
             perf_version: text("VERSION", perf_file.perf_version())?,
@@ -273,9 +320,13 @@ impl PerfDataReader {
     /// samples, perf's bookkeeping, unknown types) are skipped; malformed ones are skipped and counted.
     pub fn next_record(&mut self) -> Result<Option<Record>, PerfDataError> {
         loop {
-            let chosen = self.header.chosen;
-            // Without PERF_SAMPLE_PERIOD in the samples (`perf record -c N`), each stands for the fixed period.
-            let fixed_period = self.header.event().map_or(1, |e| e.period.max(1));
+            let roles = Roles {
+                cpu: self.header.cpu_event,
+                switch_outs: self.header.switch_event,
+                // Without PERF_SAMPLE_PERIOD in the samples (`perf record -c N`), each stands for the fixed
+                // period.
+                fixed_period: self.header.cpu().map_or(1, |e| e.period.max(1)),
+            };
             let build_ids = &self.build_ids;
             let stats = &mut self.stats;
             let iter = &mut self.iter;
@@ -288,13 +339,7 @@ impl PerfDataReader {
                     let PerfFileRecord::EventRecord { attr_index, record } = record else {
                         return Ok(Some(None));
                     };
-                    Ok(Some(convert(
-                        &record,
-                        attr_index,
-                        (chosen, fixed_period),
-                        build_ids,
-                        stats,
-                    )))
+                    Ok(Some(convert(&record, attr_index, &roles, build_ids, stats)))
                 },
             );
             match step {
@@ -442,18 +487,38 @@ fn event_info(index: usize, attr: &linux_perf_data::AttributeDescription) -> Eve
         clock,
         call_chains,
         max_stack: a.sample_max_stack,
+        switch_outs: matches!(
+            a.type_,
+            PerfEventType::Software(SoftwareCounterType::ContextSwitches)
+        ) && period == 1,
+        switch_records: a.flags.contains(AttrFlags::CONTEXT_SWITCH),
     }
+}
+
+/// What the samples of each event are read as.
+struct Roles {
+    cpu: Option<usize>,
+    switch_outs: Option<usize>,
+    fixed_period: u64,
 }
 
 /// One event record as a [`Record`]; `None` for records of no interest or that do not parse.
 fn convert(
     raw: &RawEventRecord<'_>,
     attr_index: usize,
-    (chosen, fixed_period): (usize, u64),
+    roles: &Roles,
     build_ids: &HashMap<DsoKey, Vec<u8>>,
     stats: &mut Stats,
 ) -> Option<Record> {
-    if raw.record_type == RecordType::SAMPLE && attr_index != chosen {
+    let kind = if Some(attr_index) == roles.switch_outs {
+        SampleKind::SwitchOut
+    } else {
+        SampleKind::Cpu
+    };
+    if raw.record_type == RecordType::SAMPLE
+        && kind == SampleKind::Cpu
+        && Some(attr_index) != roles.cpu
+    {
         stats.other_events += 1;
         return None;
     }
@@ -477,8 +542,33 @@ fn convert(
     };
     match parsed {
         EventRecord::Sample(s) => {
-            stats.samples += 1;
-            Some(Record::Sample(sample(&s, time, fixed_period)))
+            let mut sample = sample(&s, time, roles.fixed_period);
+            match kind {
+                SampleKind::Cpu => stats.samples += 1,
+                SampleKind::SwitchOut => {
+                    stats.switch_outs += 1;
+                    sample.kind = kind;
+                    sample.period = 1;
+                }
+            }
+            Some(Record::Sample(sample))
+        }
+        // Its thread and time are in the record's sample_id (`perf record` sets sample_id_all).
+        EventRecord::ContextSwitch(c) => {
+            let id = raw.common_data().ok()?;
+            let (out, preempt) = match c {
+                ContextSwitchRecord::Out { preempted, .. } => {
+                    (true, preempted == TaskWasPreempted::Yes)
+                }
+                ContextSwitchRecord::In { .. } => (false, false),
+            };
+            Some(Record::Switch {
+                pid: u32::try_from(id.pid?).ok()?,
+                tid: u32::try_from(id.tid?).ok()?,
+                time: id.timestamp?,
+                out,
+                preempt,
+            })
         }
         EventRecord::Mmap(m) => {
             if m.pid < 0 {
@@ -550,9 +640,11 @@ fn convert(
         }),
         EventRecord::Lost(l) => {
             stats.lost += l.count;
+            // perf's rings hold every event's records: switches may be among those lost.
             Some(Record::Lost {
                 time,
                 count: l.count,
+                off_cpu: true,
             })
         }
         EventRecord::Throttle(t) => {
@@ -619,6 +711,7 @@ fn sample(
         bytes[..len].to_vec()
     });
     SampleRecord {
+        kind: SampleKind::Cpu,
         pid: s.pid.unwrap_or(-1) as u32,
         tid: s.tid.unwrap_or(-1) as u32,
         time: s.timestamp.unwrap_or(time),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{Config, Pipeline};
+use super::{Config, OffCpuConfig, Pipeline};
 use crate::format::perfdata::{self, CallChains, Header, PerfDataReader};
 use crate::format::{pprof, read_input, Input};
 use crate::profile::{Meta, Profile};
@@ -38,16 +38,28 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         CallChains::None | CallChains::FramePointers => None,
     };
     let (symbolizer, kernel_note) = kernel_symbolizer(&header);
+    // `perf record -e context-switches -c 1 --switch-events`: its samples are switch-outs, the switch
+    // records end them, through the same intervals as a live recording's.
+    let off_cpu = header.off_cpu().map(|e| OffCpuConfig {
+        attach: None,
+        stack_bytes: match e.call_chains {
+            CallChains::Dwarf { stack_bytes } => stack_bytes,
+            CallChains::None | CallChains::FramePointers => 0,
+        },
+    });
     let mut pipeline = Pipeline::new(Config {
         offline: true,
         symbolizer: Some(symbolizer),
         // `perf record -g`: the kernel's frame-pointer chains, checked as fp mode's are.
         check_frame_pointers: info.call_chains == CallChains::FramePointers,
+        off_cpu: off_cpu.clone(),
         ..Config::new(Meta::default(), limits, tables)
     });
     while let Some(record) = reader.next_record()? {
         pipeline.on_record(&record);
     }
+    // Threads still off CPU when the file ends: their intervals end at its last record.
+    pipeline.finish_off_cpu(None);
     let stats = reader.stats().clone();
     let mut notes = vec![format!("imported from perf.data {}", path.display())];
     if header.events.len() > 1 {
@@ -56,8 +68,10 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                if i == header.chosen {
+                if Some(i) == header.cpu_event {
                     format!("{} (shown)", e.name)
+                } else if Some(i) == header.switch_event {
+                    format!("{} (off-CPU)", e.name)
                 } else {
                     e.name.clone()
                 }
@@ -66,6 +80,16 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         notes.push(format!(
             "events in the file: {}; pick one with -e",
             names.join(", ")
+        ));
+    }
+    if let Some(e) = header.off_cpu() {
+        let cpu = match header.cpu() {
+            Some(cpu) => format!("; CPU samples from {}", cpu.name),
+            None => "; no CPU samples".to_owned(),
+        };
+        notes.push(format!(
+            "off-CPU time from {} samples ({} switch-outs) ended by the file's switch records{cpu}",
+            e.name, stats.switch_outs
         ));
     }
     if let Some(host) = &header.hostname {
@@ -81,6 +105,9 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
     }
     let (fell_back, unwind_modules) = pipeline.unwind_summary();
     let truncated = pipeline.truncated;
+    let off_cpu_stats = pipeline.meta_mut().off_cpu;
+    // The header names the CPU event: the chosen one, or the one read as CPU samples beside switch-outs.
+    let info = header.cpu().unwrap_or(&info).clone();
     *pipeline.meta_mut() = Meta {
         event: info.name.clone(),
         period_unit: if info.clock { "nanoseconds" } else { "events" }.to_owned(),
@@ -97,7 +124,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         frameless: pipeline.frameless(),
         unwind_modules,
         short_copies: pipeline.short_copies(),
-        off_cpu: Default::default(),
+        off_cpu: off_cpu_stats,
     };
     Ok(pipeline.into_profile_leaking_caches())
 }

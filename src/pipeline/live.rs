@@ -62,9 +62,11 @@ pub struct Update {
 
 /// What the reader thread sends the sampler thread.
 enum Batch {
-    Records(Vec<Record>, Stats),
-    /// Sampling is over: the launched command's exit status, if there was one.
-    End(Stats, Option<i32>),
+    /// Records, the stats so far, and the session's watermark (every record stamped up to it is in this
+    /// batch or an earlier one).
+    Records(Vec<Record>, Stats, u64),
+    /// Sampling is over: the launched command's exit status, if there was one, and when the counters stopped.
+    End(Stats, Option<i32>, Option<u64>),
 }
 
 /// A running recording that produces one `Update` per refresh until it ends.
@@ -183,9 +185,15 @@ fn read_rings(
     batches: &Sender<Batch>,
 ) -> Result<()> {
     read_until_done(&mut session, stop, deadline, |batch, session| {
-        batches.send(Batch::Records(batch, session.stats())).is_ok()
+        batches
+            .send(Batch::Records(batch, session.stats(), session.watermark()))
+            .is_ok()
     })?;
-    let _ = batches.send(Batch::End(session.stats(), session.child_exit_status()));
+    let _ = batches.send(Batch::End(
+        session.stats(),
+        session.child_exit_status(),
+        session.stop_time(),
+    ));
     Ok(())
 }
 
@@ -206,16 +214,19 @@ fn sample(
     let mut stats = Stats::default();
     loop {
         let ended = match batches.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(Batch::Records(records, s)) => {
+            Ok(Batch::Records(records, s, watermark)) => {
                 for record in &records {
                     pipeline.on_record(record);
                 }
                 recycler.give_back(records);
+                pipeline.advance_to(watermark);
                 stats = s;
                 None
             }
-            Ok(Batch::End(s, exit)) => {
+            Ok(Batch::End(s, exit, stopped)) => {
                 stats = s;
+                // Intervals still open end where the counters stopped.
+                pipeline.finish_off_cpu(stopped);
                 Some(exit.map_or_else(|| "sampling ended".to_owned(), |c| format!("exit {c}")))
             }
             Err(RecvTimeoutError::Timeout) => None,

@@ -20,12 +20,13 @@
 pub mod aliases;
 pub mod import;
 pub mod live;
+pub mod offcpu;
 pub mod reader;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
-use crate::acquire::record::{Record, SampleRecord};
+use crate::acquire::record::{Attach, Record, SampleKind, SampleRecord};
 use crate::acquire::{CallGraphMode, Session, StackBudget};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
@@ -35,13 +36,16 @@ use crate::profile::{
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_data, module_name, Frame, LoadedModule, ModuleData, ModuleKey as SymbolModuleKey,
-    ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    module_build_id, module_data, module_name, Frame, LoadedModule, ModuleData,
+    ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
 };
+use crate::unwind::dwarf::StackCopy;
 use crate::unwind::fpcheck::FpCheck;
+use crate::unwind::modules::Regs;
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
+use offcpu::{Charge, Intervals};
 
 /// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -52,6 +56,10 @@ const NAME_JIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The name of the frame that ends a stack the unwinder could not walk to its root.
 pub const TRUNCATED: &str = "[truncated]";
+
+/// The frame that the wait of a thread already off CPU when an attached recording started is charged to,
+/// from the attach to its first switch-in: the stack it blocked in was never sampled.
+pub const BLOCKED_AT_ATTACH: &str = "[blocked at attach]";
 
 /// Modules are keyed by the address of their `Arc`: `Processes` interns one `Arc` per file and keeps it while
 /// a process maps the file, so the address is stable and unique, and hashing it is cheaper than hashing a path
@@ -73,6 +81,7 @@ enum LocationKey {
     },
     Kernel(u64),
     Truncated,
+    BlockedAtAttach,
 }
 
 /// The mapping a file's code is recorded under in the profile: the first one seen of the file at that file
@@ -115,6 +124,18 @@ pub struct Config {
     pub loading: Loading,
     /// When a live profile's tables start afresh (`top`; see [`Generations`]).
     pub generations: Generations,
+    /// Off-CPU time: switch-out samples and switch records make intervals (see [`offcpu`]); `None`: they are
+    /// ignored.
+    pub off_cpu: Option<OffCpuConfig>,
+}
+
+/// Off-CPU recording, as the source says it was made.
+#[derive(Clone, Debug, Default)]
+pub struct OffCpuConfig {
+    /// An attached recording: the threads found and when; a thread off CPU then is charged from there.
+    pub attach: Option<Attach>,
+    /// User stack bytes copied per switch-out (0: frame pointers only), for the notes.
+    pub stack_bytes: u32,
 }
 
 /// A live session's profile (`top`) starts its tables afresh once they hold more than `nodes` stack nodes and
@@ -149,6 +170,7 @@ impl Config {
             offline: false,
             loading: Loading::OnTheSpot,
             generations: Generations::default(),
+            off_cpu: None,
         }
     }
 }
@@ -166,18 +188,35 @@ impl Config {
             CallGraphMode::Hybrid(_) => Some(Mode::Hybrid),
             CallGraphMode::Dwarf(_) => Some(Mode::Dwarf),
         };
+        let mut notes = session.notes().to_vec();
+        if let Some(bytes) = session.switch_stack_bytes() {
+            // `record` says it again at the end, with the switch-outs counted.
+            notes.push(format!(
+                "off-CPU: a context-switch sample ({}) at every switch-out; {}",
+                match bytes {
+                    0 => "frame-pointer chain".to_owned(),
+                    n => format!("{n}-byte stack copy"),
+                },
+                crate::acquire::OFF_CPU_COST
+            ));
+        }
         let meta = Meta {
             event: session.event_name(),
             period_unit: session.event().kind.period_unit().to_owned(),
             frequency: session.frequency(),
             call_graph: session.call_graph().to_string(),
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
-            notes: session.notes().to_vec(),
+            notes,
             ..Meta::default()
         };
+        let off_cpu = session.off_cpu().then(|| OffCpuConfig {
+            attach: session.attach().cloned(),
+            stack_bytes: session.switch_stack_bytes().unwrap_or(0),
+        });
         Config {
             stack_budget: Some(session.stack_budget()),
             check_frame_pointers: tables.is_none(),
+            off_cpu,
             ..Config::new(meta, limits, tables)
         }
     }
@@ -253,9 +292,71 @@ pub struct Pipeline {
     /// at the next refresh, at most every [`TRIM_EVERY`].
     trim_pending: bool,
     last_trim: std::time::Instant,
+    /// Off-CPU intervals, when recorded.
+    off_cpu: Option<OffCpu>,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
+}
+
+/// The pipeline's off-CPU state: the intervals, and how their charges go into the profile.
+struct OffCpu {
+    intervals: Intervals<Vec<LocationId>>,
+    /// Charges handed back by `intervals`, added to the profile at once (reused).
+    charges: Vec<Charge<Vec<LocationId>>>,
+    /// Each thread's last off-CPU stack (apart from its CPU stacks, which it alternates with).
+    paths: PathCache,
+    /// The newest record time seen, and the time up to which every record has been seen (`top`).
+    latest: u64,
+    watermark: u64,
+    /// Switch-out samples walked, and of them stacks cut before their root.
+    samples: u64,
+    truncated: u64,
+    config: OffCpuConfig,
+    /// Each thread's last switch-out stack, by tid.
+    memos: HashMap<u32, SwitchMemo>,
+}
+
+/// A thread's last switch-out stack and what its walk depended on. A thread that switches again and again
+/// from one place (a worker waiting for its next job, each side of a pipe) leaves from the same stack each
+/// time: when the next sample has the same call chain and walk registers, and its stack copy holds the same
+/// words where the walk read (locals that changed elsewhere, a loop counter, do not matter), the walk would
+/// give the same frames, so its locations are taken as they are. At a million switches a second the walks
+/// and location lookups were most of the consumer's time.
+#[derive(Debug, Default)]
+struct SwitchMemo {
+    pid: u32,
+    /// The process's mappings (`Processes::generation`): the same addresses may be other code after a
+    /// change.
+    generation: u64,
+    regs: Option<Regs>,
+    /// The sample had a stack copy (else the walk was the kernel's chain alone).
+    stack: bool,
+    callchain: Vec<u64>,
+    reads: Vec<(u64, u64)>,
+    locations: Vec<LocationId>,
+    truncated: bool,
+}
+
+impl SwitchMemo {
+    fn matches(&self, sample: &SampleRecord, generation: u64) -> bool {
+        let copy = sample.user_stack.as_deref().unwrap_or_default();
+        let regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
+        self.pid == sample.pid
+            && self.generation == generation
+            && self.stack != copy.is_empty()
+            && self.regs == regs
+            && self.callchain == sample.callchain
+            && regs.is_some_and(|regs| {
+                let copy = StackCopy {
+                    sp: regs.sp,
+                    bytes: copy,
+                };
+                self.reads
+                    .iter()
+                    .all(|&(address, value)| copy.read(address) == Some(value))
+            })
+    }
 }
 
 impl Pipeline {
@@ -271,8 +372,13 @@ impl Pipeline {
             offline,
             loading,
             generations,
+            off_cpu,
         } = config;
-        let symbolizer = symbolizer.unwrap_or_default();
+        let mut symbolizer = symbolizer.unwrap_or_default();
+        if off_cpu.is_some() && !offline {
+            // Switch-outs come by the hundred thousand a second from the start (see the method's docs).
+            symbolizer.preload_kernel_symbols();
+        }
         let background = match loading {
             Loading::OnTheSpot => None,
             Loading::Background => {
@@ -319,6 +425,17 @@ impl Pipeline {
             fresh: false,
             trim_pending: false,
             last_trim: std::time::Instant::now(),
+            off_cpu: off_cpu.map(|config| OffCpu {
+                intervals: Intervals::new(config.attach.as_ref()),
+                charges: Vec::new(),
+                paths: PathCache::default(),
+                latest: 0,
+                watermark: 0,
+                samples: 0,
+                truncated: 0,
+                config,
+                memos: HashMap::new(),
+            }),
             truncated: 0,
             samples: 0,
         }
@@ -350,8 +467,41 @@ impl Pipeline {
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
     /// at its time.
     pub fn on_record(&mut self, record: &Record) {
+        if let Some(off) = &mut self.off_cpu {
+            off.latest = off.latest.max(record.time());
+            match *record {
+                Record::Sample(ref s) if s.kind == SampleKind::Cpu => off.intervals.running(s.tid),
+                Record::Switch {
+                    pid,
+                    tid,
+                    time,
+                    out: true,
+                    preempt,
+                } => off.intervals.switch_out(pid, tid, time, preempt),
+                Record::Switch {
+                    pid,
+                    tid,
+                    time,
+                    out: false,
+                    ..
+                } => off.intervals.switch_in(pid, tid, time, &mut off.charges),
+                Record::Fork { pid, tid, .. } => off.intervals.fork(pid, tid),
+                // Before the exit is applied: the charge names the thread as it was.
+                Record::Exit { pid, tid, time, .. } => {
+                    off.intervals.exit(pid, tid, time, &mut off.charges)
+                }
+                Record::Lost { off_cpu: true, .. } => off.intervals.lost(),
+                _ => {}
+            }
+            self.add_off_cpu_charges();
+        }
         match record {
-            Record::Sample(sample) => self.on_sample(sample),
+            Record::Sample(sample) => match sample.kind {
+                SampleKind::Cpu => self.on_sample(sample),
+                SampleKind::SwitchOut => self.on_switch_out(sample),
+            },
+            // Hundreds of thousands a second from a switch-heavy target: nothing else to do with them.
+            Record::Switch { .. } => {}
             other => {
                 // A thread's name may change (comm, exec, a reused tid after fork).
                 if !matches!(other, Record::Mmap(_)) {
@@ -364,6 +514,81 @@ impl Pipeline {
     }
 
     fn on_sample(&mut self, sample: &SampleRecord) {
+        let walked = self.walk(sample);
+        self.add_stack(sample, &walked);
+        self.walked = walked;
+        if !self.jit.is_empty() && self.jit_named_at.elapsed() >= NAME_JIT_EVERY {
+            self.name_jit_code();
+        }
+    }
+
+    /// A switch-out sample: its stack, walked as a CPU sample's is, waits for the thread's next switch-in.
+    fn on_switch_out(&mut self, sample: &SampleRecord) {
+        let Some(off) = &mut self.off_cpu else {
+            return;
+        };
+        let mut stack = off.intervals.spare().unwrap_or_default();
+        stack.clear();
+        let generation = self.processes.generation(sample.pid);
+        let truncated = match off.memos.get(&sample.tid) {
+            Some(memo) if memo.matches(sample, generation) => {
+                stack.extend_from_slice(&memo.locations);
+                memo.truncated
+            }
+            _ => {
+                let walked = self.walk(sample);
+                for frame in &walked.frames {
+                    stack.push(self.location(sample.pid, frame.address, frame.kernel));
+                }
+                if walked.truncated {
+                    stack.push(self.truncated_location());
+                }
+                let truncated = walked.truncated;
+                self.walked = walked;
+                self.remember_switch_out(sample, generation, &stack, truncated);
+                truncated
+            }
+        };
+        if let Some(off) = &mut self.off_cpu {
+            off.samples += 1;
+            off.truncated += u64::from(truncated);
+            off.intervals
+                .switch_out_sample(sample.pid, sample.tid, sample.time, stack);
+        }
+    }
+
+    /// Keeps the stack of a switch-out just walked, for the thread's next one (see [`SwitchMemo`]), when the
+    /// walk can tell what it depended on (dwarf and hybrid modes).
+    fn remember_switch_out(
+        &mut self,
+        sample: &SampleRecord,
+        generation: u64,
+        stack: &[LocationId],
+        truncated: bool,
+    ) {
+        let (Some(off), Some(unwinders)) = (&mut self.off_cpu, &self.unwinders) else {
+            return;
+        };
+        let Some(reads) = unwinders.last_reads() else {
+            off.memos.remove(&sample.tid);
+            return;
+        };
+        let memo = off.memos.entry(sample.tid).or_default();
+        memo.pid = sample.pid;
+        memo.generation = generation;
+        memo.regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
+        memo.stack = sample.user_stack.as_ref().is_some_and(|s| !s.is_empty());
+        memo.callchain.clone_from(&sample.callchain);
+        memo.reads.clear();
+        memo.reads.extend_from_slice(reads);
+        memo.locations.clear();
+        memo.locations.extend_from_slice(stack);
+        memo.truncated = truncated;
+    }
+
+    /// The stack of a sample, CPU or switch-out, by the mode's walk; switch-outs are counted in the off-CPU
+    /// figures. Leaves `self.walked` empty: give the stack back there.
+    fn walk(&mut self, sample: &SampleRecord) -> Stack {
         let mut walked = std::mem::take(&mut self.walked);
         match &mut self.unwinders {
             Some(unwinders) => {
@@ -382,14 +607,80 @@ impl Pipeline {
                     let mut loader = |module: &Module, mapping: &ProcessMapping| {
                         unwind_tables(&module_spec(module, mapping, processes, offline))
                     };
-                    check.check(sample.pid, &walked, processes, &mut loader);
+                    match sample.kind {
+                        SampleKind::Cpu => check.check(sample.pid, &walked, processes, &mut loader),
+                        SampleKind::SwitchOut => {
+                            check.check_off_cpu(sample.pid, &walked, processes, &mut loader)
+                        }
+                    }
                 }
             }
         }
-        self.add_stack(sample, &walked);
-        self.walked = walked;
-        if !self.jit.is_empty() && self.jit_named_at.elapsed() >= NAME_JIT_EVERY {
-            self.name_jit_code();
+        walked
+    }
+
+    /// Adds the charges the intervals handed back to the profile.
+    fn add_off_cpu_charges(&mut self) {
+        let Some(off) = &mut self.off_cpu else {
+            return;
+        };
+        if off.charges.is_empty() {
+            return;
+        }
+        let mut charges = std::mem::take(&mut off.charges);
+        let mut paths = std::mem::take(&mut off.paths);
+        let mut marker = Vec::new();
+        for charge in charges.drain(..) {
+            let stack = match &charge.stack {
+                Some(stack) => stack.as_slice(),
+                None => {
+                    marker.clear();
+                    marker.push(self.blocked_at_attach_location());
+                    marker.as_slice()
+                }
+            };
+            let comm = self.comm_of(charge.pid, charge.tid);
+            self.profile.add_sample_cached(
+                &mut paths,
+                stack,
+                charge.pid,
+                charge.tid,
+                comm,
+                charge.values,
+            );
+            if let (Some(stack), Some(off)) = (charge.stack, &mut self.off_cpu) {
+                off.intervals.give_back(stack);
+            }
+        }
+        if let Some(off) = &mut self.off_cpu {
+            off.charges = charges;
+            off.paths = paths;
+        }
+    }
+
+    /// `top`: every record stamped up to `time` has been fed (see `acquire::Session::watermark`), so the
+    /// intervals still open are open at `time`: the next delta charges them up to it.
+    pub fn advance_to(&mut self, time: u64) {
+        if let Some(off) = &mut self.off_cpu {
+            off.watermark = off.watermark.max(time);
+        }
+    }
+
+    /// The end of the recording (`time`: when the counters stopped, if known): the off-CPU intervals still
+    /// open end there, or at the last record's time. Sets the profile's off-CPU figures.
+    pub fn finish_off_cpu(&mut self, time: Option<u64>) {
+        let Some(off) = &mut self.off_cpu else {
+            return;
+        };
+        let end = time.unwrap_or(0).max(off.latest);
+        off.intervals.stop(end, &mut off.charges);
+        self.add_off_cpu_charges();
+        self.set_off_cpu_stats();
+    }
+
+    fn set_off_cpu_stats(&mut self) {
+        if let Some(off) = &self.off_cpu {
+            self.profile.meta.off_cpu = off.intervals.stats();
         }
     }
 
@@ -440,25 +731,7 @@ impl Pipeline {
             self.truncated += 1;
             stack.push(self.truncated_location());
         }
-        let comm = match self.comms.get(&sample.tid) {
-            Some(&(pid, comm)) if pid == sample.pid => comm,
-            _ => {
-                let comm = self
-                    .profile
-                    .intern(self.processes.comm(sample.pid, sample.tid));
-                self.comms.insert(sample.tid, (sample.pid, comm));
-                comm
-            }
-        };
-        if self.programs.get(&sample.pid) != Some(&true) {
-            let path = self.processes.program(sample.pid);
-            self.profile.set_program(
-                sample.pid,
-                self.processes.comm(sample.pid, sample.pid),
-                path,
-            );
-            self.programs.insert(sample.pid, path.is_some());
-        }
+        let comm = self.comm_of(sample.pid, sample.tid);
         self.profile.add_sample_cached(
             &mut self.paths,
             &stack,
@@ -469,6 +742,25 @@ impl Pipeline {
         );
         self.samples += 1;
         self.stack = stack;
+    }
+
+    /// The name of thread `tid` of `pid` in the profile, and its process's program recorded.
+    fn comm_of(&mut self, pid: u32, tid: u32) -> StrId {
+        let comm = match self.comms.get(&tid) {
+            Some(&(p, comm)) if p == pid => comm,
+            _ => {
+                let comm = self.profile.intern(self.processes.comm(pid, tid));
+                self.comms.insert(tid, (pid, comm));
+                comm
+            }
+        };
+        if self.programs.get(&pid) != Some(&true) {
+            let path = self.processes.program(pid);
+            self.profile
+                .set_program(pid, self.processes.comm(pid, pid), path);
+            self.programs.insert(pid, path.is_some());
+        }
+        comm
     }
 
     fn location(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> LocationId {
@@ -525,6 +817,11 @@ impl Pipeline {
                     ModuleStatus::Loaded {
                         build_id: Some(id), ..
                     } => Some(id),
+                    // Still loading in the background: a new mapping reads the build-id from the file's headers,
+                    // so that the profile names the very binary profiled (annotate and pprof check it).
+                    _ if placeholder && known.is_none() && module.build_id.is_none() => {
+                        module_build_id(&spec)
+                    }
                     _ => module.build_id.clone(),
                 };
                 let recorded = self.user_mapping(mapping_key, &mapping, build_id.as_deref());
@@ -662,6 +959,20 @@ impl Pipeline {
         id
     }
 
+    fn blocked_at_attach_location(&mut self) -> LocationId {
+        if let Some(&id) = self.locations.get(&LocationKey::BlockedAtAttach) {
+            return id;
+        }
+        let frame = Frame {
+            function: BLOCKED_AT_ATTACH.to_owned(),
+            file: None,
+            line: 0,
+        };
+        let id = self.insert_location(None, Avma(0), &[frame]);
+        self.locations.insert(LocationKey::BlockedAtAttach, id);
+        id
+    }
+
     fn kernel_mapping(&mut self) -> MappingId {
         if let Some(id) = self.kernel_mapping {
             return id;
@@ -718,6 +1029,14 @@ impl Pipeline {
     /// previous call are let go, with the symbols, unwind tables and cached locations of the modules no
     /// remaining process maps.
     pub fn take_delta(&mut self) -> Delta {
+        // Intervals still open count up to now: their part so far goes into this delta.
+        if let Some(off) = &mut self.off_cpu {
+            if off.watermark > 0 {
+                off.intervals.cut(off.watermark, &mut off.charges);
+            }
+        }
+        self.add_off_cpu_charges();
+        self.set_off_cpu_stats();
         let exited = self.release();
         // The delta carries the renames (`relined`) to the only other holder of the profile.
         let relined = std::mem::take(&mut self.relined);
@@ -743,7 +1062,20 @@ impl Pipeline {
     /// again without reading a file.
     fn new_generation(&mut self) {
         let meta = std::mem::take(&mut self.profile.meta);
-        self.profile = Profile::new(meta);
+        let old = std::mem::replace(&mut self.profile, Profile::new(meta));
+        // The stacks of open off-CPU intervals name the old tables' locations: copied into the new ones.
+        if let Some(off) = &mut self.off_cpu {
+            let mut copied = HashMap::new();
+            for stack in off.intervals.stacks_mut() {
+                for id in stack.iter_mut() {
+                    *id = *copied
+                        .entry(*id)
+                        .or_insert_with(|| copy_location(&old, &mut self.profile, *id));
+                }
+            }
+            off.paths.clear();
+            off.memos.clear();
+        }
         self.marks = TableMarks::default();
         self.locations.clear();
         self.user_locations.clear();
@@ -771,6 +1103,10 @@ impl Pipeline {
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
         let exited = self.processes.release_exited();
+        if let Some(off) = &mut self.off_cpu {
+            off.paths.clear();
+            off.memos.retain(|_, memo| !exited.contains(&memo.pid));
+        }
         for &pid in &exited {
             if let Some(unwinders) = &mut self.unwinders {
                 unwinders.forget(pid);
@@ -851,6 +1187,7 @@ impl Pipeline {
     pub fn into_profile(mut self) -> Profile {
         self.name_jit_code();
         self.add_symbolizer_notes();
+        self.add_off_cpu_notes();
         self.profile
     }
 
@@ -860,6 +1197,7 @@ impl Pipeline {
     pub fn into_profile_leaking_caches(mut self) -> Profile {
         self.name_jit_code();
         self.add_symbolizer_notes();
+        self.add_off_cpu_notes();
         let mut pipeline = std::mem::ManuallyDrop::new(self);
         std::mem::take(&mut pipeline.profile)
     }
@@ -871,9 +1209,126 @@ impl Pipeline {
         self.profile.meta.notes.extend(notes);
     }
 
+    /// What the off-CPU recording could not measure or attribute, in the profile's notes (every header shows
+    /// them), after the command has set its `Meta`.
+    fn add_off_cpu_notes(&mut self) {
+        let notes = self.off_cpu_notes();
+        self.profile.meta.notes.extend(notes);
+    }
+
+    /// The off-CPU notes (see `add_off_cpu_notes`); none when off-CPU time was not recorded.
+    pub fn off_cpu_notes(&self) -> Vec<String> {
+        let Some(off) = &self.off_cpu else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        let stats = off.intervals.stats();
+        if off.truncated > 0 {
+            let copy = match (off.config.stack_bytes, &self.unwinders) {
+                (0, _) | (_, None) => String::new(),
+                (n, Some(_)) => format!(
+                    " (each copies {n} bytes of user stack; --call-graph dwarf,BYTES copies more)"
+                ),
+            };
+            notes.push(format!(
+                "off-CPU: {} of {} switch-out stacks were cut before their root{copy}: they end in {TRUNCATED}",
+                off.truncated, off.samples
+            ));
+        }
+        if stats.blocked_at_attach > 0 {
+            notes.push(format!(
+                "off-CPU: {} threads were already off CPU when the recording attached: their wait until they first ran is charged to a {BLOCKED_AT_ATTACH} frame (the stack they blocked in was never sampled)",
+                stats.blocked_at_attach
+            ));
+        }
+        if stats.unknown_length > 0 {
+            notes.push(format!(
+                "off-CPU: {} switch-outs whose interval could not be measured (records lost, or the sample without its switch record) are not charged",
+                stats.unknown_length
+            ));
+        }
+        if let Some(check) = &self.fp_check {
+            let q = &check.off_cpu_quality;
+            let percent = q.frameless as f64 * 100.0 / (off.samples.max(1)) as f64;
+            if q.frameless > 0 && percent >= 1.0 {
+                let mut modules: Vec<(&Arc<Module>, u64)> = q
+                    .modules
+                    .iter()
+                    .filter(|(_, m)| m.frameless > 0)
+                    .map(|(module, m)| (module, m.frameless))
+                    .collect();
+                modules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.path.cmp(&b.0.path)));
+                let named: Vec<String> = modules
+                    .iter()
+                    .take(3)
+                    .map(|(module, n)| {
+                        format!(
+                            "{} {:.1}%",
+                            module_name(&module.path),
+                            *n as f64 * 100.0 / off.samples.max(1) as f64
+                        )
+                    })
+                    .collect();
+                let by_perf = self
+                    .profile
+                    .meta
+                    .command_line
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|p| p.rsplit('/').next() == Some("perf"));
+                let instead = if by_perf {
+                    "perf record --call-graph dwarf"
+                } else {
+                    "--call-graph hybrid or dwarf"
+                };
+                notes.push(format!(
+                    "off-CPU: {percent:.1}% of the switch-out stacks are frame-pointer chains through code without frame pointers ({}): their waits are charged to the wrong callers; record with {instead}",
+                    named.join(", ")
+                ));
+            }
+        }
+        notes
+    }
+
     pub fn meta_mut(&mut self) -> &mut Meta {
         &mut self.profile.meta
     }
+}
+
+/// Location `id` of `old`, interned into `new` with its mapping, functions and strings.
+fn copy_location(old: &Profile, new: &mut Profile, id: LocationId) -> LocationId {
+    let Some(location) = old.locations.get(id.index()) else {
+        return id;
+    };
+    let mapping = location.mapping.and_then(|m| {
+        let m = old.mappings.get(m.index())?;
+        let mapping = Mapping {
+            path: new.intern(old.str(m.path)),
+            build_id: m.build_id.map(|b| new.intern(old.str(b))),
+            ..m.clone()
+        };
+        Some(new.add_mapping(mapping))
+    });
+    let lines = location
+        .lines
+        .iter()
+        .map(|line| {
+            let f = old.function(line.function);
+            let function = Function {
+                name: new.intern(old.str(f.name)),
+                file: f.file.map(|file| new.intern(old.str(file))),
+            };
+            Line {
+                function: new.add_function(function),
+                line: line.line,
+            }
+        })
+        .collect();
+    new.add_location(Location {
+        mapping,
+        address: location.address,
+        lines,
+    })
 }
 
 /// Sizes of the pipeline's caches (see [`Pipeline::footprint`]).
@@ -922,5 +1377,139 @@ fn module_spec(
         pid: (!offline && !processes.has_exited(mapping.pid)).then_some(mapping.pid),
         map_start: mapping.start.0,
         map_end: mapping.end.0,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const SP: u64 = 0x7ffc_0000_1000;
+
+    fn switch_out(words: &[u64]) -> SampleRecord {
+        SampleRecord {
+            kind: SampleKind::SwitchOut,
+            pid: 7,
+            tid: 8,
+            callchain: vec![
+                crate::acquire::record::PERF_CONTEXT_KERNEL,
+                0xffff_ffff_8100_0000,
+            ],
+            // bp, sp, ip (`arch::USER_REGS`).
+            user_regs: Some(vec![SP + 0x40, SP, 0x5555_0000_1000]),
+            user_stack: Some(words.iter().flat_map(|w| w.to_le_bytes()).collect()),
+            ..SampleRecord::default()
+        }
+    }
+
+    /// A memo of a walk that read words 1 and 3 of the stack.
+    fn memo(sample: &SampleRecord) -> SwitchMemo {
+        SwitchMemo {
+            pid: 7,
+            generation: 3,
+            regs: sample.user_regs.as_deref().and_then(Regs::from_sample),
+            stack: true,
+            callchain: sample.callchain.clone(),
+            reads: vec![(SP + 8, 11), (SP + 24, 33)],
+            locations: vec![LocationId(1)],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_switch_memo_holds_while_what_the_walk_read_is_the_same() {
+        let first = switch_out(&[0, 11, 22, 33, 44]);
+        let m = memo(&first);
+        assert!(m.matches(&first, 3));
+        // Words the walk did not read (a caller's loop counter) changed, or the copy is longer: the same walk.
+        assert!(m.matches(&switch_out(&[9, 11, 9, 33, 9, 9, 9]), 3));
+        // A word it read changed, or the copy no longer holds it.
+        assert!(!m.matches(&switch_out(&[0, 11, 22, 34, 44]), 3));
+        assert!(!m.matches(&switch_out(&[0, 11, 22]), 3));
+        // Other mappings, another process, other registers or another kernel chain.
+        assert!(!m.matches(&first, 4));
+        let mut other = first.clone();
+        other.pid = 9;
+        assert!(!m.matches(&other, 3));
+        let mut other = first.clone();
+        other.user_regs = Some(vec![SP + 0x48, SP, 0x5555_0000_1000]);
+        assert!(!m.matches(&other, 3));
+        let mut other = first.clone();
+        other.callchain.push(0xffff_ffff_8100_0010);
+        assert!(!m.matches(&other, 3));
+        // No copy at all: the walk would have been the kernel's chain alone.
+        let mut other = first.clone();
+        other.user_stack = Some(Vec::new());
+        assert!(!m.matches(&other, 3));
+    }
+
+    fn kernel_switch_out(tid: u32, time: u64) -> Record {
+        Record::Sample(SampleRecord {
+            kind: SampleKind::SwitchOut,
+            pid: 7,
+            tid,
+            time,
+            callchain: vec![
+                crate::acquire::record::PERF_CONTEXT_KERNEL,
+                0xffff_ffff_8100_0000,
+            ],
+            ..SampleRecord::default()
+        })
+    }
+
+    fn switch(tid: u32, time: u64, out: bool) -> Record {
+        Record::Switch {
+            pid: 7,
+            tid,
+            time,
+            out,
+            preempt: false,
+        }
+    }
+
+    fn blocked(delta: &Delta) -> Vec<(u32, u64, u64)> {
+        let mut v: Vec<_> = delta
+            .samples
+            .iter()
+            .map(|g| (g.tid, g.switches, g.blocked))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn live_deltas_charge_open_intervals_up_to_the_watermark_and_the_rest_at_the_switch_in() {
+        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
+        let mut pipeline = Pipeline::new(Config {
+            symbolizer: Some(symbolizer),
+            off_cpu: Some(OffCpuConfig::default()),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
+        for record in [
+            kernel_switch_out(8, 1_000),
+            switch(8, 1_000, true),
+            kernel_switch_out(9, 1_500),
+            switch(9, 1_500, true),
+        ] {
+            pipeline.on_record(&record);
+        }
+        // Nothing is known up to any time yet: nothing is charged.
+        assert_eq!(blocked(&pipeline.take_delta()), vec![]);
+        pipeline.advance_to(4_000);
+        assert_eq!(
+            blocked(&pipeline.take_delta()),
+            vec![(8, 1, 3_000), (9, 1, 2_500)]
+        );
+        pipeline.on_record(&switch(8, 5_000, false));
+        pipeline.advance_to(6_000);
+        let delta = pipeline.take_delta();
+        // 8 ran again at 5,000; 9 still waits. Each switch-out is counted once.
+        assert_eq!(blocked(&delta), vec![(8, 0, 1_000), (9, 0, 2_000)]);
+        assert!(delta.meta.off_cpu.enabled);
+        pipeline.finish_off_cpu(Some(6_500));
+        let delta = pipeline.take_delta();
+        assert_eq!(blocked(&delta), vec![(9, 0, 500)]);
+        assert_eq!(delta.meta.off_cpu.open_at_stop, 1);
     }
 }

@@ -268,7 +268,10 @@ impl Processes {
                     self.exited_threads.insert(*tid);
                 }
             }
-            Record::Sample(_) | Record::Lost { .. } | Record::Throttle { .. } => {}
+            Record::Sample(_)
+            | Record::Lost { .. }
+            | Record::Switch { .. }
+            | Record::Throttle { .. } => {}
         }
     }
 

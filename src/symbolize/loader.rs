@@ -398,6 +398,19 @@ pub fn module_data(spec: &ModuleSpec) -> Option<ModuleData> {
     })
 }
 
+/// The GNU build-id of the module's file, read from its headers alone (a few small reads: no symbols, no
+/// debug info), for a profile that names its modules before their symbols are loaded.
+pub fn module_build_id(spec: &ModuleSpec) -> Option<Vec<u8>> {
+    match module_data(spec)? {
+        ModuleData::File(file) => {
+            let cache = ReadCache::new(&file);
+            let elf = object::File::parse(&cache).ok()?;
+            elf.build_id().ok().flatten().map(<[u8]>::to_vec)
+        }
+        ModuleData::Bytes(bytes) => super::elf::read_build_id(&bytes),
+    }
+}
+
 /// The vdso image of the process while it lives, else our own (the same kernel's), with where it was read.
 fn vdso_bytes(spec: &ModuleSpec) -> Option<(PathBuf, Arc<[u8]>)> {
     let read = |pid: &str, start: u64, end: u64| -> Option<(PathBuf, Arc<[u8]>)> {

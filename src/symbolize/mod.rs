@@ -80,7 +80,7 @@ pub use demangle::demangle;
 pub use elf::{has_debug_info, offset_to_svma, read_build_id, svma_to_offset, Segment};
 pub use kallsyms::Kallsyms;
 pub use loader::perf_build_id_cache;
-pub use loader::{module_data, ModuleData};
+pub use loader::{module_build_id, module_data, ModuleData};
 #[doc(hidden)]
 pub use memory::MemoryModule;
 pub use perfmap::PerfMap;
@@ -282,6 +282,8 @@ pub struct Symbolizer {
     jit_recheck: Duration,
     modules: HashMap<ModuleKey, Module>,
     kallsyms: Option<Kallsyms>,
+    /// `preload_kernel_symbols`: the thread reading them.
+    kallsyms_loading: Option<std::thread::JoinHandle<Kallsyms>>,
     kernel_frames: HashMap<u64, Arc<[Frame]>>,
     /// JIT maps by pid.
     jit_maps: HashMap<u32, JitMap>,
@@ -295,6 +297,10 @@ impl Default for Symbolizer {
     fn default() -> Self {
         Symbolizer::new()
     }
+}
+
+fn read_kallsyms(path: &Path) -> Kallsyms {
+    Kallsyms::parse(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
 /// The short module name shown in unknown frames: the file name, or the pseudo path as is.
@@ -380,6 +386,7 @@ impl Symbolizer {
             jit_recheck: Duration::ZERO,
             modules: HashMap::new(),
             kallsyms: None,
+            kallsyms_loading: None,
             kernel_frames: HashMap::new(),
             jit_maps: HashMap::new(),
             notes: Vec::new(),
@@ -396,6 +403,20 @@ impl Symbolizer {
     pub fn with_debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
         self.debug_dirs = dirs;
         self
+    }
+
+    /// Starts reading the kernel's symbols on a thread of their own, for the first kernel address to find them
+    /// read (80 ms here, 120,000 lines of `/proc/kallsyms`): a consumer of context switches at a million a
+    /// second cannot stop that long for its first sample without losing samples behind it.
+    pub fn preload_kernel_symbols(&mut self) {
+        if self.kallsyms.is_some() || self.kallsyms_loading.is_some() {
+            return;
+        }
+        let path = self.kallsyms_path.clone();
+        self.kallsyms_loading = std::thread::Builder::new()
+            .name("stacktop-kallsyms".to_owned())
+            .spawn(move || read_kallsyms(&path))
+            .ok();
     }
 
     /// Use these kernel symbols instead of reading `/proc/kallsyms` (e.g. from a recording's metadata).
@@ -430,8 +451,11 @@ impl Symbolizer {
             return frames.clone();
         }
         let path = &self.kallsyms_path;
+        let loading = self.kallsyms_loading.take();
         let kallsyms = self.kallsyms.get_or_insert_with(|| {
-            Kallsyms::parse(&std::fs::read_to_string(path).unwrap_or_default())
+            loading
+                .and_then(|thread| thread.join().ok())
+                .unwrap_or_else(|| read_kallsyms(path))
         });
         let function = match kallsyms.lookup(addr) {
             Some(name) => name.to_owned(),

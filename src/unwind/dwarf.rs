@@ -78,6 +78,10 @@ pub struct Walk {
     pub frames: Vec<Frame>,
     pub cfas: Vec<u64>,
     pub end: WalkEnd,
+    /// Every stack word the walk read, `(address, value)`, in order: the walk is a function of the registers,
+    /// the unwind tables and these words alone, so a later stack that holds the same words at the same
+    /// addresses walks the same (see `Unwinders::last_reads`).
+    pub reads: Vec<(u64, u64)>,
 }
 
 /// Walks the user stack from `regs` through `stack`, at most `max_depth` frames.
@@ -102,9 +106,15 @@ pub fn walk_into(
     max_depth: usize,
     out: &mut Walk,
 ) {
-    let Walk { frames, cfas, end } = out;
+    let Walk {
+        frames,
+        cfas,
+        end,
+        reads,
+    } = out;
     frames.clear();
     cfas.clear();
+    reads.clear();
     frames.push(Frame {
         address: FrameAddress::InstructionPointer(Avma(regs.ip)),
         kernel: false,
@@ -115,9 +125,11 @@ pub fn walk_into(
     // Set when a read failed because it was past the end of the copy (not below sp, not garbage).
     let exhausted = Cell::new(false);
     let mut read = |addr: u64| -> Result<u64, ()> {
-        stack.read(addr).ok_or_else(|| {
+        let value = stack.read(addr).ok_or_else(|| {
             exhausted.set(addr >= stack.end());
-        })
+        })?;
+        reads.push((addr, value));
+        Ok(value)
     };
     *end = loop {
         if frames.len() >= max_depth {

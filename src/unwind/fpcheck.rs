@@ -97,7 +97,10 @@ pub struct FpCheck {
     rules: HashMap<Arc<Module>, Option<Arc<Rules>>>,
     /// By module (the address of its `Arc`, held in `rules` while the entry lives) and file offset.
     kinds: HashMap<(usize, u64), FrameKind>,
+    /// CPU samples' chains.
     pub quality: FpQuality,
+    /// Switch-out samples' chains (off-CPU time), counted apart as `Unwinders::off_cpu_quality` is.
+    pub off_cpu_quality: FpQuality,
     /// The user frames of the sample being checked (reused).
     user: Vec<FrameAddress>,
 }
@@ -114,8 +117,22 @@ impl FpCheck {
             rules: HashMap::new(),
             kinds: HashMap::new(),
             quality: FpQuality::default(),
+            off_cpu_quality: FpQuality::default(),
             user: Vec::new(),
         }
+    }
+
+    /// `check`, for the chain of a switch-out sample: counted in `off_cpu_quality`.
+    pub fn check_off_cpu(
+        &mut self,
+        pid: u32,
+        stack: &Stack,
+        processes: &Processes,
+        loader: &mut Loader<'_>,
+    ) {
+        std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
+        self.check(pid, stack, processes, loader);
+        std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
     }
 
     /// Checks the user frames of `stack`, a frame-pointer chain of process `pid`.
@@ -210,6 +227,7 @@ impl FpCheck {
         let live: HashSet<usize> = self.rules.keys().map(|m| Arc::as_ptr(m) as usize).collect();
         self.kinds.retain(|(m, _), _| live.contains(m));
         self.quality.modules.retain(|m, _| keep(m));
+        self.off_cpu_quality.modules.retain(|m, _| keep(m));
     }
 
     /// Modules whose tables were read (or found missing).

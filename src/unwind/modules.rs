@@ -6,11 +6,12 @@
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
-use super::dwarf::{self, Cache, Regs, StackCopy, Unwinder, WalkEnd};
+pub use super::dwarf::Regs;
+use super::dwarf::{self, Cache, StackCopy, Unwinder, WalkEnd};
 use super::hybrid::{self, Outcome};
 use super::tables::UnwindTables;
 use super::{fp, Frame, Stack};
-use crate::acquire::record::SampleRecord;
+use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
 use crate::addr::Avma;
 use crate::process::{Mapping, Module, Processes, Resolved};
@@ -65,10 +66,17 @@ pub struct Unwinders {
     processes: HashMap<u32, ProcessUnwinder>,
     tables: HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
     cache: Cache,
+    /// CPU samples' walks.
     pub quality: Quality,
+    /// Switch-out samples' walks (off-CPU time): apart, so that the CPU figures every header states keep
+    /// their meaning (shares of the CPU samples).
+    pub off_cpu_quality: Quality,
     /// Hybrid mode: learns how much of each process's stack copy its walks read (see `Budgets`).
     budgets: Option<Budgets>,
     scratch: Scratch,
+    /// Whether the last sample's stack is a function of its call chain, its walk registers, the stack words
+    /// of `scratch.walk.reads` and the process's mappings alone (see [`Unwinders::last_reads`]).
+    last_pure: bool,
 }
 
 /// Buffers reused from sample to sample.
@@ -168,8 +176,10 @@ impl Unwinders {
             tables: HashMap::new(),
             cache: Cache::new(),
             quality: Quality::default(),
+            off_cpu_quality: Quality::default(),
             budgets: None,
             scratch: Scratch::default(),
+            last_pure: false,
         }
     }
 
@@ -183,6 +193,14 @@ impl Unwinders {
             });
         }
         self
+    }
+
+    /// The stack words the last `unwind_into` read, `(address, value)`, when its stack is a function of the
+    /// sample's call chain, the walk registers ([`Regs::from_sample`]), these words and the process's mappings
+    /// alone (a walk by the tables that ended by itself; or no walk at all); `None` otherwise. A later sample
+    /// of the same process, mappings, chain and registers whose copy holds these words gets the same stack.
+    pub fn last_reads(&self) -> Option<&[(u64, u64)]> {
+        self.last_pure.then_some(self.scratch.walk.reads.as_slice())
     }
 
     /// Forgets a process (after it exited and its samples were processed).
@@ -207,7 +225,8 @@ impl Unwinders {
     }
 
     /// `unwind` into `out`, reusing its buffer and this unwinder's scratch space: once warm, a sample
-    /// allocates nothing here.
+    /// allocates nothing here. A switch-out sample's walk counts in `off_cpu_quality` and teaches the stack
+    /// budget nothing (its copy is smaller than a CPU sample's, see `acquire::SWITCH_HYBRID_STACK_BYTES`).
     pub fn unwind_into(
         &mut self,
         sample: &SampleRecord,
@@ -216,7 +235,15 @@ impl Unwinders {
         out: &mut Stack,
     ) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.unwind_with(&mut scratch, sample, processes, loader, out);
+        if sample.kind == SampleKind::SwitchOut {
+            std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
+            let budgets = self.budgets.take();
+            self.unwind_with(&mut scratch, sample, processes, loader, out);
+            self.budgets = budgets;
+            std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
+        } else {
+            self.unwind_with(&mut scratch, sample, processes, loader, out);
+        }
         self.scratch = scratch;
     }
 
@@ -247,6 +274,9 @@ impl Unwinders {
         }
         out.truncated = chain.truncated;
         self.quality.samples += 1;
+        // The walk reads nothing of the stack on the way out below; a full walk sets it again.
+        walk.reads.clear();
+        self.last_pure = true;
         let regs = sample.user_regs.as_deref().and_then(Regs::from_sample);
         let (Some(regs), Some(bytes)) = (regs, sample.user_stack.as_deref()) else {
             // A kernel thread, or a sample the kernel could not copy a stack for.
@@ -284,13 +314,17 @@ impl Unwinders {
         }
         let stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
         let broken = walk.end == WalkEnd::Broken;
+        // A splice reads the frame-pointer chain in the copy besides: not tracked.
+        self.last_pure = matches!(walk.end, WalkEnd::Complete | WalkEnd::DepthCap);
         let outcome = match self.mode {
+            // A sample without the kernel's user chain (a switch-out's, see `acquire::counters::Opener::
+            // switch_opts`): nothing is known beyond the copy, as when the kernel cut its chain.
             Mode::Hybrid => hybrid::splice_into(
                 walk,
                 regs.bp,
                 stack,
                 user,
-                chain.truncated,
+                chain.truncated || user.is_empty(),
                 fp_frames,
                 &mut out.frames,
             ),
@@ -395,6 +429,7 @@ impl Unwinders {
     pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
         self.tables.retain(|m, _| keep(m));
         self.quality.modules.retain(|m, _| keep(m));
+        self.off_cpu_quality.modules.retain(|m, _| keep(m));
     }
 
     /// Modules whose unwind tables were read (or found missing).
@@ -415,6 +450,7 @@ mod tests {
 
     fn walk(sp: u64, read: u64, end: WalkEnd) -> dwarf::Walk {
         dwarf::Walk {
+            reads: Vec::new(),
             frames: Vec::new(),
             cfas: vec![sp, sp + read],
             end,

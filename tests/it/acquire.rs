@@ -44,6 +44,7 @@ fn config(target: Target) -> SessionConfig {
         frequency: 1000,
         call_graph: CallGraphMode::Fp,
         command_output: CommandOutput::Null,
+        off_cpu: false,
     }
 }
 

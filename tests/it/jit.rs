@@ -195,6 +195,7 @@ pub fn top_names_jit_code_live() {
         frequency: 999,
         call_graph: "hybrid".parse().unwrap(),
         command_output: CommandOutput::File(output.clone()),
+        off_cpu: false,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());

@@ -19,6 +19,7 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod offcpu_recording;
 mod output;
 mod perfdata;
 mod perfdata_hostile;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        offcpu_recording::tests(),
         output::tests(),
         perfdata::tests(),
         perfdata_hostile::tests(),

@@ -736,6 +736,7 @@ pub fn mutex_callers_75_25_from_a_live_recording() {
         // `top`'s default mode: hybrid with its 4 KiB copies.
         call_graph: CallGraphMode::parse("hybrid", TOP_HYBRID_STACK_BYTES).unwrap(),
         command_output: CommandOutput::Null,
+        off_cpu: false,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());
@@ -792,6 +793,7 @@ pub fn live_fp_view_warns_of_code_without_frame_pointers() {
         frequency: 999,
         call_graph: CallGraphMode::parse("fp", TOP_HYBRID_STACK_BYTES).unwrap(),
         command_output: CommandOutput::Null,
+        off_cpu: false,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());

@@ -41,6 +41,7 @@ fn drive(script: &str, refresh: Duration, mut each: impl FnMut(Delta, Footprint)
         frequency: 999,
         call_graph: "hybrid".parse().unwrap(),
         command_output: CommandOutput::Null,
+        off_cpu: false,
     };
     let mut session = Session::start(config).unwrap();
     let limits = fp::Limits {
