@@ -19,6 +19,8 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod offcpu;
+mod offcpu_workloads;
 mod output;
 mod perfdata;
 mod perfdata_hostile;
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        offcpu::tests(),
         output::tests(),
         perfdata::tests(),
         perfdata_hostile::tests(),
