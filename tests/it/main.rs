@@ -20,6 +20,7 @@ mod frameless;
 mod hostile;
 mod jit;
 mod offcpu;
+mod offcpu_output;
 mod offcpu_workloads;
 mod output;
 mod perfdata;
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
         hostile::tests(),
         jit::tests(),
         offcpu::tests(),
+        offcpu_output::tests(),
         output::tests(),
         perfdata::tests(),
         perfdata_hostile::tests(),
