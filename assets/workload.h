@@ -32,6 +32,14 @@ __attribute__((unused)) static double cpu_seconds(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Nanoseconds of `clock`: CLOCK_MONOTONIC for elapsed time, CLOCK_THREAD_CPUTIME_ID for the calling thread's
+ * own CPU time (what the off-CPU workloads measure themselves with). */
+__attribute__((unused)) static long long clock_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* CPU seconds to run, from argv[1] (default 2). */
 __attribute__((unused)) static double duration_arg(int argc, char **argv) {
     return argc > 1 ? atof(argv[1]) : 2.0;

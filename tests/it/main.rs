@@ -19,7 +19,10 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod offcpu;
+mod offcpu_output;
 mod offcpu_recording;
+mod offcpu_workloads;
 mod output;
 mod perfdata;
 mod perfdata_hostile;
@@ -78,6 +81,8 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        offcpu::tests(),
+        offcpu_output::tests(),
         offcpu_recording::tests(),
         output::tests(),
         perfdata::tests(),
