@@ -283,7 +283,7 @@ pub fn go_pprof_reads_each_sample_type() {
 pub fn off_cpu_report_golden() {
     let file = profile_file();
     let out = weighed_output(&["report", "--weight", "off-cpu"], &file);
-    golden("report-off-cpu.txt", &out);
+    golden("cli-report-off-cpu.txt", &out);
 }
 
 pub fn off_cpu_callers_golden() {
@@ -310,7 +310,7 @@ pub fn off_cpu_callers_golden() {
         caller_line(tree, "wait_often") < caller_line(tree, "wait_rarely"),
         "{tree}"
     );
-    golden("callers-off-cpu-pthread_mutex_lock.txt", &out);
+    golden("cli-callers-off-cpu-pthread_mutex_lock.txt", &out);
 }
 
 pub fn wall_per_thread_report_golden() {
@@ -335,7 +335,7 @@ pub fn wall_per_thread_report_golden() {
         .unwrap_or_else(|| panic!("no row of thread 102:\n{report}"));
     // 31 ms of the 70 ms of wall time.
     assert!(row.contains("44.29%"), "{report}");
-    golden("report-wall-sort-tid.txt", &out);
+    golden("cli-report-wall-sort-tid.txt", &out);
 }
 
 pub fn off_cpu_and_wall_flamegraphs_golden() {
@@ -360,7 +360,7 @@ pub fn off_cpu_and_wall_flamegraphs_golden() {
         "the off-CPU flamegraph does not count in ms"
     );
     assert!(text(&off).contains("wait_often"));
-    golden("flamegraph-off-cpu.svg", &off);
+    golden("cli-flamegraph-off-cpu.svg", &off);
     let wall = svg_of("wall", "offcpu-wall.svg");
     for frame in [BLOCKED, RUNNABLE, "hold_lock"] {
         assert!(
@@ -368,7 +368,7 @@ pub fn off_cpu_and_wall_flamegraphs_golden() {
             "no {frame} in the wall flamegraph"
         );
     }
-    golden("flamegraph-wall.svg", &wall);
+    golden("cli-flamegraph-wall.svg", &wall);
 }
 
 crate::tests![
