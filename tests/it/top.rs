@@ -37,7 +37,7 @@ fn app() -> App {
 }
 
 /// The screen as text, one line per row, trailing spaces trimmed.
-fn screen(app: &mut App, width: u16, height: u16) -> String {
+pub fn screen(app: &mut App, width: u16, height: u16) -> String {
     screen_and_highlight(app, width, height).0
 }
 
@@ -69,14 +69,14 @@ fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<
 }
 
 /// The one highlighted table line's symbol column.
-fn highlighted_symbol(app: &mut App) -> String {
+pub fn highlighted_symbol(app: &mut App) -> String {
     let (s, lines) = screen_and_highlight(app, 80, 24);
     assert_eq!(lines.len(), 1, "one highlighted line:\n{s}");
     let symbol = lines[0].split("[.] ").nth(1).unwrap_or_default();
     symbol.to_owned()
 }
 
-fn goldens(name: &str, app: &mut App) {
+pub fn goldens(name: &str, app: &mut App) {
     for (w, h) in SIZES {
         golden(
             &format!("top-{name}-{w}x{h}.txt"),
@@ -85,13 +85,13 @@ fn goldens(name: &str, app: &mut App) {
     }
 }
 
-fn press(app: &mut App, keys: &[KeyCode]) {
+pub fn press(app: &mut App, keys: &[KeyCode]) {
     for &k in keys {
         handle_key(app, KeyEvent::new(k, KeyModifiers::NONE));
     }
 }
 
-fn typed(app: &mut App, text: &str) {
+pub fn typed(app: &mut App, text: &str) {
     for c in text.chars() {
         press(app, &[KeyCode::Char(c)]);
     }
@@ -830,8 +830,10 @@ pub fn live_fp_view_warns_of_code_without_frame_pointers() {
     let line = screen.lines().nth(3).unwrap_or_default();
     let expected: String = format!("warning: {warning}").chars().take(120).collect();
     assert_eq!(line, expected.trim_end(), "{screen}");
+    // Then the table (after the view line when the recording has off-CPU time).
+    let next = 4 + usize::from(app.off_cpu_available());
     assert!(
-        screen.lines().nth(4).is_some_and(|l| l.contains("Self")),
+        screen.lines().nth(next).is_some_and(|l| l.contains("Self")),
         "{screen}"
     );
 }
