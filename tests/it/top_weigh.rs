@@ -84,7 +84,7 @@ fn values(cpu: u64, switches: u64, blocked_ms: u64, runnable_ms: u64) -> Values 
 }
 
 /// The profile of the module comment.
-fn profile() -> Profile {
+pub fn profile() -> Profile {
     let mut p = Profile::new(meta());
     let [compute, often, rarely, worker, main, nap, spin, spinner] = [
         "compute", "often", "rarely", "worker", "main", "nap", "spin", "spinner",
