@@ -253,6 +253,14 @@ pub struct TopArgs {
     /// `t` key changes the limit).
     #[arg(long = "process", value_name = "NAME")]
     pub process: Option<String>,
+    /// What the view weighs at start: CPU samples, off-CPU time (blocked and runnable, or one of them) or
+    /// both (wall-clock time). The `w` key switches cpu, off-cpu, wall.
+    #[arg(
+        long = "weight",
+        value_name = "cpu|off-cpu|blocked|runnable|wall",
+        default_value = "cpu"
+    )]
+    pub weight: crate::profile::Weigh,
 }
 
 #[derive(Debug, clap::Args)]

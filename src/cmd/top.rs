@@ -1,7 +1,7 @@
 //! `stacktop top`: the live view. The engine's live sampler (`pipeline::live`) hands the UI one update per
 //! refresh; the UI appends it to its copy of the profile and adds the samples to a decaying and a cumulative
 //! sum (`tui::App`). The UI sleeps until a key, an update or an annotation arrives (keys are read on a thread
-//! of their own). `top -i FILE` shows a recorded profile frozen.
+//! of their own). `top -i FILE` shows a recorded profile frozen. `--weight` picks the first view (`w` switches).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
         let status = recorded_status(&profile, &path.display().to_string());
         let mut app = App::frozen(profile, status);
         app.limit = limit(&args);
-        app.refresh();
+        app.start_view(args.weight);
         tui::run(app, None, Some(annotator())).context("terminal")?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -45,6 +45,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     let mut app = App::live(sampler.status.clone());
     app.limit = limit(&args);
     app.message = sampler.notes.first().cloned();
+    app.start_view(args.weight);
     let (updates, handle) = sampler.into_parts();
     let ui = tui::run(app, Some(updates), Some(annotator()));
     // Ends the reader (SIGTERM to a launched command) whatever the UI's outcome.

@@ -309,7 +309,10 @@ impl Profile {
         };
         let mut groups = std::mem::take(&mut set.samples);
         set.ids.clear();
-        groups.sort_by(|a, b| b.period.cmp(&a.period).then(b.count.cmp(&a.count)));
+        // Heaviest first by CPU period and off-CPU time together: a stack that only waits is kept as surely as
+        // one that runs.
+        let heft = |g: &SampleGroup| g.period.saturating_add(g.off_cpu());
+        groups.sort_by(|a, b| heft(b).cmp(&heft(a)).then(b.count.cmp(&a.count)));
         let mut small = None;
         for g in groups {
             let leaf = if self.nodes.len() < set.node_limit {

@@ -406,6 +406,11 @@ pub struct SampleSet {
 }
 
 impl SampleSet {
+    /// The set's sample groups.
+    pub fn groups(&self) -> &[SampleGroup] {
+        &self.samples
+    }
+
     /// An empty set whose stacks keep at most `node_limit` nodes at a compaction.
     pub fn with_node_limit(node_limit: usize) -> SampleSet {
         SampleSet {

@@ -65,12 +65,15 @@ impl Weigh {
     }
 
     /// `(count, period)` of `v` in this view: the samples (CPU samples, switch-outs or both) and their weight.
+    /// The switch-outs of a group with no time of the kind asked for do not count (a preempted thread's
+    /// switch-outs are no rows of weight 0 in the blocked view).
     pub fn of(self, v: &Values) -> (u64, u64) {
+        let switches_with = |time: u64| if time > 0 { v.switches } else { 0 };
         match self {
             Weigh::Cpu => (v.count, v.period),
             Weigh::OffCpu => (v.switches, v.blocked.saturating_add(v.runnable)),
-            Weigh::Blocked => (v.switches, v.blocked),
-            Weigh::Runnable => (v.switches, v.runnable),
+            Weigh::Blocked => (switches_with(v.blocked), v.blocked),
+            Weigh::Runnable => (switches_with(v.runnable), v.runnable),
             Weigh::Wall => (
                 v.count.saturating_add(v.switches),
                 v.period
@@ -215,6 +218,7 @@ impl Profile {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::profile::LocationId;
 
     fn profile() -> Profile {
         let mut p = Profile::default();
@@ -289,6 +293,22 @@ mod tests {
                 ("f".to_owned(), 1, 3_000),
             ]
         );
+    }
+
+    #[test]
+    fn a_kind_of_time_a_group_lacks_drops_it() {
+        let mut p = profile();
+        let loc = LocationId(0);
+        let comm = p.intern("w");
+        let preempted = Values {
+            switches: 5,
+            runnable: 500,
+            ..Values::default()
+        };
+        p.add_sample_values(&[loc], 1, 3, comm, preempted);
+        p.weigh(Weigh::Blocked, false);
+        assert!(p.samples.iter().all(|g| g.tid != 3), "{:?}", p.samples);
+        assert_eq!((p.total_count(), p.total_period()), (4, 14_000));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::app::{App, FuncRef, Request, Screen};
 pub use crate::annotate::Annotation;
 use crate::annotate::ViewLine;
-use crate::profile::Profile;
+use crate::profile::{Profile, Weigh};
 use crate::symbolize::DebugInfo;
 
 /// Builds the annotation of a function from a profile (`annotate::annotate`); runs off the drawing thread.
@@ -31,6 +31,20 @@ impl App {
 
     /// The annotator's answer, shown if its screen is still open.
     pub fn annotated(&mut self, func: &FuncRef, result: Result<Annotation, String>) {
+        self.annotated_in(self.view(), func, result);
+    }
+
+    /// The annotator's answer for a profile weighed in `view`: dropped when the view has changed since (the
+    /// annotation of the new view is on its way).
+    pub fn annotated_in(
+        &mut self,
+        view: Weigh,
+        func: &FuncRef,
+        result: Result<Annotation, String>,
+    ) {
+        if view != self.view() {
+            return;
+        }
         for screen in self.screens.iter_mut().rev() {
             if let Screen::Annotate(view) = screen {
                 if &view.func == func && view.result.is_none() {

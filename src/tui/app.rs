@@ -1,12 +1,16 @@
 //! The TUI's state. Key handling (`input.rs`) only changes it, drawing (`view.rs`) only reads it, so both are
 //! tested without a terminal. The rows on screen come from the profile queries the report uses
 //! (`top_functions`, `callers_of`, `callees_of`), recomputed when data arrives or a setting changes.
+//!
+//! What is weighed (`w`, `--weight`: CPU samples, off-CPU time or both) is a projection: the sums keep every
+//! value, and the profile the screens read holds a copy of the shown sums projected onto the view
+//! ([`Profile::weigh`], as the report and the flamegraph weigh), made again when the sums or the view change.
 
 use regex::{Regex, RegexBuilder};
 
 pub use crate::pipeline::live::{Status, Update};
 use crate::profile::query::{top_functions, Filter, SortKey, Weight};
-use crate::profile::{Meta, Profile, SampleSet};
+use crate::profile::{Meta, Profile, SampleSet, Values, Weigh};
 use crate::render::sanitize;
 use crate::render::text::short_module;
 
@@ -61,6 +65,10 @@ pub struct FuncRef {
 pub struct TableRow {
     pub self_pct: f64,
     pub total_pct: f64,
+    /// The function's self and total weight in the view: the period of its CPU samples, or nanoseconds in a
+    /// time view (off-CPU, wall).
+    pub self_weight: u64,
+    pub total_weight: u64,
     pub comm: String,
     pub module: String,
     pub symbol: String,
@@ -101,11 +109,25 @@ pub enum Request {
 
 pub struct App {
     pub status: Status,
-    /// Every stack seen, interned once, with the sums of the mode shown: decaying (`old * 7/8 + new` each
-    /// refresh, as perf top does) or cumulative.
+    /// Every stack seen, interned once. Its sample groups are the shown sums projected onto `view`: what every
+    /// screen (and the annotator) reads.
     profile: Profile,
+    /// The sums of the mode shown, with every value (CPU and off-CPU), over the profile's stacks: decaying
+    /// (`old * 7/8 + new` each refresh, as perf top does) or cumulative.
+    sums: SampleSet,
     /// The sums of the other mode, over the same stacks (see [`Profile::swap_samples`]).
     other_sums: SampleSet,
+    /// What the screens weigh.
+    view: Weigh,
+    /// Every value of the shown sums, for the header.
+    pub totals: Values,
+    /// Off-CPU time has been seen in this session (the decaying sums may lose it again).
+    off_cpu_seen: bool,
+    /// A recorded profile (`top -i`), not a live session.
+    recorded: bool,
+    /// Whether the session records off-CPU time is known: a recorded profile, or a live one's first update
+    /// has come (its profile's `meta.off_cpu` says).
+    informed: bool,
     /// Refreshes received while paused, applied on resume.
     held: Vec<Update>,
     cumulative_mode: bool,
@@ -146,7 +168,13 @@ impl App {
         App {
             status,
             profile: Profile::default(),
+            sums: SampleSet::default(),
             other_sums: SampleSet::default(),
+            view: Weigh::Cpu,
+            totals: Values::default(),
+            off_cpu_seen: false,
+            recorded: false,
+            informed: false,
             held: Vec::new(),
             cumulative_mode: false,
             paused: false,
@@ -176,15 +204,92 @@ impl App {
         status.ended.get_or_insert_with(|| "recorded".to_owned());
         let mut app = App::live(status);
         app.profile = profile;
+        app.profile.swap_samples(&mut app.sums);
         app.cumulative_mode = true;
         app.ended = true;
+        app.recorded = true;
+        app.informed = true;
+        app.project();
         app.refresh();
         app
     }
 
-    /// The profile the screens read, with the sums of the mode shown.
+    /// The profile the screens read: the sums of the mode shown, weighed in the view.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// What the screens weigh.
+    pub fn view(&self) -> Weigh {
+        self.view
+    }
+
+    /// Whether the session has off-CPU time to show: it records switch-outs, or some came.
+    pub fn off_cpu_available(&self) -> bool {
+        self.off_cpu_seen || self.profile.meta.off_cpu.enabled
+    }
+
+    /// The view to start with (`--weight`). A view of off-CPU time in a session without any falls back to CPU
+    /// with a message as soon as that is known (a live session's first update).
+    pub fn start_view(&mut self, view: Weigh) {
+        self.view = view;
+        self.project();
+        self.refresh();
+    }
+
+    /// `w` (the next view: CPU, off-CPU, wall) or any view: the table from the top, the open trees and
+    /// annotations weighed anew. A view of off-CPU time in a session that records none is refused with a
+    /// message saying how to record it.
+    pub fn set_view(&mut self, view: Weigh) {
+        if view.is_time() && self.informed && !self.off_cpu_available() {
+            self.message = Some(self.no_off_cpu().to_owned());
+            return;
+        }
+        if view == self.view {
+            return;
+        }
+        self.view = view;
+        self.project();
+        self.select(0, false);
+        self.refresh();
+        for screen in &mut self.screens {
+            if let Screen::Annotate(annotate) = screen {
+                annotate.result = None;
+                annotate.selected = 0;
+                self.requests.push(Request::Annotate(annotate.func.clone()));
+            }
+        }
+    }
+
+    /// Why there is no off-CPU view, and how to get one.
+    fn no_off_cpu(&self) -> &'static str {
+        if self.recorded {
+            "no off-CPU time in this profile: record with --off-cpu to weigh off-CPU or wall time"
+        } else {
+            "off-CPU recording is off: start top with --off-cpu to weigh off-CPU or wall time"
+        }
+    }
+
+    /// Makes the profile's sample groups the shown sums weighed in the view, and sums the header's totals.
+    fn project(&mut self) {
+        let mut copy = self.sums.clone();
+        self.profile.swap_samples(&mut copy);
+        self.totals = self.profile.totals();
+        let off_cpu =
+            self.totals.switches > 0 || self.totals.blocked > 0 || self.totals.runnable > 0;
+        self.off_cpu_seen |= off_cpu;
+        if self.view.is_time() && self.informed && !self.off_cpu_available() {
+            self.view = Weigh::Cpu;
+            let why = self.no_off_cpu();
+            self.message = Some(match self.message.take() {
+                Some(earlier) => format!("{earlier}; {why}"),
+                None => why.to_owned(),
+            });
+        }
+        // Without off-CPU values the CPU projection is the copy itself.
+        if off_cpu || self.view != Weigh::Cpu {
+            self.profile.weigh(self.view, false);
+        }
     }
 
     /// Whether the cumulative sums are shown (else the decaying ones).
@@ -195,8 +300,9 @@ impl App {
     /// Shows the cumulative sums (`true`) or the decaying ones.
     pub fn set_cumulative_mode(&mut self, cumulative: bool) {
         if cumulative != self.cumulative_mode {
-            self.profile.swap_samples(&mut self.other_sums);
+            std::mem::swap(&mut self.sums, &mut self.other_sums);
             self.cumulative_mode = cumulative;
+            self.project();
         }
     }
 
@@ -216,20 +322,35 @@ impl App {
 
     fn absorb(&mut self, update: Update) {
         let Update { delta, status } = update;
-        // While merging, the profile holds the decaying sums and `other_sums` the cumulative ones.
-        let cumulative_shown = self.cumulative_mode;
-        self.set_cumulative_mode(false);
-        // A stack below a hundred-thousandth of the recent total cannot show in a 0.01% column: dropped from
-        // the decaying sums (its stack stays interned for the cumulative ones).
-        let floor = self.profile.total_period() / 100_000;
-        self.profile.scale_samples(DECAY.0, DECAY.1, floor);
+        // While merging, the profile holds the decaying sums (its projection waits in `sums`) and
+        // `other_sums` the cumulative ones.
+        if self.cumulative_mode {
+            std::mem::swap(&mut self.sums, &mut self.other_sums);
+        }
+        self.profile.swap_samples(&mut self.sums);
+        // A stack below a hundred-thousandth of the recent total of each kind cannot show in a 0.01% column:
+        // dropped from the decaying sums (its stack stays interned for the cumulative ones).
+        let recent = self.profile.totals();
+        let floor = Values {
+            period: recent.period / 100_000,
+            blocked: recent.blocked / 100_000,
+            runnable: recent.runnable / 100_000,
+            ..Values::default()
+        };
+        self.profile.scale_values(DECAY.0, DECAY.1, floor);
         if let Err(e) = self.profile.apply_delta(delta, Some(&mut self.other_sums)) {
             self.message = Some(format!("{e}; restart stacktop top"));
         }
+        self.profile.swap_samples(&mut self.sums);
         // The whole run, frozen, once the target ended.
         self.ended |= status.ended.is_some();
-        self.set_cumulative_mode(cumulative_shown || self.ended);
+        self.cumulative_mode |= self.ended;
+        if self.cumulative_mode {
+            std::mem::swap(&mut self.sums, &mut self.other_sums);
+        }
         self.status = status;
+        self.informed = true;
+        self.project();
     }
 
     pub fn set_paused(&mut self, paused: bool) {
@@ -287,6 +408,8 @@ impl App {
                 Some(TableRow {
                     self_pct: r.self_.percent_of(top.total),
                     total_pct: r.total.percent_of(top.total),
+                    self_weight: r.self_.period,
+                    total_weight: r.total.period,
                     comm: sanitize(r.key.comm.map_or("", |c| profile.str(c))).into_owned(),
                     module: sanitize(short_module(module)).into_owned(),
                     symbol: sanitize(name).into_owned(),
@@ -371,14 +494,20 @@ impl App {
         self.limit = if text.is_empty() {
             None
         } else if let Ok(n) = text.parse::<u32>() {
-            if self.profile().samples.iter().any(|g| g.pid == n) {
+            // The sums with every value: a thread that only waited is as much a thread in the CPU view.
+            if self.sums.groups().iter().any(|g| g.pid == n) {
                 Some(Limit::Pid(n))
             } else {
                 Some(Limit::Tid(n))
             }
         } else {
             let profile = self.profile();
-            if profile.samples.iter().any(|g| profile.str(g.comm) == text) {
+            if self
+                .sums
+                .groups()
+                .iter()
+                .any(|g| profile.str(g.comm) == text)
+            {
                 Some(Limit::Comm(text.to_owned()))
             } else {
                 Some(Limit::Process(text.to_owned()))

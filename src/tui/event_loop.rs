@@ -12,6 +12,7 @@ use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 use super::app::{Annotation, Annotator, App, FuncRef, Request, Update};
 use super::input::handle_key;
 use super::view::{draw, page_rows, Theme};
+use crate::profile::Weigh;
 
 /// Shown by `a` when no annotator is wired in.
 pub const NO_ANNOTATOR: &str =
@@ -24,7 +25,8 @@ pub enum Wake {
     /// The terminal could not be read.
     InputFailed(io::Error),
     Update(Box<Update>),
-    Annotated(FuncRef, Box<Result<Annotation, String>>),
+    /// An annotation of a profile weighed in a view.
+    Annotated(Weigh, FuncRef, Box<Result<Annotation, String>>),
 }
 
 /// Runs the UI until the user quits; `updates` is `None` for a recorded profile. Returns the final state.
@@ -69,10 +71,11 @@ pub fn run(
                     Some(annotator) => {
                         let annotator = Arc::clone(annotator);
                         let profile = app.profile().clone();
+                        let view = app.view();
                         let done = wake_tx.clone();
                         std::thread::spawn(move || {
                             let result = annotator(&profile, &func);
-                            let _ = done.send(Wake::Annotated(func, Box::new(result)));
+                            let _ = done.send(Wake::Annotated(view, func, Box::new(result)));
                         });
                     }
                 }
@@ -99,7 +102,7 @@ pub fn apply(app: &mut App, batch: Vec<Wake>) -> io::Result<()> {
             Wake::Resize => {}
             Wake::InputFailed(e) => return Err(e),
             Wake::Update(update) => app.update(*update),
-            Wake::Annotated(func, result) => app.annotated(&func, *result),
+            Wake::Annotated(view, func, result) => app.annotated_in(view, &func, *result),
         }
         if app.quit {
             break;

@@ -22,6 +22,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("t", "limit to a thread or process name, pid or tid"),
     ("d", "limit to the module of the row (again: all)"),
     ("K", "hide / show kernel frames"),
+    ("w", "weigh CPU -> off-CPU -> wall time (--weight)"),
     ("z", "decaying <-> cumulative"),
     ("space", "pause / resume"),
     ("Esc", "back"),
@@ -58,6 +59,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
             app.set_cumulative_mode(!app.cumulative_mode());
             app.refresh();
         }
+        KeyCode::Char('w') => app.set_view(app.view().next()),
         KeyCode::Char('K') => {
             app.hide_kernel = !app.hide_kernel;
             app.refresh();

@@ -1,5 +1,5 @@
 //! The callers/callees screen's state: the function's call tree (`function_tree`, as `report --callers`),
-//! flattened to the rows its expanded nodes show.
+//! flattened to the rows its expanded nodes show. It weighs what the table weighs (the app's view).
 
 use std::collections::HashSet;
 
@@ -18,6 +18,8 @@ pub struct TreeRow {
     /// Percent of the function's samples, and of all samples.
     pub of_function: f64,
     pub of_all: f64,
+    /// The node's weight: period, or nanoseconds in a time view.
+    pub weight: u64,
     pub has_children: bool,
     pub expanded: bool,
     /// Names from the root to this node: the key of the expanded set.
@@ -33,6 +35,8 @@ pub struct TreeView {
     pub selected: usize,
     /// Samples with the function on their stack, percent of all.
     pub function_pct: f64,
+    /// Their weight: period, or nanoseconds in a time view.
+    pub function_weight: u64,
 }
 
 impl App {
@@ -49,6 +53,7 @@ impl App {
             rows: Vec::new(),
             selected: 0,
             function_pct: 0.0,
+            function_weight: 0,
         };
         self.fill_tree(&mut tree);
         self.screens.push(Screen::Tree(tree));
@@ -68,6 +73,7 @@ impl App {
             .retain(|&r| profile.module_name(&calltree.nodes[r].func.module) == tree.func.module);
         let of_function = calltree.roots_weight();
         tree.function_pct = of_function.percent_of(calltree.total);
+        tree.function_weight = of_function.period;
         let selected_path = tree.rows.get(tree.selected).map(|r| r.path.clone());
         let mut rows = Vec::new();
         for &root in &calltree.roots {
@@ -126,6 +132,7 @@ fn flatten(
         module: sanitize(short_module(&func.module)).into_owned(),
         of_function: node.weight.percent_of(of_function),
         of_all: node.weight.percent_of(tree.total),
+        weight: node.weight.period,
         has_children: !node.children.is_empty(),
         expanded: open,
         path: path.clone(),

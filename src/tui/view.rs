@@ -1,6 +1,7 @@
-//! Drawing: reads the `App`, never changes it. Three header lines (four with a warning about the stacks), the
-//! open screen (table, tree or annotate), a footer with the prompt, a message (on as many lines as it needs)
-//! or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read on dark
+//! Drawing: reads the `App`, never changes it. Three header lines (then a warning about the stacks, and the
+//! view with the totals of each kind when the session has off-CPU time), the open screen (table, tree or
+//! annotate; in a view of time, with the times beside the percentages), a footer with the prompt, a message
+//! (on as many lines as it needs) or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read on dark
 //! and light themes; with `NO_COLOR`, only bold and reverse.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -14,6 +15,7 @@ use super::app::{note, AnnotateView, App, Prompt, Screen, SortColumn, TreeView};
 use super::input::HELP;
 use crate::annotate::{LineKind, HOT_PERCENT};
 use crate::profile::query::Direction;
+use crate::profile::Weigh;
 use crate::render::text::sanitize_message;
 
 /// Styling choices; `color: false` for `NO_COLOR`.
@@ -59,10 +61,11 @@ pub fn page_rows(app: &App, width: u16, height: u16) -> usize {
     usize::from(height.saturating_sub(header + footer + 2)).max(1)
 }
 
-/// The header's and the footer's heights: three header lines (four with a stack warning); a footer as tall as
-/// its message needs, leaving the header and a body row.
+/// The header's and the footer's heights: three header lines (one more with a stack warning, one more with
+/// off-CPU time); a footer as tall as its message needs, leaving the header and a body row.
 fn frame_heights(app: &App, width: u16, height: u16) -> (u16, u16) {
-    let header = 3 + u16::from(app.status.unwind_warning.is_some());
+    let header =
+        3 + u16::from(app.status.unwind_warning.is_some()) + u16::from(app.off_cpu_available());
     let lines = footer_lines(app, width, Theme { color: false }).len();
     let footer = u16::try_from(lines)
         .unwrap_or(u16::MAX)
@@ -83,8 +86,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     draw_header(frame, header, app, theme);
     match app.screens.last() {
         None => draw_table(frame, body, app, theme),
-        Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, theme),
-        Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, theme),
+        Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, app.view(), theme),
+        Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, app.view(), theme),
     }
     frame.render_widget(Paragraph::new(footer_lines), footer);
     if app.help {
@@ -153,7 +156,48 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
             theme.hot(100.0),
         )));
     }
+    if app.off_cpu_available() {
+        lines.push(view_line(app, theme));
+    }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// `view: off-cpu  cpu 1.20 s  blocked 800 ms  runnable 220 ms  (w: next view)`: what the screens weigh and
+/// the totals of each kind in the sums shown (CPU as time when its period is, else as samples).
+fn view_line(app: &App, theme: Theme) -> Line<'static> {
+    let t = app.totals;
+    let cpu = if app.meta().period_unit == "nanoseconds" {
+        time(t.period)
+    } else {
+        format!("{} samples", t.count)
+    };
+    Line::from(vec![
+        Span::styled(format!("view: {}", app.view()), theme.title()),
+        Span::raw(format!(
+            "  cpu {cpu}  blocked {}  runnable {}  (w: next view)",
+            time(t.blocked),
+            time(t.runnable)
+        )),
+    ])
+}
+
+/// Nanoseconds in at most 7 columns: `0.25 ms`, `12.5 ms`, `812 ms`, `1.23 s`, `12.3 s`, `123 s`.
+pub fn time(nanos: u64) -> String {
+    let ms = nanos as f64 / 1e6;
+    let s = nanos as f64 / 1e9;
+    if ms < 9.995 {
+        format!("{ms:.2} ms")
+    } else if ms < 99.95 {
+        format!("{ms:.1} ms")
+    } else if ms < 999.5 {
+        format!("{ms:.0} ms")
+    } else if s < 9.995 {
+        format!("{s:.2} s")
+    } else if s < 99.95 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
+    }
 }
 
 fn pct(p: f64) -> String {
@@ -168,14 +212,22 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
             name.to_owned()
         }
     };
-    let header = Row::new(vec![
-        Cell::from(arrow(SortColumn::SelfPct, "   Self")),
-        Cell::from(arrow(SortColumn::Total, "  Total")),
+    // A view of time has each percentage followed by its time.
+    let timed = app.view().is_time();
+    let mut header = vec![Cell::from(arrow(SortColumn::SelfPct, "   Self"))];
+    if timed {
+        header.push(Cell::from("   time"));
+    }
+    header.push(Cell::from(arrow(SortColumn::Total, "  Total")));
+    if timed {
+        header.push(Cell::from("   time"));
+    }
+    header.extend([
         Cell::from(arrow(SortColumn::Command, "Command")),
         Cell::from(arrow(SortColumn::Module, "Module")),
         Cell::from(arrow(SortColumn::Symbol, "Symbol")),
-    ])
-    .style(theme.title());
+    ]);
+    let header = Row::new(header).style(theme.title());
     // Only the rows on screen are built: under `-a` the table can hold thousands. The window is the one
     // ratatui would scroll to from the top (the selected row last when it is below the first page).
     let visible = usize::from(area.height.saturating_sub(1)).max(1);
@@ -186,33 +238,50 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         } else {
             format!("[.] {}", r.symbol)
         };
-        Row::new(vec![
-            Cell::from(pct(r.self_pct)).style(theme.hot(r.self_pct)),
-            Cell::from(pct(r.total_pct)),
+        let mut cells = vec![Cell::from(pct(r.self_pct)).style(theme.hot(r.self_pct))];
+        if timed {
+            cells.push(Cell::from(format!("{:>7}", time(r.self_weight))));
+        }
+        cells.push(Cell::from(pct(r.total_pct)));
+        if timed {
+            cells.push(Cell::from(format!("{:>7}", time(r.total_weight))));
+        }
+        cells.extend([
             Cell::from(r.comm.clone()),
             Cell::from(r.module.clone()),
             Cell::from(symbol),
-        ])
+        ]);
+        Row::new(cells)
     });
-    // Wider terminals give the names more room; the symbol takes what is left.
+    // Wider terminals give the names more room; the symbol takes what is left (in a view of time, the
+    // times take theirs from the command and the module).
     let wide = area.width >= 120;
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(if wide { 16 } else { 10 }),
-        Constraint::Length(if wide { 24 } else { 17 }),
-        Constraint::Fill(1),
-    ];
+    let mut widths = vec![Constraint::Length(8)];
+    if timed {
+        widths.push(Constraint::Length(7));
+    }
+    widths.push(Constraint::Length(8));
+    if timed {
+        widths.push(Constraint::Length(7));
+    }
+    widths.extend(match (wide, timed) {
+        (true, _) => [Constraint::Length(16), Constraint::Length(24)],
+        (false, false) => [Constraint::Length(10), Constraint::Length(17)],
+        (false, true) => [Constraint::Length(9), Constraint::Length(11)],
+    });
+    widths.push(Constraint::Fill(1));
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(theme.selected());
     let mut state =
         TableState::default().with_selected((!app.rows.is_empty()).then_some(app.selected - first));
     if app.rows.is_empty() {
-        let text = if app.ended || app.status.samples > 0 {
-            "no samples match"
-        } else {
+        let text = if !(app.ended || app.status.samples > 0) {
             "waiting for samples..."
+        } else if timed {
+            "no off-CPU time matches"
+        } else {
+            "no samples match"
         };
         frame.render_widget(Paragraph::new(vec![Line::from(""), Line::from(text)]), area);
         return;
@@ -220,7 +289,7 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, theme: Theme) {
+fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, theme: Theme) {
     let way = match tree.direction {
         Direction::Callers => "callers of",
         Direction::Callees => "callees of",
@@ -234,7 +303,15 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, theme: Theme) {
             ),
             theme.title(),
         ),
-        Span::raw(format!("  {:.2}% of all samples", tree.function_pct)),
+        Span::raw(if weigh.is_time() {
+            format!(
+                "  {:.2}% of all {weigh} time, {}",
+                tree.function_pct,
+                time(tree.function_weight)
+            )
+        } else {
+            format!("  {:.2}% of all samples", tree.function_pct)
+        }),
     ]);
     let [title_area, head_area, rows_area] = Layout::vertical([
         Constraint::Length(1),
@@ -243,36 +320,40 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, theme: Theme) {
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(title), title_area);
-    frame.render_widget(
-        Paragraph::new(Line::styled(" of func   of all  function", theme.title())),
-        head_area,
-    );
+    let timed = weigh.is_time();
+    let head = if timed {
+        " of func   of all     time  function"
+    } else {
+        " of func   of all  function"
+    };
+    frame.render_widget(Paragraph::new(Line::styled(head, theme.title())), head_area);
     let rows = tree.rows.iter().map(|r| {
         let marker = match (r.has_children, r.expanded) {
             (false, _) => "  ",
             (true, true) => "- ",
             (true, false) => "+ ",
         };
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(pct(r.of_function)).style(theme.hot(r.of_function)),
             Cell::from(pct(r.of_all)),
-            Cell::from(format!(
-                "{}{marker}{}  {}",
-                "  ".repeat(r.depth),
-                r.symbol,
-                r.module
-            )),
-        ])
+        ];
+        if timed {
+            cells.push(Cell::from(format!("{:>8}", time(r.weight))));
+        }
+        cells.push(Cell::from(format!(
+            "{}{marker}{}  {}",
+            "  ".repeat(r.depth),
+            r.symbol,
+            r.module
+        )));
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Fill(1),
-        ],
-    )
-    .row_highlight_style(theme.selected());
+    let mut widths = vec![Constraint::Length(8), Constraint::Length(8)];
+    if timed {
+        widths.push(Constraint::Length(8));
+    }
+    widths.push(Constraint::Fill(1));
+    let table = Table::new(rows, widths).row_highlight_style(theme.selected());
     let mut state =
         TableState::default().with_selected((!tree.rows.is_empty()).then_some(tree.selected));
     if tree.rows.is_empty() {
@@ -282,14 +363,24 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, theme: Theme) {
     }
 }
 
-fn draw_annotate(frame: &mut Frame<'_>, area: Rect, view: &AnnotateView, theme: Theme) {
+fn draw_annotate(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    view: &AnnotateView,
+    weigh: Weigh,
+    theme: Theme,
+) {
     let [title_area, rows_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-    let title = format!(
+    let mut title = format!(
         "annotate {} ({})",
         crate::render::sanitize(&view.func.name),
         crate::render::sanitize(crate::render::text::short_module(&view.func.module))
     );
+    // The shares are of the view's weight; CPU, the default, goes unsaid.
+    if weigh.is_time() {
+        title.push_str(&format!("  shares of {weigh} time"));
+    }
     frame.render_widget(
         Paragraph::new(Line::styled(title, theme.title())),
         title_area,

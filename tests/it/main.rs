@@ -33,6 +33,7 @@ mod replay;
 mod symbolize;
 mod top;
 mod top_sampler;
+mod top_weigh;
 mod unwind;
 
 /// `tests![a, b]` at the end of a module: `pub fn tests() -> Vec<Trial>` with its tests, named
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         symbolize::tests(),
         top::tests(),
         top_sampler::tests(),
+        top_weigh::tests(),
         unwind::tests(),
     ]
     .into_iter()
