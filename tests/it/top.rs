@@ -1052,6 +1052,12 @@ fn off_cpu_callers_in_order(tmux: &Tmux, function: &str, first: &str, second: &s
          only once top's live sampler records off-CPU time (issue 13's recording side, on by default for a \
          launched command).\n{screen}"
     );
+    // Off CPU the self time is the scheduler's (the innermost frame of every switch-out): the function that
+    // waited has total time only, so the table is sorted by total.
+    tmux.keys(&["s"]);
+    tmux.wait_for("the table sorted by total", Duration::from_secs(10), |s| {
+        s.contains("sort: total")
+    });
     tmux.keys(&["/"]);
     tmux.keys(&["-l", &format!("^{function}$")]);
     tmux.keys(&["Enter"]);
