@@ -278,6 +278,10 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     if app.rows.is_empty() {
         let text = if !(app.ended || app.status.samples > 0) {
             "waiting for samples..."
+        } else if timed && app.sort == SortColumn::SelfPct {
+            // Off CPU, the innermost frame of a switch-out is the scheduler's: a function that waited has
+            // total time, not self time.
+            "no off-CPU time matches as self time (off CPU that is mostly the scheduler's): s sorts by total"
         } else if timed {
             "no off-CPU time matches"
         } else {
