@@ -114,13 +114,19 @@ pub struct SampleFilterArgs {
     pub no_inline: bool,
     /// What is weighed: CPU samples (cpu, the default), time off CPU (off-cpu: blocked and runnable, or
     /// either alone), or both (wall: the threads' wall-clock time). Off-CPU time is in recordings made with
-    /// off-CPU sampling on (the default for a command, -p and -t).
+    /// off-CPU sampling on (the default for a command, -p and -t). In recordings made with --locks:
+    /// contended lock waits at the waiters' stacks (lock-wait) or at the stacks that released the lock to
+    /// them (lock-hold).
     #[arg(
         long = "weight",
-        value_name = "cpu|off-cpu|blocked|runnable|wall",
+        value_name = "cpu|off-cpu|blocked|runnable|wall|lock-wait|lock-hold",
         default_value = "cpu"
     )]
     pub weight: Weigh,
+    /// Only the waits on these locks and the holds that caused them, by symbol (`table_lock`) or address
+    /// (`0x55d0c8a2b2a0`), as the locks view names them.
+    #[arg(long = "lock", value_delimiter = ',', value_name = "LOCK[,LOCK..]")]
+    pub locks: Vec<String>,
 }
 
 impl SampleFilterArgs {
@@ -131,6 +137,7 @@ impl SampleFilterArgs {
             comms: self.comms.clone(),
             processes: self.processes.clone(),
             no_inline: self.no_inline,
+            locks: self.locks.clone(),
             ..Filter::default()
         }
     }

@@ -52,6 +52,7 @@ fn sample_profile() -> Profile {
             unknown_length: 3,
             blocked_at_attach: 4,
         },
+        locks: Default::default(),
     });
     let app = p.intern("/usr/bin/app");
     let build_id = p.intern("0123456789abcdef");

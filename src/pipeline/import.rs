@@ -125,6 +125,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         unwind_modules,
         short_copies: pipeline.short_copies(),
         off_cpu: off_cpu_stats,
+        locks: Default::default(),
     };
     Ok(pipeline.into_profile_leaking_caches())
 }

@@ -14,8 +14,8 @@
 use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::{
-    add_group_in, Function, FunctionId, GroupKey, Line, Location, LocationId, Mapping, MappingId,
-    Meta, Node, NodeId, Profile, Program, SampleGroup, SampleSet, StrId,
+    add_group_in, Function, FunctionId, GroupKey, Line, Location, LocationId, Lock, LockId,
+    Mapping, MappingId, Meta, Node, NodeId, Profile, Program, SampleGroup, SampleSet, StrId,
 };
 
 /// The frame that stands for the cumulative sums' lightest stacks once a copy holds
@@ -58,6 +58,8 @@ pub struct Delta {
     pub samples: Vec<SampleGroup>,
     /// Processes whose program was first seen or changed in the interval, over the sender's ids.
     programs: Vec<(u32, Program)>,
+    /// Locks first seen or changed in the interval (a symbol found, a longer wait), by the sender's id.
+    locks: Vec<(LockId, Lock)>,
     /// Processes that exited and were let go since the last delta. The receiver folds their sample groups
     /// into pid 0 (tid 0), one per stack and command name: under process churn (a build, `top -a` for hours)
     /// groups per dead pid would grow the receiver's sums without bound.
@@ -82,6 +84,8 @@ pub(super) struct SenderIds {
     functions: Vec<FunctionId>,
     locations: Vec<LocationId>,
     nodes: Vec<NodeId>,
+    /// By the sender's lock id (locks are interned by pid and address, so they survive generations).
+    locks: HashMap<LockId, LockId>,
 }
 
 impl SenderIds {
@@ -180,6 +184,7 @@ impl Profile {
                 .into_iter()
                 .filter_map(|pid| Some((pid, *self.programs.get(&pid)?)))
                 .collect(),
+            locks: self.take_changed_locks(),
             exited,
         };
         *since = self.marks();
@@ -250,12 +255,23 @@ impl Profile {
             let lines = self.sender.lines(lines);
             self.reline(self.sender.location(id), lines);
         }
+        for (id, lock) in delta.locks {
+            let lock = Lock {
+                symbol: lock.symbol.map(|s| self.sender.string(s)),
+                module: lock.module.map(|m| self.sender.string(m)),
+                first: lock.first.map(|n| self.sender.node(n)),
+                ..lock
+            };
+            let here = self.merge_lock(lock);
+            self.sender.locks.insert(id, here);
+        }
         for g in delta.samples {
             let key = (
                 g.leaf.map(|n| self.sender.node(n)),
                 g.pid,
                 g.tid,
                 self.sender.string(g.comm),
+                g.lock.and_then(|l| self.sender.locks.get(&l).copied()),
             );
             self.add_group(key, g.values());
             if let Some(set) = also.as_deref_mut() {
@@ -292,10 +308,21 @@ impl Profile {
         let meta = std::mem::take(&mut self.meta);
         let old = std::mem::replace(self, Profile::new(meta));
         let mut copy = Copier::new(&old);
+        // Every lock is kept (there are few), with its old id: groups keep pointing at it.
+        for lock in &old.locks {
+            let lock = Lock {
+                symbol: lock.symbol.map(|s| copy.string(self, s)),
+                module: lock.module.map(|m| copy.string(self, m)),
+                first: lock.first.map(|n| copy.node(self, n)),
+                ..lock.clone()
+            };
+            self.merge_lock(lock);
+        }
+        self.locks_changed.clear();
         for g in &old.samples {
             let leaf = g.leaf.map(|n| copy.node(self, n));
             let comm = copy.string(self, g.comm);
-            self.add_group((leaf, g.pid, g.tid, comm), g.values());
+            self.add_group((leaf, g.pid, g.tid, comm, g.lock), g.values());
         }
         for (&pid, p) in &old.programs {
             let program = Program {
@@ -311,7 +338,12 @@ impl Profile {
         set.ids.clear();
         // Heaviest first by CPU period and off-CPU time together: a stack that only waits is kept as surely as
         // one that runs.
-        let heft = |g: &SampleGroup| g.period.saturating_add(g.off_cpu());
+        let heft = |g: &SampleGroup| {
+            g.period
+                .saturating_add(g.off_cpu())
+                .saturating_add(g.delay)
+                .saturating_add(g.caused_delay)
+        };
         groups.sort_by(|a, b| heft(b).cmp(&heft(a)).then(b.count.cmp(&a.count)));
         let mut small = None;
         for g in groups {
@@ -324,10 +356,33 @@ impl Profile {
             add_group_in(
                 &mut set.samples,
                 &mut set.ids,
-                (leaf, g.pid, g.tid, comm),
+                (leaf, g.pid, g.tid, comm, g.lock),
                 g.values(),
             );
         }
+    }
+
+    /// The locks added or changed since the last delta, each once.
+    fn take_changed_locks(&mut self) -> Vec<(LockId, Lock)> {
+        let mut ids = std::mem::take(&mut self.locks_changed);
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.lock(id)?.clone())))
+            .collect()
+    }
+
+    /// Adds a lock received from elsewhere (its ids already this profile's) or merges it into the same lock
+    /// here: the symbol found, the first stack kept, the longest wait.
+    fn merge_lock(&mut self, lock: Lock) -> LockId {
+        let id = self.add_lock(lock.pid, lock.address);
+        if let Some(here) = self.locks.get_mut(id.index()) {
+            here.symbol = lock.symbol.or(here.symbol);
+            here.module = lock.module.or(here.module);
+            here.first = here.first.or(lock.first);
+            here.longest = here.longest.max(lock.longest);
+        }
+        id
     }
 
     fn small_stacks_node(&mut self) -> NodeId {
@@ -485,7 +540,7 @@ fn fold_exited(
             g.pid = 0;
             g.tid = 0;
         }
-        add_group_in(samples, ids, (g.leaf, g.pid, g.tid, g.comm), g.values());
+        add_group_in(samples, ids, g.key(), g.values());
     }
 }
 

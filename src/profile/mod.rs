@@ -9,12 +9,14 @@
 //! `format/` (from a file), and read by `render/` and `tui/`.
 
 mod delta;
+mod locks;
 pub mod query;
 mod resolve;
 mod scale;
 mod weigh;
 
 pub use delta::{Delta, OutOfStep, TableMarks, CUMULATIVE_NODES, SMALL_STACKS};
+pub use locks::{Lock, LockRow, LockStats, Role};
 pub use weigh::{UnknownWeigh, Weigh, Weighed, BLOCKED, RUNNABLE};
 
 use foldhash::HashMap;
@@ -40,6 +42,7 @@ id_type!(MappingId);
 id_type!(FunctionId);
 id_type!(LocationId);
 id_type!(NodeId);
+id_type!(LockId);
 
 /// A module (binary, library, kernel) that locations belong to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -103,6 +106,15 @@ pub struct SampleGroup {
     pub switches: u64,
     pub blocked: u64,
     pub runnable: u64,
+    /// Lock contention (`--locks`): the lock this group's waits or caused waits are on, `None` for CPU and
+    /// off-CPU samples. A group of waiters (Go's block profile) has `contentions` and `delay`; a group of
+    /// holders (Go's mutex profile: the stacks that released a lock others waited for) has
+    /// `caused_contentions` and `caused_delay`.
+    pub lock: Option<LockId>,
+    pub contentions: u64,
+    pub delay: u64,
+    pub caused_contentions: u64,
+    pub caused_delay: u64,
 }
 
 impl SampleGroup {
@@ -113,17 +125,34 @@ impl SampleGroup {
             switches: self.switches,
             blocked: self.blocked,
             runnable: self.runnable,
+            contentions: self.contentions,
+            delay: self.delay,
+            caused_contentions: self.caused_contentions,
+            caused_delay: self.caused_delay,
         }
     }
 
     pub fn add(&mut self, v: Values) {
         let mut sum = self.values();
         sum.add(v);
-        self.count = sum.count;
-        self.period = sum.period;
-        self.switches = sum.switches;
-        self.blocked = sum.blocked;
-        self.runnable = sum.runnable;
+        self.set_values(sum);
+    }
+
+    pub fn set_values(&mut self, v: Values) {
+        self.count = v.count;
+        self.period = v.period;
+        self.switches = v.switches;
+        self.blocked = v.blocked;
+        self.runnable = v.runnable;
+        self.contentions = v.contentions;
+        self.delay = v.delay;
+        self.caused_contentions = v.caused_contentions;
+        self.caused_delay = v.caused_delay;
+    }
+
+    /// The labels that tell it from other groups.
+    fn key(&self) -> GroupKey {
+        (self.leaf, self.pid, self.tid, self.comm, self.lock)
     }
 
     /// Off-CPU nanoseconds, blocked and runnable.
@@ -133,7 +162,8 @@ impl SampleGroup {
 }
 
 /// What one sample or a sum of samples weighs: the values of a [`SampleGroup`], as pprof's sample types
-/// (`samples/count`, `cpu/nanoseconds`, `switches/count`, `blocked/nanoseconds`, `runnable/nanoseconds`).
+/// (`samples/count`, `cpu/nanoseconds`, `switches/count`, `blocked/nanoseconds`, `runnable/nanoseconds`,
+/// and Go's `contentions/count`, `delay/nanoseconds` for waiters and holders).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Values {
     pub count: u64,
@@ -141,6 +171,12 @@ pub struct Values {
     pub switches: u64,
     pub blocked: u64,
     pub runnable: u64,
+    /// Contended lock waits and their time, nanoseconds, at the waiter's stack.
+    pub contentions: u64,
+    pub delay: u64,
+    /// The same waits at the stack of the thread that released the lock to them (the holder's).
+    pub caused_contentions: u64,
+    pub caused_delay: u64,
 }
 
 impl Values {
@@ -160,6 +196,30 @@ impl Values {
         self.switches = self.switches.saturating_add(other.switches);
         self.blocked = self.blocked.saturating_add(other.blocked);
         self.runnable = self.runnable.saturating_add(other.runnable);
+        self.contentions = self.contentions.saturating_add(other.contentions);
+        self.delay = self.delay.saturating_add(other.delay);
+        self.caused_contentions = self
+            .caused_contentions
+            .saturating_add(other.caused_contentions);
+        self.caused_delay = self.caused_delay.saturating_add(other.caused_delay);
+    }
+
+    /// A contended wait of `nanos` at the waiter's stack.
+    pub fn wait(nanos: u64) -> Values {
+        Values {
+            contentions: 1,
+            delay: nanos,
+            ..Values::default()
+        }
+    }
+
+    /// A contended wait of `nanos` at the stack of the thread that released the lock.
+    pub fn caused(nanos: u64) -> Values {
+        Values {
+            caused_contentions: 1,
+            caused_delay: nanos,
+            ..Values::default()
+        }
     }
 
     pub fn is_zero(&self) -> bool {
@@ -211,6 +271,8 @@ pub struct Meta {
     pub short_copies: ShortCopies,
     /// How the off-CPU time was recorded and what it could not measure.
     pub off_cpu: OffCpuStats,
+    /// How lock contention was recorded (`--locks`) and what it could not measure.
+    pub locks: LockStats,
 }
 
 /// Off-CPU recording: whether it was on, and the intervals whose ends were not seen as such. Nothing is
@@ -376,6 +438,11 @@ pub struct Profile {
     sender: delta::SenderIds,
     /// Set by [`Profile::weigh`]: the view the sample groups were projected onto, and what they held before.
     pub weighed: Option<Weighed>,
+    /// Locks threads waited for (`--locks`), interned by (pid, address).
+    pub locks: Vec<Lock>,
+    lock_ids: HashMap<(u32, u64), LockId>,
+    /// Locks added or changed since the last delta was cut.
+    locks_changed: Vec<LockId>,
 }
 
 /// Each thread's last stack (locations, root first) and its nodes, for [`Profile::add_sample_cached`].
@@ -390,8 +457,8 @@ impl PathCache {
     }
 }
 
-/// The labels that tell sample groups apart: leaf node, pid, tid, comm.
-type GroupKey = (Option<NodeId>, u32, u32, StrId);
+/// The labels that tell sample groups apart: leaf node, pid, tid, comm, lock.
+type GroupKey = (Option<NodeId>, u32, u32, StrId, Option<LockId>);
 
 /// A second set of sample groups over a profile's interned stacks, swapped in and out of it
 /// ([`Profile::swap_samples`]): the TUI keeps its decaying sums and its cumulative ones over one set of
@@ -523,11 +590,17 @@ impl Profile {
         comm: StrId,
         values: Values,
     ) {
+        let leaf = self.intern_stack(stack);
+        self.add_group((leaf, pid, tid, comm, None), values);
+    }
+
+    /// The leaf node of `stack` (innermost location first), its nodes interned.
+    fn intern_stack(&mut self, stack: &[LocationId]) -> Option<NodeId> {
         let mut parent = None;
         for &location in stack.iter().rev() {
             parent = Some(self.add_node(Node { parent, location }));
         }
-        self.add_group((parent, pid, tid, comm), values);
+        parent
     }
 
     /// `add_sample`, remembering each thread's last stack in `cache`: a thread sampled in the same loop again
@@ -558,7 +631,7 @@ impl Profile {
             path.push(node);
             parent = Some(node);
         }
-        self.add_group((parent, pid, tid, comm), values);
+        self.add_group((parent, pid, tid, comm, None), values);
     }
 
     fn add_node(&mut self, node: Node) -> NodeId {
@@ -623,19 +696,26 @@ fn add_group_in(
         group.add(values);
         return;
     }
-    let (leaf, pid, tid, comm) = key;
+    let (leaf, pid, tid, comm, lock) = key;
     ids.insert(key, samples.len());
-    samples.push(SampleGroup {
+    let mut group = SampleGroup {
         leaf,
         pid,
         tid,
         comm,
-        count: values.count,
-        period: values.period,
-        switches: values.switches,
-        blocked: values.blocked,
-        runnable: values.runnable,
-    });
+        lock,
+        count: 0,
+        period: 0,
+        switches: 0,
+        blocked: 0,
+        runnable: 0,
+        contentions: 0,
+        delay: 0,
+        caused_contentions: 0,
+        caused_delay: 0,
+    };
+    group.set_values(values);
+    samples.push(group);
 }
 
 fn intern_in<T: Clone + Eq + std::hash::Hash, I: Copy>(

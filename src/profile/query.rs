@@ -200,6 +200,8 @@ pub struct Filter {
     /// `top_functions` rows and callers/callees tree nodes under this percentage of the filtered total are
     /// folded into `[other]`. Folded stacks and flamegraphs ignore it (inferno drops narrow frames itself).
     pub percent_limit: f64,
+    /// Locks, by symbol or address (`--lock`): only the waits on them and the holds that caused them.
+    pub locks: Vec<String>,
 }
 
 impl Filter {
@@ -207,6 +209,7 @@ impl Filter {
     /// that says what was asked and lists the command names the profile has, most samples first: a thread's
     /// name is often not its program's (memcached's threads are `mc-worker`, `mc-lrumaint`...).
     pub fn check_labels(&self, profile: &Profile) -> Result<(), QueryError> {
+        self.check_locks(profile)?;
         let labelled = !(self.pids.is_empty()
             && self.tids.is_empty()
             && self.comms.is_empty()
@@ -259,6 +262,35 @@ impl Filter {
         })
     }
 
+    /// Whether some lock is named by `--lock`; when none is, an error listing the locks the profile has.
+    fn check_locks(&self, profile: &Profile) -> Result<(), QueryError> {
+        if self.locks.is_empty()
+            || profile.locks.iter().enumerate().any(|(i, _)| {
+                self.locks
+                    .iter()
+                    .any(|n| profile.lock_is(crate::profile::LockId(i as u32), n))
+            })
+        {
+            return Ok(());
+        }
+        let rows = profile.lock_rows();
+        let mut seen: Vec<String> = rows
+            .iter()
+            .take(10)
+            .map(|r| profile.lock_label(r.lock))
+            .collect();
+        if rows.len() > 10 {
+            seen.push(format!("and {} more", rows.len() - 10));
+        }
+        if seen.is_empty() {
+            seen.push("none (record with --locks)".to_owned());
+        }
+        Err(QueryError::NothingMatched {
+            asked: format!("--lock {}", self.locks.join(",")),
+            seen: format!("locks: {}", seen.join(", ")),
+        })
+    }
+
     fn accepts_labels(&self, profile: &Profile, group: &SampleGroup) -> bool {
         (self.pids.is_empty() || self.pids.contains(&group.pid))
             && (self.tids.is_empty() || self.tids.contains(&group.tid))
@@ -268,6 +300,10 @@ impl Filter {
                     .processes
                     .iter()
                     .any(|p| profile.process_is(group.pid, p)))
+            && (self.locks.is_empty()
+                || group
+                    .lock
+                    .is_some_and(|l| self.locks.iter().any(|n| profile.lock_is(l, n))))
     }
 
     /// Whether `module` is one of `modules` (or `modules` is empty).

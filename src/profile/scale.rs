@@ -21,19 +21,25 @@ impl Profile {
             group.switches = scale(group.switches, num, den);
             group.blocked = scale(group.blocked, num, den);
             group.runnable = scale(group.runnable, num, den);
+            group.contentions = scale(group.contentions, num, den);
+            group.delay = scale(group.delay, num, den);
+            group.caused_contentions = scale(group.caused_contentions, num, den);
+            group.caused_delay = scale(group.caused_delay, num, den);
         }
         let before = self.samples.len();
         self.samples.retain(|g| {
             g.period >= floor.period.max(1)
                 || g.blocked >= floor.blocked.max(1)
                 || g.runnable >= floor.runnable.max(1)
+                || g.delay >= floor.delay.max(1)
+                || g.caused_delay >= floor.caused_delay.max(1)
         });
         if self.samples.len() != before {
             self.sample_ids = self
                 .samples
                 .iter()
                 .enumerate()
-                .map(|(i, g)| ((g.leaf, g.pid, g.tid, g.comm), i))
+                .map(|(i, g)| (g.key(), i))
                 .collect();
         }
     }

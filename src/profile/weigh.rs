@@ -29,15 +29,22 @@ pub enum Weigh {
     Runnable,
     /// CPU and off-CPU time: the thread's wall-clock time.
     Wall,
+    /// Contended lock waits, at the waiters' stacks (Go's block profile; `--locks` recordings).
+    LockWait,
+    /// The same waits at the stacks of the threads that released the lock to the waiters (Go's mutex
+    /// profile: the critical sections that made others wait).
+    LockHold,
 }
 
 impl Weigh {
-    pub const ALL: [Weigh; 5] = [
+    pub const ALL: [Weigh; 7] = [
         Weigh::Cpu,
         Weigh::OffCpu,
         Weigh::Blocked,
         Weigh::Runnable,
         Weigh::Wall,
+        Weigh::LockWait,
+        Weigh::LockHold,
     ];
 
     /// The next view of the TUI's `w` key: CPU, off-CPU, wall.
@@ -45,7 +52,7 @@ impl Weigh {
         match self {
             Weigh::Cpu => Weigh::OffCpu,
             Weigh::OffCpu | Weigh::Blocked | Weigh::Runnable => Weigh::Wall,
-            Weigh::Wall => Weigh::Cpu,
+            Weigh::Wall | Weigh::LockWait | Weigh::LockHold => Weigh::Cpu,
         }
     }
 
@@ -56,12 +63,19 @@ impl Weigh {
             Weigh::Blocked => "blocked",
             Weigh::Runnable => "runnable",
             Weigh::Wall => "wall",
+            Weigh::LockWait => "lock-wait",
+            Weigh::LockHold => "lock-hold",
         }
     }
 
-    /// Whether this view weighs off-CPU time (so its values are nanoseconds whatever the CPU event).
+    /// Whether this view weighs off-CPU or lock time (so its values are nanoseconds whatever the CPU event).
     pub fn is_time(self) -> bool {
         self != Weigh::Cpu
+    }
+
+    /// Whether this view weighs lock waits (a `--locks` recording's).
+    pub fn is_lock(self) -> bool {
+        matches!(self, Weigh::LockWait | Weigh::LockHold)
     }
 
     /// `(count, period)` of `v` in this view: the samples (CPU samples, switch-outs or both) and their weight.
@@ -80,6 +94,8 @@ impl Weigh {
                     .saturating_add(v.blocked)
                     .saturating_add(v.runnable),
             ),
+            Weigh::LockWait => (v.contentions, v.delay),
+            Weigh::LockHold => (v.caused_contentions, v.caused_delay),
         }
     }
 }
@@ -91,7 +107,9 @@ impl fmt::Display for Weigh {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown weight `{0}` (expected cpu, off-cpu, blocked, runnable or wall)")]
+#[error(
+    "unknown weight `{0}` (expected cpu, off-cpu, blocked, runnable, wall, lock-wait or lock-hold)"
+)]
 pub struct UnknownWeigh(String);
 
 impl FromStr for Weigh {
@@ -162,7 +180,9 @@ impl Profile {
         });
         for g in groups {
             let v = g.values();
-            let Some((blocked_mark, runnable_mark)) = marks.filter(|_| by != Weigh::Cpu) else {
+            let Some((blocked_mark, runnable_mark)) =
+                marks.filter(|_| by != Weigh::Cpu && !by.is_lock())
+            else {
                 self.add_projected(&g, g.leaf, by.of(&v));
                 continue;
             };
@@ -193,7 +213,10 @@ impl Profile {
         if count == 0 && period == 0 {
             return;
         }
-        self.add_group((leaf, g.pid, g.tid, g.comm), Values::cpu(count, period));
+        self.add_group(
+            (leaf, g.pid, g.tid, g.comm, g.lock),
+            Values::cpu(count, period),
+        );
     }
 
     /// A location of one frame named by `name` (no module).

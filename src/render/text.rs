@@ -175,6 +175,10 @@ pub fn view_description(view: Weigh) -> &'static str {
         Weigh::Blocked => "time off CPU after giving it up: locks, I/O, sleeps",
         Weigh::Runnable => "time off CPU after a preemption, waiting for a CPU",
         Weigh::Wall => "CPU and off-CPU time",
+        Weigh::LockWait => "contended lock waits, at the waiters' stacks",
+        Weigh::LockHold => {
+            "contended lock waits, at the stacks that released the lock to the waiters"
+        }
     }
 }
 

@@ -80,6 +80,7 @@ fn values(cpu: u64, switches: u64, blocked_ms: u64, runnable_ms: u64) -> Values 
         switches,
         blocked: blocked_ms * MS,
         runnable: runnable_ms * MS,
+        ..Values::default()
     }
 }
 

@@ -628,6 +628,7 @@ impl Samples {
             switches,
             blocked,
             runnable,
+            ..Values::default()
         };
         profile.add_sample_values(&self.stack, pid, tid, comm, values);
         Ok(())
