@@ -22,7 +22,7 @@ use prost::Message;
 
 use super::proto;
 use super::FormatError;
-use crate::profile::Profile;
+use crate::profile::{Profile, Role};
 
 mod read;
 pub use read::{
@@ -105,6 +105,17 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
             unit: strings.get(WALL_TYPE.1),
         });
     }
+    // Lock waits, when recorded: Go's own types, each sample labelled with its role and its lock, so that
+    // `-sample_index=delay -tagfocus=role=waiter` is Go's block profile and `role=holder` its mutex profile.
+    let locks = profile.meta.locks.enabled || profile.has_locks();
+    if locks {
+        for (t, u) in LOCK_TYPES {
+            sample_type.push(proto::ValueType {
+                r#type: strings.get(t),
+                unit: strings.get(u),
+            });
+        }
+    }
 
     let mut mapping_has_functions = vec![false; profile.mappings.len()];
     for location in &profile.locations {
@@ -178,28 +189,91 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
         .collect();
     let (pid, tid, comm) = (strings.get("pid"), strings.get("tid"), strings.get("comm"));
     let (process, program) = (strings.get("process"), strings.get("program"));
-    let sample = profile
-        .samples
-        .iter()
-        .map(|s| {
-            let mut label = vec![
-                num_label(pid, s.pid),
-                num_label(tid, s.tid),
-                str_label(comm, strings.get(profile.str(s.comm))),
-            ];
-            if let Some(p) = profile.programs.get(&s.pid) {
-                label.push(str_label(process, strings.get(profile.str(p.name))));
-                if let Some(path) = p.path {
-                    label.push(str_label(program, strings.get(profile.str(path))));
+    let lock_keys = LockKeys {
+        role: strings.get(ROLE_LABEL),
+        lock: strings.get(LOCK_LABEL),
+        address: strings.get(LOCK_ADDRESS_LABEL),
+        first: strings.get(LOCK_FIRST_LABEL),
+        waiter: strings.get(Role::Waiter.name()),
+        holder: strings.get(Role::Holder.name()),
+    };
+    let mut first_marked = vec![false; profile.locks.len()];
+    let mut sample = Vec::with_capacity(profile.samples.len());
+    for s in &profile.samples {
+        let mut label = vec![
+            num_label(pid, s.pid),
+            num_label(tid, s.tid),
+            str_label(comm, strings.get(profile.str(s.comm))),
+        ];
+        if let Some(p) = profile.programs.get(&s.pid) {
+            label.push(str_label(process, strings.get(profile.str(p.name))));
+            if let Some(path) = p.path {
+                label.push(str_label(program, strings.get(profile.str(path))));
+            }
+        }
+        let location_id: Vec<u64> = profile.stack(s.leaf).map(|l| l.0 as u64 + 1).collect();
+        let mut values = sample_values(s, off_cpu, wall);
+        let has_lock_values =
+            s.contentions > 0 || s.delay > 0 || s.caused_contentions > 0 || s.caused_delay > 0;
+        if !has_lock_values {
+            if locks {
+                values.extend([0, 0]);
+            }
+            sample.push(proto::Sample {
+                location_id,
+                value: values,
+                label,
+            });
+            continue;
+        }
+        // A group's CPU and off-CPU values (none, for the groups the recorder makes) go with its waits.
+        let lock_label = s.lock.map(|id| {
+            let name = strings.get(&profile.lock_label(id));
+            let address = profile.lock(id).map_or(0, |l| l.address);
+            (id, name, address)
+        });
+        for (role, contentions, delay) in [
+            (lock_keys.waiter, s.contentions, s.delay),
+            (lock_keys.holder, s.caused_contentions, s.caused_delay),
+        ] {
+            let cpu = std::mem::take(&mut values);
+            if contentions == 0 && delay == 0 && cpu.iter().all(|&v| v == 0) {
+                continue;
+            }
+            let mut value = if cpu.is_empty() {
+                vec![0; sample_type.len() - 2]
+            } else {
+                cpu
+            };
+            value.extend([saturating_i64(contentions), saturating_i64(delay)]);
+            let mut label = label.clone();
+            label.push(str_label(lock_keys.role, role));
+            if let Some((id, name, address)) = lock_label {
+                label.push(str_label(lock_keys.lock, name));
+                label.push(proto::Label {
+                    key: lock_keys.address,
+                    str: 0,
+                    num: saturating_i64(address),
+                    num_unit: 0,
+                });
+                let first = profile.lock(id).and_then(|l| l.first);
+                if role == lock_keys.waiter && first == s.leaf && !first_marked[id.index()] {
+                    first_marked[id.index()] = true;
+                    label.push(proto::Label {
+                        key: lock_keys.first,
+                        str: 0,
+                        num: 1,
+                        num_unit: 0,
+                    });
                 }
             }
-            proto::Sample {
-                location_id: profile.stack(s.leaf).map(|l| l.0 as u64 + 1).collect(),
-                value: sample_values(s, off_cpu, wall),
+            sample.push(proto::Sample {
+                location_id: location_id.clone(),
+                value,
                 label,
-            }
-        })
-        .collect();
+            });
+        }
+    }
 
     let mut comments = vec![
         format!("command: {}", meta.command_line),
@@ -216,6 +290,23 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
     }
     if meta.off_cpu.enabled {
         comments.push(format!("off_cpu: {}", meta.off_cpu.to_comment()));
+    }
+    if locks {
+        comments.push(format!("locks: {}", meta.locks.to_comment()));
+        comments.extend(meta.locks.probes.iter().map(|p| format!("lock_probe: {p}")));
+        comments.extend(profile.locks.iter().map(|l| {
+            let name = |s: Option<crate::profile::StrId>| {
+                s.map_or_else(String::new, |s| escape_field(profile.str(s)))
+            };
+            format!(
+                "lock: {}\t{:#x}\t{}\t{}\t{}",
+                l.pid,
+                l.address,
+                l.longest,
+                name(l.symbol),
+                name(l.module)
+            )
+        }));
     }
     if meta.short_copies.samples > 0 {
         comments.push(format!("short_copies: {}", meta.short_copies.to_comment()));
@@ -258,6 +349,39 @@ pub const OFF_CPU_TYPES: [(&str, &str); 4] = [
     ("blocked", "nanoseconds"),
     ("runnable", "nanoseconds"),
 ];
+/// Lock waits, as Go's block and mutex profiles name them: the waits, and their time.
+pub const LOCK_TYPES: [(&str, &str); 2] = [("contentions", "count"), ("delay", "nanoseconds")];
+/// Labels of lock samples: the side (`waiter` or `holder`), the lock's name (symbol or address), its address
+/// (a number), and a mark on the sample holding the first wait seen on the lock.
+pub const ROLE_LABEL: &str = "role";
+pub const LOCK_LABEL: &str = "lock";
+pub const LOCK_ADDRESS_LABEL: &str = "lock_address";
+pub const LOCK_FIRST_LABEL: &str = "lock_first";
+
+/// A name in a tab-separated comment: backslashes, tabs and line ends escaped (see `read::unescape_field`).
+fn escape_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The string indexes of the lock labels' keys and role values.
+struct LockKeys {
+    role: i64,
+    lock: i64,
+    address: i64,
+    first: i64,
+    waiter: i64,
+    holder: i64,
+}
+
 /// CPU and off-CPU time summed, written when the CPU value is nanoseconds too.
 pub const WALL_TYPE: (&str, &str) = ("wall", "nanoseconds");
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::profile::{
     Function, Line, Location, Mapping, Meta, ModuleUnwind, OffCpuStats, ShortCopies, StrId, Values,
+    Weigh,
 };
 
 fn sample_profile() -> Profile {
@@ -574,4 +575,133 @@ fn gzip_output_is_bounded_by_ratio_past_the_floor() {
         read_pprof(&gz.finish().expect("gzip")),
         Err(FormatError::Corrupt(_))
     ));
+}
+
+/// `sample_profile` with lock waits: a global lock (waiters under `work`, released by `main`) and a heap one.
+fn locked_profile() -> Profile {
+    let mut p = sample_profile();
+    p.meta.locks = crate::profile::LockStats {
+        enabled: true,
+        probes: vec!["glibc: __lll_lock_wait, __lll_lock_wake in /lib/libc.so.6".into()],
+        open_at_stop: 1,
+        unmatched_ends: 2,
+        no_holder: 3,
+    };
+    let stacks: Vec<Vec<crate::profile::LocationId>> = p
+        .samples
+        .iter()
+        .map(|g| p.stack(g.leaf).collect())
+        .collect();
+    let comm = p.intern("app");
+    let table = p.add_lock(10, 0x55_4040);
+    p.set_lock_symbol(table, "table lock\twith tab", Some("/usr/bin/app"));
+    let heap = p.add_lock(10, 0x7f00_0000_1000);
+    p.add_lock_wait(&stacks[0], (10, 10, comm), table, 3_000_000);
+    p.add_lock_wait(&stacks[0], (10, 10, comm), table, 5_000_000);
+    p.add_lock_wait(&stacks[1], (10, 11, comm), table, 1_000_000);
+    p.add_lock_hold(&stacks[1], (10, 11, comm), table, 8_000_000);
+    p.add_lock_wait(&stacks[1], (10, 11, comm), heap, 700);
+    p
+}
+
+#[test]
+fn locks_round_trip_with_their_roles_names_and_firsts() {
+    let p = locked_profile();
+    let bytes = {
+        let mut bytes = Vec::new();
+        write_pprof(&p, &mut bytes, false).expect("write");
+        bytes
+    };
+    let back = read_pprof(&bytes).expect("read");
+    assert_eq!(back.meta.locks, p.meta.locks);
+    let rows = |p: &Profile| -> Vec<(String, u64, u64, u64, usize, u64, bool)> {
+        p.lock_rows()
+            .iter()
+            .map(|r| {
+                let lock = p.lock(r.lock).expect("lock");
+                (
+                    p.lock_label(r.lock),
+                    r.contentions,
+                    r.delay,
+                    r.longest,
+                    r.threads,
+                    r.caused_delay,
+                    lock.first.is_some(),
+                )
+            })
+            .collect()
+    };
+    // A name with a tab survives the comment (escaped) and the label.
+    assert_eq!(rows(&back), rows(&p));
+    assert_eq!(
+        back.lock_label(back.lock_rows()[0].lock),
+        "table lock\twith tab"
+    );
+    for by in [Weigh::LockWait, Weigh::LockHold, Weigh::Cpu, Weigh::Wall] {
+        let (mut a, mut b) = (p.clone(), back.clone());
+        a.weigh(by, false);
+        b.weigh(by, false);
+        assert_eq!(content(&a).1, content(&b).1, "{by}");
+    }
+    // The CPU content is what it was.
+    let mut cpu = back.clone();
+    cpu.weigh(Weigh::Cpu, false);
+    let mut plain = sample_profile();
+    plain.weigh(Weigh::Cpu, false);
+    assert_eq!(content(&cpu).1, content(&plain).1);
+}
+
+#[test]
+fn lock_samples_carry_go_types_and_role_labels() {
+    let p = locked_profile();
+    let proto = to_proto(&p);
+    let s = |i: i64| proto.string_table[i as usize].as_str();
+    let types: Vec<(&str, &str)> = proto
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(
+        &types[types.len() - 2..],
+        &[("contentions", "count"), ("delay", "nanoseconds")]
+    );
+    assert_eq!(s(proto.default_sample_type), "cpu");
+    let mut seen = Vec::new();
+    for sample in &proto.sample {
+        let label = |key: &str| sample.label.iter().find(|l| s(l.key) == key);
+        if let Some(role) = label("role") {
+            let n = sample.value.len();
+            seen.push((
+                s(role.str).to_owned(),
+                label("lock").map(|l| s(l.str).to_owned()),
+                sample.value[n - 2],
+                sample.value[n - 1],
+            ));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (
+                "holder".into(),
+                Some("table lock\twith tab".into()),
+                1,
+                8_000_000
+            ),
+            ("waiter".into(), Some("0x7f0000001000".into()), 1, 700),
+            (
+                "waiter".into(),
+                Some("table lock\twith tab".into()),
+                1,
+                1_000_000
+            ),
+            (
+                "waiter".into(),
+                Some("table lock\twith tab".into()),
+                2,
+                8_000_000
+            ),
+        ]
+    );
 }

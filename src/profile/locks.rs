@@ -172,6 +172,28 @@ impl Profile {
         self.add_group((leaf, pid, tid, comm, Some(lock)), Values::caused(nanos));
     }
 
+    /// Adds a sum of lock values at a stack (a profile file's group, read back): `values` may hold waits or
+    /// caused waits; the lock's longest wait and first stack are the caller's to set. Returns the stack's leaf.
+    pub fn add_lock_values(
+        &mut self,
+        stack: &[LocationId],
+        (pid, tid, comm): (u32, u32, StrId),
+        lock: Option<LockId>,
+        values: Values,
+    ) -> Option<NodeId> {
+        let leaf = self.intern_stack(stack);
+        self.add_group((leaf, pid, tid, comm, lock), values);
+        leaf
+    }
+
+    /// Sets what a profile file says of a lock: its longest wait and its first waiter's stack.
+    pub fn set_lock_details(&mut self, id: LockId, longest: u64, first: Option<NodeId>) {
+        if let Some(lock) = self.locks.get_mut(id.index()) {
+            lock.longest = lock.longest.max(longest);
+            lock.first = lock.first.or(first);
+        }
+    }
+
     /// Whether any group holds lock waits.
     pub fn has_locks(&self) -> bool {
         self.samples

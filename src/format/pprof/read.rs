@@ -23,8 +23,8 @@ use super::{proto, GZIP_MAGIC};
 use crate::format::wire::{self, Fields, Value, WireError};
 use crate::format::{read_input, FormatError, Input};
 use crate::profile::{
-    Function, FunctionId, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind,
-    OffCpuStats, Profile, ShortCopies, Values,
+    Function, FunctionId, Line, Location, LocationId, LockStats, Mapping, MappingId, Meta,
+    ModuleUnwind, OffCpuStats, Profile, Role, ShortCopies, Values,
 };
 
 /// Profiles larger than this once decompressed are refused. A large real profile is tens of MiB (by estimate,
@@ -307,6 +307,93 @@ fn off_cpu_values(h: &Header<'_>) -> Result<Option<[usize; 3]>, FormatError> {
     })
 }
 
+/// Where the lock values are (`contentions/count`, `delay/nanoseconds`), when the file has both and neither is
+/// the count or the period chosen (a Go block or mutex profile is read as its count and delay).
+fn lock_values(
+    h: &Header<'_>,
+    (count, period): (Option<usize>, usize),
+) -> Result<Option<[usize; 2]>, FormatError> {
+    let mut found = [None; 2];
+    for (i, vt) in h.sample_type.iter().enumerate() {
+        let t = h.table.get(vt.r#type, "sample type")?;
+        let u = h.table.get(vt.unit, "sample unit")?;
+        let slot = match (t, u) {
+            ("contentions", "count") => 0,
+            ("delay", "nanoseconds") => 1,
+            _ => continue,
+        };
+        found[slot].get_or_insert(i);
+    }
+    Ok(match found {
+        [Some(c), Some(d)] if count != Some(c) && period != d => Some([c, d]),
+        _ => None,
+    })
+}
+
+/// A lock as a `lock:` comment describes it: `PID\tADDRESS\tLONGEST\tSYMBOL\tMODULE` (the last two may be
+/// empty).
+struct LockComment {
+    pid: u32,
+    address: u64,
+    longest: u64,
+    symbol: String,
+    module: String,
+}
+
+/// Undoes `escape_field`: `\\`, `\t`, `\n`; any other backslash stays as it is.
+fn unescape_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn lock_comment(s: &str) -> Option<LockComment> {
+    let mut parts = s.split('\t');
+    let pid = parts.next()?.parse().ok()?;
+    let address = u64::from_str_radix(parts.next()?.strip_prefix("0x")?, 16).ok()?;
+    let longest = parts.next()?.parse().ok()?;
+    let symbol = unescape_field(parts.next()?);
+    let module = unescape_field(parts.next()?);
+    parts.next().is_none().then_some(LockComment {
+        pid,
+        address,
+        longest,
+        symbol,
+        module,
+    })
+}
+
+/// Adds the locks the `lock:` comments describe (names and longest waits; the samples add their waits).
+fn add_commented_locks(profile: &mut Profile, comments: &[&str]) {
+    for comment in comments {
+        let Some(lock) = comment.strip_prefix("lock: ").and_then(lock_comment) else {
+            continue;
+        };
+        let id = profile.add_lock(lock.pid, lock.address);
+        if !lock.symbol.is_empty() {
+            let module = (!lock.module.is_empty()).then_some(lock.module.as_str());
+            profile.set_lock_symbol(id, &lock.symbol, module);
+        }
+        profile.set_lock_details(id, lock.longest, None);
+    }
+}
+
 /// Metadata from `key: value` comments; other comments become notes.
 fn meta_from_comments(comments: &[&str]) -> Meta {
     let mut meta = Meta::default();
@@ -334,6 +421,18 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
                 Some(s) => meta.off_cpu = s,
                 None => meta.notes.push((*comment).to_owned()),
             },
+            ("locks", _) => match LockStats::from_comment(value) {
+                Some(s) => {
+                    meta.locks = LockStats {
+                        probes: std::mem::take(&mut meta.locks.probes),
+                        ..s
+                    }
+                }
+                None => meta.notes.push((*comment).to_owned()),
+            },
+            ("lock_probe", _) => meta.locks.probes.push(value.to_owned()),
+            // Read by `add_commented_locks`.
+            ("lock", _) if lock_comment(value).is_some() => {}
             ("short_copies", _) => match ShortCopies::from_comment(value) {
                 Some(s) => meta.short_copies = s,
                 None => meta.notes.push((*comment).to_owned()),
@@ -349,7 +448,11 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
 }
 
 /// The `Meta` of a profile: its comments, sample types and times.
-fn read_meta(h: &Header<'_>, period_index: usize, budget: usize) -> Result<Meta, FormatError> {
+fn read_meta<'a>(
+    h: &Header<'a>,
+    period_index: usize,
+    budget: usize,
+) -> Result<(Meta, Vec<&'a str>), FormatError> {
     let mut comments = Vec::new();
     let mut text = 0usize;
     for &c in &h.comment {
@@ -376,7 +479,7 @@ fn read_meta(h: &Header<'_>, period_index: usize, budget: usize) -> Result<Meta,
     meta.period_unit = value_unit.to_owned();
     meta.time_nanos = h.time_nanos;
     meta.duration_nanos = h.duration_nanos;
-    Ok(meta)
+    Ok((meta, comments))
 }
 
 /// Reads a decompressed pprof message into a `Profile`: the header first, then mappings, functions, locations
@@ -390,7 +493,10 @@ fn decode(data: &[u8]) -> Result<Profile, FormatError> {
     }
     let (count_index, period_index) = choose_values(&h)?;
     let off_cpu_indexes = off_cpu_values(&h)?;
-    let mut profile = Profile::new(read_meta(&h, period_index, data.len())?);
+    let lock_indexes = lock_values(&h, (count_index, period_index))?;
+    let (meta, comments) = read_meta(&h, period_index, data.len())?;
+    let mut profile = Profile::new(meta);
+    add_commented_locks(&mut profile, &comments);
 
     let mut mappings: HashMap<u64, MappingId> = HashMap::new();
     each_element(data, 3, "mapping", |bytes| {
@@ -449,6 +555,7 @@ fn decode(data: &[u8]) -> Result<Profile, FormatError> {
         count_index,
         period_index,
         off_cpu_indexes,
+        lock_indexes,
         period: h.period,
         stack: Vec::new(),
         values: Vec::new(),
@@ -522,6 +629,8 @@ struct Samples {
     period_index: usize,
     /// Where the switch-outs, blocked and runnable time are, when the file has them.
     off_cpu_indexes: Option<[usize; 3]>,
+    /// Where the contentions and their delay are, when the file has them.
+    lock_indexes: Option<[usize; 2]>,
     /// The profile's `period`, to derive counts when no value is a count.
     period: i64,
     stack: Vec<LocationId>,
@@ -549,6 +658,7 @@ impl Samples {
         self.values.clear();
         let (mut pid, mut tid, mut comm) = (0u32, 0u32, None);
         let (mut process, mut program) = (None, None);
+        let (mut role, mut lock_name, mut lock_address, mut lock_first) = (None, None, None, false);
         for field in Fields::new(bytes) {
             let (tag, value) = field.map_err(|e| wire_error("sample", e))?;
             match tag {
@@ -588,6 +698,12 @@ impl Samples {
                         Some(LabelRole::Comm) if !text.is_empty() => comm = Some(text),
                         Some(LabelRole::Process) if !text.is_empty() => process = Some(text),
                         Some(LabelRole::Program) if !text.is_empty() => program = Some(text),
+                        Some(LabelRole::Role) => role = Role::from_name(text),
+                        Some(LabelRole::Lock) if !text.is_empty() => lock_name = Some(text),
+                        Some(LabelRole::LockAddress) => {
+                            lock_address = u64::try_from(label.num).ok()
+                        }
+                        Some(LabelRole::LockFirst) => lock_first = label.num != 0,
                         _ => {}
                     }
                 }
@@ -606,14 +722,16 @@ impl Samples {
         };
         let value = |i: usize| u64::try_from(self.values[i]).unwrap_or(0);
         let [switches, blocked, runnable] = self.off_cpu_indexes.map_or([0; 3], |ix| ix.map(value));
-        // Off-CPU time adds to the totals checked: the wall view sums it with the period.
+        let [contentions, delay] = self.lock_indexes.map_or([0; 2], |ix| ix.map(value));
+        // Off-CPU time adds to the totals checked: the wall view sums it with the period. Lock waits too,
+        // though no view sums them with anything: every total stays a true one.
         let (Some(total), Some(all)) = (
-            [period, blocked, runnable]
+            [period, blocked, runnable, delay]
                 .into_iter()
                 .try_fold(self.total, u64::checked_add),
-            self.count
-                .checked_add(count)
-                .and_then(|c| c.checked_add(switches)),
+            [count, switches, contentions]
+                .into_iter()
+                .try_fold(self.count, u64::checked_add),
         ) else {
             return Err(FormatError::ValuesOverflow { sample: i });
         };
@@ -622,7 +740,7 @@ impl Samples {
             profile.set_program(pid, name, program);
         }
         let comm = profile.intern(comm.unwrap_or("[unknown]"));
-        let values = Values {
+        let mut values = Values {
             count,
             period,
             switches,
@@ -630,7 +748,38 @@ impl Samples {
             runnable,
             ..Values::default()
         };
-        profile.add_sample_values(&self.stack, pid, tid, comm, values);
+        if contentions == 0 && delay == 0 {
+            profile.add_sample_values(&self.stack, pid, tid, comm, values);
+            return Ok(());
+        }
+        // A lock's waits: by its address when the file gives it, else by its name if that is an address.
+        let address = lock_address.or_else(|| {
+            let hex = lock_name?.strip_prefix("0x")?;
+            u64::from_str_radix(hex, 16).ok()
+        });
+        let lock = address.map(|a| profile.add_lock(pid, a));
+        if let (Some(id), Some(name), None) =
+            (lock, lock_name, lock.and_then(|l| profile.lock(l)?.symbol))
+        {
+            if !name.starts_with("0x") {
+                profile.set_lock_symbol(id, name, None);
+            }
+        }
+        match role {
+            Some(Role::Holder) => {
+                values.caused_contentions = contentions;
+                values.caused_delay = delay;
+            }
+            // Go's block and mutex profiles have no role: their delays are read as waits.
+            Some(Role::Waiter) | None => {
+                values.contentions = contentions;
+                values.delay = delay;
+            }
+        }
+        let leaf = profile.add_lock_values(&self.stack, (pid, tid, comm), lock, values);
+        if let (Some(id), true) = (lock, lock_first) {
+            profile.set_lock_details(id, 0, leaf);
+        }
         Ok(())
     }
 
@@ -650,6 +799,10 @@ enum LabelRole {
     Comm,
     Process,
     Program,
+    Role,
+    Lock,
+    LockAddress,
+    LockFirst,
 }
 
 fn label_role(key: &str) -> Option<LabelRole> {
@@ -659,6 +812,10 @@ fn label_role(key: &str) -> Option<LabelRole> {
         "comm" | "thread_name" | "process_name" => Some(LabelRole::Comm),
         "process" => Some(LabelRole::Process),
         "program" => Some(LabelRole::Program),
+        super::ROLE_LABEL => Some(LabelRole::Role),
+        super::LOCK_LABEL => Some(LabelRole::Lock),
+        super::LOCK_ADDRESS_LABEL => Some(LabelRole::LockAddress),
+        super::LOCK_FIRST_LABEL => Some(LabelRole::LockFirst),
         _ => None,
     }
 }
