@@ -203,6 +203,12 @@ pub struct ReportArgs {
     /// Print collapsed stacks (`a;b;c 12`) instead of the report.
     #[arg(long = "folded")]
     pub folded: bool,
+    /// The locks view of a recording made with --locks: one row per lock (waits, total and longest wait,
+    /// waiting threads), then for the most waited-for lock (or those given with --lock) the waiters' callers
+    /// weighed by their wait and the holders' (the code that released the lock to a waiter) weighed by the
+    /// wait they caused.
+    #[arg(long = "locks", conflicts_with_all = ["callers", "callees", "callers_regex", "folded"])]
+    pub locks: bool,
     /// Accepted for perf compatibility; the report is always plain text.
     #[arg(long = "stdio")]
     pub stdio: bool,

@@ -19,8 +19,8 @@ use crate::profile::{Profile, Weigh};
 /// of a file without off-CPU time, or a wall view of one whose CPU event is not a clock, is an error that
 /// says how to record one.
 fn load_weighed(input: &Path, event: Option<&str>, by: Weigh, mark: bool) -> Result<Profile> {
-    let mut profile = load_profile_event(input, event)?;
-    if by.is_time() && !profile.meta.off_cpu.enabled && !profile.has_off_cpu() {
+    let mut profile = load_locks(input, event, by.is_lock())?;
+    if by.is_time() && !by.is_lock() && !profile.meta.off_cpu.enabled && !profile.has_off_cpu() {
         bail!(
             "{} has no off-CPU time: record with off-CPU sampling on (the default for `stacktop record -- CMD`,              -p and -t; add --off-cpu with -a), or for perf: perf record -e context-switches -c 1              --call-graph dwarf --switch-events --sample-cpu",
             input.display()
@@ -35,6 +35,18 @@ fn load_weighed(input: &Path, event: Option<&str>, by: Weigh, mark: bool) -> Res
         );
     }
     profile.weigh(by, mark);
+    Ok(profile)
+}
+
+/// The profile in `input`; with `locks`, one that has lock waits, else an error that says how to record one.
+fn load_locks(input: &Path, event: Option<&str>, locks: bool) -> Result<Profile> {
+    let profile = load_profile_event(input, event)?;
+    if locks && !profile.meta.locks.enabled && !profile.has_locks() {
+        bail!(
+            "{} has no lock waits: record with `stacktop record --locks` (with a command, -p or -t)",
+            input.display()
+        );
+    }
     Ok(profile)
 }
 

@@ -8,10 +8,14 @@ use anyhow::{Context, Result};
 use crate::cli::ReportArgs;
 use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
 use crate::render::{
-    write_calltree, write_folded, write_report, CalltreeOptions, FoldedOptions, ReportOptions,
+    write_calltree, write_folded, write_locks, write_report, CalltreeOptions, FoldedOptions,
+    LocksOptions, ReportOptions,
 };
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
+    if args.locks {
+        return locks(&args);
+    }
     let profile = super::load_weighed(
         &args.input,
         args.event.as_deref(),
@@ -68,6 +72,21 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         };
         write_report(&mut out, &profile, &opts)?;
     }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report --locks`: the locks table and the selected locks' trees (see `render::locks`).
+fn locks(args: &ReportArgs) -> Result<ExitCode> {
+    let profile = super::load_locks(&args.input, args.event.as_deref(), true)?;
+    let filter = Filter {
+        percent_limit: args.percent_limit,
+        ..args.samples.filter()
+    };
+    filter.check_labels(&profile)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    write_locks(&mut out, &profile, &LocksOptions { filter })?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{LocationId, LockId, NodeId, Profile, StrId, Values};
+use super::{LocationId, LockId, NodeId, Profile, SampleGroup, StrId, Values};
 
 /// A lock that threads waited for: one futex word in one process (for glibc's default mutex kinds and
 /// Rust's std `Mutex`, the mutex's own address).
@@ -228,8 +228,13 @@ impl Profile {
     /// The locks view: one row per lock with waits, the most waited-for first. Reads the groups' own values:
     /// call it before [`Profile::weigh`].
     pub fn lock_rows(&self) -> Vec<LockRow> {
+        self.lock_rows_of(|_| true)
+    }
+
+    /// [`Profile::lock_rows`] over the groups `keep` accepts (a report's label filters).
+    pub fn lock_rows_of(&self, keep: impl Fn(&SampleGroup) -> bool) -> Vec<LockRow> {
         let mut sums: BTreeMap<LockId, (Values, BTreeSet<(u32, u32)>)> = BTreeMap::new();
-        for g in &self.samples {
+        for g in self.samples.iter().filter(|g| keep(g)) {
             let Some(lock) = g.lock else { continue };
             let (values, threads) = sums.entry(lock).or_default();
             values.add(g.values());

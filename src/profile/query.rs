@@ -291,7 +291,8 @@ impl Filter {
         })
     }
 
-    fn accepts_labels(&self, profile: &Profile, group: &SampleGroup) -> bool {
+    /// Whether `group` passes the label filters (pid, tid, comm, process, lock).
+    pub fn accepts_labels(&self, profile: &Profile, group: &SampleGroup) -> bool {
         (self.pids.is_empty() || self.pids.contains(&group.pid))
             && (self.tids.is_empty() || self.tids.contains(&group.tid))
             && (self.comms.is_empty() || self.comms.iter().any(|c| c == profile.str(group.comm)))

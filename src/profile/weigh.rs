@@ -73,6 +73,17 @@ impl Weigh {
         self != Weigh::Cpu
     }
 
+    /// What this view counts: CPU samples, switch-outs, or lock waits.
+    pub fn count_noun(self) -> &'static str {
+        match self {
+            Weigh::Cpu => "samples",
+            Weigh::OffCpu | Weigh::Blocked | Weigh::Runnable | Weigh::Wall => {
+                "samples and switch-outs"
+            }
+            Weigh::LockWait | Weigh::LockHold => "waits",
+        }
+    }
+
     /// Whether this view weighs lock waits (a `--locks` recording's).
     pub fn is_lock(self) -> bool {
         matches!(self, Weigh::LockWait | Weigh::LockHold)

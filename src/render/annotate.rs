@@ -46,10 +46,14 @@ pub fn write_annotation(
         // addresses of the calls that waited, for the callers' frames).
         writeln!(
             w,
-            "# Self time: {} ms ({:.2}% of all) in {} samples and switch-outs; percents are shares of {name}'s time",
+            "# Self time: {} ms ({:.2}% of all) in {} {}; percents are shares of {name}'s time",
             super::text::ms(a.samples.period),
             a.percent_of_all(),
             a.samples.count,
+            profile
+                .weighed
+                .as_ref()
+                .map_or("samples", |v| v.by.count_noun()),
         )?;
     } else {
         writeln!(

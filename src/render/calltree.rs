@@ -36,8 +36,27 @@ pub fn write_calltree(
     profile: &Profile,
     opts: &CalltreeOptions,
 ) -> io::Result<()> {
-    let mut tree = function_tree(profile, &opts.filter, &opts.matcher, opts.direction);
+    let tree = function_tree(profile, &opts.filter, &opts.matcher, opts.direction);
     write_header(w, profile, tree.total)?;
+    write_tree(w, profile, opts, tree)
+}
+
+/// The tree of [`write_calltree`] without the header (a section of a longer report: the locks view's).
+pub fn write_calltree_section(
+    w: &mut impl Write,
+    profile: &Profile,
+    opts: &CalltreeOptions,
+) -> io::Result<()> {
+    let tree = function_tree(profile, &opts.filter, &opts.matcher, opts.direction);
+    write_tree(w, profile, opts, tree)
+}
+
+fn write_tree(
+    w: &mut impl Write,
+    profile: &Profile,
+    opts: &CalltreeOptions,
+    mut tree: CallTree,
+) -> io::Result<()> {
     let what = match opts.direction {
         Direction::Callers => "Callers",
         Direction::Callees => "Callees",
@@ -63,10 +82,14 @@ pub fn write_calltree(
     if time {
         writeln!(
             w,
-            "# {what} of {sym}: {} ms in {} samples and switch-outs, {:.2}% of all (each counted once, at the \
+            "# {what} of {sym}: {} ms in {} {}, {:.2}% of all (each counted once, at the \
              outermost {sym})",
             ms(of_sym.period),
             of_sym.count,
+            profile
+                .weighed
+                .as_ref()
+                .map_or("samples", |v| v.by.count_noun()),
             percent(of_sym.period, tree.total.period)
         )?;
     } else {

@@ -10,12 +10,14 @@ pub mod calltree;
 pub mod flamegraph;
 pub mod folded;
 mod graph;
+pub mod locks;
 pub mod report;
 pub mod text;
 
 pub use annotate::{write_annotation, AnnotateOptions};
-pub use calltree::{write_calltree, CalltreeOptions};
+pub use calltree::{write_calltree, write_calltree_section, CalltreeOptions};
 pub use flamegraph::{write_flamegraph, FlamegraphOptions};
 pub use folded::{folded_lines, write_folded, FoldedOptions};
+pub use locks::{write_locks, LocksOptions};
 pub use report::{write_report, ReportOptions};
 pub use text::{sanitize, sanitize_message};

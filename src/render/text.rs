@@ -120,6 +120,7 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
         sanitize(unit)
     )?;
     write_off_cpu(w, meta, &totals, unit == "nanoseconds")?;
+    write_lock_summary(w, meta, &totals)?;
     if view.is_time() {
         writeln!(
             w,
@@ -147,8 +148,9 @@ pub fn write_header(w: &mut impl Write, profile: &Profile, shown: Weight) -> io:
         if view.is_time() {
             writeln!(
                 w,
-                "# Shown after filters: {} samples and switch-outs, {} ms",
+                "# Shown after filters: {} {}, {} ms",
                 shown.count,
+                view.count_noun(),
                 ms(shown.period)
             )?;
         } else {
@@ -180,6 +182,48 @@ pub fn view_description(view: Weigh) -> &'static str {
             "contended lock waits, at the stacks that released the lock to the waiters"
         }
     }
+}
+
+/// The lock waits' totals, what was probed, and the waits whose ends or holders were not seen, when lock
+/// contention was recorded (`--locks`).
+fn write_lock_summary(w: &mut impl Write, meta: &Meta, totals: &Values) -> io::Result<()> {
+    let locks = &meta.locks;
+    if !locks.enabled && totals.contentions == 0 && totals.caused_contentions == 0 {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "# Locks: {} contended waits, {} ms waited; {} ms charged to the holders that released the lock",
+        totals.contentions,
+        ms(totals.delay),
+        ms(totals.caused_delay)
+    )?;
+    for probe in &locks.probes {
+        writeln!(w, "# Lock probes: {}", sanitize(probe))?;
+    }
+    let mut unseen = Vec::new();
+    if locks.open_at_stop > 0 {
+        unseen.push(format!(
+            "{} still waiting at the stop (charged up to it)",
+            locks.open_at_stop
+        ));
+    }
+    if locks.unmatched_ends > 0 {
+        unseen.push(format!(
+            "{} ends whose start was not seen (not charged)",
+            locks.unmatched_ends
+        ));
+    }
+    if locks.no_holder > 0 {
+        unseen.push(format!(
+            "{} with no release seen (charged to no holder)",
+            locks.no_holder
+        ));
+    }
+    if !unseen.is_empty() {
+        writeln!(w, "# Lock waits: {}", unseen.join("; "))?;
+    }
+    Ok(())
 }
 
 /// The off-CPU totals and the intervals whose ends were not seen as such, when off-CPU time was recorded.
