@@ -59,7 +59,7 @@ pub fn write_flamegraph(
     };
     let mut folded = folded_lines(profile, &folded);
     let mut palette = color::PaletteMap::default();
-    if view.is_time() {
+    if view.is_time() && !view.is_lock() {
         folded = off_cpu_marked(folded, &mut palette);
     }
     let lines: Vec<String> = folded
@@ -79,6 +79,11 @@ pub fn write_flamegraph(
         (None, None) => match view {
             Weigh::Cpu => "Flame Graph".to_owned(),
             Weigh::Wall => "Wall-clock Flame Graph (CPU and off-CPU time)".to_owned(),
+            Weigh::LockWait => "Lock Wait Flame Graph (the waiters, by the time they waited)".to_owned(),
+            Weigh::LockHold => {
+                "Lock Holder Flame Graph (the code that released a lock to waiters, by the wait it caused)"
+                    .to_owned()
+            }
             _ => format!(
                 "Off-CPU Flame Graph ({})",
                 super::text::view_description(view)
@@ -92,7 +97,9 @@ pub fn write_flamegraph(
         // Counts are microseconds; titles say milliseconds.
         options.count_name = "ms".to_owned();
         options.factor = 0.001;
-        options.palette_map = Some(&mut palette);
+        if !view.is_lock() {
+            options.palette_map = Some(&mut palette);
+        }
     }
     options.deterministic = true;
     options.pretty_xml = true;
@@ -104,7 +111,7 @@ pub fn write_flamegraph(
     let mut svg = Vec::new();
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
     let warning = frameless_warning(&profile.meta, profile.total_count()).map(|w| w.one_line());
-    let legend: &[(&str, &str)] = if view.is_time() {
+    let legend: &[(&str, &str)] = if view.is_time() && !view.is_lock() {
         &OFF_CPU_LEGEND
     } else {
         &LEGEND
@@ -312,6 +319,15 @@ fn subtitle(profile: &Profile) -> String {
         s.push_str(&format!(" at {} Hz", meta.frequency));
     }
     match profile.weighed.as_ref().filter(|w| w.by.is_time()) {
+        Some(w) if w.by.is_lock() => s.push_str(&format!(
+            ", {} samples, {} lock waits, weighed: {} ({} ms), {} lost, {} throttled",
+            w.totals.count,
+            w.totals.contentions,
+            w.by,
+            super::text::ms(profile.total_period()),
+            meta.lost,
+            meta.throttled
+        )),
         Some(w) => s.push_str(&format!(
             ", {} samples, {} switch-outs, weighed: {} ({} ms), {} lost, {} throttled",
             w.totals.count,

@@ -304,4 +304,23 @@ mod tests {
         );
         assert!(!text.contains("0x55550000 (first"), "{text}");
     }
+
+    #[test]
+    fn flamegraphs_of_waiters_and_holders() {
+        use crate::render::{write_flamegraph, FlamegraphOptions};
+        let svg = |by: Weigh| {
+            let mut p = profile();
+            p.weigh(by, true);
+            let mut out = Vec::new();
+            write_flamegraph(&mut out, &p, &FlamegraphOptions::default()).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let waits = svg(Weigh::LockWait);
+        assert!(waits.contains("Lock Wait Flame Graph"), "{waits}");
+        assert!(waits.contains("4 lock waits, weighed: lock-wait (81.0 ms)"));
+        assert!(waits.contains("reader_often") && !waits.contains("slow_update"));
+        let holds = svg(Weigh::LockHold);
+        assert!(holds.contains("Lock Holder Flame Graph"));
+        assert!(holds.contains("slow_update") && !holds.contains("reader_often"));
+    }
 }
