@@ -125,7 +125,12 @@ pub struct SampleFilterArgs {
     pub weight: Weigh,
     /// Only the waits on these locks and the holds that caused them, by symbol (`table_lock`) or address
     /// (`0x55d0c8a2b2a0`), as the locks view names them.
-    #[arg(long = "lock", value_delimiter = ',', value_name = "LOCK[,LOCK..]")]
+    #[arg(
+        id = "lock",
+        long = "lock",
+        value_delimiter = ',',
+        value_name = "LOCK[,LOCK..]"
+    )]
     pub locks: Vec<String>,
 }
 
@@ -372,5 +377,31 @@ pub fn duration(seconds: Option<f64>) -> Result<Option<Duration>> {
             bail!("--duration must be a number of seconds, got {d}")
         }
         other => Ok(other.map(Duration::from_secs_f64)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    /// clap's own checks of the definitions, and every subcommand parsed once: two fields of one id in
+    /// flattened groups (a filter's `--lock` and the report's `--locks`) pass the checks and panic only
+    /// when the arguments are read.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Args::command().debug_assert();
+        for line in [
+            "report -i x.pb.gz --lock table_lock",
+            "report --locks -i x.pb.gz",
+            "flamegraph -i x.pb.gz --weight lock-hold",
+            "annotate f -i x.pb.gz",
+            "record -o x.pb.gz -- true",
+            "top -- true",
+            "convert -i a -o b",
+        ] {
+            let args = std::iter::once("stacktop").chain(line.split(' '));
+            super::Args::try_parse_from(args).unwrap();
+        }
     }
 }

@@ -284,13 +284,22 @@ pub fn write_threads(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
     let Some(weighed) = &profile.weighed else {
         return Ok(());
     };
-    if !profile.meta.off_cpu.enabled && weighed.totals.switches == 0 {
+    let locks = profile.meta.locks.enabled
+        || weighed.totals.contentions > 0
+        || weighed.totals.caused_contentions > 0;
+    if !profile.meta.off_cpu.enabled && weighed.totals.switches == 0 && !locks {
         return Ok(());
     }
     let clock = profile.meta.period_unit == "nanoseconds";
+    // With lock waits, two more columns: the time each thread waited for locks, and the wait it caused others.
+    let lock_titles = if locks {
+        format!(" {:>12} {:>12}", "lock wait", "lock caused")
+    } else {
+        String::new()
+    };
     writeln!(
         w,
-        "# Per thread (ms): {:>12} {:>12} {:>12} {:>12} {:>9} {:>11}  pid/tid command",
+        "# Per thread (ms): {:>12} {:>12} {:>12} {:>12} {:>9} {:>11}{lock_titles}  pid/tid command",
         if clock { "CPU" } else { "CPU samples" },
         "blocked",
         "runnable",
@@ -312,9 +321,14 @@ pub fn write_threads(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
             v.count.to_string()
         };
         let wall = if clock { ms(wall(v)) } else { "-".to_owned() };
+        let lock_values = if locks {
+            format!(" {:>12} {:>12}", ms(v.delay), ms(v.caused_delay))
+        } else {
+            String::new()
+        };
         writeln!(
             w,
-            "# {:>16} {cpu:>12} {:>12} {:>12} {wall:>12} {:>9} {:>11}  {pid}/{tid} {}",
+            "# {:>16} {cpu:>12} {:>12} {:>12} {wall:>12} {:>9} {:>11}{lock_values}  {pid}/{tid} {}",
             "",
             ms(v.blocked),
             ms(v.runnable),
