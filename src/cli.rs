@@ -89,6 +89,18 @@ pub struct SamplingArgs {
     /// Record CPU samples only (no context-switch samples: no cost at a target's context switches).
     #[arg(long = "no-off-cpu", overrides_with = "off_cpu")]
     pub no_off_cpu: bool,
+    /// Record lock contention: which mutex threads waited for, how long, at which stacks, and the stacks that
+    /// released it to them. Probes only the contended paths of glibc's mutexes (their symbols come from libc's
+    /// debug file: libc6-dbg) and Rust's std::sync::Mutex, so an uncontended lock costs nothing;
+    /// --locks=pthread probes every pthread_mutex_lock call instead (costlier). Needs root or CAP_PERFMON.
+    #[arg(
+        long = "locks",
+        value_name = "pthread",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "contended"
+    )]
+    pub locks: Option<crate::pipeline::lockplan::LockMode>,
 }
 
 /// Which samples of a recorded profile to look at, by their labels.
@@ -321,9 +333,14 @@ impl TargetArgs {
 
 impl SamplingArgs {
     /// The validated session configuration of `record` and `top` (a launched command's output inherited);
-    /// `hybrid_bytes` is the stack copy of a `--call-graph hybrid` that names no size.
+    /// `hybrid_bytes` is the stack copy of a `--call-graph hybrid` that names no size. With `--locks`, the
+    /// probes are planned from the target's files here (`pipeline::lockplan`).
     pub fn session_config(&self, hybrid_bytes: u32) -> Result<SessionConfig> {
-        session_config(self, hybrid_bytes)
+        let mut config = session_config(self, hybrid_bytes)?;
+        if let Some(mode) = self.locks {
+            config.locks = Some(crate::pipeline::lockplan::plan(&config.target, mode)?);
+        }
+        Ok(config)
     }
 }
 
@@ -367,6 +384,8 @@ fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfi
         call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
         command_output: CommandOutput::Inherit,
         off_cpu,
+        // Planned by the command from the target's files (`pipeline::lockplan`), which `--locks` asks for.
+        locks: None,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Opening the counters and their rings: what the kernel is asked for (with the fallbacks of a machine
 //! without a PMU or kernel access), how big each CPU's ring is, and which counters write into which ring.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -11,11 +12,13 @@ use perf_event_open::config::{
     Target as PerfTarget, UseBuildId, WakeUpOn,
 };
 use perf_event_open::count::Counter;
+use perf_event_open::event::dp::DynamicPmu;
 use perf_event_open::event::hw::Hardware;
 use perf_event_open::event::sw::Software;
 use perf_event_open::sample::Sampler;
 
-use super::{procfs, AcquireError, CallGraphMode, EventKind, EventSpec, USER_REGS_MASK};
+use super::{procfs, AcquireError, CallGraphMode, EventKind, EventSpec, ProbeRole, USER_REGS_MASK};
+use crate::arch::{FIRST_ARG_REG, LOCK_REGS_MASK};
 
 /// `PERF_EVENT_IOC_SET_OUTPUT` = `_IO('$', 5)`: send this counter's records to another counter's ring.
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
@@ -43,6 +46,9 @@ pub(super) enum RingKind {
     Cpu,
     /// Context-switch samples (one per switch-out) and switch records (out and in).
     Switch,
+    /// Lock probes' samples (`--locks`): their rate is the target's contention's; a sample's counter id says
+    /// which probe took it ([`Rings::roles`]).
+    Lock,
 }
 
 pub(super) struct Ring {
@@ -62,6 +68,26 @@ pub(super) struct SwitchEvent {
     pub(super) wakeup_bytes: u32,
 }
 
+/// Lock recording: the uprobes opened beside each CPU counter.
+pub(super) struct LockEvent {
+    /// The uprobe PMU's `perf_event_attr.type` (`/sys/bus/event_source/devices/uprobe/type`).
+    pub(super) pmu: u32,
+    /// Each probe's file (NUL-terminated: the kernel copies it during `perf_event_open`), file offset and role.
+    pub(super) probes: Vec<(CString, u64, ProbeRole)>,
+    /// User stack bytes copied at the entry probes (0 in fp mode).
+    pub(super) stack_bytes: u32,
+    pub(super) wakeup_bytes: u32,
+}
+
+/// The uprobe PMU's type, from sysfs; `None` when the kernel has none (no `CONFIG_UPROBE_EVENTS`).
+pub(super) fn uprobe_pmu_type() -> Option<u32> {
+    fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// What the kernel is asked for; fallbacks (no PMU, no kernel access, old kernel) change it once, on the
 /// first counter, and every later counter is opened the same way.
 pub(super) struct Opener {
@@ -78,6 +104,8 @@ pub(super) struct Opener {
     pub(super) switches: Option<SwitchEvent>,
     /// Whether a switch counter was opened: refusing one after that is an error, not a fallback.
     pub(super) switches_opened: bool,
+    /// Lock probes (`None`: off).
+    pub(super) locks: Option<LockEvent>,
     pub(super) notes: Vec<String>,
 }
 
@@ -158,6 +186,104 @@ impl Opener {
         o.extra_record.ctx_switch = true;
         o.wake_up.on = WakeUpOn::Bytes(switch.wakeup_bytes);
         o
+    }
+
+    /// A lock probe's options, for all roles the same sample layout (they share one ring and one parser): the
+    /// first argument's register beside the walk's, and in the stack-copying modes a stack copy and the
+    /// kernel's chain as CPU samples take them. The wait's end (`Acquired`) needs only the thread and the time:
+    /// its chain is left out and its copy is 0 bytes (the layout says so per record).
+    ///
+    /// A uprobe's sample is taken in the probed thread's context with its user registers, whatever the CPU
+    /// event excludes: the user side is never excluded, the kernel side always (it has no kernel chain). One
+    /// sample per hit (period 1); none of the target's life records, which the CPU counter sends already.
+    ///
+    /// Never inherited: the kernel opens an inherited uprobe event anew in the new task, reading the probe's
+    /// path from `config1` again, a pointer into stacktop's memory that means nothing in the target's (seen
+    /// on Linux 6.1: every `clone` of the target then failed with EFAULT). The probes are opened for every
+    /// process instead (see [`Opener::open_locks`]).
+    pub(super) fn lock_opts(&self, locks: &LockEvent, role: ProbeRole) -> Opts {
+        let mut o = self.opts();
+        o.inherit = None;
+        o.on_execve = None;
+        o.exclude.user = false;
+        o.exclude.kernel = true;
+        o.sample_on = SampleOn::Count(1);
+        let stack = locks.stack_bytes > 0 && USER_REGS_MASK != 0;
+        o.sample_format.user_regs = Some(RegsMask(if stack {
+            LOCK_REGS_MASK
+        } else {
+            FIRST_ARG_REG.map_or(0, |r| 1 << r)
+        }));
+        o.sample_format.user_stack = stack.then_some(Size(match role {
+            ProbeRole::Acquired => 0,
+            ProbeRole::Wait | ProbeRole::Wake => locks.stack_bytes,
+        }));
+        if let Some(chain) = o.sample_format.call_chain.as_mut() {
+            chain.exclude_kernel = true;
+            if role == ProbeRole::Acquired {
+                chain.exclude_user = true;
+            }
+        }
+        o.record_id_format.id = true;
+        o.extra_record.comm = false;
+        o.extra_record.task = false;
+        o.extra_record.mmap.code = false;
+        o.extra_record.mmap.ext = None;
+        o.wake_up.on = WakeUpOn::Bytes(locks.wakeup_bytes);
+        o
+    }
+
+    /// Opens every lock probe on one CPU for every process, if lock recording is on: a probe opened for a
+    /// task would have to be inherited to follow the threads and children the target creates, which uprobe
+    /// events cannot be (see [`Opener::lock_opts`]). The kernel places the breakpoints in every process that
+    /// maps the probed file, and the session keeps only the target's samples (`LockTargets`). The first
+    /// refusal is an error: `--locks` was asked for, and a recording without its probes says nothing of locks.
+    pub(super) fn open_locks(
+        &mut self,
+        cpu: u32,
+        what: &What,
+    ) -> Result<Vec<(Counter, ProbeRole)>, AcquireError> {
+        let Some(locks) = &self.locks else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(locks.probes.len());
+        for (path, offset, role) in &locks.probes {
+            let event = DynamicPmu {
+                ty: locks.pmu,
+                config: 0,
+                // The path's address: `path` outlives the call, and the kernel copies the string in it.
+                config1: path.as_ptr() as u64,
+                config2: *offset,
+                config3: 0,
+            };
+            match Counter::new(
+                event,
+                Opener::target(None, cpu),
+                self.lock_opts(locks, *role),
+            ) {
+                Ok(counter) => out.push((counter, *role)),
+                Err(err) => {
+                    return Err(match (err.raw_os_error(), what) {
+                        (Some(libc::ESRCH), What::Pid(pid)) => {
+                            AcquireError::NoSuchProcess { pid: *pid }
+                        }
+                        (Some(libc::ESRCH), What::Tid(tid)) => {
+                            AcquireError::NoSuchThread { tid: *tid }
+                        }
+                        (Some(libc::EACCES | libc::EPERM), _) => AcquireError::LockProbesDenied {
+                            target: what.to_string(),
+                        },
+                        _ => AcquireError::LockProbe {
+                            path: path.to_string_lossy().into_owned(),
+                            offset: *offset,
+                            target: what.to_string(),
+                            source: err,
+                        },
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn target(pid: Option<u32>, cpu: u32) -> PerfTarget {
@@ -303,9 +429,12 @@ pub(super) struct Rings {
     /// Ring sizes to try for CPU rings, and for context-switch rings.
     pub(super) pages_log2: Vec<u8>,
     pub(super) switch_pages_log2: Vec<u8>,
+    pub(super) lock_pages_log2: Vec<u8>,
     pub(super) rings: Vec<Ring>,
     pub(super) by_cpu: BTreeMap<(u32, RingKind), usize>,
     pub(super) redirected: Vec<Counter>,
+    /// Lock probes by counter id (`PERF_SAMPLE_ID`: an inherited counter's samples carry its parent's id).
+    pub(super) roles: HashMap<u64, ProbeRole>,
 }
 
 impl Rings {
@@ -334,6 +463,7 @@ impl Rings {
         let sizes = match kind {
             RingKind::Cpu => self.pages_log2.clone(),
             RingKind::Switch => self.switch_pages_log2.clone(),
+            RingKind::Lock => self.lock_pages_log2.clone(),
         };
         for exp in sizes {
             match counter.sampler(exp) {
@@ -359,12 +489,28 @@ impl Rings {
         })
     }
 
-    /// `switch_stack`: the stack bytes copied per switch-out, when off-CPU time is recorded.
+    /// A lock probe to its CPU's lock ring, its role known by its id.
+    pub(super) fn add_lock(
+        &mut self,
+        cpu: u32,
+        counter: Counter,
+        role: ProbeRole,
+    ) -> Result<(), AcquireError> {
+        let id = counter
+            .id()
+            .map_err(|e| AcquireError::io("reading a lock probe's id", e))?;
+        self.roles.insert(id, role);
+        self.add(cpu, RingKind::Lock, counter)
+    }
+
+    /// `switch_stack`: the stack bytes copied per switch-out, when off-CPU time is recorded; `lock_stack`, per
+    /// lock probe's sample, when lock contention is.
     pub(super) fn new(
         call_graph: CallGraphMode,
         frequency: u64,
         cpus: usize,
         switch_stack: Option<u32>,
+        lock_stack: Option<u32>,
     ) -> Rings {
         Rings {
             pages_log2: match call_graph.stack_bytes() {
@@ -376,9 +522,13 @@ impl Rings {
             switch_pages_log2: switch_stack.map_or_else(Vec::new, |stack| {
                 (3..=switch_ring_pages_log2(stack, cpus)).rev().collect()
             }),
+            lock_pages_log2: lock_stack.map_or_else(Vec::new, |stack| {
+                (3..=lock_ring_pages_log2(stack, cpus)).rev().collect()
+            }),
             rings: vec![],
             by_cpu: BTreeMap::new(),
             redirected: vec![],
+            roles: HashMap::new(),
         }
     }
 
@@ -419,6 +569,27 @@ pub(super) fn switch_ring_pages_log2(stack: u32, cpus: usize) -> u8 {
     let per_switch = u64::from(stack) + 768;
     let wanted = SWITCH_RATE
         .saturating_mul(per_switch)
+        .saturating_mul(RING_SLACK_MILLIS)
+        / 1000;
+    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
+    let bytes = wanted.min(per_cpu_cap).max(1);
+    let pages = bytes.div_ceil(4096).next_power_of_two();
+    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
+}
+
+/// The contended waits per second per CPU a lock ring is sized for: each is a wait sample and a wake sample
+/// with their stack copies, and the wait's end. A program that contends harder than this loses lock samples
+/// (counted) when the reader is not scheduled for [`RING_SLACK_MILLIS`]; with 4 KiB copies this is an 8 MiB
+/// ring per CPU.
+const LOCK_RATE: u64 = 10_000;
+
+/// The largest lock ring to try when entry probes copy `stack` bytes of stack: [`RING_SLACK_MILLIS`] of waits
+/// at [`LOCK_RATE`], within the bounds of stack rings.
+pub(super) fn lock_ring_pages_log2(stack: u32, cpus: usize) -> u8 {
+    // Two samples with a copy, registers and chains, and the small one of the end.
+    let per_wait = 2 * (u64::from(stack) + 512) + 128;
+    let wanted = LOCK_RATE
+        .saturating_mul(per_wait)
         .saturating_mul(RING_SLACK_MILLIS)
         / 1000;
     let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
@@ -476,7 +647,7 @@ mod tests {
         assert_eq!(stack_ring_pages_log2(16384, 25000, 8), 12);
         assert_eq!(stack_ring_pages_log2(65528, 100000, 1024), 10);
         assert_eq!(stack_ring_pages_log2(u32::MAX, u64::MAX, 0), 13);
-        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2, None);
+        let rings = Rings::new(CallGraphMode::Hybrid(16384), 25000, 2, None, None);
         assert_eq!(rings.pages_log2.first(), Some(&13));
         assert_eq!(rings.pages_log2.last(), Some(&3));
     }

@@ -47,6 +47,19 @@ pub enum AcquireError {
     RingBuffer { cpu: u32, source: io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error("--locks needs the kernel's uprobe PMU (/sys/bus/event_source/devices/uprobe), which this kernel lacks; use a kernel built with CONFIG_UPROBE_EVENTS, or record without --locks")]
+    NoUprobes,
+    #[error("permission denied placing lock probes (uprobes) for {target}: they need root, CAP_PERFMON or CAP_SYS_ADMIN whatever kernel.perf_event_paranoid says; run as root (or `sudo setcap cap_perfmon,cap_sys_ptrace+ep stacktop`), or record without --locks")]
+    LockProbesDenied { target: String },
+    #[error("placing a lock probe at {path}+{offset:#x} for {target} failed: {source}; record without --locks")]
+    LockProbe {
+        path: String,
+        offset: u64,
+        target: String,
+        source: io::Error,
+    },
+    #[error("--locks reads a lock's address from a register this architecture's support does not sample yet (x86_64 only); record without --locks")]
+    LocksUnsupported,
 }
 
 impl AcquireError {

@@ -33,6 +33,17 @@ pub use sample::{Recycler, StackBudget};
 pub use session::monotonic_now;
 pub use session::Session;
 
+/// Finds a command's program as `execvp` will when the command is launched: as given if it holds a `/`, else
+/// in `PATH`.
+pub fn resolve_program(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    launch::resolve(program)
+}
+
+/// The process (thread group) thread `tid` belongs to.
+pub fn process_of(tid: u32) -> std::io::Result<u32> {
+    procfs::tgid(tid)
+}
+
 /// What to profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -84,6 +95,15 @@ pub const SWITCH_HYBRID_STACK_BYTES: u32 = 1024;
 /// `benches/offcpu_vs_perf.sh`).
 pub const OFF_CPU_COST: &str =
     "each switch-out costs the target about 1.6 us (at 1,000 switches a second, 0.16% of its time; measured on a 2-CPU VM); --no-off-cpu turns it off";
+/// Stack bytes copied per lock probe's sample in hybrid mode (at most the CPU samples' copy), at the entry of a
+/// lock's wait and wake paths. The kernel's frame-pointer chain is taken too: the copy repairs the frameless
+/// libc frames at the top (`__lll_lock_wait` under `pthread_mutex_lock`: under 200 bytes), the chain goes on
+/// past the copy in code with frame pointers; code without them (Rust's release builds) is walked in the copy
+/// alone, about 60 frames of 64 bytes. `--call-graph dwarf,N` copies N bytes. The wait's end takes no stack.
+pub const LOCK_HYBRID_STACK_BYTES: u32 = 4096;
+/// What lock probes cost the target, as `record`'s header says it (measured with `benches/locks_vs_perf.sh`).
+pub const LOCK_PROBE_COST: &str =
+    "each lock probe hit costs the waiting or releasing thread about 3 us; an uncontended lock hits none (with --locks=pthread every lock and unlock call does)";
 /// The kernel's largest user stack copy (a record's size is a u16).
 pub const MAX_STACK_BYTES: u32 = 65528;
 
@@ -102,6 +122,14 @@ impl CallGraphMode {
             CallGraphMode::Hybrid(n) | CallGraphMode::Dwarf(n) => {
                 (n.clamp(8, MAX_STACK_BYTES)) & !7
             }
+        }
+    }
+
+    /// Bytes of user stack copied per lock probe's sample (see [`LOCK_HYBRID_STACK_BYTES`]).
+    pub fn lock_stack_bytes(self) -> u32 {
+        match self {
+            CallGraphMode::Hybrid(_) => self.stack_bytes().min(LOCK_HYBRID_STACK_BYTES),
+            CallGraphMode::Fp | CallGraphMode::Dwarf(_) => self.stack_bytes(),
         }
     }
 
@@ -186,6 +214,42 @@ pub struct SessionConfig {
     /// Record off-CPU time: a context-switch sample at every switch-out of a target thread (its stack walked
     /// like a CPU sample's) and the switch records that tell when it runs again.
     pub off_cpu: bool,
+    /// Record lock contention (`--locks`): uprobes on the lock paths of the target's files (see [`LockProbes`]);
+    /// `None`: off.
+    pub locks: Option<LockProbes>,
+}
+
+/// What a lock probe's hit means (see [`record::SampleKind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProbeRole {
+    /// The entry of a wait path: the first argument is the lock's address.
+    Wait,
+    /// A `ret` of a wait path: the wait is over.
+    Acquired,
+    /// The entry of a wake path: the first argument is the lock's address.
+    Wake,
+}
+
+/// One uprobe: the instruction at `offset` in the file at `path` (a file offset, not an address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uprobe {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub role: ProbeRole,
+}
+
+/// Lock contention recording: where the probes go and what they are. The probes are the kernel's uprobe PMU's
+/// (`perf_event_open`, no tracefs, no BPF), opened on the same targets as the CPU counters; the kernel removes
+/// a probe with its last file descriptor, so none outlives stacktop, however it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockProbes {
+    pub probes: Vec<Uprobe>,
+    /// What was probed, one line each (`glibc: __lll_lock_wait, __lll_lock_wake in /lib/.../libc.so.6`), for
+    /// the profile's header.
+    pub described: Vec<String>,
+    /// The probes are hit at every lock call, not only at contended ones (`--locks=pthread`): a wait counts
+    /// only when the thread waited.
+    pub every_call: bool,
 }
 
 /// Counts for the header of every output.
@@ -202,6 +266,13 @@ pub struct Stats {
     pub dropped: u64,
     /// Of `lost`, those of off-CPU recording: switch-out samples and switch records.
     pub lost_off_cpu: u64,
+    /// Lock probes' samples (`--locks`): waits begun and ended, wakes.
+    pub locks: u64,
+    /// Of `lost`, those of lock probes.
+    pub lost_locks: u64,
+    /// Lock probes' samples of other processes than the target's, dropped (a probe fires in every process
+    /// that maps its file).
+    pub locks_elsewhere: u64,
     /// Times the kernel throttled sampling because it was too frequent.
     pub throttled: u64,
 }
@@ -213,6 +284,7 @@ impl Stats {
             record::Record::Sample(s) => match s.kind {
                 record::SampleKind::Cpu => self.samples += 1,
                 record::SampleKind::SwitchOut => self.switches += 1,
+                _ => self.locks += 1,
             },
             record::Record::Lost { count, off_cpu, .. } => {
                 self.lost += count;

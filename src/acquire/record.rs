@@ -19,6 +19,26 @@ pub enum SampleKind {
     /// A context switch (`PERF_COUNT_SW_CONTEXT_SWITCHES`, one sample per switch): the thread was leaving its
     /// CPU from there. Its interval off CPU ends at the thread's next switch-in ([`Record::Switch`]).
     SwitchOut,
+    /// A lock probe (`--locks`) at the entry of a lock's contended path (glibc's `__lll_lock_wait`, Rust std's
+    /// futex `Mutex::lock_contended`; or of `pthread_mutex_lock` in the fallback mode): the thread starts
+    /// waiting for the lock whose futex word is at `lock` (the mutex's own address for glibc's default kinds
+    /// and Rust's). Its stack is the waiter's.
+    LockWait { lock: u64 },
+    /// A lock probe on a `ret` of that path: the thread's wait ends, it holds the lock. No stack is taken.
+    LockAcquired,
+    /// A lock probe at the entry of the wake path (glibc's `__lll_lock_wake`, Rust std's `Mutex::wake`; or of
+    /// `pthread_mutex_unlock`): the thread releases the lock at `lock` to a waiter. Its stack is the holder's.
+    LockWake { lock: u64 },
+}
+
+impl SampleKind {
+    /// A lock probe's hit (`--locks`).
+    pub fn is_lock(self) -> bool {
+        matches!(
+            self,
+            SampleKind::LockWait { .. } | SampleKind::LockAcquired | SampleKind::LockWake { .. }
+        )
+    }
 }
 
 /// One sample as the kernel delivered it.

@@ -152,8 +152,9 @@ impl<'a> Cursor<'a> {
 
 /// Reads the sample in `bytes` (header included) into `out`, reusing its buffers. `regs` is the number of
 /// registers in the requested user register mask; `stack_limit` gives, per pid, how much of the stack copy
-/// to keep (see [`StackBudget`]). `None` when the record is cut short or not a sample; `out` is then in an
-/// unspecified (but valid) state. Public for the fuzz targets only.
+/// to keep (see [`StackBudget`]). Returns the id of the counter that took it (`PERF_SAMPLE_IDENTIFIER` or
+/// `PERF_SAMPLE_ID`; 0 without either), which tells lock probes apart. `None` when the record is cut short or
+/// not a sample; `out` is then in an unspecified (but valid) state. Public for the fuzz targets only.
 #[doc(hidden)]
 pub fn parse(
     bytes: &[u8],
@@ -161,7 +162,7 @@ pub fn parse(
     regs: usize,
     stack_limit: &dyn Fn(u32) -> Option<usize>,
     out: &mut SampleRecord,
-) -> Option<()> {
+) -> Option<u64> {
     if !is_sample(bytes) || !supported(sample_type) {
         return None;
     }
@@ -170,8 +171,9 @@ pub fn parse(
         bytes: bytes.get(8..)?,
     };
     let has = |flag: u64| sample_type & flag != 0;
+    let mut id = 0;
     if has(IDENTIFIER) {
-        c.u64()?;
+        id = c.u64()?;
     }
     if has(IP) {
         c.u64()?;
@@ -182,7 +184,7 @@ pub fn parse(
         c.u64()?;
     }
     if has(ID) {
-        c.u64()?;
+        id = c.u64()?;
     }
     if has(STREAM_ID) {
         c.u64()?;
@@ -226,7 +228,7 @@ pub fn parse(
         out.stack_asked = 0;
         out.stack_copied = 0;
     }
-    Some(())
+    Some(id)
 }
 
 /// How much of each process's user stack copy the consumer reads, shared by the consumer (which learns it
@@ -287,6 +289,15 @@ const MAX_SPARE_BYTES: usize = 16 << 20;
 /// counted as lost, as the kernel does when a ring is full. 64 MiB hold about 4,000 whole 16 KiB copies, and
 /// far more of the few hundred bytes that a frame-pointer program's budget keeps (see [`StackBudget`]).
 pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
+
+/// Samples dropped by [`Recycler::admit`], by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub(crate) cpu: u64,
+    pub(crate) switches: u64,
+    /// Lock probes' samples.
+    pub(crate) locks: u64,
+}
 
 /// Processed samples handed back by the consumer, so the reader refills their buffers instead of
 /// allocating new ones. Cheap to clone; both ends share one pool.
@@ -367,17 +378,17 @@ impl Recycler {
 
     /// The reader, before handing out `records[from..]`: adds them to the backlog, except samples that would
     /// take it past its limit, which are removed (their buffers kept for reuse in `spare`). Returns how many
-    /// samples were dropped: CPU samples, then switch-out samples.
+    /// samples of each kind were dropped.
     pub(crate) fn admit(
         &self,
         records: &mut Vec<Record>,
         from: usize,
         spare: &mut Vec<SampleRecord>,
-    ) -> (u64, u64) {
+    ) -> Dropped {
         let limit = self.limit.load(Ordering::Relaxed);
         let mut total = self.backlog.load(Ordering::Relaxed);
         let start = total;
-        let mut dropped = (0, 0);
+        let mut dropped = Dropped::default();
         let mut kept = from;
         for i in from..records.len() {
             let size = footprint(&records[i]);
@@ -390,8 +401,9 @@ impl Recycler {
                 };
                 if let Record::Sample(s) = std::mem::replace(&mut records[i], placeholder) {
                     match s.kind {
-                        SampleKind::Cpu => dropped.0 += 1,
-                        SampleKind::SwitchOut => dropped.1 += 1,
+                        SampleKind::Cpu => dropped.cpu += 1,
+                        SampleKind::SwitchOut => dropped.switches += 1,
+                        _ => dropped.locks += 1,
                     }
                     if spare.len() < MAX_SPARE {
                         spare.push(s);
@@ -673,27 +685,27 @@ mod tests {
         let one = footprint(&sample());
         // Unbounded until a consumer takes the recycler.
         let mut batch: Vec<Record> = (0..10).map(|_| sample()).collect();
-        assert_eq!(r.admit(&mut batch, 0, &mut Vec::new()), (0, 0));
+        assert_eq!(r.admit(&mut batch, 0, &mut Vec::new()), Dropped::default());
         r.give_back(batch);
         assert_eq!(r.backlog(), 0);
         // Room for three samples: the rest of the samples go, the comm stays, in order.
         r.bound(3 * one + footprint(&comm()));
         let mut batch = vec![sample(), comm(), sample(), sample(), sample(), sample()];
         let mut spare = Vec::new();
-        assert_eq!(r.admit(&mut batch, 0, &mut spare), (2, 0));
+        assert_eq!(r.admit(&mut batch, 0, &mut spare).cpu, 2);
         assert_eq!(batch.len(), 4);
         assert!(matches!(batch[1], Record::Comm { .. }));
         assert_eq!(spare.len(), 2);
         assert!(r.room() < one);
         // Non-samples pass even when full.
         let mut more = vec![sample(), comm()];
-        assert_eq!(r.admit(&mut more, 0, &mut spare), (1, 0));
+        assert_eq!(r.admit(&mut more, 0, &mut spare).cpu, 1);
         assert_eq!(more.len(), 1);
         // Given back, the room is there again.
         r.give_back(batch);
         r.give_back(more);
         assert_eq!(r.backlog(), 0);
         let mut batch = vec![sample()];
-        assert_eq!(r.admit(&mut batch, 0, &mut spare), (0, 0));
+        assert_eq!(r.admit(&mut batch, 0, &mut spare), Dropped::default());
     }
 }

@@ -6,22 +6,28 @@
 //!  poll(rings) -> drain every ring -> convert -> Reorder (time order across rings) -> out
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
 use perf_event_open::sample::record::{Parser, RawRecord};
 
 use super::convert::convert;
-use super::counters::{online_cpus, Opener, RingKind, Rings, SwitchEvent, What};
+use super::counters::{
+    online_cpus, uprobe_pmu_type, LockEvent, Opener, RingKind, Rings, SwitchEvent, What,
+};
 use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
 use super::procfs;
 use super::record::{Attach, AttachedThread, Record, SampleKind, SampleRecord};
 use super::sample::{self, Recycler, StackBudget};
-use super::{AcquireError, CallGraphMode, EventSpec, SessionConfig, Stats, Target};
+use super::{
+    AcquireError, CallGraphMode, EventSpec, LockProbes, ProbeRole, SessionConfig, Stats, Target,
+};
 
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, switch records
 /// through `sample::parse_switch`, the rest through the crate's parser (`convert`).
@@ -29,6 +35,8 @@ struct RecordReader<'a> {
     parser: &'a Parser,
     /// The ring's kind: which counter took its samples.
     kind: RingKind,
+    /// Lock probes by counter id.
+    roles: &'a HashMap<u64, ProbeRole>,
     stack_limit: &'a dyn Fn(u32) -> Option<usize>,
     recycler: &'a Recycler,
     spare: &'a mut Vec<SampleRecord>,
@@ -58,7 +66,7 @@ impl RecordReader<'_> {
             self.recycler.refill(self.spare);
         }
         let mut s = self.spare.pop().unwrap_or_default();
-        sample::parse(
+        let id = sample::parse(
             bytes,
             sample_type,
             self.parser.user_regs,
@@ -68,8 +76,91 @@ impl RecordReader<'_> {
         s.kind = match self.kind {
             RingKind::Cpu => SampleKind::Cpu,
             RingKind::Switch => SampleKind::SwitchOut,
+            RingKind::Lock => match lock_kind(self.roles.get(&id).copied(), &mut s) {
+                Some(kind) => kind,
+                None => {
+                    self.spare.push(s);
+                    return None;
+                }
+            },
         };
         Some(Record::Sample(s))
+    }
+}
+
+/// Whose lock probes' samples a session keeps: the probes fire in every process that maps the probed files
+/// (see `Opener::open_locks`).
+#[derive(Debug)]
+enum LockTargets {
+    /// `-a`.
+    All,
+    /// A launched command, `-p`: these processes and the children they fork (followed through the CPU
+    /// counter's fork records, which come before a child's samples in time order).
+    Processes(HashSet<u32>),
+    /// `-t`: these threads.
+    Threads(HashSet<u32>),
+}
+
+impl LockTargets {
+    /// Takes the lock samples of other processes out of `records[from..]` (in time order), their buffers
+    /// kept for reuse in `spare`; returns how many.
+    fn keep(
+        &mut self,
+        records: &mut Vec<Record>,
+        from: usize,
+        spare: &mut Vec<SampleRecord>,
+    ) -> u64 {
+        if matches!(self, LockTargets::All) {
+            return 0;
+        }
+        let mut dropped = 0;
+        let mut kept = from;
+        for i in from..records.len() {
+            let keep = match (&mut *self, &records[i]) {
+                (LockTargets::Processes(pids), Record::Fork { pid, ppid, .. }) => {
+                    if pid != ppid && pids.contains(ppid) {
+                        pids.insert(*pid);
+                    }
+                    true
+                }
+                (LockTargets::Processes(pids), Record::Sample(s)) if s.kind.is_lock() => {
+                    pids.contains(&s.pid)
+                }
+                (LockTargets::Threads(tids), Record::Sample(s)) if s.kind.is_lock() => {
+                    tids.contains(&s.tid)
+                }
+                _ => true,
+            };
+            if keep {
+                records.swap(kept, i);
+                kept += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+        for record in records.drain(kept..) {
+            if let Record::Sample(s) = record {
+                if spare.len() < 1024 {
+                    spare.push(s);
+                }
+            }
+        }
+        dropped
+    }
+}
+
+/// What a lock probe's sample says, from its probe's role; the lock's address is taken out of its registers,
+/// which are left as any sample's (the walk's). `None` for a sample of no known probe, or an entry without
+/// its argument.
+fn lock_kind(role: Option<ProbeRole>, s: &mut SampleRecord) -> Option<SampleKind> {
+    let lock = s.user_regs.as_mut().and_then(crate::arch::take_first_arg);
+    if s.user_regs.as_ref().is_some_and(Vec::is_empty) {
+        s.user_regs = None;
+    }
+    match role? {
+        ProbeRole::Wait => Some(SampleKind::LockWait { lock: lock? }),
+        ProbeRole::Acquired => Some(SampleKind::LockAcquired),
+        ProbeRole::Wake => Some(SampleKind::LockWake { lock: lock? }),
     }
 }
 
@@ -90,6 +181,7 @@ impl RecordReader<'_> {
 ///     call_graph: CallGraphMode::Fp,
 ///     command_output: CommandOutput::Inherit,
 ///     off_cpu: false,
+///     locks: None,
 /// })?;
 /// let mut records = vec![];
 /// while !session.is_finished() {
@@ -126,6 +218,10 @@ pub struct Session {
     watermark: u64,
     /// When the counters were disabled.
     stopped_at: Option<u64>,
+    /// Lock recording: the probes placed, and the stack bytes their entry samples copy.
+    locks: Option<(LockProbes, u32)>,
+    /// Whose lock samples are kept.
+    lock_targets: LockTargets,
 }
 
 impl Session {
@@ -151,7 +247,28 @@ impl Session {
         // Only sizes the wakeup watermark; larger pages just mean earlier wakeups.
         let page_size = 4096u32;
         let switch_stack = cfg.off_cpu.then(|| cfg.call_graph.switch_stack_bytes());
-        let mut rings = Rings::new(cfg.call_graph, frequency, cpus.len(), switch_stack);
+        let lock_stack = cfg
+            .locks
+            .as_ref()
+            .map(|_| cfg.call_graph.lock_stack_bytes());
+        let mut rings = Rings::new(
+            cfg.call_graph,
+            frequency,
+            cpus.len(),
+            switch_stack,
+            lock_stack,
+        );
+        let locks = match (&cfg.locks, lock_stack) {
+            (Some(probes), Some(stack_bytes)) => Some(lock_event(
+                probes,
+                stack_bytes,
+                rings
+                    .lock_pages_log2
+                    .first()
+                    .map_or(page_size, |&exp| (page_size << exp) / 4),
+            )?),
+            _ => None,
+        };
         let mut opener = Opener {
             spec: cfg.event,
             call_graph: cfg.call_graph,
@@ -176,8 +293,30 @@ impl Session {
                     .map_or(page_size, |&exp| (page_size << exp) / 4),
             }),
             switches_opened: false,
+            locks,
             notes,
         };
+        // Lock probes are opened for every process (see `Opener::open_locks`), before the target's counters so
+        // that a launched command is probed from its first instruction, and enabled at once: the samples of
+        // other processes are dropped as they are read (`LockTargets`).
+        let lock_what = match &cfg.target {
+            Target::Command(argv) => What::Command(
+                argv.first()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            Target::Pids(p) => What::Pid(p.first().copied().unwrap_or(0)),
+            Target::Tids(t) => What::Tid(t.first().copied().unwrap_or(0)),
+            Target::System => What::System,
+        };
+        for &cpu in &cpus {
+            for (counter, role) in opener.open_locks(cpu, &lock_what)? {
+                counter
+                    .enable()
+                    .map_err(|e| AcquireError::io("enabling a lock probe", e))?;
+                rings.add_lock(cpu, counter, role)?;
+            }
+        }
         let mut synthetic = vec![];
         let mut child = None;
         let mut watched = vec![];
@@ -275,6 +414,13 @@ impl Session {
                 .collect(),
         });
 
+        let lock_targets = match &cfg.target {
+            Target::System => LockTargets::All,
+            Target::Tids(tids) => LockTargets::Threads(tids.iter().copied().collect()),
+            Target::Command(_) | Target::Pids(_) => {
+                LockTargets::Processes(watched.iter().chain(&child).copied().collect())
+            }
+        };
         let mut reorder = Reorder::default();
         for record in synthetic {
             reorder.push(record);
@@ -300,6 +446,8 @@ impl Session {
             attach,
             watermark: 0,
             stopped_at: None,
+            locks: cfg.locks.zip(lock_stack),
+            lock_targets,
         })
     }
 
@@ -312,6 +460,7 @@ impl Session {
             let (_, dry) = self.drain();
             let from = out.len();
             let limit = self.reorder.end_round(out);
+            self.keep_target_locks(out, from);
             self.admit(out, from);
             // Every ring ran dry and every record read was handed out: nothing stamped before this round
             // began is still to come (the kernel writes a record as it stamps it).
@@ -388,11 +537,12 @@ impl Session {
                 let mut reader = RecordReader {
                     parser: ring.sampler.parser(),
                     kind: ring.kind,
+                    roles: &rings.roles,
                     // The budgets are learnt from CPU samples' walks; a blocked thread's stack is usually
                     // deeper than where its CPU time goes (the kernel copies it small anyway).
                     stack_limit: match ring.kind {
                         RingKind::Cpu => stack_limit,
-                        RingKind::Switch => &|_| None,
+                        RingKind::Switch | RingKind::Lock => &|_| None,
                     },
                     recycler,
                     spare: &mut *spare,
@@ -415,8 +565,10 @@ impl Session {
                             None => {
                                 stats.lost += 1;
                                 stats.dropped += 1;
-                                if ring.kind == RingKind::Switch {
-                                    stats.lost_off_cpu += 1;
+                                match ring.kind {
+                                    RingKind::Switch => stats.lost_off_cpu += 1,
+                                    RingKind::Lock => stats.lost_locks += 1,
+                                    RingKind::Cpu => {}
                                 }
                                 continue;
                             }
@@ -424,6 +576,9 @@ impl Session {
                     }
                     if let Some(record) = reader.read(&raw) {
                         stats.count(&record);
+                        if let (Record::Lost { count, .. }, RingKind::Lock) = (&record, ring.kind) {
+                            stats.lost_locks += count;
+                        }
                         reorder.push(record);
                     }
                 }
@@ -440,14 +595,27 @@ impl Session {
         self.recycler.clone()
     }
 
+    /// Drops the lock samples of processes other than the target's from `out[from..]` (see [`LockTargets`]).
+    fn keep_target_locks(&mut self, out: &mut Vec<Record>, from: usize) {
+        if self.locks.is_none() {
+            return;
+        }
+        let dropped = self.lock_targets.keep(out, from, &mut self.spare);
+        self.stats.locks = self.stats.locks.saturating_sub(dropped);
+        self.stats.locks_elsewhere += dropped;
+    }
+
     /// Hands `out[from..]` to the backlog; samples past its bound are dropped and counted as lost.
     fn admit(&mut self, out: &mut Vec<Record>, from: usize) {
-        let (cpu, switches) = self.recycler.admit(out, from, &mut self.spare);
-        self.stats.samples = self.stats.samples.saturating_sub(cpu);
-        self.stats.switches = self.stats.switches.saturating_sub(switches);
-        self.stats.lost += cpu + switches;
-        self.stats.dropped += cpu + switches;
-        self.stats.lost_off_cpu += switches;
+        let dropped = self.recycler.admit(out, from, &mut self.spare);
+        let all = dropped.cpu + dropped.switches + dropped.locks;
+        self.stats.samples = self.stats.samples.saturating_sub(dropped.cpu);
+        self.stats.switches = self.stats.switches.saturating_sub(dropped.switches);
+        self.stats.locks = self.stats.locks.saturating_sub(dropped.locks);
+        self.stats.lost += all;
+        self.stats.dropped += all;
+        self.stats.lost_off_cpu += dropped.switches;
+        self.stats.lost_locks += dropped.locks;
     }
 
     /// The per-process limits on how much of each stack copy is kept (see [`StackBudget`]).
@@ -484,6 +652,7 @@ impl Session {
         }
         let from = out.len();
         self.reorder.flush_all(out);
+        self.keep_target_locks(out, from);
         self.admit(out, from);
         self.reap();
         Ok(())
@@ -496,6 +665,12 @@ impl Session {
     /// Whether off-CPU time is recorded (asked for, and the machine allowed context-switch sampling).
     pub fn off_cpu(&self) -> bool {
         self.switch_stack.is_some()
+    }
+
+    /// Lock recording (`--locks`): the probes placed, and the user stack bytes each wait's and wake's sample
+    /// copies.
+    pub fn locks(&self) -> Option<(&LockProbes, u32)> {
+        self.locks.as_ref().map(|(probes, bytes)| (probes, *bytes))
     }
 
     /// The user stack bytes copied per switch-out sample, when off-CPU time is recorded.
@@ -605,6 +780,38 @@ fn open_counters(
         rings.add(cpu, RingKind::Switch, counter)?;
     }
     Ok(())
+}
+
+/// What the lock probes are opened with: the PMU (refused with one line when the kernel has none, or the
+/// architecture's lock address register is unknown) and each probe's path as the kernel takes it.
+fn lock_event(
+    probes: &LockProbes,
+    stack_bytes: u32,
+    wakeup_bytes: u32,
+) -> Result<LockEvent, AcquireError> {
+    if crate::arch::FIRST_ARG_REG.is_none() {
+        return Err(AcquireError::LocksUnsupported);
+    }
+    let pmu = uprobe_pmu_type().ok_or(AcquireError::NoUprobes)?;
+    let probes = probes
+        .probes
+        .iter()
+        .map(|p| {
+            let path = CString::new(p.path.as_os_str().as_bytes()).map_err(|_| {
+                AcquireError::io(
+                    format!("lock probe path {}", p.path.display()),
+                    io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+                )
+            })?;
+            Ok((path, p.offset, p.role))
+        })
+        .collect::<Result<Vec<_>, AcquireError>>()?;
+    Ok(LockEvent {
+        pmu,
+        probes,
+        stack_bytes,
+        wakeup_bytes,
+    })
 }
 
 /// Checks that `id`, named with `-p` or `-t`, runs user code: a zombie or a kernel thread is refused with

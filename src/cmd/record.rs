@@ -26,7 +26,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         eprintln!("stacktop: {note}");
     }
     let mut config = Config::live(&session);
-    if session.off_cpu() {
+    if session.off_cpu() || session.locks().is_some() {
         // Switch-outs come by the hundred thousand a second from a switch-heavy target: a library's symbols
         // read on the spot (libc's debug info: 60 to 80 ms) held them up until the backlog overflowed. Read in
         // the background as `top` does, named in place before the file is written.
@@ -64,13 +64,17 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the ring-buffer reader thread panicked"))??;
 
-    // Intervals still open end where the counters stopped.
+    // Intervals and waits still open end where the counters stopped.
     pipeline.finish_off_cpu(session.stop_time());
+    pipeline.finish_locks(session.stop_time());
     pipeline.finish_loading(|| false);
     let mut stats = session.stats();
-    stats.lost += cutoff.dropped + cutoff.dropped_switches;
-    stats.dropped += cutoff.dropped + cutoff.dropped_switches;
+    let cut = cutoff.dropped + cutoff.dropped_switches + cutoff.dropped_locks;
+    stats.lost += cut;
+    stats.dropped += cut;
     stats.lost_off_cpu += cutoff.dropped_switches;
+    stats.lost_locks += cutoff.dropped_locks;
+    stats.locks = stats.locks.saturating_sub(cutoff.dropped_locks);
     stats.samples = stats.samples.saturating_sub(cutoff.dropped);
     stats.switches = stats.switches.saturating_sub(cutoff.dropped_switches);
     let failure = session.child_failure();
@@ -85,6 +89,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.notes = session.notes().to_vec();
     meta.notes
         .extend(off_cpu_note(&session, &stats, begin.elapsed()));
+    meta.notes.extend(locks_note(&session, &stats));
     meta.time_nanos = started
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
@@ -96,11 +101,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.unwind_modules = unwind_modules;
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
-    let switches = if session.off_cpu() {
+    let mut switches = if session.off_cpu() {
         format!(", {} switch-outs", stats.switches)
     } else {
         String::new()
     };
+    if session.locks().is_some() {
+        switches.push_str(&format!(", {} lock probe hits", stats.locks));
+    }
     eprintln!(
         "stacktop: wrote {} ({} samples{switches}, {} lost, {} throttled)",
         args.output.display(),
@@ -150,6 +158,24 @@ fn off_cpu_note(session: &Session, stats: &Stats, elapsed: Duration) -> Option<S
     ))
 }
 
+/// The header's line on lock recording: what the probes caught and what they cost the target.
+fn locks_note(session: &Session, stats: &Stats) -> Option<String> {
+    let (_, bytes) = session.locks()?;
+    let copy = match bytes {
+        0 => "frame-pointer chains".to_owned(),
+        n => format!("{n}-byte stack copies"),
+    };
+    let lost = match stats.lost_locks {
+        0 => String::new(),
+        n => format!("; {n} lock probe samples lost"),
+    };
+    Some(format!(
+        "locks: {} lock probe hits (waits begun and ended, releases; {copy}){lost}; {}",
+        stats.locks,
+        crate::acquire::LOCK_PROBE_COST
+    ))
+}
+
 /// How long the samples still queued when the recording is told to end (`--duration` or a signal) may take to
 /// process: past this, the rest are dropped and counted as lost, so a recording that fell behind still ends
 /// when asked, as perf's does, instead of unwinding its backlog for seconds more.
@@ -159,9 +185,10 @@ const GRACE: Duration = Duration::from_millis(1500);
 struct Cutoff {
     deadline: Option<Instant>,
     stopped: Option<Instant>,
-    /// CPU samples and switch-out samples dropped.
+    /// CPU samples, switch-out samples and lock probes' samples dropped.
     dropped: u64,
     dropped_switches: u64,
+    dropped_locks: u64,
 }
 
 impl Cutoff {
@@ -171,6 +198,7 @@ impl Cutoff {
             stopped: None,
             dropped: 0,
             dropped_switches: 0,
+            dropped_locks: 0,
         }
     }
 
@@ -204,6 +232,7 @@ impl Cutoff {
                 match s.kind {
                     SampleKind::Cpu => self.dropped += 1,
                     SampleKind::SwitchOut => self.dropped_switches += 1,
+                    _ => self.dropped_locks += 1,
                 }
             }
         }

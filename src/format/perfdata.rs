@@ -550,6 +550,10 @@ fn convert(
                     sample.kind = kind;
                     sample.period = 1;
                 }
+                // Lock probes' samples are stacktop's own; perf.data files are not read for them.
+                SampleKind::LockWait { .. }
+                | SampleKind::LockAcquired
+                | SampleKind::LockWake { .. } => {}
             }
             Some(Record::Sample(sample))
         }

@@ -225,8 +225,9 @@ fn sample(
             }
             Ok(Batch::End(s, exit, stopped)) => {
                 stats = s;
-                // Intervals still open end where the counters stopped.
+                // Intervals and waits still open end where the counters stopped.
                 pipeline.finish_off_cpu(stopped);
+                pipeline.finish_locks(stopped);
                 Some(exit.map_or_else(|| "sampling ended".to_owned(), |c| format!("exit {c}")))
             }
             Err(RecvTimeoutError::Timeout) => None,

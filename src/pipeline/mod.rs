@@ -20,6 +20,8 @@
 pub mod aliases;
 pub mod import;
 pub mod live;
+pub mod lockplan;
+pub mod locks;
 pub mod offcpu;
 pub mod reader;
 
@@ -45,6 +47,7 @@ use crate::unwind::modules::Regs;
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
+use locks::{Locks, LocksConfig};
 use offcpu::{Charge, Intervals};
 
 /// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
@@ -127,6 +130,8 @@ pub struct Config {
     /// Off-CPU time: switch-out samples and switch records make intervals (see [`offcpu`]); `None`: they are
     /// ignored.
     pub off_cpu: Option<OffCpuConfig>,
+    /// Lock contention: lock probes' samples make waits (see [`locks`]); `None`: they are ignored.
+    pub locks: Option<LocksConfig>,
 }
 
 /// Off-CPU recording, as the source says it was made.
@@ -171,6 +176,7 @@ impl Config {
             loading: Loading::OnTheSpot,
             generations: Generations::default(),
             off_cpu: None,
+            locks: None,
         }
     }
 }
@@ -200,7 +206,17 @@ impl Config {
                 crate::acquire::OFF_CPU_COST
             ));
         }
+        let locks = session.locks().map(|(probes, stack_bytes)| LocksConfig {
+            probes: probes.described.clone(),
+            every_call: probes.every_call,
+            stack_bytes,
+        });
         let meta = Meta {
+            locks: crate::profile::LockStats {
+                enabled: locks.is_some(),
+                probes: locks.as_ref().map(|l| l.probes.clone()).unwrap_or_default(),
+                ..crate::profile::LockStats::default()
+            },
             event: session.event_name(),
             period_unit: session.event().kind.period_unit().to_owned(),
             frequency: session.frequency(),
@@ -217,6 +233,7 @@ impl Config {
             stack_budget: Some(session.stack_budget()),
             check_frame_pointers: tables.is_none(),
             off_cpu,
+            locks,
             ..Config::new(meta, limits, tables)
         }
     }
@@ -294,6 +311,10 @@ pub struct Pipeline {
     last_trim: std::time::Instant,
     /// Off-CPU intervals, when recorded.
     off_cpu: Option<OffCpu>,
+    /// Lock contention, when recorded.
+    locks: Option<Locks>,
+    /// The newest record time seen.
+    latest_time: u64,
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
@@ -373,12 +394,14 @@ impl Pipeline {
             loading,
             generations,
             off_cpu,
+            locks,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
         if off_cpu.is_some() && !offline {
             // Switch-outs come by the hundred thousand a second from the start (see the method's docs).
             symbolizer.preload_kernel_symbols();
         }
+        let locks = locks.map(|config| Locks::new(config, off_cpu.is_some()));
         let background = match loading {
             Loading::OnTheSpot => None,
             Loading::Background => {
@@ -436,6 +459,8 @@ impl Pipeline {
                 config,
                 memos: HashMap::new(),
             }),
+            locks,
+            latest_time: 0,
             truncated: 0,
             samples: 0,
         }
@@ -467,6 +492,10 @@ impl Pipeline {
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
     /// at its time.
     pub fn on_record(&mut self, record: &Record) {
+        self.latest_time = self.latest_time.max(record.time());
+        if self.locks.is_some() {
+            self.locks_see(record);
+        }
         if let Some(off) = &mut self.off_cpu {
             off.latest = off.latest.max(record.time());
             match *record {
@@ -499,6 +528,9 @@ impl Pipeline {
             Record::Sample(sample) => match sample.kind {
                 SampleKind::Cpu => self.on_sample(sample),
                 SampleKind::SwitchOut => self.on_switch_out(sample),
+                SampleKind::LockWait { .. }
+                | SampleKind::LockAcquired
+                | SampleKind::LockWake { .. } => self.on_lock_sample(sample),
             },
             // Hundreds of thousands a second from a switch-heavy target: nothing else to do with them.
             Record::Switch { .. } => {}
@@ -612,6 +644,11 @@ impl Pipeline {
                         SampleKind::SwitchOut => {
                             check.check_off_cpu(sample.pid, &walked, processes, &mut loader)
                         }
+                        // Lock probes' chains are taken in user mode at a function's entry: the CPU
+                        // samples' check covers their code.
+                        SampleKind::LockWait { .. }
+                        | SampleKind::LockAcquired
+                        | SampleKind::LockWake { .. } => {}
                     }
                 }
             }
@@ -1037,6 +1074,8 @@ impl Pipeline {
         }
         self.add_off_cpu_charges();
         self.set_off_cpu_stats();
+        self.name_pending_locks();
+        self.set_lock_stats();
         let exited = self.release();
         // The delta carries the renames (`relined`) to the only other holder of the profile.
         let relined = std::mem::take(&mut self.relined);
@@ -1103,6 +1142,7 @@ impl Pipeline {
         // Exited threads' stacks go too; the others are remembered again at their next sample.
         self.paths.clear();
         let exited = self.processes.release_exited();
+        self.locks_forget(&exited);
         if let Some(off) = &mut self.off_cpu {
             off.paths.clear();
             off.memos.retain(|_, memo| !exited.contains(&memo.pid));
@@ -1188,6 +1228,7 @@ impl Pipeline {
         self.name_jit_code();
         self.add_symbolizer_notes();
         self.add_off_cpu_notes();
+        self.add_lock_notes();
         self.profile
     }
 
@@ -1198,6 +1239,7 @@ impl Pipeline {
         self.name_jit_code();
         self.add_symbolizer_notes();
         self.add_off_cpu_notes();
+        self.add_lock_notes();
         let mut pipeline = std::mem::ManuallyDrop::new(self);
         std::mem::take(&mut pipeline.profile)
     }
@@ -1213,6 +1255,18 @@ impl Pipeline {
     /// them), after the command has set its `Meta`.
     fn add_off_cpu_notes(&mut self) {
         let notes = self.off_cpu_notes();
+        self.profile.meta.notes.extend(notes);
+    }
+
+    /// Names the locks still unnamed, and puts what lock recording could not measure in the profile's notes
+    /// and `Meta.locks`, after the command has set its `Meta`.
+    fn add_lock_notes(&mut self) {
+        if self.locks.is_none() {
+            return;
+        }
+        self.name_pending_locks();
+        self.set_lock_stats();
+        let notes = self.lock_notes();
         self.profile.meta.notes.extend(notes);
     }
 

@@ -66,6 +66,9 @@ pub struct ElfFile {
     pub dwarf: Option<gimli::Dwarf<Reader>>,
     /// The code ranges `(start SVMA, length)` of the FDEs of `.eh_frame` and `.debug_frame`.
     pub fdes: Vec<(u64, u64)>,
+    /// Sized data objects in writable memory (`.data`, `.bss` and the like), globals and file-locals: what a
+    /// lock's address is named by.
+    pub objects: Vec<RawSymbol>,
 }
 
 /// Why a file could not be used.
@@ -98,6 +101,7 @@ impl ElfFile {
         let mut symbols = function_symbols(&file);
         let plt = plt_symbols(&file, &symbols);
         symbols.extend(plt);
+        let objects = data_symbols(&file);
         Ok(ElfFile {
             segments,
             symbols,
@@ -114,7 +118,79 @@ impl ElfFile {
                 .map(|(path, id)| (String::from_utf8_lossy(path).into_owned(), id.to_vec())),
             dwarf: load_dwarf(&file),
             fdes: fde_extents(&file),
+            objects,
         })
+    }
+}
+
+/// The sized data objects of writable sections: `static pthread_mutex_t table_lock` is a local `OBJECT` in
+/// `.bss` (or `.data` with an initializer other than zeros). Thread-local and read-only objects hold no lock.
+fn data_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
+    let mut out = Vec::new();
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if sym.is_undefined() || sym.kind() != SymbolKind::Data || sym.size() == 0 {
+            continue;
+        }
+        let writable = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .is_some_and(|s| {
+                matches!(s.kind(), SectionKind::Data | SectionKind::UninitializedData)
+            });
+        if !writable {
+            continue;
+        }
+        let Ok(name) = sym.name_bytes() else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        out.push(RawSymbol {
+            name: String::from_utf8_lossy(name).into_owned(),
+            address: sym.address(),
+            size: sym.size(),
+            end: u64::MAX,
+            binding: if sym.is_weak() {
+                Binding::Weak
+            } else if sym.is_local() {
+                Binding::Local
+            } else {
+                Binding::Global
+            },
+        });
+    }
+    out
+}
+
+/// Data objects by address, one per address (the best alias), for naming an address inside one.
+#[derive(Debug, Default)]
+pub struct DataTable {
+    /// `(start, size, name still mangled, version dropped)`, by start.
+    entries: Vec<(u64, u64, Box<str>)>,
+}
+
+impl DataTable {
+    pub fn new(mut symbols: Vec<RawSymbol>) -> DataTable {
+        symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| alias_order(a, b)));
+        let mut entries: Vec<(u64, u64, Box<str>)> = Vec::with_capacity(symbols.len());
+        for s in symbols {
+            match entries.last_mut() {
+                Some(last) if last.0 == s.address => last.1 = last.1.max(s.size),
+                _ => entries.push((
+                    s.address,
+                    s.size,
+                    super::symbols::strip_version(&s.name).into(),
+                )),
+            }
+        }
+        entries.shrink_to_fit();
+        DataTable { entries }
+    }
+
+    /// The object containing `svma`: its (mangled) name and the offset of `svma` in it.
+    pub fn lookup(&self, svma: Svma) -> Option<(&str, u64)> {
+        let after = self.entries.partition_point(|e| e.0 <= svma.0);
+        let (start, size, name) = self.entries.get(after.checked_sub(1)?)?;
+        (svma.0 - start < *size).then(|| (&**name, svma.0 - start))
     }
 }
 
@@ -322,6 +398,7 @@ pub enum DwarfSource {
 pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: SymbolTable,
+    objects: DataTable,
     fdes: FdeTable,
     dwarf: Option<addr2line::Context<Reader>>,
     dwarf_source: DwarfSource,
@@ -334,10 +411,12 @@ pub struct ElfModule {
 impl ElfModule {
     pub fn new(binary: ElfFile, debug: Option<ElfFile>, sup: Option<ElfFile>) -> ElfModule {
         let mut raw = binary.symbols;
+        let mut objects = binary.objects;
         let mut fdes = binary.fdes;
         let (dwarf, dwarf_source) = match debug {
             Some(debug) => {
                 raw.extend(debug.symbols);
+                objects.extend(debug.objects);
                 fdes.extend(debug.fdes);
                 match debug.dwarf {
                     Some(d) => (Some(d), DwarfSource::Separate),
@@ -368,6 +447,7 @@ impl ElfModule {
         ElfModule {
             segments: binary.segments,
             symbols,
+            objects: DataTable::new(objects),
             fdes,
             dwarf,
             dwarf_source,
@@ -415,6 +495,33 @@ impl ElfModule {
                 start: Svma(start),
                 size,
             })
+    }
+
+    /// The data object containing `svma` (a global or file-local variable of a writable section), named as
+    /// frames are (demangled), with the offset of `svma` in it.
+    pub fn data_at(&self, svma: Svma) -> Option<(String, u64)> {
+        self.objects
+            .lookup(svma)
+            .map(|(name, offset)| (demangle(name), offset))
+    }
+
+    /// The function symbols whose mangled name contains `hint` and whose demangled name `matches` (each
+    /// candidate demangled once: `hint` keeps a search through a large binary's names cheap).
+    pub fn functions_where(
+        &self,
+        hint: &str,
+        matches: &dyn Fn(&str) -> bool,
+    ) -> Vec<super::FunctionSymbol> {
+        self.symbols
+            .iter()
+            .filter(|(n, _, _)| n.contains(hint))
+            .map(|(n, start, size)| super::FunctionSymbol {
+                name: demangle(n),
+                start: Svma(start),
+                size,
+            })
+            .filter(|f| matches(&f.name))
+            .collect()
     }
 
     /// The function symbols whose demangled name is `name`.

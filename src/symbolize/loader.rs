@@ -489,6 +489,7 @@ mod tests {
             debugaltlink: None,
             dwarf: None,
             fdes: Vec::new(),
+            objects: Vec::new(),
         };
         let got: Vec<_> = debug_candidates(
             &spec("/lib/libc.so.6", None),

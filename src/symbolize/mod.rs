@@ -63,6 +63,7 @@
 pub mod background;
 mod demangle;
 mod elf;
+pub mod exits;
 mod fde;
 mod kallsyms;
 mod loader;
@@ -569,6 +570,26 @@ impl Symbolizer {
     /// else the function of the FDE so named.
     pub fn functions_named(&mut self, module: &ModuleSpec, name: &str) -> Vec<FunctionSymbol> {
         self.load(module).functions_named(name)
+    }
+
+    /// The data object of `module` containing `svma` (a variable of a writable section: `.data`, `.bss`),
+    /// demangled, with the offset of `svma` in it: what names a lock at that address.
+    pub fn data_at(&mut self, module: &ModuleSpec, svma: Svma) -> Option<(String, u64)> {
+        self.load(module).elf.as_ref()?.data_at(svma)
+    }
+
+    /// The function symbols of `module` whose mangled name contains `hint` and whose demangled name
+    /// `matches` (see `ElfModule::functions_where`).
+    pub fn functions_where(
+        &mut self,
+        module: &ModuleSpec,
+        hint: &str,
+        matches: &dyn Fn(&str) -> bool,
+    ) -> Vec<FunctionSymbol> {
+        match &self.load(module).elf {
+            Some(elf) => elf.functions_where(hint, matches),
+            None => Vec::new(),
+        }
     }
 
     /// The function of `module` that `name` names as another alias of its address, under the name frames

@@ -225,8 +225,9 @@ impl Unwinders {
     }
 
     /// `unwind` into `out`, reusing its buffer and this unwinder's scratch space: once warm, a sample
-    /// allocates nothing here. A switch-out sample's walk counts in `off_cpu_quality` and teaches the stack
-    /// budget nothing (its copy is smaller than a CPU sample's, see `acquire::SWITCH_HYBRID_STACK_BYTES`).
+    /// allocates nothing here. A switch-out sample's walk (and a lock probe's) counts in `off_cpu_quality` and
+    /// teaches the stack budget nothing (its copy is smaller than a CPU sample's, see
+    /// `acquire::SWITCH_HYBRID_STACK_BYTES` and `LOCK_HYBRID_STACK_BYTES`).
     pub fn unwind_into(
         &mut self,
         sample: &SampleRecord,
@@ -235,7 +236,7 @@ impl Unwinders {
         out: &mut Stack,
     ) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        if sample.kind == SampleKind::SwitchOut {
+        if sample.kind != SampleKind::Cpu {
             std::mem::swap(&mut self.quality, &mut self.off_cpu_quality);
             let budgets = self.budgets.take();
             self.unwind_with(&mut scratch, sample, processes, loader, out);

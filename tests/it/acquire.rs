@@ -45,6 +45,7 @@ fn config(target: Target) -> SessionConfig {
         call_graph: CallGraphMode::Fp,
         command_output: CommandOutput::Null,
         off_cpu: false,
+        locks: None,
     }
 }
 

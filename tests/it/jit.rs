@@ -196,6 +196,7 @@ pub fn top_names_jit_code_live() {
         call_graph: "hybrid".parse().unwrap(),
         command_output: CommandOutput::File(output.clone()),
         off_cpu: false,
+        locks: None,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());

@@ -19,6 +19,7 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod locks_recording;
 mod offcpu;
 mod offcpu_output;
 mod offcpu_recording;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        locks_recording::tests(),
         offcpu::tests(),
         offcpu_output::tests(),
         offcpu_recording::tests(),

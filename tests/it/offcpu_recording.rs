@@ -178,6 +178,7 @@ pub fn live_refreshes_charge_a_long_wait_as_it_goes() {
         call_graph: "hybrid".parse().unwrap(),
         command_output: CommandOutput::Null,
         off_cpu: true,
+        locks: None,
     })
     .unwrap();
     assert!(session.off_cpu());

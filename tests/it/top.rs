@@ -737,6 +737,7 @@ pub fn mutex_callers_75_25_from_a_live_recording() {
         call_graph: CallGraphMode::parse("hybrid", TOP_HYBRID_STACK_BYTES).unwrap(),
         command_output: CommandOutput::Null,
         off_cpu: false,
+        locks: None,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());
@@ -794,6 +795,7 @@ pub fn live_fp_view_warns_of_code_without_frame_pointers() {
         call_graph: CallGraphMode::parse("fp", TOP_HYBRID_STACK_BYTES).unwrap(),
         command_output: CommandOutput::Null,
         off_cpu: false,
+        locks: None,
     };
     let sampler = Sampler::start(config, Duration::from_millis(500), None).unwrap();
     let mut app = App::live(sampler.status.clone());

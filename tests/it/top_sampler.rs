@@ -42,6 +42,7 @@ fn drive(script: &str, refresh: Duration, mut each: impl FnMut(Delta, Footprint)
         call_graph: "hybrid".parse().unwrap(),
         command_output: CommandOutput::Null,
         off_cpu: false,
+        locks: None,
     };
     let mut session = Session::start(config).unwrap();
     let limits = fp::Limits {

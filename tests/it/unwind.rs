@@ -186,6 +186,7 @@ fn hybrid_and_dwarf_agree_on(binary: &Path, depth: &str) -> (usize, usize) {
         call_graph: CallGraphMode::Hybrid(32768),
         command_output: CommandOutput::Null,
         off_cpu: false,
+        locks: None,
     };
     let mut session = Session::start(config).unwrap();
     let mut records = Vec::new();
