@@ -608,7 +608,9 @@ pub fn weight_option_is_checked() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("unknown weight `idle` (expected cpu, off-cpu, blocked, runnable or wall)"),
+        stderr.contains(
+            "unknown weight `idle` (expected cpu, off-cpu, blocked, runnable, wall, lock-wait or lock-hold)"
+        ),
         "{stderr}"
     );
     let help = stdout_of(&mut stacktop(&["top", "--help"]));
