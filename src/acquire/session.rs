@@ -868,6 +868,91 @@ fn attach_threads(
 mod tests {
     use super::*;
 
+    fn lock_sample(pid: u32, tid: u32) -> Record {
+        Record::Sample(SampleRecord {
+            kind: SampleKind::LockWait { lock: 0x40 },
+            pid,
+            tid,
+            ..SampleRecord::default()
+        })
+    }
+
+    #[test]
+    fn only_the_target_s_lock_samples_are_kept_children_included() {
+        let mut targets = LockTargets::Processes([10].into_iter().collect());
+        let fork = |pid, ppid| Record::Fork {
+            pid,
+            ppid,
+            tid: pid,
+            ptid: ppid,
+            time: 0,
+        };
+        let cpu_elsewhere = Record::Sample(SampleRecord {
+            pid: 99,
+            tid: 99,
+            ..SampleRecord::default()
+        });
+        let mut records = vec![
+            lock_sample(10, 11),
+            lock_sample(99, 99),
+            fork(20, 10),
+            lock_sample(20, 20),
+            fork(30, 99),
+            lock_sample(30, 30),
+            cpu_elsewhere.clone(),
+        ];
+        let mut spare = Vec::new();
+        assert_eq!(targets.keep(&mut records, 1, &mut spare), 2);
+        assert_eq!(spare.len(), 2);
+        assert_eq!(
+            records,
+            vec![
+                lock_sample(10, 11),
+                fork(20, 10),
+                lock_sample(20, 20),
+                fork(30, 99),
+                cpu_elsewhere,
+            ]
+        );
+        let mut threads = LockTargets::Threads([11].into_iter().collect());
+        let mut records = vec![lock_sample(10, 11), lock_sample(10, 12)];
+        assert_eq!(threads.keep(&mut records, 0, &mut spare), 1);
+        assert_eq!(records, vec![lock_sample(10, 11)]);
+        let mut records = vec![lock_sample(10, 12)];
+        assert_eq!(LockTargets::All.keep(&mut records, 0, &mut spare), 0);
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn a_lock_probe_s_sample_says_its_role_and_lock_with_the_walk_s_registers_left() {
+        let mut s = SampleRecord {
+            user_regs: Some(vec![0x4040, 1, 2, 3]),
+            ..SampleRecord::default()
+        };
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Wait), &mut s),
+            Some(SampleKind::LockWait { lock: 0x4040 })
+        );
+        assert_eq!(s.user_regs, Some(vec![1, 2, 3]));
+        // fp mode: the argument alone was sampled.
+        let mut s = SampleRecord {
+            user_regs: Some(vec![0x5050]),
+            ..SampleRecord::default()
+        };
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Wake), &mut s),
+            Some(SampleKind::LockWake { lock: 0x5050 })
+        );
+        assert_eq!(s.user_regs, None);
+        let mut s = SampleRecord::default();
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Acquired), &mut s),
+            Some(SampleKind::LockAcquired)
+        );
+        assert_eq!(lock_kind(Some(ProbeRole::Wait), &mut s), None);
+        assert_eq!(lock_kind(None, &mut s), None);
+    }
+
     #[test]
     fn session_is_send() {
         fn is_send<T: Send>() {}
