@@ -40,6 +40,11 @@ use crate::symbolize::Segment;
 /// for a command, `-p` and `-t`) tells the calls that blocked instead, at any length.
 pub const PTHREAD_WAIT_NANOS: u64 = 100_000;
 
+/// How many locks' last releases are kept before the useless ones are let go (see [`Waits::wake`]): each
+/// holds its sample's stack copy (4 KiB in hybrid mode), and a program with a lock per object may release
+/// millions of locks.
+const WAKES_KEPT: usize = 1024;
+
 /// A thread's wait in progress.
 #[derive(Debug)]
 struct Pending<S> {
@@ -94,6 +99,8 @@ pub struct Waits<S> {
     pending: HashMap<u32, Pending<S>>,
     /// The last release of each lock, by (pid, lock address).
     wakes: HashMap<(u32, u64), Wake<S>>,
+    /// `wakes` is pruned when it grows past this.
+    prune_at: usize,
     /// Probes on every call (`--locks=pthread`).
     every_call: bool,
     /// Switch records are recorded: `blocked` says whether a call waited.
@@ -109,6 +116,7 @@ impl<S> Waits<S> {
         Waits {
             pending: HashMap::new(),
             wakes: HashMap::new(),
+            prune_at: WAKES_KEPT,
             every_call,
             switches,
             stats: LockStats {
@@ -146,7 +154,9 @@ impl<S> Waits<S> {
         }
     }
 
-    /// Thread `tid` released `lock` at `time`, from `stack`.
+    /// Thread `tid` released `lock` at `time`, from `stack`. A release can only be the holder of a wait under
+    /// way at it: once more than [`WAKES_KEPT`] locks' releases are kept, those older than every wait under
+    /// way are let go (waits begun later cannot have them as holder).
     pub fn wake(&mut self, pid: u32, tid: u32, time: u64, lock: u64, stack: S) {
         let wake = Wake {
             pid,
@@ -156,6 +166,22 @@ impl<S> Waits<S> {
         };
         if let Some(old) = self.wakes.insert((pid, lock), wake) {
             self.give_back(old.stack);
+        }
+        if self.wakes.len() > self.prune_at {
+            let oldest = self.pending.values().map(|w| w.start).min().unwrap_or(time);
+            let stale: Vec<(u32, u64)> = self
+                .wakes
+                .iter()
+                .filter(|(_, w)| w.time < oldest)
+                .map(|(&key, _)| key)
+                .collect();
+            for key in stale {
+                if let Some(w) = self.wakes.remove(&key) {
+                    self.give_back(w.stack);
+                }
+            }
+            // Waits under way for long keep many releases: the next look is after as many more.
+            self.prune_at = WAKES_KEPT.max(self.wakes.len() * 2);
         }
     }
 
@@ -651,6 +677,21 @@ mod tests {
         w.wake(1, 3, 410, 0x5050, "elsewhere");
         assert_eq!(w.end(5, 420).unwrap().holder, None);
         assert_eq!(w.counts().waits, 3);
+    }
+
+    #[test]
+    fn releases_no_wait_can_use_are_let_go_past_a_bound() {
+        let mut w: Waits<u64> = Waits::new(false, true);
+        w.start(1, 2, 500, LOCK, 0);
+        for i in 0..WAKES_KEPT as u64 * 2 {
+            w.wake(1, 3, i, 0x10_0000 + i, i);
+        }
+        // Kept: the releases since the wait under way began (the last one's, at 2047, among them).
+        assert!(w.wakes.len() <= WAKES_KEPT * 2 - 500);
+        assert!(w.last_wake(1, 0x10_0000 + 499).is_none());
+        assert!(w.last_wake(1, 0x10_0000 + 500).is_some());
+        w.wake(1, 3, 5_000, LOCK, 7);
+        assert_eq!(w.end(2, 6_000).unwrap().holder, Some((1, 3)));
     }
 
     #[test]

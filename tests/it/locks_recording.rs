@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use stacktop::acquire::{CommandOutput, Session, SessionConfig, Stats, Target};
 use stacktop::pipeline::lockplan::{plan, LockMode};
-use stacktop::pipeline::{Config, Pipeline};
+use stacktop::pipeline::{Config, Loading, Pipeline};
 use stacktop::profile::{LockId, Profile, SampleGroup};
 
 use crate::common::*;
@@ -24,7 +24,8 @@ use crate::common::*;
 enum Drive {
     /// As `record`: the whole profile at the end.
     Record,
-    /// As `top`: a delta every 200 ms, applied to a profile of the receiver's, as the UI does.
+    /// As `top`: symbols loaded in the background, a delta every 200 ms, applied to a profile of the
+    /// receiver's, as the UI does.
     Live,
 }
 
@@ -50,7 +51,12 @@ fn record_locks(
         locks: Some(locks),
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut pipeline = Pipeline::new(Config::live(&session));
+    let mut config = Config::live(&session);
+    if drive == Drive::Live {
+        // As `top`: symbols load in the background, and a lock is named once its module is read.
+        config.loading = Loading::Background;
+    }
+    let mut pipeline = Pipeline::new(config);
     let mut received = Profile::default();
     let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -494,6 +500,35 @@ pub fn without_lock_code_or_rights_one_line_says_what_to_do() {
     }
 }
 
+/// `record --locks` through the CLI: the probe hits counted on stderr and in the file's notes, with the probes'
+/// cost.
+pub fn record_says_what_the_probes_caught() {
+    if !probes_allowed() {
+        return;
+    }
+    let file = scratch_file("locks-cli.pb.gz");
+    let out = run(stacktop(&["record", "--locks", "-e", "cpu-clock", "-o"])
+        .arg(&file)
+        .arg("--")
+        .arg(offcpu_lock())
+        .arg("1"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hits: u64 = stderr
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" lock probe hits"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lock probe hits in: {stderr}"));
+    assert!(hits >= 300, "{stderr}");
+    let profile = stacktop::pipeline::import::load_profile(&file).unwrap();
+    assert!(
+        profile.meta.notes.iter().any(
+            |n| n.starts_with(&format!("locks: {hits} lock probe hits")) && n.contains("18 us")
+        ),
+        "{:?}",
+        profile.meta.notes
+    );
+}
+
 /// No probe outlives stacktop: killed with SIGKILL while it records, the kernel removes its breakpoints with
 /// its last file descriptor, and the target's code reads as the file's again.
 pub fn a_killed_recording_leaves_no_probe_behind() {
@@ -566,5 +601,6 @@ crate::tests![
     a_rust_std_mutex_is_found_and_its_waiters_split,
     live_deltas_carry_the_waits_and_the_lock_s_name,
     without_lock_code_or_rights_one_line_says_what_to_do,
+    record_says_what_the_probes_caught,
     a_killed_recording_leaves_no_probe_behind,
 ];
