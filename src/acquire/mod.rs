@@ -5,6 +5,10 @@
 //! [`record::Record`]s in timestamp order. Processes that already run when a session starts get
 //! synthetic `Comm` and `Mmap` records from `/proc`, emitted before any sample.
 //!
+//! With `--locks` ([`LockProbes`]), uprobes through the kernel's uprobe PMU sit on the lock functions' entries
+//! and `ret`s that `pipeline::lockplan` chose; their samples are [`record::SampleKind::LockWait`],
+//! `LockAcquired` and `LockWake`, told apart by the counter id each sample carries.
+//!
 //! What this module leaves to others: address spaces over time (`process`), stack walking (`unwind`),
 //! symbols (`symbolize`). It never changes kernel settings.
 

@@ -97,8 +97,11 @@ enum LockTargets {
     /// A launched command, `-p`: these processes and the children they fork (followed through the CPU
     /// counter's fork records, which come before a child's samples in time order).
     Processes(HashSet<u32>),
-    /// `-t`: these threads.
-    Threads(HashSet<u32>),
+    /// `-t`: these threads' waits, and the releases of their processes' threads (the holders of their locks).
+    Threads {
+        tids: HashSet<u32>,
+        pids: HashSet<u32>,
+    },
 }
 
 impl LockTargets {
@@ -126,8 +129,11 @@ impl LockTargets {
                 (LockTargets::Processes(pids), Record::Sample(s)) if s.kind.is_lock() => {
                     pids.contains(&s.pid)
                 }
-                (LockTargets::Threads(tids), Record::Sample(s)) if s.kind.is_lock() => {
-                    tids.contains(&s.tid)
+                (LockTargets::Threads { tids, pids }, Record::Sample(s)) if s.kind.is_lock() => {
+                    match s.kind {
+                        SampleKind::LockWake { .. } => pids.contains(&s.pid),
+                        _ => tids.contains(&s.tid),
+                    }
                 }
                 _ => true,
             };
@@ -416,7 +422,10 @@ impl Session {
 
         let lock_targets = match &cfg.target {
             Target::System => LockTargets::All,
-            Target::Tids(tids) => LockTargets::Threads(tids.iter().copied().collect()),
+            Target::Tids(tids) => LockTargets::Threads {
+                tids: tids.iter().copied().collect(),
+                pids: attached.iter().map(|&(pid, _)| pid).collect(),
+            },
             Target::Command(_) | Target::Pids(_) => {
                 LockTargets::Processes(watched.iter().chain(&child).copied().collect())
             }
@@ -914,10 +923,27 @@ mod tests {
                 cpu_elsewhere,
             ]
         );
-        let mut threads = LockTargets::Threads([11].into_iter().collect());
-        let mut records = vec![lock_sample(10, 11), lock_sample(10, 12)];
-        assert_eq!(threads.keep(&mut records, 0, &mut spare), 1);
-        assert_eq!(records, vec![lock_sample(10, 11)]);
+        // -t: the thread's waits, and the releases of its process's threads (its locks' holders).
+        let mut threads = LockTargets::Threads {
+            tids: [11].into_iter().collect(),
+            pids: [10].into_iter().collect(),
+        };
+        let wake = |pid, tid| {
+            Record::Sample(SampleRecord {
+                kind: SampleKind::LockWake { lock: 0x40 },
+                pid,
+                tid,
+                ..SampleRecord::default()
+            })
+        };
+        let mut records = vec![
+            lock_sample(10, 11),
+            lock_sample(10, 12),
+            wake(10, 12),
+            wake(99, 99),
+        ];
+        assert_eq!(threads.keep(&mut records, 0, &mut spare), 2);
+        assert_eq!(records, vec![lock_sample(10, 11), wake(10, 12)]);
         let mut records = vec![lock_sample(10, 12)];
         assert_eq!(LockTargets::All.keep(&mut records, 0, &mut spare), 0);
         assert_eq!(records.len(), 1);

@@ -586,10 +586,17 @@ pub fn a_killed_recording_leaves_no_probe_behind() {
     let _ = recording.wait();
     // ... and gone once it is killed.
     let killed = Instant::now();
-    while read() != original && killed.elapsed() < Duration::from_secs(5) {
+    while read() != original && killed.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(read(), original, "the probe outlived the recording");
+    if read() != original {
+        // Another recording with lock probes on the same machine places the same breakpoint.
+        let others = Command::new("pgrep").args(["-a", "stacktop"]).output();
+        let others = others
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!("the probe outlived the recording; stacktop processes now: {others:?}");
+    }
     let status = workload.wait().unwrap();
     assert!(status.success(), "the workload did not run on: {status:?}");
 }
