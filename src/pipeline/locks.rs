@@ -23,7 +23,8 @@
 //! Probes on every lock call (`--locks=pthread`: `pthread_mutex_lock` and `pthread_mutex_unlock` are probed,
 //! not the contended path) see every call as a wait: one counts only if the thread blocked during it (it
 //! switched out, not preempted, as off-CPU recording's switch records say), or, without switch records, if
-//! it lasted [`PTHREAD_WAIT_NANOS`] or more.
+//! it lasted [`PTHREAD_WAIT_NANOS`] or more. The rule holds for the whole recording: Rust's contended-path
+//! probes, placed in that mode too, lose their waits that only spun.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
