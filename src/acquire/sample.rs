@@ -519,6 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn returns_the_counter_id_that_tells_lock_probes_apart() {
+        let mut out = SampleRecord::default();
+        assert_eq!(parse(&full(), TYPE, 2, &NONE, &mut out), Some(0));
+        // PERF_SAMPLE_ID comes after the time: tid, time, id, cpu, period, then an empty chain and no regs.
+        let with_id = record(
+            PERF_RECORD_MISC_USER,
+            &[pair(10, 11), 1234, 77, pair(1, 0), 1, 0, 0, 0],
+            &[],
+        );
+        assert_eq!(parse(&with_id, TYPE | ID, 2, &NONE, &mut out), Some(77));
+        assert_eq!((out.pid, out.tid, out.time, out.cpu), (10, 11, 1234, 1));
+    }
+
+    #[test]
     fn reuses_buffers_and_clears_what_a_new_sample_lacks() {
         let mut out = SampleRecord::default();
         parse(&full(), TYPE, 2, &NONE, &mut out).unwrap();

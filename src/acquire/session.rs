@@ -97,8 +97,11 @@ enum LockTargets {
     /// A launched command, `-p`: these processes and the children they fork (followed through the CPU
     /// counter's fork records, which come before a child's samples in time order).
     Processes(HashSet<u32>),
-    /// `-t`: these threads.
-    Threads(HashSet<u32>),
+    /// `-t`: these threads' waits, and the releases of their processes' threads (the holders of their locks).
+    Threads {
+        tids: HashSet<u32>,
+        pids: HashSet<u32>,
+    },
 }
 
 impl LockTargets {
@@ -126,8 +129,11 @@ impl LockTargets {
                 (LockTargets::Processes(pids), Record::Sample(s)) if s.kind.is_lock() => {
                     pids.contains(&s.pid)
                 }
-                (LockTargets::Threads(tids), Record::Sample(s)) if s.kind.is_lock() => {
-                    tids.contains(&s.tid)
+                (LockTargets::Threads { tids, pids }, Record::Sample(s)) if s.kind.is_lock() => {
+                    match s.kind {
+                        SampleKind::LockWake { .. } => pids.contains(&s.pid),
+                        _ => tids.contains(&s.tid),
+                    }
                 }
                 _ => true,
             };
@@ -416,7 +422,10 @@ impl Session {
 
         let lock_targets = match &cfg.target {
             Target::System => LockTargets::All,
-            Target::Tids(tids) => LockTargets::Threads(tids.iter().copied().collect()),
+            Target::Tids(tids) => LockTargets::Threads {
+                tids: tids.iter().copied().collect(),
+                pids: attached.iter().map(|&(pid, _)| pid).collect(),
+            },
             Target::Command(_) | Target::Pids(_) => {
                 LockTargets::Processes(watched.iter().chain(&child).copied().collect())
             }
@@ -867,6 +876,108 @@ fn attach_threads(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn lock_sample(pid: u32, tid: u32) -> Record {
+        Record::Sample(SampleRecord {
+            kind: SampleKind::LockWait { lock: 0x40 },
+            pid,
+            tid,
+            ..SampleRecord::default()
+        })
+    }
+
+    #[test]
+    fn only_the_target_s_lock_samples_are_kept_children_included() {
+        let mut targets = LockTargets::Processes([10].into_iter().collect());
+        let fork = |pid, ppid| Record::Fork {
+            pid,
+            ppid,
+            tid: pid,
+            ptid: ppid,
+            time: 0,
+        };
+        let cpu_elsewhere = Record::Sample(SampleRecord {
+            pid: 99,
+            tid: 99,
+            ..SampleRecord::default()
+        });
+        let mut records = vec![
+            lock_sample(10, 11),
+            lock_sample(99, 99),
+            fork(20, 10),
+            lock_sample(20, 20),
+            fork(30, 99),
+            lock_sample(30, 30),
+            cpu_elsewhere.clone(),
+        ];
+        let mut spare = Vec::new();
+        assert_eq!(targets.keep(&mut records, 1, &mut spare), 2);
+        assert_eq!(spare.len(), 2);
+        assert_eq!(
+            records,
+            vec![
+                lock_sample(10, 11),
+                fork(20, 10),
+                lock_sample(20, 20),
+                fork(30, 99),
+                cpu_elsewhere,
+            ]
+        );
+        // -t: the thread's waits, and the releases of its process's threads (its locks' holders).
+        let mut threads = LockTargets::Threads {
+            tids: [11].into_iter().collect(),
+            pids: [10].into_iter().collect(),
+        };
+        let wake = |pid, tid| {
+            Record::Sample(SampleRecord {
+                kind: SampleKind::LockWake { lock: 0x40 },
+                pid,
+                tid,
+                ..SampleRecord::default()
+            })
+        };
+        let mut records = vec![
+            lock_sample(10, 11),
+            lock_sample(10, 12),
+            wake(10, 12),
+            wake(99, 99),
+        ];
+        assert_eq!(threads.keep(&mut records, 0, &mut spare), 2);
+        assert_eq!(records, vec![lock_sample(10, 11), wake(10, 12)]);
+        let mut records = vec![lock_sample(10, 12)];
+        assert_eq!(LockTargets::All.keep(&mut records, 0, &mut spare), 0);
+        assert_eq!(records.len(), 1);
+    }
+
+    #[test]
+    fn a_lock_probe_s_sample_says_its_role_and_lock_with_the_walk_s_registers_left() {
+        let mut s = SampleRecord {
+            user_regs: Some(vec![0x4040, 1, 2, 3]),
+            ..SampleRecord::default()
+        };
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Wait), &mut s),
+            Some(SampleKind::LockWait { lock: 0x4040 })
+        );
+        assert_eq!(s.user_regs, Some(vec![1, 2, 3]));
+        // fp mode: the argument alone was sampled.
+        let mut s = SampleRecord {
+            user_regs: Some(vec![0x5050]),
+            ..SampleRecord::default()
+        };
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Wake), &mut s),
+            Some(SampleKind::LockWake { lock: 0x5050 })
+        );
+        assert_eq!(s.user_regs, None);
+        let mut s = SampleRecord::default();
+        assert_eq!(
+            lock_kind(Some(ProbeRole::Acquired), &mut s),
+            Some(SampleKind::LockAcquired)
+        );
+        assert_eq!(lock_kind(Some(ProbeRole::Wait), &mut s), None);
+        assert_eq!(lock_kind(None, &mut s), None);
+    }
 
     #[test]
     fn session_is_send() {

@@ -165,10 +165,17 @@ fn locks_note(session: &Session, stats: &Stats) -> Option<String> {
         0 => "frame-pointer chains".to_owned(),
         n => format!("{n}-byte stack copies"),
     };
-    let lost = match stats.lost_locks {
+    let mut lost = match stats.lost_locks {
         0 => String::new(),
         n => format!("; {n} lock probe samples lost"),
     };
+    if stats.locks_elsewhere > 0 {
+        // The probes are placed in every process that maps the probed files (see `acquire`).
+        lost.push_str(&format!(
+            "; {} hits in other processes dropped",
+            stats.locks_elsewhere
+        ));
+    }
     Some(format!(
         "locks: {} lock probe hits (waits begun and ended, releases; {copy}){lost}; {}",
         stats.locks,

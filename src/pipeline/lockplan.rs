@@ -465,6 +465,98 @@ mod tests {
             .contains("--locks=pthread"));
     }
 
+    /// The symbol `name`'s value in the ELF file at `path`, read here with `object` alone.
+    fn symbol_value(path: &Path, name: &str) -> Option<u64> {
+        use object::{Object, ObjectSymbol};
+        let data = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+    }
+
+    /// The file offset of `svma` in the ELF file at `path`, through its `PT_LOAD` headers read here.
+    fn file_offset(path: &Path, svma: u64) -> Option<u64> {
+        use object::read::elf::{FileHeader, ProgramHeader};
+        let data = std::fs::read(path).ok()?;
+        let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data).ok()?;
+        let endian = header.endian().ok()?;
+        header
+            .program_headers(endian, &*data)
+            .ok()?
+            .iter()
+            .filter(|h| h.p_type(endian) == object::elf::PT_LOAD)
+            .find(|h| {
+                let start = h.p_vaddr(endian);
+                svma >= start && svma - start < h.p_filesz(endian)
+            })
+            .map(|h| svma - h.p_vaddr(endian) + h.p_offset(endian))
+    }
+
+    /// On the system's libc: the wait probe at `__lll_lock_wait`'s entry and the wake probe at
+    /// `__lll_lock_wake`'s, as file offsets (the symbols' values from the debug file, turned into offsets
+    /// through the libc's program headers, both read here independently), and an end probe on each `ret`
+    /// byte inside the wait function. Without libc's debug file, the one-line error that says to install it.
+    #[test]
+    fn glibc_probes_sit_on_the_system_libc_s_functions_and_rets() {
+        let Some(libc) = system_libc() else {
+            panic!("no libc.so.6 found on this system");
+        };
+        let libc = std::fs::canonicalize(libc).unwrap();
+        let target = Target::Command(vec!["true".into()]);
+        let probes = match plan(&target, LockMode::Contended) {
+            Ok(p) => p,
+            Err(LockPlanError::NoGlibcSymbols { libc: named }) => {
+                assert!(named.contains("libc"));
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let debug = {
+            let data = std::fs::read(&libc).unwrap();
+            let file = object::File::parse(&*data).unwrap();
+            use object::Object;
+            let id: String = file
+                .build_id()
+                .unwrap()
+                .unwrap()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            PathBuf::from(format!(
+                "/usr/lib/debug/.build-id/{}/{}.debug",
+                &id[..2],
+                &id[2..]
+            ))
+        };
+        let mine: Vec<&Uprobe> = probes.probes.iter().filter(|p| p.path == libc).collect();
+        let wait = symbol_value(&debug, "__lll_lock_wait").unwrap();
+        let wake = symbol_value(&debug, "__lll_lock_wake").unwrap();
+        let wait_at = file_offset(&libc, wait).unwrap();
+        let wake_at = file_offset(&libc, wake).unwrap();
+        let roles = |role| -> Vec<u64> {
+            mine.iter()
+                .filter(|p| p.role == role)
+                .map(|p| p.offset)
+                .collect()
+        };
+        assert_eq!(roles(ProbeRole::Wait), vec![wait_at]);
+        assert_eq!(roles(ProbeRole::Wake), vec![wake_at]);
+        let bytes = std::fs::read(&libc).unwrap();
+        let ends = roles(ProbeRole::Acquired);
+        assert!(!ends.is_empty());
+        for end in ends {
+            assert!(end > wait_at && end < wait_at + 0x200, "{end:#x}");
+            assert_eq!(bytes[end as usize], 0xc3, "no ret at {end:#x}");
+        }
+        assert!(
+            probes.described[0].contains("__lll_lock_wait (entry, ")
+                && probes.described[0].contains("libc.so.6"),
+            "{:?}",
+            probes.described
+        );
+    }
+
     #[test]
     fn libc_names() {
         assert!(is_libc("/usr/lib/x86_64-linux-gnu/libc.so.6"));

@@ -23,7 +23,8 @@
 //! Probes on every lock call (`--locks=pthread`: `pthread_mutex_lock` and `pthread_mutex_unlock` are probed,
 //! not the contended path) see every call as a wait: one counts only if the thread blocked during it (it
 //! switched out, not preempted, as off-CPU recording's switch records say), or, without switch records, if
-//! it lasted [`PTHREAD_WAIT_NANOS`] or more.
+//! it lasted [`PTHREAD_WAIT_NANOS`] or more. The rule holds for the whole recording: Rust's contended-path
+//! probes, placed in that mode too, lose their waits that only spun.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
@@ -33,259 +34,32 @@ use crate::addr::Svma;
 use crate::profile::{LocationId, LockId, LockStats};
 use crate::symbolize::Segment;
 
-/// `--locks=pthread` without off-CPU recording: the least time inside `pthread_mutex_lock` that counts as a
-/// wait. An uncontended call costs the two probes' traps, a few microseconds on the VM this was measured on
-/// (2 to 6 us); a contended one sleeps in the kernel's futex wait, which a wake-up alone takes longer than.
-pub const PTHREAD_WAIT_NANOS: u64 = 20_000;
-
-/// A thread's wait in progress.
-#[derive(Debug)]
-struct Pending<S> {
-    pid: u32,
-    lock: u64,
-    start: u64,
-    stack: S,
-    /// It blocked during the wait (a switch-out that was not a preemption).
-    blocked: bool,
-}
-
-/// The last release of a lock seen.
-#[derive(Debug)]
-pub struct Wake<S> {
-    pub pid: u32,
-    pub tid: u32,
-    pub time: u64,
-    pub stack: S,
-}
-
-/// A wait to charge: to its waiter's stack, and to the holder's when it has one.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Ended<S> {
-    pub pid: u32,
-    pub tid: u32,
-    /// The lock's address in `pid`.
-    pub lock: u64,
-    pub nanos: u64,
-    /// The waiter's stack, to give back ([`Waits::give_back`]) once walked.
-    pub stack: S,
-    /// The holder: look its stack up with [`Waits::wake`].
-    pub holder: Option<(u32, u32)>,
-}
-
-/// What `Waits` counted beyond [`LockStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WaitCounts {
-    /// Waits charged.
-    pub waits: u64,
-    /// Waits whose end was lost (their thread began another): not charged.
-    pub ends_lost: u64,
-    /// `--locks=pthread`: calls that did not wait, not charged.
-    pub not_waited: u64,
-    /// Waits that had begun before a thread's exit: not charged.
-    pub ended_at_exit: u64,
-}
-
-/// Per-thread waits and per-lock releases (see the module docs). `S` is a sample's stack, whatever the caller
-/// keeps of one.
-#[derive(Debug)]
-pub struct Waits<S> {
-    pending: HashMap<u32, Pending<S>>,
-    /// The last release of each lock, by (pid, lock address).
-    wakes: HashMap<(u32, u64), Wake<S>>,
-    /// Probes on every call (`--locks=pthread`).
-    every_call: bool,
-    /// Switch records are recorded: `blocked` says whether a call waited.
-    switches: bool,
-    stats: LockStats,
-    counts: WaitCounts,
-    /// Stacks handed back, for the caller to reuse.
-    spare: Vec<S>,
-}
-
-impl<S> Waits<S> {
-    pub fn new(every_call: bool, switches: bool) -> Waits<S> {
-        Waits {
-            pending: HashMap::new(),
-            wakes: HashMap::new(),
-            every_call,
-            switches,
-            stats: LockStats {
-                enabled: true,
-                ..LockStats::default()
-            },
-            counts: WaitCounts::default(),
-            spare: Vec::new(),
-        }
-    }
-
-    /// A stack to fill for the next hit, if one was handed back.
-    pub fn spare(&mut self) -> Option<S> {
-        self.spare.pop()
-    }
-
-    pub fn give_back(&mut self, stack: S) {
-        if self.spare.len() < 64 {
-            self.spare.push(stack);
-        }
-    }
-
-    /// Thread `tid` of `pid` starts waiting for `lock` at `time`, from `stack`.
-    pub fn start(&mut self, pid: u32, tid: u32, time: u64, lock: u64, stack: S) {
-        let wait = Pending {
-            pid,
-            lock,
-            start: time,
-            stack,
-            blocked: false,
-        };
-        if let Some(old) = self.pending.insert(tid, wait) {
-            self.counts.ends_lost += 1;
-            self.give_back(old.stack);
-        }
-    }
-
-    /// Thread `tid` released `lock` at `time`, from `stack`.
-    pub fn wake(&mut self, pid: u32, tid: u32, time: u64, lock: u64, stack: S) {
-        let wake = Wake {
-            pid,
-            tid,
-            time,
-            stack,
-        };
-        if let Some(old) = self.wakes.insert((pid, lock), wake) {
-            self.give_back(old.stack);
-        }
-    }
-
-    /// The last release of `lock` in `pid`.
-    pub fn last_wake(&self, pid: u32, lock: u64) -> Option<&Wake<S>> {
-        self.wakes.get(&(pid, lock))
-    }
-
-    /// Thread `tid` left its CPU without being preempted: a wait of a call-probed lock blocked.
-    pub fn switched_out(&mut self, tid: u32) {
-        if let Some(wait) = self.pending.get_mut(&tid) {
-            wait.blocked = true;
-        }
-    }
-
-    /// Thread `tid`'s wait ends at `time`: the wait to charge, if it counts.
-    pub fn end(&mut self, tid: u32, time: u64) -> Option<Ended<S>> {
-        let Some(wait) = self.pending.remove(&tid) else {
-            self.stats.unmatched_ends += 1;
-            return None;
-        };
-        let nanos = time.saturating_sub(wait.start);
-        let waited = if !self.every_call {
-            true
-        } else if self.switches {
-            wait.blocked
-        } else {
-            nanos >= PTHREAD_WAIT_NANOS
-        };
-        if !waited {
-            self.counts.not_waited += 1;
-            self.give_back(wait.stack);
-            return None;
-        }
-        let holder = self
-            .wakes
-            .get(&(wait.pid, wait.lock))
-            .filter(|w| w.tid != tid && (wait.start..=time).contains(&w.time))
-            .map(|w| (w.pid, w.tid));
-        if holder.is_none() {
-            self.stats.no_holder += 1;
-        }
-        self.counts.waits += 1;
-        Some(Ended {
-            pid: wait.pid,
-            tid,
-            lock: wait.lock,
-            nanos,
-            stack: wait.stack,
-            holder,
-        })
-    }
-
-    /// Thread `tid` exited: a wait it had begun is not charged.
-    pub fn exit(&mut self, tid: u32) {
-        if let Some(wait) = self.pending.remove(&tid) {
-            self.counts.ended_at_exit += 1;
-            self.give_back(wait.stack);
-        }
-    }
-
-    /// Process `pid` is gone: its locks' last releases are forgotten.
-    pub fn forget_process(&mut self, pid: u32) {
-        let gone: Vec<(u32, u64)> = self
-            .wakes
-            .keys()
-            .filter(|(p, _)| *p == pid)
-            .copied()
-            .collect();
-        for key in gone {
-            if let Some(wake) = self.wakes.remove(&key) {
-                self.give_back(wake.stack);
-            }
-        }
-    }
-
-    /// The recording stopped at `time`: the waits still going on are charged up to it, to their waiters only
-    /// (a call-probed one only if it blocked or lasted long enough, as at its end).
-    pub fn stop(&mut self, time: u64) -> Vec<Ended<S>> {
-        let mut tids: Vec<u32> = self.pending.keys().copied().collect();
-        tids.sort_unstable();
-        let mut out = Vec::new();
-        for tid in tids {
-            let Some(wait) = self.pending.remove(&tid) else {
-                continue;
-            };
-            let nanos = time.saturating_sub(wait.start);
-            let waited =
-                !self.every_call || wait.blocked || (!self.switches && nanos >= PTHREAD_WAIT_NANOS);
-            if !waited {
-                self.counts.not_waited += 1;
-                self.give_back(wait.stack);
-                continue;
-            }
-            self.stats.open_at_stop += 1;
-            self.counts.waits += 1;
-            out.push(Ended {
-                pid: wait.pid,
-                tid,
-                lock: wait.lock,
-                nanos,
-                stack: wait.stack,
-                holder: None,
-            });
-        }
-        out
-    }
-
-    pub fn stats(&self) -> &LockStats {
-        &self.stats
-    }
-
-    pub fn counts(&self) -> WaitCounts {
-        self.counts
-    }
-}
+mod waits;
+pub use waits::{Ended, WaitCounts, Waits, Wake, PTHREAD_WAIT_NANOS};
 
 /// The load bias of a module (address = SVMA + bias) from one of its mappings: `[start, end)` mapping the file
-/// from offset `pgoff`. The mapping's first page may hold the end of the segment before it (a mapping starts
-/// on a page; an `R E` segment may start mid-page, its `p_vaddr` a page further than its `p_offset`):
+/// from offset `pgoff`. A mapping starts on a page, so its first page may hold the end of the segment before
+/// the one it was made for (rustc's `R E` segment starts mid-page, its `p_vaddr` a page further than its
+/// `p_offset`); a short segment may end before the mapping's last page:
 /// ```text
 ///   file:    | R segment ....|| R E segment ..............|       pgoff = page of the R E segment's start
-///   mapping:  [start ......................................)     its middle's offset lies in the R E segment
+///   mapping:  [start ......................................)     mostly the R E segment's bytes
 /// ```
-/// so the segment is the one holding the mapping's middle.
+/// so the segment is the one that overlaps the mapping's bytes most.
 fn load_bias(segments: &[Segment], start: u64, end: u64, pgoff: u64) -> Option<u64> {
-    let mid = pgoff.checked_add(end.checked_sub(start)? / 2)?;
-    let s = segments
+    let file_end = pgoff.checked_add(end.checked_sub(start)?)?;
+    let overlap = |s: &Segment| {
+        let from = s.offset.max(pgoff);
+        let to = s.offset.saturating_add(s.size).min(file_end);
+        (to > from).then_some((to - from, from))
+    };
+    let (s, from) = segments
         .iter()
-        .find(|s| mid >= s.offset && mid - s.offset < s.size)?;
-    let address = start.wrapping_add(mid - pgoff);
-    Some(address.wrapping_sub(s.vaddr.wrapping_add(mid - s.offset)))
+        .filter_map(|s| overlap(s).map(|(len, from)| (len, s, from)))
+        .max_by_key(|&(len, _, _)| len)
+        .map(|(_, s, from)| (s, from))?;
+    let address = start.wrapping_add(from - pgoff);
+    Some(address.wrapping_sub(s.vaddr.wrapping_add(from - s.offset)))
 }
 
 /// Lock recording, as the source says it was made.
@@ -572,7 +346,7 @@ impl Pipeline {
             ));
         }
         if locks.config.every_call {
-            let how = if locks.waits.switches {
+            let how = if locks.waits.sees_switches() {
                 "did not block".to_owned()
             } else {
                 format!(
@@ -606,80 +380,6 @@ impl Pipeline {
 mod tests {
     use super::*;
 
-    const LOCK: u64 = 0x4040;
-
-    #[test]
-    fn a_wait_is_charged_to_its_waiter_and_the_last_release_within_it() {
-        let mut w: Waits<&str> = Waits::new(false, true);
-        // A release before the wait began made nobody wait for it.
-        w.wake(1, 9, 50, LOCK, "old");
-        w.start(1, 2, 100, LOCK, "waiter");
-        w.wake(1, 3, 150, LOCK, "other");
-        w.wake(1, 4, 180, LOCK, "holder");
-        let ended = w.end(2, 200).unwrap();
-        assert_eq!(
-            ended,
-            Ended {
-                pid: 1,
-                tid: 2,
-                lock: LOCK,
-                nanos: 100,
-                stack: "waiter",
-                holder: Some((1, 4)),
-            }
-        );
-        assert_eq!(w.last_wake(1, LOCK).unwrap().stack, "holder");
-        // The waiter's own release after it waited holds nobody up: a wait that only that release falls in
-        // has no holder.
-        w.start(1, 2, 300, LOCK, "again");
-        w.wake(1, 2, 310, LOCK, "self");
-        let ended = w.end(2, 320).unwrap();
-        assert_eq!(ended.holder, None);
-        assert_eq!(w.stats().no_holder, 1);
-        // Another lock's release is not this one's.
-        w.start(1, 5, 400, LOCK, "x");
-        w.wake(1, 3, 410, 0x5050, "elsewhere");
-        assert_eq!(w.end(5, 420).unwrap().holder, None);
-        assert_eq!(w.counts().waits, 3);
-    }
-
-    #[test]
-    fn unpaired_hits_are_counted_not_charged() {
-        let mut w: Waits<u32> = Waits::new(false, false);
-        assert!(w.end(7, 10).is_none());
-        assert_eq!(w.stats().unmatched_ends, 1);
-        w.start(1, 7, 20, LOCK, 1);
-        w.start(1, 7, 30, LOCK, 2);
-        assert_eq!(w.counts().ends_lost, 1);
-        assert_eq!(w.end(7, 35).unwrap().nanos, 5);
-        w.start(1, 8, 40, LOCK, 3);
-        w.exit(8);
-        assert!(w.end(8, 50).is_none());
-        assert_eq!(w.counts().ended_at_exit, 1);
-        // The stacks of what was not charged come back for reuse.
-        let mut spare = vec![];
-        while let Some(s) = w.spare() {
-            spare.push(s);
-        }
-        spare.sort_unstable();
-        assert_eq!(spare, vec![1, 3]);
-    }
-
-    #[test]
-    fn waits_open_at_the_stop_are_charged_up_to_it() {
-        let mut w: Waits<u32> = Waits::new(false, true);
-        w.start(1, 7, 100, LOCK, 1);
-        w.start(1, 8, 150, LOCK, 2);
-        let open = w.stop(1_000);
-        assert_eq!(
-            open.iter().map(|e| (e.tid, e.nanos)).collect::<Vec<_>>(),
-            vec![(7, 900), (8, 850)]
-        );
-        assert!(open.iter().all(|e| e.holder.is_none()));
-        assert_eq!(w.stats().open_at_stop, 2);
-        assert_eq!(w.stats().no_holder, 0);
-    }
-
     #[test]
     fn the_load_bias_comes_from_the_segment_a_mapping_was_made_for() {
         // rustc's layout: the R E segment starts mid-page, a page further in memory than in the file.
@@ -700,38 +400,28 @@ mod tests {
             load_bias(&segments, base + 0x1a000, base + 0x5e000, 0x19000),
             Some(base)
         );
-        // gcc's, where offset and address agree.
-        let segments = [Segment {
-            offset: 0x1000,
-            size: 0x2000,
-            vaddr: 0x1000,
-        }];
+        // gcc's, where offset and address agree, with a code segment shorter than half its mapping.
+        let segments = [
+            Segment {
+                offset: 0,
+                size: 0x848,
+                vaddr: 0,
+            },
+            Segment {
+                offset: 0x1000,
+                size: 0x7fd,
+                vaddr: 0x1000,
+            },
+            Segment {
+                offset: 0x2dd0,
+                size: 0x288,
+                vaddr: 0x3dd0,
+            },
+        ];
         assert_eq!(
-            load_bias(&segments, base + 0x1000, base + 0x3000, 0x1000),
+            load_bias(&segments, base + 0x1000, base + 0x2000, 0x1000),
             Some(base)
         );
         assert_eq!(load_bias(&segments, base, base, 0x9000), None);
-    }
-
-    #[test]
-    fn call_probes_count_only_calls_that_waited() {
-        // With switch records: a call that blocked.
-        let mut w: Waits<u32> = Waits::new(true, true);
-        w.start(1, 7, 100, LOCK, 1);
-        assert!(w.end(7, 1_000_000).is_none(), "long but never blocked");
-        w.start(1, 7, 2_000_000, LOCK, 2);
-        w.switched_out(7);
-        assert_eq!(w.end(7, 2_000_500).unwrap().nanos, 500);
-        assert_eq!(w.counts().not_waited, 1);
-        // Without: a call that took long enough.
-        let mut w: Waits<u32> = Waits::new(true, false);
-        w.start(1, 7, 0, LOCK, 1);
-        assert!(w.end(7, PTHREAD_WAIT_NANOS - 1).is_none());
-        w.start(1, 7, 0, LOCK, 1);
-        assert!(w.end(7, PTHREAD_WAIT_NANOS).is_some());
-        // The contended-path probes count every wait, blocked or not.
-        let mut w: Waits<u32> = Waits::new(false, true);
-        w.start(1, 7, 0, LOCK, 1);
-        assert!(w.end(7, 10).is_some());
     }
 }
