@@ -71,10 +71,12 @@ pub enum LockPlanError {
     NoGlibcSymbols { libc: String },
     #[error("--locks: neither glibc's nor Rust's std mutex code was found in {target}; --locks probes glibc's pthread mutexes and Rust's std::sync::Mutex")]
     NoLockCode { target: String },
+    #[error("no such process: {pid}; check the pid (e.g. with `ps -p {pid}`)")]
+    NoProcess { pid: u32 },
     #[error(
-        "--locks: cannot read /proc/{pid}/maps: {source}; check the pid (e.g. with `ps -p {pid}`)"
+        "--locks: cannot read /proc/{pid}/maps ({err}); check the pid (e.g. with `ps -p {pid}`)"
     )]
-    Maps { pid: u32, source: std::io::Error },
+    Maps { pid: u32, err: std::io::Error },
 }
 
 /// A file whose functions may be probed.
@@ -378,8 +380,11 @@ fn is_libc(path: &str) -> bool {
 /// The files process `pid` maps that may hold lock code: its libc, its program (static glibc, Rust std) and
 /// a Rust `libstd-*.so`, each opened through `/proc/PID/map_files` (the very file mapped).
 fn process_files(pid: u32) -> Result<Vec<Candidate>, LockPlanError> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|source| LockPlanError::Maps { pid, source })?;
+    let maps =
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => LockPlanError::NoProcess { pid },
+            _ => LockPlanError::Maps { pid, err },
+        })?;
     let program = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
     let entries = parse_maps(&maps);
     let has_libc = entries.iter().any(|m| is_libc(&m.path));
