@@ -19,6 +19,8 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod locks;
+mod locks_workloads;
 mod offcpu;
 mod offcpu_output;
 mod offcpu_recording;
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        locks::tests(),
         offcpu::tests(),
         offcpu_output::tests(),
         offcpu_recording::tests(),
