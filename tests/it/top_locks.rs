@@ -530,6 +530,19 @@ pub fn without_lock_recording_l_says_how_to_record_them() {
     );
 }
 
+/// `top --help` lists the lock keys and views.
+pub fn help_lists_the_lock_keys() {
+    let help = stdout_of(&mut stacktop(&["top", "--help"]));
+    for line in [
+        "L            locks (top --locks); Enter: the waiters and holders",
+        "Tab          waiters <-> holders (a lock's screen)",
+        "weigh CPU -> off-CPU -> wall time -> lock wait, hold",
+        "wall|lock-wait|lock-hold>",
+    ] {
+        assert!(help.contains(line), "no {line:?} in:\n{help}");
+    }
+}
+
 /// A wait as the live sampler sends it: (lock address, caller, waiter tid, wait in ms, holder function).
 type Wait = (u64, &'static str, u32, u64, &'static str);
 
@@ -783,6 +796,7 @@ crate::tests![
     a_lock_shows_its_waiters_and_holders,
     w_weighs_the_functions_by_lock_wait_and_hold,
     without_lock_recording_l_says_how_to_record_them,
+    help_lists_the_lock_keys,
     live_lock_waits_decay_and_accumulate,
     locks_of_a_recorded_profile_in_tmux,
     live_locks_of_a_contended_workload_in_tmux,
