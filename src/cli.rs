@@ -284,10 +284,12 @@ pub struct TopArgs {
     #[arg(long = "process", value_name = "NAME")]
     pub process: Option<String>,
     /// What the view weighs at start: CPU samples, off-CPU time (blocked and runnable, or one of them) or
-    /// both (wall-clock time). The `w` key switches cpu, off-cpu, wall.
+    /// both (wall-clock time); with --locks, lock waits at the waiters' stacks (lock-wait) or at the stacks
+    /// that released the lock to them (lock-hold). The `w` key switches cpu, off-cpu, wall, lock-wait,
+    /// lock-hold; `L` lists the locks.
     #[arg(
         long = "weight",
-        value_name = "cpu|off-cpu|blocked|runnable|wall",
+        value_name = "cpu|off-cpu|blocked|runnable|wall|lock-wait|lock-hold",
         default_value = "cpu"
     )]
     pub weight: crate::profile::Weigh,

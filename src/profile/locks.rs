@@ -238,13 +238,17 @@ impl Profile {
             let Some(lock) = g.lock else { continue };
             let (values, threads) = sums.entry(lock).or_default();
             values.add(g.values());
-            if g.contentions > 0 {
+            // Counted by time too: `top`'s decaying sums round a group's few waits down to none while
+            // their time lasts.
+            if g.contentions > 0 || g.delay > 0 {
                 threads.insert((g.pid, g.tid));
             }
         }
         let mut rows: Vec<LockRow> = sums
             .into_iter()
-            .filter(|(_, (v, _))| v.contentions > 0 || v.caused_contentions > 0)
+            .filter(|(_, (v, _))| {
+                v.contentions > 0 || v.caused_contentions > 0 || v.delay > 0 || v.caused_delay > 0
+            })
             .map(|(lock, (v, threads))| LockRow {
                 lock,
                 contentions: v.contentions,

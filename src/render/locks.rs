@@ -115,7 +115,7 @@ pub fn write_locks(w: &mut impl Write, profile: &Profile, opts: &LocksOptions) -
 }
 
 /// A lock as the table shows it: its symbol and module, or its address and its first waiter's callers.
-fn lock_name(profile: &Profile, id: LockId) -> String {
+pub fn lock_name(profile: &Profile, id: LockId) -> String {
     let Some(lock) = profile.lock(id) else {
         return "[unknown lock]".to_owned();
     };

@@ -1,8 +1,9 @@
-//! Drawing: reads the `App`, never changes it. Three header lines (then a warning about the stacks, and the
-//! view with the totals of each kind when the session has off-CPU time), the open screen (table, tree or
-//! annotate; in a view of time, with the times beside the percentages), a footer with the prompt, a message
-//! (on as many lines as it needs) or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read on dark
-//! and light themes; with `NO_COLOR`, only bold and reverse.
+//! Drawing: reads the `App`, never changes it. Three header lines (then a warning about the stacks, the view
+//! with the totals of each kind when the session has off-CPU time or lock waits, and the lock totals when it
+//! records locks), the open screen (table, tree, annotate, the locks table or a lock's trees; in a view of
+//! time, with the times beside the percentages), a footer with the prompt, a message (on as many lines as it
+//! needs) or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read
+//! on dark and light themes; with `NO_COLOR`, only bold and reverse.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -11,7 +12,10 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use ratatui::Frame;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::app::{note, AnnotateView, App, Prompt, Screen, SortColumn, TreeView};
+use super::app::{
+    note, AnnotateView, App, LockSort, LockView, LocksView, Prompt, Screen, Side, SortColumn,
+    TreeView,
+};
 use super::input::HELP;
 use crate::annotate::{LineKind, HOT_PERCENT};
 use crate::profile::query::Direction;
@@ -61,11 +65,15 @@ pub fn page_rows(app: &App, width: u16, height: u16) -> usize {
     usize::from(height.saturating_sub(header + footer + 2)).max(1)
 }
 
-/// The header's and the footer's heights: three header lines (one more with a stack warning, one more with
-/// off-CPU time); a footer as tall as its message needs, leaving the header and a body row.
+/// The header's and the footer's heights: three header lines (one more with a stack warning, one more for
+/// the view with off-CPU time or lock waits, one more for the lock totals); a footer as tall as its message
+/// needs, leaving the header and a body row.
 fn frame_heights(app: &App, width: u16, height: u16) -> (u16, u16) {
-    let header =
-        3 + u16::from(app.status.unwind_warning.is_some()) + u16::from(app.off_cpu_available());
+    let locks = app.locks_available();
+    let header = 3
+        + u16::from(app.status.unwind_warning.is_some())
+        + u16::from(app.off_cpu_available() || locks)
+        + u16::from(locks);
     let lines = footer_lines(app, width, Theme { color: false }).len();
     let footer = u16::try_from(lines)
         .unwrap_or(u16::MAX)
@@ -88,6 +96,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
         None => draw_table(frame, body, app, theme),
         Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, app.view(), theme),
         Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, app.view(), theme),
+        Some(Screen::Locks(view)) => draw_locks(frame, body, app, view, theme),
+        Some(Screen::Lock(view)) => draw_lock(frame, body, app, view, theme),
     }
     frame.render_widget(Paragraph::new(footer_lines), footer);
     if app.help {
@@ -156,14 +166,27 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
             theme.hot(100.0),
         )));
     }
-    if app.off_cpu_available() {
+    if app.off_cpu_available() || app.locks_available() {
         lines.push(view_line(app, theme));
+    }
+    if app.locks_available() {
+        let t = app.totals;
+        lines.push(Line::from(vec![
+            Span::styled("locks:", theme.title()),
+            Span::raw(format!(
+                " {} waits  {} waited  {} caused by holders  (L: locks)",
+                t.contentions,
+                time(t.delay),
+                time(t.caused_delay)
+            )),
+        ]));
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
 
 /// `view: off-cpu  cpu 1.20 s  blocked 800 ms  runnable 220 ms  (w: next view)`: what the screens weigh and
-/// the totals of each kind in the sums shown (CPU as time when its period is, else as samples).
+/// the totals of each kind in the sums shown (CPU as time when its period is, else as samples; off-CPU time
+/// when the session has some).
 fn view_line(app: &App, theme: Theme) -> Line<'static> {
     let t = app.totals;
     let cpu = if app.meta().period_unit == "nanoseconds" {
@@ -171,13 +194,18 @@ fn view_line(app: &App, theme: Theme) -> Line<'static> {
     } else {
         format!("{} samples", t.count)
     };
-    Line::from(vec![
-        Span::styled(format!("view: {}", app.view()), theme.title()),
-        Span::raw(format!(
-            "  cpu {cpu}  blocked {}  runnable {}  (w: next view)",
+    let mut rest = format!("  cpu {cpu}");
+    if app.off_cpu_available() {
+        rest.push_str(&format!(
+            "  blocked {}  runnable {}",
             time(t.blocked),
             time(t.runnable)
-        )),
+        ));
+    }
+    rest.push_str("  (w: next view)");
+    Line::from(vec![
+        Span::styled(format!("view: {}", app.view()), theme.title()),
+        Span::raw(rest),
     ])
 }
 
@@ -278,6 +306,8 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     if app.rows.is_empty() {
         let text = if !(app.ended || app.status.samples > 0) {
             "waiting for samples..."
+        } else if app.view().is_lock() {
+            "no lock wait matches"
         } else if timed && app.sort == SortColumn::SelfPct {
             // Off CPU, the innermost frame of a switch-out is the scheduler's: a function that waited has
             // total time, not self time.
@@ -291,6 +321,172 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         return;
     }
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_locks(frame: &mut Frame<'_>, area: Rect, app: &App, view: &LocksView, theme: Theme) {
+    let [title_area, table_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let title = Line::from(vec![
+        Span::styled("locks waited for", theme.title()),
+        Span::raw(format!(
+            "  {} {}  (Enter: its waiters and holders)",
+            app.lock_rows.len(),
+            if app.lock_rows.len() == 1 {
+                "lock"
+            } else {
+                "locks"
+            }
+        )),
+    ]);
+    frame.render_widget(Paragraph::new(title), title_area);
+    if app.lock_rows.is_empty() {
+        let text = if !(app.ended || app.status.samples > 0) {
+            "waiting for samples..."
+        } else if app.limit.is_some() {
+            "no lock wait matches the limit"
+        } else if app.ended {
+            "no contended lock wait was recorded"
+        } else {
+            "no contended lock wait yet (a wait counts once it ends)"
+        };
+        frame.render_widget(
+            Paragraph::new(vec![Line::from(""), Line::from(text)]),
+            table_area,
+        );
+        return;
+    }
+    let column = |c: LockSort, name: &str| {
+        let star = if app.lock_sort == c { "*" } else { "" };
+        Cell::from(format!("{name}{star}"))
+    };
+    let header = Row::new(vec![
+        column(LockSort::Wait, "   Wait"),
+        column(LockSort::Waits, "  Waits"),
+        column(LockSort::Longest, "Longest"),
+        column(LockSort::Threads, "Threads"),
+        column(LockSort::Caused, " Caused"),
+        column(LockSort::Lock, "Lock"),
+    ])
+    .style(theme.title());
+    let visible = usize::from(table_area.height.saturating_sub(1)).max(1);
+    let first = view.selected.saturating_sub(visible - 1);
+    let rows = app.lock_rows.iter().skip(first).take(visible).map(|r| {
+        Row::new(vec![
+            Cell::from(format!("{:>7}", time(r.delay))),
+            Cell::from(format!("{:>7}", r.contentions)),
+            Cell::from(format!("{:>7}", time(r.longest))),
+            Cell::from(format!("{:>7}", r.threads)),
+            Cell::from(format!("{:>7}", time(r.caused_delay))),
+            Cell::from(r.name.clone()),
+        ])
+    });
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(theme.selected());
+    let mut state = TableState::default().with_selected(Some(view.selected - first));
+    frame.render_stateful_widget(table, table_area, &mut state);
+}
+
+/// A lock's screen: a title with the lock's figures, then the waiters' tree above the holders'.
+fn draw_lock(frame: &mut Frame<'_>, area: Rect, app: &App, view: &LockView, theme: Theme) {
+    let [title_area, waiters_area, holders_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    let mut title = vec![Span::styled(format!("lock {}", view.name), theme.title())];
+    if let Some(r) = app.lock_row(view.lock) {
+        title.push(Span::raw(format!(
+            "  {} waits  {}  longest {}  {} threads",
+            r.contentions,
+            time(r.delay),
+            time(r.longest),
+            r.threads
+        )));
+    }
+    frame.render_widget(Paragraph::new(Line::from(title)), title_area);
+    for (side, pane) in [(Side::Waiters, waiters_area), (Side::Holders, holders_area)] {
+        draw_lock_pane(
+            frame,
+            pane,
+            view.tree(side),
+            side,
+            view.focus == side,
+            theme,
+        );
+    }
+}
+
+fn draw_lock_pane(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    tree: &TreeView,
+    side: Side,
+    focused: bool,
+    theme: Theme,
+) {
+    let what = match side {
+        Side::Waiters => "waiters, weighed by their wait",
+        Side::Holders => "holders (released it to a waiter), weighed by the wait they caused",
+    };
+    let marker = if focused { "> " } else { "  " };
+    let title = Line::from(vec![
+        Span::styled(format!("{marker}{what}"), theme.title()),
+        Span::raw(format!("  {}", time(tree.function_weight))),
+    ]);
+    let [title_area, head_area, rows_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(title), title_area);
+    if tree.rows.is_empty() {
+        let text = match side {
+            Side::Waiters => "  no wait on this lock in the sums shown",
+            Side::Holders => "  no release of this lock seen before a wait ended",
+        };
+        frame.render_widget(Paragraph::new(text), head_area);
+        return;
+    }
+    frame.render_widget(
+        Paragraph::new(Line::styled("   share     time  function", theme.title())),
+        head_area,
+    );
+    let rows = tree.rows.iter().map(|r| {
+        Row::new(vec![
+            Cell::from(pct(r.of_function)).style(theme.hot(r.of_function)),
+            Cell::from(format!("{:>8}", time(r.weight))),
+            Cell::from(tree_label(r)),
+        ])
+    });
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows, widths).row_highlight_style(theme.selected());
+    let mut state = TableState::default().with_selected(focused.then_some(tree.selected));
+    frame.render_stateful_widget(table, rows_area, &mut state);
+}
+
+/// A tree row's function, indented by its depth, with its expand marker and module.
+fn tree_label(r: &super::app::TreeRow) -> String {
+    let marker = match (r.has_children, r.expanded) {
+        (false, _) => "  ",
+        (true, true) => "- ",
+        (true, false) => "+ ",
+    };
+    format!("{}{marker}{}  {}", "  ".repeat(r.depth), r.symbol, r.module)
 }
 
 fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, theme: Theme) {
@@ -332,11 +528,6 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, t
     };
     frame.render_widget(Paragraph::new(Line::styled(head, theme.title())), head_area);
     let rows = tree.rows.iter().map(|r| {
-        let marker = match (r.has_children, r.expanded) {
-            (false, _) => "  ",
-            (true, true) => "- ",
-            (true, false) => "+ ",
-        };
         let mut cells = vec![
             Cell::from(pct(r.of_function)).style(theme.hot(r.of_function)),
             Cell::from(pct(r.of_all)),
@@ -344,12 +535,7 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, t
         if timed {
             cells.push(Cell::from(format!("{:>8}", time(r.weight))));
         }
-        cells.push(Cell::from(format!(
-            "{}{marker}{}  {}",
-            "  ".repeat(r.depth),
-            r.symbol,
-            r.module
-        )));
+        cells.push(Cell::from(tree_label(r)));
         Row::new(cells)
     });
     let mut widths = vec![Constraint::Length(8), Constraint::Length(8)];
@@ -461,11 +647,18 @@ fn footer_lines(app: &App, width: u16, theme: Theme) -> Vec<Line<'static>> {
             .collect();
     }
     let hints = match app.screens.last() {
+        None if app.locks_available() => {
+            "Enter callers  a annotate  L locks  / filter  s sort  ? all keys  q quit"
+        }
         None => "Enter callers  a annotate  / filter  s sort  space pause  ? all keys  q quit",
         Some(Screen::Tree(_)) => {
             "Enter/Right expand  Left collapse  c callers<->callees  Esc back  ? keys"
         }
         Some(Screen::Annotate(_)) => "n next hot line  Up/Down move  Esc back  ? keys  q quit",
+        Some(Screen::Locks(_)) => "Enter waiters and holders  s sort  Esc back  ? keys  q quit",
+        Some(Screen::Lock(_)) => {
+            "Tab waiters<->holders  Enter/Right expand  Left collapse  Esc back  ? keys"
+        }
     };
     vec![Line::from(hints)]
 }
@@ -507,7 +700,7 @@ fn wrap(text: &str, width: u16) -> Vec<String> {
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
     let height = (HELP.len() as u16 + 2).min(area.height);
-    let width = 62.min(area.width);
+    let width = 70.min(area.width);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
