@@ -19,7 +19,9 @@ mod errors;
 mod frameless;
 mod hostile;
 mod jit;
+mod locks;
 mod locks_recording;
+mod locks_workloads;
 mod offcpu;
 mod offcpu_output;
 mod offcpu_recording;
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         frameless::tests(),
         hostile::tests(),
         jit::tests(),
+        locks::tests(),
         locks_recording::tests(),
         offcpu::tests(),
         offcpu_output::tests(),
