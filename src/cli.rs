@@ -92,7 +92,8 @@ pub struct SamplingArgs {
     /// Record lock contention: which mutex threads waited for, how long, at which stacks, and the stacks that
     /// released it to them. Probes only the contended paths of glibc's mutexes (their symbols come from libc's
     /// debug file: libc6-dbg) and Rust's std::sync::Mutex, so an uncontended lock costs nothing;
-    /// --locks=pthread probes every pthread_mutex_lock call instead (costlier). Needs root or CAP_PERFMON.
+    /// --locks=pthread probes every pthread_mutex_lock call instead (costlier). The probes trap in every process
+    /// that maps the probed files, not only the target's. Needs root or CAP_PERFMON.
     #[arg(
         long = "locks",
         value_name = "pthread",
