@@ -323,6 +323,18 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_whose_waits_decayed_to_none_keeps_its_row_for_its_time() {
+        let mut p = profile();
+        // top's decaying sums: the heap lock's one wait rounds down to none, its 100 ns to 87.
+        p.scale_values(7, 8, Values::default());
+        let rows = p.lock_rows();
+        assert_eq!(rows.len(), 2);
+        let heap = &rows[1];
+        assert_eq!(p.lock_label(heap.lock), "0x55550000");
+        assert_eq!((heap.contentions, heap.delay, heap.threads), (0, 87, 1));
+    }
+
+    #[test]
     fn views_weigh_waiters_and_holders_apart() {
         let mut p = profile();
         p.weigh(Weigh::LockWait, false);

@@ -848,20 +848,40 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// A session of its own name: the last one killed may still be going away. Killing the last session
+    /// ends the tmux server, and a new session asked for meanwhile can fail with it: tried again then.
     pub fn start(command: &str) -> Tmux {
-        let name = format!("stacktop-it-{}", std::process::id());
-        run(Command::new("tmux").args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            command,
-        ]));
-        Tmux { name }
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("stacktop-it-{}-{n}", std::process::id());
+        let mut tries = 0;
+        loop {
+            let out = Command::new("tmux")
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    &name,
+                    "-x",
+                    "100",
+                    "-y",
+                    "30",
+                    command,
+                ])
+                .output()
+                .unwrap();
+            tries += 1;
+            if out.status.success() {
+                return Tmux { name };
+            }
+            assert!(
+                tries < 5,
+                "tmux new-session failed {tries} times ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     pub fn screen(&self) -> String {
