@@ -545,14 +545,7 @@ impl Rings {
 pub(super) fn stack_ring_pages_log2(stack: u32, frequency: u64, cpus: usize) -> u8 {
     // A record reserves its whole copy, plus registers, chain and header.
     let record = u64::from(stack) + 1024;
-    let wanted = frequency
-        .saturating_mul(record)
-        .saturating_mul(RING_SLACK_MILLIS)
-        / 1000;
-    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
-    let bytes = wanted.min(per_cpu_cap).max(1);
-    let pages = bytes.div_ceil(4096).next_power_of_two();
-    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
+    slack_ring_pages_log2(frequency, record, cpus)
 }
 
 /// The switch-out rate per CPU a context-switch ring is sized for. With 1 KiB copies that is a 16 MiB ring per
@@ -567,14 +560,7 @@ pub(super) fn switch_ring_pages_log2(stack: u32, cpus: usize) -> u8 {
     // The sample's header, ids, registers and chains (a scheduler chain is ~20 kernel frames), and the two
     // 40-byte records.
     let per_switch = u64::from(stack) + 768;
-    let wanted = SWITCH_RATE
-        .saturating_mul(per_switch)
-        .saturating_mul(RING_SLACK_MILLIS)
-        / 1000;
-    let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
-    let bytes = wanted.min(per_cpu_cap).max(1);
-    let pages = bytes.div_ceil(4096).next_power_of_two();
-    (pages.trailing_zeros() as u8).clamp(RING_PAGES_LOG2_STACK_MIN, RING_PAGES_LOG2_STACK_MAX)
+    slack_ring_pages_log2(SWITCH_RATE, per_switch, cpus)
 }
 
 /// The contended waits per second per CPU a lock ring is sized for: each is a wait sample and a wake sample
@@ -588,10 +574,13 @@ const LOCK_RATE: u64 = 10_000;
 pub(super) fn lock_ring_pages_log2(stack: u32, cpus: usize) -> u8 {
     // Two samples with a copy, registers and chains, and the small one of the end.
     let per_wait = 2 * (u64::from(stack) + 512) + 128;
-    let wanted = LOCK_RATE
-        .saturating_mul(per_wait)
-        .saturating_mul(RING_SLACK_MILLIS)
-        / 1000;
+    slack_ring_pages_log2(LOCK_RATE, per_wait, cpus)
+}
+
+/// A stack ring's size (log2 of pages) for `rate` records a second of `bytes` each: [`RING_SLACK_MILLIS`] of
+/// them, at most [`RING_BYTES_ALL_CPUS_MAX`] over `cpus`, within the bounds of stack rings.
+fn slack_ring_pages_log2(rate: u64, bytes: u64, cpus: usize) -> u8 {
+    let wanted = rate.saturating_mul(bytes).saturating_mul(RING_SLACK_MILLIS) / 1000;
     let per_cpu_cap = RING_BYTES_ALL_CPUS_MAX / cpus.max(1) as u64;
     let bytes = wanted.min(per_cpu_cap).max(1);
     let pages = bytes.div_ceil(4096).next_power_of_two();

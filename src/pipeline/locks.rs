@@ -28,7 +28,7 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use super::{module_key, module_spec, Pipeline, TRUNCATED};
+use super::{module_key, module_spec, Pipeline};
 use crate::acquire::record::{Record, SampleKind, SampleRecord};
 use crate::addr::Svma;
 use crate::profile::{LocationId, LockId, LockStats};
@@ -360,15 +360,11 @@ impl Pipeline {
             ));
         }
         if locks.truncated > 0 {
-            let copy = match (locks.config.stack_bytes, &self.unwinders) {
-                (0, _) | (_, None) => String::new(),
-                (n, Some(_)) => format!(
-                    " (each copies {n} bytes of user stack; --call-graph dwarf,BYTES copies more)"
-                ),
-            };
-            notes.push(format!(
-                "locks: {} of {} waiter and holder stacks were cut before their root{copy}: they end in {TRUNCATED}",
-                locks.truncated, locks.walked
+            notes.push(self.cut_stacks_note(
+                "locks",
+                "waiter and holder",
+                (locks.truncated, locks.walked),
+                locks.config.stack_bytes,
             ));
         }
         notes

@@ -1271,6 +1271,24 @@ impl Pipeline {
     }
 
     /// The off-CPU notes (see `add_off_cpu_notes`); none when off-CPU time was not recorded.
+    /// `cut` of `of` stacks of a `kind` sample were cut before their root: said with the copy's size when the
+    /// stacks were walked in a copy.
+    fn cut_stacks_note(
+        &self,
+        what: &str,
+        kind: &str,
+        (cut, of): (u64, u64),
+        stack_bytes: u32,
+    ) -> String {
+        let copy = match (stack_bytes, &self.unwinders) {
+            (0, _) | (_, None) => String::new(),
+            (n, Some(_)) => format!(
+                " (each copies {n} bytes of user stack; --call-graph dwarf,BYTES copies more)"
+            ),
+        };
+        format!("{what}: {cut} of {of} {kind} stacks were cut before their root{copy}: they end in {TRUNCATED}")
+    }
+
     pub fn off_cpu_notes(&self) -> Vec<String> {
         let Some(off) = &self.off_cpu else {
             return Vec::new();
@@ -1278,15 +1296,11 @@ impl Pipeline {
         let mut notes = Vec::new();
         let stats = off.intervals.stats();
         if off.truncated > 0 {
-            let copy = match (off.config.stack_bytes, &self.unwinders) {
-                (0, _) | (_, None) => String::new(),
-                (n, Some(_)) => format!(
-                    " (each copies {n} bytes of user stack; --call-graph dwarf,BYTES copies more)"
-                ),
-            };
-            notes.push(format!(
-                "off-CPU: {} of {} switch-out stacks were cut before their root{copy}: they end in {TRUNCATED}",
-                off.truncated, off.samples
+            notes.push(self.cut_stacks_note(
+                "off-CPU",
+                "switch-out",
+                (off.truncated, off.samples),
+                off.config.stack_bytes,
             ));
         }
         if stats.blocked_at_attach > 0 {

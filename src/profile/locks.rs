@@ -149,8 +149,7 @@ impl Profile {
         lock: LockId,
         nanos: u64,
     ) {
-        let leaf = self.intern_stack(stack);
-        self.add_group((leaf, pid, tid, comm, Some(lock)), Values::wait(nanos));
+        let leaf = self.add_lock_values(stack, (pid, tid, comm), Some(lock), Values::wait(nanos));
         if let Some(l) = self.locks.get_mut(lock.index()) {
             if l.first.is_none() || nanos > l.longest {
                 l.first = l.first.or(leaf);
@@ -168,8 +167,7 @@ impl Profile {
         lock: LockId,
         nanos: u64,
     ) {
-        let leaf = self.intern_stack(stack);
-        self.add_group((leaf, pid, tid, comm, Some(lock)), Values::caused(nanos));
+        self.add_lock_values(stack, (pid, tid, comm), Some(lock), Values::caused(nanos));
     }
 
     /// Adds a sum of lock values at a stack (a profile file's group, read back): `values` may hold waits or
