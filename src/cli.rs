@@ -92,7 +92,8 @@ pub struct SamplingArgs {
     /// Record lock contention: which mutex threads waited for, how long, at which stacks, and the stacks that
     /// released it to them. Probes only the contended paths of glibc's mutexes (their symbols come from libc's
     /// debug file: libc6-dbg) and Rust's std::sync::Mutex, so an uncontended lock costs nothing;
-    /// --locks=pthread probes every pthread_mutex_lock call instead (costlier). Needs root or CAP_PERFMON.
+    /// --locks=pthread probes every pthread_mutex_lock call instead (costlier). The probes trap in every process
+    /// that maps the probed files, not only the target's. Needs root or CAP_PERFMON.
     #[arg(
         long = "locks",
         value_name = "pthread",
@@ -284,10 +285,12 @@ pub struct TopArgs {
     #[arg(long = "process", value_name = "NAME")]
     pub process: Option<String>,
     /// What the view weighs at start: CPU samples, off-CPU time (blocked and runnable, or one of them) or
-    /// both (wall-clock time). The `w` key switches cpu, off-cpu, wall.
+    /// both (wall-clock time); with --locks, lock waits at the waiters' stacks (lock-wait) or at the stacks
+    /// that released the lock to them (lock-hold). The `w` key switches cpu, off-cpu, wall, lock-wait,
+    /// lock-hold; `L` lists the locks.
     #[arg(
         long = "weight",
-        value_name = "cpu|off-cpu|blocked|runnable|wall",
+        value_name = "cpu|off-cpu|blocked|runnable|wall|lock-wait|lock-hold",
         default_value = "cpu"
     )]
     pub weight: crate::profile::Weigh,

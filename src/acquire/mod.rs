@@ -111,7 +111,7 @@ pub const LOCK_HYBRID_STACK_BYTES: u32 = 4096;
 /// hits a pair; `perf record --call-graph dwarf,4096` on the same probe: 20.3 us). Traps are cheaper on bare
 /// metal. An uncontended loop of 10M lock/unlock pairs ran at the same speed with and without `--locks`.
 pub const LOCK_PROBE_COST: &str =
-    "each contended wait costs its threads three probe hits (its start, its end, the release), about 18 us each on a 2-CPU VM where a uprobe's trap alone costs 16 us; an uncontended lock costs nothing (with --locks=pthread, every lock and unlock call is hit)";
+    "each contended wait costs its threads three probe hits (its start, its end, the release), about 18 us each on a 2-CPU VM where a uprobe's trap alone costs 16 us; an uncontended lock costs nothing (with --locks=pthread, every lock and unlock call is hit); the probes trap in every process that maps the probed files, not only the target's";
 /// The kernel's largest user stack copy (a record's size is a u16).
 pub const MAX_STACK_BYTES: u32 = 65528;
 

@@ -238,13 +238,17 @@ impl Profile {
             let Some(lock) = g.lock else { continue };
             let (values, threads) = sums.entry(lock).or_default();
             values.add(g.values());
-            if g.contentions > 0 {
+            // Counted by time too: `top`'s decaying sums round a group's few waits down to none while
+            // their time lasts.
+            if g.contentions > 0 || g.delay > 0 {
                 threads.insert((g.pid, g.tid));
             }
         }
         let mut rows: Vec<LockRow> = sums
             .into_iter()
-            .filter(|(_, (v, _))| v.contentions > 0 || v.caused_contentions > 0)
+            .filter(|(_, (v, _))| {
+                v.contentions > 0 || v.caused_contentions > 0 || v.delay > 0 || v.caused_delay > 0
+            })
             .map(|(lock, (v, threads))| LockRow {
                 lock,
                 contentions: v.contentions,
@@ -316,6 +320,18 @@ mod tests {
         assert!(!p.lock_is(rows[0].lock, "stats_lock"));
         let first = p.lock(rows[0].lock).unwrap().first;
         assert!(first.is_some());
+    }
+
+    #[test]
+    fn a_lock_whose_waits_decayed_to_none_keeps_its_row_for_its_time() {
+        let mut p = profile();
+        // top's decaying sums: the heap lock's one wait rounds down to none, its 100 ns to 87.
+        p.scale_values(7, 8, Values::default());
+        let rows = p.lock_rows();
+        assert_eq!(rows.len(), 2);
+        let heap = &rows[1];
+        assert_eq!(p.lock_label(heap.lock), "0x55550000");
+        assert_eq!((heap.contentions, heap.delay, heap.threads), (0, 87, 1));
     }
 
     #[test]

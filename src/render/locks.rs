@@ -115,7 +115,7 @@ pub fn write_locks(w: &mut impl Write, profile: &Profile, opts: &LocksOptions) -
 }
 
 /// A lock as the table shows it: its symbol and module, or its address and its first waiter's callers.
-fn lock_name(profile: &Profile, id: LockId) -> String {
+pub fn lock_name(profile: &Profile, id: LockId) -> String {
     let Some(lock) = profile.lock(id) else {
         return "[unknown lock]".to_owned();
     };
@@ -147,8 +147,15 @@ fn first_callers(profile: &Profile, id: LockId) -> Vec<String> {
         .map(|f| profile.func_name(&profile.func_key(f)))
         .skip(1)
         .peekable();
-    let is_lock_function =
-        |n: &str| n.contains("mutex_lock") || n.ends_with("::lock") || n.contains("lock_contended");
+    // A condition variable's wait takes its mutex back inside libc (`__pthread_mutex_cond_lock` under
+    // `pthread_cond_wait`): its frames are the lock's too.
+    let is_lock_function = |n: &str| {
+        n.contains("mutex_lock")
+            || n.contains("mutex_cond_lock")
+            || n.contains("pthread_cond_")
+            || n.ends_with("::lock")
+            || n.contains("lock_contended")
+    };
     while names.peek().is_some_and(|n| is_lock_function(n)) {
         names.next();
     }

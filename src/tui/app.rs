@@ -5,6 +5,7 @@
 //! What is weighed (`w`, `--weight`: CPU samples, off-CPU time or both) is a projection: the sums keep every
 //! value, and the profile the screens read holds a copy of the shown sums projected onto the view
 //! ([`Profile::weigh`], as the report and the flamegraph weigh), made again when the sums or the view change.
+//! The locks screens (`locks.rs`) read the sums themselves, and their trees weigh views of their own.
 
 use regex::{Regex, RegexBuilder};
 
@@ -15,6 +16,7 @@ use crate::render::sanitize;
 use crate::render::text::short_module;
 
 pub use super::annotate::{hottest_line, note, AnnotateView, Annotation, Annotator};
+pub use super::locks::{LockSort, LockTableRow, LockTree, LockView, LocksView, Side};
 pub use super::tree::{TreeRow, TreeView};
 
 /// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
@@ -80,6 +82,10 @@ pub struct TableRow {
 pub enum Screen {
     Tree(TreeView),
     Annotate(AnnotateView),
+    /// The locks table (`L`).
+    Locks(LocksView),
+    /// A lock's waiters and holders.
+    Lock(LockView),
 }
 
 /// A line being typed at the bottom of the screen.
@@ -111,10 +117,10 @@ pub struct App {
     pub status: Status,
     /// Every stack seen, interned once. Its sample groups are the shown sums projected onto `view`: what every
     /// screen (and the annotator) reads.
-    profile: Profile,
+    pub(super) profile: Profile,
     /// The sums of the mode shown, with every value (CPU and off-CPU), over the profile's stacks: decaying
     /// (`old * 7/8 + new` each refresh, as perf top does) or cumulative.
-    sums: SampleSet,
+    pub(super) sums: SampleSet,
     /// The sums of the other mode, over the same stacks (see [`Profile::swap_samples`]).
     other_sums: SampleSet,
     /// What the screens weigh.
@@ -123,11 +129,16 @@ pub struct App {
     pub totals: Values,
     /// Off-CPU time has been seen in this session (the decaying sums may lose it again).
     off_cpu_seen: bool,
+    /// Lock waits have been seen in this session.
+    pub(super) locks_seen: bool,
     /// A recorded profile (`top -i`), not a live session.
-    recorded: bool,
-    /// Whether the session records off-CPU time is known: a recorded profile, or a live one's first update
-    /// has come (its profile's `meta.off_cpu` says).
-    informed: bool,
+    pub(super) recorded: bool,
+    /// Whether the session records off-CPU time and lock waits is known: a recorded profile, or a live one's
+    /// first update has come (its profile's `meta.off_cpu` and `meta.locks` say).
+    pub(super) informed: bool,
+    /// The shown sums projected onto the lock views a lock's screen weighs (other than `view`), made when
+    /// first needed and dropped when the sums change.
+    pub(super) lock_sets: Vec<(Weigh, SampleSet)>,
     /// Refreshes received while paused, applied on resume.
     held: Vec<Update>,
     cumulative_mode: bool,
@@ -141,6 +152,9 @@ pub struct App {
     pub module_limit: Option<String>,
     pub hide_kernel: bool,
     pub rows: Vec<TableRow>,
+    /// The locks table, whichever screen is open (empty without lock recording).
+    pub lock_rows: Vec<LockTableRow>,
+    pub lock_sort: LockSort,
     /// Samples (period) shown in the table's denominator.
     pub total: Weight,
     pub selected: usize,
@@ -173,8 +187,10 @@ impl App {
             view: Weigh::Cpu,
             totals: Values::default(),
             off_cpu_seen: false,
+            locks_seen: false,
             recorded: false,
             informed: false,
+            lock_sets: Vec::new(),
             held: Vec::new(),
             cumulative_mode: false,
             paused: false,
@@ -186,6 +202,8 @@ impl App {
             module_limit: None,
             hide_kernel: false,
             rows: Vec::new(),
+            lock_rows: Vec::new(),
+            lock_sort: LockSort::default(),
             total: Weight::default(),
             selected: 0,
             follow: false,
@@ -229,20 +247,59 @@ impl App {
         self.off_cpu_seen || self.profile.meta.off_cpu.enabled
     }
 
-    /// The view to start with (`--weight`). A view of off-CPU time in a session without any falls back to CPU
-    /// with a message as soon as that is known (a live session's first update).
+    /// The view to start with (`--weight`). A view of off-CPU time or lock waits in a session without any
+    /// falls back to CPU with a message as soon as that is known (a live session's first update).
     pub fn start_view(&mut self, view: Weigh) {
         self.view = view;
         self.project();
         self.refresh();
     }
 
-    /// `w` (the next view: CPU, off-CPU, wall) or any view: the table from the top, the open trees and
-    /// annotations weighed anew. A view of off-CPU time in a session that records none is refused with a
-    /// message saying how to record it.
+    /// Why the session has nothing to show in `view` (and how to get it), once that is known.
+    fn unavailable(&self, view: Weigh) -> Option<&'static str> {
+        if !self.informed {
+            None
+        } else if view.is_lock() {
+            (!self.locks_available()).then(|| self.no_locks())
+        } else if view.is_time() {
+            (!self.off_cpu_available()).then(|| self.no_off_cpu())
+        } else {
+            None
+        }
+    }
+
+    /// `w`: the next view the session has, in the order CPU, off-CPU, wall, lock wait, lock hold (blocked and
+    /// runnable go on to wall). With none but CPU, a message says how to record off-CPU time.
+    pub fn next_view(&mut self) {
+        const CYCLE: [Weigh; 5] = [
+            Weigh::Cpu,
+            Weigh::OffCpu,
+            Weigh::Wall,
+            Weigh::LockWait,
+            Weigh::LockHold,
+        ];
+        let from = match self.view {
+            Weigh::Blocked | Weigh::Runnable => Weigh::OffCpu,
+            view => view,
+        };
+        let at = CYCLE.iter().position(|&w| w == from).unwrap_or(0);
+        let next = (1..=CYCLE.len())
+            .map(|i| CYCLE[(at + i) % CYCLE.len()])
+            .find(|&w| self.unavailable(w).is_none())
+            .unwrap_or(Weigh::Cpu);
+        if next == Weigh::Cpu && self.view == Weigh::Cpu {
+            self.set_view(Weigh::OffCpu);
+        } else {
+            self.set_view(next);
+        }
+    }
+
+    /// Any view (`w`): the table from the top, the open trees and annotations weighed anew. A view of
+    /// off-CPU time or lock waits in a session that records none is refused with a message saying how to
+    /// record it.
     pub fn set_view(&mut self, view: Weigh) {
-        if view.is_time() && self.informed && !self.off_cpu_available() {
-            self.message = Some(self.no_off_cpu().to_owned());
+        if let Some(why) = self.unavailable(view) {
+            self.message = Some(why.to_owned());
             return;
         }
         if view == self.view {
@@ -275,21 +332,35 @@ impl App {
         let mut copy = self.sums.clone();
         self.profile.swap_samples(&mut copy);
         self.totals = self.profile.totals();
-        let off_cpu =
-            self.totals.switches > 0 || self.totals.blocked > 0 || self.totals.runnable > 0;
+        self.lock_sets.clear();
+        let t = self.totals;
+        let off_cpu = t.switches > 0 || t.blocked > 0 || t.runnable > 0;
+        let locks =
+            t.contentions > 0 || t.delay > 0 || t.caused_contentions > 0 || t.caused_delay > 0;
         self.off_cpu_seen |= off_cpu;
-        if self.view.is_time() && self.informed && !self.off_cpu_available() {
+        self.locks_seen |= locks;
+        if let Some(why) = self.unavailable(self.view) {
             self.view = Weigh::Cpu;
-            let why = self.no_off_cpu();
-            self.message = Some(match self.message.take() {
-                Some(earlier) => format!("{earlier}; {why}"),
-                None => why.to_owned(),
-            });
+            self.tell(why);
         }
-        // Without off-CPU values the CPU projection is the copy itself.
-        if off_cpu || self.view != Weigh::Cpu {
+        // Locks screens opened before the first update in a session without lock recording.
+        let lock_screen = |s: &Screen| matches!(s, Screen::Locks(_) | Screen::Lock(_));
+        if self.informed && !self.locks_available() && self.screens.iter().any(lock_screen) {
+            self.screens.retain(|s| !lock_screen(s));
+            self.tell(self.no_locks());
+        }
+        // Without off-CPU or lock values the CPU projection is the copy itself.
+        if off_cpu || locks || self.view != Weigh::Cpu {
             self.profile.weigh(self.view, false);
         }
+    }
+
+    /// Adds `why` to the footer's message.
+    fn tell(&mut self, why: &str) {
+        self.message = Some(match self.message.take() {
+            Some(earlier) => format!("{earlier}; {why}"),
+            None => why.to_owned(),
+        });
     }
 
     /// Whether the cumulative sums are shown (else the decaying ones).
@@ -335,6 +406,8 @@ impl App {
             period: recent.period / 100_000,
             blocked: recent.blocked / 100_000,
             runnable: recent.runnable / 100_000,
+            delay: recent.delay / 100_000,
+            caused_delay: recent.caused_delay / 100_000,
             ..Values::default()
         };
         self.profile.scale_values(DECAY.0, DECAY.1, floor);
@@ -440,10 +513,14 @@ impl App {
             None => 0,
         };
         self.selected = at.min(self.rows.len().saturating_sub(1));
+        self.make_lock_rows();
         let mut screens = std::mem::take(&mut self.screens);
         for screen in &mut screens {
-            if let Screen::Tree(tree) = screen {
-                self.fill_tree(tree);
+            match screen {
+                Screen::Tree(tree) => self.fill_tree(tree),
+                Screen::Locks(view) => self.follow_lock(view),
+                Screen::Lock(view) => self.fill_lock_view(view),
+                Screen::Annotate(_) => {}
             }
         }
         self.screens = screens;

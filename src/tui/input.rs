@@ -22,7 +22,9 @@ pub const HELP: &[(&str, &str)] = &[
     ("t", "limit to a thread or process name, pid or tid"),
     ("d", "limit to the module of the row (again: all)"),
     ("K", "hide / show kernel frames"),
-    ("w", "weigh CPU -> off-CPU -> wall time (--weight)"),
+    ("w", "weigh CPU -> off-CPU -> wall time -> lock wait, hold"),
+    ("L", "locks (top --locks); Enter: the waiters and holders"),
+    ("Tab", "waiters <-> holders (a lock's screen)"),
     ("z", "decaying <-> cumulative"),
     ("space", "pause / resume"),
     ("Esc", "back"),
@@ -59,7 +61,8 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
             app.set_cumulative_mode(!app.cumulative_mode());
             app.refresh();
         }
-        KeyCode::Char('w') => app.set_view(app.view().next()),
+        KeyCode::Char('w') => app.next_view(),
+        KeyCode::Char('L') => app.toggle_locks(),
         KeyCode::Char('K') => {
             app.hide_kernel = !app.hide_kernel;
             app.refresh();
@@ -84,6 +87,11 @@ pub fn handle_key(app: &mut App, key: KeyEvent) {
             None => table_key(app, key),
             Some(Screen::Tree(_)) => tree_key(app, key),
             Some(Screen::Annotate(_)) => annotate_key(app, key),
+            Some(Screen::Locks(_)) => locks_key(app, key),
+            Some(Screen::Lock(_)) => match key.code {
+                KeyCode::Tab | KeyCode::BackTab => app.switch_lock_side(),
+                _ => tree_key(app, key),
+            },
         },
     }
 }
@@ -127,23 +135,41 @@ fn table_key(app: &mut App, key: KeyEvent) {
     }
 }
 
+fn locks_key(app: &mut App, key: KeyEvent) {
+    let Some(Screen::Locks(view)) = app.screens.last() else {
+        return;
+    };
+    if let Some(at) = moved(key.code, view.selected, app.lock_rows.len(), app.page) {
+        let home = matches!(key.code, KeyCode::Home | KeyCode::Char('g'));
+        app.select_lock(at, !home);
+        return;
+    }
+    match key.code {
+        KeyCode::Enter | KeyCode::Right => app.open_lock(),
+        KeyCode::Char('s') => app.sort_locks(),
+        _ => {}
+    }
+}
+
 fn tree_key(app: &mut App, key: KeyEvent) {
     let page = app.page;
     let Some(tree) = app.tree_mut() else {
         return;
     };
+    let lock = tree.lock.is_some();
     if let Some(at) = moved(key.code, tree.selected, tree.rows.len(), page) {
         tree.selected = at;
         return;
     }
     let Some(row) = tree.rows.get(tree.selected).cloned() else {
-        if key.code == KeyCode::Char('c') {
+        if key.code == KeyCode::Char('c') && !lock {
             switch_direction(app);
         }
         return;
     };
     match key.code {
         KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => {
+            tree.touched = true;
             if row.has_children {
                 if key.code == KeyCode::Enter && row.expanded {
                     tree.expanded.remove(&row.path);
@@ -153,6 +179,7 @@ fn tree_key(app: &mut App, key: KeyEvent) {
             }
         }
         KeyCode::Left | KeyCode::Char('h') => {
+            tree.touched = true;
             if row.expanded {
                 tree.expanded.remove(&row.path);
             } else if let Some(parent) = tree.rows[..tree.selected]
@@ -162,6 +189,14 @@ fn tree_key(app: &mut App, key: KeyEvent) {
                 // Already collapsed: go to the parent, as file trees do.
                 tree.selected = parent;
             }
+        }
+        // A lock's trees are its waits' callers; annotate weighs the app's view.
+        KeyCode::Char('c') if lock => return,
+        KeyCode::Char('a') if lock => {
+            app.message = Some(
+                "annotate from the function table (w weighs it by lock wait or hold)".to_owned(),
+            );
+            return;
         }
         KeyCode::Char('c') => return switch_direction(app),
         KeyCode::Char('a') => {

@@ -1,8 +1,9 @@
-//! Drawing: reads the `App`, never changes it. Three header lines (then a warning about the stacks, and the
-//! view with the totals of each kind when the session has off-CPU time), the open screen (table, tree or
-//! annotate; in a view of time, with the times beside the percentages), a footer with the prompt, a message
-//! (on as many lines as it needs) or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read on dark
-//! and light themes; with `NO_COLOR`, only bold and reverse.
+//! Drawing: reads the `App`, never changes it. Three header lines (then a warning about the stacks, the view
+//! with the totals of each kind when the session has off-CPU time or lock waits, and the lock totals when it
+//! records locks), the open screen (table, tree, annotate, the locks table or a lock's trees; in a view of
+//! time, with the times beside the percentages), a footer with the prompt, a message (on as many lines as it
+//! needs) or key hints, and the help overlay on top. Colours are limited to bold, reverse and red, which read
+//! on dark and light themes; with `NO_COLOR`, only bold and reverse.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -17,6 +18,8 @@ use crate::annotate::{LineKind, HOT_PERCENT};
 use crate::profile::query::Direction;
 use crate::profile::Weigh;
 use crate::render::text::sanitize_message;
+
+mod locks;
 
 /// Styling choices; `color: false` for `NO_COLOR`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +64,15 @@ pub fn page_rows(app: &App, width: u16, height: u16) -> usize {
     usize::from(height.saturating_sub(header + footer + 2)).max(1)
 }
 
-/// The header's and the footer's heights: three header lines (one more with a stack warning, one more with
-/// off-CPU time); a footer as tall as its message needs, leaving the header and a body row.
+/// The header's and the footer's heights: three header lines (one more with a stack warning, one more for
+/// the view with off-CPU time or lock waits, one more for the lock totals); a footer as tall as its message
+/// needs, leaving the header and a body row.
 fn frame_heights(app: &App, width: u16, height: u16) -> (u16, u16) {
-    let header =
-        3 + u16::from(app.status.unwind_warning.is_some()) + u16::from(app.off_cpu_available());
+    let locks = app.locks_available();
+    let header = 3
+        + u16::from(app.status.unwind_warning.is_some())
+        + u16::from(app.off_cpu_available() || locks)
+        + u16::from(locks);
     let lines = footer_lines(app, width, Theme { color: false }).len();
     let footer = u16::try_from(lines)
         .unwrap_or(u16::MAX)
@@ -88,6 +95,8 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: Theme) {
         None => draw_table(frame, body, app, theme),
         Some(Screen::Tree(tree)) => draw_tree(frame, body, tree, app.view(), theme),
         Some(Screen::Annotate(view)) => draw_annotate(frame, body, view, app.view(), theme),
+        Some(Screen::Locks(view)) => locks::draw_locks(frame, body, app, view, theme),
+        Some(Screen::Lock(view)) => locks::draw_lock(frame, body, app, view, theme),
     }
     frame.render_widget(Paragraph::new(footer_lines), footer);
     if app.help {
@@ -156,14 +165,27 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
             theme.hot(100.0),
         )));
     }
-    if app.off_cpu_available() {
+    if app.off_cpu_available() || app.locks_available() {
         lines.push(view_line(app, theme));
+    }
+    if app.locks_available() {
+        let t = app.totals;
+        lines.push(Line::from(vec![
+            Span::styled("locks:", theme.title()),
+            Span::raw(format!(
+                " {} waits  {} waited  {} caused by holders  (L: locks)",
+                t.contentions,
+                time(t.delay),
+                time(t.caused_delay)
+            )),
+        ]));
     }
     frame.render_widget(Paragraph::new(lines), area);
 }
 
 /// `view: off-cpu  cpu 1.20 s  blocked 800 ms  runnable 220 ms  (w: next view)`: what the screens weigh and
-/// the totals of each kind in the sums shown (CPU as time when its period is, else as samples).
+/// the totals of each kind in the sums shown (CPU as time when its period is, else as samples; off-CPU time
+/// when the session has some).
 fn view_line(app: &App, theme: Theme) -> Line<'static> {
     let t = app.totals;
     let cpu = if app.meta().period_unit == "nanoseconds" {
@@ -171,13 +193,18 @@ fn view_line(app: &App, theme: Theme) -> Line<'static> {
     } else {
         format!("{} samples", t.count)
     };
-    Line::from(vec![
-        Span::styled(format!("view: {}", app.view()), theme.title()),
-        Span::raw(format!(
-            "  cpu {cpu}  blocked {}  runnable {}  (w: next view)",
+    let mut rest = format!("  cpu {cpu}");
+    if app.off_cpu_available() {
+        rest.push_str(&format!(
+            "  blocked {}  runnable {}",
             time(t.blocked),
             time(t.runnable)
-        )),
+        ));
+    }
+    rest.push_str("  (w: next view)");
+    Line::from(vec![
+        Span::styled(format!("view: {}", app.view()), theme.title()),
+        Span::raw(rest),
     ])
 }
 
@@ -278,6 +305,8 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     if app.rows.is_empty() {
         let text = if !(app.ended || app.status.samples > 0) {
             "waiting for samples..."
+        } else if app.view().is_lock() {
+            "no lock wait matches"
         } else if timed && app.sort == SortColumn::SelfPct {
             // Off CPU, the innermost frame of a switch-out is the scheduler's: a function that waited has
             // total time, not self time.
@@ -291,6 +320,16 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
         return;
     }
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// A tree row's function, indented by its depth, with its expand marker and module.
+fn tree_label(r: &super::app::TreeRow) -> String {
+    let marker = match (r.has_children, r.expanded) {
+        (false, _) => "  ",
+        (true, true) => "- ",
+        (true, false) => "+ ",
+    };
+    format!("{}{marker}{}  {}", "  ".repeat(r.depth), r.symbol, r.module)
 }
 
 fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, theme: Theme) {
@@ -332,11 +371,6 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, t
     };
     frame.render_widget(Paragraph::new(Line::styled(head, theme.title())), head_area);
     let rows = tree.rows.iter().map(|r| {
-        let marker = match (r.has_children, r.expanded) {
-            (false, _) => "  ",
-            (true, true) => "- ",
-            (true, false) => "+ ",
-        };
         let mut cells = vec![
             Cell::from(pct(r.of_function)).style(theme.hot(r.of_function)),
             Cell::from(pct(r.of_all)),
@@ -344,12 +378,7 @@ fn draw_tree(frame: &mut Frame<'_>, area: Rect, tree: &TreeView, weigh: Weigh, t
         if timed {
             cells.push(Cell::from(format!("{:>8}", time(r.weight))));
         }
-        cells.push(Cell::from(format!(
-            "{}{marker}{}  {}",
-            "  ".repeat(r.depth),
-            r.symbol,
-            r.module
-        )));
+        cells.push(Cell::from(tree_label(r)));
         Row::new(cells)
     });
     let mut widths = vec![Constraint::Length(8), Constraint::Length(8)];
@@ -461,11 +490,18 @@ fn footer_lines(app: &App, width: u16, theme: Theme) -> Vec<Line<'static>> {
             .collect();
     }
     let hints = match app.screens.last() {
+        None if app.locks_available() => {
+            "Enter callers  a annotate  L locks  / filter  s sort  ? all keys  q quit"
+        }
         None => "Enter callers  a annotate  / filter  s sort  space pause  ? all keys  q quit",
         Some(Screen::Tree(_)) => {
             "Enter/Right expand  Left collapse  c callers<->callees  Esc back  ? keys"
         }
         Some(Screen::Annotate(_)) => "n next hot line  Up/Down move  Esc back  ? keys  q quit",
+        Some(Screen::Locks(_)) => "Enter waiters and holders  s sort  Esc back  ? keys  q quit",
+        Some(Screen::Lock(_)) => {
+            "Tab waiters<->holders  Enter/Right expand  Left collapse  Esc back  ? keys"
+        }
     };
     vec![Line::from(hints)]
 }
@@ -507,7 +543,7 @@ fn wrap(text: &str, width: u16) -> Vec<String> {
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
     let height = (HELP.len() as u16 + 2).min(area.height);
-    let width = 62.min(area.width);
+    let width = 70.min(area.width);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,

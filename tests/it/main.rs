@@ -35,6 +35,7 @@ mod render_offcpu;
 mod replay;
 mod symbolize;
 mod top;
+mod top_locks;
 mod top_sampler;
 mod top_weigh;
 mod unwind;
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
         replay::tests(),
         symbolize::tests(),
         top::tests(),
+        top_locks::tests(),
         top_sampler::tests(),
         top_weigh::tests(),
         unwind::tests(),

@@ -42,7 +42,7 @@ pub fn screen(app: &mut App, width: u16, height: u16) -> String {
 }
 
 /// The screen as text, and the lines drawn in reverse video (the selection).
-fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<String>) {
+pub fn screen_and_highlight(app: &mut App, width: u16, height: u16) -> (String, Vec<String>) {
     app.page = page_rows(app, width, height);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
@@ -843,28 +843,48 @@ pub fn live_fp_view_warns_of_code_without_frame_pointers() {
 }
 
 /// A tmux session that is killed when the test ends, however it ends.
-struct Tmux {
+pub struct Tmux {
     name: String,
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let name = format!("stacktop-it-{}", std::process::id());
-        run(Command::new("tmux").args([
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            command,
-        ]));
-        Tmux { name }
+    /// A session of its own name: the last one killed may still be going away. Killing the last session
+    /// ends the tmux server, and a new session asked for meanwhile can fail with it: tried again then.
+    pub fn start(command: &str) -> Tmux {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("stacktop-it-{}-{n}", std::process::id());
+        let mut tries = 0;
+        loop {
+            let out = Command::new("tmux")
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    &name,
+                    "-x",
+                    "100",
+                    "-y",
+                    "30",
+                    command,
+                ])
+                .output()
+                .unwrap();
+            tries += 1;
+            if out.status.success() {
+                return Tmux { name };
+            }
+            assert!(
+                tries < 5,
+                "tmux new-session failed {tries} times ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
@@ -873,7 +893,7 @@ impl Tmux {
     }
 
     /// The screen with its colours and attributes (`capture-pane -e`): the lines drawn in reverse video.
-    fn reversed_lines(&self) -> Vec<String> {
+    pub fn reversed_lines(&self) -> Vec<String> {
         let out = Command::new("tmux")
             .args(["capture-pane", "-e", "-p", "-t", &self.name])
             .output()
@@ -895,14 +915,14 @@ impl Tmux {
             .to_owned()
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub fn keys(&self, keys: &[&str]) {
         run(Command::new("tmux")
             .args(["send-keys", "-t", &self.name])
             .args(keys));
     }
 
     /// Polls the screen until `ok` holds; panics with the last screen after `timeout`.
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
@@ -926,7 +946,7 @@ impl Drop for Tmux {
 }
 
 /// The first table row under the column header.
-fn first_row(screen: &str) -> Option<&str> {
+pub fn first_row(screen: &str) -> Option<&str> {
     let mut lines = screen.lines();
     lines.find(|l| l.contains("Self") && l.contains("Symbol"))?;
     lines.next()
@@ -1027,7 +1047,7 @@ pub fn live_view_in_tmux() {
 }
 
 /// The row of the callers tree on `screen` naming `caller`: its "of func" percentage and its line.
-fn caller_row(screen: &str, caller: &str) -> Option<(f64, usize)> {
+pub fn caller_row(screen: &str, caller: &str) -> Option<(f64, usize)> {
     screen.lines().enumerate().find_map(|(i, l)| {
         let mut words = l.split_whitespace();
         let pct = words.next()?.strip_suffix('%')?.parse().ok()?;

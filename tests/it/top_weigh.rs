@@ -615,7 +615,7 @@ pub fn weight_option_is_checked() {
     );
     let help = stdout_of(&mut stacktop(&["top", "--help"]));
     assert!(
-        help.contains("--weight <cpu|off-cpu|blocked|runnable|wall>"),
+        help.contains("--weight <cpu|off-cpu|blocked|runnable|wall|lock-wait|lock-hold>"),
         "{help}"
     );
     assert!(help.contains("weigh CPU -> off-CPU -> wall time"), "{help}");
