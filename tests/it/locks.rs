@@ -84,8 +84,8 @@ fn check_table(run: &LockRun, table: &str) {
     );
     let off = (row.contentions as f64 - waits as f64).abs() * 100.0 / waits as f64;
     assert!(
-        off <= 5.0,
-        "{table}: stacktop counts {} contentions, the workload {waits} waits: {off:.1}% apart (at most 5%)",
+        off <= 10.0,
+        "{table}: stacktop counts {} contentions, the workload {waits} waits: {off:.1}% apart (at most 10%)",
         row.contentions
     );
     let off = (row.delay as f64 - wait_ns as f64).abs() * 100.0 / wait_ns as f64;
