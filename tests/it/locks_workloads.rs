@@ -255,8 +255,8 @@ pub fn stderr_of(child: &mut Child) -> String {
 
 /// Attaches stacktop with `--locks` to `locks_table SECONDS window` inside its measurement window: the
 /// workload contends unmeasured for a while, parks every thread outside the locks (SIGUSR1), stacktop attaches
-/// and places its probes (seen in the target's memory), then the measured part runs (SIGUSR2) until the
-/// workload exits, which ends the recording.
+/// and places its probes (seen in the target's memory, then half a second more), then the measured part runs
+/// (SIGUSR2) until the workload exits, which ends the recording.
 pub fn record_in_window(name: &str) -> LockRun {
     let bin = locks_table();
     let target = Target::spawn(Command::new(&bin).args([SECONDS, "window"]));
@@ -264,12 +264,16 @@ pub fn record_in_window(name: &str) -> LockRun {
     std::thread::sleep(Duration::from_millis(500));
     signal(pid, "USR1");
     target.expect_line("paused", Duration::from_secs(10));
-    let (mut recorder, file) = spawn_attached(name, &["--locks"], pid);
     let probes = [
         LibcFunction::find(pid, "__lll_lock_wait"),
         LibcFunction::find(pid, "__lll_lock_wake"),
     ];
+    wait_unprobed(pid, &probes);
+    let (mut recorder, file) = spawn_attached(name, &["--locks"], pid);
     wait_probed(pid, &probes, &mut recorder);
+    // A breakpoint is in place from the opening of the first probe on; the others (one set per CPU), their
+    // enabling and the attach to the target's threads follow within milliseconds.
+    std::thread::sleep(Duration::from_millis(500));
     signal(pid, "USR2");
     let figures = target.finish(Duration::from_secs(60));
     let status = wait_within(&mut recorder, Duration::from_secs(60), "stacktop record -p");
@@ -384,6 +388,32 @@ fn parse_libc_maps(pid: u32, maps: &str) -> (PathBuf, Vec<Map>) {
     }
     let path = path.unwrap_or_else(|| panic!("process {pid} has no libc.so.6 mapped:\n{maps}"));
     (path, out)
+}
+
+/// Waits until none of `functions` holds a breakpoint in `pid`'s memory. Lock probes are placed in every
+/// process that maps the probed file, so another recording with lock probes on the machine (another `record
+/// --locks`, a `perf probe` session) puts its breakpoints in our target too, and then the breakpoints cannot
+/// tell when our recording placed or removed its own: after 30 s of that, the test is skipped, saying so (in
+/// CI, where tests run one at a time, it does not happen; with `STACKTOP_REQUIRE_PERF=1` it fails).
+pub fn wait_unprobed(pid: u32, functions: &[LibcFunction]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while functions.iter().any(|f| f.probed(pid)) {
+        if Instant::now() > deadline {
+            skip(&format!(
+                "another recording probes libc on this machine (stacktop processes: {}), so its \
+                 breakpoints cannot be told from this test's",
+                other_stacktops()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The command lines of the stacktop processes running now.
+pub fn other_stacktops() -> String {
+    let out = Command::new("pgrep").args(["-a", "stacktop"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', "; "))
+        .unwrap_or_default()
 }
 
 /// Waits until every one of `functions` holds a breakpoint in `pid`'s memory (stacktop's probes are placed),
