@@ -89,6 +89,10 @@ pub struct SamplingArgs {
     /// Record CPU samples only (no context-switch samples: no cost at a target's context switches).
     #[arg(long = "no-off-cpu", overrides_with = "off_cpu")]
     pub no_off_cpu: bool,
+    /// Do not continue stack walks that run off their stack copy in the target's live memory (hybrid and
+    /// dwarf modes continue them by default; such stacks then end in [truncated]).
+    #[arg(long = "no-continue")]
+    pub no_continue: bool,
     /// Record lock contention: which mutex threads waited for, how long, at which stacks, and the stacks that
     /// released it to them. Probes only the contended paths of glibc's mutexes (their symbols come from libc's
     /// debug file: libc6-dbg) and Rust's std::sync::Mutex, so an uncontended lock costs nothing;
@@ -174,6 +178,11 @@ pub struct RecordArgs {
     /// Stop after this many seconds.
     #[arg(long = "duration", value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Check the continuation of stack walks (for tests and benchmarks): copy 65528 bytes of stack per sample,
+    /// and compare each sample's walk of its whole copy (which the profile gets) with the walk of its first
+    /// BYTES bytes continued in live memory; print how many are identical and every difference.
+    #[arg(long = "unwind-check", value_name = "BYTES")]
+    pub unwind_check: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]

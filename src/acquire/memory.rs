@@ -15,3 +15,46 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Reads other processes' memory (`process_vm_readv`), for walks continued past their stack copy (see
+/// `unwind::live`). Needs the right to ptrace the process (the same user, or CAP_SYS_PTRACE; Yama's
+/// `ptrace_scope` may narrow it to descendants): otherwise each process is refused once, and said so.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessMemory;
+
+impl crate::unwind::live::LiveMemory for ProcessMemory {
+    fn read(
+        &mut self,
+        pid: u32,
+        address: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, crate::unwind::live::LiveError> {
+        use crate::unwind::live::LiveError;
+        let (Ok(pid), Ok(remote)) = (libc::pid_t::try_from(pid), usize::try_from(address)) else {
+            return Err(LiveError::Unmapped);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: remote as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` describes `buf`, which is valid for writes of its length and outlives the call; the
+        // remote iovec is only an address in the other process, which the kernel checks (EFAULT), never
+        // dereferenced here.
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Err(LiveError::NotPermitted),
+            Some(libc::ESRCH) => Err(LiveError::Exited),
+            _ => Err(LiveError::Unmapped),
+        }
+    }
+}

@@ -10,14 +10,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use crate::acquire::record::{Record, SampleKind};
-use crate::acquire::{sched, signals, Recycler, Session, Stats, DEFAULT_HYBRID_STACK_BYTES};
+use crate::acquire::{
+    sched, signals, CallGraphMode, Recycler, Session, Stats, DEFAULT_HYBRID_STACK_BYTES,
+    MAX_STACK_BYTES,
+};
 use crate::cli::{self, RecordArgs};
 use crate::format::output::write_profile;
 use crate::pipeline::reader::read_until_done;
 use crate::pipeline::{Config, Loading, Pipeline};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
-    let config = args.sampling.session_config(DEFAULT_HYBRID_STACK_BYTES)?;
+    let mut config = args.sampling.session_config(DEFAULT_HYBRID_STACK_BYTES)?;
+    if let Some(bytes) = args.unwind_check {
+        config.call_graph = self_check_mode(config.call_graph, bytes)?;
+    }
     let duration = cli::duration(args.duration)?;
     let stop = signals::stop_flag().context("installing signal handlers")?;
     let started = SystemTime::now();
@@ -26,12 +32,21 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         eprintln!("stacktop: {note}");
     }
     let mut config = Config::live(&session);
+    if args.sampling.no_continue {
+        config.continuation = None;
+    }
+    if let Some(bytes) = args.unwind_check {
+        config.self_check = Some(bytes as usize);
+        config.stack_budget = None;
+    }
     if session.off_cpu() || session.locks().is_some() {
         // Switch-outs come by the hundred thousand a second from a switch-heavy target: a library's symbols
         // read on the spot (libc's debug info: 60 to 80 ms) held them up until the backlog overflowed. Read in
         // the background as `top` does, named in place before the file is written.
         config.loading = Loading::Background;
     }
+    let tick =
+        crate::pipeline::reader::tick(config.continuation.is_some() && config.tables.is_some());
     let mut pipeline = Pipeline::new(config);
     let begin = Instant::now();
     let deadline = duration.map(|d| begin + d);
@@ -47,7 +62,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 // Not allowed (no CAP_SYS_NICE): the rings may overflow on a saturated machine, and the
                 // lost samples say so.
                 let _ = sched::raise_sampling_thread();
-                drain(session, &stop, deadline, begin, &batches)
+                drain(session, &stop, deadline, begin, tick, &batches)
             })?
     };
     // This thread unwinds every sample: it needs its share as much as the reader (see `sched`).
@@ -82,6 +97,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let truncated = pipeline.truncated;
     let frameless = pipeline.frameless();
     let short_copies = pipeline.short_copies();
+    let continuation = pipeline.continuation();
+    let check = pipeline.self_check().cloned();
     // The figures of the end; event, rate and mode are the start's (`Config::live`).
     let meta = pipeline.meta_mut();
     meta.lost = stats.lost;
@@ -98,7 +115,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     meta.fell_back = fell_back;
     meta.frameless = frameless;
     meta.short_copies = short_copies;
+    meta.continuation = continuation;
     meta.unwind_modules = unwind_modules;
+    if let Some(check) = &check {
+        meta.notes.push(check.summary());
+    }
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
     let mut switches = if session.off_cpu() {
@@ -122,6 +143,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     {
         eprintln!("{line}");
     }
+    if let Some(check) = &check {
+        eprintln!("stacktop: {}", check.summary());
+        for (pid, tid, frame, full, continued) in &check.wrongs {
+            eprintln!(
+                "stacktop: unwind check: wrong {pid}/{tid} at frame {frame}: full {full:#x} continued {continued:#x}"
+            );
+        }
+    }
     if stats.dropped > 0 {
         eprintln!(
             "stacktop: {} of the lost samples were dropped because unwinding fell behind sampling; lower -F or use --call-graph fp",
@@ -142,6 +171,22 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX))
         }
         None => ExitCode::SUCCESS,
+    })
+}
+
+/// `--unwind-check BYTES`: the mode asked for, with whole copies (the self-check walks their first BYTES).
+fn self_check_mode(mode: CallGraphMode, bytes: u32) -> Result<CallGraphMode> {
+    if bytes == 0 || !bytes.is_multiple_of(8) || bytes >= MAX_STACK_BYTES {
+        anyhow::bail!(
+            "--unwind-check takes a multiple of 8 bytes below {MAX_STACK_BYTES}, got {bytes}"
+        );
+    }
+    Ok(match mode {
+        CallGraphMode::Hybrid(_) => CallGraphMode::Hybrid(MAX_STACK_BYTES),
+        CallGraphMode::Dwarf(_) => CallGraphMode::Dwarf(MAX_STACK_BYTES),
+        CallGraphMode::Fp => {
+            anyhow::bail!("--unwind-check checks stack copies: use --call-graph hybrid or dwarf")
+        }
     })
 }
 
@@ -283,10 +328,11 @@ fn drain(
     stop: &AtomicBool,
     deadline: Option<Instant>,
     begin: Instant,
+    tick: Duration,
     batches: &mpsc::Sender<Vec<Record>>,
 ) -> Result<Session> {
     let status = StatusLine::new();
-    read_until_done(&mut session, stop, deadline, |batch, session| {
+    read_until_done(&mut session, stop, deadline, tick, |batch, session| {
         let listening = batch.is_empty() || batches.send(batch).is_ok();
         status.show(begin.elapsed(), session);
         listening

@@ -41,7 +41,12 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     config.command_output = output_file
         .clone()
         .map_or(CommandOutput::Null, CommandOutput::File);
-    let sampler = Sampler::start(config, Duration::from_secs_f64(args.delay), duration)?;
+    let sampler = Sampler::start_with(
+        config,
+        Duration::from_secs_f64(args.delay),
+        duration,
+        !args.sampling.no_continue,
+    )?;
     let mut app = App::live(sampler.status.clone());
     app.limit = limit(&args);
     app.message = sampler.notes.first().cloned();

@@ -308,6 +308,9 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
             )
         }));
     }
+    if meta.continuation.ran_off > 0 {
+        comments.push(format!("continuation: {}", meta.continuation.to_comment()));
+    }
     if meta.short_copies.samples > 0 {
         comments.push(format!("short_copies: {}", meta.short_copies.to_comment()));
     }

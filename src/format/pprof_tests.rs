@@ -54,6 +54,14 @@ fn sample_profile() -> Profile {
             blocked_at_attach: 4,
         },
         locks: Default::default(),
+        continuation: crate::profile::ContinuationStats {
+            ran_off: 20,
+            from_memory: 5,
+            from_cache: 9,
+            partial: 1,
+            not_completed: [1, 2, 0, 3, 0, 0, 0, 0],
+            processes: vec![(4242, crate::profile::Refusal::NotPermitted, 3)],
+        },
     });
     let app = p.intern("/usr/bin/app");
     let build_id = p.intern("0123456789abcdef");

@@ -126,6 +126,8 @@ pub fn load_perf_data(path: &Path, event: Option<&str>) -> Result<Profile> {
         short_copies: pipeline.short_copies(),
         off_cpu: off_cpu_stats,
         locks: Default::default(),
+        // The processes are gone: nothing is continued after the fact.
+        continuation: Default::default(),
     };
     Ok(pipeline.into_profile_leaking_caches())
 }

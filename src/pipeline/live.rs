@@ -92,6 +92,16 @@ impl Sampler {
         delay: Duration,
         duration: Option<Duration>,
     ) -> Result<Sampler> {
+        Sampler::start_with(config, delay, duration, true)
+    }
+
+    /// `start`, and whether walks that run off their stack copy go on in live memory (`--no-continue`).
+    pub fn start_with(
+        config: SessionConfig,
+        delay: Duration,
+        duration: Option<Duration>,
+        continue_walks: bool,
+    ) -> Result<Sampler> {
         let target_text = describe(&config.target);
         let output_file = match &config.command_output {
             CommandOutput::File(p) => Some(p.display().to_string()),
@@ -104,6 +114,11 @@ impl Sampler {
             loading: Loading::Background,
             ..Config::live(&session)
         };
+        let config = Config {
+            continuation: config.continuation.filter(|_| continue_walks),
+            ..config
+        };
+        let tick = super::reader::tick(config.continuation.is_some() && config.tables.is_some());
         let status = Status {
             event: config.meta.event.clone(),
             frequency: config.meta.frequency,
@@ -124,7 +139,7 @@ impl Sampler {
                 .name("stacktop-reader".to_owned())
                 .spawn(move || {
                     let _ = sched::raise_sampling_thread();
-                    read_rings(session, &stop, deadline, &batches)
+                    read_rings(session, &stop, deadline, tick, &batches)
                 })?
         };
         let sampler = {
@@ -182,9 +197,10 @@ fn read_rings(
     mut session: Session,
     stop: &AtomicBool,
     deadline: Option<Instant>,
+    tick: Duration,
     batches: &Sender<Batch>,
 ) -> Result<()> {
-    read_until_done(&mut session, stop, deadline, |batch, session| {
+    read_until_done(&mut session, stop, deadline, tick, |batch, session| {
         batches
             .send(Batch::Records(batch, session.stats(), session.watermark()))
             .is_ok()
@@ -251,7 +267,11 @@ fn sample(
         let (fell_back, unwind_modules) = pipeline.unwind_summary();
         let frameless = pipeline.frameless();
         let samples = pipeline.samples;
+        let continuation = pipeline.continuation();
+        let short_copies = pipeline.short_copies();
         let meta = pipeline.meta_mut();
+        meta.continuation = continuation;
+        meta.short_copies = short_copies;
         meta.lost = stats.lost;
         meta.throttled = stats.throttled;
         meta.fell_back = fell_back;

@@ -43,6 +43,7 @@ use crate::symbolize::{
 };
 use crate::unwind::dwarf::StackCopy;
 use crate::unwind::fpcheck::FpCheck;
+use crate::unwind::live::LiveMemory;
 use crate::unwind::modules::Regs;
 use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
@@ -132,6 +133,11 @@ pub struct Config {
     pub off_cpu: Option<OffCpuConfig>,
     /// Lock contention: lock probes' samples make waits (see [`locks`]); `None`: they are ignored.
     pub locks: Option<LocksConfig>,
+    /// Live recordings in dwarf or hybrid mode: walks that run off their stack copy go on in the process's
+    /// memory, read through this (see `unwind::live`); `None`: they end in `[truncated]`.
+    pub continuation: Option<Box<dyn LiveMemory + Send>>,
+    /// `record --unwind-check BYTES`: see `unwind::modules::SelfCheck`.
+    pub self_check: Option<usize>,
 }
 
 /// Off-CPU recording, as the source says it was made.
@@ -177,6 +183,8 @@ impl Config {
             generations: Generations::default(),
             off_cpu: None,
             locks: None,
+            continuation: None,
+            self_check: None,
         }
     }
 }
@@ -234,6 +242,7 @@ impl Config {
             check_frame_pointers: tables.is_none(),
             off_cpu,
             locks,
+            continuation: Some(Box::new(crate::acquire::memory::ProcessMemory)),
             ..Config::new(meta, limits, tables)
         }
     }
@@ -395,6 +404,8 @@ impl Pipeline {
             generations,
             off_cpu,
             locks,
+            continuation,
+            self_check,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
         if off_cpu.is_some() && !offline {
@@ -412,11 +423,18 @@ impl Pipeline {
             Loading::BackgroundWith(load) => BackgroundLoader::spawn(load).ok(),
         };
         let unwinders = tables.map(|mode| {
-            let unwinders = Unwinders::new(mode, limits);
-            match stack_budget {
-                Some(budget) => unwinders.with_stack_budget(budget),
-                None => unwinders,
+            let mut unwinders = Unwinders::new(mode, limits);
+            if let Some(budget) = stack_budget {
+                unwinders = unwinders.with_stack_budget(budget);
             }
+            // After the fact the processes are gone, and their pids may be others'.
+            if let Some(memory) = continuation.filter(|_| !offline) {
+                unwinders = unwinders.with_continuation(memory);
+            }
+            if let Some(bytes) = self_check {
+                unwinders = unwinders.with_self_check(bytes);
+            }
+            unwinders
         });
         let fp_check = (unwinders.is_none() && check_frame_pointers).then(FpCheck::new);
         Pipeline {
@@ -749,6 +767,19 @@ impl Pipeline {
     /// `unwind::fpcheck`).
     pub fn frameless(&self) -> u64 {
         self.fp_check.as_ref().map_or(0, |c| c.quality.frameless)
+    }
+
+    /// CPU samples' walks that ran off their copy and their continuations (dwarf and hybrid modes).
+    pub fn continuation(&self) -> crate::profile::ContinuationStats {
+        self.unwinders
+            .as_ref()
+            .map(|u| u.quality.continuation.clone())
+            .unwrap_or_default()
+    }
+
+    /// `record --unwind-check`: the self-check's figures.
+    pub fn self_check(&self) -> Option<&crate::unwind::modules::SelfCheck> {
+        self.unwinders.as_ref().and_then(|u| u.self_check())
     }
 
     /// Stacks cut because the kernel copied less user stack than asked (dwarf and hybrid modes).

@@ -269,6 +269,8 @@ pub struct Meta {
     pub unwind_modules: Vec<ModuleUnwind>,
     /// Samples cut because the kernel copied less user stack than asked.
     pub short_copies: ShortCopies,
+    /// Walks continued in the live process (CPU samples'), and how.
+    pub continuation: ContinuationStats,
     /// How the off-CPU time was recorded and what it could not measure.
     pub off_cpu: OffCpuStats,
     /// How lock contention was recorded (`--locks`) and what it could not measure.
@@ -358,6 +360,172 @@ impl ShortCopies {
             asked: u32::try_from(n.next()?.ok()?).ok()?,
         };
         n.next().is_none().then_some(short)
+    }
+}
+
+/// Why a walk that ran off its stack copy was not continued in the live process (see `unwind::live`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// The copy's last bytes were no longer in live memory as copied: the thread had moved on.
+    Overlap,
+    /// The walk went wrong in live memory (garbage, a return address outside code).
+    Broke,
+    /// Live memory could not be read there.
+    Unreadable,
+    /// Not allowed to read the process's memory.
+    NotPermitted,
+    /// The process had exited.
+    Exited,
+    /// The thread's outer frames were seen changing under unchanged inner frames.
+    Churn,
+    /// The thread's first continuations are only looked at.
+    FirstSamples,
+    /// The depth cap, or the most live memory one walk may read.
+    DepthCap,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 8] = [
+        Refusal::Overlap,
+        Refusal::Broke,
+        Refusal::Unreadable,
+        Refusal::NotPermitted,
+        Refusal::Exited,
+        Refusal::Churn,
+        Refusal::FirstSamples,
+        Refusal::DepthCap,
+    ];
+
+    fn index(self) -> usize {
+        Refusal::ALL.iter().position(|&r| r == self).unwrap_or(0)
+    }
+
+    /// What the header says of it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Overlap => "the thread had moved on (its copy's end no longer in live memory)",
+            Refusal::Broke => "the walk went wrong in live memory",
+            Refusal::Unreadable => "live memory unreadable",
+            Refusal::NotPermitted => "not permitted to read the process's memory",
+            Refusal::Exited => "the process had exited",
+            Refusal::Churn => "outer frames seen changing under the same inner frames",
+            Refusal::FirstSamples => "a thread's first continuations are only checked",
+            Refusal::DepthCap => "depth cap",
+        }
+    }
+}
+
+/// Walks that ran off their stack copy and how their continuation in the live process went (see
+/// `unwind::live`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContinuationStats {
+    /// Walks that ran off the end of their copy (the continuation was on).
+    pub ran_off: u64,
+    /// Completed to the thread's root through live memory.
+    pub from_memory: u64,
+    /// Completed through the thread's last complete stack.
+    pub from_cache: u64,
+    /// Extended, but stopped before the root.
+    pub partial: u64,
+    /// Not completed (extended or not), by why.
+    pub not_completed: [u64; 8],
+    /// Processes whose memory could not be read: pid, why, walks refused.
+    pub processes: Vec<(u32, Refusal, u64)>,
+}
+
+impl ContinuationStats {
+    /// Counts one continuation of a walk of process `pid`.
+    pub fn add(&mut self, outcome: crate::unwind::live::Outcome, pid: u32) {
+        use crate::unwind::live::Outcome;
+        let why = match outcome {
+            Outcome::FromMemory => {
+                self.from_memory += 1;
+                return;
+            }
+            Outcome::FromCache => {
+                self.from_cache += 1;
+                return;
+            }
+            Outcome::Partial(why) => {
+                self.partial += 1;
+                why
+            }
+            Outcome::Refused(why) => why,
+        };
+        self.not_completed[why.index()] += 1;
+        if matches!(why, Refusal::NotPermitted | Refusal::Exited) {
+            match self
+                .processes
+                .iter_mut()
+                .find(|(p, r, _)| *p == pid && *r == why)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => self.processes.push((pid, why, 1)),
+            }
+        }
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.from_memory + self.from_cache
+    }
+
+    /// `RAN_OFF FROM_MEMORY FROM_CACHE PARTIAL N*8 [PID:REASON:WALKS...]`: the pprof comment form.
+    pub fn to_comment(&self) -> String {
+        let mut s = format!(
+            "{} {} {} {}",
+            self.ran_off, self.from_memory, self.from_cache, self.partial
+        );
+        for n in self.not_completed {
+            s.push_str(&format!(" {n}"));
+        }
+        for (pid, why, n) in &self.processes {
+            s.push_str(&format!(" {pid}:{}:{n}", why.index()));
+        }
+        s
+    }
+
+    pub fn from_comment(s: &str) -> Option<ContinuationStats> {
+        let mut words = s.split_whitespace();
+        let mut n = || words.next()?.parse::<u64>().ok();
+        let mut stats = ContinuationStats {
+            ran_off: n()?,
+            from_memory: n()?,
+            from_cache: n()?,
+            partial: n()?,
+            ..ContinuationStats::default()
+        };
+        for slot in &mut stats.not_completed {
+            *slot = n()?;
+        }
+        for word in words {
+            let mut parts = word.split(':');
+            let pid = parts.next()?.parse().ok()?;
+            let why = *Refusal::ALL.get(parts.next()?.parse::<usize>().ok()?)?;
+            let walks = parts.next()?.parse().ok()?;
+            stats.processes.push((pid, why, walks));
+        }
+        Some(stats)
+    }
+
+    /// Adds another's counts (CPU and off-CPU walks together).
+    pub fn merge(&mut self, other: &ContinuationStats) {
+        self.ran_off += other.ran_off;
+        self.from_memory += other.from_memory;
+        self.from_cache += other.from_cache;
+        self.partial += other.partial;
+        for (a, b) in self.not_completed.iter_mut().zip(other.not_completed) {
+            *a += b;
+        }
+        for &(pid, why, n) in &other.processes {
+            match self
+                .processes
+                .iter_mut()
+                .find(|(p, r, _)| *p == pid && *r == why)
+            {
+                Some((_, _, m)) => *m += n,
+                None => self.processes.push((pid, why, n)),
+            }
+        }
     }
 }
 

@@ -340,6 +340,50 @@ pub fn write_threads(w: &mut impl Write, profile: &Profile) -> io::Result<()> {
     writeln!(w, "#")
 }
 
+/// The continuation's line: how many walks that ran off their copy it completed, and why the others not.
+fn write_continuation(w: &mut impl Write, c: &crate::profile::ContinuationStats) -> io::Result<()> {
+    if c.ran_off == 0 {
+        return Ok(());
+    }
+    let not = c.ran_off.saturating_sub(c.completed());
+    let mut reasons: Vec<(u64, &str)> = crate::profile::Refusal::ALL
+        .iter()
+        .zip(c.not_completed)
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| (n, r.describe()))
+        .collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let why = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ": {}",
+            reasons
+                .iter()
+                .map(|(n, r)| format!("{n} {r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    writeln!(
+        w,
+        "# Unwind continuation: {} of {} walks that ran off their stack copy were continued in the live process \
+         ({} from memory, {} from the thread cache); {not} were not{why}",
+        c.completed(),
+        c.ran_off,
+        c.from_memory,
+        c.from_cache
+    )?;
+    for (pid, why, n) in c.processes.iter().take(5) {
+        writeln!(
+            w,
+            "#   continuation off for pid {pid}: {} ({n} walks)",
+            why.describe()
+        )?;
+    }
+    Ok(())
+}
+
 /// Removes trailing spaces (graph drawing pads lines; golden files and terminals do not need it).
 pub(crate) fn trim_end(line: &str) -> &str {
     line.trim_end_matches(' ')
@@ -355,6 +399,7 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
         && meta.frameless == 0
         && meta.unwind_modules.is_empty()
         && short.samples == 0
+        && meta.continuation.ran_off == 0
     {
         return Ok(());
     }
@@ -444,6 +489,11 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
         )?;
     }
     if short.samples > 0 {
+        let past = if meta.continuation.ran_off > 0 {
+            "; the continuation in live memory reads past it (below)"
+        } else {
+            ""
+        };
         let copied = if short.min_copied == short.max_copied {
             format!("{}", short.min_copied)
         } else {
@@ -453,12 +503,13 @@ fn write_unwind_quality(w: &mut impl Write, profile: &Profile) -> io::Result<()>
             w,
             "# Unwind quality: {} samples ({:.1}%) were cut where the kernel copied {copied} of the {} bytes \
              of stack asked: it stops at a stack page it cannot read in the sampling interrupt (one never \
-             touched, as under a large stack buffer), so a bigger copy would not help",
+             touched, as under a large stack buffer), so a bigger copy would not help{past}",
             short.samples,
             pct(short.samples),
             short.asked
         )?;
     }
+    write_continuation(w, &meta.continuation)?;
     // A bigger copy helps only where the kernel copied all it was asked for.
     if meta.fell_back > 0 && short.samples == 0 {
         writeln!(

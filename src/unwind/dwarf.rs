@@ -77,11 +77,24 @@ pub enum WalkEnd {
 pub struct Walk {
     pub frames: Vec<Frame>,
     pub cfas: Vec<u64>,
+    /// The bp register each frame resumes with (framehop tracks ip, sp and bp): with `frames` and `cfas`,
+    /// what a walk needs to go on from any of its frames (see [`resume_into`]).
+    pub bps: Vec<u64>,
     pub end: WalkEnd,
     /// Every stack word the walk read, `(address, value)`, in order: the walk is a function of the registers,
     /// the unwind tables and these words alone, so a later stack that holds the same words at the same
     /// addresses walks the same (see `Unwinders::last_reads`).
     pub reads: Vec<(u64, u64)>,
+}
+
+impl Walk {
+    /// Forgets the frames from `len` on (a continuation that was not kept).
+    pub fn truncate(&mut self, len: usize, end: WalkEnd) {
+        self.frames.truncate(len);
+        self.cfas.truncate(len);
+        self.bps.truncate(len);
+        self.end = end;
+    }
 }
 
 /// Walks the user stack from `regs` through `stack`, at most `max_depth` frames.
@@ -106,32 +119,108 @@ pub fn walk_into(
     max_depth: usize,
     out: &mut Walk,
 ) {
-    let Walk {
-        frames,
-        cfas,
-        end,
-        reads,
-    } = out;
-    frames.clear();
-    cfas.clear();
-    reads.clear();
-    frames.push(Frame {
+    out.frames.clear();
+    out.cfas.clear();
+    out.bps.clear();
+    out.reads.clear();
+    out.frames.push(Frame {
         address: FrameAddress::InstructionPointer(Avma(regs.ip)),
         kernel: false,
     });
-    cfas.push(regs.sp);
-    let mut unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
-    let mut address = framehop::FrameAddress::from_instruction_pointer(regs.ip);
-    // Set when a read failed because it was past the end of the copy (not below sp, not garbage).
-    let exhausted = Cell::new(false);
-    let mut read = |addr: u64| -> Result<u64, ()> {
-        let value = stack.read(addr).ok_or_else(|| {
-            exhausted.set(addr >= stack.end());
-        })?;
-        reads.push((addr, value));
-        Ok(value)
+    out.cfas.push(regs.sp);
+    out.bps.push(regs.bp);
+    let unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
+    let address = framehop::FrameAddress::from_instruction_pointer(regs.ip);
+    let end = stack.end();
+    let mut read = |addr: u64| match stack.read(addr) {
+        Some(value) => Read::Value(value),
+        None if addr >= end => Read::PastEnd,
+        None => Read::Invalid,
     };
-    *end = loop {
+    out.end = run(
+        unwinder,
+        cache,
+        unwind_regs,
+        address,
+        &mut read,
+        &mut |_| true,
+        max_depth,
+        out,
+    );
+}
+
+/// What a walk's memory gives for one stack word.
+pub enum Read {
+    Value(u64),
+    /// Past the end of what can be read (the copy's end: `CopyExhausted`).
+    PastEnd,
+    /// Not stack memory (below sp, garbage): the walk is `Broken`.
+    Invalid,
+}
+
+/// Goes on with a walk that ended (`CopyExhausted`, typically) from its last frame, reading the stack
+/// through `read`, and keeping a frame only when `accept` takes its return address (a continuation in live
+/// memory takes only addresses in executable code). Frames are appended; `reads` records only the words
+/// read here that `read` gave.
+pub fn resume_into(
+    unwinder: &Unwinder,
+    cache: &mut Cache,
+    read: &mut dyn FnMut(u64) -> Read,
+    accept: &mut dyn FnMut(u64) -> bool,
+    max_depth: usize,
+    out: &mut Walk,
+) {
+    let (Some(frame), Some(&sp), Some(&bp)) = (out.frames.last(), out.cfas.last(), out.bps.last())
+    else {
+        return;
+    };
+    let (ip, address) = match frame.address {
+        FrameAddress::InstructionPointer(a) => {
+            (a.0, framehop::FrameAddress::from_instruction_pointer(a.0))
+        }
+        FrameAddress::ReturnAddress(a) => match framehop::FrameAddress::from_return_address(a.0) {
+            Some(address) => (a.0, address),
+            None => return,
+        },
+    };
+    let regs = UnwindRegsX86_64::new(ip, sp, bp);
+    out.end = run(unwinder, cache, regs, address, read, accept, max_depth, out);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    unwinder: &Unwinder,
+    cache: &mut Cache,
+    mut unwind_regs: UnwindRegsX86_64,
+    mut address: framehop::FrameAddress,
+    read: &mut dyn FnMut(u64) -> Read,
+    accept: &mut dyn FnMut(u64) -> bool,
+    max_depth: usize,
+    out: &mut Walk,
+) -> WalkEnd {
+    let Walk {
+        frames,
+        cfas,
+        bps,
+        reads,
+        ..
+    } = out;
+    // Set when a read failed because it was past the end of the memory (not below sp, not garbage).
+    let exhausted = Cell::new(false);
+    let mut read_word = |addr: u64| -> Result<u64, ()> {
+        match read(addr) {
+            Read::Value(value) => {
+                reads.push((addr, value));
+                Ok(value)
+            }
+            Read::PastEnd => {
+                exhausted.set(true);
+                Err(())
+            }
+            Read::Invalid => Err(()),
+        }
+    };
+    loop {
         if frames.len() >= max_depth {
             break WalkEnd::DepthCap;
         }
@@ -141,7 +230,8 @@ pub fn walk_into(
         if prev_sp < 4096 {
             break WalkEnd::Broken;
         }
-        match unwinder.unwind_frame(address, &mut unwind_regs, cache, &mut read) {
+        exhausted.set(false);
+        match unwinder.unwind_frame(address, &mut unwind_regs, cache, &mut read_word) {
             Ok(Some(ra)) => {
                 let cfa = unwind_regs.sp();
                 // The stack grows down: every caller's frame lies above its callee's. Anything else is a
@@ -152,16 +242,20 @@ pub fn walk_into(
                 let Some(next) = framehop::FrameAddress::from_return_address(ra) else {
                     break WalkEnd::Complete;
                 };
+                if !accept(ra) {
+                    break WalkEnd::Broken;
+                }
                 frames.push(Frame {
                     address: FrameAddress::ReturnAddress(Avma(ra)),
                     kernel: false,
                 });
                 cfas.push(cfa);
+                bps.push(unwind_regs.bp());
                 address = next;
             }
             Ok(None) | Err(framehop::Error::ReturnAddressIsNull) => break WalkEnd::Complete,
             Err(_) if exhausted.get() => break WalkEnd::CopyExhausted,
             Err(_) => break WalkEnd::Broken,
         }
-    };
+    }
 }

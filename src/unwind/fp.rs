@@ -16,8 +16,9 @@ use crate::addr::{Avma, FrameAddress};
 /// The kernel's default `kernel.perf_event_max_stack`.
 pub const DEFAULT_KERNEL_MAX_STACK: usize = 127;
 
-/// Deepest stack we keep; anything deeper is cut and marked truncated.
-pub const DEFAULT_MAX_DEPTH: usize = 1024;
+/// Deepest stack we keep; anything deeper is cut and marked truncated. Continued walks reach the roots of
+/// recursions thousands of frames deep (a 2,000-deep one is among the tests).
+pub const DEFAULT_MAX_DEPTH: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -11,6 +11,7 @@ pub mod dwarf;
 pub mod fp;
 pub mod fpcheck;
 pub mod hybrid;
+pub mod live;
 pub mod modules;
 pub mod tables;
 

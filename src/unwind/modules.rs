@@ -9,13 +9,14 @@ use std::sync::Arc;
 pub use super::dwarf::Regs;
 use super::dwarf::{self, Cache, StackCopy, Unwinder, WalkEnd};
 use super::hybrid::{self, Outcome};
+use super::live::{self, Continuer, LiveMemory};
 use super::tables::UnwindTables;
 use super::{fp, Frame, Stack};
 use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
 use crate::addr::Avma;
 use crate::process::{Mapping, Module, Processes, Resolved};
-use crate::profile::ShortCopies;
+use crate::profile::{ContinuationStats, ShortCopies};
 
 /// Which walk a sample gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Quality {
     pub no_stack: u64,
     /// Truncated samples whose walk ran off a copy the kernel had cut short (it copied less than asked).
     pub short_copies: ShortCopies,
+    /// Walks that ran off their copy, and their continuations in the live process.
+    pub continuation: ContinuationStats,
     pub modules: HashMap<Arc<Module>, ModuleQuality>,
 }
 
@@ -77,6 +80,74 @@ pub struct Unwinders {
     /// Whether the last sample's stack is a function of its call chain, its walk registers, the stack words
     /// of `scratch.walk.reads` and the process's mappings alone (see [`Unwinders::last_reads`]).
     last_pure: bool,
+    /// Live recordings: walks that run off their copy go on in the process's memory (see `live`).
+    continuer: Option<Continuer>,
+    /// `record --unwind-check`: each CPU sample's walk of its first bytes and the continuation, against
+    /// the walk of its whole copy.
+    check: Option<SelfCheck>,
+}
+
+/// The self-check of the continuation: CPU samples are walked from their first `bytes` bytes plus the
+/// continuation, as the default mode walks them, and from their whole (64 KiB) copy.
+#[derive(Clone, Debug, Default)]
+pub struct SelfCheck {
+    pub bytes: usize,
+    /// Samples with a stack copy.
+    pub samples: u64,
+    /// Walks of the first `bytes` bytes that ran off their end.
+    pub cut: u64,
+    /// Of them, walks the continuation extended.
+    pub continued: u64,
+    /// Continued walks that hold every frame of the full walk, in order.
+    pub identical: u64,
+    /// Continued walks that differ in a frame the full walk reached.
+    pub wrong: u64,
+    /// Continued walks that agree with the full walk but stopped before its end.
+    pub short: u64,
+    /// The first [`MAX_CHECK_LINES`] wrong walks: pid, tid, frame index, the full walk's and the
+    /// continued walk's address there.
+    pub wrongs: Vec<(u32, u32, usize, u64, u64)>,
+}
+
+/// Wrong walks the self-check keeps for its report (it counts them all).
+const MAX_CHECK_LINES: usize = 1000;
+
+impl SelfCheck {
+    /// The one-line summary (`record` prints it and keeps it in the profile's notes).
+    pub fn summary(&self) -> String {
+        format!(
+            "unwind check: {} samples, {} cut at {} bytes, {} continued ({} identical, {} wrong, {} stopped short), {} not continued",
+            self.samples,
+            self.cut,
+            self.bytes,
+            self.continued,
+            self.identical,
+            self.wrong,
+            self.short,
+            self.cut - self.continued
+        )
+    }
+
+    fn compare(&mut self, pid: u32, tid: u32, full: &[Frame], continued: &[Frame]) {
+        self.continued += 1;
+        let differs = full.iter().zip(continued).position(|(a, b)| a != b);
+        match differs {
+            Some(i) => {
+                self.wrong += 1;
+                if self.wrongs.len() < MAX_CHECK_LINES {
+                    self.wrongs.push((
+                        pid,
+                        tid,
+                        i,
+                        full[i].address.lookup_address().0,
+                        continued[i].address.lookup_address().0,
+                    ));
+                }
+            }
+            None if continued.len() >= full.len() => self.identical += 1,
+            None => self.short += 1,
+        }
+    }
 }
 
 /// Buffers reused from sample to sample.
@@ -87,6 +158,8 @@ struct Scratch {
     user: Vec<Frame>,
     walk: dwarf::Walk,
     fp_frames: Vec<(u64, u64)>,
+    /// The self-check's walk of the first bytes.
+    cut: dwarf::Walk,
 }
 
 /// Samples a process's walks are watched for before its stack copies are cut to what they read.
@@ -180,7 +253,32 @@ impl Unwinders {
             budgets: None,
             scratch: Scratch::default(),
             last_pure: false,
+            continuer: None,
+            check: None,
         }
+    }
+
+    /// Continue walks that run off their copy in the live process, read through `memory` (live recordings
+    /// only: after the fact the process is gone, and its pid may be another's).
+    pub fn with_continuation(mut self, memory: Box<dyn LiveMemory + Send>) -> Unwinders {
+        self.continuer = Some(Continuer::new(memory));
+        self
+    }
+
+    /// The self-check (see [`SelfCheck`]): the profile gets the walks of the whole copies. Stack budgets
+    /// are off (they would cut the copies).
+    pub fn with_self_check(mut self, bytes: usize) -> Unwinders {
+        self.check = Some(SelfCheck {
+            bytes,
+            ..SelfCheck::default()
+        });
+        self.budgets = None;
+        self
+    }
+
+    /// The self-check's figures, when on.
+    pub fn self_check(&self) -> Option<&SelfCheck> {
+        self.check.as_ref()
     }
 
     /// Hybrid mode: cut each process's stack copies to what its walks read, through `shared` (the reader's
@@ -206,6 +304,9 @@ impl Unwinders {
     /// Forgets a process (after it exited and its samples were processed).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
+        if let Some(c) = &mut self.continuer {
+            c.forget(pid);
+        }
         if let Some(b) = &mut self.budgets {
             b.forget(pid);
         }
@@ -261,6 +362,7 @@ impl Unwinders {
             user,
             walk,
             fp_frames,
+            cut,
         } = scratch;
         fp::frames_into(&sample.callchain, self.limits, chain);
         // Kernel frames first, then user frames, each in the chain's order.
@@ -301,23 +403,87 @@ impl Unwinders {
             out.frames.clone_from(&chain.frames);
             return;
         };
+        let max_depth = self.limits.max_depth.saturating_sub(out.frames.len());
+        let mut is_code = |ra: u64| {
+            matches!(
+                processes.resolve(sample.pid, Avma(ra.saturating_sub(1))),
+                Resolved::Module { .. }
+            )
+        };
+        // The self-check walks the first bytes as the default mode would, continuation included; the
+        // sample itself then gets the walk of its whole copy, not continued.
+        let mut continuer = self.continuer.take();
+        if let (Some(check), Some(c)) = (&mut self.check, &mut continuer) {
+            if sample.kind == SampleKind::Cpu {
+                check.samples += 1;
+                let first = StackCopy {
+                    sp: regs.sp,
+                    bytes: bytes.get(..check.bytes).unwrap_or(bytes),
+                };
+                dwarf::walk_into(
+                    &process.unwinder,
+                    &mut self.cache,
+                    regs,
+                    first,
+                    max_depth,
+                    cut,
+                );
+                let full = dwarf::walk(
+                    &process.unwinder,
+                    &mut self.cache,
+                    regs,
+                    StackCopy { sp: regs.sp, bytes },
+                    max_depth,
+                );
+                match cut.end {
+                    WalkEnd::CopyExhausted => {
+                        check.cut += 1;
+                        let before = cut.frames.len();
+                        let outcome = c.extend(
+                            &process.unwinder,
+                            &mut self.cache,
+                            sample.pid,
+                            sample.tid,
+                            sample.time,
+                            first,
+                            cut,
+                            max_depth,
+                            &mut is_code,
+                            &mut self.quality.continuation,
+                        );
+                        if cut.frames.len() > before
+                            && !matches!(outcome, live::Outcome::Refused(_))
+                        {
+                            check.compare(sample.pid, sample.tid, &full.frames, &cut.frames);
+                        }
+                    }
+                    WalkEnd::Complete if c.follows(sample.tid) => {
+                        c.observe(sample.tid, sample.time, cut);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Under the self-check the sample keeps its whole copy's walk.
+        let live = self.check.is_none();
         let stack = StackCopy { sp: regs.sp, bytes };
         dwarf::walk_into(
             &process.unwinder,
             &mut self.cache,
             regs,
             stack,
-            self.limits.max_depth.saturating_sub(out.frames.len()),
+            max_depth,
             walk,
         );
         if let Some(b) = &mut self.budgets {
             b.observe(sample.pid, regs.sp, bytes.len(), walk);
         }
-        let stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
-        let broken = walk.end == WalkEnd::Broken;
+        let mut stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
+        let mut broken = walk.end == WalkEnd::Broken;
         // A splice reads the frame-pointer chain in the copy besides: not tracked.
         self.last_pure = matches!(walk.end, WalkEnd::Complete | WalkEnd::DepthCap);
-        let outcome = match self.mode {
+        let user_start = out.frames.len();
+        let mut outcome = match self.mode {
             // A sample without the kernel's user chain (a switch-out's, see `acquire::counters::Opener::
             // switch_opts`): nothing is known beyond the copy, as when the kernel cut its chain.
             Mode::Hybrid => hybrid::splice_into(
@@ -337,7 +503,6 @@ impl Unwinders {
                 }
             }
         };
-        out.truncated = outcome.truncated;
         if outcome.truncated
             && walk.end == WalkEnd::CopyExhausted
             && sample.stack_copied < sample.stack_asked
@@ -346,6 +511,49 @@ impl Unwinders {
                 .short_copies
                 .add(sample.stack_copied, sample.stack_asked);
         }
+        match (continuer.as_mut().filter(|_| live), walk.end) {
+            (Some(c), WalkEnd::CopyExhausted) if outcome.truncated => {
+                let before = walk.frames.len();
+                let continued = c.extend(
+                    &process.unwinder,
+                    &mut self.cache,
+                    sample.pid,
+                    sample.tid,
+                    sample.time,
+                    stack,
+                    walk,
+                    max_depth,
+                    &mut is_code,
+                    &mut self.quality.continuation,
+                );
+                // A partial continuation replaces a splice only where the splice kept nothing beyond the
+                // table walk.
+                let take = match continued {
+                    live::Outcome::FromMemory | live::Outcome::FromCache => true,
+                    live::Outcome::Partial(_) => outcome.fell_back || self.mode == Mode::Dwarf,
+                    live::Outcome::Refused(_) => false,
+                };
+                if take {
+                    out.frames.truncate(user_start);
+                    out.frames.extend_from_slice(&walk.frames);
+                    outcome = Outcome {
+                        truncated: walk.end != WalkEnd::Complete,
+                        fell_back: false,
+                    };
+                    stopped_at = walk.frames.last().map(|f| f.address.lookup_address());
+                    broken = walk.end == WalkEnd::Broken;
+                    self.last_pure = false;
+                } else {
+                    walk.truncate(before, WalkEnd::CopyExhausted);
+                }
+            }
+            (Some(c), WalkEnd::Complete) if c.follows(sample.tid) => {
+                c.observe(sample.tid, sample.time, walk);
+            }
+            _ => {}
+        }
+        self.continuer = continuer;
+        out.truncated = outcome.truncated;
         self.record_outcome(sample.pid, processes, outcome, broken, stopped_at);
     }
 
@@ -454,6 +662,7 @@ mod tests {
             reads: Vec::new(),
             frames: Vec::new(),
             cfas: vec![sp, sp + read],
+            bps: Vec::new(),
             end,
         }
     }

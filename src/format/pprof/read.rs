@@ -433,6 +433,10 @@ fn meta_from_comments(comments: &[&str]) -> Meta {
             ("lock_probe", _) => meta.locks.probes.push(value.to_owned()),
             // Read by `add_commented_locks`.
             ("lock", _) if lock_comment(value).is_some() => {}
+            ("continuation", _) => match crate::profile::ContinuationStats::from_comment(value) {
+                Some(c) => meta.continuation = c,
+                None => meta.notes.push((*comment).to_owned()),
+            },
             ("short_copies", _) => match ShortCopies::from_comment(value) {
                 Some(s) => meta.short_copies = s,
                 None => meta.notes.push((*comment).to_owned()),

@@ -1,0 +1,701 @@
+//! Continuing a walk in the live process: when a table walk runs off the end of the kernel's stack copy,
+//! the rest of the stack is read from the target's memory (through [`LiveMemory`], the caller's edge:
+//! `process_vm_readv`), or taken from the thread's last complete stack (the cache), but only where it can be
+//! shown to be the same stack.
+//!
+//! The walk is made within milliseconds of the sample, while the thread's outer frames almost always still
+//! exist: the frames that say which query, which pass or which request a sample belongs to, and which the
+//! kernel's copy (at most 64 KiB, and cut at the first stack page it cannot read in the interrupt) misses.
+//!
+//! What makes a continuation trusted (each check ends it otherwise, and the stack ends in `[truncated]` as
+//! without a continuation):
+//! - **Overlap**: the last [`OVERLAP`] bytes of the copy must still be in live memory as copied. A thread that
+//!   returned past the copy's end and called elsewhere since has rewritten them.
+//! - **Code**: every return address read from live memory must point into an executable mapping.
+//! - **Churn** (the overlap's blind spot): a recursion re-entered from two callers in turn leaves the same
+//!   bytes at the same addresses under a changed outer frame; a continuation read while it runs takes
+//!   whichever caller is live at the read, not the sampled one, and no check of the sample's own bytes can
+//!   tell. So each thread's complete stacks are compared with the one before: two stacks that differ in a
+//!   frame and agree again over at least [`OVERLAP`] bytes of frames below it (same return addresses at the
+//!   same stack addresses) show a slot that changes under unchanged inner frames. While such a slot was seen
+//!   in the last [`HOLD_NS`], no continuation of that thread may read through it. The first [`PROBATION`]
+//!   continuations of a thread are made only to look (the stacks are compared, not kept), so that a thread
+//!   churning from its start is caught before any of its continuations is used.
+//! - The cache: when a walk's outermost frame in the copy (its stack address and return address) is a frame
+//!   of the thread's last complete stack, the frames above it are taken from that stack. Sound when the
+//!   thread did not return past that frame between the two samples: it then still runs under the same
+//!   outer frames. Not sound when it returned and called again from the same call site at the same stack
+//!   address under other outer frames: the churn check covers that case as it covers the live reads, and
+//!   so that it sees churn that began after the stack was kept, the cache serves [`CACHE_USES`]
+//!   continuations at most before a live walk looks again.
+//!
+//! What none of this can catch: a stack that changes and changes back between two looks, once, with no
+//! churn before or after. The self-check (`record --unwind-check`) measures how often continued stacks
+//! differ from the walks of full copies.
+
+use foldhash::{HashMap, HashMapExt};
+
+use super::dwarf::{self, Cache, Read, StackCopy, Unwinder, Walk, WalkEnd};
+use crate::profile::{ContinuationStats, Refusal};
+
+/// Bytes at the end of the copy that must still be in live memory as copied.
+pub const OVERLAP: u64 = 256;
+/// The copy's last bytes whose words the walk read must still be in live memory as copied.
+const CHECKED: u64 = 1024;
+/// Bytes read from the process at once.
+const CHUNK: usize = 16 * 1024;
+/// Most bytes read from the process for one walk.
+const MAX_LIVE: usize = 1024 * 1024;
+/// Continuations of a thread that are only looked at, before any is used.
+pub const PROBATION: u32 = 10;
+/// How long a slot seen changing under unchanged inner frames bars continuations through it.
+pub const HOLD_NS: u64 = 2_000_000_000;
+/// Continuations taken from a thread's last complete stack before a live walk looks again.
+const CACHE_USES: u32 = 4;
+/// Threads remembered at once; the least recently seen go first.
+const MAX_THREADS: usize = 4096;
+
+/// Another process's memory, read by the caller (the edge that talks to the kernel).
+pub trait LiveMemory {
+    /// Reads `buf.len()` bytes at `address` of process `pid`, or fewer where readable memory ends.
+    fn read(&mut self, pid: u32, address: u64, buf: &mut [u8]) -> Result<usize, LiveError>;
+}
+
+/// Why a read of another process failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveError {
+    /// Not allowed to read its memory (another user's process, `ptrace_scope`).
+    NotPermitted,
+    /// The process has exited.
+    Exited,
+    /// Nothing mapped there.
+    Unmapped,
+}
+
+/// How a continuation went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The walk reached the thread's root through live memory.
+    FromMemory,
+    /// The walk reached the thread's root through the thread's last complete stack.
+    FromCache,
+    /// Frames were added from live memory, but the walk stopped before the root (why).
+    Partial(Refusal),
+    /// Nothing was added (why).
+    Refused(Refusal),
+}
+
+/// One thread's last complete stack and what its stacks showed.
+#[derive(Default)]
+struct ThreadState {
+    pid: u32,
+    /// The last complete stack (frames, CFAs innermost first: the CFAs grow).
+    last: Walk,
+    has_last: bool,
+    /// Complete stacks seen (the probation).
+    observed: u32,
+    /// The highest stack slot seen changing under unchanged inner frames, and until when it bars
+    /// continuations below it.
+    churn_slot: u64,
+    churn_until: u64,
+    seen: u64,
+    /// Continuations from `last` since it was seen.
+    cache_uses: u32,
+}
+
+/// Continues walks in live memory (see the module's docs).
+pub struct Continuer {
+    memory: Box<dyn LiveMemory + Send>,
+    threads: HashMap<u32, ThreadState>,
+    /// Processes whose memory cannot be read, and why.
+    refused: HashMap<u32, LiveError>,
+    /// Per process: complete stacks seen, and whether any thread of it churned.
+    processes: HashMap<u32, (u32, bool)>,
+    windows: Vec<(u64, Vec<u8>)>,
+    spare: Vec<Vec<u8>>,
+    scratch: Walk,
+}
+
+impl Continuer {
+    pub fn new(memory: Box<dyn LiveMemory + Send>) -> Continuer {
+        Continuer {
+            memory,
+            threads: HashMap::new(),
+            refused: HashMap::new(),
+            processes: HashMap::new(),
+            windows: Vec::new(),
+            spare: Vec::new(),
+            scratch: Walk::default(),
+        }
+    }
+
+    /// Goes on with `walk`, which ran off the end of `copy` (`CopyExhausted`), for thread `tid` of `pid`
+    /// sampled at `time`. `is_code` says whether a return address lies in executable code. On success the
+    /// walk holds the whole stack; otherwise it holds at least what it held.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extend(
+        &mut self,
+        unwinder: &Unwinder,
+        cache: &mut Cache,
+        pid: u32,
+        tid: u32,
+        time: u64,
+        copy: StackCopy<'_>,
+        walk: &mut Walk,
+        max_depth: usize,
+        is_code: &mut dyn FnMut(u64) -> bool,
+        stats: &mut ContinuationStats,
+    ) -> Outcome {
+        stats.ran_off += 1;
+        let outcome = self.extend_inner(
+            unwinder, cache, pid, tid, time, copy, walk, max_depth, is_code,
+        );
+        stats.add(outcome, pid);
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn extend_inner(
+        &mut self,
+        unwinder: &Unwinder,
+        cache: &mut Cache,
+        pid: u32,
+        tid: u32,
+        time: u64,
+        copy: StackCopy<'_>,
+        walk: &mut Walk,
+        max_depth: usize,
+        is_code: &mut dyn FnMut(u64) -> bool,
+    ) -> Outcome {
+        if let Some(&e) = self.refused.get(&pid) {
+            return Outcome::Refused(refusal(e));
+        }
+        self.thread(pid, tid, time);
+        let junction = copy.end();
+        let state = self.threads.get(&tid);
+        let barred = state.is_some_and(|s| time < s.churn_until && junction < s.churn_slot);
+        // A process is looked at before any continuation of it is used; a thread of it, only when one of
+        // its threads was seen churning (a fooled thread is caught in its first samples, and its process's
+        // new threads are looked at as well; other programs' new threads, rustc's codegen threads among
+        // them, continue at once).
+        let (process_observed, churned) = self.processes.get(&pid).copied().unwrap_or_default();
+        let probation = process_observed < PROBATION
+            || (churned && state.is_none_or(|s| s.observed < PROBATION));
+        // The cache repeats what was seen; every few uses a live walk looks again, so that churn that
+        // started since is seen.
+        let fresh = state.is_some_and(|s| s.cache_uses < CACHE_USES);
+        if barred || probation {
+            // Look without keeping: the stacks seen keep the churn check (and the probation) going.
+            let mut look = std::mem::take(&mut self.scratch);
+            look.clone_from(walk);
+            let looked = self.live(unwinder, cache, pid, copy, &mut look, max_depth, is_code);
+            if looked == Outcome::FromMemory {
+                self.observe(tid, time, &look);
+            }
+            self.scratch = look;
+            return Outcome::Refused(match (looked, barred) {
+                (Outcome::Refused(r @ (Refusal::NotPermitted | Refusal::Exited)), _) => r,
+                (_, true) => Refusal::Churn,
+                (_, false) => Refusal::FirstSamples,
+            });
+        }
+        if fresh && self.take_cached(tid, walk) {
+            if let Some(s) = self.threads.get_mut(&tid) {
+                s.cache_uses += 1;
+            }
+            return Outcome::FromCache;
+        }
+        let outcome = self.live(unwinder, cache, pid, copy, walk, max_depth, is_code);
+        if outcome == Outcome::FromMemory {
+            self.observe(tid, time, walk);
+        }
+        outcome
+    }
+
+    /// The thread's state, made when first needed.
+    fn thread(&mut self, pid: u32, tid: u32, time: u64) {
+        if !self.threads.contains_key(&tid) && self.threads.len() >= MAX_THREADS {
+            // The least recently seen half goes.
+            let mut seen: Vec<u64> = self.threads.values().map(|s| s.seen).collect();
+            seen.sort_unstable();
+            let cut = seen[seen.len() / 2];
+            self.threads.retain(|_, s| s.seen > cut);
+        }
+        let state = self.threads.entry(tid).or_default();
+        if state.pid != pid {
+            // A new thread with a reused tid (or a new process).
+            *state = ThreadState {
+                pid,
+                ..ThreadState::default()
+            };
+        }
+        state.seen = time;
+    }
+
+    /// Whether the thread's last complete stack continues `walk` (see the module's docs): if so, its outer
+    /// frames are appended.
+    fn take_cached(&mut self, tid: u32, walk: &mut Walk) -> bool {
+        let Some(state) = self.threads.get(&tid) else {
+            return false;
+        };
+        let k = walk.frames.len().saturating_sub(1);
+        if !state.has_last || k == 0 {
+            return false;
+        }
+        let (Some(&cfa), Some(frame)) = (walk.cfas.get(k), walk.frames.get(k)) else {
+            return false;
+        };
+        let last = &state.last;
+        let Ok(m) = last.cfas[1..].binary_search(&cfa).map(|m| m + 1) else {
+            return false;
+        };
+        if last.frames.get(m) != Some(frame) {
+            return false;
+        }
+        walk.frames.extend_from_slice(&last.frames[m + 1..]);
+        walk.cfas.extend_from_slice(&last.cfas[m + 1..]);
+        walk.bps
+            .extend_from_slice(last.bps.get(m + 1..).unwrap_or(&[]));
+        walk.end = WalkEnd::Complete;
+        true
+    }
+
+    /// A complete stack of thread `tid` (from a copy, or continued): compared with the thread's last one
+    /// for churn, then kept as the cache. Only for threads whose walks ran off their copies.
+    pub fn observe(&mut self, tid: u32, time: u64, walk: &Walk) {
+        let Some(state) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        if walk.end != WalkEnd::Complete {
+            return;
+        }
+        if state.has_last {
+            if let Some(slot) = churn_slot(&state.last, walk) {
+                if time >= state.churn_until {
+                    state.churn_slot = 0;
+                }
+                state.churn_slot = state.churn_slot.max(slot);
+                state.churn_until = time.saturating_add(HOLD_NS);
+                self.processes.entry(state.pid).or_default().1 = true;
+            }
+        }
+        let process = self.processes.entry(state.pid).or_default();
+        process.0 = process.0.saturating_add(1);
+        state.last.clone_from(walk);
+        state.has_last = true;
+        state.cache_uses = 0;
+        state.observed = state.observed.saturating_add(1);
+        state.seen = time;
+    }
+
+    /// Whether thread `tid` is followed (its walks ran off their copies): its complete walks then go to
+    /// [`Continuer::observe`].
+    pub fn follows(&self, tid: u32) -> bool {
+        self.threads.contains_key(&tid)
+    }
+
+    /// Forgets a process (it exited and its samples were processed).
+    pub fn forget(&mut self, pid: u32) {
+        self.refused.remove(&pid);
+        self.processes.remove(&pid);
+        self.threads.retain(|_, s| s.pid != pid);
+    }
+
+    /// Walks on from `walk`'s last frame through the copy, then live memory.
+    #[allow(clippy::too_many_arguments)]
+    fn live(
+        &mut self,
+        unwinder: &Unwinder,
+        cache: &mut Cache,
+        pid: u32,
+        copy: StackCopy<'_>,
+        walk: &mut Walk,
+        max_depth: usize,
+        is_code: &mut dyn FnMut(u64) -> bool,
+    ) -> Outcome {
+        let len = walk.frames.len();
+        let end = walk.end;
+        let reads = walk.reads.len();
+        for (_, buf) in self.windows.drain(..) {
+            self.spare.push(buf);
+        }
+        // The words the walk read near the copy's end (return addresses, saved registers of the frames there)
+        // are what must still be in live memory: locals may change while their frames stay.
+        let from = copy.end().saturating_sub(CHECKED);
+        let checks: Vec<(u64, u64)> = walk
+            .reads
+            .iter()
+            .copied()
+            .filter(|&(a, _)| a >= from)
+            .collect();
+        let mut view = View {
+            pid,
+            copy,
+            checks: &checks,
+            memory: &mut *self.memory,
+            windows: &mut self.windows,
+            spare: &mut self.spare,
+            verified: false,
+            fetched: 0,
+            failure: None,
+        };
+        let mut read = |addr: u64| view.read(addr);
+        dwarf::resume_into(unwinder, cache, &mut read, is_code, max_depth, walk);
+        let failure = view.failure;
+        // The live words are not the sample's: a switch-out memo must not match on them.
+        walk.reads.truncate(reads);
+        if let Some(LiveError::NotPermitted | LiveError::Exited) = failure.and_then(|f| f.error()) {
+            if let Some(e) = failure.and_then(|f| f.error()) {
+                self.refused.insert(pid, e);
+            }
+        }
+        let why = match (failure, walk.end) {
+            (Some(f), _) => f.refusal(),
+            (None, WalkEnd::Complete) => return Outcome::FromMemory,
+            (None, WalkEnd::DepthCap) => Refusal::DepthCap,
+            (None, _) => Refusal::Broke,
+        };
+        if walk.frames.len() > len && !matches!(failure, Some(Failure::Overlap)) {
+            Outcome::Partial(why)
+        } else {
+            walk.truncate(len, end);
+            Outcome::Refused(why)
+        }
+    }
+}
+
+fn refusal(e: LiveError) -> Refusal {
+    match e {
+        LiveError::NotPermitted => Refusal::NotPermitted,
+        LiveError::Exited => Refusal::Exited,
+        LiveError::Unmapped => Refusal::Unreadable,
+    }
+}
+
+/// Why live memory stopped a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// The copy's last bytes are no longer in live memory as copied (or there was nothing to compare).
+    Overlap,
+    /// A read failed.
+    Read(LiveError),
+    /// More than [`MAX_LIVE`] bytes read.
+    TooMuch,
+}
+
+impl Failure {
+    fn error(self) -> Option<LiveError> {
+        match self {
+            Failure::Read(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn refusal(self) -> Refusal {
+        match self {
+            Failure::Overlap => Refusal::Overlap,
+            Failure::Read(e) => refusal(e),
+            Failure::TooMuch => Refusal::DepthCap,
+        }
+    }
+}
+
+/// The copy, then live memory read in windows of [`CHUNK`] bytes as the walk asks for them.
+struct View<'a> {
+    pid: u32,
+    copy: StackCopy<'a>,
+    /// Stack words the walk read in the copy's last [`CHECKED`] bytes.
+    checks: &'a [(u64, u64)],
+    memory: &'a mut (dyn LiveMemory + Send),
+    windows: &'a mut Vec<(u64, Vec<u8>)>,
+    spare: &'a mut Vec<Vec<u8>>,
+    verified: bool,
+    fetched: usize,
+    failure: Option<Failure>,
+}
+
+impl View<'_> {
+    fn read(&mut self, addr: u64) -> Read {
+        if let Some(value) = self.copy.read(addr) {
+            return Read::Value(value);
+        }
+        if addr < self.copy.sp {
+            return Read::Invalid;
+        }
+        if self.failure.is_some() {
+            return Read::PastEnd;
+        }
+        if !self.verified {
+            if let Err(f) = self.verify() {
+                self.failure = Some(f);
+                return Read::PastEnd;
+            }
+            self.verified = true;
+        }
+        if let Some(value) = self.cached(addr) {
+            return Read::Value(value);
+        }
+        match self.fetch(addr, addr) {
+            Ok(()) => self.cached(addr).map_or(Read::PastEnd, Read::Value),
+            Err(f) => {
+                self.failure = Some(f);
+                Read::PastEnd
+            }
+        }
+    }
+
+    fn cached(&self, addr: u64) -> Option<u64> {
+        self.windows
+            .iter()
+            .find_map(|(start, bytes)| StackCopy { sp: *start, bytes }.read(addr))
+    }
+
+    /// Reads a window from `from`, which must cover `need`.
+    fn fetch(&mut self, from: u64, need: u64) -> Result<(), Failure> {
+        if self.fetched >= MAX_LIVE {
+            return Err(Failure::TooMuch);
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let n = match self.memory.read(self.pid, from, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.spare.push(buf);
+                return Err(Failure::Read(e));
+            }
+        };
+        buf.truncate(n);
+        self.fetched += n;
+        if need.saturating_add(8) > from.saturating_add(n as u64) {
+            self.spare.push(buf);
+            return Err(Failure::Read(LiveError::Unmapped));
+        }
+        self.windows.push((from, buf));
+        Ok(())
+    }
+
+    /// The stack words the walk read in the copy's last [`CHECKED`] bytes must be in live memory as copied
+    /// (where it read none there, the copy's last [`OVERLAP`] bytes); the window read for the check goes on
+    /// past the copy's end, where the walk reads next.
+    fn verify(&mut self) -> Result<(), Failure> {
+        let end = self.copy.end();
+        let span = (self.copy.bytes.len() as u64).min(CHECKED) & !7;
+        if span == 0 {
+            return Err(Failure::Overlap);
+        }
+        let from = end - span;
+        self.fetch(from, end)?;
+        let Some((_, live)) = self.windows.last() else {
+            return Err(Failure::Overlap);
+        };
+        let live = StackCopy {
+            sp: from,
+            bytes: live,
+        };
+        if self.checks.is_empty() {
+            let overlap = span.min(OVERLAP) as usize;
+            let copied = &self.copy.bytes[self.copy.bytes.len() - overlap..];
+            let start = (span as usize) - overlap;
+            if live.bytes.get(start..span as usize) != Some(copied) {
+                return Err(Failure::Overlap);
+            }
+            return Ok(());
+        }
+        if self
+            .checks
+            .iter()
+            .all(|&(address, value)| live.read(address) == Some(value))
+        {
+            Ok(())
+        } else {
+            Err(Failure::Overlap)
+        }
+    }
+}
+
+/// A stack slot that two complete stacks of one thread show changed under unchanged inner frames: the
+/// highest stack address at which they hold different return addresses (or a frame only one has), with at
+/// least [`OVERLAP`] bytes of frames below it that agree (same return addresses at the same addresses).
+fn churn_slot(old: &Walk, new: &Walk) -> Option<u64> {
+    // Frame i (i >= 1) returns to frames[i] with sp = cfas[i]; both stacks are sorted by cfa, innermost
+    // first. Walk the new stack from its root inward.
+    let old_cfas = old.cfas.get(1..)?;
+    let mut differ: Option<u64> = None;
+    let mut agree_top: Option<u64> = None;
+    for i in (1..new.cfas.len()).rev() {
+        let cfa = new.cfas[i];
+        let same = old_cfas
+            .binary_search(&cfa)
+            .ok()
+            .is_some_and(|j| old.frames.get(j + 1) == new.frames.get(i));
+        if same {
+            let Some(d) = differ else { continue };
+            let top = *agree_top.get_or_insert(cfa);
+            if top.saturating_sub(cfa) >= OVERLAP {
+                return Some(d);
+            }
+        } else {
+            differ = Some(cfa);
+            agree_top = None;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::addr::{Avma, FrameAddress};
+    use crate::unwind::Frame;
+
+    fn stack(frames: &[(u64, u64)]) -> Walk {
+        let mut w = Walk {
+            end: WalkEnd::Complete,
+            ..Walk::default()
+        };
+        w.frames.push(Frame {
+            address: FrameAddress::InstructionPointer(Avma(0x1000)),
+            kernel: false,
+        });
+        w.cfas.push(0x7000);
+        for &(cfa, ra) in frames {
+            w.frames.push(Frame {
+                address: FrameAddress::ReturnAddress(Avma(ra)),
+                kernel: false,
+            });
+            w.cfas.push(cfa);
+        }
+        w.bps = vec![0; w.cfas.len()];
+        w
+    }
+
+    /// A recursion of `depth` 32-byte frames returning to 0x2000, under an outer frame at a fixed address
+    /// returning to `outer`, under main.
+    fn recursion(depth: u64, outer: u64) -> Walk {
+        const TOP: u64 = 0x9000;
+        let mut frames: Vec<(u64, u64)> =
+            (1..=depth).rev().map(|i| (TOP - 32 * i, 0x2000)).collect();
+        frames.push((TOP, outer));
+        frames.push((TOP + 64, 0x3000));
+        stack(&frames)
+    }
+
+    #[test]
+    fn a_changed_outer_frame_over_the_same_recursion_is_churn() {
+        let a = recursion(40, 0xa000);
+        let b = recursion(30, 0xb000);
+        assert_eq!(churn_slot(&a, &b), Some(0x9000));
+        // The same outer frame: no churn, whatever the depths.
+        assert_eq!(churn_slot(&a, &recursion(12, 0xa000)), None);
+        // A short agreement (under OVERLAP bytes) is what ordinary code shows: not churn.
+        assert_eq!(
+            churn_slot(&recursion(40, 0xa000), &recursion(3, 0xb000)),
+            None
+        );
+    }
+
+    /// A process's memory as bytes from `base` (the unit tests' stand-in for `process_vm_readv`).
+    struct Bytes {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl LiveMemory for Bytes {
+        fn read(&mut self, _pid: u32, address: u64, buf: &mut [u8]) -> Result<usize, LiveError> {
+            let off = address
+                .checked_sub(self.base)
+                .and_then(|o| usize::try_from(o).ok())
+                .filter(|&o| o < self.bytes.len())
+                .ok_or(LiveError::Unmapped)?;
+            let n = buf.len().min(self.bytes.len() - off);
+            buf[..n].copy_from_slice(&self.bytes[off..off + n]);
+            Ok(n)
+        }
+    }
+
+    fn view<'a>(
+        copy: StackCopy<'a>,
+        checks: &'a [(u64, u64)],
+        memory: &'a mut Bytes,
+        windows: &'a mut Vec<(u64, Vec<u8>)>,
+        spare: &'a mut Vec<Vec<u8>>,
+    ) -> View<'a> {
+        View {
+            pid: 1,
+            copy,
+            checks,
+            memory,
+            windows,
+            spare,
+            verified: false,
+            fetched: 0,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn live_memory_is_read_past_the_copy_only_when_the_words_checked_are_unchanged() {
+        const SP: u64 = 0x7ff0_0000;
+        let live: Vec<u8> = (0..8192u64).flat_map(|w| (w * 3).to_le_bytes()).collect();
+        let copy = StackCopy {
+            sp: SP,
+            bytes: &live[..4096],
+        };
+        let word =
+            |addr: u64| u64::from_le_bytes(live[(addr - SP) as usize..][..8].try_into().unwrap());
+        let checks = [(SP + 4000, word(SP + 4000))];
+        let (mut windows, mut spare) = (Vec::new(), Vec::new());
+        let mut memory = Bytes {
+            base: SP,
+            bytes: live.clone(),
+        };
+        let mut v = view(copy, &checks, &mut memory, &mut windows, &mut spare);
+        assert!(matches!(v.read(SP + 8), Read::Value(v) if v == 3));
+        assert!(matches!(v.read(SP + 6000), Read::Value(x) if x == word(SP + 6000)));
+        assert!(matches!(v.read(SP - 8), Read::Invalid));
+        // Past what the process maps: the walk ends there.
+        assert!(matches!(v.read(SP + 70_000), Read::PastEnd));
+
+        // The thread moved on: a word the walk read near the copy's end changed.
+        let mut moved = live.clone();
+        moved[4000..4008].copy_from_slice(&1u64.to_le_bytes());
+        let mut memory = Bytes {
+            base: SP,
+            bytes: moved,
+        };
+        let (mut windows, mut spare) = (Vec::new(), Vec::new());
+        let mut v = view(copy, &checks, &mut memory, &mut windows, &mut spare);
+        assert!(matches!(v.read(SP + 6000), Read::PastEnd));
+        assert_eq!(v.failure, Some(Failure::Overlap));
+
+        // A local that changed elsewhere in the copy's end does not matter.
+        let mut local = live.clone();
+        local[4088..4096].copy_from_slice(&1u64.to_le_bytes());
+        let mut memory = Bytes {
+            base: SP,
+            bytes: local,
+        };
+        let (mut windows, mut spare) = (Vec::new(), Vec::new());
+        let mut v = view(copy, &checks, &mut memory, &mut windows, &mut spare);
+        assert!(matches!(v.read(SP + 6000), Read::Value(_)));
+
+        // Nothing read there by the walk: the copy's last OVERLAP bytes are compared.
+        let mut memory = Bytes {
+            base: SP,
+            bytes: live.clone(),
+        };
+        memory.bytes[4090] ^= 1;
+        let (mut windows, mut spare) = (Vec::new(), Vec::new());
+        let mut v = view(copy, &[], &mut memory, &mut windows, &mut spare);
+        assert!(matches!(v.read(SP + 6000), Read::PastEnd));
+        assert_eq!(v.failure, Some(Failure::Overlap));
+    }
+
+    #[test]
+    fn different_paths_are_not_churn() {
+        let a = stack(&[(0x7100, 0x10), (0x7200, 0x11), (0x7300, 0x3000)]);
+        let b = stack(&[(0x7180, 0x20), (0x7280, 0x21), (0x7300, 0x3000)]);
+        assert_eq!(churn_slot(&a, &b), None);
+    }
+}
