@@ -377,7 +377,9 @@ fn bigbuf_threads() -> PathBuf {
 
 /// Acceptance 1: rustc (no frame pointers in it, its driver or LLVM) compiling a real crate: in the default
 /// mode (16 KiB copies) at least 98% of the samples reach a thread root (32% without the continuation), and
-/// the header says how many did not and why.
+/// the header says how many did not and why. Some of rustc's frames are large: its compiler thread's
+/// `run_compiler::{closure#1}` takes about 540 KB (gdb, rustc 1.95), so even a full 64 KiB copy ends below it
+/// in every sample of that thread, and only live memory holds the thread's outer frames.
 pub fn rustc_stacks_reach_their_thread_roots() {
     if !perf_available() {
         return;
@@ -389,17 +391,17 @@ pub fn rustc_stacks_reach_their_thread_roots() {
     let header = report_header(&file);
     print_unwind_lines("rustc, default mode", &header);
     assert!(ends.samples >= 2000, "only {} samples", ends.samples);
-    assert!(
-        ends.rooted_pct() >= 98.0,
-        "{:.2}% of rustc's samples reached a thread root",
-        ends.rooted_pct()
-    );
     assert_header_counts_the_cut("rustc", &header, &ends);
     let (continued, ran_off) = continuation_line("rustc", &header);
     assert!(
         continued * 2 >= ends.samples,
         "only {continued} of {ran_off} walks continued in {} samples",
         ends.samples
+    );
+    assert!(
+        ends.rooted_pct() >= 98.0,
+        "{:.2}% of rustc's samples reached a thread root",
+        ends.rooted_pct()
     );
 }
 
@@ -610,11 +612,6 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
     let header = report_header(&file);
     print_unwind_lines("bigbuf_threads, default mode", &header);
     assert!(ends.samples >= 1000, "only {} samples", ends.samples);
-    assert!(
-        ends.rooted_pct() >= 98.0,
-        "{:.2}% of the samples reached a thread root",
-        ends.rooted_pct()
-    );
     assert_header_counts_the_cut("bigbuf_threads", &header, &ends);
     // The copies come back short until the continuation's reads have mapped the buffer's pages (the zero
     // page, which the kernel can then copy in the interrupt); past them the walks still run off the 16 KiB
@@ -635,6 +632,11 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
         ends.samples
     );
     let (continued, ran_off) = continuation_line("bigbuf_threads", &header);
+    assert!(
+        ends.rooted_pct() >= 98.0,
+        "{:.2}% of the samples reached a thread root",
+        ends.rooted_pct()
+    );
     assert!(
         continued * 100 >= ran_off * 98,
         "{continued} of {ran_off} walks that ran off their copy continued"
