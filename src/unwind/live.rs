@@ -298,6 +298,7 @@ impl Continuer {
             verified: true,
             fetched: 0,
             failure: None,
+            chunk: 8,
         };
         let expected = next.address.raw().0;
         if !matches!(view.read(next_cfa.wrapping_sub(8)), Read::Value(ra) if ra == expected) {
@@ -350,7 +351,12 @@ impl Continuer {
             process.0 = process.0.saturating_add(1);
             state.observed = state.observed.saturating_add(1);
         }
-        state.last.clone_from(walk);
+        // The frames only: the words read are not needed again.
+        let last = &mut state.last;
+        last.frames.clone_from(&walk.frames);
+        last.cfas.clone_from(&walk.cfas);
+        last.bps.clone_from(&walk.bps);
+        last.end = walk.end;
         state.has_last = true;
         state.cache_uses = 0;
         state.seen = time;
@@ -399,6 +405,7 @@ impl Continuer {
             verified: false,
             fetched: 0,
             failure: None,
+            chunk: CHUNK,
         };
         let mut read = |addr: u64| view.read(addr);
         dwarf::resume_into(unwinder, cache, &mut read, is_code, max_depth, walk);
@@ -495,6 +502,8 @@ struct View<'a> {
     verified: bool,
     fetched: usize,
     failure: Option<Failure>,
+    /// Bytes read at once ([`CHUNK`]; a word for the cache's one check).
+    chunk: usize,
 }
 
 impl View<'_> {
@@ -539,7 +548,7 @@ impl View<'_> {
             return Err(Failure::TooMuch);
         }
         let mut buf = self.spare.pop().unwrap_or_default();
-        buf.resize(CHUNK, 0);
+        buf.resize(self.chunk, 0);
         let n = match self.memory.read(self.pid, from, &mut buf) {
             Ok(n) => n,
             Err(e) => {
@@ -705,6 +714,7 @@ mod tests {
             verified: false,
             fetched: 0,
             failure: None,
+            chunk: CHUNK,
         }
     }
 
