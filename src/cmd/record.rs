@@ -145,9 +145,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     }
     if let Some(check) = &check {
         eprintln!("stacktop: {}", check.summary());
-        for (pid, tid, frame, full, continued) in &check.wrongs {
+        for (pid, tid, frame, full, continued, how) in &check.wrongs {
             eprintln!(
-                "stacktop: unwind check: wrong {pid}/{tid} at frame {frame}: full {full:#x} continued {continued:#x}"
+                "stacktop: unwind check: wrong {pid}/{tid} at frame {frame}: full {full:#x} continued {continued:#x} ({how})"
             );
         }
     }

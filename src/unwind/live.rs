@@ -9,8 +9,12 @@
 //!
 //! What makes a continuation trusted (each check ends it otherwise, and the stack ends in `[truncated]` as
 //! without a continuation):
-//! - **Overlap**: the last [`OVERLAP`] bytes of the copy must still be in live memory as copied. A thread that
-//!   returned past the copy's end and called elsewhere since has rewritten them.
+//! - **Overlap**: the stack words the walk read in the highest [`CHECKED`] bytes it read of the copy (the
+//!   return addresses and saved registers of the outermost frames in the copy) must still be in live memory
+//!   as copied. A thread that returned past those frames and called elsewhere since has rewritten them.
+//!   Words the walk read, not the copy's last bytes: locals change while their frames stay, and a copy that
+//!   ends inside a large buffer ends in bytes that stay the same whoever runs under them (an untouched
+//!   buffer is all zeros): with a byte overlap there, the self-check found wrong rustc stacks.
 //! - **Code**: every return address read from live memory must point into an executable mapping.
 //! - **Churn** (the overlap's blind spot): a recursion re-entered from two callers in turn leaves the same
 //!   bytes at the same addresses under a changed outer frame; a continuation read while it runs takes
@@ -40,7 +44,7 @@ use crate::profile::{ContinuationStats, Refusal};
 
 /// Bytes at the end of the copy that must still be in live memory as copied.
 pub const OVERLAP: u64 = 256;
-/// The copy's last bytes whose words the walk read must still be in live memory as copied.
+/// The highest bytes of the copy the walk read, whose words must still be in live memory as copied.
 const CHECKED: u64 = 1024;
 /// Bytes read from the process at once.
 const CHUNK: usize = 16 * 1024;
@@ -48,6 +52,8 @@ const CHUNK: usize = 16 * 1024;
 const MAX_LIVE: usize = 1024 * 1024;
 /// Continuations of a thread that are only looked at, before any is used.
 pub const PROBATION: u32 = 10;
+/// The same for each thread of a process one of whose threads churned.
+pub const THREAD_PROBATION: u32 = 3;
 /// How long a slot seen changing under unchanged inner frames bars continuations through it.
 pub const HOLD_NS: u64 = 2_000_000_000;
 /// Continuations taken from a thread's last complete stack before a live walk looks again.
@@ -180,7 +186,7 @@ impl Continuer {
         // them, continue at once).
         let (process_observed, churned) = self.processes.get(&pid).copied().unwrap_or_default();
         let probation = process_observed < PROBATION
-            || (churned && state.is_none_or(|s| s.observed < PROBATION));
+            || (churned && state.is_none_or(|s| s.observed < THREAD_PROBATION));
         // The cache repeats what was seen; every few uses a live walk looks again, so that churn that
         // started since is seen.
         let fresh = state.is_some_and(|s| s.cache_uses < CACHE_USES);
@@ -199,7 +205,7 @@ impl Continuer {
                 (_, false) => Refusal::FirstSamples,
             });
         }
-        if fresh && self.take_cached(tid, walk) {
+        if fresh && self.take_cached(pid, tid, copy, walk) {
             if let Some(s) = self.threads.get_mut(&tid) {
                 s.cache_uses += 1;
             }
@@ -234,7 +240,7 @@ impl Continuer {
 
     /// Whether the thread's last complete stack continues `walk` (see the module's docs): if so, its outer
     /// frames are appended.
-    fn take_cached(&mut self, tid: u32, walk: &mut Walk) -> bool {
+    fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
         let Some(state) = self.threads.get(&tid) else {
             return false;
         };
@@ -250,6 +256,37 @@ impl Continuer {
             return false;
         };
         if last.frames.get(m) != Some(frame) {
+            return false;
+        }
+        // The same frame at the same address may be under other callers now (called again from elsewhere):
+        // live memory must still hold the words checked in the copy and, above it, the cached caller's
+        // return address. (Without this check the self-check found a recursion re-entered from two callers
+        // continued wrongly from the cache 19 times in 48.)
+        let (Some(next), Some(&next_cfa)) = (last.frames.get(m + 1), last.cfas.get(m + 1)) else {
+            return false;
+        };
+        let checks = checked_words(copy, walk);
+        for (_, buf) in self.windows.drain(..) {
+            self.spare.push(buf);
+        }
+        let mut view = View {
+            pid,
+            copy,
+            checks: &checks,
+            memory: &mut *self.memory,
+            windows: &mut self.windows,
+            spare: &mut self.spare,
+            verified: false,
+            fetched: 0,
+            failure: None,
+        };
+        let expected = next.address.raw().0;
+        if !matches!(view.read(next_cfa.wrapping_sub(8)), Read::Value(ra) if ra == expected) {
+            if let Some(e) = view.failure.and_then(|f| f.error()) {
+                if matches!(e, LiveError::NotPermitted | LiveError::Exited) {
+                    self.refused.insert(pid, e);
+                }
+            }
             return false;
         }
         walk.frames.extend_from_slice(&last.frames[m + 1..]);
@@ -364,6 +401,28 @@ impl Continuer {
     }
 }
 
+/// The words the walk read highest in the copy (return addresses, saved registers of its outermost frames
+/// there): what must still be in live memory as copied. Those frames are the ones a thread that moved on
+/// is least likely to still have by chance; and locals may change while their frames stay.
+fn checked_words(copy: StackCopy<'_>, walk: &Walk) -> Vec<(u64, u64)> {
+    let inside = |a: u64| a >= copy.sp && a < copy.end();
+    let Some(top) = walk
+        .reads
+        .iter()
+        .map(|&(a, _)| a)
+        .filter(|&a| inside(a))
+        .max()
+    else {
+        return Vec::new();
+    };
+    let from = top.saturating_sub(CHECKED);
+    walk.reads
+        .iter()
+        .copied()
+        .filter(|&(a, _)| a >= from && inside(a))
+        .collect()
+}
+
 fn refusal(e: LiveError) -> Refusal {
     match e {
         LiveError::NotPermitted => Refusal::NotPermitted,
@@ -474,17 +533,17 @@ impl View<'_> {
         Ok(())
     }
 
-    /// The stack words the walk read in the copy's last [`CHECKED`] bytes must be in live memory as copied
-    /// (where it read none there, the copy's last [`OVERLAP`] bytes); the window read for the check goes on
-    /// past the copy's end, where the walk reads next.
+    /// The stack words checked (see [`checked_words`]) must be in live memory as copied (the frames there
+    /// are still the same frames); the window read for the check goes on past the copy's end, where the walk
+    /// reads next.
     fn verify(&mut self) -> Result<(), Failure> {
-        let end = self.copy.end();
-        let span = (self.copy.bytes.len() as u64).min(CHECKED) & !7;
-        if span == 0 {
+        let (Some(from), Some(top)) = (
+            self.checks.iter().map(|&(a, _)| a).min(),
+            self.checks.iter().map(|&(a, _)| a).max(),
+        ) else {
             return Err(Failure::Overlap);
-        }
-        let from = end - span;
-        self.fetch(from, end)?;
+        };
+        self.fetch(from, top)?;
         let Some((_, live)) = self.windows.last() else {
             return Err(Failure::Overlap);
         };
@@ -492,15 +551,6 @@ impl View<'_> {
             sp: from,
             bytes: live,
         };
-        if self.checks.is_empty() {
-            let overlap = span.min(OVERLAP) as usize;
-            let copied = &self.copy.bytes[self.copy.bytes.len() - overlap..];
-            let start = (span as usize) - overlap;
-            if live.bytes.get(start..span as usize) != Some(copied) {
-                return Err(Failure::Overlap);
-            }
-            return Ok(());
-        }
         if self
             .checks
             .iter()
@@ -680,12 +730,11 @@ mod tests {
         let mut v = view(copy, &checks, &mut memory, &mut windows, &mut spare);
         assert!(matches!(v.read(SP + 6000), Read::Value(_)));
 
-        // Nothing read there by the walk: the copy's last OVERLAP bytes are compared.
+        // Nothing read there by the walk (the copy ends inside a buffer): not continued.
         let mut memory = Bytes {
             base: SP,
             bytes: live.clone(),
         };
-        memory.bytes[4090] ^= 1;
         let (mut windows, mut spare) = (Vec::new(), Vec::new());
         let mut v = view(copy, &[], &mut memory, &mut windows, &mut spare);
         assert!(matches!(v.read(SP + 6000), Read::PastEnd));

@@ -106,7 +106,7 @@ pub struct SelfCheck {
     pub short: u64,
     /// The first [`MAX_CHECK_LINES`] wrong walks: pid, tid, frame index, the full walk's and the
     /// continued walk's address there.
-    pub wrongs: Vec<(u32, u32, usize, u64, u64)>,
+    pub wrongs: Vec<(u32, u32, usize, u64, u64, &'static str)>,
 }
 
 /// Wrong walks the self-check keeps for its report (it counts them all).
@@ -128,7 +128,14 @@ impl SelfCheck {
         )
     }
 
-    fn compare(&mut self, pid: u32, tid: u32, full: &[Frame], continued: &[Frame]) {
+    fn compare(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        full: &[Frame],
+        continued: &[Frame],
+        how: &'static str,
+    ) {
         self.continued += 1;
         let differs = full.iter().zip(continued).position(|(a, b)| a != b);
         match differs {
@@ -141,6 +148,7 @@ impl SelfCheck {
                         i,
                         full[i].address.lookup_address().0,
                         continued[i].address.lookup_address().0,
+                        how,
                     ));
                 }
             }
@@ -454,7 +462,12 @@ impl Unwinders {
                         if cut.frames.len() > before
                             && !matches!(outcome, live::Outcome::Refused(_))
                         {
-                            check.compare(sample.pid, sample.tid, &full.frames, &cut.frames);
+                            let how = match outcome {
+                                live::Outcome::FromCache => "from the thread cache",
+                                live::Outcome::FromMemory => "from memory",
+                                _ => "partly from memory",
+                            };
+                            check.compare(sample.pid, sample.tid, &full.frames, &cut.frames, how);
                         }
                     }
                     WalkEnd::Complete if c.follows(sample.tid) => {

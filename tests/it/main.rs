@@ -15,6 +15,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 mod acquire;
 mod annotate;
 mod common;
+mod continuation;
 mod errors;
 mod frameless;
 mod hostile;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
     let trials: Vec<Trial> = [
         acquire::tests(),
         annotate::tests(),
+        continuation::tests(),
         errors::tests(),
         frameless::tests(),
         hostile::tests(),

@@ -6,7 +6,7 @@ use gimli::{EndianSlice, LittleEndian};
 
 use crate::arch::Arch;
 use crate::cache::{AllocationPolicy, Cache};
-use crate::dwarf::{DwarfCfiIndex, DwarfUnwinder, DwarfUnwinding, UnwindSectionType};
+use crate::dwarf::{DwarfCfiIndex, DwarfUnwinder, DwarfUnwinderError, DwarfUnwinding, UnwindSectionType};
 use crate::error::{Error, UnwinderError};
 use crate::instruction_analysis::InstructionAnalysis;
 
@@ -358,6 +358,12 @@ impl<D: Deref<Target = [u8]>, A: Unwinding, P: AllocationPolicy> UnwinderInterna
                     Ok(UnwindResult::ExecRule(rule)) => rule,
                     Ok(UnwindResult::Uncacheable(return_address)) => {
                         return Ok(Some(return_address))
+                    }
+                    // The stack could not be read where the rule says the return address is (past the end
+                    // of a copied stack): that frame's rule is fine, the memory is missing. Neither fall back
+                    // to frame pointers nor cache a fallback for the address.
+                    Err(UnwinderError::Dwarf(DwarfUnwinderError::CouldNotRecoverReturnAddress)) => {
+                        return Err(Error::CouldNotReadStack(0));
                     }
                     Err(_err) => {
                         // eprintln!("Unwinder error: {}", err);
