@@ -86,7 +86,7 @@ cp "$built" "$stacktop"
 "$stacktop" record --help 2>/dev/null | grep -q -- --no-continue ||
     die "$built has no --no-continue: it predates the continuation (issue 15)"
 version=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
-[[ -n ${STACKTOP:-} ]] && version=$STACKTOP
+[[ -n ${STACKTOP:-} ]] && version="$STACKTOP (checkout $version)"
 
 # ------------------------------------------------------------------------------------------------- workload
 # The real compiler, not rustup's proxy (which would be one more process between the profiler and rustc).
