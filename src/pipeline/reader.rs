@@ -15,7 +15,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// of its sample finds the thread still under the frames it was sampled in far more often (on a rustc
 /// compile the median delay from sample to walk fell from 58 ms to 8 ms, and the continuations refused
 /// because the thread had moved on by half). Costs about 250 wakeups a second.
-pub const CONTINUE_TICK: Duration = Duration::from_millis(1);
+pub const CONTINUE_TICK: Duration = Duration::from_millis(4);
 
 /// The tick for a session whose walks are continued in live memory, or not.
 pub fn tick(continuing: bool) -> Duration {

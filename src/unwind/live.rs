@@ -37,6 +37,8 @@
 //! churn before or after. The self-check (`record --unwind-check`) measures how often continued stacks
 //! differ from the walks of full copies.
 
+use std::time::{Duration, Instant};
+
 use foldhash::{HashMap, HashMapExt};
 
 use super::dwarf::{self, Cache, Read, StackCopy, Unwinder, Walk, WalkEnd};
@@ -52,10 +54,15 @@ const CHUNK: usize = 16 * 1024;
 const MAX_LIVE: usize = 1024 * 1024;
 /// Continuations of a thread that are only looked at, before any is used.
 pub const PROBATION: u32 = 10;
+/// Complete stacks count for the probations only this far apart in time: looks made in one batch all see
+/// the live memory of one moment (the self-check saw a recursion's two callers pass 20 such looks unseen).
+const APART: Duration = Duration::from_millis(2);
 /// The same for each thread of a process one of whose threads churned.
 pub const THREAD_PROBATION: u32 = 3;
+/// Bytes above a churning slot in which a copy's end also bars the continuation.
+const BAR_ABOVE: u64 = 4096;
 /// How long a slot seen changing under unchanged inner frames bars continuations through it.
-pub const HOLD_NS: u64 = 2_000_000_000;
+pub const HOLD_NS: u64 = 10_000_000_000;
 /// Continuations taken from a thread's last complete stack before a live walk looks again.
 const CACHE_USES: u32 = 4;
 /// Threads remembered at once; the least recently seen go first.
@@ -107,6 +114,8 @@ struct ThreadState {
     seen: u64,
     /// Continuations from `last` since it was seen.
     cache_uses: u32,
+    /// When the thread's last complete stack counted for the probations was seen.
+    counted_at: Option<Instant>,
 }
 
 /// Continues walks in live memory (see the module's docs).
@@ -115,7 +124,8 @@ pub struct Continuer {
     threads: HashMap<u32, ThreadState>,
     /// Processes whose memory cannot be read, and why.
     refused: HashMap<u32, LiveError>,
-    /// Per process: complete stacks seen, and whether any thread of it churned.
+    /// Per process: complete stacks seen (counted apart, see [`APART`]), and whether any thread of it
+    /// churned.
     processes: HashMap<u32, (u32, bool)>,
     windows: Vec<(u64, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
@@ -179,7 +189,11 @@ impl Continuer {
         self.thread(pid, tid, time);
         let junction = copy.end();
         let state = self.threads.get(&tid);
-        let barred = state.is_some_and(|s| time < s.churn_until && junction < s.churn_slot);
+        // The slot's callers just above it change with it (the two callers of a recursion): the bar covers
+        // them too.
+        let barred = state.is_some_and(|s| {
+            time < s.churn_until && junction < s.churn_slot.saturating_add(BAR_ABOVE)
+        });
         // A process is looked at before any continuation of it is used; a thread of it, only when one of
         // its threads was seen churning (a fooled thread is caught in its first samples, and its process's
         // new threads are looked at as well; other programs' new threads, rustc's codegen threads among
@@ -196,7 +210,7 @@ impl Continuer {
             look.clone_from(walk);
             let looked = self.live(unwinder, cache, pid, copy, &mut look, max_depth, is_code);
             if looked == Outcome::FromMemory {
-                self.observe(tid, time, &look);
+                let _ = self.observe(tid, time, &look);
             }
             self.scratch = look;
             return Outcome::Refused(match (looked, barred) {
@@ -211,9 +225,14 @@ impl Continuer {
             }
             return Outcome::FromCache;
         }
+        let len = walk.frames.len();
+        let end = walk.end;
         let outcome = self.live(unwinder, cache, pid, copy, walk, max_depth, is_code);
-        if outcome == Outcome::FromMemory {
-            self.observe(tid, time, walk);
+        // A continued stack that, against the thread's last one, shows a slot changed under unchanged inner
+        // frames is the ambiguity itself: not kept.
+        if outcome == Outcome::FromMemory && self.observe(tid, time, walk) {
+            walk.truncate(len, end);
+            return Outcome::Refused(Refusal::Churn);
         }
         outcome
     }
@@ -259,24 +278,24 @@ impl Continuer {
             return false;
         }
         // The same frame at the same address may be under other callers now (called again from elsewhere):
-        // live memory must still hold the words checked in the copy and, above it, the cached caller's
-        // return address. (Without this check the self-check found a recursion re-entered from two callers
-        // continued wrongly from the cache 19 times in 48.)
+        // live memory must still hold, above it, the cached caller's return address. (Without this check the
+        // self-check found a recursion re-entered from two callers continued wrongly from the cache 19
+        // times in 48.) The words of the copy are not checked here: its frames below the junction come and
+        // go while the junction's frame stays (a server's request handlers under its loop).
         let (Some(next), Some(&next_cfa)) = (last.frames.get(m + 1), last.cfas.get(m + 1)) else {
             return false;
         };
-        let checks = checked_words(copy, walk);
         for (_, buf) in self.windows.drain(..) {
             self.spare.push(buf);
         }
         let mut view = View {
             pid,
             copy,
-            checks: &checks,
+            checks: &[],
             memory: &mut *self.memory,
             windows: &mut self.windows,
             spare: &mut self.spare,
-            verified: false,
+            verified: true,
             fetched: 0,
             failure: None,
         };
@@ -298,16 +317,19 @@ impl Continuer {
     }
 
     /// A complete stack of thread `tid` (from a copy, or continued): compared with the thread's last one
-    /// for churn, then kept as the cache. Only for threads whose walks ran off their copies.
-    pub fn observe(&mut self, tid: u32, time: u64, walk: &Walk) {
+    /// for churn, then kept as the cache. Only for threads whose walks ran off their copies. Returns whether
+    /// the two show churn.
+    pub fn observe(&mut self, tid: u32, time: u64, walk: &Walk) -> bool {
         let Some(state) = self.threads.get_mut(&tid) else {
-            return;
+            return false;
         };
         if walk.end != WalkEnd::Complete {
-            return;
+            return false;
         }
+        let mut churn = false;
         if state.has_last {
             if let Some(slot) = churn_slot(&state.last, walk) {
+                churn = true;
                 if time >= state.churn_until {
                     state.churn_slot = 0;
                 }
@@ -316,13 +338,23 @@ impl Continuer {
                 self.processes.entry(state.pid).or_default().1 = true;
             }
         }
-        let process = self.processes.entry(state.pid).or_default();
-        process.0 = process.0.saturating_add(1);
+        // Stacks looked at within a moment of each other (one batch of samples is walked in microseconds)
+        // saw the same live memory: they count once for the probations.
+        let now = Instant::now();
+        if state
+            .counted_at
+            .is_none_or(|at| now.duration_since(at) >= APART)
+        {
+            state.counted_at = Some(now);
+            let process = self.processes.entry(state.pid).or_default();
+            process.0 = process.0.saturating_add(1);
+            state.observed = state.observed.saturating_add(1);
+        }
         state.last.clone_from(walk);
         state.has_last = true;
         state.cache_uses = 0;
-        state.observed = state.observed.saturating_add(1);
         state.seen = time;
+        churn
     }
 
     /// Whether thread `tid` is followed (its walks ran off their copies): its complete walks then go to
@@ -356,15 +388,7 @@ impl Continuer {
         for (_, buf) in self.windows.drain(..) {
             self.spare.push(buf);
         }
-        // The words the walk read near the copy's end (return addresses, saved registers of the frames there)
-        // are what must still be in live memory: locals may change while their frames stay.
-        let from = copy.end().saturating_sub(CHECKED);
-        let checks: Vec<(u64, u64)> = walk
-            .reads
-            .iter()
-            .copied()
-            .filter(|&(a, _)| a >= from)
-            .collect();
+        let checks = checked_words(copy, walk);
         let mut view = View {
             pid,
             copy,

@@ -471,7 +471,7 @@ impl Unwinders {
                         }
                     }
                     WalkEnd::Complete if c.follows(sample.tid) => {
-                        c.observe(sample.tid, sample.time, cut);
+                        let _ = c.observe(sample.tid, sample.time, cut);
                     }
                     _ => {}
                 }
@@ -561,7 +561,7 @@ impl Unwinders {
                 }
             }
             (Some(c), WalkEnd::Complete) if c.follows(sample.tid) => {
-                c.observe(sample.tid, sample.time, walk);
+                let _ = c.observe(sample.tid, sample.time, walk);
             }
             _ => {}
         }
