@@ -535,8 +535,9 @@ pub fn a_killed_recording_leaves_no_probe_behind() {
     if !probes_allowed() {
         return;
     }
+    // Long enough for the probe to appear and go on a loaded machine (6 s ran out once under load).
     let mut workload = Command::new(offcpu_lock())
-        .arg("6")
+        .arg("10")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
