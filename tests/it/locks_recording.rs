@@ -404,10 +404,14 @@ pub fn a_rust_std_mutex_is_found_and_its_waiters_split() {
         "{:?}",
         profile.meta.locks.probes
     );
+    // TABLE is the workload's one mutex; glibc's own locks (thread start and exit) may be contended a few
+    // times besides (1 to 3 waits, under 1 ms, seen in about half the runs, before and after issue 15).
     let rows = profile.lock_rows();
-    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(!rows.is_empty(), "no lock found");
     let lock = rows[0].lock;
-    assert_eq!(profile.lock_label(lock), "locks_probe::TABLE");
+    assert_eq!(profile.lock_label(lock), "locks_probe::TABLE", "{rows:?}");
+    let others: u64 = rows[1..].iter().map(|r| r.contentions).sum();
+    assert!(others * 100 <= rows[0].contentions, "{rows:?}");
     let (often, rarely) = measured_split(&output, "take_often", "take_rarely");
     let (_, by_often) = waits_through(&profile, lock, "locks_probe::take_often");
     let (_, by_rarely) = waits_through(&profile, lock, "locks_probe::take_rarely");

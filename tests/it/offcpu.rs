@@ -256,7 +256,9 @@ pub fn check_threads(recs: &[(Recording, Profile)]) {
             if t.cpu_ns >= 200_000_000 && cpu_off > t.cpu_ns as f64 * 0.05 {
                 failures.push(format!("CPU not within 5%: {line}"));
             }
-            if v.period > t.cpu_ns + t.cpu_ns / 20 + 2 * period {
+            // Three periods of slack: a thread of a few ms of CPU whose wakeups line up with the timer catches
+            // a tick more (5 samples against a 2.7 ms clock, seen once under load).
+            if v.period > t.cpu_ns + t.cpu_ns / 20 + 3 * period {
                 failures.push(format!("more CPU than the thread's clock: {line}"));
             }
             if (wall as f64 - t.elapsed_ns as f64).abs() > t.elapsed_ns as f64 * 0.05 {
