@@ -130,6 +130,8 @@ pub struct Continuer {
     windows: Vec<(u64, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
     scratch: Walk,
+    /// The words a live walk checks first (see [`checked_words`]), reused.
+    checks: Vec<(u64, u64)>,
 }
 
 impl Continuer {
@@ -142,6 +144,7 @@ impl Continuer {
             windows: Vec::new(),
             spare: Vec::new(),
             scratch: Walk::default(),
+            checks: Vec::new(),
         }
     }
 
@@ -259,54 +262,68 @@ impl Continuer {
 
     /// Whether the thread's last complete stack continues `walk` (see the module's docs): if so, its outer
     /// frames are appended.
-    fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
-        let Some(state) = self.threads.get(&tid) else {
-            return false;
-        };
-        let k = walk.frames.len().saturating_sub(1);
-        if !state.has_last || k == 0 {
-            return false;
-        }
-        let (Some(&cfa), Some(frame)) = (walk.cfas.get(k), walk.frames.get(k)) else {
-            return false;
-        };
+    /// Where the thread's last complete stack holds `walk`'s outermost frame (same CFA and return address):
+    /// its index there, and the stack slot and value of the return address of the frame above it.
+    fn cached_frame(&self, tid: u32, walk: &Walk) -> Option<(usize, u64, u64)> {
+        let state = self.threads.get(&tid).filter(|s| s.has_last)?;
+        let k = walk.frames.len().checked_sub(1).filter(|&k| k > 0)?;
+        let (cfa, frame) = (walk.cfas.get(k)?, walk.frames.get(k)?);
         let last = &state.last;
-        let Ok(m) = last.cfas[1..].binary_search(&cfa).map(|m| m + 1) else {
+        let m = last.cfas.get(1..)?.binary_search(cfa).ok()? + 1;
+        if last.frames.get(m) != Some(frame) {
+            return None;
+        }
+        let (next, next_cfa) = (last.frames.get(m + 1)?, last.cfas.get(m + 1)?);
+        Some((m, next_cfa.wrapping_sub(8), next.address.raw().0))
+    }
+
+    /// A process whose memory may not be read, or that is gone, is not read again.
+    fn note_refusal(&mut self, pid: u32, failure: Option<Failure>) {
+        if let Some(e @ (LiveError::NotPermitted | LiveError::Exited)) =
+            failure.and_then(|f| f.error())
+        {
+            self.refused.insert(pid, e);
+        }
+    }
+
+    /// The copy and process `pid`'s memory, read `chunk` bytes at a time; live memory is read only once
+    /// `self.checks` (if any) are found in it as copied. The last view's windows are given back.
+    fn view<'a>(&'a mut self, pid: u32, copy: StackCopy<'a>, chunk: usize) -> View<'a> {
+        for (_, buf) in self.windows.drain(..) {
+            self.spare.push(buf);
+        }
+        View {
+            pid,
+            copy,
+            checks: &self.checks,
+            verified: self.checks.is_empty(),
+            memory: &mut *self.memory,
+            windows: &mut self.windows,
+            spare: &mut self.spare,
+            fetched: 0,
+            failure: None,
+            chunk,
+        }
+    }
+
+    fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
+        let Some((m, slot, expected)) = self.cached_frame(tid, walk) else {
             return false;
         };
-        if last.frames.get(m) != Some(frame) {
-            return false;
-        }
         // The same frame at the same address may be under other callers now (called again from elsewhere):
         // live memory must still hold, above it, the cached caller's return address. (Without this check the
         // self-check found a recursion re-entered from two callers continued wrongly from the cache 19
         // times in 48.) The words of the copy are not checked here: its frames below the junction come and
         // go while the junction's frame stays (a server's request handlers under its loop).
-        let (Some(next), Some(&next_cfa)) = (last.frames.get(m + 1), last.cfas.get(m + 1)) else {
+        self.checks.clear();
+        let mut view = self.view(pid, copy, 8);
+        let read = view.read(slot);
+        let failure = view.failure;
+        self.note_refusal(pid, failure);
+        let Some(last) = self.threads.get(&tid).map(|s| &s.last) else {
             return false;
         };
-        for (_, buf) in self.windows.drain(..) {
-            self.spare.push(buf);
-        }
-        let mut view = View {
-            pid,
-            copy,
-            checks: &[],
-            memory: &mut *self.memory,
-            windows: &mut self.windows,
-            spare: &mut self.spare,
-            verified: true,
-            fetched: 0,
-            failure: None,
-            chunk: 8,
-        };
-        let expected = next.address.raw().0;
-        if !matches!(view.read(next_cfa.wrapping_sub(8)), Read::Value(ra) if ra == expected) {
-            if let Some(e) = view.failure.and_then(|f| f.error()) {
-                if matches!(e, LiveError::NotPermitted | LiveError::Exited) {
-                    self.refused.insert(pid, e);
-                }
-            }
+        if !matches!(read, Read::Value(ra) if ra == expected) {
             return false;
         }
         walk.frames.extend_from_slice(&last.frames[m + 1..]);
@@ -391,32 +408,18 @@ impl Continuer {
         let len = walk.frames.len();
         let end = walk.end;
         let reads = walk.reads.len();
-        for (_, buf) in self.windows.drain(..) {
-            self.spare.push(buf);
+        checked_words(copy, walk, &mut self.checks);
+        if self.checks.is_empty() {
+            // Nothing of the copy to check live memory against.
+            return Outcome::Refused(Refusal::Overlap);
         }
-        let checks = checked_words(copy, walk);
-        let mut view = View {
-            pid,
-            copy,
-            checks: &checks,
-            memory: &mut *self.memory,
-            windows: &mut self.windows,
-            spare: &mut self.spare,
-            verified: false,
-            fetched: 0,
-            failure: None,
-            chunk: CHUNK,
-        };
+        let mut view = self.view(pid, copy, CHUNK);
         let mut read = |addr: u64| view.read(addr);
         dwarf::resume_into(unwinder, cache, &mut read, is_code, max_depth, walk);
         let failure = view.failure;
         // The live words are not the sample's: a switch-out memo must not match on them.
         walk.reads.truncate(reads);
-        if let Some(LiveError::NotPermitted | LiveError::Exited) = failure.and_then(|f| f.error()) {
-            if let Some(e) = failure.and_then(|f| f.error()) {
-                self.refused.insert(pid, e);
-            }
-        }
+        self.note_refusal(pid, failure);
         let why = match (failure, walk.end) {
             (Some(f), _) => f.refusal(),
             (None, WalkEnd::Complete) => return Outcome::FromMemory,
@@ -435,7 +438,8 @@ impl Continuer {
 /// The words the walk read highest in the copy (return addresses, saved registers of its outermost frames
 /// there): what must still be in live memory as copied. Those frames are the ones a thread that moved on
 /// is least likely to still have by chance; and locals may change while their frames stay.
-fn checked_words(copy: StackCopy<'_>, walk: &Walk) -> Vec<(u64, u64)> {
+fn checked_words(copy: StackCopy<'_>, walk: &Walk, out: &mut Vec<(u64, u64)>) {
+    out.clear();
     let inside = |a: u64| a >= copy.sp && a < copy.end();
     let Some(top) = walk
         .reads
@@ -444,14 +448,15 @@ fn checked_words(copy: StackCopy<'_>, walk: &Walk) -> Vec<(u64, u64)> {
         .filter(|&a| inside(a))
         .max()
     else {
-        return Vec::new();
+        return;
     };
     let from = top.saturating_sub(CHECKED);
-    walk.reads
-        .iter()
-        .copied()
-        .filter(|&(a, _)| a >= from && inside(a))
-        .collect()
+    out.extend(
+        walk.reads
+            .iter()
+            .copied()
+            .filter(|&(a, _)| a >= from && inside(a)),
+    );
 }
 
 fn refusal(e: LiveError) -> Refusal {
