@@ -281,8 +281,8 @@ pub fn busy_threads_wait_runnable_and_the_sleeper_blocked() {
     check_busy(&rec, &with_off_cpu(&rec.file));
 }
 
-/// Each busy thread: off CPU at least a fifth of its time, at least 90% of it runnable, at least 90% of
-/// that under its spin function. The sleeper: at least 95% of its off-CPU time blocked, within 5% of its
+/// The four busy threads: together off CPU at least two fifths of their time; each switched out at least 20
+/// times, at least 90% of its off-CPU time runnable, at least 90% of that under its spin function. The sleeper: at least 95% of its off-CPU time blocked, within 5% of its
 /// time asleep, at least 90% of it under doze.
 pub fn check_busy(rec: &Recording, profile: &Profile) {
     let cpus = rec.printed.num("busy", ("", ""), "cpus");
@@ -292,6 +292,7 @@ pub fn check_busy(rec: &Recording, profile: &Profile) {
     );
     let runnable = weighed(profile, Weigh::Runnable);
     let blocked = weighed(profile, Weigh::Blocked);
+    let (mut off_all, mut elapsed_all) = (0, 0);
     for spin in ["spin_a", "spin_b", "spin_c", "spin_d"] {
         let t = rec.printed.thread(spin);
         let v = thread_values(profile, t.tid);
@@ -307,11 +308,12 @@ pub fn check_busy(rec: &Recording, profile: &Profile) {
             ms(t.elapsed_ns)
         );
         eprintln!("{what}");
-        // Four threads on two CPUs: each off CPU about half of the time (at least a fifth on any machine).
-        assert!(
-            v.switches >= 20 && off * 5 >= t.elapsed_ns,
-            "a busy thread hardly waited: {what}"
-        );
+        // Four threads on two CPUs: together off CPU about half of the time. One thread alone may keep a
+        // CPU most of the run while the other three share the other (3:1, 1269 ms of 1491 ms seen once in
+        // CI), so each must only have been switched out often; the share is checked for the four below.
+        assert!(v.switches >= 20, "a busy thread hardly waited: {what}");
+        off_all += off;
+        elapsed_all += t.elapsed_ns;
         assert!(
             v.runnable * 10 >= off * 9,
             "a busy thread's off-CPU time is not mostly runnable: {what}"
@@ -324,6 +326,12 @@ pub fn check_busy(rec: &Recording, profile: &Profile) {
             ms(v.runnable)
         );
     }
+    assert!(
+        off_all * 5 >= elapsed_all * 2,
+        "four busy threads on two CPUs were off CPU only {:.1} ms of {:.1} ms",
+        ms(off_all),
+        ms(elapsed_all)
+    );
     let t = rec.printed.thread("sleeper");
     let v = thread_values(profile, t.tid);
     let asleep = rec.printed.num("sleep", ("", ""), "asleep_ns");
