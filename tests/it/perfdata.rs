@@ -513,11 +513,14 @@ pub fn python3_no_inline_self_shares_equal_perfs() {
     // Rows of one or two samples are left out: which alias of an address a tool prints is all they could
     // tell apart.
     let least = 300.0 / samples as f64;
+    // Two samples of slack: glibc's mem* entries share code under several names (`__mempcpy_*` inside
+    // `__memmove_*`), and one sample named apart gave 0.94% against perf's 0.89% once in CI.
+    let slack = (200.0 / samples as f64).max(0.05);
     let mut diffs = Vec::new();
     for (sym, theirs) in perf.iter().filter(|r| r.1 >= least).take(20) {
         let mine = ours.iter().find(|(s, _)| s == sym).map_or(0.0, |r| r.1);
         eprintln!("{sym:<40} stacktop {mine:6.2}%  perf {theirs:6.2}%");
-        if (mine - theirs).abs() > 0.05 {
+        if (mine - theirs).abs() > slack {
             diffs.push(format!("{sym}: stacktop {mine:.2}% perf {theirs:.2}%"));
         }
     }
