@@ -70,6 +70,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let mut cutoff = Cutoff::new(deadline);
     for mut batch in received {
         cutoff.drop_late_samples(&stop, &mut batch, &recycler);
+        pipeline.look_ahead(&batch);
         for record in &batch {
             pipeline.on_record(record);
         }

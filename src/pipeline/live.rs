@@ -231,6 +231,7 @@ fn sample(
     loop {
         let ended = match batches.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(Batch::Records(records, s, watermark)) => {
+                pipeline.look_ahead(&records);
                 for record in &records {
                     pipeline.on_record(record);
                 }

@@ -507,6 +507,19 @@ impl Pipeline {
         }
     }
 
+    /// Shows the pipeline a batch of records before they are fed one by one ([`Pipeline::on_record`]): a
+    /// walk continued in live memory learns where its thread was in the samples after its own.
+    pub fn look_ahead(&mut self, records: &[Record]) {
+        let Some(unwinders) = &mut self.unwinders else {
+            return;
+        };
+        for record in records {
+            if let Record::Sample(sample) = record {
+                unwinders.ahead(sample);
+            }
+        }
+    }
+
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
     /// at its time.
     pub fn on_record(&mut self, record: &Record) {

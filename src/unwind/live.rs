@@ -33,8 +33,15 @@
 //!   so that it sees churn that began after the stack was kept, the cache serves [`CACHE_USES`]
 //!   continuations at most before a live walk looks again.
 //!
+//! - **Samples ahead**: the samples of a batch are known before any of them is walked, so a walk knows
+//!   where the thread's stack pointer was in the samples taken after its own, up to shortly before the live
+//!   read. One above the outermost frame the copy holds means the thread returned past that frame since:
+//!   the frames above it may be others now, and stack memory it left keeps its old words, so the checked
+//!   words would still match (the self-check found rustc threads whose live read, after such a return,
+//!   took a stale return address of an allocator call for the sampled caller). Not continued.
+//!
 //! What none of this can catch: a stack that changes and changes back between two looks, once, with no
-//! churn before or after. The self-check (`record --unwind-check`) measures how often continued stacks
+//! churn before or after, and between two samples. The self-check (`record --unwind-check`) measures how often continued stacks
 //! differ from the walks of full copies.
 
 use std::time::{Duration, Instant};
@@ -69,6 +76,8 @@ const CACHE_USES: u32 = 4;
 const MAX_THREADS: usize = 4096;
 /// Churning stretches remembered per thread.
 const MAX_CHURNS: usize = 8;
+/// Samples ahead remembered per thread (see [`Continuer::ahead`]).
+const MAX_AHEAD: usize = 64;
 
 /// Another process's memory, read by the caller (the edge that talks to the kernel).
 pub trait LiveMemory {
@@ -152,6 +161,8 @@ pub struct Continuer {
     scratch: Walk,
     /// The words a live walk checks first (see [`checked_words`]), reused.
     checks: Vec<(u64, u64)>,
+    /// Per followed thread: `(time, stack pointer)` of its samples not yet walked (see [`Continuer::ahead`]).
+    ahead: HashMap<u32, Vec<(u64, u64)>>,
 }
 
 impl Continuer {
@@ -165,7 +176,30 @@ impl Continuer {
             spare: Vec::new(),
             scratch: Walk::default(),
             checks: Vec::new(),
+            ahead: HashMap::new(),
         }
+    }
+
+    /// A sample of thread `tid` at `time` with stack pointer `sp`, seen before the samples before it are
+    /// walked (a batch is read before it is walked): walks of the thread's earlier samples learn from it
+    /// that the thread was no deeper than `sp` then (see the module's docs).
+    pub fn ahead(&mut self, tid: u32, time: u64, sp: u64) {
+        if !self.threads.contains_key(&tid) {
+            return;
+        }
+        let seen = self.ahead.entry(tid).or_default();
+        if seen.len() >= MAX_AHEAD {
+            seen.remove(0);
+        }
+        seen.push((time, sp));
+    }
+
+    /// The highest stack pointer among thread `tid`'s samples after `time` seen ahead; forgets those up to
+    /// `time` (samples are walked in time order).
+    fn highest_ahead(&mut self, tid: u32, time: u64) -> Option<u64> {
+        let seen = self.ahead.get_mut(&tid)?;
+        seen.retain(|&(t, _)| t > time);
+        seen.iter().map(|&(_, sp)| sp).max()
     }
 
     /// Goes on with `walk`, which ran off the end of `copy` (`CopyExhausted`), for thread `tid` of `pid`
@@ -218,7 +252,12 @@ impl Continuer {
         // checked words reach below the agreeing stretch, they differ between the two stacks, and the
         // check tells them apart.
         checked_words(copy, walk, &mut self.checks);
-        let lowest = self.checks.iter().map(|&(a, _)| a).min().unwrap_or(junction);
+        let lowest = self
+            .checks
+            .iter()
+            .map(|&(a, _)| a)
+            .min()
+            .unwrap_or(junction);
         let barred = state.is_some_and(|s| s.churns.iter().any(|c| c.bars(junction, lowest, time)));
         // A process is looked at before any continuation of it is used; a thread of it, only when one of
         // its threads was seen churning (a fooled thread is caught in its first samples, and its process's
@@ -244,6 +283,15 @@ impl Continuer {
                 (_, true) => Refusal::Churn,
                 (_, false) => Refusal::FirstSamples,
             });
+        }
+        // The thread returned past the copy's outermost frame after this sample (a later sample's stack
+        // pointer lies above it): what lies above may be other frames now, or stale ones.
+        let outermost = walk.cfas.last().copied().unwrap_or(0);
+        if self
+            .highest_ahead(tid, time)
+            .is_some_and(|sp| sp > outermost)
+        {
+            return Outcome::Refused(Refusal::Overlap);
         }
         if fresh && self.take_cached(pid, tid, copy, walk) {
             if let Some(s) = self.threads.get_mut(&tid) {
@@ -271,6 +319,8 @@ impl Continuer {
             seen.sort_unstable();
             let cut = seen[seen.len() / 2];
             self.threads.retain(|_, s| s.seen > cut);
+            let threads = &self.threads;
+            self.ahead.retain(|tid, _| threads.contains_key(tid));
         }
         let state = self.threads.entry(tid).or_default();
         if state.pid != pid {
@@ -428,7 +478,9 @@ impl Continuer {
     pub fn forget(&mut self, pid: u32) {
         self.refused.remove(&pid);
         self.processes.remove(&pid);
-        self.threads.retain(|_, s| s.pid != pid);
+        let Continuer { threads, ahead, .. } = self;
+        ahead.retain(|tid, _| threads.get(tid).is_some_and(|s| s.pid != pid));
+        threads.retain(|_, s| s.pid != pid);
     }
 
     /// Walks on from `walk`'s last frame through the copy, then live memory.
@@ -859,6 +911,27 @@ mod tests {
         // Far above the slot, or after the hold: not barred.
         assert!(!churn.bars(0x9000 + BAR_ABOVE, 0x9000, 50));
         assert!(!churn.bars(0x8200, 0x8040, 100));
+    }
+
+    #[test]
+    fn samples_ahead_count_only_after_the_walked_one_and_for_followed_threads() {
+        let mut c = Continuer::new(Box::new(Bytes {
+            base: 0,
+            bytes: Vec::new(),
+        }));
+        // A thread not followed (none of its walks ran off its copy): nothing kept.
+        c.ahead(7, 10, 0x9000);
+        assert_eq!(c.highest_ahead(7, 0), None);
+        c.thread(1, 7, 5);
+        c.ahead(7, 10, 0x8000);
+        c.ahead(7, 20, 0x9000);
+        c.ahead(7, 30, 0x8800);
+        // The walk of the sample at 15 sees the two after it; the one at 10 is forgotten.
+        assert_eq!(c.highest_ahead(7, 15), Some(0x9000));
+        assert_eq!(c.highest_ahead(7, 25), Some(0x8800));
+        assert_eq!(c.highest_ahead(7, 30), None);
+        c.forget(1);
+        assert!(c.ahead.is_empty());
     }
 
     #[test]

@@ -309,6 +309,17 @@ impl Unwinders {
         self.last_pure.then_some(self.scratch.walk.reads.as_slice())
     }
 
+    /// A sample read before the ones before it are walked: the continuation learns where its thread's stack
+    /// pointer was (see `live::Continuer::ahead`).
+    pub fn ahead(&mut self, sample: &SampleRecord) {
+        if let (Some(c), Some(regs)) = (
+            &mut self.continuer,
+            sample.user_regs.as_deref().and_then(Regs::from_sample),
+        ) {
+            c.ahead(sample.tid, sample.time, regs.sp);
+        }
+    }
+
     /// Forgets a process (after it exited and its samples were processed).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
