@@ -1,4 +1,4 @@
-//! Handing freed memory back to the kernel.
+//! Memory the kernel hands us or takes back: freed heap returned, other processes' memory read, files mapped.
 //!
 //! `top -a` loads the symbols and unwind tables of every large binary that runs (a Rust build's rustc and
 //! LLVM: hundreds of MB) and drops them when the last process mapping them exits; the live profile's tables
@@ -56,5 +56,31 @@ impl crate::unwind::live::LiveMemory for ProcessMemory {
             Some(libc::ESRCH) => Err(LiveError::Exited),
             _ => Err(LiveError::Unmapped),
         }
+    }
+}
+
+/// A file mapped read-only: large binaries are parsed in place, so that only the pages parsed become
+/// resident, and they are the page cache's (shared with the running program, reclaimable), where reading a
+/// 150 MB `librustc_driver` whole put all of it on stacktop's heap for the parse.
+pub struct MappedFile(memmap2::Mmap);
+
+impl MappedFile {
+    pub fn map(file: &std::fs::File) -> std::io::Result<MappedFile> {
+        // SAFETY: the mapping is private and read-only, and lives as long as the `MappedFile`, which callers
+        // hold only while they parse (what they keep is copied out). What mmap cannot rule out is another
+        // process truncating the file meanwhile: touching a page past its new end raises SIGBUS. The files
+        // mapped are binaries and libraries that processes run from: installers and linkers replace those by
+        // writing a new file and renaming it over (the old inode stays whole); a linker rewriting in place
+        // the very binary being parsed, in the milliseconds of a parse, is the risk taken (perf and samply
+        // map the files they read the same way).
+        unsafe { memmap2::Mmap::map(file) }.map(MappedFile)
+    }
+}
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
