@@ -31,7 +31,9 @@
 //!   outer frames. Not sound when it returned and called again from the same call site at the same stack
 //!   address under other outer frames: the churn check covers that case as it covers the live reads, and
 //!   so that it sees churn that began after the stack was kept, the cache serves [`CACHE_USES`]
-//!   continuations at most before a live walk looks again.
+//!   continuations at most before a live walk looks again. A look that fails the overlap check learns
+//!   nothing (the thread is in another callee of the frame the cache is keyed on), and the cache then
+//!   serves that walk too.
 //!
 //! - **Samples ahead**: the samples of a batch are known before any of them is walked, so a walk knows
 //!   where the thread's stack pointer was in the samples taken after its own, up to shortly before the live
@@ -217,11 +219,21 @@ impl Continuer {
         walk: &mut Walk,
         max_depth: usize,
         is_code: &mut dyn FnMut(u64) -> bool,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
         stats: &mut ContinuationStats,
     ) -> Outcome {
         stats.ran_off += 1;
         let outcome = self.extend_inner(
-            unwinder, cache, pid, tid, time, copy, walk, max_depth, is_code,
+            unwinder,
+            cache,
+            pid,
+            tid,
+            time,
+            copy,
+            walk,
+            max_depth,
+            is_code,
+            function_of,
         );
         stats.add(outcome, pid);
         outcome
@@ -239,6 +251,7 @@ impl Continuer {
         walk: &mut Walk,
         max_depth: usize,
         is_code: &mut dyn FnMut(u64) -> bool,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Outcome {
         if let Some(&e) = self.refused.get(&pid) {
             return Outcome::Refused(refusal(e));
@@ -308,7 +321,55 @@ impl Continuer {
             walk.truncate(len, end);
             return Outcome::Refused(Refusal::Churn);
         }
+        // The live look found the copy's last frames changed (the thread is in another callee of a frame that
+        // stays, like a server loop between two handlers): it saw nothing new, and the cache is as sound as
+        // it was before the look.
+        if outcome == Outcome::Refused(Refusal::Overlap)
+            && self.outermost_frame_stays(copy, walk, function_of)
+            && self.take_cached(pid, tid, copy, walk)
+        {
+            return Outcome::FromCache;
+        }
         outcome
+    }
+
+    /// After a live look that failed the overlap check: whether the copy's outermost frame stays in live
+    /// memory: the return address into it still returns into the same function (it may be calling another
+    /// callee now, a server loop between its handler and its clock), and the other words the walk read in
+    /// it are as copied. What changed is below it.
+    fn outermost_frame_stays(
+        &self,
+        copy: StackCopy<'_>,
+        walk: &Walk,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> bool {
+        let Some(slot) = walk.cfas.last().map(|c| c.saturating_sub(8)) else {
+            return false;
+        };
+        let live = |a: u64| {
+            self.windows
+                .iter()
+                .find_map(|(start, bytes)| StackCopy { sp: *start, bytes }.read(a))
+        };
+        let mut seen = false;
+        for &(a, v) in walk.reads.iter() {
+            if a < slot || a < copy.sp || a >= copy.end() {
+                continue;
+            }
+            let Some(now) = live(a) else {
+                return false;
+            };
+            let same = if a == slot {
+                now == v || function_of(v).is_some_and(|f| function_of(now) == Some(f))
+            } else {
+                now == v
+            };
+            if !same {
+                return false;
+            }
+            seen |= a == slot;
+        }
+        seen
     }
 
     /// The thread's state, made when first needed.
@@ -932,6 +993,37 @@ mod tests {
         assert_eq!(c.highest_ahead(7, 30), None);
         c.forget(1);
         assert!(c.ahead.is_empty());
+    }
+
+    #[test]
+    fn the_outermost_frame_stays_while_it_calls_another_callee() {
+        const SP: u64 = 0x7000;
+        let mut c = Continuer::new(Box::new(Bytes {
+            base: 0,
+            bytes: Vec::new(),
+        }));
+        // Copied: the return address into the outermost frame (cfa 0x7010) at 0x7008 is 0x4362, a call site
+        // in the function at 0x4300; below it a callee's return address.
+        let copied: Vec<u8> = [0x4120u64, 0x4362, 0x5000]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let copy = StackCopy {
+            sp: SP,
+            bytes: &copied,
+        };
+        let mut walk = stack(&[(0x7008, 0x4120), (0x7010, 0x4362)]);
+        walk.reads = vec![(0x7000, 0x4120), (0x7008, 0x4362)];
+        let mut function_of = |ra: u64| Some((1, ra & !0xff));
+        let mut with_live = |words: [u64; 2], c: &mut Continuer| {
+            c.windows = vec![(SP, words.iter().flat_map(|w| w.to_le_bytes()).collect())];
+            c.outermost_frame_stays(copy, &walk, &mut function_of)
+        };
+        // The callee changed, the outermost frame calls from another site of the same function: it stays.
+        assert!(with_live([0x4999, 0x436f], &mut c));
+        assert!(with_live([0x4999, 0x4362], &mut c));
+        // The slot returns into another function now: the frame is gone.
+        assert!(!with_live([0x4120, 0x4462], &mut c));
     }
 
     #[test]

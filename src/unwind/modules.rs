@@ -10,7 +10,7 @@ pub use super::dwarf::Regs;
 use super::dwarf::{self, Cache, StackCopy, Unwinder, WalkEnd};
 use super::hybrid::{self, Outcome};
 use super::live::{self, Continuer, LiveMemory};
-use super::tables::UnwindTables;
+use super::tables::{FdeIndex, UnwindTables};
 use super::{fp, Frame, Stack};
 use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
@@ -68,6 +68,9 @@ pub struct Unwinders {
     limits: fp::Limits,
     processes: HashMap<u32, ProcessUnwinder>,
     tables: HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
+    /// Modules' FDE indexes, built the first time the continuation asks which function a return address is
+    /// in (see `live::Continuer::extend`).
+    fdes: HashMap<Arc<Module>, FdeIndex>,
     cache: Cache,
     /// CPU samples' walks.
     pub quality: Quality,
@@ -255,6 +258,7 @@ impl Unwinders {
             limits,
             processes: HashMap::new(),
             tables: HashMap::new(),
+            fdes: HashMap::new(),
             cache: Cache::new(),
             quality: Quality::default(),
             off_cpu_quality: Quality::default(),
@@ -429,6 +433,22 @@ impl Unwinders {
                 Resolved::Module { .. }
             )
         };
+        // Which function a return address returns into: its module and the start of its FDE.
+        let (tables, fdes) = (&self.tables, &mut self.fdes);
+        let mut function_of = |ra: u64| -> Option<(usize, u64)> {
+            let Resolved::Module { module, offset, .. } =
+                processes.resolve(sample.pid, Avma(ra.saturating_sub(1)))
+            else {
+                return None;
+            };
+            let t = tables.get(&module)?.as_ref()?;
+            let svma = t.offset_to_svma(offset)?;
+            let index = fdes
+                .entry(Arc::clone(&module))
+                .or_insert_with(|| t.fde_index());
+            let start = index.start_of(svma.0)?;
+            Some((Arc::as_ptr(&module) as usize, start))
+        };
         // The self-check walks the first bytes as the default mode would, continuation included; the
         // sample itself then gets the walk of its whole copy, not continued.
         let mut continuer = self.continuer.take();
@@ -468,6 +488,7 @@ impl Unwinders {
                             cut,
                             max_depth,
                             &mut is_code,
+                            &mut function_of,
                             &mut self.quality.continuation,
                         );
                         if cut.frames.len() > before
@@ -548,6 +569,7 @@ impl Unwinders {
                     walk,
                     max_depth,
                     &mut is_code,
+                    &mut function_of,
                     &mut self.quality.continuation,
                 );
                 // A partial continuation replaces a splice only where the splice kept nothing beyond the
@@ -661,6 +683,7 @@ impl Unwinders {
     /// them any more). A process unwinder built with one keeps its tables until it is rebuilt or forgotten.
     pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
         self.tables.retain(|m, _| keep(m));
+        self.fdes.retain(|m, _| keep(m));
         self.quality.modules.retain(|m, _| keep(m));
         self.off_cpu_quality.modules.retain(|m, _| keep(m));
     }

@@ -149,6 +149,11 @@ impl FdeIndex {
         (svma < e.end).then_some(e)
     }
 
+    /// The start of the FDE (the function) covering `svma`.
+    pub fn start_of(&self, svma: u64) -> Option<u64> {
+        self.lookup(svma).map(|e| e.start)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
