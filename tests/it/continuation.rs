@@ -610,10 +610,10 @@ pub fn recursion_through_top_reaches_main() {
 /// Acceptance 5: threads whose hot loop runs under a 16 KiB stack buffer never touched
 /// (assets/bigbuf_threads.c): the kernel's copies stop there, at a few hundred bytes (with perf: 384 bytes of
 /// the 32 KiB asked, and perf's stacks end at serve); the issue asks that at least 98% of the samples reach
-/// their thread root all the same: NOT MET yet, 41-61% do (the check of the copy's outermost words refuses a
-/// walk whose thread has since called another function from serve, though serve's callers are unchanged);
-/// this asserts 35%, and that the header says how many copies came back short and how many walks the
-/// continuation completed.
+/// their thread root all the same: NOT MET yet, 63-80% do (41-61% before the thread cache served the walks
+/// whose live look found serve calling its clock instead of handle; the rest are a thread's first samples and
+/// walks the cache did not hold); this asserts 50%, and that the header says how many copies came back short
+/// and how many walks the continuation completed.
 pub fn threads_under_a_big_buffer_reach_their_roots() {
     if !perf_available() {
         return;
@@ -646,12 +646,12 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
     );
     let (continued, ran_off) = continuation_line("bigbuf_threads", &header);
     assert!(
-        ends.rooted_pct() >= 35.0,
+        ends.rooted_pct() >= 50.0,
         "{:.2}% of the samples reached a thread root",
         ends.rooted_pct()
     );
     assert!(
-        continued * 100 >= ran_off * 35,
+        continued * 100 >= ran_off * 50,
         "{continued} of {ran_off} walks that ran off their copy continued"
     );
     // The stacks are the right ones: parse has 3/4 of the samples, each under worker, serve and handle.
@@ -666,7 +666,7 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
     let (parse, reply) = (under("parse"), under("reply"));
     eprintln!("bigbuf_threads: parse {parse}, reply {reply} samples under start_thread;worker;serve;handle");
     assert!(
-        (parse + reply) * 100 >= ends.samples * 35,
+        (parse + reply) * 100 >= ends.samples * 50,
         "{parse} + {reply} of {} samples under the whole path",
         ends.samples
     );
