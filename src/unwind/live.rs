@@ -76,8 +76,6 @@ pub const HOLD_NS: u64 = 10_000_000_000;
 const CACHE_USES: u32 = 4;
 /// Threads remembered at once; the least recently seen go first.
 const MAX_THREADS: usize = 4096;
-/// Churning stretches remembered per thread.
-const MAX_CHURNS: usize = 8;
 /// Samples ahead remembered per thread (see [`Continuer::ahead`]).
 const MAX_AHEAD: usize = 64;
 
@@ -120,33 +118,15 @@ struct ThreadState {
     has_last: bool,
     /// Complete stacks seen (the probation).
     observed: u32,
-    /// Stretches of the stack seen holding the same frames under a changed outer frame, while they bar
-    /// continuations (at most [`MAX_CHURNS`], the oldest go first).
-    churns: Vec<Churn>,
+    /// The highest stack slot seen changing under unchanged inner frames, and until when it bars
+    /// continuations below it.
+    churn_slot: u64,
+    churn_until: u64,
     seen: u64,
     /// Continuations from `last` since it was seen.
     cache_uses: u32,
     /// When the thread's last complete stack counted for the probations was seen.
     counted_at: Option<Instant>,
-}
-
-/// What two complete stacks of one thread showed: frames that agree from `low` up to `slot`, the stack slot
-/// of a return address that differs (see [`churn_slot`]). Until `until`, a continuation whose checked words
-/// all lie in that agreeing stretch (and whose copy ends below `slot` + [`BAR_ABOVE`]) cannot tell the two
-/// stacks apart, and is not made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Churn {
-    low: u64,
-    slot: u64,
-    until: u64,
-}
-
-impl Churn {
-    /// Whether a walk whose copy ends at `junction`, with checked words from `lowest` up, at `time`, might
-    /// read live memory under the other of the two stacks without seeing it.
-    fn bars(&self, junction: u64, lowest: u64, time: u64) -> bool {
-        time < self.until && lowest >= self.low && junction < self.slot.saturating_add(BAR_ABOVE)
-    }
 }
 
 /// Continues walks in live memory (see the module's docs).
@@ -259,19 +239,11 @@ impl Continuer {
         self.thread(pid, tid, time);
         let junction = copy.end();
         let state = self.threads.get(&tid);
-        // The words the live walk would check: if they all lie where two stacks of the thread were seen to
-        // agree under different outer frames, they cannot tell those stacks apart. (The slot's callers just
-        // above it change with it, the two callers of a recursion: the bar covers them too.) Where the
-        // checked words reach below the agreeing stretch, they differ between the two stacks, and the
-        // check tells them apart.
-        checked_words(copy, walk, &mut self.checks);
-        let lowest = self
-            .checks
-            .iter()
-            .map(|&(a, _)| a)
-            .min()
-            .unwrap_or(junction);
-        let barred = state.is_some_and(|s| s.churns.iter().any(|c| c.bars(junction, lowest, time)));
+        // The slot's callers just above it change with it (the two callers of a recursion): the bar covers
+        // them too.
+        let barred = state.is_some_and(|s| {
+            time < s.churn_until && junction < s.churn_slot.saturating_add(BAR_ABOVE)
+        });
         // A process is looked at before any continuation of it is used; a thread of it, only when one of
         // its threads was seen churning (a fooled thread is caught in its first samples, and its process's
         // new threads are looked at as well; other programs' new threads, rustc's codegen threads among
@@ -480,28 +452,13 @@ impl Continuer {
         }
         let mut churn = false;
         if state.has_last {
-            if let Some((low, slot)) = churn_slot(&state.last, walk) {
+            if let Some(slot) = churn_slot(&state.last, walk) {
                 churn = true;
-                let until = time.saturating_add(HOLD_NS);
-                state.churns.retain(|c| time < c.until);
-                // One stretch seen again (or grown) is held on; another is kept beside it.
-                match state
-                    .churns
-                    .iter_mut()
-                    .find(|c| c.low <= slot && low <= c.slot)
-                {
-                    Some(c) => {
-                        c.low = c.low.min(low);
-                        c.slot = c.slot.max(slot);
-                        c.until = until;
-                    }
-                    None => {
-                        if state.churns.len() >= MAX_CHURNS {
-                            state.churns.remove(0);
-                        }
-                        state.churns.push(Churn { low, slot, until });
-                    }
+                if time >= state.churn_until {
+                    state.churn_slot = 0;
                 }
+                state.churn_slot = state.churn_slot.max(slot);
+                state.churn_until = time.saturating_add(HOLD_NS);
                 self.processes.entry(state.pid).or_default().1 = true;
             }
         }
@@ -752,48 +709,33 @@ impl View<'_> {
     }
 }
 
-/// Where two complete stacks of one thread show a slot changed under unchanged inner frames: `(low, slot)`,
-/// the stack address `slot` at which they hold different return addresses (or a frame only one has), the
-/// innermost such with at least [`OVERLAP`] bytes of frames below it that agree (same return addresses at the
-/// same addresses), and `low`, the lowest stack address of that agreeing stretch (the innermost agreeing
-/// frame's return address slot).
-fn churn_slot(old: &Walk, new: &Walk) -> Option<(u64, u64)> {
+/// A stack slot that two complete stacks of one thread show changed under unchanged inner frames: the
+/// highest stack address at which they hold different return addresses (or a frame only one has), with at
+/// least [`OVERLAP`] bytes of frames below it that agree (same return addresses at the same addresses).
+fn churn_slot(old: &Walk, new: &Walk) -> Option<u64> {
     // Frame i (i >= 1) returns to frames[i] with sp = cfas[i]; both stacks are sorted by cfa, innermost
     // first. Walk the new stack from its root inward.
     let old_cfas = old.cfas.get(1..)?;
     let mut differ: Option<u64> = None;
     let mut agree_top: Option<u64> = None;
-    let mut found: Option<(u64, u64)> = None;
     for i in (1..new.cfas.len()).rev() {
         let cfa = new.cfas[i];
         let same = old_cfas
             .binary_search(&cfa)
             .ok()
             .is_some_and(|j| old.frames.get(j + 1) == new.frames.get(i));
-        if let Some((_, slot)) = found {
-            // Past the overlap: the agreeing stretch goes on down to its first differing frame. Below the
-            // old stack's innermost frame nothing differs: what the old stack would hold there is unknown (a
-            // deeper recursion under either caller holds the same frames), so the stretch has no bottom.
-            if !same {
-                if old_cfas.first().is_none_or(|&c| cfa < c) {
-                    found = Some((0, slot));
-                }
-                return found;
-            }
-            found = Some((cfa.saturating_sub(8), slot));
-        } else if same {
+        if same {
             let Some(d) = differ else { continue };
             let top = *agree_top.get_or_insert(cfa);
             if top.saturating_sub(cfa) >= OVERLAP {
-                found = Some((cfa.saturating_sub(8), d));
+                return Some(d);
             }
         } else {
             differ = Some(cfa);
             agree_top = None;
         }
     }
-    // The new stack ends while agreeing: what it would hold deeper is unknown, the same as the old.
-    found.map(|(_, slot)| (0, slot))
+    None
 }
 
 #[cfg(test)]
@@ -839,9 +781,7 @@ mod tests {
     fn a_changed_outer_frame_over_the_same_recursion_is_churn() {
         let a = recursion(40, 0xa000);
         let b = recursion(30, 0xb000);
-        // Either stack ending inside the agreeing recursion: it has no bottom.
-        assert_eq!(churn_slot(&a, &b), Some((0, 0x9000)));
-        assert_eq!(churn_slot(&b, &a), Some((0, 0x9000)));
+        assert_eq!(churn_slot(&a, &b), Some(0x9000));
         // The same outer frame: no churn, whatever the depths.
         assert_eq!(churn_slot(&a, &recursion(12, 0xa000)), None);
         // A short agreement (under OVERLAP bytes) is what ordinary code shows: not churn.
@@ -946,32 +886,6 @@ mod tests {
         let mut v = view(copy, &[], &mut memory, &mut windows, &mut spare);
         assert!(matches!(v.read(SP + 6000), Read::PastEnd));
         assert_eq!(v.failure, Some(Failure::Overlap));
-    }
-
-    #[test]
-    fn a_churning_stretch_bars_only_the_checks_it_holds() {
-        // 320 bytes of the same frames under a changed outer frame, over different inner frames.
-        let agreeing: Vec<(u64, u64)> = (0..10).map(|i| (0x8000 + 32 * i, 0x2000)).collect();
-        let with = |inner: u64, outer: u64| {
-            let mut frames = vec![(0x7f00, inner), (0x7f80, inner + 1)];
-            frames.extend_from_slice(&agreeing);
-            frames.extend([(0x9000, outer), (0x9100, 0x3000)]);
-            stack(&frames)
-        };
-        let (low, slot) = churn_slot(&with(0x10, 0xa000), &with(0x20, 0xb000)).unwrap();
-        assert_eq!((low, slot), (0x8000 - 8, 0x9000));
-        let churn = Churn {
-            low,
-            slot,
-            until: 100,
-        };
-        // Checked words inside the stretch: the two stacks look the same there.
-        assert!(churn.bars(0x8200, 0x8040, 50));
-        // Checked words reaching below it, into frames that differ: the check tells the stacks apart.
-        assert!(!churn.bars(0x8100, 0x7f78, 50));
-        // Far above the slot, or after the hold: not barred.
-        assert!(!churn.bars(0x9000 + BAR_ABOVE, 0x9000, 50));
-        assert!(!churn.bars(0x8200, 0x8040, 100));
     }
 
     #[test]
