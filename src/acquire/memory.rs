@@ -57,6 +57,10 @@ impl crate::unwind::live::LiveMemory for ProcessMemory {
             _ => Err(LiveError::Unmapped),
         }
     }
+
+    fn now(&self) -> u64 {
+        super::monotonic_now()
+    }
 }
 
 /// A file mapped read-only: large binaries are parsed in place, so that only the pages parsed become

@@ -382,10 +382,12 @@ pub enum Refusal {
     FirstSamples,
     /// The depth cap, or the most live memory one walk may read.
     DepthCap,
+    /// The walk came too long after the last samples seen: the thread may have done anything since.
+    Late,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::Overlap,
         Refusal::Broke,
         Refusal::Unreadable,
@@ -394,6 +396,7 @@ impl Refusal {
         Refusal::Churn,
         Refusal::FirstSamples,
         Refusal::DepthCap,
+        Refusal::Late,
     ];
 
     fn index(self) -> usize {
@@ -411,6 +414,7 @@ impl Refusal {
             Refusal::Churn => "outer frames seen changing under the same inner frames",
             Refusal::FirstSamples => "a thread's first continuations are only checked",
             Refusal::DepthCap => "depth cap",
+            Refusal::Late => "walked too long after the last samples seen (stacktop fell behind)",
         }
     }
 }
@@ -428,7 +432,7 @@ pub struct ContinuationStats {
     /// Extended, but stopped before the root.
     pub partial: u64,
     /// Not completed (extended or not), by why.
-    pub not_completed: [u64; 8],
+    pub not_completed: [u64; Refusal::ALL.len()],
     /// Processes whose memory could not be read: pid, why, walks refused.
     pub processes: Vec<(u32, Refusal, u64)>,
 }

@@ -78,11 +78,16 @@ const CACHE_USES: u32 = 4;
 const MAX_THREADS: usize = 4096;
 /// Samples ahead remembered per thread (see [`Continuer::ahead`]).
 const MAX_AHEAD: usize = 64;
+/// The longest time from the last sample seen ahead to a live read: what the thread did after it is unseen.
+/// Normally 4 to 10 ms (the reader's tick and the time order's round); longer when stacktop falls behind.
+const MAX_UNSEEN_NS: u64 = 25_000_000;
 
 /// Another process's memory, read by the caller (the edge that talks to the kernel).
 pub trait LiveMemory {
     /// Reads `buf.len()` bytes at `address` of process `pid`, or fewer where readable memory ends.
     fn read(&mut self, pid: u32, address: u64, buf: &mut [u8]) -> Result<usize, LiveError>;
+    /// The time now, on the clock of the samples' times (`CLOCK_MONOTONIC` nanoseconds).
+    fn now(&self) -> u64;
 }
 
 /// Why a read of another process failed.
@@ -145,6 +150,8 @@ pub struct Continuer {
     checks: Vec<(u64, u64)>,
     /// Per followed thread: `(time, stack pointer)` of its samples not yet walked (see [`Continuer::ahead`]).
     ahead: HashMap<u32, Vec<(u64, u64)>>,
+    /// The latest time of any sample seen ahead.
+    horizon: u64,
 }
 
 impl Continuer {
@@ -159,6 +166,7 @@ impl Continuer {
             scratch: Walk::default(),
             checks: Vec::new(),
             ahead: HashMap::new(),
+            horizon: 0,
         }
     }
 
@@ -166,6 +174,7 @@ impl Continuer {
     /// walked (a batch is read before it is walked): walks of the thread's earlier samples learn from it
     /// that the thread was no deeper than `sp` then (see the module's docs).
     pub fn ahead(&mut self, tid: u32, time: u64, sp: u64) {
+        self.horizon = self.horizon.max(time);
         if !self.threads.contains_key(&tid) {
             return;
         }
@@ -237,6 +246,13 @@ impl Continuer {
             return Outcome::Refused(refusal(e));
         }
         self.thread(pid, tid, time);
+        // The samples seen ahead tell what the thread did after this one up to the horizon; after it,
+        // nothing is known. When stacktop falls behind (a loaded machine), that stretch grows long enough for
+        // the thread to leave and re-enter its frames unseen (a recursion run in rounds was continued wrongly
+        // so under load): no live read, no cache, no look.
+        if self.memory.now().saturating_sub(self.horizon.max(time)) > MAX_UNSEEN_NS {
+            return Outcome::Refused(Refusal::Late);
+        }
         let junction = copy.end();
         let state = self.threads.get(&tid);
         // The slot's callers just above it change with it (the two callers of a recursion): the bar covers
@@ -807,6 +823,10 @@ mod tests {
             let n = buf.len().min(self.bytes.len() - off);
             buf[..n].copy_from_slice(&self.bytes[off..off + n]);
             Ok(n)
+        }
+
+        fn now(&self) -> u64 {
+            0
         }
     }
 
