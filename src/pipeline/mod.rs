@@ -1279,13 +1279,15 @@ impl Pipeline {
     /// every tenth of a second: the user quit).
     pub fn finish_loading(&mut self, give_up: impl Fn() -> bool) {
         self.install_loaded(Some(&give_up));
-        // Deferred kernel names: `/proc/kallsyms` is read now, once.
-        for (address, id) in self
+        // Deferred kernel names: what they need of `/proc/kallsyms` is read now, once.
+        let kernel = self
             .kernel_placeholders
             .as_mut()
             .map(std::mem::take)
-            .unwrap_or_default()
-        {
+            .unwrap_or_default();
+        let addresses: Vec<u64> = kernel.iter().map(|&(address, _)| address).collect();
+        self.symbolizer.prepare_kernel(&addresses);
+        for (address, id) in kernel {
             let frames = self.symbolizer.symbolize_kernel(Avma(address));
             self.profile.rename(id, &frames);
             self.relined.push(id);
