@@ -352,7 +352,7 @@ impl<R: gimli::Reader> Context<R> {
         file: DebugFile,
     ) -> Result<(&gimli::Unit<R>, gimli::UnitOffset<R::Offset>), Error> {
         let unit = match file {
-            DebugFile::Primary => self.units.find_offset(offset)?,
+            DebugFile::Primary => self.units.find_offset(offset, &self.sections)?,
             DebugFile::Supplementary => self.sup_units.find_offset(offset)?,
             DebugFile::Dwo => return Err(gimli::Error::NoEntryAtGivenOffset(offset.0.into_u64())),
         };

@@ -19,7 +19,10 @@ pub(crate) struct UnitRange {
 
 pub(crate) struct ResUnit<R: gimli::Reader> {
     offset: gimli::DebugInfoOffset<R::Offset>,
-    dw_unit: gimli::Unit<R>,
+    // stacktop patch: the unit (with its abbreviations) is parsed when first needed, from its header, not
+    // kept from `ResUnits::parse` for every unit (see PATCH-NOTES.md).
+    header: gimli::UnitHeader<R>,
+    dw_unit: LazyResult<gimli::Unit<R>>,
     pub(crate) lang: Option<gimli::DwLang>,
     lines: LazyLines,
     functions: LazyFunctions<R>,
@@ -29,8 +32,19 @@ pub(crate) struct ResUnit<R: gimli::Reader> {
 type UnitRef<'unit, R> = (DebugFile, gimli::UnitRef<'unit, R>);
 
 impl<R: gimli::Reader> ResUnit<R> {
-    pub(crate) fn unit_ref<'a>(&'a self, sections: &'a gimli::Dwarf<R>) -> gimli::UnitRef<'a, R> {
-        gimli::UnitRef::new(sections, &self.dw_unit)
+    /// The unit, parsed on first use.
+    pub(crate) fn dw_unit(&self, sections: &gimli::Dwarf<R>) -> Result<&gimli::Unit<R>, Error> {
+        self.dw_unit
+            .get_or_init(|| sections.unit(self.header.clone()))
+            .as_ref()
+            .map_err(|e| *e)
+    }
+
+    pub(crate) fn unit_ref<'a>(
+        &'a self,
+        sections: &'a gimli::Dwarf<R>,
+    ) -> Result<gimli::UnitRef<'a, R>, Error> {
+        Ok(gimli::UnitRef::new(sections, self.dw_unit(sections)?))
     }
 
     /// Returns the DWARF sections and the unit.
@@ -49,7 +63,7 @@ impl<R: gimli::Reader> ResUnit<R> {
     > {
         let map_dwo = move |dwo: &'unit Result<Option<Box<DwoUnit<R>>>, Error>| match dwo {
             Ok(Some(dwo)) => Ok((DebugFile::Dwo, dwo.unit_ref())),
-            Ok(None) => Ok((DebugFile::Primary, self.unit_ref(&*ctx.sections))),
+            Ok(None) => Ok((DebugFile::Primary, self.unit_ref(&*ctx.sections)?)),
             Err(e) => Err(*e),
         };
         let complete = |dwo| SimpleLookup::new_complete(map_dwo(dwo));
@@ -58,18 +72,22 @@ impl<R: gimli::Reader> ResUnit<R> {
             return complete(dwo);
         }
 
-        let dwo_id = match self.dw_unit.dwo_id {
+        let dw_unit = match self.dw_unit(&ctx.sections) {
+            Ok(dw_unit) => dw_unit,
+            Err(e) => return complete(self.dwo.get_or_init(|| Err(e))),
+        };
+        let dwo_id = match dw_unit.dwo_id {
             None => {
                 return complete(self.dwo.get_or_init(|| Ok(None)));
             }
             Some(dwo_id) => dwo_id,
         };
 
-        let comp_dir = self.dw_unit.comp_dir.clone();
+        let comp_dir = dw_unit.comp_dir.clone();
 
-        let dwo_name = self.dw_unit.dwo_name().and_then(|s| {
+        let dwo_name = dw_unit.dwo_name().and_then(|s| {
             if let Some(s) = s {
-                Ok(Some(ctx.sections.attr_string(&self.dw_unit, s)?))
+                Ok(Some(ctx.sections.attr_string(dw_unit, s)?))
             } else {
                 Ok(None)
             }
@@ -94,7 +112,7 @@ impl<R: gimli::Reader> ResUnit<R> {
             };
 
             let mut dwo_unit = dwo_dwarf.unit(dwo_header)?;
-            dwo_unit.copy_relocated_attributes(&self.dw_unit);
+            dwo_unit.copy_relocated_attributes(dw_unit);
             Ok(Some(Box::new(DwoUnit {
                 sections: dwo_dwarf,
                 dw_unit: dwo_unit,
@@ -115,11 +133,12 @@ impl<R: gimli::Reader> ResUnit<R> {
     pub(crate) fn parse_lines(&self, sections: &gimli::Dwarf<R>) -> Result<Option<&Lines>, Error> {
         // NB: line information is always stored in the main debug file so this does not need
         // to handle DWOs.
-        let ilnp = match self.dw_unit.line_program {
+        let dw_unit = self.unit_ref(sections)?;
+        let ilnp = match dw_unit.line_program {
             Some(ref ilnp) => ilnp,
             None => return Ok(None),
         };
-        self.lines.borrow(self.unit_ref(sections), ilnp).map(Some)
+        self.lines.borrow(dw_unit, ilnp).map(Some)
     }
 
     pub(crate) fn parse_functions<'unit, 'ctx: 'unit>(
@@ -234,7 +253,7 @@ impl<R: gimli::Reader> ResUnits<R> {
                 }
                 _ => true,
             };
-            let dw_unit = match sections.unit(header) {
+            let dw_unit = match sections.unit(header.clone()) {
                 Ok(dw_unit) => dw_unit,
                 Err(_) => continue,
             };
@@ -357,7 +376,8 @@ impl<R: gimli::Reader> ResUnits<R> {
 
             res_units.push(ResUnit {
                 offset,
-                dw_unit,
+                header,
+                dw_unit: LazyResult::new(),
                 lang,
                 lines,
                 functions: LazyFunctions::new(),
@@ -386,17 +406,18 @@ impl<R: gimli::Reader> ResUnits<R> {
         self.units.iter()
     }
 
-    pub(crate) fn find_offset(
-        &self,
+    pub(crate) fn find_offset<'a>(
+        &'a self,
         offset: gimli::DebugInfoOffset<R::Offset>,
-    ) -> Result<&gimli::Unit<R>, Error> {
+        sections: &'a gimli::Dwarf<R>,
+    ) -> Result<&'a gimli::Unit<R>, Error> {
         match self
             .units
             .binary_search_by_key(&offset.0, |unit| unit.offset.0)
         {
             // There is never a DIE at the unit offset or before the first unit.
             Ok(_) | Err(0) => Err(gimli::Error::NoEntryAtGivenOffset(offset.0.into_u64())),
-            Err(i) => Ok(&self.units[i - 1].dw_unit),
+            Err(i) => self.units[i - 1].dw_unit(sections),
         }
     }
 
