@@ -250,7 +250,7 @@ impl Config {
 
 /// Where user modules' symbols are read.
 pub enum Loading {
-    /// On the spot, when a module is first met (`record`, `report`): every name is final at once.
+    /// On the spot, when a module is first met (`report`, perf.data import): every name is final at once.
     OnTheSpot,
     /// On a background thread (`top`): an address in a module not loaded yet is named by a placeholder,
     /// `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples. Each
