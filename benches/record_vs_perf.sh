@@ -162,7 +162,7 @@ launch_run() {
 # its child, so /usr/bin/time sees the profiler alone; perf's `sleep` child adds ~0), its wall time past S,
 # the samples it took and the size of its file.
 attach_run() {
-    local tool=$1 out=$work/attach.$1.$round wpid
+    local tool=$1 out=$work/attach.$1.$round wpid tpid ppid running elapsed user sys maxrss
     "$work/timed" "$(python3 -c "print($seconds + 3)")" &
     wpid=$!
     sleep 0.3 # let the workload start its threads, so that every profiler sees the same ones
@@ -171,11 +171,20 @@ attach_run() {
         stacktop) cmd+=(-p "$wpid" --duration "$seconds") ;;
         perf_*) cmd+=(-p "$wpid" -- sleep "$seconds") ;;
     esac
-    /usr/bin/time -f '%e %U %S' -o "$work/time.txt" "${cmd[@]}" >/dev/null 2>"$work/attach.err" ||
-        die "$tool failed attached to the workload: $(tail -3 "$work/attach.err")"
+    /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "${cmd[@]}" >/dev/null 2>"$work/attach.err" &
+    tpid=$!
+    # The profiler's CPU while it records: its user+sys clock ticks (threads that ended included) S seconds
+    # after it was started, before the deadline its own clock starts a little later. What it does after the
+    # recording (symbols read for the file) is the rest of `cpu`.
+    sleep "$seconds"
+    ppid=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null | awk '{ print $1 }')
+    running=$(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/${ppid:-none}/stat" 2>/dev/null || echo nan)
+    wait "$tpid" || die "$tool failed attached to the workload: $(tail -3 "$work/attach.err")"
     kill "$wpid" && wait "$wpid" 2>/dev/null || true
-    read -r elapsed user sys <"$work/time.txt"
+    read -r elapsed user sys maxrss <"$work/time.txt"
     put "$tool" cpu "$(python3 -c "print($user + $sys)")"
+    [[ $running == nan ]] || put "$tool" cpu_running "$running"
+    put "$tool" rss "$maxrss"
     put "$tool" tail "$(python3 -c "print($elapsed - $seconds)")"
     put "$tool" samples "$(samples_in "$work/attach.err")"
     put "$tool" size "$(stat -c %s "$out")"
@@ -238,6 +247,8 @@ rows = [  # metric, title, scale, format, ratio?
     ("cpu_overhead", "  overhead vs unrecorded (%)", 1, "{:+.1f}", False),
     ("command_wall", "record command wall, launch (s)", 1, "{:.3f}", True),
     ("cpu", "profiler CPU user+sys, ${seconds}s attached (s)", 1, "{:.3f}", True),
+    ("cpu_running", "  of it while recording, first ${seconds}s (s)", 1, "{:.3f}", True),
+    ("rss", "  profiler max RSS, attached (MB)", 1 / 1024, "{:.1f}", True),
     ("samples", "  samples taken", 1, "{:.0f}", True),
     ("cpu_per_sample", "  profiler CPU per sample (us)", 1, "{:.1f}", True),
     ("tail", "record start+finish: wall - ${seconds}s (s)", 1, "{:.3f}", True),

@@ -29,6 +29,10 @@ use super::{
     AcquireError, CallGraphMode, EventSpec, LockProbes, ProbeRole, SessionConfig, Stats, Target,
 };
 
+/// The least time between two looks at whether attached targets still run (a read of `/proc/PID/stat` each):
+/// at every 4 ms tick of the reader they were a quarter of `record -p`'s CPU while recording.
+const LIVENESS_EVERY: Duration = Duration::from_millis(50);
+
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, switch records
 /// through `sample::parse_switch`, the rest through the crate's parser (`convert`).
 struct RecordReader<'a> {
@@ -211,6 +215,8 @@ pub struct Session {
     child_terminated: bool,
     /// Pids or tids whose end ends the session (`-p`, `-t`).
     watched: Vec<u32>,
+    /// When `watched` was last looked up in `/proc` (see [`LIVENESS_EVERY`]).
+    liveness_checked: std::cell::Cell<Option<std::time::Instant>>,
     finished: bool,
     /// Samples the consumer is done with, and the reader's own stock of them to refill.
     recycler: Recycler,
@@ -447,6 +453,7 @@ impl Session {
             child_status: None,
             child_terminated: false,
             watched,
+            liveness_checked: std::cell::Cell::new(None),
             finished: false,
             recycler: Recycler::default(),
             spare: Vec::new(),
@@ -638,13 +645,23 @@ impl Session {
         }
     }
 
-    /// Whether the target is gone: the launched command exited, or every attached pid/tid ended.
-    /// A system-wide session never finishes by itself.
+    /// Whether the target is gone: the launched command exited, or every attached pid/tid ended (looked up at
+    /// most every [`LIVENESS_EVERY`]). A system-wide session never finishes by itself.
     pub fn is_finished(&self) -> bool {
         if self.child.is_some() {
             return self.child_status.is_some();
         }
-        !self.watched.is_empty() && self.watched.iter().all(|&id| !procfs::is_alive(id))
+        if self.watched.is_empty() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if let Some(checked) = self.liveness_checked.get() {
+            if now.duration_since(checked) < LIVENESS_EVERY {
+                return false;
+            }
+        }
+        self.liveness_checked.set(Some(now));
+        self.watched.iter().all(|&id| !procfs::is_alive(id))
     }
 
     /// Stops the counters and appends everything still buffered, in time order. Later `read`s return

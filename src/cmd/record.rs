@@ -39,12 +39,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         config.self_check = Some(bytes as usize);
         config.stack_budget = None;
     }
-    if session.off_cpu() || session.locks().is_some() {
-        // Switch-outs come by the hundred thousand a second from a switch-heavy target: a library's symbols
-        // read on the spot (libc's debug info: 60 to 80 ms) held them up until the backlog overflowed. Read in
-        // the background as `top` does, named in place before the file is written.
-        config.loading = Loading::Background;
-    }
+    // Symbols are read after the samples, named in place before the file is written: read on the spot, a
+    // library's (libc's debug info: 60 to 80 ms) held up switch-outs that come by the hundred thousand a second
+    // until the backlog overflowed, and read meanwhile in the background they still cost the CPU the workload
+    // shares (on the split workload, reading libc's DWARF and `/proc/kallsyms` was 70% of stacktop's CPU).
+    config.loading = Loading::Deferred;
     let tick =
         crate::pipeline::reader::tick(config.continuation.is_some() && config.tables.is_some());
     let mut pipeline = Pipeline::new(config);

@@ -250,12 +250,17 @@ impl Config {
 
 /// Where user modules' symbols are read.
 pub enum Loading {
-    /// On the spot, when a module is first met (`record`, `report`): every name is final at once.
+    /// On the spot, when a module is first met (`report`, perf.data import): every name is final at once.
     OnTheSpot,
     /// On a background thread (`top`): an address in a module not loaded yet is named by a placeholder,
     /// `[unknown] MODULE+0xOFF (loading)`, so a large library's symbols never hold up the samples. Each
     /// `take_delta` installs the modules loaded meanwhile and renames their placeholders.
     Background,
+    /// After the session (`record`): user modules and the kernel's symbols are read when the samples have all
+    /// come ([`Pipeline::finish_loading`]), so that reading them costs no CPU while the workload runs; until
+    /// then addresses are named by placeholders, as in the background. A module only the process reaches (a
+    /// deleted file, a container's) is read at once on the background thread (see `symbolize::background`).
+    Deferred,
     /// Background loading with this function reading each module on the loader thread (tests slow it down).
     BackgroundWith(Box<dyn FnMut(&ModuleSpec) -> LoadedModule + Send + 'static>),
 }
@@ -302,8 +307,12 @@ pub struct Pipeline {
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
-    /// `top`: user modules load on a background thread (see [`Loading::Background`]).
+    /// `top`: user modules load on a background thread (see [`Loading::Background`]); `record`: most of
+    /// them after the session ([`Loading::Deferred`]).
     background: Option<BackgroundLoader>,
+    /// [`Loading::Deferred`]: the kernel locations named by a placeholder until the end, with their lookup
+    /// addresses; `None`: kernel addresses are named on the spot.
+    kernel_placeholders: Option<Vec<(u64, LocationId)>>,
     /// Locations named by a loading placeholder, by (module path, address): the module's resolutions rename
     /// them by id when it is installed.
     placeholders: HashMap<(String, u64), LocationId>,
@@ -408,7 +417,8 @@ impl Pipeline {
             self_check,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
-        if off_cpu.is_some() && !offline {
+        let deferred = matches!(loading, Loading::Deferred);
+        if off_cpu.is_some() && !offline && !deferred {
             // Switch-outs come by the hundred thousand a second from the start (see the method's docs).
             symbolizer.preload_kernel_symbols();
         }
@@ -419,6 +429,10 @@ impl Pipeline {
                 // Reads modules as this symbolizer would (its kernel symbols, its JIT recheck).
                 let loader = symbolizer.loader();
                 BackgroundLoader::spawn(move |spec| loader.load(spec)).ok()
+            }
+            Loading::Deferred => {
+                let loader = symbolizer.loader();
+                BackgroundLoader::spawn_deferred(move |spec| loader.load(spec)).ok()
             }
             Loading::BackgroundWith(load) => BackgroundLoader::spawn(load).ok(),
         };
@@ -458,6 +472,7 @@ impl Pipeline {
             paths: PathCache::default(),
             offline,
             background,
+            kernel_placeholders: deferred.then(Vec::new),
             placeholders: HashMap::new(),
             marks: TableMarks::default(),
             relined: Vec::new(),
@@ -851,9 +866,21 @@ impl Pipeline {
             if let Some(&id) = self.locations.get(&key) {
                 return id;
             }
-            let frames = self.symbolizer.symbolize_kernel(lookup);
             let mapping = self.kernel_mapping();
-            let id = self.insert_location(Some(mapping), lookup, &frames);
+            let id = match self.kernel_placeholders.is_some() {
+                true => {
+                    let frames = kernel_loading_frames(lookup);
+                    let id = self.insert_location(Some(mapping), lookup, &frames);
+                    if let Some(placeholders) = &mut self.kernel_placeholders {
+                        placeholders.push((lookup.0, id));
+                    }
+                    id
+                }
+                false => {
+                    let frames = self.symbolizer.symbolize_kernel(lookup);
+                    self.insert_location(Some(mapping), lookup, &frames)
+                }
+            };
             self.locations.insert(key, id);
             return id;
         }
@@ -1265,6 +1292,19 @@ impl Pipeline {
     /// every tenth of a second: the user quit).
     pub fn finish_loading(&mut self, give_up: impl Fn() -> bool) {
         self.install_loaded(Some(&give_up));
+        // Deferred kernel names: what they need of `/proc/kallsyms` is read now, once.
+        let kernel = self
+            .kernel_placeholders
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let addresses: Vec<u64> = kernel.iter().map(|&(address, _)| address).collect();
+        self.symbolizer.prepare_kernel(&addresses);
+        for (address, id) in kernel {
+            let frames = self.symbolizer.symbolize_kernel(Avma(address));
+            self.profile.rename(id, &frames);
+            self.relined.push(id);
+        }
     }
 
     /// The finished profile.
@@ -1473,6 +1513,15 @@ pub fn unwind_tables(spec: &ModuleSpec) -> Option<UnwindTables> {
         ModuleData::File(file) => UnwindTables::read(&file).ok(),
         ModuleData::Bytes(bytes) => UnwindTables::parse(bytes).ok(),
     }
+}
+
+/// The placeholder of a kernel address whose name is read at the end ([`Loading::Deferred`]).
+fn kernel_loading_frames(address: Avma) -> [Frame; 1] {
+    [Frame {
+        function: format!("{UNKNOWN} {KERNEL_MODULE}+{:#x} (loading)", address.0),
+        file: None,
+        line: 0,
+    }]
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives

@@ -12,8 +12,13 @@
 //!    holds profiles with the placeholders (the TUI rewrites them).
 //! ```
 //! The placeholder is `[unknown] MODULE+0xOFFSET (loading)`; it is never cached here: once the module is
-//! installed, `frames` returns its real frames. `record` and `report` do not use this: they load on the spot, so
-//! their output is complete.
+//! installed, `frames` returns its real frames. `report` does not use this: it loads on the spot.
+//!
+//! `record` uses it deferred ([`BackgroundLoader::spawn_deferred`]): a module whose mapped file is the host's
+//! file at its path (same device and inode) is not read until the recording ends, so reading symbols and
+//! DWARF costs no CPU while the workload runs; its file is still there, by its path, after the process exits.
+//! A module only the process can reach (a deleted or replaced file, a container's) is read at once, as `top`
+//! does, while `/proc/PID/map_files` still leads to it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -37,6 +42,9 @@ pub struct BackgroundLoader {
     pending: HashMap<ModuleKey, Pending>,
     /// The loader thread is gone (it panicked): modules load on the caller's thread again.
     dead: bool,
+    /// Deferred loading: the modules held back until [`BackgroundLoader::install_all`]; `None`: every module
+    /// is requested at once.
+    deferred: Option<Vec<ModuleSpec>>,
 }
 
 impl BackgroundLoader {
@@ -61,7 +69,19 @@ impl BackgroundLoader {
             loaded,
             pending: HashMap::new(),
             dead: false,
+            deferred: None,
         })
+    }
+
+    /// As [`BackgroundLoader::spawn`], but a module whose file the host reaches by its path
+    /// ([`super::loader::same_file_on_host`]) is requested only when [`BackgroundLoader::install_all`] is
+    /// called (the end of a recording), not while samples come.
+    pub fn spawn_deferred(
+        load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
+    ) -> std::io::Result<BackgroundLoader> {
+        let mut loader = BackgroundLoader::spawn(load)?;
+        loader.deferred = Some(Vec::new());
+        Ok(loader)
     }
 
     /// The frames of `offset` in `module` (at `address` in the process) if `symbolizer` has the module, else a
@@ -83,7 +103,13 @@ impl BackgroundLoader {
         let pending = match self.pending.get_mut(&key) {
             Some(p) => p,
             None => {
-                if self.requests.send(module.clone()).is_err() {
+                let deferred = self
+                    .deferred
+                    .as_mut()
+                    .filter(|_| super::loader::same_file_on_host(module));
+                if let Some(deferred) = deferred {
+                    deferred.push(module.clone());
+                } else if self.requests.send(module.clone()).is_err() {
                     self.dead = true;
                     return symbolizer.symbolize_user(module, offset);
                 }
@@ -124,6 +150,19 @@ impl BackgroundLoader {
         give_up: &dyn Fn() -> bool,
     ) -> Vec<Resolution> {
         let mut out = Vec::new();
+        for spec in self
+            .deferred
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+        {
+            if !self.dead && self.requests.send(spec).is_err() {
+                self.dead = true;
+            }
+        }
+        if self.dead {
+            self.load_here(symbolizer, &mut out);
+        }
         while !self.pending.is_empty() && !give_up() {
             match self.loaded.recv_timeout(Duration::from_millis(100)) {
                 Ok(loaded) => self.install(symbolizer, loaded, &mut out),

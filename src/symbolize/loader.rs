@@ -63,6 +63,34 @@ fn under_root(pid: u32, path: &Path) -> PathBuf {
         .join(rel)
 }
 
+/// True when the file `spec` maps is the host's file at its path (same device and inode), so it can be read
+/// after the process is gone (deferred loading, see `background`). False for pseudo paths, a deleted path, and
+/// a process whose mapped file cannot be checked (no `/proc/PID/map_files` access, or the mapping is gone):
+/// those are read while the process lives.
+pub fn same_file_on_host(spec: &ModuleSpec) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let path = Path::new(&spec.path);
+    if !path.is_absolute() || spec.path.ends_with(" (deleted)") {
+        return false;
+    }
+    let Ok(host) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some(pid) = spec.pid else {
+        // Nobody maps it any more: the host's file is the only one there is.
+        return true;
+    };
+    if spec.map_end <= spec.map_start {
+        return false;
+    }
+    let mapped = format!(
+        "/proc/{pid}/map_files/{:x}-{:x}",
+        spec.map_start, spec.map_end
+    );
+    std::fs::metadata(mapped)
+        .is_ok_and(|m| host.is_file() && m.dev() == host.dev() && m.ino() == host.ino())
+}
+
 /// Candidate paths for the binary, most exact first.
 pub fn binary_candidates(spec: &ModuleSpec) -> Vec<PathBuf> {
     let path = Path::new(clean_path(&spec.path));

@@ -300,6 +300,20 @@ impl Default for Symbolizer {
     }
 }
 
+/// The frame of a kernel address: its symbol, or unknown.
+fn kernel_frame(kallsyms: &Kallsyms, addr: Avma) -> Arc<[Frame]> {
+    let function = match kallsyms.lookup(addr) {
+        Some(name) => name.to_owned(),
+        None => format!("{UNKNOWN} {KERNEL_MODULE}+{:#x}", addr.0),
+    };
+    vec![Frame {
+        function,
+        file: None,
+        line: 0,
+    }]
+    .into()
+}
+
 fn read_kallsyms(path: &Path) -> Kallsyms {
     Kallsyms::parse(&std::fs::read_to_string(path).unwrap_or_default())
 }
@@ -458,18 +472,36 @@ impl Symbolizer {
                 .and_then(|thread| thread.join().ok())
                 .unwrap_or_else(|| read_kallsyms(path))
         });
-        let function = match kallsyms.lookup(addr) {
-            Some(name) => name.to_owned(),
-            None => format!("{UNKNOWN} {KERNEL_MODULE}+{:#x}", addr.0),
-        };
-        let frames: Arc<[Frame]> = vec![Frame {
-            function,
-            file: None,
-            line: 0,
-        }]
-        .into();
+        let frames = kernel_frame(kallsyms, addr);
         self.kernel_frames.insert(addr.0, frames.clone());
         frames
+    }
+
+    /// Names these kernel addresses at once, reading of `/proc/kallsyms` only the symbols they need, line by
+    /// line (the end of a recording: see [`Kallsyms::parse_for`]); [`Symbolizer::symbolize_kernel`] then
+    /// returns their frames. Does nothing when the whole table is read or being read already.
+    pub fn prepare_kernel(&mut self, addresses: &[u64]) {
+        if self.kallsyms.is_some() || self.kallsyms_loading.is_some() {
+            return;
+        }
+        let mut wanted: Vec<u64> = addresses
+            .iter()
+            .copied()
+            .filter(|a| !self.kernel_frames.contains_key(a))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let kallsyms = match std::fs::File::open(&self.kallsyms_path) {
+            Ok(file) => Kallsyms::parse_for(std::io::BufReader::new(file), &wanted),
+            Err(_) => Kallsyms::default(),
+        };
+        for address in wanted {
+            let frames = kernel_frame(&kallsyms, Avma(address));
+            self.kernel_frames.insert(address, frames);
+        }
     }
 
     /// The frame for an address in JIT-compiled code of `pid`, from `/tmp/perf-PID.map`; `None` when there is no
