@@ -163,9 +163,19 @@ impl BackgroundLoader {
         if self.dead {
             self.load_here(symbolizer, &mut out);
         }
+        // At the end of a deferred recording every placeholder of a module is named as it is installed, and
+        // nothing asks for the module again: it goes at once, so that the end's peak memory is one large
+        // module's tables (rustc's driver, LLVM), not all of them.
+        let evict = self.deferred.is_some();
         while !self.pending.is_empty() && !give_up() {
             match self.loaded.recv_timeout(Duration::from_millis(100)) {
-                Ok(loaded) => self.install(symbolizer, loaded, &mut out),
+                Ok(loaded) => {
+                    let key = loaded.key().clone();
+                    self.install(symbolizer, loaded, &mut out);
+                    if evict {
+                        symbolizer.evict(&key);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.load_here(symbolizer, &mut out),
             }

@@ -348,6 +348,11 @@ impl Symbolizer {
         before - self.modules.len()
     }
 
+    /// Evicts one loaded module (see [`Symbolizer::retain_modules`]).
+    pub fn evict(&mut self, key: &ModuleKey) {
+        self.modules.remove(key);
+    }
+
     /// A loader that reads modules as this symbolizer would (same debug directories), on another thread.
     pub fn loader(&self) -> ModuleLoader {
         ModuleLoader {
