@@ -215,8 +215,19 @@ fn check_c_workload(profile: &Profile, output: &str, waiting: &str, waking: &str
         "{module:?}"
     );
     assert!(row.contentions >= 200, "{row:?}");
-    // The three waiters, and the holder when a waiter holds the lock as its burst begins.
-    assert!((3..=4).contains(&row.threads), "{row:?}");
+    // The three waiters, and the holder when a waiter holds the lock as its burst begins. Driven live (as
+    // `top`), a delta that comes after the workload exited folds its groups into pid 0 and tid 0 (`top` forgets
+    // exited processes' threads), and the row then counts one thread: seen once in CI, 1,396 waits in one
+    // "thread" of 4.0 s in a 2 s run.
+    let folded = profile
+        .samples
+        .iter()
+        .filter(|g| g.lock == Some(lock))
+        .all(|g| (g.pid, g.tid) == (0, 0));
+    assert!(
+        (3..=4).contains(&row.threads) || (folded && row.threads == 1),
+        "{row:?}"
+    );
     let (often, rarely) = measured_split(output, "wait_often", "wait_rarely");
     let (_, by_often) = waits_through(profile, lock, "wait_often");
     let (_, by_rarely) = waits_through(profile, lock, "wait_rarely");
