@@ -411,9 +411,7 @@ impl Continuer {
     /// The copy and process `pid`'s memory, read `chunk` bytes at a time; live memory is read only once
     /// `self.checks` (if any) are found in it as copied. The last view's windows are given back.
     fn view<'a>(&'a mut self, pid: u32, copy: StackCopy<'a>, chunk: usize) -> View<'a> {
-        for (_, buf) in self.windows.drain(..) {
-            self.spare.push(buf);
-        }
+        self.give_back_windows();
         View {
             pid,
             copy,
@@ -425,6 +423,13 @@ impl Continuer {
             fetched: 0,
             failure: None,
             chunk,
+        }
+    }
+
+    /// The last view's windows, back to the spare buffers.
+    fn give_back_windows(&mut self) {
+        for (_, buf) in self.windows.drain(..) {
+            self.spare.push(buf);
         }
     }
 
@@ -534,7 +539,9 @@ impl Continuer {
         let reads = walk.reads.len();
         checked_words(copy, walk, &mut self.checks);
         if self.checks.is_empty() {
-            // Nothing of the copy to check live memory against.
+            // Nothing of the copy to check live memory against. No window is left from an earlier walk (of
+            // another thread, perhaps) for `outermost_frame_stays` to compare with.
+            self.give_back_windows();
             return Outcome::Refused(Refusal::Overlap);
         }
         let mut view = self.view(pid, copy, CHUNK);
@@ -958,6 +965,9 @@ mod tests {
         assert!(with_live([0x4999, 0x4362], &mut c));
         // The slot returns into another function now: the frame is gone.
         assert!(!with_live([0x4120, 0x4462], &mut c));
+        // Nothing read from live memory for this walk: nothing stays.
+        c.give_back_windows();
+        assert!(!c.outermost_frame_stays(copy, &walk, &mut function_of));
     }
 
     #[test]
