@@ -190,13 +190,9 @@ impl Pipeline {
     ) -> Vec<LocationId> {
         let walked = self.walk(sample);
         let mut stack = Vec::with_capacity(walked.frames.len() + 1);
-        for frame in &walked.frames {
-            stack.push(self.location(sample.pid, frame.address, frame.kernel));
-        }
         *walked_count += 1;
-        if walked.truncated {
+        if self.push_locations(sample.pid, &walked, &mut stack) {
             *truncated += 1;
-            stack.push(self.truncated_location());
         }
         self.walked = walked;
         stack

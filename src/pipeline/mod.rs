@@ -615,13 +615,7 @@ impl Pipeline {
             }
             _ => {
                 let walked = self.walk(sample);
-                for frame in &walked.frames {
-                    stack.push(self.location(sample.pid, frame.address, frame.kernel));
-                }
-                if walked.truncated {
-                    stack.push(self.truncated_location());
-                }
-                let truncated = walked.truncated;
+                let truncated = self.push_locations(sample.pid, &walked, &mut stack);
                 self.walked = walked;
                 self.remember_switch_out(sample, generation, &stack, truncated);
                 truncated
@@ -820,12 +814,8 @@ impl Pipeline {
     fn add_stack(&mut self, sample: &SampleRecord, walked: &Stack) {
         let mut stack = std::mem::take(&mut self.stack);
         stack.clear();
-        for frame in &walked.frames {
-            stack.push(self.location(sample.pid, frame.address, frame.kernel));
-        }
-        if walked.truncated {
+        if self.push_locations(sample.pid, walked, &mut stack) {
             self.truncated += 1;
-            stack.push(self.truncated_location());
         }
         let comm = self.comm_of(sample.pid, sample.tid);
         self.profile.add_sample_cached(
@@ -857,6 +847,33 @@ impl Pipeline {
             self.programs.insert(pid, path.is_some());
         }
         comm
+    }
+
+    /// Appends the locations of a walked stack's frames to `stack`, ending it in the truncation frame when the
+    /// walk stopped early. A return address outside every mapping of a process whose mappings are known ends
+    /// the stack there, as truncated: no call returns to memory that holds no code, so the word is not a
+    /// return address. Frame-pointer chains read such words past a thread's root (`main`'s caller in libc
+    /// keeps no frame pointer, so the saved one is whatever the register held: bytes of the environment
+    /// strings in one case, `[unmapped]+0x65677261742f6e68`), and a stack shown with them would look complete.
+    /// The instruction pointer stays whatever it is: the thread did run there. True when truncated.
+    fn push_locations(&mut self, pid: u32, walked: &Stack, stack: &mut Vec<LocationId>) -> bool {
+        let mut truncated = walked.truncated;
+        for frame in &walked.frames {
+            if !frame.kernel
+                && matches!(frame.address, FrameAddress::ReturnAddress(_))
+                && self
+                    .processes
+                    .outside_known_mappings(pid, frame.address.lookup_address())
+            {
+                truncated = true;
+                break;
+            }
+            stack.push(self.location(pid, frame.address, frame.kernel));
+        }
+        if truncated {
+            stack.push(self.truncated_location());
+        }
+        truncated
     }
 
     fn location(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> LocationId {
@@ -1603,6 +1620,68 @@ mod tests {
         let mut other = first.clone();
         other.user_stack = Some(Vec::new());
         assert!(!m.matches(&other, 3));
+    }
+
+    #[test]
+    fn a_return_address_outside_every_mapping_ends_the_stack_as_truncated() {
+        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
+        let mut pipeline = Pipeline::new(Config {
+            symbolizer: Some(symbolizer),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
+        pipeline.on_record(&Record::Mmap(crate::acquire::record::MmapRecord {
+            pid: 7,
+            tid: 7,
+            start: 0x5555_0000_0000,
+            len: 0x1_0000,
+            path: "/nonexistent/stacktop-test-program".to_owned(),
+            executable: true,
+            ..Default::default()
+        }));
+        let cpu_sample = |pid: u32, chain: &[u64]| {
+            let mut callchain = vec![crate::acquire::record::PERF_CONTEXT_USER];
+            callchain.extend_from_slice(chain);
+            Record::Sample(SampleRecord {
+                kind: SampleKind::Cpu,
+                pid,
+                tid: pid,
+                period: 1,
+                callchain,
+                ..SampleRecord::default()
+            })
+        };
+        // main's caller, then a word of the environment strings the frame-pointer chain read past it.
+        let garbage = 0x6567_7261_742f_6e68;
+        pipeline.on_record(&cpu_sample(
+            7,
+            &[
+                0x5555_0000_1000,
+                0x5555_0000_2000,
+                garbage,
+                0x5555_0000_3000,
+            ],
+        ));
+        // An instruction pointer outside the mappings is where the thread ran: kept.
+        pipeline.on_record(&cpu_sample(7, &[0x10, 0x5555_0000_2000]));
+        // A process whose mappings are unknown: nothing to tell garbage by.
+        pipeline.on_record(&cpu_sample(8, &[0x5555_0000_1000, garbage]));
+        let profile = pipeline.into_profile();
+        let mut lines: Vec<String> =
+            crate::render::folded::folded_lines(&profile, &Default::default())
+                .into_iter()
+                .map(|(line, _)| line)
+                .collect();
+        lines.sort();
+        // The file does not exist: names say "(unreadable)"; return addresses are looked up at `ra - 1`.
+        assert_eq!(
+            lines,
+            vec![
+                "[truncated];[unknown] stacktop-test-program+0x1fff (unreadable);\
+                 [unknown] stacktop-test-program+0x1000 (unreadable)",
+                "[unknown] [unmapped]+0x65677261742f6e67;[unknown] [unmapped]+0x555500001000",
+                "[unknown] stacktop-test-program+0x1fff (unreadable);[unknown] [unmapped]+0x10",
+            ]
+        );
     }
 
     fn kernel_switch_out(tid: u32, time: u64) -> Record {

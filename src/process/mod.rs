@@ -325,6 +325,17 @@ impl Processes {
         }
     }
 
+    /// True when `addr` is a user address outside every mapping of `pid`, and `pid`'s mappings are known (it has
+    /// some): such an address holds no code. Unknown processes say false: nothing is known against it.
+    pub fn outside_known_mappings(&self, pid: u32, addr: Avma) -> bool {
+        if addr.0 >= KERNEL_START {
+            return false;
+        }
+        self.processes
+            .get(&pid)
+            .is_some_and(|p| !p.space.ranges.is_empty() && p.space.find(addr.0).is_none())
+    }
+
     /// The path of the program `pid` runs (see `AddressSpace::program`), when a mapping of it was seen.
     pub fn program(&self, pid: u32) -> Option<&str> {
         let program = self.processes.get(&pid)?.space.program.as_ref()?;
