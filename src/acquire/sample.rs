@@ -371,6 +371,16 @@ impl Recycler {
             });
     }
 
+    /// How full the backlog is: the bytes handed out and not given back, as a share of its bound (0 while
+    /// unbounded).
+    pub fn backlog_share(&self) -> f64 {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit == usize::MAX || limit == 0 {
+            return 0.0;
+        }
+        self.backlog.load(Ordering::Relaxed) as f64 / limit as f64
+    }
+
     /// Bounds the backlog to `bytes` from now on.
     pub(crate) fn bound(&self, bytes: usize) {
         self.limit.store(bytes, Ordering::Relaxed);

@@ -73,6 +73,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     for mut batch in received {
         cutoff.drop_late_samples(&stop, &mut batch, &recycler);
         pipeline.look_ahead(&batch);
+        pipeline.keep_up(recycler.backlog_share());
         for record in &batch {
             pipeline.on_record(record);
         }
@@ -102,6 +103,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let short_copies = pipeline.short_copies();
     let continuation = pipeline.continuation();
     let check = pipeline.self_check().cloned();
+    let shed = (pipeline.shed > 0).then(|| {
+        format!(
+            "{} samples were walked by frame pointers alone while unwinding caught up with sampling (a frameless function may hide its caller in them); lower -F to avoid it",
+            pipeline.shed
+        )
+    });
     // The figures of the end; event, rate and mode are the start's (`Config::live`).
     let meta = pipeline.meta_mut();
     meta.lost = stats.lost;
@@ -123,6 +130,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     if let Some(check) = &check {
         meta.notes.push(check.summary());
     }
+    meta.notes.extend(shed.clone());
     let profile = pipeline.into_profile();
     write_profile(&profile, &args.output)?;
     let mut switches = if session.off_cpu() {
@@ -153,6 +161,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 "stacktop: unwind check: wrong {pid}/{tid} at frame {frame}: full {full:#x} continued {continued:#x} ({how})"
             );
         }
+    }
+    if let Some(shed) = &shed {
+        eprintln!("stacktop: {shed}");
     }
     if stats.dropped > 0 {
         eprintln!(

@@ -232,6 +232,7 @@ fn sample(
         let ended = match batches.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(Batch::Records(records, s, watermark)) => {
                 pipeline.look_ahead(&records);
+                pipeline.keep_up(recycler.backlog_share());
                 for record in &records {
                     pipeline.on_record(record);
                 }

@@ -336,7 +336,23 @@ pub struct Pipeline {
     /// Samples whose stack was cut before its root.
     pub truncated: u64,
     pub samples: u64,
+    /// Live: processing lags sampling (see [`Pipeline::keep_up`]); hybrid CPU samples are walked by the
+    /// kernel's frame-pointer chain alone until it has caught up.
+    shedding: bool,
+    /// CPU samples walked so.
+    pub shed: u64,
 }
+
+/// How full the backlog of samples read and not yet processed may be (a share of its bound,
+/// `acquire::sample::MAX_BACKLOG_BYTES`) before a live pipeline walks hybrid CPU samples by frame pointers
+/// alone, and how far it must have drained to walk them with the tables again. A table walk costs tens of
+/// microseconds (more when it continues in live memory); at thousands of samples a second on each CPU of a
+/// busy machine the sampling thread falls behind, and once the backlog is full the reader drops samples. A
+/// sample walked by frame pointers keeps its weight, its leaf and most callers (a frameless leaf hides its
+/// caller), where a dropped one keeps nothing. A pause (a large library's unwind tables read on the spot)
+/// fills the backlog a little and drains: only an overload that lasts sheds.
+const SHED_ABOVE: f64 = 0.5;
+const WALK_BELOW: f64 = 0.1;
 
 /// The pipeline's off-CPU state: the intervals, and how their charges go into the profile.
 struct OffCpu {
@@ -496,6 +512,8 @@ impl Pipeline {
             latest_time: 0,
             truncated: 0,
             samples: 0,
+            shedding: false,
+            shed: 0,
         }
     }
 
@@ -533,6 +551,25 @@ impl Pipeline {
                 unwinders.ahead(sample);
             }
         }
+    }
+
+    /// Live: `backlog` is how full the backlog of samples read and not yet processed is (a share of its bound,
+    /// `Recycler::backlog_share`). Above [`SHED_ABOVE`], hybrid CPU samples are walked by the kernel's
+    /// frame-pointer chain alone (and counted in `shed`) until it is below [`WALK_BELOW`] again: the pipeline
+    /// then keeps up with rates its table walks cannot, instead of the reader dropping samples. Dwarf mode has
+    /// no chain to fall back on and never sheds; neither do switch-out and lock samples (their walks are
+    /// remembered and reused).
+    pub fn keep_up(&mut self, backlog: f64) {
+        let hybrid = self
+            .unwinders
+            .as_ref()
+            .is_some_and(|u| u.mode() == crate::unwind::modules::Mode::Hybrid);
+        self.shedding = hybrid
+            && if self.shedding {
+                backlog > WALK_BELOW
+            } else {
+                backlog > SHED_ABOVE
+            };
     }
 
     /// Feeds one record; records must come in time order, so a sample is resolved against the mappings valid
@@ -662,7 +699,12 @@ impl Pipeline {
     /// figures. Leaves `self.walked` empty: give the stack back there.
     fn walk(&mut self, sample: &SampleRecord) -> Stack {
         let mut walked = std::mem::take(&mut self.walked);
+        let shed = self.shedding && sample.kind == SampleKind::Cpu;
         match &mut self.unwinders {
+            Some(_) if shed => {
+                self.shed += 1;
+                fp::frames_into(&sample.callchain, self.limits, &mut walked);
+            }
             Some(unwinders) => {
                 let processes = &self.processes;
                 let offline = self.offline;
@@ -1682,6 +1724,55 @@ mod tests {
                 "[unknown] stacktop-test-program+0x1fff (unreadable);[unknown] [unmapped]+0x10",
             ]
         );
+    }
+
+    #[test]
+    fn a_full_backlog_sheds_hybrid_cpu_samples_to_the_frame_pointer_chain_until_it_drains() {
+        let pipeline = |mode| {
+            let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
+            Pipeline::new(Config {
+                symbolizer: Some(symbolizer),
+                ..Config::new(Meta::default(), fp::Limits::default(), Some(mode))
+            })
+        };
+        // A frame-pointer chain of three user frames, and a stack copy whose walk (no module known) gives only
+        // the instruction pointer.
+        let sample = SampleRecord {
+            kind: SampleKind::Cpu,
+            pid: 7,
+            tid: 7,
+            period: 1,
+            callchain: vec![
+                crate::acquire::record::PERF_CONTEXT_USER,
+                0x5555_0000_1000,
+                0x5555_0000_2000,
+                0x5555_0000_3000,
+            ],
+            user_regs: Some(vec![0, SP, 0x5555_0000_1000]),
+            user_stack: Some(vec![0; 64]),
+            ..SampleRecord::default()
+        };
+        let mut hybrid = pipeline(Mode::Hybrid);
+        let mut depths = Vec::new();
+        for backlog in [0.0, 0.4, 0.6, 0.3, 0.11, 0.05, 0.2] {
+            hybrid.keep_up(backlog);
+            depths.push(hybrid.walk(&sample).frames.len());
+        }
+        // Shed from above a half until below a tenth.
+        assert_eq!(depths, vec![1, 1, 3, 3, 3, 1, 1]);
+        assert_eq!(hybrid.shed, 3);
+        // Switch-outs are never shed.
+        hybrid.keep_up(0.9);
+        let switch_out = SampleRecord {
+            kind: SampleKind::SwitchOut,
+            ..sample.clone()
+        };
+        assert_eq!(hybrid.walk(&switch_out).frames.len(), 1);
+        // Dwarf mode has no chain to fall back on.
+        let mut dwarf = pipeline(Mode::Dwarf);
+        dwarf.keep_up(0.9);
+        assert_eq!(dwarf.walk(&sample).frames.len(), 1);
+        assert_eq!(dwarf.shed, 0);
     }
 
     fn kernel_switch_out(tid: u32, time: u64) -> Record {

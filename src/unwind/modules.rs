@@ -252,6 +252,10 @@ impl Budgets {
 }
 
 impl Unwinders {
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     pub fn new(mode: Mode, limits: fp::Limits) -> Unwinders {
         Unwinders {
             mode,
