@@ -1,5 +1,7 @@
 //! A function symbol table: the ELF symbols of a module, one name per address (the alias users know), looked up
-//! by SVMA. Built from `.symtab` and `.dynsym` of the binary and of its debug file; knows nothing about files.
+//! by SVMA. Built from `.symtab` and `.dynsym` of the binary and of its debug file, whose names it reads where
+//! they are (byte ranges of the files' bytes, see [`NameRef`]) and copies only for the entries it keeps;
+//! opens no file.
 
 use crate::addr::Svma;
 
