@@ -86,6 +86,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Intervals and waits still open end where the counters stopped.
     pipeline.finish_off_cpu(session.stop_time());
     pipeline.finish_locks(session.stop_time());
+    // Nothing is walked any more: what the walks took goes before the symbols are read.
+    drop(recycler);
+    pipeline.release_unwind_tables();
     pipeline.finish_loading(|| false);
     let mut stats = session.stats();
     let cut = cutoff.dropped + cutoff.dropped_switches + cutoff.dropped_locks;

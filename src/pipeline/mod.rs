@@ -446,10 +446,7 @@ impl Pipeline {
                 let loader = symbolizer.loader();
                 BackgroundLoader::spawn(move |spec| loader.load(spec)).ok()
             }
-            Loading::Deferred => {
-                let loader = symbolizer.loader();
-                BackgroundLoader::spawn_deferred(move |spec| loader.load(spec)).ok()
-            }
+            Loading::Deferred => BackgroundLoader::spawn_deferred(symbolizer.loader()).ok(),
             Loading::BackgroundWith(load) => BackgroundLoader::spawn(load).ok(),
         };
         let unwinders = tables.map(|mode| {
@@ -1329,21 +1326,36 @@ impl Pipeline {
         let Some(background) = &mut self.background else {
             return false;
         };
-        let resolved = match wait {
-            Some(give_up) => background.install_all(&mut self.symbolizer, give_up),
-            None => background.install_finished(&mut self.symbolizer),
-        };
-        if resolved.is_empty() {
-            return false;
-        }
-        for resolution in resolved {
-            let key = (resolution.module, resolution.address);
-            if let Some(id) = self.placeholders.remove(&key) {
-                self.profile.rename(id, &resolution.frames);
-                self.relined.push(id);
+        let (placeholders, profile, relined) =
+            (&mut self.placeholders, &mut self.profile, &mut self.relined);
+        let mut installed = false;
+        let mut rename = |resolved: Vec<crate::symbolize::Resolution>| {
+            installed |= !resolved.is_empty();
+            for resolution in resolved {
+                let key = (resolution.module, resolution.address);
+                if let Some(id) = placeholders.remove(&key) {
+                    profile.rename(id, &resolution.frames);
+                    relined.push(id);
+                }
             }
+        };
+        match wait {
+            // A module's frames at a time (see `install_all_into`).
+            Some(give_up) => {
+                background.install_all_into(&mut self.symbolizer, give_up, &mut rename)
+            }
+            None => rename(background.install_finished(&mut self.symbolizer)),
         }
-        true
+        installed
+    }
+
+    /// The end of a recording, before its symbols are read: the unwinders' tables go (see
+    /// `Unwinders::release_tables`) and the memory freed returns to the kernel.
+    pub fn release_unwind_tables(&mut self) {
+        if let Some(unwinders) = &mut self.unwinders {
+            unwinders.release_tables();
+        }
+        crate::acquire::memory::release_free_memory();
     }
 
     /// Waits for the modules still loading in the background, so the next delta or the finished profile

@@ -18,14 +18,18 @@
 //! file at its path (same device and inode) is not read until the recording ends, so reading symbols and
 //! DWARF costs no CPU while the workload runs; its file is still there, by its path, after the process exits.
 //! A module only the process can reach (a deleted or replaced file, a container's) is read at once, as `top`
-//! does, while `/proc/PID/map_files` still leads to it.
+//! does, while `/proc/PID/map_files` still leads to it. A deferred module is read for its placeholders' offsets
+//! only ([`super::ModuleLoader::load_for`]): they are all known by then, and nothing asks for the module again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{loading_frames, Frame, LoadedModule, ModuleKey, ModuleSpec, Resolution, Symbolizer};
+use super::{
+    loading_frames, Frame, LoadedModule, ModuleKey, ModuleLoader, ModuleSpec, Resolution,
+    Symbolizer,
+};
 use crate::addr::{Avma, FileOffset};
 
 /// A module requested and not installed yet, with the addresses named by placeholders meanwhile.
@@ -35,9 +39,17 @@ struct Pending {
     addresses: HashSet<(u64, u64)>,
 }
 
+/// How many addresses of a module read for its placeholders are named between two releases of the pages read
+/// of its files: the peak RSS of the end of a recording was stacktop's own DWARF, read page by page for its
+/// own samples.
+const RELEASE_EVERY: usize = 16;
+
+/// A module to read: whole, or for these file offsets only.
+type Request = (ModuleSpec, Option<Vec<FileOffset>>);
+
 /// A loader thread and the placeholders waiting for it.
 pub struct BackgroundLoader {
-    requests: Sender<ModuleSpec>,
+    requests: Sender<Request>,
     loaded: Receiver<LoadedModule>,
     pending: HashMap<ModuleKey, Pending>,
     /// The loader thread is gone (it panicked): modules load on the caller's thread again.
@@ -53,13 +65,21 @@ impl BackgroundLoader {
     pub fn spawn(
         mut load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
     ) -> std::io::Result<BackgroundLoader> {
-        let (requests, to_load) = mpsc::channel::<ModuleSpec>();
+        // A whole module names every offset: what it was asked for need not be told.
+        BackgroundLoader::spawn_with(move |spec, _| load(spec))
+    }
+
+    /// As [`BackgroundLoader::spawn`], with `load` told the offsets a module is read for, when it is.
+    fn spawn_with(
+        mut load: impl FnMut(&ModuleSpec, Option<&[FileOffset]>) -> LoadedModule + Send + 'static,
+    ) -> std::io::Result<BackgroundLoader> {
+        let (requests, to_load) = mpsc::channel::<Request>();
         let (done, loaded) = mpsc::channel();
         std::thread::Builder::new()
             .name("stacktop-loader".to_owned())
             .spawn(move || {
-                for spec in to_load {
-                    if done.send(load(&spec)).is_err() {
+                for (spec, offsets) in to_load {
+                    if done.send(load(&spec, offsets.as_deref())).is_err() {
                         break;
                     }
                 }
@@ -73,15 +93,17 @@ impl BackgroundLoader {
         })
     }
 
-    /// As [`BackgroundLoader::spawn`], but a module whose file the host reaches by its path
+    /// As [`BackgroundLoader::spawn`] with `loader`, but a module whose file the host reaches by its path
     /// ([`super::loader::same_file_on_host`]) is requested only when [`BackgroundLoader::install_all`] is
-    /// called (the end of a recording), not while samples come.
-    pub fn spawn_deferred(
-        load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
-    ) -> std::io::Result<BackgroundLoader> {
-        let mut loader = BackgroundLoader::spawn(load)?;
-        loader.deferred = Some(Vec::new());
-        Ok(loader)
+    /// called (the end of a recording), not while samples come, and then read for its placeholders' offsets
+    /// only.
+    pub fn spawn_deferred(loader: ModuleLoader) -> std::io::Result<BackgroundLoader> {
+        let mut background = BackgroundLoader::spawn_with(move |spec, offsets| match offsets {
+            Some(offsets) => loader.load_for(spec, offsets),
+            None => loader.load(spec),
+        })?;
+        background.deferred = Some(Vec::new());
+        Ok(background)
     }
 
     /// The frames of `offset` in `module` (at `address` in the process) if `symbolizer` has the module, else a
@@ -109,7 +131,7 @@ impl BackgroundLoader {
                     .filter(|_| super::loader::same_file_on_host(module));
                 if let Some(deferred) = deferred {
                     deferred.push(module.clone());
-                } else if self.requests.send(module.clone()).is_err() {
+                } else if self.requests.send((module.clone(), None)).is_err() {
                     self.dead = true;
                     return symbolizer.symbolize_user(module, offset);
                 }
@@ -149,6 +171,21 @@ impl BackgroundLoader {
         symbolizer: &mut Symbolizer,
         give_up: &dyn Fn() -> bool,
     ) -> Vec<Resolution> {
+        let mut all = Vec::new();
+        self.install_all_into(symbolizer, give_up, &mut |batch| all.extend(batch));
+        sort(&mut all);
+        all
+    }
+
+    /// As [`BackgroundLoader::install_all`], but the frames are handed to `sink` a module at a time (sorted
+    /// by address), as each is installed: the end of a recording of a build names 100,000 addresses, whose
+    /// frames need not all wait for the last module.
+    pub fn install_all_into(
+        &mut self,
+        symbolizer: &mut Symbolizer,
+        give_up: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Vec<Resolution>),
+    ) {
         let mut out = Vec::new();
         for spec in self
             .deferred
@@ -156,12 +193,27 @@ impl BackgroundLoader {
             .map(std::mem::take)
             .unwrap_or_default()
         {
-            if !self.dead && self.requests.send(spec).is_err() {
+            // Every placeholder of the module is handed out by now: it is read for their offsets.
+            let mut offsets: Vec<FileOffset> = self
+                .pending
+                .get(&ModuleKey::of(&spec))
+                .map(|p| p.addresses.iter().map(|&(_, o)| FileOffset(o)).collect())
+                .unwrap_or_default();
+            offsets.sort_unstable_by_key(|o| o.0);
+            offsets.dedup();
+            if !self.dead && self.requests.send((spec, Some(offsets))).is_err() {
                 self.dead = true;
             }
         }
         if self.dead {
             self.load_here(symbolizer, &mut out);
+            sort(&mut out);
+            sink(std::mem::take(&mut out));
+        }
+        // What the recording freed goes back to the kernel before the symbols are read (on the loader thread,
+        // in an arena of its own, they would not reuse it).
+        if self.deferred.is_some() {
+            crate::acquire::memory::release_free_memory();
         }
         // At the end of a deferred recording every placeholder of a module is named as it is installed, and
         // nothing asks for the module again: it goes at once, so that the end's peak memory is one large
@@ -179,9 +231,11 @@ impl BackgroundLoader {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.load_here(symbolizer, &mut out),
             }
+            if !out.is_empty() {
+                sort(&mut out);
+                sink(std::mem::take(&mut out));
+            }
         }
-        sort(&mut out);
-        out
     }
 
     /// Modules requested and not installed yet.
@@ -192,10 +246,30 @@ impl BackgroundLoader {
     fn install(
         &mut self,
         symbolizer: &mut Symbolizer,
-        loaded: LoadedModule,
+        mut loaded: LoadedModule,
         out: &mut Vec<Resolution>,
     ) {
         let pending = self.pending.remove(loaded.key());
+        if loaded.is_partial() {
+            // Read for these placeholders alone: it names them, and goes.
+            if let Some(pending) = pending {
+                for (i, (address, offset)) in pending.addresses.into_iter().enumerate() {
+                    if i % RELEASE_EVERY == RELEASE_EVERY - 1 {
+                        loaded.release_pages();
+                    }
+                    out.push(Resolution {
+                        module: pending.spec.path.clone(),
+                        address,
+                        frames: loaded.frames_at(FileOffset(offset)),
+                    });
+                }
+            }
+            // Its tables were made on the loader thread, in an arena of its own: what they took goes back to
+            // the kernel before the next large module is read, not only to that arena.
+            drop(loaded);
+            crate::acquire::memory::release_free_memory();
+            return;
+        }
         symbolizer.install(loaded);
         if let Some(pending) = pending {
             resolve(symbolizer, pending, out);

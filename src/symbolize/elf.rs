@@ -14,11 +14,15 @@ use object::{
 
 use super::demangle::demangle;
 use super::fde::{self, FdeTable};
-use super::symbols::{alias_order, Binding, RawSymbol, SymbolTable};
+use super::symbols::{
+    alias_order_of, is_blank, strip_version, Binding, FileSymbol, NameRef, SymbolTable,
+};
 use super::Frame;
+use crate::acquire::memory::{FileBytes, SharedBytes};
 use crate::addr::{FileOffset, Svma};
 
-type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+/// DWARF is read in place from a mapped file, else from a copy of its sections.
+type Reader = gimli::EndianReader<gimli::RunTimeEndian, SharedBytes>;
 
 /// A `PT_LOAD` segment: `size` bytes at file `offset` are mapped at `vaddr` (SVMA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,10 +56,15 @@ pub fn svma_to_offset(segments: &[Segment], svma: Svma) -> Option<FileOffset> {
         .map(|s| FileOffset(svma.0 - s.vaddr + s.offset))
 }
 
-/// What one ELF file (a binary or a debug file) contributes, copied out of its bytes.
+/// What one ELF file (a binary or a debug file) contributes: copied out of its bytes, except the names of its
+/// symbols (read where they are when a table is built of them) and its DWARF when the file is mapped.
 pub struct ElfFile {
+    /// The file: the names of `symbols` and `objects` with `NameRef::file` 0 are in it.
+    pub bytes: Arc<FileBytes>,
+    /// Names made up here (PLT stubs'): `NameRef::file` 1.
+    pub made_names: Vec<u8>,
     pub segments: Vec<Segment>,
-    pub symbols: Vec<RawSymbol>,
+    pub symbols: Vec<FileSymbol>,
     pub build_id: Option<Vec<u8>>,
     /// `.gnu_debuglink`: the debug file's name and the CRC-32 of its contents.
     pub debuglink: Option<(String, u32)>,
@@ -68,7 +77,7 @@ pub struct ElfFile {
     pub fdes: Vec<(u64, u64)>,
     /// Sized data objects in writable memory (`.data`, `.bss` and the like), globals and file-locals: what a
     /// lock's address is named by.
-    pub objects: Vec<RawSymbol>,
+    pub objects: Vec<FileSymbol>,
 }
 
 /// Why a file could not be used.
@@ -81,7 +90,9 @@ pub enum ElfError {
 }
 
 impl ElfFile {
-    pub fn parse<'data, R: ReadRef<'data>>(data: R) -> Result<ElfFile, ElfError> {
+    /// Parses a file's bytes (read whole or mapped).
+    pub fn parse(bytes: Arc<FileBytes>) -> Result<ElfFile, ElfError> {
+        let data: &[u8] = &bytes;
         let file = object::File::parse(data).map_err(ElfError::Parse)?;
         if file.format() != object::BinaryFormat::Elf {
             return Err(ElfError::NotElf);
@@ -98,11 +109,23 @@ impl ElfFile {
             })
             .filter(|s| s.size > 0)
             .collect();
-        let mut symbols = function_symbols(&file);
-        let plt = plt_symbols(&file, &symbols);
+        // What is read of a mapped file here (symbol and string tables, unwind tables) is not needed again
+        // but for the few names a table keeps: its pages leave the RSS as the reading goes (a large library's
+        // tables are 30 MB, and were most of the peak RSS of the end of a recording).
+        let release = || bytes.release_pages();
+        let mut made_names = Vec::new();
+        let mut symbols = function_symbols(&file, data, &mut made_names, &release);
+        let plt = plt_symbols(&file, &symbols, data, &mut made_names);
         symbols.extend(plt);
-        let objects = data_symbols(&file);
+        let objects = data_symbols(&file, data, &mut made_names, &release);
+        // Mapped, the DWARF sections are read in place for as long as the module is loaded; read whole, the
+        // file's other bytes would stay with them, so they are copied out.
+        let in_place = matches!(*bytes, FileBytes::Mapped(_));
+        let dwarf = load_dwarf(&file, in_place.then_some(&bytes));
+        let fdes = fde_extents(&file);
+        release();
         Ok(ElfFile {
+            made_names,
             segments,
             symbols,
             build_id: file.build_id().ok().flatten().map(<[u8]>::to_vec),
@@ -116,18 +139,67 @@ impl ElfFile {
                 .ok()
                 .flatten()
                 .map(|(path, id)| (String::from_utf8_lossy(path).into_owned(), id.to_vec())),
-            dwarf: load_dwarf(&file),
-            fdes: fde_extents(&file),
+            dwarf,
+            fdes,
             objects,
+            bytes,
         })
+    }
+
+    /// Parses bytes that are no file's (the vdso, tests, fuzzing): a copy of them.
+    pub fn parse_copy(bytes: &[u8]) -> Result<ElfFile, ElfError> {
+        ElfFile::parse(Arc::new(FileBytes::Read(bytes.into())))
+    }
+}
+
+/// How many symbols are read between two releases of a mapped file's pages: about 1 MB of symbol and string
+/// tables.
+const RELEASE_EVERY: usize = 8192;
+
+/// Where `name`, a slice of `data` (as object hands out names read from a byte slice), is in it; a name from
+/// elsewhere is copied into `made`, whose names are `NameRef::file` 1.
+fn name_ref(data: &[u8], name: &[u8], made: &mut Vec<u8>) -> NameRef {
+    let len = u32::try_from(name.len()).unwrap_or(0);
+    let offset = (name.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    if offset
+        .checked_add(name.len())
+        .is_some_and(|end| end <= data.len())
+    {
+        return NameRef {
+            file: 0,
+            blank: is_blank(name),
+            start: offset as u64,
+            len,
+        };
+    }
+    made_name(name, made)
+}
+
+/// A name of our own making, appended to `made` (`NameRef::file` 1).
+fn made_name(name: &[u8], made: &mut Vec<u8>) -> NameRef {
+    let start = made.len() as u64;
+    made.extend_from_slice(name);
+    NameRef {
+        file: 1,
+        blank: is_blank(name),
+        start,
+        len: u32::try_from(name.len()).unwrap_or(0),
     }
 }
 
 /// The sized data objects of writable sections: `static pthread_mutex_t table_lock` is a local `OBJECT` in
 /// `.bss` (or `.data` with an initializer other than zeros). Thread-local and read-only objects hold no lock.
-fn data_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
+fn data_symbols<'d>(
+    file: &object::File<'d, &'d [u8]>,
+    data: &[u8],
+    made: &mut Vec<u8>,
+    release: &dyn Fn(),
+) -> Vec<FileSymbol> {
     let mut out = Vec::new();
-    for sym in file.symbols().chain(file.dynamic_symbols()) {
+    for (i, sym) in file.symbols().chain(file.dynamic_symbols()).enumerate() {
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            release();
+        }
         if sym.is_undefined() || sym.kind() != SymbolKind::Data || sym.size() == 0 {
             continue;
         }
@@ -144,8 +216,8 @@ fn data_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<
         if name.is_empty() {
             continue;
         }
-        out.push(RawSymbol {
-            name: String::from_utf8_lossy(name).into_owned(),
+        out.push(FileSymbol {
+            name: name_ref(data, name, made),
             address: sym.address(),
             size: sym.size(),
             end: u64::MAX,
@@ -169,17 +241,19 @@ pub struct DataTable {
 }
 
 impl DataTable {
-    pub fn new(mut symbols: Vec<RawSymbol>) -> DataTable {
-        symbols.sort_by(|a, b| a.address.cmp(&b.address).then_with(|| alias_order(a, b)));
+    /// The table of `symbols`, whose names are in `files` (see [`NameRef`]).
+    pub fn new(mut symbols: Vec<FileSymbol>, files: &[&[u8]]) -> DataTable {
+        let name = |s: &FileSymbol| s.name.get(files);
+        symbols.sort_by(|a, b| {
+            a.address
+                .cmp(&b.address)
+                .then_with(|| alias_order_of(&name(a), a.binding, &name(b), b.binding))
+        });
         let mut entries: Vec<(u64, u64, Box<str>)> = Vec::with_capacity(symbols.len());
         for s in symbols {
             match entries.last_mut() {
                 Some(last) if last.0 == s.address => last.1 = last.1.max(s.size),
-                _ => entries.push((
-                    s.address,
-                    s.size,
-                    super::symbols::strip_version(&s.name).into(),
-                )),
+                _ => entries.push((s.address, s.size, strip_version(&name(&s)).into())),
             }
         }
         entries.shrink_to_fit();
@@ -221,9 +295,19 @@ fn fde_extents<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<(
     out
 }
 
-fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> Vec<RawSymbol> {
-    let mut out = Vec::new();
-    for sym in file.symbols().chain(file.dynamic_symbols()) {
+fn function_symbols<'d>(
+    file: &object::File<'d, &'d [u8]>,
+    data: &[u8],
+    made: &mut Vec<u8>,
+    release: &dyn Fn(),
+) -> Vec<FileSymbol> {
+    // Sized once: grown by doubling, the vector of a large library's 300,000 symbols was copied at twice
+    // its size.
+    let mut out = Vec::with_capacity(file.symbols().count() + file.dynamic_symbols().count());
+    for (i, sym) in file.symbols().chain(file.dynamic_symbols()).enumerate() {
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            release();
+        }
         if sym.is_undefined() {
             continue;
         }
@@ -256,8 +340,8 @@ fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> 
             .section_index()
             .and_then(|i| file.section_by_index(i).ok())
             .map_or(u64::MAX, |s| s.address().saturating_add(s.size()));
-        out.push(RawSymbol {
-            name: String::from_utf8_lossy(name).into_owned(),
+        out.push(FileSymbol {
+            name: name_ref(data, name, made),
             address: sym.address(),
             size: sym.size(),
             end,
@@ -279,10 +363,12 @@ fn function_symbols<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> 
 /// The lazy-binding stubs of `.plt` with IBT (`push n; jmp .plt`) have no such jump and stay unnamed. An
 /// `IRELATIVE` slot (a call of an IFUNC such as `memmove` from inside its own library) is named after the
 /// function symbol at its resolver's address.
-fn plt_symbols<'data, R: ReadRef<'data>>(
-    file: &object::File<'data, R>,
-    functions: &[RawSymbol],
-) -> Vec<RawSymbol> {
+fn plt_symbols<'d>(
+    file: &object::File<'d, &'d [u8]>,
+    functions: &[FileSymbol],
+    data: &[u8],
+    made: &mut Vec<u8>,
+) -> Vec<FileSymbol> {
     use object::{ObjectSymbolTable, RelocationFlags, RelocationTarget};
     use std::collections::HashMap;
 
@@ -302,12 +388,14 @@ fn plt_symbols<'data, R: ReadRef<'data>>(
         let irelative = matches!(reloc.flags(), RelocationFlags::Elf { r_type } if r_type == object::elf::R_X86_64_IRELATIVE);
         if irelative {
             let resolver = reloc.addend() as u64;
+            let files: [&[u8]; 2] = [data, made];
+            let name = |f: &FileSymbol| f.name.get(&files);
             if let Some(best) = functions
                 .iter()
                 .filter(|f| f.address == resolver)
-                .min_by(|a, b| alias_order(a, b))
+                .min_by(|a, b| alias_order_of(&name(a), a.binding, &name(b), b.binding))
             {
-                slots.insert(slot, best.name.clone());
+                slots.insert(slot, name(best).into_owned());
             }
             continue;
         }
@@ -342,8 +430,9 @@ fn plt_symbols<'data, R: ReadRef<'data>>(
             let next = base.wrapping_add(i as u64 + 6);
             let slot = next.wrapping_add_signed(i64::from(disp));
             if let Some(target) = slots.get(&slot) {
-                out.push(RawSymbol {
-                    name: format!("{}@plt", super::symbols::strip_version(target)),
+                let name = format!("{}@plt", strip_version(target));
+                out.push(FileSymbol {
+                    name: made_name(name.as_bytes(), made),
                     address: base.wrapping_add(i as u64 & !(entry - 1)),
                     size: entry,
                     end: u64::MAX,
@@ -355,10 +444,12 @@ fn plt_symbols<'data, R: ReadRef<'data>>(
     out
 }
 
-/// Copies the DWARF sections out (decompressing `SHF_COMPRESSED` and `.zdebug_` ones) so the module owns them;
-/// `addr2line::Context` then parses them lazily. A section that cannot be read counts as empty.
-fn load_dwarf<'data, R: ReadRef<'data>>(
-    file: &object::File<'data, R>,
+/// The DWARF sections, read in place from `in_place` (the file's bytes) when given and the section is not
+/// compressed, else copied out (decompressing `SHF_COMPRESSED` and `.zdebug_` ones); `addr2line::Context`
+/// then parses them lazily. A section that cannot be read counts as empty.
+fn load_dwarf<'d>(
+    file: &object::File<'d, &'d [u8]>,
+    in_place: Option<&Arc<FileBytes>>,
 ) -> Option<gimli::Dwarf<Reader>> {
     let has_info = file
         .section_by_name(".debug_info")
@@ -380,15 +471,29 @@ fn load_dwarf<'data, R: ReadRef<'data>>(
                 | gimli::SectionId::DebugMacinfo
                 | gimli::SectionId::DebugMacro
         );
-        let section = file.section_by_name(id.name()).filter(|_| !unused);
-        let bytes: Arc<[u8]> = match section {
-            Some(section) if section.kind() != SectionKind::UninitializedData => section
-                .uncompressed_data()
-                .map(|d| Arc::from(&*d))
-                .unwrap_or_else(|_| Arc::from(&[][..])),
-            _ => Arc::from(&[][..]),
+        let section = file
+            .section_by_name(id.name())
+            .filter(|s| !unused && s.kind() != SectionKind::UninitializedData);
+        let empty = || SharedBytes::owned(Box::default());
+        let Some(section) = section else {
+            return Ok(Reader::new(empty(), endian));
         };
-        Ok(Reader::new(bytes, endian))
+        let shared = in_place.and_then(|bytes| {
+            let range = section.compressed_file_range().ok()?;
+            if range.format != object::CompressionFormat::None {
+                return None;
+            }
+            let start = usize::try_from(range.offset).ok()?;
+            let end = start.checked_add(usize::try_from(range.compressed_size).ok()?)?;
+            SharedBytes::new(bytes, start..end)
+        });
+        let shared = shared.unwrap_or_else(|| {
+            section
+                .uncompressed_data()
+                .map(|d| SharedBytes::owned(d.into()))
+                .unwrap_or_else(|_| empty())
+        });
+        Ok(Reader::new(shared, endian))
     };
     gimli::Dwarf::load(load).ok()
 }
@@ -412,6 +517,8 @@ pub struct ElfModule {
     dwarf: Option<addr2line::Context<Reader>>,
     dwarf_source: DwarfSource,
     build_id: Option<Vec<u8>>,
+    /// The module's files that are mapped, whose pages [`ElfModule::release_pages`] lets go.
+    mapped: Vec<Arc<FileBytes>>,
     /// Demangled names by symbol start: a hot function is sampled at many addresses, and demangling a
     /// long C++ or Rust name costs more than the rest of a lookup.
     demangled: Mutex<HashMap<(u64, u64), String>>,
@@ -419,24 +526,67 @@ pub struct ElfModule {
 
 impl ElfModule {
     pub fn new(binary: ElfFile, debug: Option<ElfFile>, sup: Option<ElfFile>) -> ElfModule {
-        let mut raw = binary.symbols;
-        let mut objects = binary.objects;
-        let mut fdes = binary.fdes;
+        ElfModule::build(binary, debug, sup, None)
+    }
+
+    /// A module that knows only what naming the addresses at these file offsets takes: [`ElfModule::frames`]
+    /// at them gives what a whole module's would, and every other query may answer otherwise (no data
+    /// objects, no aliases, names only for the symbols of these addresses). The end of a recording names its
+    /// sampled addresses this way, without copying every name of a large library.
+    pub fn for_offsets(
+        binary: ElfFile,
+        debug: Option<ElfFile>,
+        sup: Option<ElfFile>,
+        offsets: &[FileOffset],
+    ) -> ElfModule {
+        ElfModule::build(binary, debug, sup, Some(offsets))
+    }
+
+    fn build(
+        binary: ElfFile,
+        debug: Option<ElfFile>,
+        sup: Option<ElfFile>,
+        wanted: Option<&[FileOffset]>,
+    ) -> ElfModule {
+        let ElfFile {
+            bytes: binary_bytes,
+            made_names: binary_made,
+            segments,
+            symbols: mut raw,
+            build_id,
+            dwarf: binary_dwarf,
+            fdes: mut fde_extents,
+            mut objects,
+            ..
+        } = binary;
+        let mut debug_bytes = None;
+        let mut debug_made = Vec::new();
         let (dwarf, dwarf_source) = match debug {
             Some(debug) => {
-                raw.extend(debug.symbols);
-                objects.extend(debug.objects);
-                fdes.extend(debug.fdes);
+                // The debug file's names are files 2 and 3 of the table's.
+                let moved = |mut s: FileSymbol| {
+                    s.name.file += 2;
+                    s
+                };
+                raw.extend(debug.symbols.into_iter().map(moved));
+                objects.extend(debug.objects.into_iter().map(moved));
+                fde_extents.extend(debug.fdes);
+                debug_bytes = Some(debug.bytes);
+                debug_made = debug.made_names;
                 match debug.dwarf {
                     Some(d) => (Some(d), DwarfSource::Separate),
-                    None => (binary.dwarf, DwarfSource::Embedded),
+                    None => (binary_dwarf, DwarfSource::Embedded),
                 }
             }
-            None => (binary.dwarf, DwarfSource::Embedded),
+            None => (binary_dwarf, DwarfSource::Embedded),
         };
+        let mut mapped: Vec<Arc<FileBytes>> = Vec::new();
         let dwarf = dwarf.and_then(|mut d| {
-            if let Some(sup) = sup.and_then(|s| s.dwarf) {
-                d.set_sup(sup);
+            if let Some(sup) = sup {
+                mapped.push(Arc::clone(&sup.bytes));
+                if let Some(sup) = sup.dwarf {
+                    d.set_sup(sup);
+                }
             }
             addr2line::Context::from_dwarf(d).ok()
         });
@@ -445,23 +595,60 @@ impl ElfModule {
         } else {
             DwarfSource::None
         };
-        let symbols = SymbolTable::new(raw);
+        let files: [&[u8]; 4] = [
+            &binary_bytes,
+            &binary_made,
+            debug_bytes.as_deref().map_or(&[][..], |b| b),
+            &debug_made,
+        ];
+        let (symbols, objects) = match wanted {
+            None => (
+                SymbolTable::from_files(raw, &files),
+                DataTable::new(objects, &files),
+            ),
+            Some(offsets) => {
+                let svmas: Vec<u64> = offsets
+                    .iter()
+                    .filter_map(|&off| offset_to_svma(&segments, off))
+                    .map(|svma| svma.0)
+                    .collect();
+                (
+                    SymbolTable::for_addresses(raw, &files, &svmas),
+                    DataTable::default(),
+                )
+            }
+        };
         // An FDE within one symbol never names anything: the symbol does. Unstripped, that is all of them.
-        let mut fdes = FdeTable::new(fdes);
+        let mut fdes = FdeTable::new(fde_extents);
         fdes.retain(|start, len| {
             symbols
-                .lookup_range(Svma(start))
-                .is_none_or(|(_, sym, size)| (start - sym).saturating_add(len) > size)
+                .covering(Svma(start))
+                .is_none_or(|(sym, size)| (start - sym).saturating_add(len) > size)
         });
-        ElfModule {
-            segments: binary.segments,
+        mapped.push(binary_bytes);
+        mapped.extend(debug_bytes);
+        mapped.retain(|b| matches!(**b, FileBytes::Mapped(_)));
+        let module = ElfModule {
+            segments,
             symbols,
-            objects: DataTable::new(objects),
+            objects,
             fdes,
             dwarf,
             dwarf_source,
-            build_id: binary.build_id,
+            build_id,
+            mapped,
             demangled: Mutex::default(),
+        };
+        // The names the tables keep are copied: what building them read of the files goes.
+        module.release_pages();
+        module
+    }
+
+    /// Lets go of the pages read so far of the module's mapped files (see `FileBytes::release_pages`); its
+    /// DWARF reads them again when it needs them.
+    pub fn release_pages(&self) {
+        for bytes in &self.mapped {
+            bytes.release_pages();
         }
     }
 
@@ -699,14 +886,14 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_input_are_errors_not_panics() {
-        assert!(ElfFile::parse(&b""[..]).is_err());
-        assert!(ElfFile::parse(&b"\x7fELF garbage"[..]).is_err());
+        assert!(ElfFile::parse_copy(b"").is_err());
+        assert!(ElfFile::parse_copy(b"\x7fELF garbage").is_err());
         assert_eq!(read_build_id(b"nope"), None);
         assert!(!has_debug_info(b"\x7fELF"));
         // Every prefix of a real ELF file: no panic, whatever the outcome.
         if let Ok(exe) = std::fs::read("/proc/self/exe") {
             for len in (0..exe.len().min(1 << 16)).step_by(97) {
-                if let Ok(f) = ElfFile::parse(&exe[..len]) {
+                if let Ok(f) = ElfFile::parse_copy(&exe[..len]) {
                     let m = ElfModule::new(f, None, None);
                     let _ = m.frames(Svma(0x1000), "?");
                 }

@@ -20,7 +20,7 @@
 //! the file holding the DWARF: its path as written (relative to that file's directory if relative), then
 //! `ROOT/.build-id/ab/cdef...debug` by its build-id; used only if that build-id matches.
 
-use crate::acquire::memory::MappedFile;
+use crate::acquire::memory::{FileBytes, MappedFile};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ pub fn perf_build_id_cache(build_id: &[u8], file: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// Parses an ELF file without reading all of it: only the headers, symbol tables and DWARF sections are read.
+/// Parses an ELF file: a small one read whole, a large one mapped (see `READ_WHOLE_LIMIT`).
 pub fn parse_file(path: &Path) -> Result<ElfFile, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // A mapped device (`/dev/dri/renderD128`, `/dev/zero`) is no ELF file, and reading one can block.
@@ -146,20 +146,24 @@ pub fn parse_file(path: &Path) -> Result<ElfFile, String> {
     // Reading a file of ordinary size whole is far cheaper than object's ReadCache, which issues a read per
     // symbol name: on a rustc recording, loading librustc_driver and libLLVM took a fifth of `report` that way.
     // Only what ElfFile keeps outlives the buffer.
-    if meta.len() <= READ_WHOLE_LIMIT {
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        let mut file = file;
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        return ElfFile::parse(&bytes[..]).map_err(|e| format!("{}: {e}", path.display()));
-    }
     // A large one is mapped: as fast, and only the sections parsed become resident (read whole, rustc's
-    // 150 MB driver library set `record`'s peak RSS).
-    if let Ok(mapped) = MappedFile::map(&file) {
-        return ElfFile::parse(&mapped[..]).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let cache = object::ReadCache::new(file);
-    ElfFile::parse(&cache).map_err(|e| format!("{}: {e}", path.display()))
+    // 150 MB driver library set `record`'s peak RSS). Its DWARF is then read in place.
+    let mapped = if meta.len() > READ_WHOLE_LIMIT {
+        MappedFile::map(&file).ok()
+    } else {
+        None
+    };
+    let bytes = match mapped {
+        Some(mapped) => FileBytes::Mapped(mapped),
+        None => {
+            let mut bytes = Vec::with_capacity(meta.len().min(MAX_MODULE_BYTES) as usize);
+            let mut file = file;
+            std::io::Read::read_to_end(&mut file, &mut bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            FileBytes::Read(bytes.into_boxed_slice())
+        }
+    };
+    ElfFile::parse(Arc::new(bytes)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Files up to this size are read whole to be parsed; larger ones are mapped (or, failing that, read
@@ -390,7 +394,7 @@ pub fn read_perf_map(path: &Path) -> Option<(Vec<u8>, bool)> {
 /// kernel maps the same vdso).
 pub fn read_vdso(spec: &ModuleSpec) -> Option<Opened> {
     let (path, bytes) = vdso_bytes(spec)?;
-    let file = ElfFile::parse(&bytes[..]).ok()?;
+    let file = ElfFile::parse_copy(&bytes).ok()?;
     Some(Opened { path, file })
 }
 
@@ -517,6 +521,8 @@ mod tests {
     #[test]
     fn debug_candidates_in_order() {
         let binary = ElfFile {
+            bytes: Arc::new(FileBytes::Read(Box::default())),
+            made_names: Vec::new(),
             segments: Vec::new(),
             symbols: Vec::new(),
             build_id: Some(vec![0x93, 0xac, 0x61]),

@@ -18,7 +18,7 @@ impl MemoryModule {
     /// `bytes` as the file of a module mapped from `path`. Bytes that are no ELF file give an unreadable
     /// module, whose frames are all unknown, as a file on disk would.
     pub fn parse(path: &str, bytes: &[u8]) -> MemoryModule {
-        let (elf, status) = match ElfFile::parse(bytes) {
+        let (elf, status) = match ElfFile::parse_copy(bytes) {
             Ok(file) => {
                 let elf = ElfModule::new(file, None, None);
                 let status = ModuleStatus::Loaded {

@@ -175,7 +175,20 @@ impl ModuleLoader {
     pub fn load(&self, spec: &ModuleSpec) -> LoadedModule {
         LoadedModule {
             key: ModuleKey::of(spec),
-            module: load_module(spec, &self.debug_dirs),
+            module: load_module(spec, &self.debug_dirs, None),
+            partial: false,
+        }
+    }
+
+    /// Reads of `spec`'s files only what naming the addresses at `offsets` takes: the module answers
+    /// [`LoadedModule::frames_at`] of them as a whole one would, and is not for a [`Symbolizer`] (which
+    /// refuses it). Where the whole symbol table of a large library is tens of MB of names, this keeps those of
+    /// the sampled functions.
+    pub fn load_for(&self, spec: &ModuleSpec, offsets: &[FileOffset]) -> LoadedModule {
+        LoadedModule {
+            key: ModuleKey::of(spec),
+            module: load_module(spec, &self.debug_dirs, Some(offsets)),
+            partial: true,
         }
     }
 }
@@ -184,9 +197,30 @@ impl ModuleLoader {
 pub struct LoadedModule {
     key: ModuleKey,
     module: Module,
+    /// Read for some offsets only ([`ModuleLoader::load_for`]).
+    partial: bool,
 }
 
 impl LoadedModule {
+    /// The frames at `offset`, as [`Symbolizer::symbolize_user`] gives them once the module is installed
+    /// (for a module read with [`ModuleLoader::load_for`], only at the offsets it was read for).
+    pub fn frames_at(&mut self, offset: FileOffset) -> Arc<[Frame]> {
+        self.module.frames_at(offset)
+    }
+
+    /// Lets go of the pages read so far of the module's mapped files: naming many addresses reads pages of
+    /// its DWARF here and there, which would otherwise add up in the RSS.
+    pub fn release_pages(&self) {
+        if let Some(elf) = &self.module.elf {
+            elf.release_pages();
+        }
+    }
+
+    /// True for a module read for some offsets only.
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+
     pub fn key(&self) -> &ModuleKey {
         &self.key
     }
@@ -361,8 +395,11 @@ impl Symbolizer {
     }
 
     /// Adds a module read by a [`ModuleLoader`]; returns false (and drops it) when the symbolizer already has
-    /// that module.
+    /// that module, or when it was read for some offsets only ([`ModuleLoader::load_for`]).
     pub fn install(&mut self, loaded: LoadedModule) -> bool {
+        if loaded.partial {
+            return false;
+        }
         match self.modules.entry(loaded.key) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -639,7 +676,7 @@ impl Symbolizer {
         let debug_dirs = &self.debug_dirs;
         self.modules
             .entry(ModuleKey::of(spec))
-            .or_insert_with(|| load_module(spec, debug_dirs))
+            .or_insert_with(|| load_module(spec, debug_dirs, None))
     }
 }
 

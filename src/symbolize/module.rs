@@ -112,7 +112,12 @@ fn unknown_name(module: &Module, offset: FileOffset) -> String {
     format!("{UNKNOWN} {}+{:#x}{reason}", module.name, offset.0)
 }
 
-pub(super) fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
+/// Loads the module of `spec`; with `offsets`, only what naming them takes (see `ElfModule::for_offsets`).
+pub(super) fn load_module(
+    spec: &ModuleSpec,
+    debug_dirs: &[PathBuf],
+    offsets: Option<&[FileOffset]>,
+) -> Module {
     let name = module_name(&spec.path);
     let path = loader::clean_path(&spec.path);
     let opened = if path == "[vdso]" {
@@ -176,7 +181,11 @@ pub(super) fn load_module(spec: &ModuleSpec, debug_dirs: &[PathBuf]) -> Module {
             loader::find_sup_file(spec, link, dir, debug_dirs)
         }),
     };
-    let elf = ElfModule::new(binary.file, debug.map(|d| d.file), sup.map(|s| s.file));
+    let (debug, sup) = (debug.map(|d| d.file), sup.map(|s| s.file));
+    let elf = match offsets {
+        None => ElfModule::new(binary.file, debug, sup),
+        Some(offsets) => ElfModule::for_offsets(binary.file, debug, sup, offsets),
+    };
     let debug_info = match (elf.dwarf_source(), debug_path) {
         (DwarfSource::Separate, Some(path)) => DebugInfo::Separate(path),
         (DwarfSource::None, _) => DebugInfo::None,

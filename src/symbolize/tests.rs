@@ -271,3 +271,65 @@ fn kernel_from_given_kallsyms() {
         "[unknown] [kernel.kallsyms]+0xffffffff81001010"
     );
 }
+
+/// Offsets of `spec`'s code: every `step` bytes of its executable mappings in this process.
+fn code_offsets(spec: &ModuleSpec, step: u64) -> Vec<FileOffset> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 6 || fields[5..].join(" ") != spec.path || !fields[1].contains('x') {
+            continue;
+        }
+        let (start, end) = fields[0].split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let pgoff = u64::from_str_radix(fields[2], 16).unwrap();
+        out.extend(
+            (0..end - start)
+                .step_by(step as usize)
+                .map(|d| FileOffset(pgoff + d)),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_module_read_for_some_offsets_names_them_as_a_whole_one() {
+    let loader = Symbolizer::new().loader();
+    // This test binary (large and mapped: its DWARF is read in place, with inline frames and lines) and libc
+    // (its debug file when installed, with aliases such as pthread_mutex_lock's).
+    for addr in [
+        a_module_read_for_some_offsets_names_them_as_a_whole_one as *const () as u64,
+        libc::pthread_mutex_lock as *const () as u64,
+    ] {
+        let (spec, own) = own_code(addr);
+        let mut offsets = code_offsets(&spec, 4099);
+        offsets.push(own);
+        offsets.push(FileOffset(u64::MAX / 2));
+        let mut whole = loader.load(&spec);
+        let mut some = loader.load_for(&spec, &offsets);
+        assert!(!whole.is_partial() && some.is_partial());
+        assert_eq!(some.status(), whole.status());
+        let mut named = 0;
+        for &offset in &offsets {
+            let frames = whole.frames_at(offset);
+            named += usize::from(!frames[0].is_unknown());
+            assert_eq!(
+                some.frames_at(offset),
+                frames,
+                "{}+{:#x}",
+                spec.path,
+                offset.0
+            );
+        }
+        assert!(named > offsets.len() / 4, "{}: {named} named", spec.path);
+        // Releasing the pages read changes no answer.
+        some.release_pages();
+        assert_eq!(some.frames_at(own), whole.frames_at(own));
+        // Not for a symbolizer: it knows only these offsets.
+        let mut s = Symbolizer::new();
+        assert!(!s.install(some));
+        assert!(!s.is_loaded(&spec));
+    }
+}

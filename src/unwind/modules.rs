@@ -329,6 +329,15 @@ impl Unwinders {
     }
 
     /// Forgets a process (after it exited and its samples were processed).
+    /// The end of a recording: no sample is walked any more, so every process's unwinder and the modules'
+    /// unwind tables and FDE indexes go (tens of MB under a Rust build: rustc's and LLVM's tables), before
+    /// the symbols are read. The statistics stay.
+    pub fn release_tables(&mut self) {
+        self.processes = HashMap::default();
+        self.tables = HashMap::default();
+        self.fdes = HashMap::default();
+    }
+
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
         if let Some(c) = &mut self.continuer {
