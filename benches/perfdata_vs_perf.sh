@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Reading perf.data: stacktop against perf on the same files. See benches/README.md.
 #
-# Usage: benches/perfdata_vs_perf.sh [--runs N] [--keep] [--dir DIR] [--only g|dwarf] [--perf-timeout SECS]
+# Usage: benches/perfdata_vs_perf.sh [--runs N] [--keep] [--dir DIR] [--only g|dwarf] [--perf-timeout SECS] [--big]
 #   STACKTOP=/path/to/stacktop  benchmark that binary instead of building this checkout (cargo --release).
+#
+# --big: instead, record a multi-threaded build (`cargo build --release --offline -j2` of a `git archive` copy
+# of this checkout, into a target directory of its own under DIR): `-g` at -F 15000 for at most 660 s, and
+# `--call-graph dwarf` at -F 999 for 100 s (each file 500 to 650 MB on a 2-CPU machine; the build is stopped
+# with SIGINT at the limit). Give --dir on a disk with 2 GB free (the files are kept there and reused).
 #
 # Records `rustc` compiling the regex-syntax crate from the cargo registry at opt-level 2 (a real, large,
 # frame-pointer-less program, available offline) twice with perf: `-g` and `--call-graph dwarf` (both
@@ -15,7 +20,7 @@
 # time): the cell then reads ">SECS" and the speedup is a lower bound.
 set -euo pipefail
 
-runs=3 keep=0 dir= only='g dwarf' perf_timeout=600
+runs=3 keep=0 dir= only='g dwarf' perf_timeout=600 big=0
 die() { echo "perfdata_vs_perf: $*" >&2; exit 1; }
 note() { echo "perfdata_vs_perf: $*" >&2; }
 while (($#)); do
@@ -25,6 +30,7 @@ while (($#)); do
         --dir) dir=${2:?}; shift 2 ;;
         --only) only=${2:?}; shift 2 ;;
         --perf-timeout) perf_timeout=${2:?}; shift 2 ;;
+        --big) big=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -59,12 +65,26 @@ crate=$(ls -d "$HOME"/.cargo/registry/src/*/regex-syntax-0.8.* 2>/dev/null | tai
 workload=(rustc --edition 2021 --crate-type lib --crate-name regex_syntax -C opt-level=2
     --cfg 'feature="std"' --cfg 'feature="unicode"' "$crate/src/lib.rs" --out-dir "$work/out")
 
+if ((big)); then
+    [[ -d $work/src ]] || { mkdir -p "$work/src" && (cd "$repo" && git archive HEAD) | tar -x -C "$work/src"; }
+fi
 for mode in g dwarf; do
     [[ -s $work/$mode.data ]] && continue
-    flag=(-g)
+    flag=(-g) freq=999
     [[ $mode == dwarf ]] && flag=(--call-graph dwarf)
+    if ((big)); then
+        limit=660
+        [[ $mode == g ]] && freq=15000
+        [[ $mode == dwarf ]] && limit=100
+        note "recording cargo build -j2 with perf ${flag[*]} -F $freq for at most ${limit}s"
+        (cd "$work/src" && perf record -q -e cpu-clock -F "$freq" "${flag[@]}" -o "$work/$mode.data" -- \
+            timeout -s INT "$limit" cargo build --release --offline -j2 --target-dir "$work/target-$mode") \
+            >/dev/null 2>&1 || true
+        [[ -s $work/$mode.data ]] || die "perf record of the build failed"
+        continue
+    fi
     note "recording rustc with perf ${flag[*]}"
-    perf record -q -e cpu-clock -F 999 "${flag[@]}" -o "$work/$mode.data" -- "${workload[@]}" 2>/dev/null
+    perf record -q -e cpu-clock -F "$freq" "${flag[@]}" -o "$work/$mode.data" -- "${workload[@]}" 2>/dev/null
 done
 
 # Runs a shell command N times under GNU time (stopped after $2 seconds when given); prints
@@ -82,6 +102,12 @@ measure() {
             printf '>%s %s\n' "$limit" "$(($(tail -1 "$work/time.txt" | cut -d' ' -f2) / 1024))"
             return
         fi
+        # Killed (perf report runs out of memory on the --big files): the time and memory it reached.
+        if ((status == 137 && limit > 0)); then
+            read -r t m < <(tail -1 "$work/time.txt")
+            printf '>%s %s\n' "${t%.*}" "$((m / 1024))"
+            return
+        fi
         ((status == 0)) || { cat "$work/stderr.txt" >&2; die "failed: $cmd"; }
         read -r t m < <(tail -1 "$work/time.txt")
         times+=("$t")
@@ -90,8 +116,10 @@ measure() {
     printf '%s %s\n' "$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(((runs + 1) / 2))p")" "$((rss / 1024))"
 }
 
-printf '# perf.data: rustc -C opt-level=2 on %s (%s), %d runs each, median wall / max RSS\n' \
-    "$(basename "$crate")" "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" "$runs"
+what="rustc -C opt-level=2 on $(basename "$crate")"
+((big)) && what="cargo build --release -j2 of stacktop"
+printf '# perf.data: %s (%s), %d runs each, median wall / max RSS\n' \
+    "$what" "$(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" "$runs"
 printf '%-7s %-11s %8s %22s %22s %9s\n' file task samples stacktop perf speedup
 speedup() { case $1 in '>'*) echo ">$(echo "${1#>} / $2" | bc -l | xargs printf '%.1f')" ;; *) echo "$1 / $2" | bc -l | xargs printf '%.1f' ;; esac; }
 for mode in $only; do

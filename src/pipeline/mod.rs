@@ -86,6 +86,8 @@ enum LocationKey {
     Kernel(u64),
     Truncated,
     BlockedAtAttach,
+    /// Offline: every address in no mapping that no JIT map names (see [`Pipeline::jit_location`]).
+    Unmapped,
 }
 
 /// The mapping a file's code is recorded under in the profile: the first one seen of the file at that file
@@ -1006,7 +1008,8 @@ impl Pipeline {
     /// outside every mapping. JIT runtimes (V8, LuaJIT, the JVM with perf-map-agent, .NET) write their code
     /// into anonymous memory and name it in `/tmp/perf-PID.map`, so it is named by the process and the address
     /// as they are now, not by a file offset shared across processes. An address the map does not list (yet)
-    /// is `[unknown] anon+0xADDRESS` (`[unmapped]` outside every mapping) until it does.
+    /// is `[unknown] anon+0xADDRESS` (`[unmapped]` outside every mapping) until it does; offline, an address
+    /// outside every mapping that the map does not list is the one `[unknown] [unmapped]`.
     fn jit_location(
         &mut self,
         pid: u32,
@@ -1018,6 +1021,14 @@ impl Pipeline {
             return id;
         }
         let named = self.symbolizer.symbolize_jit(pid, lookup);
+        // Read after the fact, the JIT maps are as complete as they will ever be: an address in no mapping
+        // that none names stays unknown, and its value tells nothing (in a frame-pointer chain through code
+        // without frame pointers it is whatever the code kept in rbp, a new value in nearly every sample).
+        // One location for all of them, so that a large `perf record -g` file's garbage does not grow the
+        // profile with every sample.
+        if named.is_none() && anonymous.is_none() && self.offline {
+            return self.unmapped_location();
+        }
         let (mapping, module) = match anonymous {
             Some((module, mapping)) => {
                 // Keyed by its start: anonymous memory has no file offset to share between mappings.
@@ -1120,6 +1131,21 @@ impl Pipeline {
         };
         let id = self.insert_location(None, Avma(0), &[frame]);
         self.locations.insert(LocationKey::Truncated, id);
+        id
+    }
+
+    /// Offline: the one location of the addresses in no mapping that no JIT map names.
+    fn unmapped_location(&mut self) -> LocationId {
+        if let Some(&id) = self.locations.get(&LocationKey::Unmapped) {
+            return id;
+        }
+        let frame = Frame {
+            function: format!("{UNKNOWN} [unmapped]"),
+            file: None,
+            line: 0,
+        };
+        let id = self.insert_location(None, Avma(0), &[frame]);
+        self.locations.insert(LocationKey::Unmapped, id);
         id
     }
 
@@ -1819,6 +1845,59 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// The function names of a profile built from CPU samples of pid 7, which maps nothing: each chain is
+    /// the sampled ip 0x5010 (listed in pid 7's JIT map) and one garbage return address, new in each sample.
+    fn unmapped_names(offline: bool) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("perf-7.map"), "5000 100 jitted\n").unwrap();
+        let symbolizer = Symbolizer::new()
+            .with_kallsyms(crate::symbolize::Kallsyms::parse(""))
+            .with_perf_map_dir(dir.path().to_owned());
+        let mut pipeline = Pipeline::new(Config {
+            offline,
+            symbolizer: Some(symbolizer),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
+        for (time, garbage) in [(1, 0x1111), (2, 0x2222), (3, 0x3333)] {
+            pipeline.on_record(&Record::Sample(SampleRecord {
+                pid: 7,
+                tid: 7,
+                time,
+                period: 1,
+                user_mode: true,
+                callchain: vec![crate::acquire::record::PERF_CONTEXT_USER, 0x5010, garbage],
+                ..SampleRecord::default()
+            }));
+        }
+        let profile = pipeline.into_profile_leaking_caches();
+        assert_eq!(profile.totals().count, 3);
+        let mut names: Vec<String> = profile
+            .functions
+            .iter()
+            .map(|f| profile.str(f.name).to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn offline_addresses_in_no_mapping_that_no_jit_map_names_are_one_location() {
+        assert_eq!(
+            unmapped_names(true),
+            vec!["[unknown] [unmapped]".to_owned(), "jitted".to_owned()]
+        );
+        // Live, a JIT map may list an address later: each keeps its own location until then.
+        assert_eq!(
+            unmapped_names(false),
+            vec![
+                "[unknown] [unmapped]+0x1110".to_owned(),
+                "[unknown] [unmapped]+0x2221".to_owned(),
+                "[unknown] [unmapped]+0x3332".to_owned(),
+                "jitted".to_owned()
+            ]
+        );
     }
 
     #[test]
