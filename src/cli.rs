@@ -77,8 +77,8 @@ pub struct SamplingArgs {
     /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
     #[arg(short = 'e', long = "event", default_value = "cycles")]
     pub event: String,
-    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default; 16384 bytes in record, 4096 in top)
-    /// or dwarf[,STACK_BYTES] (8192).
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default; 16384 bytes in record, 4096 in top,
+    /// halved above 8192 Hz and again above 16384 Hz, to 4096 at least) or dwarf[,STACK_BYTES] (8192).
     #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
     pub call_graph: String,
     /// Record off-CPU time too: where threads wait (blocked, or preempted and waiting for a CPU), from a
@@ -393,7 +393,10 @@ fn session_config(args: &SamplingArgs, hybrid_bytes: u32) -> Result<SessionConfi
         target,
         event: args.event.parse::<EventSpec>()?,
         frequency: args.frequency,
-        call_graph: CallGraphMode::parse(&args.call_graph, hybrid_bytes)?,
+        call_graph: CallGraphMode::parse(
+            &args.call_graph,
+            crate::acquire::hybrid_bytes_at(hybrid_bytes, args.frequency),
+        )?,
         command_output: CommandOutput::Inherit,
         off_cpu,
         // Planned by the command from the target's files (`pipeline::lockplan`), which `--locks` asks for.

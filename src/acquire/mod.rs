@@ -87,6 +87,25 @@ pub const DEFAULT_HYBRID_STACK_BYTES: u32 = 16384;
 /// about 85 frames of 48 bytes; past the kernel's 127-frame chain a `top` stack ends in `[truncated]` where
 /// `record`'s would go on.
 pub const TOP_HYBRID_STACK_BYTES: u32 = 4096;
+/// The stack bytes a hybrid mode that names no size copies per sample at `frequency`: `base` (record's
+/// [`DEFAULT_HYBRID_STACK_BYTES`], top's [`TOP_HYBRID_STACK_BYTES`]) halved, down to top's, until the copies
+/// come to at most [`STACK_COPY_BYTES_PER_CPU_SECOND`]. The kernel copies every sample's stack in the sampling
+/// interrupt, and past that rate the copies, not the walks, were what lost samples: `record -a` on two busy
+/// CPUs (`benches/sustained_rate.sh`) lost 18,507 samples in 8 s at 25,000 Hz with 16 KiB copies and none with
+/// 4 KiB ones. The continuation in live memory completes the stacks a shorter copy cuts.
+pub fn hybrid_bytes_at(base: u32, frequency: u64) -> u32 {
+    let mut bytes = base;
+    while bytes > TOP_HYBRID_STACK_BYTES
+        && u64::from(bytes).saturating_mul(frequency) > STACK_COPY_BYTES_PER_CPU_SECOND
+    {
+        bytes /= 2;
+    }
+    bytes.max(base.min(TOP_HYBRID_STACK_BYTES))
+}
+
+/// See [`hybrid_bytes_at`]: 16 KiB copies up to 8,192 Hz, 8 KiB up to 16,384 Hz, 4 KiB above.
+pub const STACK_COPY_BYTES_PER_CPU_SECOND: u64 = 128 << 20;
+
 /// Stack bytes copied per switch-out sample in hybrid mode (at most the CPU samples' copy). Switch-out samples
 /// carry no user frame-pointer chain (see `counters::Opener::switch_opts`): the copy is the whole user stack
 /// they see. What walks of blocked stacks read, measured (`benches/README.md`): 200 to 530 bytes in programs
@@ -312,6 +331,19 @@ impl Stats {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_hybrid_copy_shrinks_at_high_rates() {
+        let record = |f| hybrid_bytes_at(DEFAULT_HYBRID_STACK_BYTES, f);
+        assert_eq!(record(999), 16384);
+        assert_eq!(record(8192), 16384);
+        assert_eq!(record(10_000), 8192);
+        assert_eq!(record(16_384), 8192);
+        assert_eq!(record(25_000), 4096);
+        assert_eq!(record(100_000), 4096);
+        assert_eq!(hybrid_bytes_at(TOP_HYBRID_STACK_BYTES, 100_000), 4096);
+        assert_eq!(hybrid_bytes_at(1024, 100_000), 1024);
+    }
 
     #[test]
     fn parses_call_graph_modes() {
