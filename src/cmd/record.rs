@@ -16,7 +16,7 @@ use crate::acquire::{
 };
 use crate::cli::{self, RecordArgs};
 use crate::format::output::write_profile;
-use crate::pipeline::reader::read_until_done;
+use crate::pipeline::reader::{read_until_done, Pace, Pacer};
 use crate::pipeline::{Config, Loading, Pipeline};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
@@ -44,8 +44,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // until the backlog overflowed, and read meanwhile in the background they still cost the CPU the workload
     // shares (on the split workload, reading libc's DWARF and `/proc/kallsyms` was 70% of stacktop's CPU).
     config.loading = Loading::Deferred;
-    let tick =
-        crate::pipeline::reader::tick(config.continuation.is_some() && config.tables.is_some());
+    let (pace, mut pacer) = Pacer::new(config.continuation.is_some() && config.tables.is_some());
     // This thread unwinds every sample: it needs its share as much as the reader (see `sched`). Raised
     // before the pipeline starts its symbol loader, which inherits the priority: the loader's main work is
     // the deferred symbols after the samples, while `record` waits for it; at nice 0 on a machine busy with
@@ -66,7 +65,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
                 // Not allowed (no CAP_SYS_NICE): the rings may overflow on a saturated machine, and the
                 // lost samples say so.
                 let _ = sched::raise_sampling_thread();
-                drain(session, &stop, deadline, begin, tick, &batches)
+                drain(session, &stop, deadline, begin, &pace, &batches)
             })?
     };
     let mut cutoff = Cutoff::new(deadline);
@@ -78,6 +77,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             pipeline.on_record(record);
         }
         recycler.give_back(batch);
+        if let Some(pacer) = &mut pacer {
+            pacer.note(pipeline.target_ran_off(), Instant::now());
+        }
     }
     let session = reader
         .join()
@@ -345,11 +347,11 @@ fn drain(
     stop: &AtomicBool,
     deadline: Option<Instant>,
     begin: Instant,
-    tick: Duration,
+    pace: &Pace,
     batches: &mpsc::Sender<Vec<Record>>,
 ) -> Result<Session> {
     let status = StatusLine::new();
-    read_until_done(&mut session, stop, deadline, tick, |batch, session| {
+    read_until_done(&mut session, stop, deadline, pace, |batch, session| {
         let listening = batch.is_empty() || batches.send(batch).is_ok();
         status.show(begin.elapsed(), session);
         listening

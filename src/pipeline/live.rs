@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::reader::read_until_done;
+use super::reader::{read_until_done, Pace, Pacer};
 use super::{Config, Loading, Pipeline};
 use crate::acquire::record::Record;
 use crate::acquire::{sched, CommandOutput, Recycler, Session, SessionConfig, Stats, Target};
@@ -118,7 +118,7 @@ impl Sampler {
             continuation: config.continuation.filter(|_| continue_walks),
             ..config
         };
-        let tick = super::reader::tick(config.continuation.is_some() && config.tables.is_some());
+        let (pace, pacer) = Pacer::new(config.continuation.is_some() && config.tables.is_some());
         let status = Status {
             event: config.meta.event.clone(),
             frequency: config.meta.frequency,
@@ -139,7 +139,7 @@ impl Sampler {
                 .name("stacktop-reader".to_owned())
                 .spawn(move || {
                     let _ = sched::raise_sampling_thread();
-                    read_rings(session, &stop, deadline, tick, &batches)
+                    read_rings(session, &stop, deadline, &pace, &batches)
                 })?
         };
         let sampler = {
@@ -153,6 +153,7 @@ impl Sampler {
                     let _ = sched::raise_sampling_thread();
                     sample(
                         pipeline,
+                        pacer,
                         status,
                         delay,
                         &stop,
@@ -197,10 +198,10 @@ fn read_rings(
     mut session: Session,
     stop: &AtomicBool,
     deadline: Option<Instant>,
-    tick: Duration,
+    pace: &Pace,
     batches: &Sender<Batch>,
 ) -> Result<()> {
-    read_until_done(&mut session, stop, deadline, tick, |batch, session| {
+    read_until_done(&mut session, stop, deadline, pace, |batch, session| {
         batches
             .send(Batch::Records(batch, session.stats(), session.watermark()))
             .is_ok()
@@ -214,8 +215,10 @@ fn read_rings(
 }
 
 /// Feeds records to the pipeline and sends the UI one update per `delay`, and a last one when sampling ends.
+#[allow(clippy::too_many_arguments)]
 fn sample(
     mut pipeline: Pipeline,
+    mut pacer: Option<Pacer>,
     mut status: Status,
     delay: Duration,
     stop: &AtomicBool,
@@ -238,6 +241,9 @@ fn sample(
                 }
                 recycler.give_back(records);
                 pipeline.advance_to(watermark);
+                if let Some(pacer) = &mut pacer {
+                    pacer.note(pipeline.target_ran_off(), Instant::now());
+                }
                 stats = s;
                 None
             }

@@ -343,6 +343,9 @@ pub struct Pipeline {
     shedding: bool,
     /// CPU samples walked so.
     pub shed: u64,
+    /// Walks of the target's processes (not stacktop's own) that ran off their stack copy: the reader's
+    /// pace follows them (`reader::Pacer`).
+    target_ran_off: u64,
 }
 
 /// How full the backlog of samples read and not yet processed may be (a share of its bound,
@@ -512,6 +515,7 @@ impl Pipeline {
             truncated: 0,
             samples: 0,
             shedding: false,
+            target_ran_off: 0,
             shed: 0,
         }
     }
@@ -710,7 +714,13 @@ impl Pipeline {
                 let mut loader = |module: &Module, mapping: &ProcessMapping| {
                     unwind_tables(&module_spec(module, mapping, processes, offline))
                 };
+                let ran_off = unwinders.quality.continuation.ran_off;
                 unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
+                if unwinders.quality.continuation.ran_off > ran_off
+                    && sample.pid != std::process::id()
+                {
+                    self.target_ran_off += 1;
+                }
             }
             None => {
                 fp::frames_into(&sample.callchain, self.limits, &mut walked);
@@ -838,6 +848,12 @@ impl Pipeline {
             .as_ref()
             .map(|u| u.quality.continuation.clone())
             .unwrap_or_default()
+    }
+
+    /// Walks that ran off their copy so far (the continuation was on), but for those of stacktop's own
+    /// threads: `-a` samples them too, and their walks would keep the reader's pace up for their own sake.
+    pub fn target_ran_off(&self) -> u64 {
+        self.target_ran_off
     }
 
     /// `record --unwind-check`: the self-check's figures.
