@@ -22,7 +22,13 @@
 //!   tell. So each thread's complete stacks are compared with the one before: two stacks that differ in a
 //!   frame and agree again over at least [`OVERLAP`] bytes of frames below it (same return addresses at the
 //!   same stack addresses) show a slot that changes under unchanged inner frames. While such a slot was seen
-//!   in the last [`HOLD_NS`], no continuation of that thread may read through it. The first [`PROBATION`]
+//!   in the last [`HOLD_NS`], no continuation of that thread may read through it: no copy may end under it.
+//!   One exception narrows the bar: when the slot returns into the same function in both stacks (one
+//!   function calling the same code from two call sites, as rustc's passes call queries), only that slot
+//!   differs, and the agreeing frames under it hold no return address twice (no recursion), a copy that
+//!   ends below those frames holds frames the two calls were seen to run differently, which the overlap
+//!   check compares: only copies ending from the lowest agreeing frame up to the slot are barred. A
+//!   thread keeps a few such bars ([`MAX_BARS`]). The first [`PROBATION`]
 //!   continuations of a thread are made only to look (the stacks are compared, not kept), so that a thread
 //!   churning from its start is caught before any of its continuations is used.
 //! - The cache: when a walk's outermost frame in the copy (its stack address and return address) is a frame
@@ -123,10 +129,8 @@ struct ThreadState {
     has_last: bool,
     /// Complete stacks seen (the probation).
     observed: u32,
-    /// The highest stack slot seen changing under unchanged inner frames, and until when it bars
-    /// continuations below it.
-    churn_slot: u64,
-    churn_until: u64,
+    /// The stack ranges in which a copy's end bars the continuation (see [`Bar`]).
+    bars: Vec<Bar>,
     seen: u64,
     /// Continuations from `last` since it was seen.
     cache_uses: u32,
@@ -258,7 +262,9 @@ impl Continuer {
         // The slot's callers just above it change with it (the two callers of a recursion): the bar covers
         // them too.
         let barred = state.is_some_and(|s| {
-            time < s.churn_until && junction < s.churn_slot.saturating_add(BAR_ABOVE)
+            s.bars
+                .iter()
+                .any(|b| time < b.until && (b.floor..b.top).contains(&junction))
         });
         // A process is looked at before any continuation of it is used; a thread of it, only when one of
         // its threads was seen churning (a fooled thread is caught in its first samples, and its process's
@@ -276,7 +282,7 @@ impl Continuer {
             look.clone_from(walk);
             let looked = self.live(unwinder, cache, pid, copy, &mut look, max_depth, is_code);
             if looked == Outcome::FromMemory {
-                let _ = self.observe(tid, time, &look);
+                let _ = self.observe(tid, time, &look, function_of);
             }
             self.scratch = look;
             return Outcome::Refused(match (looked, barred) {
@@ -305,7 +311,7 @@ impl Continuer {
         let outcome = self.live(unwinder, cache, pid, copy, walk, max_depth, is_code);
         // A continued stack that, against the thread's last one, shows a slot changed under unchanged inner
         // frames is the ambiguity itself: not kept.
-        if outcome == Outcome::FromMemory && self.observe(tid, time, walk) {
+        if outcome == Outcome::FromMemory && self.observe(tid, time, walk, function_of) {
             walk.truncate(len, end);
             return Outcome::Refused(Refusal::Churn);
         }
@@ -464,22 +470,24 @@ impl Continuer {
     /// A complete stack of thread `tid` (from a copy, or continued): compared with the thread's last one
     /// for churn, then kept as the cache. Only for threads whose walks ran off their copies. Returns whether
     /// the two show churn.
-    pub fn observe(&mut self, tid: u32, time: u64, walk: &Walk) -> bool {
+    pub fn observe(
+        &mut self,
+        tid: u32,
+        time: u64,
+        walk: &Walk,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> bool {
         let Some(state) = self.threads.get_mut(&tid) else {
             return false;
         };
         if walk.end != WalkEnd::Complete {
             return false;
         }
-        let mut churn = false;
+        let mut churned = false;
         if state.has_last {
-            if let Some(slot) = churn_slot(&state.last, walk) {
-                churn = true;
-                if time >= state.churn_until {
-                    state.churn_slot = 0;
-                }
-                state.churn_slot = state.churn_slot.max(slot);
-                state.churn_until = time.saturating_add(HOLD_NS);
+            if let Some(seen) = churn(&state.last, walk, function_of) {
+                churned = true;
+                bar(&mut state.bars, time, seen);
                 self.processes.entry(state.pid).or_default().1 = true;
             }
         }
@@ -504,7 +512,7 @@ impl Continuer {
         state.has_last = true;
         state.cache_uses = 0;
         state.seen = time;
-        churn
+        churned
     }
 
     /// Whether thread `tid` is followed (its walks ran off their copies): its complete walks then go to
@@ -732,33 +740,146 @@ impl View<'_> {
     }
 }
 
-/// A stack slot that two complete stacks of one thread show changed under unchanged inner frames: the
-/// highest stack address at which they hold different return addresses (or a frame only one has), with at
-/// least [`OVERLAP`] bytes of frames below it that agree (same return addresses at the same addresses).
-fn churn_slot(old: &Walk, new: &Walk) -> Option<u64> {
+/// A stack range in which a copy's end bars the continuation of a thread's walks, until a time: the slot
+/// seen churning, the callers just above it (which change with it: the two callers of a recursion), and
+/// the frames under it down to the churn's floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bar {
+    floor: u64,
+    top: u64,
+    until: u64,
+}
+
+/// Most bars a thread keeps; more merge into the widest.
+const MAX_BARS: usize = 8;
+
+/// Adds what a churn seen at `time` bars to a thread's `bars`: a range that meets one held merges with
+/// it; each holds for [`HOLD_NS`] from the last churn that made or met it.
+fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
+    bars.retain(|b| time < b.until);
+    let mut new = Bar {
+        floor: seen.floor,
+        top: if seen.floor == 0 {
+            seen.slot.saturating_add(BAR_ABOVE)
+        } else {
+            seen.slot
+        },
+        until: time.saturating_add(HOLD_NS),
+    };
+    // Ranges that meet it merge into it (and may then meet others: merged until none does).
+    while let Some(k) = bars
+        .iter()
+        .position(|b| b.floor <= new.top && new.floor <= b.top)
+    {
+        let b = bars.swap_remove(k);
+        new.floor = new.floor.min(b.floor);
+        new.top = new.top.max(b.top);
+    }
+    if bars.len() >= MAX_BARS {
+        // Too many separate ranges: one covers them all.
+        for b in bars.drain(..) {
+            new.floor = new.floor.min(b.floor);
+            new.top = new.top.max(b.top);
+        }
+    }
+    bars.push(new);
+}
+
+/// What two complete stacks of one thread show changed under unchanged inner frames (see [`churn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Churn {
+    /// The highest stack address (a frame's CFA) at which the two hold different return addresses (or a
+    /// frame only one has), with at least [`OVERLAP`] bytes of frames below it that agree.
+    slot: u64,
+    /// The lowest CFA down to which the frames under the slot agree, when the churn is one function calling
+    /// the same code from two of its call sites (see [`churn`]); else 0: every junction under the slot is
+    /// barred.
+    floor: u64,
+}
+
+/// The churn two complete stacks of one thread show: a slot at which they hold different return addresses
+/// (or a frame only one has), with at least [`OVERLAP`] bytes of frames below it that agree (same return
+/// addresses at the same addresses).
+///
+/// Its floor: where the slot returns into the same function in both stacks (one function calling the
+/// same code from two call sites, as rustc's passes call queries), nothing above the slot differs, and
+/// the agreeing frames under it hold no return address twice (no recursion), a walk whose copy ends below
+/// the agreeing frames ends in frames that the two calls were seen to run differently, which the overlap
+/// check then compares: only junctions from the floor up are barred. A recursion under the slot agrees
+/// as deep as the shallower of the two stacks, and a deeper one would agree deeper still: every junction
+/// under the slot stays barred, as for two different callers (the alternating recursion of the module's
+/// docs).
+fn churn(
+    old: &Walk,
+    new: &Walk,
+    function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+) -> Option<Churn> {
     // Frame i (i >= 1) returns to frames[i] with sp = cfas[i]; both stacks are sorted by cfa, innermost
     // first. Walk the new stack from its root inward.
     let old_cfas = old.cfas.get(1..)?;
-    let mut differ: Option<u64> = None;
+    let at = |cfa: u64| old_cfas.binary_search(&cfa).ok().map(|j| j + 1);
+    // The differing slot (its index in the new stack, and in the old one if it has a frame there), and how
+    // many slots differed from the root down to it.
+    let mut differ: Option<(usize, Option<usize>)> = None;
+    let mut differences = 0u32;
+    // The agreeing frames under the slot: the highest CFA, and their return addresses.
     let mut agree_top: Option<u64> = None;
-    for i in (1..new.cfas.len()).rev() {
+    let mut agreeing: Vec<u64> = Vec::new();
+    let mut i = new.cfas.len();
+    let (slot, slot_j) = loop {
+        i = i.checked_sub(1).filter(|&i| i >= 1)?;
         let cfa = new.cfas[i];
-        let same = old_cfas
-            .binary_search(&cfa)
-            .ok()
-            .is_some_and(|j| old.frames.get(j + 1) == new.frames.get(i));
-        if same {
-            let Some(d) = differ else { continue };
-            let top = *agree_top.get_or_insert(cfa);
-            if top.saturating_sub(cfa) >= OVERLAP {
-                return Some(d);
-            }
-        } else {
-            differ = Some(cfa);
+        let j = at(cfa);
+        let same = j.is_some_and(|j| old.frames.get(j) == new.frames.get(i));
+        if !same {
+            differ = Some((i, j));
+            differences += 1;
             agree_top = None;
+            agreeing.clear();
+            continue;
         }
+        let Some((d, dj)) = differ else { continue };
+        agreeing.push(new.frames[i].address.raw().0);
+        let top = *agree_top.get_or_insert(cfa);
+        if top.saturating_sub(cfa) >= OVERLAP {
+            break (d, dj);
+        }
+    };
+    let slot_cfa = new.cfas[slot];
+    let wide = Churn {
+        slot: slot_cfa,
+        floor: 0,
+    };
+    let ra = |w: &Walk, k: usize| w.frames.get(k).map(|f| f.address.raw().0);
+    let same_function = match (ra(new, slot), slot_j.and_then(|j| ra(old, j))) {
+        (Some(a), Some(b)) => function_of(a).is_some_and(|f| function_of(b) == Some(f)),
+        _ => false,
+    };
+    if differences != 1 || !same_function {
+        return Some(wide);
     }
-    None
+    // Go on down while both stacks hold the same frames, one for one.
+    let mut floor = new.cfas[i];
+    let mut j = at(floor);
+    while let Some(k) = i.checked_sub(1).filter(|&k| k >= 1) {
+        let cfa = new.cfas[k];
+        let Some(jk) = at(cfa).filter(|&jk| Some(jk + 1) == j) else {
+            break;
+        };
+        if old.frames.get(jk) != new.frames.get(k) {
+            break;
+        }
+        agreeing.push(new.frames[k].address.raw().0);
+        (i, j, floor) = (k, Some(jk), cfa);
+    }
+    agreeing.sort_unstable();
+    if agreeing.windows(2).any(|w| w[0] == w[1]) {
+        return Some(wide);
+    }
+    Some(Churn {
+        slot: slot_cfa,
+        floor,
+    })
 }
 
 #[cfg(test)]
@@ -800,18 +921,132 @@ mod tests {
         stack(&frames)
     }
 
+    /// The functions of the tests' code: one per 256 bytes.
+    fn functions(ra: u64) -> Option<(usize, u64)> {
+        Some((1, ra & !0xff))
+    }
+
+    fn churn_of(old: &Walk, new: &Walk) -> Option<Churn> {
+        churn(old, new, &mut functions)
+    }
+
     #[test]
     fn a_changed_outer_frame_over_the_same_recursion_is_churn() {
         let a = recursion(40, 0xa000);
         let b = recursion(30, 0xb000);
-        assert_eq!(churn_slot(&a, &b), Some(0x9000));
+        // Two different callers: every junction under the slot is barred.
+        assert_eq!(
+            churn_of(&a, &b),
+            Some(Churn {
+                slot: 0x9000,
+                floor: 0
+            })
+        );
         // The same outer frame: no churn, whatever the depths.
-        assert_eq!(churn_slot(&a, &recursion(12, 0xa000)), None);
+        assert_eq!(churn_of(&a, &recursion(12, 0xa000)), None);
         // A short agreement (under OVERLAP bytes) is what ordinary code shows: not churn.
         assert_eq!(
-            churn_slot(&recursion(40, 0xa000), &recursion(3, 0xb000)),
+            churn_of(&recursion(40, 0xa000), &recursion(3, 0xb000)),
             None
         );
+    }
+
+    #[test]
+    fn one_function_calling_from_two_sites_bars_only_down_to_where_the_frames_agree() {
+        // A chain of three distinct frames (0x100 bytes each) under a slot that returns into one function
+        // at two call sites; the innermost frames differ.
+        let calls = |site: u64, inner: u64| {
+            stack(&[
+                (0x8b00, inner),
+                (0x8c00, 0x2400),
+                (0x8d00, 0x2500),
+                (0x8e00, 0x2600),
+                (0x9000, site),
+                (0x9040, 0x3000),
+            ])
+        };
+        assert_eq!(
+            churn_of(&calls(0xa010, 0x5000), &calls(0xa040, 0x6000)),
+            Some(Churn {
+                slot: 0x9000,
+                floor: 0x8c00
+            })
+        );
+        // The same function over a recursion: the agreement says nothing of deeper stacks, all barred.
+        assert_eq!(
+            churn_of(&recursion(40, 0xa010), &recursion(30, 0xa040)),
+            Some(Churn {
+                slot: 0x9000,
+                floor: 0
+            })
+        );
+    }
+
+    #[test]
+    fn bars_merge_where_they_meet_and_expire() {
+        let mut bars = Vec::new();
+        let narrow = Churn {
+            slot: 0x9000,
+            floor: 0x8c00,
+        };
+        bar(&mut bars, 10, narrow);
+        assert_eq!(
+            bars,
+            vec![Bar {
+                floor: 0x8c00,
+                top: 0x9000,
+                until: 10 + HOLD_NS
+            }]
+        );
+        // A range apart is a second bar.
+        bar(
+            &mut bars,
+            20,
+            Churn {
+                slot: 0x7000,
+                floor: 0x6000,
+            },
+        );
+        assert_eq!(bars.len(), 2);
+        // A wide churn covers everything under its slot and meets both: one bar.
+        bar(
+            &mut bars,
+            30,
+            Churn {
+                slot: 0x8000,
+                floor: 0,
+            },
+        );
+        assert_eq!(
+            bars,
+            vec![Bar {
+                floor: 0,
+                top: 0x9000,
+                until: 30 + HOLD_NS
+            }]
+        );
+        // Past its hold, a bar is gone.
+        bar(&mut bars, 40 + HOLD_NS, narrow);
+        assert_eq!(
+            bars,
+            vec![Bar {
+                floor: 0x8c00,
+                top: 0x9000,
+                until: 40 + 2 * HOLD_NS
+            }]
+        );
+        // Many separate ranges merge into one.
+        for k in 0..2 * MAX_BARS as u64 {
+            bar(
+                &mut bars,
+                50 + HOLD_NS,
+                Churn {
+                    slot: 0x20_0000 + k * 0x1000 + 0x100,
+                    floor: 0x20_0000 + k * 0x1000,
+                },
+            );
+        }
+        assert!(bars.len() <= MAX_BARS);
     }
 
     /// A process's memory as bytes from `base` (the unit tests' stand-in for `process_vm_readv`).
@@ -974,6 +1209,6 @@ mod tests {
     fn different_paths_are_not_churn() {
         let a = stack(&[(0x7100, 0x10), (0x7200, 0x11), (0x7300, 0x3000)]);
         let b = stack(&[(0x7180, 0x20), (0x7280, 0x21), (0x7300, 0x3000)]);
-        assert_eq!(churn_slot(&a, &b), None);
+        assert_eq!(churn_of(&a, &b), None);
     }
 }

@@ -516,7 +516,7 @@ impl Unwinders {
                         }
                     }
                     WalkEnd::Complete if c.follows(sample.tid) => {
-                        let _ = c.observe(sample.tid, sample.time, cut);
+                        let _ = c.observe(sample.tid, sample.time, cut, &mut function_of);
                     }
                     _ => {}
                 }
@@ -607,7 +607,7 @@ impl Unwinders {
                 }
             }
             (Some(c), WalkEnd::Complete) if c.follows(sample.tid) => {
-                let _ = c.observe(sample.tid, sample.time, walk);
+                let _ = c.observe(sample.tid, sample.time, walk, &mut function_of);
             }
             _ => {}
         }

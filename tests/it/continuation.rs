@@ -377,8 +377,8 @@ fn bigbuf_threads() -> PathBuf {
 
 /// Acceptance 1: rustc (no frame pointers in it, its driver or LLVM) compiling a real crate: in the default
 /// mode (16 KiB copies) the issue asks that at least 98% of the samples reach a thread root (32% without the
-/// continuation), and that the header says how many did not and why. NOT MET yet: 77-78% reach one (20% are
-/// cut even in full 64 KiB copies' walks, and the churn check refuses a fifth of the continuations); this
+/// continuation), and that the header says how many did not and why. NOT MET yet: 84-89% reach one (the
+/// largest refusal left is "the thread had moved on", then the churn check on the codegen threads); this
 /// asserts what is reached, with a margin, so that it does not slip back. Some of rustc's frames are large: its compiler thread's
 /// `run_compiler::{closure#1}` takes about 540 KB (gdb, rustc 1.95), so even a full 64 KiB copy ends below it
 /// in every sample of that thread, and only live memory holds the thread's outer frames.
@@ -401,7 +401,7 @@ pub fn rustc_stacks_reach_their_thread_roots() {
         ends.samples
     );
     assert!(
-        ends.rooted_pct() >= 65.0,
+        ends.rooted_pct() >= 78.0,
         "{:.2}% of rustc's samples reached a thread root",
         ends.rooted_pct()
     );
