@@ -134,7 +134,7 @@ pub(super) fn load_module(
     } else {
         loader::open_binary(spec)
     };
-    let binary = match opened {
+    let mut binary = match opened {
         Ok(binary) => binary,
         Err(OpenFailure::Mismatch {
             opened,
@@ -162,8 +162,19 @@ pub(super) fn load_module(
             };
         }
     };
+    // stacktop's own code, sampled in its own process (`-a` samples stacktop too), is named from its symbol
+    // table alone: its line tables and inline trees (tens of MB parsed, and as many of its file's pages
+    // resident) would say where stacktop's own time goes line by line, which is not what a user profiling
+    // the machine asked. Another process running the same build (stacktop profiling stacktop) shares the
+    // module and gets the same names; profile that one with `-p` or a command, not `-a`.
+    let own = spec.pid == Some(std::process::id());
+    if own {
+        binary.file.dwarf = None;
+    }
     // A binary with its own DWARF needs no debug file; looking costs a few failed opens per module otherwise.
-    let debug = if binary.file.dwarf.is_none() {
+    let debug = if own {
+        None
+    } else if binary.file.dwarf.is_none() {
         loader::find_debug_file(spec, &binary.file, debug_dirs)
     } else {
         None
@@ -171,6 +182,7 @@ pub(super) fn load_module(
     let debug_path = debug.as_ref().map(|d| d.path.clone());
     // The supplementary file is named by whichever file holds the DWARF; a relative name is relative to it.
     let sup = match &debug {
+        _ if own => None,
         Some(d) if d.file.dwarf.is_some() => d
             .file
             .debugaltlink

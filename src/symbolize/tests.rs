@@ -333,3 +333,42 @@ fn a_module_read_for_some_offsets_names_them_as_a_whole_one() {
         assert!(!s.is_loaded(&spec));
     }
 }
+
+#[inline(never)]
+fn a_function_of_this_test() -> u64 {
+    std::hint::black_box(7)
+}
+
+#[test]
+fn stacktops_own_code_in_its_own_process_is_named_without_its_line_tables() {
+    let (spec, offset) = own_code(a_function_of_this_test as *const () as u64);
+    // Sampled in another process (stacktop profiling a build of itself): the DWARF names the line.
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    let elsewhere = s.symbolize_user(&spec, offset);
+    let outer = elsewhere.last().unwrap();
+    assert!(
+        outer.function.contains("a_function_of_this_test"),
+        "{elsewhere:?}"
+    );
+    assert!(outer.line > 0, "{elsewhere:?}");
+    // Sampled in this very process (`-a` samples stacktop too): the symbol table alone.
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    let own = ModuleSpec {
+        pid: Some(std::process::id()),
+        ..spec
+    };
+    let frames = s.symbolize_user(&own, offset);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(
+        frames[0].function.contains("a_function_of_this_test"),
+        "{frames:?}"
+    );
+    assert_eq!((frames[0].file.as_deref(), frames[0].line), (None, 0));
+    assert!(matches!(
+        s.module_status(&own),
+        ModuleStatus::Loaded {
+            debug_info: DebugInfo::None,
+            ..
+        }
+    ));
+}
