@@ -384,10 +384,14 @@ pub enum Refusal {
     DepthCap,
     /// The walk came too long after the last samples seen: the thread may have done anything since.
     Late,
+    /// A later sample of the thread (read before this one was walked) had its stack pointer above the
+    /// copy's outermost frame: the thread had returned past it, and the frames above may be others now.
+    Returned,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    /// New kinds go at the end: a profile's comment counts them in this order.
+    pub const ALL: [Refusal; 10] = [
         Refusal::Overlap,
         Refusal::Broke,
         Refusal::Unreadable,
@@ -397,6 +401,7 @@ impl Refusal {
         Refusal::FirstSamples,
         Refusal::DepthCap,
         Refusal::Late,
+        Refusal::Returned,
     ];
 
     fn index(self) -> usize {
@@ -407,6 +412,9 @@ impl Refusal {
     pub fn describe(self) -> &'static str {
         match self {
             Refusal::Overlap => "the thread had moved on (its copy's end no longer in live memory)",
+            Refusal::Returned => {
+                "the thread had returned past the copy's outermost frame (seen in its later samples)"
+            }
             Refusal::Broke => "the walk went wrong in live memory",
             Refusal::Unreadable => "live memory unreadable",
             Refusal::NotPermitted => "not permitted to read the process's memory",
@@ -498,8 +506,13 @@ impl ContinuationStats {
             partial: n()?,
             ..ContinuationStats::default()
         };
+        // Files written before the last kinds were added count fewer: those count 0.
+        let mut words = words.peekable();
         for slot in &mut stats.not_completed {
-            *slot = n()?;
+            match words.peek() {
+                Some(w) if !w.contains(':') => *slot = words.next()?.parse().ok()?,
+                _ => break,
+            }
         }
         for word in words {
             let mut parts = word.split(':');
@@ -909,6 +922,26 @@ fn intern_in<T: Clone + Eq + std::hash::Hash, I: Copy>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn continuation_comments_read_back_and_older_ones_count_the_new_kinds_zero() {
+        let mut stats = ContinuationStats {
+            ran_off: 20,
+            from_memory: 5,
+            from_cache: 9,
+            partial: 1,
+            ..ContinuationStats::default()
+        };
+        stats.not_completed[Refusal::Returned.index()] = 6;
+        stats.processes.push((42, Refusal::Exited, 2));
+        let comment = stats.to_comment();
+        assert_eq!(ContinuationStats::from_comment(&comment), Some(stats));
+        // Written before `Returned` (nine kinds).
+        let old = ContinuationStats::from_comment("20 5 9 1 1 2 0 3 0 0 0 0 4 42:4:2").unwrap();
+        assert_eq!(old.not_completed, [1, 2, 0, 3, 0, 0, 0, 0, 4, 0]);
+        assert_eq!(old.processes, vec![(42, Refusal::Exited, 2)]);
+        assert_eq!(ContinuationStats::from_comment("20 5 9 x"), None);
+    }
 
     #[test]
     fn cached_paths_build_the_same_profile() {

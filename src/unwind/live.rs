@@ -46,7 +46,8 @@
 //!   read. One above the outermost frame the copy holds means the thread returned past that frame since:
 //!   the frames above it may be others now, and stack memory it left keeps its old words, so the checked
 //!   words would still match (the self-check found rustc threads whose live read, after such a return,
-//!   took a stale return address of an allocator call for the sampled caller). Not continued.
+//!   took a stale return address of an allocator call for the sampled caller). Not continued, and counted
+//!   apart from the overlap check's refusals ([`Refusal::Returned`]).
 //!
 //! What none of this can catch: a stack that changes and changes back between two looks, once, with no
 //! churn before or after, and between two samples. The self-check (`record --unwind-check`) measures how often continued stacks
@@ -298,7 +299,7 @@ impl Continuer {
             .highest_ahead(tid, time)
             .is_some_and(|sp| sp > outermost)
         {
-            return Outcome::Refused(Refusal::Overlap);
+            return Outcome::Refused(Refusal::Returned);
         }
         if fresh && self.take_cached(pid, tid, copy, walk) {
             if let Some(s) = self.threads.get_mut(&tid) {

@@ -378,7 +378,7 @@ fn bigbuf_threads() -> PathBuf {
 /// Acceptance 1: rustc (no frame pointers in it, its driver or LLVM) compiling a real crate: in the default
 /// mode (16 KiB copies) the issue asks that at least 98% of the samples reach a thread root (32% without the
 /// continuation), and that the header says how many did not and why. NOT MET yet: 84-89% reach one (the
-/// largest refusal left is "the thread had moved on", then the churn check on the codegen threads); this
+/// largest refusals left are "the thread had moved on" and "had returned past the copy's outermost frame", then the churn check on the codegen threads); this
 /// asserts what is reached, with a margin, so that it does not slip back. Some of rustc's frames are large: its compiler thread's
 /// `run_compiler::{closure#1}` takes about 540 KB (gdb, rustc 1.95), so even a full 64 KiB copy ends below it
 /// in every sample of that thread, and only live memory holds the thread's outer frames.
