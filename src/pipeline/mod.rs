@@ -438,6 +438,11 @@ impl Pipeline {
             self_check,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
+        if !offline {
+            // `-a` samples stacktop too: its own code is named without parsing its line tables (see the
+            // method's docs), which took half of `top -a`'s memory.
+            symbolizer = symbolizer.with_symbols_only_for(std::process::id());
+        }
         let deferred = matches!(loading, Loading::Deferred);
         if off_cpu.is_some() && !offline && !deferred {
             // Switch-outs come by the hundred thousand a second from the start (see the method's docs).

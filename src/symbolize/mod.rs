@@ -168,6 +168,8 @@ pub struct Resolution {
 #[derive(Clone, Debug)]
 pub struct ModuleLoader {
     debug_dirs: Vec<PathBuf>,
+    /// See [`Symbolizer::with_symbols_only_for`].
+    symbols_only_pid: Option<u32>,
 }
 
 impl ModuleLoader {
@@ -175,7 +177,7 @@ impl ModuleLoader {
     pub fn load(&self, spec: &ModuleSpec) -> LoadedModule {
         LoadedModule {
             key: ModuleKey::of(spec),
-            module: load_module(spec, &self.debug_dirs, None),
+            module: load_module(spec, &self.debug_dirs, None, self.symbols_only(spec)),
             partial: false,
         }
     }
@@ -187,9 +189,18 @@ impl ModuleLoader {
     pub fn load_for(&self, spec: &ModuleSpec, offsets: &[FileOffset]) -> LoadedModule {
         LoadedModule {
             key: ModuleKey::of(spec),
-            module: load_module(spec, &self.debug_dirs, Some(offsets)),
+            module: load_module(
+                spec,
+                &self.debug_dirs,
+                Some(offsets),
+                self.symbols_only(spec),
+            ),
             partial: true,
         }
+    }
+
+    fn symbols_only(&self, spec: &ModuleSpec) -> bool {
+        self.symbols_only_pid.is_some() && spec.pid == self.symbols_only_pid
     }
 }
 
@@ -315,6 +326,8 @@ pub struct Symbolizer {
     perf_map_dir: PathBuf,
     /// A JIT map is looked at again for a missing address at most this often (see `with_jit_recheck`).
     jit_recheck: Duration,
+    /// See [`Symbolizer::with_symbols_only_for`].
+    symbols_only_pid: Option<u32>,
     modules: HashMap<ModuleKey, Module>,
     kallsyms: Option<Kallsyms>,
     /// `preload_kernel_symbols`: the thread reading them.
@@ -391,6 +404,7 @@ impl Symbolizer {
     pub fn loader(&self) -> ModuleLoader {
         ModuleLoader {
             debug_dirs: self.debug_dirs.clone(),
+            symbols_only_pid: self.symbols_only_pid,
         }
     }
 
@@ -441,6 +455,7 @@ impl Symbolizer {
             kallsyms_path: PathBuf::from("/proc/kallsyms"),
             perf_map_dir: PathBuf::from("/tmp"),
             jit_recheck: Duration::ZERO,
+            symbols_only_pid: None,
             modules: HashMap::new(),
             kallsyms: None,
             kallsyms_loading: None,
@@ -459,6 +474,15 @@ impl Symbolizer {
     /// Roots searched for separate debug files, in order (default `/usr/lib/debug`).
     pub fn with_debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
         self.debug_dirs = dirs;
+        self
+    }
+
+    /// Names the code of process `pid` (stacktop's own, which `-a` samples too) from symbol tables alone:
+    /// its modules' DWARF (line tables and inline trees: tens of MB parsed for stacktop's own binary, and as
+    /// many of its file's pages resident) is never read. Another process running the same files shares the
+    /// modules (they are keyed by build-id) and gets the same names.
+    pub fn with_symbols_only_for(mut self, pid: u32) -> Symbolizer {
+        self.symbols_only_pid = Some(pid);
         self
     }
 
@@ -674,9 +698,10 @@ impl Symbolizer {
 
     fn load(&mut self, spec: &ModuleSpec) -> &mut Module {
         let debug_dirs = &self.debug_dirs;
+        let symbols_only = self.symbols_only_pid.is_some() && spec.pid == self.symbols_only_pid;
         self.modules
             .entry(ModuleKey::of(spec))
-            .or_insert_with(|| load_module(spec, debug_dirs, None))
+            .or_insert_with(|| load_module(spec, debug_dirs, None, symbols_only))
     }
 }
 

@@ -112,11 +112,13 @@ fn unknown_name(module: &Module, offset: FileOffset) -> String {
     format!("{UNKNOWN} {}+{:#x}{reason}", module.name, offset.0)
 }
 
-/// Loads the module of `spec`; with `offsets`, only what naming them takes (see `ElfModule::for_offsets`).
+/// Loads the module of `spec`; with `offsets`, only what naming them takes (see `ElfModule::for_offsets`);
+/// with `symbols_only`, without its DWARF (see `Symbolizer::with_symbols_only_for`).
 pub(super) fn load_module(
     spec: &ModuleSpec,
     debug_dirs: &[PathBuf],
     offsets: Option<&[FileOffset]>,
+    symbols_only: bool,
 ) -> Module {
     let name = module_name(&spec.path);
     let path = loader::clean_path(&spec.path);
@@ -162,17 +164,11 @@ pub(super) fn load_module(
             };
         }
     };
-    // stacktop's own code, sampled in its own process (`-a` samples stacktop too), is named from its symbol
-    // table alone: its line tables and inline trees (tens of MB parsed, and as many of its file's pages
-    // resident) would say where stacktop's own time goes line by line, which is not what a user profiling
-    // the machine asked. Another process running the same build (stacktop profiling stacktop) shares the
-    // module and gets the same names; profile that one with `-p` or a command, not `-a`.
-    let own = spec.pid == Some(std::process::id());
-    if own {
+    if symbols_only {
         binary.file.dwarf = None;
     }
     // A binary with its own DWARF needs no debug file; looking costs a few failed opens per module otherwise.
-    let debug = if own {
+    let debug = if symbols_only {
         None
     } else if binary.file.dwarf.is_none() {
         loader::find_debug_file(spec, &binary.file, debug_dirs)
@@ -182,7 +178,7 @@ pub(super) fn load_module(
     let debug_path = debug.as_ref().map(|d| d.path.clone());
     // The supplementary file is named by whichever file holds the DWARF; a relative name is relative to it.
     let sup = match &debug {
-        _ if own => None,
+        _ if symbols_only => None,
         Some(d) if d.file.dwarf.is_some() => d
             .file
             .debugaltlink

@@ -340,23 +340,42 @@ fn a_function_of_this_test() -> u64 {
 }
 
 #[test]
-fn stacktops_own_code_in_its_own_process_is_named_without_its_line_tables() {
+fn the_code_of_the_process_named_by_symbols_only_has_no_line_tables() {
     let (spec, offset) = own_code(a_function_of_this_test as *const () as u64);
-    // Sampled in another process (stacktop profiling a build of itself): the DWARF names the line.
-    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
-    let elsewhere = s.symbolize_user(&spec, offset);
-    let outer = elsewhere.last().unwrap();
-    assert!(
-        outer.function.contains("a_function_of_this_test"),
-        "{elsewhere:?}"
-    );
-    assert!(outer.line > 0, "{elsewhere:?}");
-    // Sampled in this very process (`-a` samples stacktop too): the symbol table alone.
-    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
     let own = ModuleSpec {
         pid: Some(std::process::id()),
-        ..spec
+        ..spec.clone()
     };
+    let symbols_only = || {
+        Symbolizer::new()
+            .with_debug_dirs(vec![])
+            .with_symbols_only_for(std::process::id())
+    };
+    // Sampled in another process (stacktop profiling a build of itself), or by a symbolizer not told to: the
+    // DWARF names the line.
+    for (mut s, spec) in [
+        (symbols_only(), spec.clone()),
+        (Symbolizer::new().with_debug_dirs(vec![]), own.clone()),
+    ] {
+        let elsewhere = s.symbolize_user(&spec, offset);
+        let outer = elsewhere.last().unwrap();
+        assert!(
+            outer.function.contains("a_function_of_this_test"),
+            "{elsewhere:?}"
+        );
+        assert!(outer.line > 0, "{elsewhere:?}");
+    }
+    // Sampled in this very process (`-a` samples stacktop too): the symbol table alone, in the symbolizer
+    // and in the loader of its background thread.
+    let mut s = symbols_only();
+    let loaded = s.loader().load(&own);
+    assert!(matches!(
+        loaded.status(),
+        ModuleStatus::Loaded {
+            debug_info: DebugInfo::None,
+            ..
+        }
+    ));
     let frames = s.symbolize_user(&own, offset);
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert!(
