@@ -43,7 +43,7 @@ pub struct Status {
     pub samples: u64,
     pub lost: u64,
     pub throttled: u64,
-    /// stacktop's own CPU use (all threads), percent of one CPU.
+    /// stacktop's own CPU use (all threads), percent of one CPU over the last 10 s.
     pub cpu_percent: f64,
     /// Set when the target has ended (`exit 0`), or for a recorded profile (`recorded`).
     pub ended: Option<String>,
@@ -299,30 +299,53 @@ fn sample(
     }
 }
 
-/// This process's CPU time (all threads), as a percentage of one CPU since the last call.
+/// This process's CPU time (all threads), as a percentage of one CPU over the last [`CPU_WINDOW`]: a refresh's
+/// own interval alone jumped around (5% shown where the minute's average was 1.9%).
 struct CpuClock {
-    at: Instant,
-    nanos: u64,
+    /// `(when, CPU nanoseconds then)`, oldest first, spanning at most the window.
+    seen: std::collections::VecDeque<(Instant, u64)>,
 }
+
+/// The span the header's own CPU figure averages over.
+const CPU_WINDOW: Duration = Duration::from_secs(10);
 
 impl CpuClock {
     fn new() -> CpuClock {
-        CpuClock {
-            at: Instant::now(),
-            nanos: own_cpu_nanos().unwrap_or(0),
-        }
+        let mut clock = CpuClock {
+            seen: std::collections::VecDeque::new(),
+        };
+        clock.note(Instant::now(), own_cpu_nanos().unwrap_or(0));
+        clock
     }
 
     fn percent(&mut self) -> f64 {
         let now = Instant::now();
-        let nanos = own_cpu_nanos().unwrap_or(self.nanos);
-        let seconds = now.duration_since(self.at).as_secs_f64();
-        // A thread that ended takes its time out of the sum: that interval counts as idle, not negative.
-        let used = nanos.saturating_sub(self.nanos) as f64 / 1e9;
-        self.at = now;
-        self.nanos = nanos;
+        let nanos = own_cpu_nanos().unwrap_or_else(|| self.seen.back().map_or(0, |&(_, n)| n));
+        self.note(now, nanos)
+    }
+
+    /// Adds a reading; returns the CPU use since the oldest one kept.
+    fn note(&mut self, now: Instant, nanos: u64) -> f64 {
+        // A thread that ended takes its time out of the sum: start the window afresh rather than count
+        // negative time.
+        if self.seen.back().is_some_and(|&(_, n)| nanos < n) {
+            self.seen.clear();
+        }
+        self.seen.push_back((now, nanos));
+        // Keep the newest reading at or before the window's start, so the window stays full.
+        while self
+            .seen
+            .get(1)
+            .is_some_and(|&(at, _)| now.duration_since(at) >= CPU_WINDOW)
+        {
+            self.seen.pop_front();
+        }
+        let Some(&(at, first)) = self.seen.front() else {
+            return 0.0;
+        };
+        let seconds = now.duration_since(at).as_secs_f64();
         if seconds > 0.0 {
-            used * 100.0 / seconds
+            nanos.saturating_sub(first) as f64 / 1e9 * 100.0 / seconds
         } else {
             0.0
         }
@@ -377,5 +400,33 @@ fn describe(target: &Target) -> String {
         Target::Pids(p) => format!("pid {}", list(p)),
         Target::Tids(t) => format!("tid {}", list(t)),
         Target::System => "all CPUs".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cpu_is_averaged_over_the_window() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut clock = CpuClock {
+            seen: std::collections::VecDeque::new(),
+        };
+        assert_eq!(clock.note(t0, 0), 0.0);
+        // 100 ms of CPU in the first second: 10%.
+        assert!((clock.note(s(1), 100_000_000) - 10.0).abs() < 1e-9);
+        // A burst of 500 ms in the next second shows averaged with the first: 30%, not 50%.
+        assert!((clock.note(s(2), 600_000_000) - 30.0).abs() < 1e-9);
+        // Idle seconds after: the burst fades out of the window once it is 10 s old.
+        for k in 3..=12 {
+            clock.note(s(k), 600_000_000);
+        }
+        assert!((clock.note(s(13), 600_000_000) - 0.0).abs() < 1e-9);
+        assert!(clock.seen.len() <= 12);
+        // A thread that ended takes its time out of the sum: never negative, the window starts afresh.
+        assert_eq!(clock.note(s(14), 500_000_000), 0.0);
+        assert!((clock.note(s(15), 520_000_000) - 2.0).abs() < 1e-9);
     }
 }
