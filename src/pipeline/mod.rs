@@ -438,10 +438,10 @@ impl Pipeline {
             self_check,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
-        if !offline {
-            // `-a` samples stacktop too: its own code is named without parsing its line tables (see the
-            // method's docs), which took half of `top -a`'s memory.
-            symbolizer = symbolizer.with_symbols_only_for(std::process::id());
+        // `-a` samples stacktop too: its own program is named without parsing its line tables (see the
+        // method's docs), which took half of `top -a`'s memory.
+        if let (false, Ok(program)) = (offline, std::env::current_exe()) {
+            symbolizer = symbolizer.with_symbols_only_for(std::process::id(), program);
         }
         let deferred = matches!(loading, Loading::Deferred);
         if off_cpu.is_some() && !offline && !deferred {

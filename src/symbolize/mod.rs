@@ -169,7 +169,7 @@ pub struct Resolution {
 pub struct ModuleLoader {
     debug_dirs: Vec<PathBuf>,
     /// See [`Symbolizer::with_symbols_only_for`].
-    symbols_only_pid: Option<u32>,
+    symbols_only: Option<(u32, PathBuf)>,
 }
 
 impl ModuleLoader {
@@ -177,7 +177,12 @@ impl ModuleLoader {
     pub fn load(&self, spec: &ModuleSpec) -> LoadedModule {
         LoadedModule {
             key: ModuleKey::of(spec),
-            module: load_module(spec, &self.debug_dirs, None, self.symbols_only(spec)),
+            module: load_module(
+                spec,
+                &self.debug_dirs,
+                None,
+                symbols_only(&self.symbols_only, spec),
+            ),
             partial: false,
         }
     }
@@ -193,15 +198,19 @@ impl ModuleLoader {
                 spec,
                 &self.debug_dirs,
                 Some(offsets),
-                self.symbols_only(spec),
+                symbols_only(&self.symbols_only, spec),
             ),
             partial: true,
         }
     }
+}
 
-    fn symbols_only(&self, spec: &ModuleSpec) -> bool {
-        self.symbols_only_pid.is_some() && spec.pid == self.symbols_only_pid
-    }
+/// Whether `spec` is the program file of the process named symbols-only (see
+/// [`Symbolizer::with_symbols_only_for`]); the libraries that process maps are other programs' too.
+fn symbols_only(only: &Option<(u32, PathBuf)>, spec: &ModuleSpec) -> bool {
+    only.as_ref().is_some_and(|(pid, program)| {
+        spec.pid == Some(*pid) && Path::new(loader::clean_path(&spec.path)) == program
+    })
 }
 
 /// A module read by a [`ModuleLoader`], to be installed in a [`Symbolizer`].
@@ -327,7 +336,7 @@ pub struct Symbolizer {
     /// A JIT map is looked at again for a missing address at most this often (see `with_jit_recheck`).
     jit_recheck: Duration,
     /// See [`Symbolizer::with_symbols_only_for`].
-    symbols_only_pid: Option<u32>,
+    symbols_only: Option<(u32, PathBuf)>,
     modules: HashMap<ModuleKey, Module>,
     kallsyms: Option<Kallsyms>,
     /// `preload_kernel_symbols`: the thread reading them.
@@ -404,7 +413,7 @@ impl Symbolizer {
     pub fn loader(&self) -> ModuleLoader {
         ModuleLoader {
             debug_dirs: self.debug_dirs.clone(),
-            symbols_only_pid: self.symbols_only_pid,
+            symbols_only: self.symbols_only.clone(),
         }
     }
 
@@ -455,7 +464,7 @@ impl Symbolizer {
             kallsyms_path: PathBuf::from("/proc/kallsyms"),
             perf_map_dir: PathBuf::from("/tmp"),
             jit_recheck: Duration::ZERO,
-            symbols_only_pid: None,
+            symbols_only: None,
             modules: HashMap::new(),
             kallsyms: None,
             kallsyms_loading: None,
@@ -477,12 +486,13 @@ impl Symbolizer {
         self
     }
 
-    /// Names the code of process `pid` (stacktop's own, which `-a` samples too) from symbol tables alone:
-    /// its modules' DWARF (line tables and inline trees: tens of MB parsed for stacktop's own binary, and as
-    /// many of its file's pages resident) is never read. Another process running the same files shares the
-    /// modules (they are keyed by build-id) and gets the same names.
-    pub fn with_symbols_only_for(mut self, pid: u32) -> Symbolizer {
-        self.symbols_only_pid = Some(pid);
+    /// Names the code of `program` in process `pid` (stacktop's own, which `-a` samples too) from its symbol
+    /// table alone: its DWARF (line tables and inline trees: tens of MB parsed for stacktop's binary, and as
+    /// many of its file's pages resident) is never read. The libraries the process maps keep their debug
+    /// info: other processes share them. Another process running the same program shares its module (keyed
+    /// by build-id) and may get the same names.
+    pub fn with_symbols_only_for(mut self, pid: u32, program: PathBuf) -> Symbolizer {
+        self.symbols_only = Some((pid, program));
         self
     }
 
@@ -698,10 +708,10 @@ impl Symbolizer {
 
     fn load(&mut self, spec: &ModuleSpec) -> &mut Module {
         let debug_dirs = &self.debug_dirs;
-        let symbols_only = self.symbols_only_pid.is_some() && spec.pid == self.symbols_only_pid;
+        let only = symbols_only(&self.symbols_only, spec);
         self.modules
             .entry(ModuleKey::of(spec))
-            .or_insert_with(|| load_module(spec, debug_dirs, None, symbols_only))
+            .or_insert_with(|| load_module(spec, debug_dirs, None, only))
     }
 }
 

@@ -348,8 +348,7 @@ fn the_code_of_the_process_named_by_symbols_only_has_no_line_tables() {
     };
     let symbols_only = || {
         Symbolizer::new()
-            .with_debug_dirs(vec![])
-            .with_symbols_only_for(std::process::id())
+            .with_symbols_only_for(std::process::id(), std::env::current_exe().unwrap())
     };
     // Sampled in another process (stacktop profiling a build of itself), or by a symbolizer not told to: the
     // DWARF names the line.
@@ -376,6 +375,15 @@ fn the_code_of_the_process_named_by_symbols_only_has_no_line_tables() {
             ..
         }
     ));
+    // The libraries the process maps are other programs' too (modules are shared by build-id): they keep
+    // their debug info.
+    let (libc, _) = own_code(libc::getpid as *const () as u64);
+    let libc = ModuleSpec {
+        pid: Some(std::process::id()),
+        ..libc
+    };
+    let plain = Symbolizer::new().loader().load(&libc);
+    assert_eq!(s.loader().load(&libc).status(), plain.status());
     let frames = s.symbolize_user(&own, offset);
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert!(
