@@ -823,9 +823,8 @@ fn churn(
     // many slots differed from the root down to it.
     let mut differ: Option<(usize, Option<usize>)> = None;
     let mut differences = 0u32;
-    // The agreeing frames under the slot: the highest CFA, and their return addresses.
+    // The highest CFA of the frames agreeing under the slot (they are `new.frames[i..slot]`).
     let mut agree_top: Option<u64> = None;
-    let mut agreeing: Vec<u64> = Vec::new();
     let mut i = new.cfas.len();
     let (slot, slot_j) = loop {
         i = i.checked_sub(1).filter(|&i| i >= 1)?;
@@ -836,11 +835,9 @@ fn churn(
             differ = Some((i, j));
             differences += 1;
             agree_top = None;
-            agreeing.clear();
             continue;
         }
         let Some((d, dj)) = differ else { continue };
-        agreeing.push(new.frames[i].address.raw().0);
         let top = *agree_top.get_or_insert(cfa);
         if top.saturating_sub(cfa) >= OVERLAP {
             break (d, dj);
@@ -870,11 +867,16 @@ fn churn(
         if old.frames.get(jk) != new.frames.get(k) {
             break;
         }
-        agreeing.push(new.frames[k].address.raw().0);
         (i, j, floor) = (k, Some(jk), cfa);
     }
-    agreeing.sort_unstable();
-    if agreeing.windows(2).any(|w| w[0] == w[1]) {
+    // A return address twice among them is a recursion. Quadratic, but only for a churn seen (rare), and
+    // with no allocation on the path every complete stack takes.
+    let agreeing = &new.frames[i..slot];
+    if agreeing
+        .iter()
+        .enumerate()
+        .any(|(k, f)| agreeing[k + 1..].contains(f))
+    {
         return Some(wide);
     }
     Some(Churn {
