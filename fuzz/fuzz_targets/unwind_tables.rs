@@ -2,7 +2,8 @@
 //! `.debug_frame` from the ELF bytes and places them in a process, framehop walks a copied stack from the
 //! input with them (`unwind::dwarf::walk`), and `unwind::hybrid::splice` joins the walk to a frame-pointer
 //! chain, as `unwind::modules::Unwinders` does for every sample; `UnwindTables::frame_kind` tells what the
-//! CFI says of the frames of that chain, as `unwind::fpcheck` does in fp mode.
+//! CFI says of the frames of that chain, as `unwind::fpcheck` does in fp mode, and
+//! `UnwindTables::function_start` which function covers them (the continuation's identity of a function).
 //!
 //! Input (all little-endian u64): mapping start | mapping length | mapping file offset | ip | sp | bp, then
 //! 512 bytes of stack copy (from sp up), then the ELF file.
@@ -84,6 +85,10 @@ fuzz_target!(|data: &[u8]| {
             .offset_to_svma(FileOffset(lookup))
             .unwrap_or(Svma(lookup));
         let _ = tables.frame_kind(&index, svma);
+        // The continuation's function identity: the search table, else the index.
+        if let stacktop::unwind::tables::Covering::Fde(start) = tables.function_start(svma.0) {
+            assert!(start <= svma.0);
+        }
     }
     let _ = hybrid::splice(walk, regs.bp, copy, &chain, chain.len() > 127);
 });

@@ -10,7 +10,7 @@ pub use super::dwarf::Regs;
 use super::dwarf::{self, Cache, StackCopy, Unwinder, WalkEnd};
 use super::hybrid::{self, Outcome};
 use super::live::{self, Continuer, LiveMemory};
-use super::tables::{FdeIndex, UnwindTables};
+use super::tables::{Covering, FdeIndex, UnwindTables};
 use super::{fp, Frame, Stack};
 use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
@@ -456,10 +456,14 @@ impl Unwinders {
             };
             let t = tables.get(&module)?.as_ref()?;
             let svma = t.offset_to_svma(offset)?;
-            let index = fdes
-                .entry(Arc::clone(&module))
-                .or_insert_with(|| t.fde_index());
-            let start = index.start_of(svma.0)?;
+            let start = match t.function_start(svma.0) {
+                Covering::Fde(start) => start,
+                Covering::Nothing => return None,
+                Covering::AskIndex => fdes
+                    .entry(Arc::clone(&module))
+                    .or_insert_with(|| t.fde_index())
+                    .start_of(svma.0)?,
+            };
             Some((Arc::as_ptr(&module) as usize, start))
         };
         // The self-check walks the first bytes as the default mode would, continuation included; the

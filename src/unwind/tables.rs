@@ -14,7 +14,7 @@
 //! ([`UnwindTables::frame_kind`]), for the kernel's chains in fp mode and perf.data imports (`unwind::fpcheck`).
 
 use std::fs::File;
-use std::ops::{Deref, Range};
+use std::ops::Range;
 use std::sync::Arc;
 
 use gimli::{
@@ -24,34 +24,17 @@ use gimli::{
 use object::read::ReadCache;
 use object::{Architecture, Object, ObjectSection, ObjectSegment, ReadRef};
 
+use crate::acquire::memory::{FileBytes, MappedFile, SharedBytes};
 use crate::addr::{FileOffset, Svma};
 
 /// How much of `.text` the frame-pointer heuristic reads: a sample of the functions is enough.
 const TEXT_SAMPLE_BYTES: u64 = 4 << 20;
 
-/// A shared slice of a module's bytes: many processes map the same library, its tables are read once.
-#[derive(Clone, Debug)]
-pub struct Bytes {
-    data: Arc<[u8]>,
-    range: Range<usize>,
-}
-
-impl Bytes {
-    fn new(data: &Arc<[u8]>, range: Range<usize>) -> Option<Bytes> {
-        data.get(range.clone())?;
-        Some(Bytes {
-            data: Arc::clone(data),
-            range,
-        })
-    }
-}
-
-impl Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.data.get(self.range.clone()).unwrap_or(&[])
-    }
-}
+/// A shared slice of a module's bytes: many processes map the same library, its tables are read once. A
+/// file's tables are read in place from its mapping (only the pages a walk touches become resident, and
+/// they are the page cache's); bytes that came from memory (the vdso) or a file that could not be mapped
+/// are owned.
+pub type Bytes = SharedBytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Segment {
@@ -79,6 +62,8 @@ pub struct UnwindTables {
     text_svma: Option<Range<u64>>,
     eh_frame: Option<Section>,
     eh_frame_hdr: Option<Section>,
+    /// `.eh_frame_hdr`'s binary-search table, when it has the usual layout (see [`SearchTable`]).
+    search: Option<SearchTable>,
     debug_frame: Option<Bytes>,
     segments: Vec<Segment>,
     /// Whether the file has any CFI at all.
@@ -167,27 +152,50 @@ impl FdeIndex {
 const FP_PROLOGUE: [u8; 4] = [0x55, 0x48, 0x89, 0xe5];
 
 impl UnwindTables {
+    /// The tables of an ELF image in memory (the vdso, tests), parsed in place in a copy of it.
     pub fn parse(data: Arc<[u8]>) -> Result<UnwindTables, TablesError> {
-        Self::parse_from(&*data)
+        let bytes = Arc::new(FileBytes::Read(Box::from(&*data)));
+        Self::parse_from(&**bytes, Some(&bytes))
     }
 
-    /// Reads the tables of an open ELF file, and only them (and its headers).
+    /// Reads the tables of an open ELF file, and only them (and its headers). The file is mapped and its
+    /// tables read in place: a large library's `.eh_frame` is megabytes (rustc's driver library's 18 MB, all
+    /// of it on the heap when copied), of which a profile's walks touch the FDEs of the functions sampled.
+    /// The pages the parse itself read (the search table checked whole, the start of the text) are handed
+    /// back at its end. A file that cannot be mapped has its tables copied out.
     pub fn read(file: &File) -> Result<UnwindTables, TablesError> {
-        Self::parse_from(&ReadCache::new(file))
+        match MappedFile::map(file) {
+            Ok(mapped) => {
+                let bytes = Arc::new(FileBytes::Mapped(mapped));
+                let tables = Self::parse_from(&**bytes, Some(&bytes));
+                bytes.release_pages();
+                tables
+            }
+            Err(_) => Self::parse_from(&ReadCache::new(file), None),
+        }
     }
 
-    fn parse_from<'data, R: ReadRef<'data>>(data: R) -> Result<UnwindTables, TablesError> {
+    /// `in_place`: the bytes `data` reads, whose sections the tables then share; else each section is
+    /// copied out, so the file's bytes can go.
+    fn parse_from<'data, R: ReadRef<'data>>(
+        data: R,
+        in_place: Option<&Arc<FileBytes>>,
+    ) -> Result<UnwindTables, TablesError> {
         let file = object::File::parse(data)?;
-        // Each section is copied out, so the file's bytes can go: a big library's unwind tables are a few
-        // percent of it (framehop reads no text on ELF; the frame-pointer heuristic runs here, once).
         let section = |name: &str| -> Option<Section> {
             let s = file.section_by_name(name)?;
-            let bytes = s.data().ok()?;
-            let owned: Arc<[u8]> = Arc::from(bytes);
-            let len = owned.len();
+            let bytes = match in_place {
+                Some(whole) => {
+                    let (offset, size) = s.file_range()?;
+                    let start = usize::try_from(offset).ok()?;
+                    let end = start.checked_add(usize::try_from(size).ok()?)?;
+                    SharedBytes::new(whole, start..end)?
+                }
+                None => SharedBytes::owned(Box::from(s.data().ok()?)),
+            };
             Some(Section {
                 svma: s.address()..s.address().checked_add(s.size())?,
-                bytes: Bytes::new(&owned, 0..len)?,
+                bytes,
             })
         };
         // The start of the text only: read from a file, the whole of it would be read in.
@@ -209,6 +217,9 @@ impl UnwindTables {
                 .as_ref()
                 .is_some_and(|eh| search_table_is_sound(hdr, eh))
         });
+        let search = eh_frame_hdr
+            .as_ref()
+            .and_then(|hdr| SearchTable::parse(&hdr.bytes));
         let debug_frame = section(".debug_frame").map(|s| s.bytes);
         let segments: Vec<Segment> = file
             .segments()
@@ -240,7 +251,11 @@ impl UnwindTables {
                 let text_len = text_svma.as_ref().map_or(0, |t| t.end - t.start);
                 let prologues =
                     sampled.saturating_mul(text_len.max(1)) / (text_bytes.len() as u64).max(1);
-                let fdes = count_fdes(&eh.bytes).max(1) as u64;
+                // The search table counts the FDEs without reading `.eh_frame` (megabytes) page by page.
+                let fdes = search
+                    .as_ref()
+                    .map_or_else(|| count_fdes(&eh.bytes), |t| t.count)
+                    .max(1) as u64;
                 prologues.saturating_mul(2) >= fdes
             }
             _ => false,
@@ -250,6 +265,7 @@ impl UnwindTables {
             text_svma,
             eh_frame,
             eh_frame_hdr,
+            search,
             debug_frame,
             segments,
             has_tables,
@@ -309,6 +325,50 @@ impl UnwindTables {
         }
         entries.sort_unstable_by_key(|e| (e.start, e.end));
         FdeIndex { entries }
+    }
+
+    /// The start of the FDE (the function) covering `svma`, found through `.eh_frame_hdr`'s search table
+    /// and the one FDE it points to; [`Covering::AskIndex`] when the module has no such table (then
+    /// [`FdeIndex::start_of`] answers, as it would here).
+    pub fn function_start(&self, svma: u64) -> Covering {
+        let (Some(search), Some(hdr), Some(section)) = (
+            self.search,
+            self.eh_frame_hdr.as_ref(),
+            self.eh_frame_section(),
+        ) else {
+            return Covering::AskIndex;
+        };
+        let initial = |i: usize| search.entry(&hdr.bytes, hdr.svma.start, i);
+        // The last entry starting at or before `svma` (the table is sorted by initial location).
+        let (mut lo, mut hi) = (0, search.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match initial(mid) {
+                Some((start, _)) if start <= svma => lo = mid + 1,
+                Some(_) => hi = mid,
+                None => return Covering::Nothing,
+            }
+        }
+        let Some((_, fde_svma)) = lo.checked_sub(1).and_then(initial) else {
+            return Covering::Nothing;
+        };
+        let Some(offset) = self
+            .eh_frame
+            .as_ref()
+            .and_then(|eh| fde_svma.checked_sub(eh.svma.start))
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return Covering::Nothing;
+        };
+        let fde = section.fde_from_offset(
+            &self.bases(),
+            gimli::EhFrameOffset(offset),
+            EhFrame::cie_from_offset,
+        );
+        match fde {
+            Ok(fde) if fde.contains(svma) => Covering::Fde(fde.initial_address()),
+            _ => Covering::Nothing,
+        }
     }
 
     /// What the CFI says of the frame at `svma` (see [`FrameKind`]); `index` is this module's
@@ -415,11 +475,21 @@ fn search_table_is_sound(hdr: &Section, eh_frame: &Section) -> bool {
     let Some(table) = parsed.table() else {
         return true;
     };
+    let floor = floor.max(eh_frame.svma.start);
+    // The usual layout is checked with plain arithmetic: gimli decodes each of a large library's hundreds of
+    // thousands of entries through its general pointer decoder.
+    if let Some(search) = SearchTable::parse(&hdr.bytes) {
+        return (0..search.count).all(|i| {
+            search
+                .entry(&hdr.bytes, hdr.svma.start, i)
+                .is_some_and(|(_, fde)| fde >= floor && fde < eh_frame.svma.end)
+        });
+    }
     let mut entries = table.iter(&bases);
     loop {
         match entries.next() {
             Ok(Some((_, Pointer::Direct(fde)))) => {
-                if fde < floor.max(eh_frame.svma.start) || fde >= eh_frame.svma.end {
+                if fde < floor || fde >= eh_frame.svma.end {
                     return false;
                 }
             }
@@ -427,6 +497,81 @@ fn search_table_is_sound(hdr: &Section, eh_frame: &Section) -> bool {
             Ok(Some((_, Pointer::Indirect(_)))) | Err(_) => return false,
         }
     }
+}
+
+/// `.eh_frame_hdr`'s binary-search table in the layout every linker writes: entries of two signed 32-bit
+/// values relative to the header's start (`DW_EH_PE_datarel | DW_EH_PE_sdata4`), the first an FDE's initial
+/// location, the second the FDE's address, sorted by initial location.
+///
+/// ```text
+///   version(1) eh_frame_ptr_enc fde_count_enc table_enc(0x3b) | eh_frame_ptr | fde_count | table...
+/// ```
+/// It finds the FDE covering an address with a binary search of the section's bytes: nothing to build, where
+/// an index of a large library's FDEs (rustc's driver library has over 200,000) costs a pass over all of
+/// `.eh_frame` and megabytes of heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SearchTable {
+    /// Where the table starts in the section.
+    start: usize,
+    count: usize,
+}
+
+impl SearchTable {
+    const ENTRY_BYTES: usize = 8;
+
+    /// `None` for another layout (gimli reads those) or a count the section cannot hold.
+    fn parse(hdr: &[u8]) -> Option<SearchTable> {
+        let &[1, ptr_enc, count_enc, 0x3b, ..] = hdr else {
+            return None;
+        };
+        let ptr_len = Self::fixed_len(ptr_enc)?;
+        let count_len = Self::fixed_len(count_enc)?;
+        let count_at = 4usize.checked_add(ptr_len)?;
+        let start = count_at.checked_add(count_len)?;
+        let mut raw = [0u8; 8];
+        raw.get_mut(..count_len)?
+            .copy_from_slice(hdr.get(count_at..start)?);
+        let count = usize::try_from(u64::from_le_bytes(raw)).ok()?;
+        let end = count
+            .checked_mul(Self::ENTRY_BYTES)
+            .and_then(|len| len.checked_add(start))?;
+        (end <= hdr.len()).then_some(SearchTable { start, count })
+    }
+
+    /// The byte length of a value of pointer encoding `enc` when it is fixed (an unsigned count must not be
+    /// a signed format; a pointer may be either, relative to anything: only its length matters here).
+    fn fixed_len(enc: u8) -> Option<usize> {
+        match enc & 0x0f {
+            0x00 | 0x04 | 0x0c => Some(8),
+            0x02 | 0x0a => Some(2),
+            0x03 | 0x0b => Some(4),
+            _ => None,
+        }
+    }
+
+    /// Entry `i`: (initial location, FDE address), both SVMAs (`hdr_svma` is the section's).
+    fn entry(&self, hdr: &[u8], hdr_svma: u64, i: usize) -> Option<(u64, u64)> {
+        let at = i
+            .checked_mul(Self::ENTRY_BYTES)
+            .and_then(|o| o.checked_add(self.start))?;
+        let word = |o: usize| -> Option<u64> {
+            let b = hdr.get(at.checked_add(o)?..at.checked_add(o + 4)?)?;
+            let v = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            Some(hdr_svma.wrapping_add_signed(i64::from(v)))
+        };
+        Some((word(0)?, word(4)?))
+    }
+}
+
+/// What [`UnwindTables::function_start`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covering {
+    /// The start of the FDE covering the address.
+    Fde(u64),
+    /// No FDE covers it.
+    Nothing,
+    /// The module has no search table of the usual layout: ask its [`FdeIndex`].
+    AskIndex,
 }
 
 type Reader<'a> = EndianSlice<'a, LittleEndian>;
@@ -557,6 +702,7 @@ mod tests {
             text_svma: None,
             eh_frame: None,
             eh_frame_hdr: None,
+            search: None,
             debug_frame: None,
             segments: vec![
                 Segment {
@@ -630,6 +776,132 @@ mod tests {
         assert!(tables.eh_frame.is_some());
         // A real search table passes the check that keeps crafted ones away from framehop.
         assert!(tables.eh_frame_hdr.is_some());
+        // Mapped, the same file gives the same tables.
+        let mapped = UnwindTables::read(&File::open("/proc/self/exe").unwrap()).unwrap();
+        assert_eq!(
+            mapped.eh_frame.as_ref().map(|s| &*s.bytes),
+            tables.eh_frame.as_ref().map(|s| &*s.bytes)
+        );
+        assert_eq!(mapped.search, tables.search);
+        assert_eq!(mapped.has_frame_pointers, tables.has_frame_pointers);
+    }
+
+    /// The search table answers as the index of every FDE does, over the whole text of a real binary.
+    #[test]
+    fn the_search_table_finds_the_same_functions_as_the_fde_index() {
+        let tables = UnwindTables::read(&File::open("/proc/self/exe").unwrap()).unwrap();
+        let search = tables.search.expect("a linker's search table");
+        assert!(search.count > 1000, "{search:?}");
+        let index = tables.fde_index();
+        assert!(
+            index.len() * 100 >= search.count * 99,
+            "{} {search:?}",
+            index.len()
+        );
+        let text = tables.text_svma.clone().unwrap();
+        let (mut found, mut gaps) = (0, 0);
+        for svma in (text.start.saturating_sub(64)..text.end + 64).step_by(61) {
+            let expected = match index.start_of(svma) {
+                Some(start) => {
+                    found += 1;
+                    Covering::Fde(start)
+                }
+                None => {
+                    gaps += 1;
+                    Covering::Nothing
+                }
+            };
+            assert_eq!(tables.function_start(svma), expected, "at {svma:#x}");
+        }
+        assert!(found > 1000 && gaps > 0, "{found} {gaps}");
+    }
+
+    /// `.eh_frame_hdr` as linkers write it at `hdr_svma` for `eh_frame` at 0x2000: one entry per FDE of
+    /// `index`, sorted.
+    fn search_table_bytes(hdr_svma: u64, index: &FdeIndex) -> Vec<u8> {
+        let rel = |svma: u64| (svma.wrapping_sub(hdr_svma) as i32).to_le_bytes();
+        let mut hdr = vec![1, 0x1b, 0x03, 0x3b];
+        hdr.extend_from_slice(&((0x2000 - (hdr_svma + 4)) as i32).to_le_bytes());
+        hdr.extend_from_slice(&(index.entries.len() as u32).to_le_bytes());
+        for e in &index.entries {
+            hdr.extend_from_slice(&rel(e.start));
+            hdr.extend_from_slice(&rel(0x2000 + e.offset));
+        }
+        hdr
+    }
+
+    fn with_search_table(eh_frame: Vec<u8>, hdr: Vec<u8>) -> UnwindTables {
+        let mut tables = cfi_tables(eh_frame);
+        tables.search = SearchTable::parse(&hdr);
+        tables.eh_frame_hdr = Some(Section {
+            svma: 0x1800..0x1800 + hdr.len() as u64,
+            bytes: SharedBytes::owned(hdr.into_boxed_slice()),
+        });
+        tables
+    }
+
+    #[test]
+    fn function_starts_through_a_search_table() {
+        let plain = cfi_tables(four_functions());
+        let index = plain.fde_index();
+        let hdr = search_table_bytes(0x1800, &index);
+        let tables = with_search_table(four_functions(), hdr.clone());
+        assert_eq!(tables.search.map(|s| s.count), Some(4));
+        let (Some(h), Some(eh)) = (&tables.eh_frame_hdr, &tables.eh_frame) else {
+            panic!("sections")
+        };
+        assert!(search_table_is_sound(h, eh));
+        assert_eq!(tables.function_start(0x0fff), Covering::Nothing);
+        assert_eq!(tables.function_start(0x1000), Covering::Fde(0x1000));
+        assert_eq!(tables.function_start(0x103f), Covering::Fde(0x1000));
+        assert_eq!(tables.function_start(0x1040), Covering::Nothing);
+        assert_eq!(tables.function_start(0x1110), Covering::Fde(0x1100));
+        assert_eq!(tables.function_start(0x130f), Covering::Fde(0x1300));
+        assert_eq!(tables.function_start(0x1310), Covering::Nothing);
+        // Without the table, the index answers.
+        assert_eq!(plain.function_start(0x1000), Covering::AskIndex);
+        // An entry pointing outside `.eh_frame` makes the table unsound (framehop would trust it).
+        let mut bad = hdr.clone();
+        let last = bad.len() - 4;
+        bad[last..].copy_from_slice(&0x7000_0000i32.to_le_bytes());
+        let bad = with_search_table(four_functions(), bad);
+        let (Some(h), Some(eh)) = (&bad.eh_frame_hdr, &bad.eh_frame) else {
+            panic!("sections")
+        };
+        assert!(!search_table_is_sound(h, eh));
+        // Another layout is left to gimli and the index.
+        let mut other = hdr.clone();
+        other[3] = 0x1b;
+        assert_eq!(SearchTable::parse(&other), None);
+        // A count the section cannot hold.
+        let mut long = hdr;
+        long[8..12].copy_from_slice(&5u32.to_le_bytes());
+        assert_eq!(SearchTable::parse(&long), None);
+    }
+
+    #[test]
+    fn a_bad_search_table_never_panics() {
+        let index = cfi_tables(four_functions()).fde_index();
+        let good = search_table_bytes(0x1800, &index);
+        let probe = |hdr: Vec<u8>| {
+            let tables = with_search_table(four_functions(), hdr);
+            if let (Some(h), Some(eh)) = (&tables.eh_frame_hdr, &tables.eh_frame) {
+                let _ = search_table_is_sound(h, eh);
+            }
+            for svma in (0x0ff0..0x1420).step_by(7) {
+                let _ = tables.function_start(svma);
+            }
+        };
+        for len in 0..good.len() {
+            probe(good[..len].to_vec());
+        }
+        for i in 0..good.len() {
+            for byte in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[i] = byte;
+                probe(b);
+            }
+        }
     }
 
     /// `.eh_frame` as gcc lays it out at `svma`: one CIE (version 1, "zR", code align 1, data align -8,
@@ -664,15 +936,15 @@ mod tests {
     /// Tables holding only `eh_frame` at 0x2000 (and `.plt` at 0x1400, `.plt.sec` at 0x1500), x86_64.
     fn cfi_tables(eh_frame: Vec<u8>) -> UnwindTables {
         let len = eh_frame.len();
-        let data: Arc<[u8]> = Arc::from(eh_frame);
         UnwindTables {
             base_svma: 0,
             text_svma: Some(0x1000..0x2000),
             eh_frame: Some(Section {
                 svma: 0x2000..0x2000 + len as u64,
-                bytes: Bytes::new(&data, 0..len).unwrap(),
+                bytes: SharedBytes::owned(eh_frame.into_boxed_slice()),
             }),
             eh_frame_hdr: None,
+            search: None,
             debug_frame: None,
             segments: vec![Segment {
                 offset: 0,
