@@ -2,17 +2,19 @@ use alloc::boxed::Box;
 
 use crate::unwind_rule::UnwindRule;
 
-const CACHE_ENTRY_COUNT: usize = 509;
+// stacktop: 509 in the published crate. One cache serves every process `record -a` walks; during a Rust
+// build (rustc's and LLVM's libraries, cc1) 509 slots hit 65% of lookups, 8191 hit 77%.
+const CACHE_ENTRY_COUNT: usize = 8191;
 
 pub struct RuleCache<R: UnwindRule> {
-    entries: Box<[Option<CacheEntry<R>>; CACHE_ENTRY_COUNT]>,
+    entries: Box<[Option<CacheEntry<R>>]>,
     stats: CacheStats,
 }
 
 impl<R: UnwindRule> RuleCache<R> {
     pub fn new() -> Self {
         Self {
-            entries: Box::new([None; CACHE_ENTRY_COUNT]),
+            entries: alloc::vec![None; CACHE_ENTRY_COUNT].into_boxed_slice(),
             stats: CacheStats::new(),
         }
     }
