@@ -217,6 +217,52 @@ fn round_trip_plain_and_gzip() {
     }
 }
 
+/// A placeholder renamed once its module was read names no location: it is not written, and the functions
+/// that are keep their names (ids renumbered).
+#[test]
+fn functions_no_location_names_are_left_out() {
+    let mut p = sample_profile();
+    let leaf = p.samples[0].leaf;
+    let work = p.stack(leaf).next().expect("a frame");
+    let before = p.functions.len();
+    let placeholder = p.intern("[unknown] app+0x2000 (loading)");
+    let dead = p.add_function(Function {
+        name: placeholder,
+        file: None,
+    });
+    assert_eq!(dead.0 as usize, before);
+    // Renamed from the placeholder: the location names another function now.
+    p.rename(
+        work,
+        &[crate::symbolize::Frame {
+            function: "work_renamed".into(),
+            file: None,
+            line: 41,
+        }],
+    );
+    let message = to_proto(&p);
+    // `inlined_helper` and `work` are named by no location any more either.
+    assert_eq!(message.function.len(), before - 1);
+    let ids: Vec<u64> = message.function.iter().map(|f| f.id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let names: Vec<&str> = message
+        .function
+        .iter()
+        .map(|f| message.string_table[f.name as usize].as_str())
+        .collect();
+    assert!(names.contains(&"work_renamed"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("(loading)") || *n == "work"),
+        "{names:?}"
+    );
+    let mut bytes = Vec::new();
+    write_pprof(&p, &mut bytes, false).expect("write");
+    let back = read_pprof(&bytes).expect("read");
+    assert_eq!(content(&back).1, content(&p).1);
+}
+
 #[test]
 fn module_unwind_comments_of_older_files_read_without_frameless() {
     let old = ModuleUnwind::from_comment("fp=no tables=yes fell_back=3 broken=1 /usr/lib/a b.so");
