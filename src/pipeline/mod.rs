@@ -260,8 +260,9 @@ pub enum Loading {
     Background,
     /// After the session (`record`): user modules and the kernel's symbols are read when the samples have all
     /// come ([`Pipeline::finish_loading`]), so that reading them costs no CPU while the workload runs; until
-    /// then addresses are named by placeholders, as in the background. A module only the process reaches (a
-    /// deleted file, a container's) is read at once on the background thread (see `symbolize::background`).
+    /// then addresses are named by placeholders, one per module, `[unknown] MODULE (loading)`, which nothing
+    /// shows. A module only the process reaches (a deleted file, a container's) is read at once on the
+    /// background thread (see `symbolize::background`).
     Deferred,
     /// Background loading with this function reading each module on the loader thread (tests slow it down).
     BackgroundWith(Box<dyn FnMut(&ModuleSpec) -> LoadedModule + Send + 'static>),
@@ -948,7 +949,7 @@ impl Pipeline {
             let mapping = self.kernel_mapping();
             let id = match self.kernel_placeholders.is_some() {
                 true => {
-                    let frames = kernel_loading_frames(lookup);
+                    let frames = kernel_loading_frames();
                     let id = self.insert_location(Some(mapping), lookup, &frames);
                     if let Some(placeholders) = &mut self.kernel_placeholders {
                         placeholders.push((lookup.0, id));
@@ -1633,10 +1634,11 @@ pub fn unwind_tables(spec: &ModuleSpec) -> Option<UnwindTables> {
     }
 }
 
-/// The placeholder of a kernel address whose name is read at the end ([`Loading::Deferred`]).
-fn kernel_loading_frames(address: Avma) -> [Frame; 1] {
+/// The placeholder of the kernel addresses whose names are read at the end ([`Loading::Deferred`]): one for
+/// all, as for a deferred module's (see `symbolize::background`).
+fn kernel_loading_frames() -> [Frame; 1] {
     [Frame {
-        function: format!("{UNKNOWN} {KERNEL_MODULE}+{:#x} (loading)", address.0),
+        function: format!("{UNKNOWN} {KERNEL_MODULE} (loading)"),
         file: None,
         line: 0,
     }]

@@ -13,6 +13,10 @@
 //! ```
 //! The placeholder is `[unknown] MODULE+0xOFFSET (loading)`; it is never cached here: once the module is
 //! installed, `frames` returns its real frames. `report` does not use this: it loads on the spot.
+//! A deferred loader (`record`) names every address of a module by one placeholder, `[unknown] MODULE
+//! (loading)`: nothing shows it before the end renames each address, and a name of its own per address cost
+//! a string formatted and interned and a function added per new address (30,000 in 10 s of a Rust build, a
+//! sixth of the sampling thread's time).
 //!
 //! `record` uses it deferred ([`BackgroundLoader::spawn_deferred`]): a module whose mapped file is the host's
 //! file at its path (same device and inode) is not read until the recording ends, so reading symbols and
@@ -21,14 +25,14 @@
 //! does, while `/proc/PID/map_files` still leads to it. A deferred module is read for its placeholders' offsets
 //! only ([`super::ModuleLoader::load_for`]): they are all known by then, and nothing asks for the module again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    loading_frames, Frame, LoadedModule, ModuleKey, ModuleLoader, ModuleSpec, Resolution,
-    Symbolizer,
+    loading_frames, loading_module_frames, Frame, LoadedModule, ModuleKey, ModuleLoader,
+    ModuleSpec, Resolution, Symbolizer,
 };
 use crate::addr::{Avma, FileOffset};
 
@@ -37,6 +41,8 @@ struct Pending {
     spec: ModuleSpec,
     /// (address in the process, file offset) of every placeholder handed out.
     addresses: HashSet<(u64, u64)>,
+    /// `record`: the one placeholder of all the module's addresses (see [`loading_module_frames`]).
+    shared: Option<Arc<[Frame]>>,
 }
 
 /// How many addresses of a module read for its placeholders are named between two releases of the pages read
@@ -44,9 +50,9 @@ struct Pending {
 /// own samples.
 const RELEASE_EVERY: usize = 16;
 
-/// `top`: how many modules may wait loaded for the sampling thread to install them (at its next refresh) before
-/// the loader waits; each is installed and kept anyway.
-const LIVE_AHEAD: usize = 256;
+/// The end of a recording: how many deferred modules the loader is asked for ahead of the one being named (see
+/// [`BackgroundLoader::install_all_into`]).
+const END_AHEAD: usize = 2;
 
 /// A module to read: whole, or for these file offsets only.
 type Request = (ModuleSpec, Option<Vec<FileOffset>>);
@@ -70,18 +76,15 @@ impl BackgroundLoader {
         mut load: impl FnMut(&ModuleSpec) -> LoadedModule + Send + 'static,
     ) -> std::io::Result<BackgroundLoader> {
         // A whole module names every offset: what it was asked for need not be told.
-        BackgroundLoader::spawn_with(LIVE_AHEAD, move |spec, _| load(spec))
+        BackgroundLoader::spawn_with(move |spec, _| load(spec))
     }
 
-    /// As [`BackgroundLoader::spawn`], with `load` told the offsets a module is read for, when it is; at most
-    /// `ahead` modules wait loaded for the caller to take them (0: the loader hands each over before it reads
-    /// the next).
+    /// As [`BackgroundLoader::spawn`], with `load` told the offsets a module is read for, when it is.
     fn spawn_with(
-        ahead: usize,
         mut load: impl FnMut(&ModuleSpec, Option<&[FileOffset]>) -> LoadedModule + Send + 'static,
     ) -> std::io::Result<BackgroundLoader> {
         let (requests, to_load) = mpsc::channel::<Request>();
-        let (done, loaded) = mpsc::sync_channel(ahead);
+        let (done, loaded) = mpsc::channel();
         std::thread::Builder::new()
             .name("stacktop-loader".to_owned())
             .spawn(move || {
@@ -104,13 +107,8 @@ impl BackgroundLoader {
     /// ([`super::loader::same_file_on_host`]) is requested only when [`BackgroundLoader::install_all`] is
     /// called (the end of a recording), not while samples come, and then read for its placeholders' offsets
     /// only.
-    ///
-    /// At the end every deferred module is asked for at once, and each goes as soon as its placeholders are
-    /// named: the loader hands one module over before it reads the next, so that no more than two are held at
-    /// a time (the one being named, the next one read). Unbounded, it ran ahead of the naming during a Rust
-    /// build's recording and held 21 modules read at once, with their files (14 MB).
     pub fn spawn_deferred(loader: ModuleLoader) -> std::io::Result<BackgroundLoader> {
-        let mut background = BackgroundLoader::spawn_with(0, move |spec, offsets| match offsets {
+        let mut background = BackgroundLoader::spawn_with(move |spec, offsets| match offsets {
             Some(offsets) => loader.load_for(spec, offsets),
             None => loader.load(spec),
         })?;
@@ -147,14 +145,22 @@ impl BackgroundLoader {
                     self.dead = true;
                     return symbolizer.symbolize_user(module, offset);
                 }
+                let shared = self
+                    .deferred
+                    .is_some()
+                    .then(|| loading_module_frames(module));
                 self.pending.entry(key).or_insert(Pending {
                     spec: module.clone(),
                     addresses: HashSet::new(),
+                    shared,
                 })
             }
         };
         pending.addresses.insert((address.0, offset.0));
-        loading_frames(module, offset)
+        match &pending.shared {
+            Some(frames) => Arc::clone(frames),
+            None => loading_frames(module, offset),
+        }
     }
 
     /// Installs the modules loaded since the last call and returns the frames of their placeholder addresses,
@@ -199,13 +205,14 @@ impl BackgroundLoader {
         sink: &mut dyn FnMut(Vec<Resolution>),
     ) {
         let mut out = Vec::new();
+        // Every placeholder of a deferred module is handed out by now: it is read for their offsets.
+        let mut queue: VecDeque<Request> = VecDeque::new();
         for spec in self
             .deferred
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
         {
-            // Every placeholder of the module is handed out by now: it is read for their offsets.
             let mut offsets: Vec<FileOffset> = self
                 .pending
                 .get(&ModuleKey::of(&spec))
@@ -213,10 +220,14 @@ impl BackgroundLoader {
                 .unwrap_or_default();
             offsets.sort_unstable_by_key(|o| o.0);
             offsets.dedup();
-            if !self.dead && self.requests.send((spec, Some(offsets))).is_err() {
-                self.dead = true;
-            }
+            queue.push_back((spec, Some(offsets)));
         }
+        // The loader is asked for one deferred module ahead of the naming, no more: asked for all at once, it
+        // ran ahead and held 21 modules read at once, with their files (14 MB), during a Rust build's
+        // recording. (Modules asked for while recording, read at once while their process lives, go on
+        // coming.)
+        let mut in_flight: Vec<ModuleKey> = Vec::new();
+        self.ask_for_next(&mut queue, &mut in_flight);
         if self.dead {
             self.load_here(symbolizer, &mut out);
             sort(&mut out);
@@ -239,6 +250,12 @@ impl BackgroundLoader {
                     if evict {
                         symbolizer.evict(&key);
                     }
+                    if !out.is_empty() {
+                        sort(&mut out);
+                        sink(std::mem::take(&mut out));
+                    }
+                    in_flight.retain(|k| *k != key);
+                    self.ask_for_next(&mut queue, &mut in_flight);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.load_here(symbolizer, &mut out),
@@ -246,6 +263,20 @@ impl BackgroundLoader {
             if !out.is_empty() {
                 sort(&mut out);
                 sink(std::mem::take(&mut out));
+            }
+        }
+    }
+
+    /// Asks the loader for the next deferred modules of `queue` until [`END_AHEAD`] are asked for and not yet
+    /// installed.
+    fn ask_for_next(&mut self, queue: &mut VecDeque<Request>, in_flight: &mut Vec<ModuleKey>) {
+        while in_flight.len() < END_AHEAD && !self.dead {
+            let Some(request) = queue.pop_front() else {
+                return;
+            };
+            in_flight.push(ModuleKey::of(&request.0));
+            if self.requests.send(request).is_err() {
+                self.dead = true;
             }
         }
     }
@@ -392,40 +423,69 @@ mod tests {
         assert_eq!(frames[0].function, "[unknown] libgone.so+0x20 (unreadable)");
     }
 
-    /// The end of a recording: the loader reads one module ahead of the naming, not all of them.
+    /// `record`: one placeholder for all the addresses of a module, each named at the end.
     #[test]
-    fn a_rendezvous_loader_reads_one_module_ahead() {
-        let run = |ahead: usize| {
-            let mut symbolizer = Symbolizer::new().with_debug_dirs(vec![]);
-            let loads = Arc::new(AtomicUsize::new(0));
-            let (loader, counted) = (symbolizer.loader(), Arc::clone(&loads));
-            let mut background = BackgroundLoader::spawn_with(ahead, move |spec, _| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                loader.load(spec)
-            })
-            .unwrap();
-            for i in 0..3 {
-                let gone = ModuleSpec {
-                    path: format!("/nonexistent/lib{i}.so"),
-                    ..ModuleSpec::default()
-                };
-                background.frames(&mut symbolizer, &gone, Avma(0x10), FileOffset(0x10));
+    fn a_deferred_module_has_one_placeholder_for_all_its_addresses() {
+        let mut symbolizer = Symbolizer::new().with_debug_dirs(vec![]);
+        let (libc, offset) = own_code(libc::getpid as *const () as u64);
+        let mut background = BackgroundLoader::spawn_deferred(symbolizer.loader()).unwrap();
+        let address = Avma(0x7f00_0000_0000 + offset.0);
+        let first = background.frames(&mut symbolizer, &libc, address, offset);
+        let other = FileOffset(offset.0 + 1);
+        let second = background.frames(&mut symbolizer, &libc, Avma(address.0 + 1), other);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            first[0].function,
+            format!("[unknown] {} (loading)", module_name(&libc.path))
+        );
+        assert!(first[0].is_loading());
+        let resolved = background.install_all(&mut symbolizer, &|| false);
+        let addresses: Vec<u64> = resolved.iter().map(|r| r.address).collect();
+        assert_eq!(addresses, [address.0, address.0 + 1]);
+        assert_eq!(
+            resolved[0].frames.last().map(|f| f.function.as_str()),
+            Some("getpid")
+        );
+    }
+
+    /// The end of a recording: the loader is asked for one module ahead of the naming, not all of them.
+    #[test]
+    fn the_end_of_a_recording_reads_one_module_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut symbolizer = Symbolizer::new().with_debug_dirs(vec![]);
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (loader, counted) = (symbolizer.loader(), Arc::clone(&loads));
+        let mut background = BackgroundLoader::spawn_with(move |spec, offsets| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            loader.load_for(spec, offsets.unwrap_or_default())
+        })
+        .unwrap();
+        background.deferred = Some(Vec::new());
+        // Files on the host that nobody maps: deferred (they are no ELF files: each names its address unreadable).
+        for i in 0..4 {
+            let path = dir.path().join(format!("lib{i}.so"));
+            std::fs::write(&path, b"not an ELF file").unwrap();
+            let spec = ModuleSpec {
+                path: path.to_string_lossy().into_owned(),
+                ..ModuleSpec::default()
+            };
+            let frames = background.frames(&mut symbolizer, &spec, Avma(0x10), FileOffset(0x10));
+            assert!(frames[0].is_loading());
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 0);
+        let mut seen = Vec::new();
+        background.install_all_into(&mut symbolizer, &|| false, &mut |batch| {
+            // Time for a loader asked for every module to run ahead of this one.
+            if seen.is_empty() {
+                std::thread::sleep(Duration::from_millis(200));
             }
-            // Reading a file that is not there takes microseconds: once the loader has read what it should
-            // hold, it gets a while longer to run ahead.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            let holds = (ahead + 1).min(3);
-            while loads.load(Ordering::SeqCst) < holds && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            let ran_ahead = loads.load(Ordering::SeqCst);
-            let resolved = background.install_all(&mut symbolizer, &|| false);
-            assert_eq!(resolved.len(), 3);
-            ran_ahead
-        };
-        assert_eq!(run(0), 1);
-        assert_eq!(run(LIVE_AHEAD), 3);
+            seen.push((batch.len(), loads.load(Ordering::SeqCst)));
+        });
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.iter().all(|&(named, _)| named == 1), "{seen:?}");
+        // The first module named: at most the next one read meanwhile.
+        assert!(seen[0].1 <= END_AHEAD, "{seen:?}");
+        assert_eq!(loads.load(Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -141,6 +141,17 @@ pub fn is_loading_name(name: &str) -> bool {
     name.starts_with(UNKNOWN) && name.ends_with(LOADING)
 }
 
+/// The placeholder frame of all the addresses of a module still loading whose names nothing shows before it is
+/// read (`record`'s, see `background`): `[unknown] MODULE (loading)`.
+pub fn loading_module_frames(module: &ModuleSpec) -> Arc<[Frame]> {
+    vec![Frame {
+        function: format!("{UNKNOWN} {}{LOADING}", module_name(&module.path)),
+        file: None,
+        line: 0,
+    }]
+    .into()
+}
+
 /// The placeholder frame of an address whose module is still loading: `[unknown] MODULE+0xOFFSET (loading)`.
 pub fn loading_frames(module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
     vec![Frame {
