@@ -163,7 +163,9 @@ launch_run() {
 # the samples it took and the size of its file.
 attach_run() {
     local tool=$1 out=$work/attach.$1.$round wpid tpid ppid running elapsed user sys maxrss
-    "$work/timed" "$(python3 -c "print($seconds + 3)")" &
+    # The workloads take CPU seconds of the whole process: a multi-threaded one (mutex) spends them up to one
+    # per CPU per second, and ended before the profilers did (perf then exits with SIGTERM). Killed below.
+    "$work/timed" "$(python3 -c "print(($seconds + 3) * $(nproc))")" &
     wpid=$!
     sleep 0.3 # let the workload start its threads, so that every profiler sees the same ones
     record_cmd "$tool" "$out"
