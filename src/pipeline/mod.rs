@@ -38,8 +38,9 @@ use crate::profile::{
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
-    module_build_id, module_data, module_name, Frame, LoadedModule, ModuleData,
-    ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE, UNKNOWN,
+    loading_module_frames, module_build_id, module_data, module_name, Frame, LoadedModule,
+    ModuleData, ModuleKey as SymbolModuleKey, ModuleSpec, ModuleStatus, Symbolizer, KERNEL_MODULE,
+    UNKNOWN,
 };
 use crate::unwind::dwarf::StackCopy;
 use crate::unwind::fpcheck::FpCheck;
@@ -949,7 +950,9 @@ impl Pipeline {
             let mapping = self.kernel_mapping();
             let id = match self.kernel_placeholders.is_some() {
                 true => {
-                    let frames = kernel_loading_frames();
+                    // One placeholder for every kernel address named at the end ([`Loading::Deferred`]), as
+                    // for a deferred module's (see `symbolize::background`).
+                    let frames = loading_module_frames(KERNEL_MODULE);
                     let id = self.insert_location(Some(mapping), lookup, &frames);
                     if let Some(placeholders) = &mut self.kernel_placeholders {
                         placeholders.push((lookup.0, id));
@@ -1632,16 +1635,6 @@ pub fn unwind_tables(spec: &ModuleSpec) -> Option<UnwindTables> {
         ModuleData::File(file) => UnwindTables::read(&file).ok(),
         ModuleData::Bytes(bytes) => UnwindTables::parse(bytes).ok(),
     }
-}
-
-/// The placeholder of the kernel addresses whose names are read at the end ([`Loading::Deferred`]): one for
-/// all, as for a deferred module's (see `symbolize::background`).
-fn kernel_loading_frames() -> [Frame; 1] {
-    [Frame {
-        function: format!("{UNKNOWN} {KERNEL_MODULE} (loading)"),
-        file: None,
-        line: 0,
-    }]
 }
 
 /// What the symbolizer needs to find a mapped module's file: through `/proc/PID/...` while the process lives

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    loading_frames, loading_module_frames, Frame, LoadedModule, ModuleKey, ModuleLoader,
-    ModuleSpec, Resolution, Symbolizer,
+    loading_frames, loading_module_frames, module_name, Frame, LoadedModule, ModuleKey,
+    ModuleLoader, ModuleSpec, Resolution, Symbolizer,
 };
 use crate::addr::{Avma, FileOffset};
 
@@ -148,7 +148,7 @@ impl BackgroundLoader {
                 let shared = self
                     .deferred
                     .is_some()
-                    .then(|| loading_module_frames(module));
+                    .then(|| loading_module_frames(&module_name(&module.path)));
                 self.pending.entry(key).or_insert(Pending {
                     spec: module.clone(),
                     addresses: HashSet::new(),
@@ -243,6 +243,7 @@ impl BackgroundLoader {
         // module's tables (rustc's driver, LLVM), not all of them.
         let evict = self.deferred.is_some();
         while !self.pending.is_empty() && !give_up() {
+            let mut installed = None;
             match self.loaded.recv_timeout(Duration::from_millis(100)) {
                 Ok(loaded) => {
                     let key = loaded.key().clone();
@@ -250,12 +251,7 @@ impl BackgroundLoader {
                     if evict {
                         symbolizer.evict(&key);
                     }
-                    if !out.is_empty() {
-                        sort(&mut out);
-                        sink(std::mem::take(&mut out));
-                    }
-                    in_flight.retain(|k| *k != key);
-                    self.ask_for_next(&mut queue, &mut in_flight);
+                    installed = Some(key);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.load_here(symbolizer, &mut out),
@@ -263,6 +259,11 @@ impl BackgroundLoader {
             if !out.is_empty() {
                 sort(&mut out);
                 sink(std::mem::take(&mut out));
+            }
+            // The next module is asked for once this one's names are handed over.
+            if let Some(key) = installed {
+                in_flight.retain(|k| *k != key);
+                self.ask_for_next(&mut queue, &mut in_flight);
             }
         }
     }

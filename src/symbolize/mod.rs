@@ -142,10 +142,11 @@ pub fn is_loading_name(name: &str) -> bool {
 }
 
 /// The placeholder frame of all the addresses of a module still loading whose names nothing shows before it is
-/// read (`record`'s, see `background`): `[unknown] MODULE (loading)`.
-pub fn loading_module_frames(module: &ModuleSpec) -> Arc<[Frame]> {
+/// read (`record`'s, see `background`): `[unknown] MODULE (loading)`, `name` being the module's (its file
+/// name, or [`KERNEL_MODULE`]).
+pub fn loading_module_frames(name: &str) -> Arc<[Frame]> {
     vec![Frame {
-        function: format!("{UNKNOWN} {}{LOADING}", module_name(&module.path)),
+        function: format!("{UNKNOWN} {name}{LOADING}"),
         file: None,
         line: 0,
     }]

@@ -212,14 +212,14 @@ impl UnwindTables {
         let eh_frame = section(".eh_frame");
         // framehop trusts the search table: an entry pointing outside `.eh_frame` makes gimli subtract past
         // zero. Without the table framehop indexes `.eh_frame` itself.
-        let eh_frame_hdr = section(".eh_frame_hdr").filter(|hdr| {
+        let hdr = section(".eh_frame_hdr");
+        let search = hdr.as_ref().and_then(|hdr| SearchTable::parse(&hdr.bytes));
+        let eh_frame_hdr = hdr.filter(|hdr| {
             eh_frame
                 .as_ref()
-                .is_some_and(|eh| search_table_is_sound(hdr, eh))
+                .is_some_and(|eh| search_table_is_sound(hdr, search, eh))
         });
-        let search = eh_frame_hdr
-            .as_ref()
-            .and_then(|hdr| SearchTable::parse(&hdr.bytes));
+        let search = search.filter(|_| eh_frame_hdr.is_some());
         let debug_frame = section(".debug_frame").map(|s| s.bytes);
         let segments: Vec<Segment> = file
             .segments()
@@ -460,8 +460,8 @@ impl UnwindTables {
 
 /// Whether every entry of `.eh_frame_hdr`'s binary-search table points into `.eh_frame`, at or after the
 /// header's own `eh_frame_ptr` (where gimli turns pointers into offsets by subtracting it). A header without a
-/// table is sound: lookups through it find nothing.
-fn search_table_is_sound(hdr: &Section, eh_frame: &Section) -> bool {
+/// table is sound: lookups through it find nothing. `search`: the table read in the usual layout, if it is.
+fn search_table_is_sound(hdr: &Section, search: Option<SearchTable>, eh_frame: &Section) -> bool {
     use gimli::{BaseAddresses, EhFrameHdr, LittleEndian, Pointer};
     let bases = BaseAddresses::default()
         .set_eh_frame_hdr(hdr.svma.start)
@@ -478,7 +478,7 @@ fn search_table_is_sound(hdr: &Section, eh_frame: &Section) -> bool {
     let floor = floor.max(eh_frame.svma.start);
     // The usual layout is checked with plain arithmetic: gimli decodes each of a large library's hundreds of
     // thousands of entries through its general pointer decoder.
-    if let Some(search) = SearchTable::parse(&hdr.bytes) {
+    if let Some(search) = search {
         return (0..search.count).all(|i| {
             search
                 .entry(&hdr.bytes, hdr.svma.start, i)
@@ -850,7 +850,7 @@ mod tests {
         let (Some(h), Some(eh)) = (&tables.eh_frame_hdr, &tables.eh_frame) else {
             panic!("sections")
         };
-        assert!(search_table_is_sound(h, eh));
+        assert!(search_table_is_sound(h, tables.search, eh));
         assert_eq!(tables.function_start(0x0fff), Covering::Nothing);
         assert_eq!(tables.function_start(0x1000), Covering::Fde(0x1000));
         assert_eq!(tables.function_start(0x103f), Covering::Fde(0x1000));
@@ -868,7 +868,7 @@ mod tests {
         let (Some(h), Some(eh)) = (&bad.eh_frame_hdr, &bad.eh_frame) else {
             panic!("sections")
         };
-        assert!(!search_table_is_sound(h, eh));
+        assert!(!search_table_is_sound(h, bad.search, eh));
         // Another layout is left to gimli and the index.
         let mut other = hdr.clone();
         other[3] = 0x1b;
@@ -886,7 +886,7 @@ mod tests {
         let probe = |hdr: Vec<u8>| {
             let tables = with_search_table(four_functions(), hdr);
             if let (Some(h), Some(eh)) = (&tables.eh_frame_hdr, &tables.eh_frame) {
-                let _ = search_table_is_sound(h, eh);
+                let _ = search_table_is_sound(h, tables.search, eh);
             }
             for svma in (0x0ff0..0x1420).step_by(7) {
                 let _ = tables.function_start(svma);
