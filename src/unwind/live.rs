@@ -32,7 +32,9 @@
 //!   continuations of a thread are made only to look (the stacks are compared, not kept), so that a thread
 //!   churning from its start is caught before any of its continuations is used.
 //! - The cache: when a walk's outermost frame in the copy (its stack address and return address) is a frame
-//!   of the thread's last complete stack, the frames above it are taken from that stack. Sound when the
+//!   of one of the thread's last few complete stacks ([`KEPT`]: a server loop calling its handler and its
+//!   clock in turn has its frame at one address with either return address), the frames above it are taken
+//!   from that stack. Sound when the
 //!   thread did not return past that frame between the two samples: it then still runs under the same
 //!   outer frames. Not sound when it returned and called again from the same call site at the same stack
 //!   address under other outer frames: the churn check covers that case as it covers the live reads, and
@@ -79,8 +81,11 @@ pub const THREAD_PROBATION: u32 = 3;
 const BAR_ABOVE: u64 = 4096;
 /// How long a slot seen changing under unchanged inner frames bars continuations through it.
 pub const HOLD_NS: u64 = 10_000_000_000;
-/// Continuations taken from a thread's last complete stack before a live walk looks again.
+/// Continuations taken from a thread's last complete stacks before a live walk looks again.
 const CACHE_USES: u32 = 4;
+/// Complete stacks kept per thread: a loop between two callees (a server's handler and its clock) leaves
+/// its frame at one stack address with either return address; the cache serves both.
+const KEPT: usize = 4;
 /// Threads remembered at once; the least recently seen go first.
 const MAX_THREADS: usize = 4096;
 /// Samples ahead remembered per thread (see [`Continuer::ahead`]).
@@ -125,9 +130,9 @@ pub enum Outcome {
 #[derive(Default)]
 struct ThreadState {
     pid: u32,
-    /// The last complete stack (frames, CFAs innermost first: the CFAs grow).
-    last: Walk,
-    has_last: bool,
+    /// The last complete stacks (frames, CFAs innermost first: the CFAs grow), the latest first, at most
+    /// [`KEPT`], no two alike above their leaf (see [`Continuer::observe`]).
+    stacks: Vec<Walk>,
     /// Complete stacks seen (the probation).
     observed: u32,
     /// The stack ranges in which a copy's end bars the continuation (see [`Bar`]).
@@ -391,19 +396,21 @@ impl Continuer {
 
     /// Whether the thread's last complete stack continues `walk` (see the module's docs): if so, its outer
     /// frames are appended.
-    /// Where the thread's last complete stack holds `walk`'s outermost frame (same CFA and return address):
-    /// its index there, and the stack slot and value of the return address of the frame above it.
-    fn cached_frame(&self, tid: u32, walk: &Walk) -> Option<(usize, u64, u64)> {
-        let state = self.threads.get(&tid).filter(|s| s.has_last)?;
+    /// The latest of the thread's kept stacks that holds `walk`'s outermost frame (same CFA and return
+    /// address): which stack, the frame's index there, and the stack slot and value of the return address
+    /// of the frame above it.
+    fn cached_frame(&self, tid: u32, walk: &Walk) -> Option<(usize, usize, u64, u64)> {
+        let state = self.threads.get(&tid)?;
         let k = walk.frames.len().checked_sub(1).filter(|&k| k > 0)?;
         let (cfa, frame) = (walk.cfas.get(k)?, walk.frames.get(k)?);
-        let last = &state.last;
-        let m = last.cfas.get(1..)?.binary_search(cfa).ok()? + 1;
-        if last.frames.get(m) != Some(frame) {
-            return None;
-        }
-        let (next, next_cfa) = (last.frames.get(m + 1)?, last.cfas.get(m + 1)?);
-        Some((m, next_cfa.wrapping_sub(8), next.address.raw().0))
+        state.stacks.iter().enumerate().find_map(|(i, last)| {
+            let m = last.cfas.get(1..)?.binary_search(cfa).ok()? + 1;
+            if last.frames.get(m) != Some(frame) {
+                return None;
+            }
+            let (next, next_cfa) = (last.frames.get(m + 1)?, last.cfas.get(m + 1)?);
+            Some((i, m, next_cfa.wrapping_sub(8), next.address.raw().0))
+        })
     }
 
     /// A process whose memory may not be read, or that is gone, is not read again.
@@ -441,7 +448,7 @@ impl Continuer {
     }
 
     fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
-        let Some((m, slot, expected)) = self.cached_frame(tid, walk) else {
+        let Some((i, m, slot, expected)) = self.cached_frame(tid, walk) else {
             return false;
         };
         // The same frame at the same address may be under other callers now (called again from elsewhere):
@@ -454,7 +461,7 @@ impl Continuer {
         let read = view.read(slot);
         let failure = view.failure;
         self.note_refusal(pid, failure);
-        let Some(last) = self.threads.get(&tid).map(|s| &s.last) else {
+        let Some(last) = self.threads.get(&tid).and_then(|s| s.stacks.get(i)) else {
             return false;
         };
         if !matches!(read, Read::Value(ra) if ra == expected) {
@@ -485,8 +492,8 @@ impl Continuer {
             return false;
         }
         let mut churned = false;
-        if state.has_last {
-            if let Some(seen) = churn(&state.last, walk, function_of) {
+        if let Some(latest) = state.stacks.first() {
+            if let Some(seen) = churn(latest, walk, function_of) {
                 churned = true;
                 bar(&mut state.bars, time, seen);
                 self.processes.entry(state.pid).or_default().1 = true;
@@ -504,13 +511,26 @@ impl Continuer {
             process.0 = process.0.saturating_add(1);
             state.observed = state.observed.saturating_add(1);
         }
-        // The frames only: the words read are not needed again.
-        let last = &mut state.last;
-        last.frames.clone_from(&walk.frames);
-        last.cfas.clone_from(&walk.cfas);
-        last.bps.clone_from(&walk.bps);
-        last.end = walk.end;
-        state.has_last = true;
+        // Kept first, in place of a stack alike above its leaf (a leaf's own moves make no new outer frames)
+        // or of the oldest; after churn alone (what the older stacks show above the slot may be the other
+        // caller). The frames only: the words read are not needed again.
+        let stacks = &mut state.stacks;
+        if churned {
+            stacks.truncate(1);
+        }
+        let alike = |w: &Walk| {
+            w.frames.get(1..) == walk.frames.get(1..) && w.cfas.get(1..) == walk.cfas.get(1..)
+        };
+        let mut kept = match stacks.iter().position(alike) {
+            Some(i) => stacks.remove(i),
+            None if stacks.len() >= KEPT || churned => stacks.pop().unwrap_or_default(),
+            None => Walk::default(),
+        };
+        kept.frames.clone_from(&walk.frames);
+        kept.cfas.clone_from(&walk.cfas);
+        kept.bps.clone_from(&walk.bps);
+        kept.end = walk.end;
+        stacks.insert(0, kept);
         state.cache_uses = 0;
         state.seen = time;
         churned
@@ -1206,6 +1226,72 @@ mod tests {
         // Nothing read from live memory for this walk: nothing stays.
         c.give_back_windows();
         assert!(!c.outermost_frame_stays(copy, &walk, &mut function_of));
+    }
+
+    #[test]
+    fn the_cache_serves_from_each_of_the_last_few_stacks() {
+        // Live memory: the return address 0x5010 of the loop's caller at 0x7038.
+        let live = |ra: u64| Bytes {
+            base: 0x7000,
+            bytes: [0u64; 7]
+                .iter()
+                .chain(&[ra])
+                .flat_map(|w| w.to_le_bytes())
+                .collect(),
+        };
+        let mut c = Continuer::new(Box::new(live(0x5010)));
+        c.thread(1, 7, 0);
+        // A loop's frame at 0x7010 calls its handler (the return address 0x4362), then its clock (0x436f),
+        // under its caller (0x5010 at 0x7038).
+        let complete =
+            |site: u64, leaf: u64| stack(&[(0x7008, leaf), (0x7010, site), (0x7040, 0x5010)]);
+        assert!(!c.observe(7, 1, &complete(0x4362, 0x4120), &mut functions));
+        assert!(!c.observe(7, 2, &complete(0x436f, 0x4800), &mut functions));
+        // The leaf moved, nothing above it: one stack, not two.
+        let mut moved = complete(0x436f, 0x4800);
+        moved.frames[0].address = FrameAddress::InstructionPointer(Avma(0x1010));
+        assert!(!c.observe(7, 3, &moved, &mut functions));
+        assert_eq!(c.threads[&7].stacks[0].frames[0], moved.frames[0]);
+        assert_eq!(c.threads[&7].stacks.len(), 2);
+        let copied = [0u8; 0x10];
+        let copy = StackCopy {
+            sp: 0x7000,
+            bytes: &copied,
+        };
+        let cut = |site: u64| {
+            let mut w = stack(&[(0x7008, 0x4220), (0x7010, site)]);
+            w.end = WalkEnd::CopyExhausted;
+            w
+        };
+        // A walk cut under the handler's call is served by the older stack, one under the clock's by the
+        // latest.
+        for site in [0x4362, 0x436f] {
+            let mut walk = cut(site);
+            assert!(c.take_cached(1, 7, copy, &mut walk), "{site:x}");
+            assert_eq!(walk.end, WalkEnd::Complete);
+            assert_eq!(walk.cfas, vec![0x7000, 0x7008, 0x7010, 0x7040]);
+            assert_eq!(walk.frames[2].address.raw().0, site);
+            assert_eq!(walk.frames[3].address.raw().0, 0x5010);
+        }
+        // A return address no kept stack holds at that address: not served.
+        let mut walk = cut(0x4370);
+        assert!(!c.take_cached(1, 7, copy, &mut walk));
+        assert_eq!(walk.frames.len(), 3);
+        // The caller's return address no longer in live memory: not served either.
+        c.memory = Box::new(live(0x5020));
+        assert!(!c.take_cached(1, 7, copy, &mut cut(0x4362)));
+        // Churn keeps only the stack that showed it.
+        for k in 0..KEPT as u64 {
+            c.observe(7, 10 + k, &complete(0x4380 + k, 0x4120), &mut functions);
+        }
+        assert_eq!(c.threads[&7].stacks.len(), KEPT);
+        let mut deep = recursion(40, 0xa000);
+        let other = recursion(30, 0xb000);
+        c.observe(7, 20, &deep, &mut functions);
+        assert!(c.observe(7, 21, &other, &mut functions));
+        assert_eq!(c.threads[&7].stacks.len(), 1);
+        deep.clone_from(&c.threads[&7].stacks[0]);
+        assert_eq!(deep.frames, other.frames);
     }
 
     #[test]

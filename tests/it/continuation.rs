@@ -610,10 +610,12 @@ pub fn recursion_through_top_reaches_main() {
 /// Acceptance 5: threads whose hot loop runs under a 16 KiB stack buffer never touched
 /// (assets/bigbuf_threads.c): the kernel's copies stop there, at a few hundred bytes (with perf: 384 bytes of
 /// the 32 KiB asked, and perf's stacks end at serve); the issue asks that at least 98% of the samples reach
-/// their thread root all the same: NOT MET yet, 63-80% do (41-61% before the thread cache served the walks
-/// whose live look found serve calling its clock instead of handle; the rest are a thread's first samples and
-/// walks the cache did not hold); this asserts 50%, and that the header says how many copies came back short
-/// and how many walks the continuation completed.
+/// their thread root all the same. In these 2 s, 96-97% do (83% while the cache kept only a thread's last
+/// stack: serve's frame is at one address whether it calls handle or its clock, and a stack kept from the
+/// clock's call did not serve a walk cut under handle's); what is left is a fixed cost, some 50 samples of a
+/// process's first continuations, only checked, and its last few milliseconds, walked after it exited: over
+/// 10 s, 99%. This asserts 93%, and that the header says how many copies came back short and how many walks
+/// the continuation completed.
 pub fn threads_under_a_big_buffer_reach_their_roots() {
     if !perf_available() {
         return;
@@ -646,12 +648,12 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
     );
     let (continued, ran_off) = continuation_line("bigbuf_threads", &header);
     assert!(
-        ends.rooted_pct() >= 50.0,
+        ends.rooted_pct() >= 93.0,
         "{:.2}% of the samples reached a thread root",
         ends.rooted_pct()
     );
     assert!(
-        continued * 100 >= ran_off * 50,
+        continued * 100 >= ran_off * 93,
         "{continued} of {ran_off} walks that ran off their copy continued"
     );
     // The stacks are the right ones: parse has 3/4 of the samples, each under worker, serve and handle.
