@@ -34,9 +34,8 @@
 //! - The cache: when a walk's outermost frame in the copy (its stack address and return address) is a frame
 //!   of one of the thread's last few complete stacks ([`KEPT`]: a server loop calling its handler and its
 //!   clock in turn has its frame at one address with either return address), the frames above it are taken
-//!   from that stack. Sound when the
-//!   thread did not return past that frame between the two samples: it then still runs under the same
-//!   outer frames. Not sound when it returned and called again from the same call site at the same stack
+//!   from that stack. Sound when the thread did not return past that frame between the two samples: it
+//!   then still runs under the same outer frames. Not sound when it returned and called again from the same call site at the same stack
 //!   address under other outer frames: the churn check covers that case as it covers the live reads, and
 //!   so that it sees churn that began after the stack was kept, the cache serves [`CACHE_USES`]
 //!   continuations at most before a live walk looks again. A look that fails the overlap check learns
@@ -394,8 +393,6 @@ impl Continuer {
         state.seen = time;
     }
 
-    /// Whether the thread's last complete stack continues `walk` (see the module's docs): if so, its outer
-    /// frames are appended.
     /// The latest of the thread's kept stacks that holds `walk`'s outermost frame (same CFA and return
     /// address): which stack, the frame's index there, and the stack slot and value of the return address
     /// of the frame above it.
@@ -447,6 +444,8 @@ impl Continuer {
         }
     }
 
+    /// Whether one of the thread's kept stacks continues `walk` (see the module's docs): if so, its outer
+    /// frames are appended.
     fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
         let Some((i, m, slot, expected)) = self.cached_frame(tid, walk) else {
             return false;
