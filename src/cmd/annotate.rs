@@ -7,11 +7,18 @@ use anyhow::Result;
 
 use crate::annotate::{annotate, ElfCode};
 use crate::cli::AnnotateArgs;
+use crate::pipeline::import::Detail;
 use crate::profile::query::Matcher;
 use crate::render::{write_annotation, AnnotateOptions};
 
 pub fn run(args: AnnotateArgs) -> Result<ExitCode> {
-    let profile = super::load_weighed(&args.input, None, args.samples.weight, false)?;
+    let profile = super::load_weighed(
+        &args.input,
+        None,
+        args.samples.weight,
+        false,
+        Detail::Addresses,
+    )?;
     let mut filter = args.samples.filter();
     // Off CPU, a thread's innermost frames are the kernel's scheduler: its own code's share is where it
     // entered the kernel (the system call that waited), so kernel frames are left out.

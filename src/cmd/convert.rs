@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::cli::ConvertArgs;
 use crate::format::output::{write_output, write_profile, Access};
-use crate::pipeline::import::load_profile_event;
+use crate::pipeline::import::{load_profile_event, Detail};
 use crate::render::{write_folded, FoldedOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl OutputFormat {
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let format = OutputFormat::choose(args.to.as_deref(), &args.output)?;
-    let profile = load_profile_event(&args.input, args.event.as_deref())?;
+    let profile = load_profile_event(&args.input, args.event.as_deref(), Detail::Addresses)?;
     match format {
         OutputFormat::Pprof => write_profile(&profile, &args.output)?,
         OutputFormat::Folded => write_output(&args.output, Access::Shared, |out| {

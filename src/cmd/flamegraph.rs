@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::FlamegraphArgs;
 use crate::format::output::{write_output, Access};
+use crate::pipeline::import::Detail;
 use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 
@@ -15,6 +16,7 @@ pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
         args.event.as_deref(),
         args.samples.weight,
         true,
+        Detail::Functions,
     )?;
     let opts = FlamegraphOptions {
         title: args.title.clone(),

@@ -11,15 +11,21 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::pipeline::import::load_profile_event;
+use crate::pipeline::import::{load_profile_event, Detail};
 use crate::profile::{Profile, Weigh};
 
 /// The profile in `input` (its `event` when a perf.data file holds several), projected onto the view `by`
 /// (with `mark`, the off-CPU time on a `[blocked]` or `[runnable]` frame: the flamegraph's form). A time view
 /// of a file without off-CPU time, or a wall view of one whose CPU event is not a clock, is an error that
 /// says how to record one.
-fn load_weighed(input: &Path, event: Option<&str>, by: Weigh, mark: bool) -> Result<Profile> {
-    let mut profile = load_locks(input, event, by.is_lock())?;
+fn load_weighed(
+    input: &Path,
+    event: Option<&str>,
+    by: Weigh,
+    mark: bool,
+    detail: Detail,
+) -> Result<Profile> {
+    let mut profile = load_locks(input, event, by.is_lock(), detail)?;
     if by.is_time() && !by.is_lock() && !profile.meta.off_cpu.enabled && !profile.has_off_cpu() {
         bail!(
             "{} has no off-CPU time: record with off-CPU sampling on (the default for `stacktop record -- CMD`,              -p and -t; add --off-cpu with -a), or for perf: perf record -e context-switches -c 1              --call-graph dwarf --switch-events --sample-cpu",
@@ -39,8 +45,8 @@ fn load_weighed(input: &Path, event: Option<&str>, by: Weigh, mark: bool) -> Res
 }
 
 /// The profile in `input`; with `locks`, one that has lock waits, else an error that says how to record one.
-fn load_locks(input: &Path, event: Option<&str>, locks: bool) -> Result<Profile> {
-    let profile = load_profile_event(input, event)?;
+fn load_locks(input: &Path, event: Option<&str>, locks: bool, detail: Detail) -> Result<Profile> {
+    let profile = load_profile_event(input, event, detail)?;
     if locks && !profile.meta.locks.enabled && !profile.has_locks() {
         bail!(
             "{} has no lock waits: record with `stacktop record --locks` (with a command, -p or -t)",

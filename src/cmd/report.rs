@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
+use crate::pipeline::import::Detail;
 use crate::profile::query::{Direction, Filter, GraphOptions, Matcher, SortKey};
 use crate::render::{
     write_calltree, write_folded, write_locks, write_report, CalltreeOptions, FoldedOptions,
@@ -21,6 +22,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         args.event.as_deref(),
         args.samples.weight,
         false,
+        Detail::Addresses,
     )?;
     let filter = Filter {
         percent_limit: args.percent_limit,
@@ -78,7 +80,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
 
 /// `report --locks`: the locks table and the selected locks' trees (see `render::locks`).
 fn locks(args: &ReportArgs) -> Result<ExitCode> {
-    let profile = super::load_locks(&args.input, args.event.as_deref(), true)?;
+    let profile = super::load_locks(&args.input, args.event.as_deref(), true, Detail::Addresses)?;
     let filter = Filter {
         percent_limit: args.percent_limit,
         ..args.samples.filter()

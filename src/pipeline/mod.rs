@@ -141,6 +141,8 @@ pub struct Config {
     pub continuation: Option<Box<dyn LiveMemory + Send>>,
     /// `record --unwind-check BYTES`: see `unwind::modules::SelfCheck`.
     pub self_check: Option<usize>,
+    /// Reading a file (`offline`) for an output that names functions only: see `import::Detail::Functions`.
+    pub function_stacks: bool,
 }
 
 /// Off-CPU recording, as the source says it was made.
@@ -188,6 +190,7 @@ impl Config {
             locks: None,
             continuation: None,
             self_check: None,
+            function_stacks: false,
         }
     }
 }
@@ -311,6 +314,8 @@ pub struct Pipeline {
     /// Reading a file after the fact (perf.data import): the processes are gone, so modules are opened
     /// by their paths and build-ids, never through `/proc/PID/...` (a pid may even be reused by now).
     offline: bool,
+    /// Offline, for a flamegraph: a named location keeps its functions only (see `import::Detail`).
+    function_stacks: bool,
     /// `top`: user modules load on a background thread (see [`Loading::Background`]); `record`: most of
     /// them after the session ([`Loading::Deferred`]).
     background: Option<BackgroundLoader>,
@@ -438,6 +443,7 @@ impl Pipeline {
             locks,
             continuation,
             self_check,
+            function_stacks,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
         // `-a` samples stacktop too: its own program is named without parsing its line tables (see the
@@ -496,6 +502,7 @@ impl Pipeline {
             walked: Stack::default(),
             paths: PathCache::default(),
             offline,
+            function_stacks: function_stacks && offline,
             background,
             kernel_placeholders: deferred.then(Vec::new),
             placeholders: HashMap::new(),
@@ -1135,12 +1142,19 @@ impl Pipeline {
             let function = self.profile.add_function(Function { name, file });
             lines.push(Line {
                 function,
-                line: frame.line,
+                line: if self.function_stacks { 0 } else { frame.line },
             });
         }
+        // Functions only: every address of one function and inline chain is the same location (the
+        // profile interns locations), so the stacks through it are one. A file's locations are named once
+        // and never renamed (no placeholders offline), so merging them is final.
+        let address = match self.function_stacks && !lines.is_empty() {
+            true => 0,
+            false => address.0,
+        };
         self.profile.add_location(Location {
             mapping,
-            address: address.0,
+            address,
             lines,
         })
     }

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stacktop::pipeline::import::load_profile;
+use stacktop::pipeline::import::{load_profile, load_profile_event, Detail};
 use stacktop::profile::Profile;
+use stacktop::render::{folded_lines, FoldedOptions};
 use stacktop::symbolize::module_name;
 
 use crate::common::*;
@@ -194,6 +195,27 @@ fn check_parity(file: &Path) {
     );
 }
 
+/// The flamegraph's import (`Detail::Functions`) makes one location of each function and inline chain: the
+/// folded stacks it draws are the ones the whole import gives, from fewer locations.
+fn functions_only_keep_the_folded_stacks(file: &Path) {
+    let full = load_profile(file).expect("stacktop reads the perf.data file");
+    let functions = load_profile_event(file, None, Detail::Functions)
+        .expect("stacktop reads the perf.data file");
+    let opts = FoldedOptions {
+        mark_inline: true,
+        ..FoldedOptions::default()
+    };
+    let lines = folded_lines(&full, &opts);
+    assert!(lines.len() > 1, "{lines:?}");
+    assert_eq!(folded_lines(&functions, &opts), lines);
+    assert!(
+        functions.locations.len() < full.locations.len(),
+        "{} locations by function, {} by address",
+        functions.locations.len(),
+        full.locations.len()
+    );
+}
+
 pub fn threads_plain_and_fp_match_perf() {
     let bin = build_c("threads.c", "threads", &[]);
     let Some(plain) = perf_record("threads_plain", &[], &[&bin, Path::new("300")]) else {
@@ -204,6 +226,7 @@ pub fn threads_plain_and_fp_match_perf() {
         return;
     };
     check_parity(&g);
+    functions_only_keep_the_folded_stacks(&g);
 }
 
 pub fn dlopen_matches_perf() {
@@ -239,6 +262,7 @@ pub fn dwarf_threads_match_perf() {
         return;
     };
     check_parity(&file);
+    functions_only_keep_the_folded_stacks(&file);
 }
 
 /// perf's caller split of `sym` from its own dwarf unwinding (`perf script`, which prints the stacks perf
