@@ -11,12 +11,19 @@ use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 
 pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
+    // A perf.data file is read by function; by stack alone unless a process or thread is asked for.
+    let filter = args.samples.filter();
+    let detail =
+        match filter.pids.is_empty() && filter.tids.is_empty() && filter.processes.is_empty() {
+            true => Detail::Stacks,
+            false => Detail::Functions,
+        };
     let profile = super::load_weighed(
         &args.input,
         args.event.as_deref(),
         args.samples.weight,
         true,
-        Detail::Functions,
+        detail,
     )?;
     let opts = FlamegraphOptions {
         title: args.title.clone(),
@@ -26,7 +33,7 @@ pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
             .callers
             .as_deref()
             .map(|sym| Matcher::exact(&super::function_name(&profile, sym))),
-        filter: args.samples.filter(),
+        filter,
         ..FlamegraphOptions::default()
     };
     opts.filter.check_labels(&profile)?;

@@ -28,6 +28,9 @@ pub enum Detail {
     /// make as many stacks as its functions do: an 825 MB `-g` recording of a build held 5 million
     /// address-level stacks and 160,000 function-level ones.
     Functions,
+    /// `Functions`, and CPU samples without their process and thread (their thread's name kept): one group
+    /// per stack and name, however many threads ran it (a build runs thousands).
+    Stacks,
 }
 
 /// Reads a perf.data file into a profile; `event` picks one of its events by name (default: the first).
@@ -65,7 +68,8 @@ pub fn load_perf_data(path: &Path, event: Option<&str>, detail: Detail) -> Resul
         // `perf record -g`: the kernel's frame-pointer chains, checked as fp mode's are.
         check_frame_pointers: info.call_chains == CallChains::FramePointers,
         off_cpu: off_cpu.clone(),
-        function_stacks: detail == Detail::Functions,
+        function_stacks: detail != Detail::Addresses,
+        merge_threads: detail == Detail::Stacks,
         ..Config::new(Meta::default(), limits, tables)
     });
     while let Some(record) = reader.next_record()? {

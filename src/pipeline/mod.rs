@@ -143,6 +143,8 @@ pub struct Config {
     pub self_check: Option<usize>,
     /// Reading a file (`offline`) for an output that names functions only: see `import::Detail::Functions`.
     pub function_stacks: bool,
+    /// Reading a file (`offline`) for an output that needs no process or thread: see `import::Detail::Stacks`.
+    pub merge_threads: bool,
 }
 
 /// Off-CPU recording, as the source says it was made.
@@ -191,6 +193,7 @@ impl Config {
             continuation: None,
             self_check: None,
             function_stacks: false,
+            merge_threads: false,
         }
     }
 }
@@ -316,6 +319,9 @@ pub struct Pipeline {
     offline: bool,
     /// Offline, for a flamegraph: a named location keeps its functions only (see `import::Detail`).
     function_stacks: bool,
+    /// Offline, for a flamegraph not filtered by process or thread: CPU samples' groups have no pid or tid
+    /// (see `import::Detail::Stacks`).
+    merge_threads: bool,
     /// `top`: user modules load on a background thread (see [`Loading::Background`]); `record`: most of
     /// them after the session ([`Loading::Deferred`]).
     background: Option<BackgroundLoader>,
@@ -444,6 +450,7 @@ impl Pipeline {
             continuation,
             self_check,
             function_stacks,
+            merge_threads,
         } = config;
         let mut symbolizer = symbolizer.unwrap_or_default();
         // `-a` samples stacktop too: its own program is named without parsing its line tables (see the
@@ -503,6 +510,7 @@ impl Pipeline {
             paths: PathCache::default(),
             offline,
             function_stacks: function_stacks && offline,
+            merge_threads: merge_threads && offline,
             background,
             kernel_placeholders: deferred.then(Vec::new),
             placeholders: HashMap::new(),
@@ -889,12 +897,16 @@ impl Pipeline {
             self.truncated += 1;
         }
         let comm = self.comm_of(sample.pid, sample.tid);
-        self.profile.add_sample_cached(
+        // Threads merged: the groups keep the thread's name only.
+        let (pid, tid) = match self.merge_threads {
+            true => (0, 0),
+            false => (sample.pid, sample.tid),
+        };
+        self.profile.add_sample_cached_for(
             &mut self.paths,
-            &stack,
-            sample.pid,
             sample.tid,
-            comm,
+            &stack,
+            (pid, tid, comm),
             Values::cpu(1, sample.period),
         );
         self.samples += 1;

@@ -800,7 +800,20 @@ impl Profile {
         comm: StrId,
         values: Values,
     ) {
-        let (locations, path) = cache.last.entry(tid).or_default();
+        self.add_sample_cached_for(cache, tid, stack, (pid, tid, comm), values);
+    }
+
+    /// `add_sample_cached` of thread `thread`'s sample, under the labels `(pid, tid, comm)` (which may be
+    /// another thread's, or none: see `import::Detail::Stacks`).
+    pub fn add_sample_cached_for(
+        &mut self,
+        cache: &mut PathCache,
+        thread: u32,
+        stack: &[LocationId],
+        (pid, tid, comm): (u32, u32, StrId),
+        values: Values,
+    ) {
+        let (locations, path) = cache.last.entry(thread).or_default();
         // Root first, as the nodes are built.
         let same = locations
             .iter()

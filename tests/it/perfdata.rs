@@ -195,8 +195,9 @@ fn check_parity(file: &Path) {
     );
 }
 
-/// The flamegraph's import (`Detail::Functions`) makes one location of each function and inline chain: the
-/// folded stacks it draws are the ones the whole import gives, from fewer locations.
+/// The flamegraph's imports make one location of each function and inline chain (`Detail::Functions`), and
+/// drop the threads besides (`Detail::Stacks`): the folded stacks it draws are the ones the whole import
+/// gives, from fewer locations, and from no more sample groups (none with a process or thread).
 fn functions_only_keep_the_folded_stacks(file: &Path) {
     let full = load_profile(file).expect("stacktop reads the perf.data file");
     let functions = load_profile_event(file, None, Detail::Functions)
@@ -213,6 +214,16 @@ fn functions_only_keep_the_folded_stacks(file: &Path) {
         "{} locations by function, {} by address",
         functions.locations.len(),
         full.locations.len()
+    );
+    let stacks =
+        load_profile_event(file, None, Detail::Stacks).expect("stacktop reads the perf.data file");
+    assert_eq!(folded_lines(&stacks, &opts), lines);
+    assert!(stacks.samples.iter().all(|g| g.pid == 0 && g.tid == 0));
+    assert!(
+        stacks.samples.len() <= functions.samples.len(),
+        "{} groups without threads, {} with",
+        stacks.samples.len(),
+        functions.samples.len()
     );
 }
 
