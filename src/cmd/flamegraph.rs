@@ -6,24 +6,18 @@ use anyhow::{Context, Result};
 
 use crate::cli::FlamegraphArgs;
 use crate::format::output::{write_output, Access};
-use crate::pipeline::import::Detail;
 use crate::profile::query::Matcher;
 use crate::render::{write_flamegraph, FlamegraphOptions};
 
 pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
-    // A perf.data file is read by function; by stack alone unless a process or thread is asked for.
     let filter = args.samples.filter();
-    let detail =
-        match filter.pids.is_empty() && filter.tids.is_empty() && filter.processes.is_empty() {
-            true => Detail::Stacks,
-            false => Detail::Functions,
-        };
-    let profile = super::load_weighed(
+    let profile = super::load_functions(
         &args.input,
         args.event.as_deref(),
         args.samples.weight,
         true,
-        detail,
+        &filter,
+        false,
     )?;
     let opts = FlamegraphOptions {
         title: args.title.clone(),
@@ -36,7 +30,6 @@ pub fn run(args: FlamegraphArgs) -> Result<ExitCode> {
         filter,
         ..FlamegraphOptions::default()
     };
-    opts.filter.check_labels(&profile)?;
     let mut svg = Vec::new();
     write_flamegraph(&mut svg, &profile, &opts).context("rendering the flamegraph")?;
     write_output(&args.output, Access::Shared, |out| out.write_all(&svg))?;

@@ -12,7 +12,34 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::pipeline::import::{load_profile_event, Detail};
+use crate::profile::query::Filter;
 use crate::profile::{Profile, Weigh};
+
+/// `load_weighed` for an output that names functions, never lines (`report`, `flamegraph`), whose samples
+/// `filter` picks: a perf.data file is read by function, and by stack alone unless `filter` or the output
+/// (`by_thread`) needs processes or threads (see `import::Detail`). A filter that matches nothing is
+/// checked on a reading with them, whose error lists the processes seen too.
+fn load_functions(
+    input: &Path,
+    event: Option<&str>,
+    by: Weigh,
+    mark: bool,
+    filter: &Filter,
+    by_thread: bool,
+) -> Result<Profile> {
+    let detail = match filter.needs_threads() || by_thread {
+        true => Detail::Functions,
+        false => Detail::Stacks,
+    };
+    let profile = load_weighed(input, event, by, mark, detail)?;
+    if detail == Detail::Stacks && filter.check_labels(&profile).is_err() {
+        let profile = load_weighed(input, event, by, mark, Detail::Functions)?;
+        filter.check_labels(&profile)?;
+        return Ok(profile);
+    }
+    filter.check_labels(&profile)?;
+    Ok(profile)
+}
 
 /// The profile in `input` (its `event` when a perf.data file holds several), projected onto the view `by`
 /// (with `mark`, the off-CPU time on a `[blocked]` or `[runnable]` frame: the flamegraph's form). A time view

@@ -17,18 +17,22 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     if args.locks {
         return locks(&args);
     }
-    let profile = super::load_weighed(
-        &args.input,
-        args.event.as_deref(),
-        args.samples.weight,
-        false,
-        Detail::Addresses,
-    )?;
     let filter = Filter {
         percent_limit: args.percent_limit,
         ..args.samples.filter()
     };
-    filter.check_labels(&profile)?;
+    let sort = SortKey::parse_list(&args.sort).context("--sort")?;
+    let by_thread = sort
+        .iter()
+        .any(|k| matches!(k, SortKey::Pid | SortKey::Tid));
+    let profile = super::load_functions(
+        &args.input,
+        args.event.as_deref(),
+        args.samples.weight,
+        false,
+        &filter,
+        by_thread,
+    )?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let tree = |matcher: Matcher, direction| CalltreeOptions {
@@ -68,7 +72,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
         let opts = ReportOptions {
             children: !args.no_children,
             show_samples: args.show_samples,
-            sort: SortKey::parse_list(&args.sort).context("--sort")?,
+            sort,
             graph: GraphOptions::parse(&args.call_graph).context("-g")?,
             filter,
         };

@@ -205,6 +205,12 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether the filter picks samples by process or thread (`--pid`, `--tid`, `--process`), which a
+    /// profile read without them (`import::Detail::Stacks`) cannot answer.
+    pub fn needs_threads(&self) -> bool {
+        !(self.pids.is_empty() && self.tids.is_empty() && self.processes.is_empty())
+    }
+
     /// Whether some sample passes the label filters (`--pid`, `--tid`, `--comm`); when none does, an error
     /// that says what was asked and lists the command names the profile has, most samples first: a thread's
     /// name is often not its program's (memcached's threads are `mc-worker`, `mc-lrumaint`...).
