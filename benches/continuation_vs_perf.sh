@@ -54,6 +54,8 @@ for t in "${tools[@]}"; do
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacktop-continuation.XXXXXX")
 if ((keep)); then trap 'note "files kept in $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
@@ -216,12 +218,6 @@ run_one() {
     put "$tool" rooted "$(python3 -c "print(100 * $rooted / max(1, $total))")"
 }
 
-# rotated N WORD..: the words rotated left by N, so that no tool always runs first or last in a round.
-rotated() {
-    local n=$(($1 % ($# - 1))); shift
-    local words=("$@")
-    echo "${words[@]:n}" "${words[@]:0:n}"
-}
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 note "$runs rounds of: none ${tools[*]}; rustc --test -C opt-level=2 on $(basename "$crate")"

@@ -69,6 +69,8 @@ for t in "${tools[@]}"; do
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacktop-locks.XXXXXX")
 group=stacktop_bench$$ probes=0
@@ -175,11 +177,6 @@ run_contended() {
     rm -f "$out"
 }
 
-rotated() {
-    local n=$(($1 % ($# - 1))); shift
-    local words=("$@")
-    echo "${words[@]:n}" "${words[@]:0:n}"
-}
 
 uncontended_tools=() contended_tools=()
 for t in "${tools[@]}"; do

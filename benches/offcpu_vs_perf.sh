@@ -56,6 +56,8 @@ for t in "${tools[@]}"; do
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacktop-offcpu.XXXXXX")
 if ((keep)); then trap 'note "files kept in $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
@@ -122,11 +124,6 @@ run() {
     rm -f "$out"
 }
 
-rotated() {
-    local n=$(($1 % ($# - 1))); shift
-    local words=("$@")
-    echo "${words[@]:n}" "${words[@]:0:n}"
-}
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 note "$runs rounds of: none ${tools[*]}; pingpong $rounds rounds"

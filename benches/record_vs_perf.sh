@@ -37,6 +37,8 @@ case $workload in split | mutex) ;; *) die "--workload must be split or mutex, g
 [[ $seconds =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--seconds must be a number"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacktop-bench.XXXXXX")
 if ((keep)); then trap 'note "files kept in $work"' EXIT; else trap 'rm -rf "$work"' EXIT; fi
@@ -204,12 +206,6 @@ post_run() {
     rm -f "$in" "$work/x.svg"
 }
 
-# rotated N WORD..: the words rotated left by N, so that no tool always runs first or last in a round.
-rotated() {
-    local n=$(($1 % ($# - 1))); shift
-    local words=("$@")
-    echo "${words[@]:n}" "${words[@]:0:n}"
-}
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 note "mode $mode, $runs rounds of ${profilers[*]} on $workload; fixed work $rounds rounds (~${seconds}s)"

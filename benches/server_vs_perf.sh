@@ -32,6 +32,8 @@ case $mode in fp | hybrid | dwarf) ;; *) die "--mode must be fp, hybrid or dwarf
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds >= 3)) || die "--seconds must be an integer >= 3"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$repo/benches/lib.sh"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stacktop-bench.XXXXXX")
 server=
@@ -133,11 +135,6 @@ run() {
     rm -f "$out"
 }
 
-rotated() {
-    local n=$(($1 % ($# - 1))); shift
-    local words=("$@")
-    echo "${words[@]:n}" "${words[@]:0:n}"
-}
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 note "$runs rounds; memcslap: 4 clients x $requests requests (${took}s unrecorded); attached ${seconds}s"

@@ -27,10 +27,7 @@ fn load_functions(
     filter: &Filter,
     by_thread: bool,
 ) -> Result<Profile> {
-    let detail = match filter.needs_threads() || by_thread {
-        true => Detail::Functions,
-        false => Detail::Stacks,
-    };
+    let detail = Detail::for_functions(filter, by_thread);
     let profile = load_weighed(input, event, by, mark, detail)?;
     if detail == Detail::Stacks && filter.check_labels(&profile).is_err() {
         let profile = load_weighed(input, event, by, mark, Detail::Functions)?;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use super::{Config, OffCpuConfig, Pipeline};
 use crate::format::perfdata::{self, CallChains, Header, PerfDataReader};
 use crate::format::{pprof, read_input, Input};
+use crate::profile::query::Filter;
 use crate::profile::{Meta, Profile};
 use crate::symbolize::{Kallsyms, Symbolizer};
 use crate::unwind::fp;
@@ -31,6 +32,17 @@ pub enum Detail {
     /// `Functions`, and CPU samples without their process and thread (their thread's name kept): one group
     /// per stack and name, however many threads ran it (a build runs thousands).
     Stacks,
+}
+
+impl Detail {
+    /// What an output that names functions, never lines (`report`, `flamegraph`), reads: by stack alone,
+    /// unless `filter` picks processes or threads or the output shows them (`by_thread`).
+    pub fn for_functions(filter: &Filter, by_thread: bool) -> Detail {
+        match filter.needs_threads() || by_thread {
+            true => Detail::Functions,
+            false => Detail::Stacks,
+        }
+    }
 }
 
 /// Reads a perf.data file into a profile; `event` picks one of its events by name (default: the first).
@@ -195,5 +207,39 @@ pub fn load_profile_event(path: &Path, event: Option<&str>, detail: Detail) -> R
         Input::PerfData => load_perf_data(path, event, detail)
             .with_context(|| format!("cannot read perf.data file {}", path.display())),
         Input::Pprof(bytes) => pprof::read_pprof(&bytes).with_context(context),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_are_read_by_stack_unless_processes_or_threads_are_asked_for() {
+        let plain = Filter::default();
+        assert_eq!(Detail::for_functions(&plain, false), Detail::Stacks);
+        assert_eq!(Detail::for_functions(&plain, true), Detail::Functions);
+        // A thread's name stays in a reading by stack.
+        let comm = Filter {
+            comms: vec!["worker".to_owned()],
+            ..Filter::default()
+        };
+        assert_eq!(Detail::for_functions(&comm, false), Detail::Stacks);
+        for filter in [
+            Filter {
+                pids: vec![1],
+                ..Filter::default()
+            },
+            Filter {
+                tids: vec![1],
+                ..Filter::default()
+            },
+            Filter {
+                processes: vec!["rustc".to_owned()],
+                ..Filter::default()
+            },
+        ] {
+            assert_eq!(Detail::for_functions(&filter, false), Detail::Functions);
+        }
     }
 }
