@@ -67,6 +67,9 @@ pub struct SampleRecord {
     /// keep less than it copied (`StackBudget`), which these do not count.
     pub stack_asked: u32,
     pub stack_copied: u32,
+    /// Hybrid mode: the reader kept no stack copy because it was behind the kernel (see
+    /// `Session::drain`); the sample is walked by the kernel's frame-pointer chain alone.
+    pub shed: bool,
 }
 
 /// A new mapping of a process (`PERF_RECORD_MMAP2`, or synthesized from `/proc/PID/maps`).

@@ -290,6 +290,16 @@ const MAX_SPARE_BYTES: usize = 16 << 20;
 /// far more of the few hundred bytes that a frame-pointer program's budget keeps (see [`StackBudget`]).
 pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
 
+/// How full the backlog of samples read and not yet processed may be (a share of its bound) before hybrid
+/// CPU samples are walked by frame pointers alone (`Pipeline::keep_up`), and before the reader keeps no stack
+/// copy for them, since they will be walked so (`Session::drain`). A table walk costs tens of microseconds
+/// (more when it continues in live memory); at thousands of samples a second on each CPU of a busy machine the
+/// sampling thread falls behind, and once the backlog is full the reader drops samples. A sample walked by
+/// frame pointers keeps its weight, its leaf and most callers (a frameless leaf hides its caller), where a
+/// dropped one keeps nothing. A pause (a large library's unwind tables read on the spot) fills the backlog a
+/// little and drains: only an overload that lasts sheds.
+pub const SHED_ABOVE: f64 = 0.5;
+
 /// Samples dropped by [`Recycler::admit`], by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Dropped {

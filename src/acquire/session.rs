@@ -42,6 +42,9 @@ struct RecordReader<'a> {
     /// Lock probes by counter id.
     roles: &'a HashMap<u64, ProbeRole>,
     stack_limit: &'a dyn Fn(u32) -> Option<usize>,
+    /// Keep no stack copies (hybrid CPU samples read while the reader is behind the kernel: see
+    /// [`Session::drain`]).
+    shed: bool,
     recycler: &'a Recycler,
     spare: &'a mut Vec<SampleRecord>,
 }
@@ -74,9 +77,14 @@ impl RecordReader<'_> {
             bytes,
             sample_type,
             self.parser.user_regs,
-            self.stack_limit,
+            if self.shed {
+                &|_| Some(0)
+            } else {
+                self.stack_limit
+            },
             &mut s,
         )?;
+        s.shed = self.shed;
         s.kind = match self.kind {
             RingKind::Cpu => SampleKind::Cpu,
             RingKind::Switch => SampleKind::SwitchOut,
@@ -535,12 +543,18 @@ impl Session {
             spare,
             stats,
             reorder,
+            call_graph,
             ..
         } = self;
+        let hybrid = matches!(call_graph, CallGraphMode::Hybrid(_));
         // A full backlog drops samples anyway (`admit`): drop them here, before their stacks are copied, so a
         // reader that fell behind catches up with the rings instead of copying what will be thrown away. The
         // room left is counted down as this round copies.
         let mut room = recycler.room();
+        // The walking thread sheds its backlog's hybrid CPU samples to their frame-pointer chains: those read
+        // now would be shed too, so their stack copies are not kept (the backlog then holds several times as
+        // many samples before it drops any).
+        let backlog_sheds = recycler.backlog_share() > sample::SHED_ABOVE;
         let mut taken = 0;
         let mut dry = true;
         budget.with(|stack_limit| {
@@ -560,6 +574,7 @@ impl Session {
                         RingKind::Cpu => stack_limit,
                         RingKind::Switch | RingKind::Lock => &|_| None,
                     },
+                    shed: false,
                     recycler,
                     spare: &mut *spare,
                 };
@@ -569,6 +584,16 @@ impl Session {
                         dry = false;
                         break;
                     }
+                    // Also over half the ring read in one round: it was over half full when the round began, and
+                    // the kernel fills it faster than this round copies it out (a reader slowed by the first
+                    // touches of the memory its backlog grows into lost thousands of samples in the first
+                    // half second at 35,000 Hz). The rest of the round's CPU samples keep no stack copy and are
+                    // walked by the kernel's frame-pointer chain alone, as the walking thread sheds when its
+                    // backlog is full: a sample with its frame-pointer stack, not a lost one. Dwarf mode has
+                    // no chain to fall back on.
+                    reader.shed = hybrid
+                        && ring.kind == RingKind::Cpu
+                        && (backlog_sheds || read > ring.bytes / 2);
                     let Some(raw) = iter.lending_next() else {
                         break;
                     };

@@ -110,7 +110,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let check = pipeline.self_check().cloned();
     let shed = (pipeline.shed > 0).then(|| {
         format!(
-            "{} samples were walked by frame pointers alone while unwinding caught up with sampling (a frameless function may hide its caller in them); lower -F to avoid it",
+            "{} samples were walked by frame pointers alone while stacktop caught up with sampling (a frameless function may hide its caller in them); lower -F to avoid it",
             pipeline.shed
         )
     });

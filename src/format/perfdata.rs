@@ -727,6 +727,7 @@ fn sample(
         user_stack,
         stack_asked,
         stack_copied,
+        shed: false,
     }
 }
 

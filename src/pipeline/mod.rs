@@ -22,6 +22,7 @@ pub mod import;
 pub mod live;
 pub mod lockplan;
 pub mod locks;
+mod memo;
 pub mod offcpu;
 pub mod reader;
 
@@ -29,6 +30,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use crate::acquire::record::{Attach, Record, SampleKind, SampleRecord};
+use crate::acquire::sample::SHED_ABOVE;
 use crate::acquire::{CallGraphMode, Session, StackBudget};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
@@ -50,6 +52,7 @@ use crate::unwind::modules::{Mode, Unwinders};
 use crate::unwind::tables::UnwindTables;
 use crate::unwind::{fp, Stack};
 use locks::{Locks, LocksConfig};
+use memo::FrameMemo;
 use offcpu::{Charge, Intervals};
 
 /// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
@@ -285,6 +288,9 @@ pub struct Pipeline {
     /// fp mode: the chains checked for code without frame pointers.
     fp_check: Option<FpCheck>,
     locations: HashMap<LocationKey, LocationId>,
+    /// The locations of the frames last named, by process generation and address (see [`memo`]): cleared
+    /// with `locations`.
+    frame_memo: FrameMemo,
     /// Every user location of the profile by (its mapping, its address): unlike `locations`, kept when the
     /// module is evicted, so a module loaded again finds its locations instead of adding twins. No bigger
     /// than the profile's location table.
@@ -359,17 +365,12 @@ pub struct Pipeline {
     /// Walks of the target's processes (not stacktop's own) that ran off their stack copy: the reader's
     /// pace follows them (`reader::Pacer`).
     target_ran_off: u64,
+    /// stacktop's own pid (`getpid` is a system call, and this is asked per walk that ran off).
+    own_pid: u32,
 }
 
-/// How full the backlog of samples read and not yet processed may be (a share of its bound,
-/// `acquire::sample::MAX_BACKLOG_BYTES`) before a live pipeline walks hybrid CPU samples by frame pointers
-/// alone, and how far it must have drained to walk them with the tables again. A table walk costs tens of
-/// microseconds (more when it continues in live memory); at thousands of samples a second on each CPU of a
-/// busy machine the sampling thread falls behind, and once the backlog is full the reader drops samples. A
-/// sample walked by frame pointers keeps its weight, its leaf and most callers (a frameless leaf hides its
-/// caller), where a dropped one keeps nothing. A pause (a large library's unwind tables read on the spot)
-/// fills the backlog a little and drains: only an overload that lasts sheds.
-const SHED_ABOVE: f64 = 0.5;
+/// How far the backlog must have drained (a share of its bound) for a pipeline that sheds
+/// ([`SHED_ABOVE`]) to walk hybrid CPU samples with the tables again.
 const WALK_BELOW: f64 = 0.1;
 
 /// The pipeline's off-CPU state: the intervals, and how their charges go into the profile.
@@ -497,6 +498,7 @@ impl Pipeline {
             unwinders,
             fp_check,
             locations: HashMap::new(),
+            frame_memo: FrameMemo::default(),
             user_locations: HashMap::new(),
             jit: HashMap::new(),
             jit_shared: HashSet::new(),
@@ -538,6 +540,7 @@ impl Pipeline {
             samples: 0,
             shedding: false,
             target_ran_off: 0,
+            own_pid: std::process::id(),
             shed: 0,
         }
     }
@@ -724,7 +727,7 @@ impl Pipeline {
     /// figures. Leaves `self.walked` empty: give the stack back there.
     fn walk(&mut self, sample: &SampleRecord) -> Stack {
         let mut walked = std::mem::take(&mut self.walked);
-        let shed = self.shedding && sample.kind == SampleKind::Cpu;
+        let shed = (self.shedding || sample.shed) && sample.kind == SampleKind::Cpu;
         match &mut self.unwinders {
             Some(_) if shed => {
                 self.shed += 1;
@@ -738,9 +741,7 @@ impl Pipeline {
                 };
                 let ran_off = unwinders.quality.continuation.ran_off;
                 unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
-                if unwinders.quality.continuation.ran_off > ran_off
-                    && sample.pid != std::process::id()
-                {
+                if unwinders.quality.continuation.ran_off > ran_off && sample.pid != self.own_pid {
                     self.target_ran_off += 1;
                 }
             }
@@ -941,7 +942,13 @@ impl Pipeline {
     /// The instruction pointer stays whatever it is: the thread did run there. True when truncated.
     fn push_locations(&mut self, pid: u32, walked: &Stack, stack: &mut Vec<LocationId>) -> bool {
         let mut truncated = walked.truncated;
+        let generation = self.processes.generation(pid);
         for frame in &walked.frames {
+            let lookup = frame.address.lookup_address().0;
+            if let Some(id) = self.frame_memo.get(pid, generation, frame.kernel, lookup) {
+                stack.push(id);
+                continue;
+            }
             if !frame.kernel
                 && matches!(frame.address, FrameAddress::ReturnAddress(_))
                 && self
@@ -951,7 +958,12 @@ impl Pipeline {
                 truncated = true;
                 break;
             }
-            stack.push(self.location(pid, frame.address, frame.kernel));
+            let (id, stable) = self.location_of(pid, frame.address, frame.kernel);
+            if stable {
+                self.frame_memo
+                    .put(pid, generation, frame.kernel, lookup, id);
+            }
+            stack.push(id);
         }
         if truncated {
             stack.push(self.truncated_location());
@@ -959,12 +971,15 @@ impl Pipeline {
         truncated
     }
 
-    fn location(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> LocationId {
+    /// The location of a frame, and whether it is stable: a function of the process's mappings and the
+    /// address while the location table keeps it (code in a file, the kernel's), which [`FrameMemo`] may keep.
+    /// JIT code is not: its process's map may name it later.
+    fn location_of(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> (LocationId, bool) {
         let lookup = address.lookup_address();
         if kernel {
             let key = LocationKey::Kernel(lookup.0);
             if let Some(&id) = self.locations.get(&key) {
-                return id;
+                return (id, true);
             }
             let mapping = self.kernel_mapping();
             let id = match self.kernel_placeholders.is_some() {
@@ -984,12 +999,15 @@ impl Pipeline {
                 }
             };
             self.locations.insert(key, id);
-            return id;
+            return (id, true);
         }
         match self.processes.resolve(pid, lookup) {
             Resolved::Module {
                 module, mapping, ..
-            } if module.is_anonymous() => self.jit_location(pid, lookup, Some((&module, &mapping))),
+            } if module.is_anonymous() => (
+                self.jit_location(pid, lookup, Some((&module, &mapping))),
+                false,
+            ),
             Resolved::Module {
                 module,
                 mapping,
@@ -1000,7 +1018,7 @@ impl Pipeline {
                     offset: offset.0,
                 };
                 if let Some(&id) = self.locations.get(&key) {
-                    return id;
+                    return (id, true);
                 }
                 let mapping_key = (Module::clone(&module), mapping.pgoff.0);
                 // The address as the profile records it (the placeholder's name is resolved by it too): in the
@@ -1011,7 +1029,7 @@ impl Pipeline {
                 // a placeholder that will be renamed in place). Symbolizing it again would add a twin.
                 if let Some(&id) = known.and_then(|m| self.user_locations.get(&(m.id, address.0))) {
                     self.locations.insert(key, id);
-                    return id;
+                    return (id, true);
                 }
                 let spec = module_spec(&module, &mapping, &self.processes, self.offline);
                 let frames = match &mut self.background {
@@ -1041,10 +1059,10 @@ impl Pipeline {
                 if placeholder {
                     self.placeholders.insert((spec.path, address.0), id);
                 }
-                id
+                (id, true)
             }
-            Resolved::Kernel => self.location(pid, address, true),
-            Resolved::Unmapped => self.jit_location(pid, lookup, None),
+            Resolved::Kernel => self.location_of(pid, address, true),
+            Resolved::Unmapped => (self.jit_location(pid, lookup, None), false),
         }
     }
 
@@ -1321,6 +1339,7 @@ impl Pipeline {
         }
         self.marks = TableMarks::default();
         self.locations.clear();
+        self.frame_memo.clear();
         self.user_locations.clear();
         self.jit.clear();
         self.jit_shared.clear();
@@ -1380,6 +1399,7 @@ impl Pipeline {
         self.locations.retain(
             |key, _| !matches!(key, LocationKey::User { module, .. } if gone.contains(module)),
         );
+        self.frame_memo.clear();
         let mapped: std::collections::HashSet<SymbolModuleKey> = self
             .processes
             .modules()
@@ -1848,6 +1868,17 @@ mod tests {
             ..sample.clone()
         };
         assert_eq!(hybrid.walk(&switch_out).frames.len(), 1);
+        // A sample the reader shed (it kept no copy: it was behind the kernel) is walked by the chain whatever
+        // the backlog, and counted with the others.
+        hybrid.keep_up(0.0);
+        let read_behind = SampleRecord {
+            user_stack: Some(Vec::new()),
+            shed: true,
+            ..sample.clone()
+        };
+        assert_eq!(hybrid.walk(&read_behind).frames.len(), 3);
+        assert_eq!(hybrid.walk(&sample).frames.len(), 1);
+        assert_eq!(hybrid.shed, 4);
         // Dwarf mode has no chain to fall back on.
         let mut dwarf = pipeline(Mode::Dwarf);
         dwarf.keep_up(0.9);
