@@ -1827,6 +1827,74 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_is_named_again_after_its_process_maps_other_code_at_its_address() {
+        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
+        let mut pipeline = Pipeline::new(Config {
+            symbolizer: Some(symbolizer),
+            ..Config::new(Meta::default(), fp::Limits::default(), None)
+        });
+        let mmap = |pid: u32, path: &str| {
+            Record::Mmap(crate::acquire::record::MmapRecord {
+                pid,
+                tid: pid,
+                start: 0x5555_0000_0000,
+                len: 0x1_0000,
+                path: path.to_owned(),
+                executable: true,
+                ..Default::default()
+            })
+        };
+        let cpu_sample = |pid: u32| {
+            Record::Sample(SampleRecord {
+                kind: SampleKind::Cpu,
+                pid,
+                tid: pid,
+                period: 1,
+                callchain: vec![crate::acquire::record::PERF_CONTEXT_USER, 0x5555_0000_1000],
+                ..SampleRecord::default()
+            })
+        };
+        pipeline.on_record(&mmap(7, "/nonexistent/stacktop-test-a"));
+        pipeline.on_record(&mmap(8, "/nonexistent/stacktop-test-b"));
+        // Named twice each (the second from the memo), per process.
+        for _ in 0..2 {
+            pipeline.on_record(&cpu_sample(7));
+            pipeline.on_record(&cpu_sample(8));
+        }
+        // Process 7 execs another program at the same address: its frames are its new code's.
+        pipeline.on_record(&Record::Comm {
+            pid: 7,
+            tid: 7,
+            name: "c".to_owned(),
+            exec: true,
+            time: 0,
+        });
+        pipeline.on_record(&mmap(7, "/nonexistent/stacktop-test-c"));
+        pipeline.on_record(&cpu_sample(7));
+        let profile = pipeline.into_profile();
+        let mut lines: Vec<(String, u64)> =
+            crate::render::folded::folded_lines(&profile, &Default::default());
+        lines.sort();
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    "[unknown] stacktop-test-a+0x1000 (unreadable)".to_owned(),
+                    2
+                ),
+                (
+                    "[unknown] stacktop-test-b+0x1000 (unreadable)".to_owned(),
+                    2
+                ),
+                (
+                    "[unknown] stacktop-test-c+0x1000 (unreadable)".to_owned(),
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn a_full_backlog_sheds_hybrid_cpu_samples_to_the_frame_pointer_chain_until_it_drains() {
         let pipeline = |mode| {
             let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
