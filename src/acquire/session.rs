@@ -584,9 +584,9 @@ impl Session {
                         dry = false;
                         break;
                     }
-                    // Also over half the ring read in one round: it was over half full when the round began, and
-                    // the kernel fills it faster than this round copies it out (a reader slowed by the first
-                    // touches of the memory its backlog grows into lost thousands of samples in the first
+                    // Also over half the ring read in one round: the ring was over half full when the round
+                    // began, or the kernel fills it as fast as this round copies it out (a reader slowed by the
+                    // first touches of the memory its backlog grows into lost thousands of samples in the first
                     // half second at 35,000 Hz). The rest of the round's CPU samples keep no stack copy and are
                     // walked by the kernel's frame-pointer chain alone, as the walking thread sheds when its
                     // backlog is full: a sample with its frame-pointer stack, not a lost one. Dwarf mode has
