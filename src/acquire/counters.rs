@@ -35,7 +35,7 @@ const RING_PAGES_LOG2_STACK_MAX: u8 = 13;
 const RING_BYTES_ALL_CPUS_MAX: u64 = 128 << 20;
 /// How long the kernel must be able to go on writing samples while the reader is not scheduled: on a
 /// loaded machine a woken thread may wait tens of milliseconds for a CPU.
-pub(super) const RING_SLACK_MILLIS: u64 = 50;
+const RING_SLACK_MILLIS: u64 = 50;
 
 /// What a ring holds. Context switches get rings of their own: their rate is the target's, not the sampling
 /// frequency, so they are sized apart; a full one loses switches, never CPU samples; and a sample's ring says

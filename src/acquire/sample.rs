@@ -455,30 +455,6 @@ impl Recycler {
     /// Moves the kept samples into `into` (the reader's local stock), taking the lock once.
     /// Never waits for the consumer (see `StackBudget::with`): when it holds the pool, nothing is moved and
     /// the reader allocates.
-    /// Fills the pool with up to `count` samples whose stack buffers hold `stack_bytes`, each written once, so
-    /// that the reader's first rounds reuse memory the process already has. At tens of thousands of samples a
-    /// second the walking thread falls behind in its first moments, the backlog grows into fresh heap pages,
-    /// and the reader's page faults (half its time then) let the kernel's rings overflow before it caught up.
-    /// Within the pool's bounds ([`MAX_SPARE`], [`MAX_SPARE_BYTES`]).
-    pub(crate) fn prewarm(&self, count: usize, stack_bytes: usize) {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        let size = std::mem::size_of::<Record>() + stack_bytes;
-        for _ in 0..count {
-            if spare.samples.len() >= MAX_SPARE || spare.bytes + size > MAX_SPARE_BYTES {
-                break;
-            }
-            let mut stack = vec![0u8; stack_bytes];
-            // `vec!` of zeros may take pages the kernel has not handed out yet: write them.
-            stack.fill(1);
-            stack.clear();
-            spare.samples.push(SampleRecord {
-                user_stack: Some(stack),
-                ..SampleRecord::default()
-            });
-            spare.bytes += size;
-        }
-    }
-
     pub(crate) fn refill(&self, into: &mut Vec<SampleRecord>) {
         let mut spare = match self.spare.try_lock() {
             Ok(spare) => spare,
@@ -722,24 +698,6 @@ mod tests {
         assert_eq!(got.len(), MAX_SPARE);
         r.refill(&mut got);
         assert_eq!(got.len(), MAX_SPARE);
-    }
-
-    #[test]
-    fn a_prewarmed_pool_hands_out_empty_stack_buffers_within_its_bounds() {
-        let r = Recycler::default();
-        r.prewarm(10, 4096);
-        let mut got = Vec::new();
-        r.refill(&mut got);
-        assert_eq!(got.len(), 10);
-        assert!(got.iter().all(|s| s
-            .user_stack
-            .as_ref()
-            .is_some_and(|b| b.is_empty() && b.capacity() >= 4096)));
-        // No more than the pool's bytes.
-        r.prewarm(usize::MAX, 64 << 10);
-        r.refill(&mut got);
-        assert!(got.len() - 10 <= MAX_SPARE_BYTES / (64 << 10));
-        assert!(got.len() - 10 >= MAX_SPARE_BYTES / (65 << 10));
     }
 
     #[test]

@@ -19,7 +19,6 @@ use perf_event_open::sample::record::{Parser, RawRecord};
 use super::convert::convert;
 use super::counters::{
     online_cpus, uprobe_pmu_type, LockEvent, Opener, RingKind, Rings, SwitchEvent, What,
-    RING_SLACK_MILLIS,
 };
 use super::launch::{self, spawn_stopped};
 use super::order::Reorder;
@@ -33,10 +32,6 @@ use super::{
 /// The least time between two looks at whether attached targets still run (a read of `/proc/PID/stat` each):
 /// at every 4 ms tick of the reader they were a quarter of `record -p`'s CPU while recording.
 const LIVENESS_EVERY: Duration = Duration::from_millis(50);
-
-/// Above this rate the reader's pool of samples is filled before sampling starts (see [`Recycler::prewarm`]):
-/// below it the reader keeps up from the start, and the pool's memory would only add to stacktop's.
-const PREWARM_ABOVE_HZ: u64 = 8192;
 
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, switch records
 /// through `sample::parse_switch`, the rest through the crate's parser (`convert`).
@@ -415,14 +410,6 @@ impl Session {
             }
         }
 
-        let recycler = Recycler::default();
-        if frequency > PREWARM_ABOVE_HZ {
-            if let Some(stack) = Some(cfg.call_graph.stack_bytes()).filter(|&b| b > 0) {
-                // What the rings hold: the reader's first rounds copy that much.
-                let samples = frequency as usize * cpus.len() * RING_SLACK_MILLIS as usize / 1000;
-                recycler.prewarm(samples, stack as usize);
-            }
-        }
         if !opener.enable_on_exec {
             for counter in rings.counters() {
                 counter
@@ -476,7 +463,7 @@ impl Session {
             watched,
             liveness_checked: std::cell::Cell::new(None),
             finished: false,
-            recycler,
+            recycler: Recycler::default(),
             spare: Vec::new(),
             budget: StackBudget::default(),
             switch_stack,
