@@ -189,10 +189,11 @@ pub fn stripped_binary_is_named_by_fde_starts() {
         format!("[unknown] callsites_stripped+{start:#x} (fde)")
     };
     let rows = no_children_rows(&file, "sym");
-    // One row per function, none per address.
+    // One row per function, none per address. Startup code that no FDE covers (crtstuff's `frame_dummy`, run
+    // once) is named by its address: a sample or two may land there (seen once in CI: 0.05%).
     assert!(
         rows.iter()
-            .filter(|(k, _)| k.contains("callsites_stripped+"))
+            .filter(|(k, share)| k.contains("callsites_stripped+") && *share >= 0.5)
             .all(|(k, _)| k.ends_with(" (fde)")),
         "{rows:?}"
     );
