@@ -1764,34 +1764,48 @@ mod tests {
         assert!(!m.matches(&other, 3));
     }
 
-    #[test]
-    fn a_return_address_outside_every_mapping_ends_the_stack_as_truncated() {
-        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
-        let mut pipeline = Pipeline::new(Config {
-            symbolizer: Some(symbolizer),
-            ..Config::new(Meta::default(), fp::Limits::default(), None)
-        });
-        pipeline.on_record(&Record::Mmap(crate::acquire::record::MmapRecord {
-            pid: 7,
-            tid: 7,
+    /// A live pipeline's config in `mode` whose symbolizer reads no kernel symbols.
+    fn test_config(mode: Option<Mode>) -> Config {
+        Config {
+            symbolizer: Some(
+                Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse("")),
+            ),
+            ..Config::new(Meta::default(), fp::Limits::default(), mode)
+        }
+    }
+
+    /// An executable mapping of `path` (a file that need not exist) at 0x5555_0000_0000 in process `pid`.
+    fn test_mapping(pid: u32, path: &str) -> Record {
+        Record::Mmap(crate::acquire::record::MmapRecord {
+            pid,
+            tid: pid,
             start: 0x5555_0000_0000,
             len: 0x1_0000,
-            path: "/nonexistent/stacktop-test-program".to_owned(),
+            path: path.to_owned(),
             executable: true,
             ..Default::default()
-        }));
-        let cpu_sample = |pid: u32, chain: &[u64]| {
-            let mut callchain = vec![crate::acquire::record::PERF_CONTEXT_USER];
-            callchain.extend_from_slice(chain);
-            Record::Sample(SampleRecord {
-                kind: SampleKind::Cpu,
-                pid,
-                tid: pid,
-                period: 1,
-                callchain,
-                ..SampleRecord::default()
-            })
-        };
+        })
+    }
+
+    /// A CPU sample of `pid`'s main thread whose kernel chain is the user frames `chain`.
+    fn user_cpu_sample(pid: u32, chain: &[u64]) -> Record {
+        let mut callchain = vec![crate::acquire::record::PERF_CONTEXT_USER];
+        callchain.extend_from_slice(chain);
+        Record::Sample(SampleRecord {
+            kind: SampleKind::Cpu,
+            pid,
+            tid: pid,
+            period: 1,
+            callchain,
+            ..SampleRecord::default()
+        })
+    }
+
+    #[test]
+    fn a_return_address_outside_every_mapping_ends_the_stack_as_truncated() {
+        let mut pipeline = Pipeline::new(test_config(None));
+        pipeline.on_record(&test_mapping(7, "/nonexistent/stacktop-test-program"));
+        let cpu_sample = user_cpu_sample;
         // main's caller, then a word of the environment strings the frame-pointer chain read past it.
         let garbage = 0x6567_7261_742f_6e68;
         pipeline.on_record(&cpu_sample(
@@ -1828,32 +1842,9 @@ mod tests {
 
     #[test]
     fn a_frame_is_named_again_after_its_process_maps_other_code_at_its_address() {
-        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
-        let mut pipeline = Pipeline::new(Config {
-            symbolizer: Some(symbolizer),
-            ..Config::new(Meta::default(), fp::Limits::default(), None)
-        });
-        let mmap = |pid: u32, path: &str| {
-            Record::Mmap(crate::acquire::record::MmapRecord {
-                pid,
-                tid: pid,
-                start: 0x5555_0000_0000,
-                len: 0x1_0000,
-                path: path.to_owned(),
-                executable: true,
-                ..Default::default()
-            })
-        };
-        let cpu_sample = |pid: u32| {
-            Record::Sample(SampleRecord {
-                kind: SampleKind::Cpu,
-                pid,
-                tid: pid,
-                period: 1,
-                callchain: vec![crate::acquire::record::PERF_CONTEXT_USER, 0x5555_0000_1000],
-                ..SampleRecord::default()
-            })
-        };
+        let mut pipeline = Pipeline::new(test_config(None));
+        let mmap = test_mapping;
+        let cpu_sample = |pid: u32| user_cpu_sample(pid, &[0x5555_0000_1000]);
         pipeline.on_record(&mmap(7, "/nonexistent/stacktop-test-a"));
         pipeline.on_record(&mmap(8, "/nonexistent/stacktop-test-b"));
         // Named twice each (the second from the memo), per process.
@@ -1896,13 +1887,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_sheds_hybrid_cpu_samples_to_the_frame_pointer_chain_until_it_drains() {
-        let pipeline = |mode| {
-            let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
-            Pipeline::new(Config {
-                symbolizer: Some(symbolizer),
-                ..Config::new(Meta::default(), fp::Limits::default(), Some(mode))
-            })
-        };
+        let pipeline = |mode| Pipeline::new(test_config(Some(mode)));
         // A frame-pointer chain of three user frames, and a stack copy whose walk (no module known) gives only
         // the instruction pointer.
         let sample = SampleRecord {
@@ -2043,11 +2028,9 @@ mod tests {
 
     #[test]
     fn live_deltas_charge_open_intervals_up_to_the_watermark_and_the_rest_at_the_switch_in() {
-        let symbolizer = Symbolizer::new().with_kallsyms(crate::symbolize::Kallsyms::parse(""));
         let mut pipeline = Pipeline::new(Config {
-            symbolizer: Some(symbolizer),
             off_cpu: Some(OffCpuConfig::default()),
-            ..Config::new(Meta::default(), fp::Limits::default(), None)
+            ..test_config(None)
         });
         for record in [
             kernel_switch_out(8, 1_000),
