@@ -230,6 +230,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # --------------------------------------------------------------------------------------------------- summary
 python3 - "$data" "$work" <<EOF
 import os, statistics, sys
+sys.path.insert(0, "$repo/benches")
+from table import print_table, spread
 from collections import defaultdict
 
 path, work = sys.argv[1], sys.argv[2]
@@ -255,17 +257,10 @@ def med(tool, metric):
     return statistics.median(v) if v else None
 
 def cell(tool, metric, scale, fmt):
-    values = sorted(v * scale for v in runs[tool, metric].values())
-    if not values:
-        return ""
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(values[0])}..{fmt.format(values[-1])}]"
+    return spread((v * scale for v in runs[tool, metric].values()), fmt)
 
 def show(table):
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for i, r in enumerate(table):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(table)
     print()
 
 rows = [  # metric, title, scale, format
@@ -296,17 +291,12 @@ for metric, title, scale, fmt in rows:
 show(table)
 
 def ratio_cell(a, b, metric, fmt="{:.2f}"):
-    per = sorted(runs[a, metric][r] / runs[b, metric][r] for r in runs[a, metric]
-                 if runs[b, metric].get(r))
-    if not per:
-        return ""
-    return f"{fmt.format(statistics.median(per))} [{fmt.format(per[0])}..{fmt.format(per[-1])}]"
+    return spread((runs[a, metric][r] / runs[b, metric][r] for r in runs[a, metric]
+                   if runs[b, metric].get(r)), fmt)
 
 def pp_cell(a, b, metric):
-    per = sorted(runs[a, metric][r] - runs[b, metric][r] for r in runs[a, metric] if r in runs[b, metric])
-    if not per:
-        return ""
-    return f"{statistics.median(per):+.1f} [{per[0]:+.1f}..{per[-1]:+.1f}]"
+    return spread((runs[a, metric][r] - runs[b, metric][r] for r in runs[a, metric] if r in runs[b, metric]),
+                  "{:+.1f}")
 
 ratios = [["ratio (per round: median [min..max])", "value"]]
 if "stacktop" in present and "nocont" in present:

@@ -216,6 +216,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$data" <<EOF
 import statistics, sys
+sys.path.insert(0, "$repo/benches")
+from table import print_table, spread
 from collections import defaultdict
 
 label = {"none": "unrecorded", "stacktop": "stacktop", "locks": "stacktop --locks",
@@ -234,21 +236,14 @@ def ratio(part, tool, metric):
     runs[part, tool, metric + "_x"] = {r: rec[r] / base[r] for r in rec if base.get(r)}
 
 def cell(part, tool, metric, fmt):
-    values = sorted(runs[part, tool, metric].values())
-    if not values:
-        return ""
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(values[0])}..{fmt.format(values[-1])}]"
+    return spread(runs[part, tool, metric].values(), fmt)
 
 def table(part, rows):
     columns = [t for t in order if t in tools[part]]
     lines = [["metric"] + [label[t] for t in columns]]
     for metric, title, fmt in rows:
         lines.append([title] + [cell(part, t, metric, fmt) for t in columns])
-    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
-    for i, r in enumerate(lines):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(lines)
     print()
 
 print()

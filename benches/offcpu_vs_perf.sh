@@ -135,6 +135,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$data" "${tools[@]}" <<EOF
 import statistics, sys
+sys.path.insert(0, "$repo/benches")
+from table import print_table, spread
 from collections import defaultdict
 
 path, tools = sys.argv[1], sys.argv[2:]
@@ -151,10 +153,7 @@ for tool in tools:
         runs[tool, kind + "_x"] = {r: rec[r] / base[r] for r in rec if base.get(r)}
 
 def cell(tool, metric, fmt):
-    values = sorted(runs[tool, metric].values())
-    if not values:
-        return ""
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(values[0])}..{fmt.format(values[-1])}]"
+    return spread(runs[tool, metric].values(), fmt)
 
 rows = [("wall", "workload wall (s)", "{:.3f}"), ("wall_x", "  slowdown (x unrecorded)", "{:.2f}"),
         ("cpu", "workload CPU (s)", "{:.3f}"), ("cpu_x", "  CPU slowdown (x unrecorded)", "{:.2f}"),
@@ -166,14 +165,10 @@ columns = ["none"] + tools
 table = [["metric"] + [label[t] for t in columns]]
 for metric, title, fmt in rows:
     table.append([title] + [cell(t, metric, fmt) for t in columns])
-widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
 print()
 print("stacktop ${version} vs $(perf --version); pingpong ${rounds} rounds ($((2 * rounds)) switches), ${runs} interleaved rounds")
 print("stacktop: -e ${event} -F ${freq}; load average ${load_start} at start, ${load_end} at end (on $(nproc) CPUs)")
 print("cells: median [min..max] over the rounds")
 print()
-for i, r in enumerate(table):
-    print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip())
-    if i == 0:
-        print("  ".join("-" * w for w in widths))
+print_table(table)
 EOF

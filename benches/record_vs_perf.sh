@@ -220,6 +220,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # --------------------------------------------------------------------------------------------------- summary
 python3 - "$data" "${profilers[@]}" <<EOF
 import statistics, sys
+sys.path.insert(0, "$repo/benches")
+from table import print_table, spread
 from collections import defaultdict
 
 path, profilers = sys.argv[1], sys.argv[2:]
@@ -256,11 +258,7 @@ rows = [  # metric, title, scale, format, ratio?
 ]
 
 def cell(tool, metric, scale, fmt):
-    values = sorted(v * scale for v in runs[tool, metric].values())
-    if not values:
-        return ""
-    med = fmt.format(statistics.median(values))
-    return f"{med} [{fmt.format(values[0])}..{fmt.format(values[-1])}]"
+    return spread((v * scale for v in runs[tool, metric].values()), fmt)
 
 perfs = [p for p in profilers if p != "stacktop"]
 columns = ["none", "stacktop"] + perfs
@@ -278,7 +276,6 @@ for metric, title, scale, fmt, ratio in rows:
             line.append("")
     table.append(line)
 
-widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 print()
 print("stacktop ${version} vs $(perf --version) -- --call-graph ${mode}, -e ${event} -F ${freq}, ${runs} interleaved rounds")
 print("workload ${workload}: fixed work = fixed_work ${workload} ${rounds} (~${seconds}s unrecorded); attached = assets/${workload}.c for ${seconds}s")
@@ -286,8 +283,5 @@ print("perf flamegraph: ${fg_tool}")
 print("load average: ${load_start} at start, ${load_end} at end (on $(nproc) CPUs)")
 print("cells: median [min..max] over the rounds; ratios: median over median")
 print()
-for i, r in enumerate(table):
-    print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip())
-    if i == 0:
-        print("  ".join("-" * w for w in widths))
+print_table(table)
 EOF

@@ -147,6 +147,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # --------------------------------------------------------------------------------------------------- summary
 python3 - "$data" <<EOF
 import statistics, sys
+sys.path.insert(0, "$repo/benches")
+from table import print_table, spread
 from collections import defaultdict
 
 runs = defaultdict(dict)  # (tool, metric) -> {round: value}
@@ -171,10 +173,7 @@ rows = [  # metric, title, scale, format
 ]
 
 def cell(tool, metric, scale, fmt):
-    values = sorted(v * scale for v in runs[tool, metric].values())
-    if not values:
-        return ""
-    return f"{fmt.format(statistics.median(values))} [{fmt.format(values[0])}..{fmt.format(values[-1])}]"
+    return spread((v * scale for v in runs[tool, metric].values()), fmt)
 
 table = [["metric", "unrecorded", "stacktop", "perf -g", "stacktop/perf"]]
 for metric, title, scale, fmt in rows:
@@ -185,15 +184,11 @@ for metric, title, scale, fmt in rows:
     elif a and b and statistics.median(b) != 0:
         ratio = f"{statistics.median(a) / statistics.median(b):.2f}"
     table.append([title] + [cell(t, metric, scale, fmt) for t in ("none", "stacktop", "perf")] + [ratio])
-widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
 print()
 print("stacktop ${version} (--call-graph ${mode} ${extra}) vs $(perf --version) (-g), -e ${event} -F ${freq}, ${runs} rotated rounds")
 print("$(memcached -V): 4 threads on 127.0.0.1; memcslap 4 clients x ${requests} requests; attached ${seconds}s")
 print("load average: ${load_start} at start, ${load_end} at end (on $(nproc) CPUs)")
 print("cells: median [min..max] over the rounds; ratios: median over median")
 print()
-for i, r in enumerate(table):
-    print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))).rstrip())
-    if i == 0:
-        print("  ".join("-" * w for w in widths))
+print_table(table)
 EOF
