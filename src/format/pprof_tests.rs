@@ -59,7 +59,7 @@ fn sample_profile() -> Profile {
             from_memory: 5,
             from_cache: 9,
             partial: 1,
-            not_completed: [1, 2, 0, 3, 0, 0, 0, 0, 4, 6],
+            not_completed: [1, 2, 0, 3, 0, 0, 0, 0, 4, 6, 7],
             processes: vec![(4242, crate::profile::Refusal::NotPermitted, 3)],
         },
     });

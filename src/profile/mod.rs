@@ -387,11 +387,14 @@ pub enum Refusal {
     /// A later sample of the thread (read before this one was walked) had its stack pointer above the
     /// copy's outermost frame: the thread had returned past it, and the frames above may be others now.
     Returned,
+    /// The first return address read from live memory follows a call of another function than its callee
+    /// frame's: the thread had returned past the copy's outermost frames and called elsewhere.
+    CallSite,
 }
 
 impl Refusal {
     /// New kinds go at the end: a profile's comment counts them in this order.
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::Overlap,
         Refusal::Broke,
         Refusal::Unreadable,
@@ -402,6 +405,7 @@ impl Refusal {
         Refusal::DepthCap,
         Refusal::Late,
         Refusal::Returned,
+        Refusal::CallSite,
     ];
 
     fn index(self) -> usize {
@@ -423,6 +427,9 @@ impl Refusal {
             Refusal::FirstSamples => "a thread's first continuations are only checked",
             Refusal::DepthCap => "depth cap",
             Refusal::Late => "walked too long after the last samples seen (stacktop fell behind)",
+            Refusal::CallSite => {
+                "the return address past the copy follows a call of another function (the thread had moved on)"
+            }
         }
     }
 }
@@ -951,7 +958,7 @@ mod tests {
         assert_eq!(ContinuationStats::from_comment(&comment), Some(stats));
         // Written before `Returned` (nine kinds).
         let old = ContinuationStats::from_comment("20 5 9 1 1 2 0 3 0 0 0 0 4 42:4:2").unwrap();
-        assert_eq!(old.not_completed, [1, 2, 0, 3, 0, 0, 0, 0, 4, 0]);
+        assert_eq!(old.not_completed, [1, 2, 0, 3, 0, 0, 0, 0, 4, 0, 0]);
         assert_eq!(old.processes, vec![(42, Refusal::Exited, 2)]);
         assert_eq!(ContinuationStats::from_comment("20 5 9 x"), None);
     }

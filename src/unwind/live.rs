@@ -16,6 +16,16 @@
 //!   ends inside a large buffer ends in bytes that stay the same whoever runs under them (an untouched
 //!   buffer is all zeros): with a byte overlap there, the self-check found wrong rustc stacks.
 //! - **Code**: every return address read from live memory must point into an executable mapping.
+//! - **Call**: the first return address read past the copy (the junction) must follow a call of the
+//!   function its callee frame runs in, where the call's bytes tell (a direct call, or one through a GOT
+//!   slot or a PLT entry). A thread that returned past the copy's outermost frames and made shallow calls
+//!   since (rustc's compiler thread at its exit, in the allocator's thread cleanup) leaves the checked
+//!   words as they were, but a return address there of a call to something else. A tail call fails it too
+//!   (the stack then ends at the copy, as without a continuation).
+//! - **Whole**: a live walk that goes wrong or cannot read on (a garbage return address, an unmapped
+//!   word) adds none of its frames: the stack changed under it, and the frames it took before are no more
+//!   trusted than the one it stopped at (the self-check found such partial walks wrong). Only the depth cap
+//!   keeps a partial walk.
 //! - **Churn** (the overlap's blind spot): a recursion re-entered from two callers in turn leaves the same
 //!   bytes at the same addresses under a changed outer frame; a continuation read while it runs takes
 //!   whichever caller is live at the read, not the sampled one, and no check of the sample's own bytes can
@@ -59,6 +69,7 @@ use std::time::{Duration, Instant};
 use foldhash::{HashMap, HashMapExt};
 
 use super::dwarf::{self, Cache, Read, StackCopy, Unwinder, Walk, WalkEnd};
+use super::FrameAddress;
 use crate::profile::{ContinuationStats, Refusal};
 
 /// Bytes at the end of the copy that must still be in live memory as copied.
@@ -119,7 +130,7 @@ pub enum Outcome {
     FromMemory,
     /// The walk reached the thread's root through the thread's last complete stack.
     FromCache,
-    /// Frames were added from live memory, but the walk stopped before the root (why).
+    /// Frames were added from live memory up to the depth cap (the only stop that keeps them).
     Partial(Refusal),
     /// Nothing was added (why).
     Refused(Refusal),
@@ -285,7 +296,16 @@ impl Continuer {
             // Look without keeping: the stacks seen keep the churn check (and the probation) going.
             let mut look = std::mem::take(&mut self.scratch);
             look.clone_from(walk);
-            let looked = self.live(unwinder, cache, pid, copy, &mut look, max_depth, is_code);
+            let looked = self.live(
+                unwinder,
+                cache,
+                pid,
+                copy,
+                &mut look,
+                max_depth,
+                is_code,
+                function_of,
+            );
             if looked == Outcome::FromMemory {
                 let _ = self.observe(tid, time, &look, function_of);
             }
@@ -313,7 +333,16 @@ impl Continuer {
         }
         let len = walk.frames.len();
         let end = walk.end;
-        let outcome = self.live(unwinder, cache, pid, copy, walk, max_depth, is_code);
+        let outcome = self.live(
+            unwinder,
+            cache,
+            pid,
+            copy,
+            walk,
+            max_depth,
+            is_code,
+            function_of,
+        );
         // A continued stack that, against the thread's last one, shows a slot changed under unchanged inner
         // frames is the ambiguity itself: not kept.
         if outcome == Outcome::FromMemory && self.observe(tid, time, walk, function_of) {
@@ -561,6 +590,7 @@ impl Continuer {
         walk: &mut Walk,
         max_depth: usize,
         is_code: &mut dyn FnMut(u64) -> bool,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Outcome {
         let len = walk.frames.len();
         let end = walk.end;
@@ -581,16 +611,109 @@ impl Continuer {
         self.note_refusal(pid, failure);
         let why = match (failure, walk.end) {
             (Some(f), _) => f.refusal(),
-            (None, WalkEnd::Complete) => return Outcome::FromMemory,
+            (None, WalkEnd::Complete) => {
+                if self.junction_calls_its_callee(pid, copy, walk, len, function_of) {
+                    return Outcome::FromMemory;
+                }
+                walk.truncate(len, end);
+                return Outcome::Refused(Refusal::CallSite);
+            }
             (None, WalkEnd::DepthCap) => Refusal::DepthCap,
             (None, _) => Refusal::Broke,
         };
-        if walk.frames.len() > len && !matches!(failure, Some(Failure::Overlap)) {
+        // A walk that went wrong in live memory, or could not read it, shows the stack changed under it: the
+        // frames it took before are no more trusted than the one it stopped at. Only the depth cap stops a walk
+        // that went right.
+        if walk.frames.len() > len
+            && why == Refusal::DepthCap
+            && self.junction_calls_its_callee(pid, copy, walk, len, function_of)
+        {
             Outcome::Partial(why)
         } else {
             walk.truncate(len, end);
             Outcome::Refused(why)
         }
+    }
+
+    /// Whether the first return address the walk took from live memory (past the copy's end: the junction)
+    /// returns from a call of the function its callee frame runs in, where the call's bytes tell. A thread
+    /// that returned past the copy's outermost frames and called elsewhere leaves a return address there
+    /// that the checked words cannot tell from the sampled one when the new calls are shallow: the
+    /// self-check found rustc's compiler thread, sampled in its last drops, continued through the
+    /// allocator's thread-exit cleanup that ran by the live read. The call then is of another function.
+    ///
+    /// Unknown (and taken) when the call is through a register or memory other than a GOT slot, or its
+    /// target is not a function's start. A tail call (the called function jumps to the callee) fails the
+    /// check, and the stack ends at the copy as without a continuation.
+    fn junction_calls_its_callee(
+        &mut self,
+        pid: u32,
+        copy: StackCopy<'_>,
+        walk: &Walk,
+        len: usize,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> bool {
+        let end = copy.end();
+        // Frame k's return address lies just under its callee's CFA (x86-64: CFA - 8).
+        let Some(k) = (len.max(1)..walk.frames.len())
+            .find(|&k| walk.cfas.get(k).is_some_and(|c| c.saturating_sub(8) >= end))
+        else {
+            return true;
+        };
+        let (Some(frame), Some(inner)) = (walk.frames.get(k), walk.frames.get(k - 1)) else {
+            return true;
+        };
+        let callee = match inner.address {
+            FrameAddress::InstructionPointer(a) => function_of(a.0.wrapping_add(1)),
+            FrameAddress::ReturnAddress(a) => function_of(a.0),
+        };
+        let Some(callee) = callee else {
+            return true;
+        };
+        let ra = frame.address.raw().0;
+        match self.call_target(pid, ra, function_of) {
+            Some(target) => function_of(target.wrapping_add(1)) == Some(callee),
+            None => true,
+        }
+    }
+
+    /// The function start the call before return address `ra` calls, where its bytes tell (a direct call, or
+    /// one through a GOT slot; a PLT entry's jump is followed); `None` when they don't.
+    fn call_target(
+        &mut self,
+        pid: u32,
+        ra: u64,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> Option<u64> {
+        let mut before = [0u8; CALL_BYTES];
+        self.read_exact(pid, ra.checked_sub(CALL_BYTES as u64)?, &mut before)?;
+        let target = match decode_call(ra, before) {
+            Callee::Direct(target) => target,
+            Callee::Slot(slot) => self.read_word(pid, slot)?,
+            Callee::Unknown => return None,
+        };
+        // A PLT entry jumps on through its GOT slot (an entry may begin the FDE that covers its section:
+        // followed first).
+        let mut stub = [0u8; PLT_BYTES];
+        self.read_exact(pid, target, &mut stub)?;
+        let target = match plt_slot(target, stub) {
+            Some(slot) => self.read_word(pid, slot)?,
+            None => target,
+        };
+        // A function's start: the function there differs from the one just before it (bytes decoded as a
+        // call by chance rarely point at one; a lazily bound GOT slot points back into the PLT).
+        let f = function_of(target.wrapping_add(1));
+        (f.is_some() && f != function_of(target)).then_some(target)
+    }
+
+    fn read_exact(&mut self, pid: u32, address: u64, buf: &mut [u8]) -> Option<()> {
+        (self.memory.read(pid, address, buf).ok()? == buf.len()).then_some(())
+    }
+
+    fn read_word(&mut self, pid: u32, address: u64) -> Option<u64> {
+        let mut word = [0u8; 8];
+        self.read_exact(pid, address, &mut word)?;
+        Some(u64::from_le_bytes(word))
     }
 }
 
@@ -616,6 +739,54 @@ fn checked_words(copy: StackCopy<'_>, walk: &Walk, out: &mut Vec<(u64, u64)>) {
             .copied()
             .filter(|&(a, _)| a >= from && inside(a)),
     );
+}
+
+/// Bytes before a return address that hold the calls [`decode_call`] tells apart.
+const CALL_BYTES: usize = 6;
+/// Bytes of a PLT entry [`plt_slot`] reads.
+const PLT_BYTES: usize = 16;
+
+/// What the instruction before a return address calls, as far as its bytes tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Callee {
+    /// `call rel32`: this address.
+    Direct(u64),
+    /// `call *disp32(%rip)`: the address held in this slot (a GOT entry).
+    Slot(u64),
+    /// Through a register or other memory.
+    Unknown,
+}
+
+/// The call that `before`, the [`CALL_BYTES`] bytes before return address `ra`, ends with (x86-64).
+fn decode_call(ra: u64, before: [u8; CALL_BYTES]) -> Callee {
+    let [b0, b1, d0, d1, d2, d3] = before;
+    let displaced = ra.wrapping_add(i64::from(i32::from_le_bytes([d0, d1, d2, d3])) as u64);
+    match (b0, b1) {
+        (_, 0xe8) => Callee::Direct(displaced),
+        (0xff, 0x15) => Callee::Slot(displaced),
+        _ => Callee::Unknown,
+    }
+}
+
+/// The GOT slot a PLT entry at `at` jumps through: `[endbr64] [bnd] jmp *disp32(%rip)`.
+fn plt_slot(at: u64, code: [u8; PLT_BYTES]) -> Option<u64> {
+    let mut i = if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
+        4
+    } else {
+        0
+    };
+    if code.get(i) == Some(&0xf2) {
+        i += 1;
+    }
+    let jump = code.get(i..i + 6)?;
+    if jump[..2] != [0xff, 0x25] {
+        return None;
+    }
+    let disp = i32::from_le_bytes([jump[2], jump[3], jump[4], jump[5]]);
+    Some(
+        at.wrapping_add(i as u64 + 6)
+            .wrapping_add(i64::from(disp) as u64),
+    )
 }
 
 fn refusal(e: LiveError) -> Refusal {
@@ -1113,6 +1284,66 @@ mod tests {
             failure: None,
             chunk: CHUNK,
         }
+    }
+
+    /// Code from 0x2000 for the call checks (functions of 256 bytes, as [`functions`]), and the return
+    /// addresses of its calls: of function A (0x2000) directly, through a GOT slot, through a PLT entry;
+    /// of another function; through a register; into A's middle.
+    fn calls() -> (Bytes, [u64; 6]) {
+        let mut bytes = vec![0x90u8; 0x1000];
+        let mut put = |at: u64, code: &[u8]| {
+            let o = (at - 0x2000) as usize;
+            bytes[o..o + code.len()].copy_from_slice(code);
+        };
+        let rel = |ra: u64, to: u64| (to.wrapping_sub(ra) as i32).to_le_bytes();
+        put(0x2150, &[0xe8]);
+        put(0x2151, &rel(0x2155, 0x2000));
+        put(0x2250, &[0xe8]);
+        put(0x2251, &rel(0x2255, 0x2300));
+        put(0x2400, &[0xff, 0x15]);
+        put(0x2402, &rel(0x2406, 0x2800));
+        put(0x2800, &0x2000u64.to_le_bytes());
+        put(0x2450, &[0xe8]);
+        put(0x2451, &rel(0x2455, 0x2600));
+        put(0x2600, &[0xf3, 0x0f, 0x1e, 0xfa, 0xf2, 0xff, 0x25]);
+        put(0x2607, &rel(0x260b, 0x2810));
+        put(0x2810, &0x2000u64.to_le_bytes());
+        put(0x2500, &[0xff, 0xd0]);
+        put(0x2550, &[0xe8]);
+        put(0x2551, &rel(0x2555, 0x2040));
+        let memory = Bytes {
+            base: 0x2000,
+            bytes,
+        };
+        (memory, [0x2155, 0x2406, 0x2455, 0x2255, 0x2502, 0x2555])
+    }
+
+    #[test]
+    fn a_return_address_past_the_copy_must_follow_a_call_of_its_callee() {
+        let (memory, [direct, got, plt, other, register, middle]) = calls();
+        let mut c = Continuer::new(Box::new(memory));
+        // As the pipeline's `function_of`: the function a return address returns into (it ran `ra - 1`).
+        let mut function_of = |ra: u64| Some((1, ra.wrapping_sub(1) & !0xff));
+        let bytes = [0u8; 0x180];
+        let copy = StackCopy {
+            sp: 0x7000,
+            bytes: &bytes,
+        };
+        // Frame 1 (in the copy) runs in function A; frame 2's return address is the first past the copy.
+        let mut holds = |junction: u64| {
+            let walk = stack(&[(0x7100, 0x2080), (0x7200, junction), (0x7300, 0x3000)]);
+            c.junction_calls_its_callee(1, copy, &walk, 2, &mut function_of)
+        };
+        assert!(holds(direct));
+        assert!(holds(got));
+        assert!(holds(plt));
+        // A call of another function: the thread had moved on (rustc's thread exit, in the self-check).
+        assert!(!holds(other));
+        // What the bytes can't tell is taken.
+        assert!(holds(register));
+        assert!(holds(middle));
+        // Unreadable code: taken as well.
+        assert!(holds(0x9000));
     }
 
     #[test]
