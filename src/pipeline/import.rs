@@ -158,7 +158,7 @@ pub fn load_perf_data(path: &Path, event: Option<&str>, detail: Detail) -> Resul
         // The processes are gone: nothing is continued after the fact.
         continuation: Default::default(),
     };
-    Ok(pipeline.into_profile_leaking_caches())
+    Ok(pipeline.into_profile())
 }
 
 /// A symbolizer whose kernel symbols are `/proc/kallsyms` only when the running kernel is the recorded one
@@ -167,7 +167,10 @@ fn kernel_symbolizer(header: &Header) -> (Symbolizer, Option<String>) {
     // The recorded processes are gone: their JIT maps will not grow, so each is read once. Rechecking at
     // every address a map does not list (the default, for live processes) cost a `stat` and a read of
     // `/proc/PID/status` per garbage return address of a `perf record -g` file: 65% of the import's time.
-    let symbolizer = Symbolizer::new().with_jit_recheck(std::time::Duration::MAX);
+    // Each module offset is symbolized once: the pipeline keeps its location.
+    let symbolizer = Symbolizer::new()
+        .with_jit_recheck(std::time::Duration::MAX)
+        .without_frame_cache();
     let Some(recorded) = &header.kernel_build_id else {
         return (symbolizer, None);
     };

@@ -360,6 +360,8 @@ pub struct Symbolizer {
     notes: Vec<String>,
     /// Processes whose JIT map was found too long, so it is said once per process, not at every reread.
     noted_cut: HashSet<u32>,
+    /// Whether a module's frames are kept by offset (see [`Symbolizer::without_frame_cache`]).
+    keep_frames: bool,
 }
 
 impl Default for Symbolizer {
@@ -484,6 +486,7 @@ impl Symbolizer {
             jit_maps: HashMap::new(),
             notes: Vec::new(),
             noted_cut: HashSet::new(),
+            keep_frames: true,
         }
     }
 
@@ -536,6 +539,14 @@ impl Symbolizer {
         self
     }
 
+    /// Keeps no module's frames once made: for a caller that asks for each module offset once and keeps
+    /// what it gets (a perf.data import, whose pipeline keeps a location per offset). A build's file names
+    /// a million return addresses; their frames, kept twice, were a fifth of a flamegraph's memory.
+    pub fn without_frame_cache(mut self) -> Symbolizer {
+        self.keep_frames = false;
+        self
+    }
+
     /// Directory holding `perf-PID.map` files (default `/tmp`).
     pub fn with_perf_map_dir(mut self, dir: PathBuf) -> Symbolizer {
         self.perf_map_dir = dir;
@@ -545,7 +556,8 @@ impl Symbolizer {
     /// Frames for a user-space address, innermost inline frame first; `offset` is the file offset of the lookup
     /// address (already `ra - 1` for return addresses). Never empty: an unknown address gets an unknown frame.
     pub fn symbolize_user(&mut self, module: &ModuleSpec, offset: FileOffset) -> Arc<[Frame]> {
-        self.load(module).frames_at(offset)
+        let keep = self.keep_frames;
+        self.load(module).frames_keeping(offset, keep)
     }
 
     /// The frame for a kernel address, from `/proc/kallsyms` (read once, on first use).

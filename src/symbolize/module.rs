@@ -24,6 +24,11 @@ pub(super) struct Module {
 impl Module {
     /// The frames at `offset`, resolved once.
     pub(super) fn frames_at(&mut self, offset: FileOffset) -> Arc<[Frame]> {
+        self.frames_keeping(offset, true)
+    }
+
+    /// The frames at `offset`; kept for the next ask only with `keep`.
+    pub(super) fn frames_keeping(&mut self, offset: FileOffset, keep: bool) -> Arc<[Frame]> {
         if let Some(frames) = self.frames.get(&offset.0) {
             return frames.clone();
         }
@@ -44,7 +49,9 @@ impl Module {
             });
         }
         let frames: Arc<[Frame]> = frames.into();
-        self.frames.insert(offset.0, frames.clone());
+        if keep {
+            self.frames.insert(offset.0, frames.clone());
+        }
         frames
     }
 

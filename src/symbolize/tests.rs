@@ -67,6 +67,23 @@ fn evicted_modules_take_their_frames_and_load_again() {
     assert_eq!((s.module_count(), frames(&s)), (0, 0));
 }
 
+#[test]
+fn without_the_frame_cache_frames_are_made_afresh_and_not_kept() {
+    let (libc, offset) = own_code(libc::getpid as *const () as u64);
+    let mut kept = Symbolizer::new().with_debug_dirs(vec![]);
+    let mut once = Symbolizer::new()
+        .with_debug_dirs(vec![])
+        .without_frame_cache();
+    let frames = |s: &Symbolizer| s.modules.values().map(|m| m.frames.len()).sum::<usize>();
+    let first = once.symbolize_user(&libc, offset);
+    assert_eq!(first, kept.symbolize_user(&libc, offset));
+    assert_eq!((frames(&once), frames(&kept)), (0, 1));
+    let again = once.symbolize_user(&libc, offset);
+    assert_eq!(again, first);
+    assert!(!Arc::ptr_eq(&again, &first));
+    assert_eq!(once.module_count(), 1, "the module itself stays loaded");
+}
+
 /// A JIT map in a directory of its own, named for a pid no process has (so only the directory is searched).
 fn jit_map(name: &str, bytes: &[u8]) -> (PathBuf, u32) {
     let dir = std::env::temp_dir().join(format!("stacktop-{name}-{}", std::process::id()));
