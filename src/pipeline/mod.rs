@@ -79,19 +79,77 @@ fn module_key(module: &Arc<Module>) -> ModuleKey {
     Arc::as_ptr(module) as usize
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum LocationKey {
-    /// Code of a file, by its offset in the file: the same instruction in every process that maps the file,
-    /// wherever each maps it, is one location (see [`ProfileMapping`]).
-    User {
-        module: ModuleKey,
-        offset: u64,
-    },
-    Kernel(u64),
-    Truncated,
-    BlockedAtAttach,
+/// A location's key in 12 bytes (a build's perf.data file names a million of them): code of a file by the
+/// module's index (see [`ModuleIndex`]) and its offset in the file (the same instruction in every process
+/// that maps the file, wherever each maps it, is one location: see [`ProfileMapping`]), or a kernel address,
+/// or one of the few locations of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct LocationKey {
+    /// The module's index, or one of the kinds below.
+    kind: u32,
+    /// The file offset or kernel address, in halves (a `u64` would align the key to 16 bytes).
+    at: [u32; 2],
+}
+
+impl LocationKey {
+    const KERNEL: u32 = u32::MAX;
     /// Offline: every address in no mapping that no JIT map names (see [`Pipeline::jit_location`]).
-    Unmapped,
+    const UNMAPPED: LocationKey = LocationKey::special(u32::MAX - 1);
+    const TRUNCATED: LocationKey = LocationKey::special(u32::MAX - 2);
+    const BLOCKED_AT_ATTACH: LocationKey = LocationKey::special(u32::MAX - 3);
+    /// Module indexes stay below the kinds.
+    const MODULES: u32 = u32::MAX - 3;
+
+    const fn special(kind: u32) -> LocationKey {
+        LocationKey { kind, at: [0; 2] }
+    }
+
+    fn at(kind: u32, at: u64) -> LocationKey {
+        LocationKey {
+            kind,
+            at: [at as u32, (at >> 32) as u32],
+        }
+    }
+
+    fn user(module: u32, offset: u64) -> LocationKey {
+        LocationKey::at(module, offset)
+    }
+
+    fn kernel(address: u64) -> LocationKey {
+        LocationKey::at(LocationKey::KERNEL, address)
+    }
+
+    /// The module index of code in a file.
+    fn module(self) -> Option<u32> {
+        (self.kind < LocationKey::MODULES).then_some(self.kind)
+    }
+}
+
+/// Small indexes of the modules locations are keyed by, given as they are first met and taken back when a
+/// module is evicted (so a later module at a reused `Arc` address gets a new one).
+#[derive(Default)]
+struct ModuleIndex {
+    ids: HashMap<ModuleKey, u32>,
+    next: u32,
+}
+
+impl ModuleIndex {
+    /// The module's index, and whether the indexes ran out and started again (every location keyed by an
+    /// old index must then go).
+    fn of(&mut self, module: &Arc<Module>) -> (u32, bool) {
+        if let Some(&id) = self.ids.get(&module_key(module)) {
+            return (id, false);
+        }
+        let restarted = self.next >= LocationKey::MODULES;
+        if restarted {
+            self.ids.clear();
+            self.next = 0;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.ids.insert(module_key(module), id);
+        (id, restarted)
+    }
 }
 
 /// The mapping a file's code is recorded under in the profile: the first one seen of the file at that file
@@ -288,6 +346,7 @@ pub struct Pipeline {
     /// fp mode: the chains checked for code without frame pointers.
     fp_check: Option<FpCheck>,
     locations: HashMap<LocationKey, LocationId>,
+    module_index: ModuleIndex,
     /// The locations of the frames last named, by process generation and address (see [`memo`]): cleared
     /// with `locations`.
     frame_memo: FrameMemo,
@@ -498,6 +557,7 @@ impl Pipeline {
             unwinders,
             fp_check,
             locations: HashMap::new(),
+            module_index: ModuleIndex::default(),
             frame_memo: FrameMemo::default(),
             user_locations: HashMap::new(),
             jit: HashMap::new(),
@@ -977,7 +1037,7 @@ impl Pipeline {
     fn location_of(&mut self, pid: u32, address: FrameAddress, kernel: bool) -> (LocationId, bool) {
         let lookup = address.lookup_address();
         if kernel {
-            let key = LocationKey::Kernel(lookup.0);
+            let key = LocationKey::kernel(lookup.0);
             if let Some(&id) = self.locations.get(&key) {
                 return (id, true);
             }
@@ -1013,10 +1073,12 @@ impl Pipeline {
                 mapping,
                 offset,
             } => {
-                let key = LocationKey::User {
-                    module: module_key(&module),
-                    offset: offset.0,
-                };
+                let (index, restarted) = self.module_index.of(&module);
+                if restarted {
+                    self.locations.clear();
+                    self.frame_memo.clear();
+                }
+                let key = LocationKey::user(index, offset.0);
                 if let Some(&id) = self.locations.get(&key) {
                     return (id, true);
                 }
@@ -1190,7 +1252,7 @@ impl Pipeline {
     }
 
     fn truncated_location(&mut self) -> LocationId {
-        if let Some(&id) = self.locations.get(&LocationKey::Truncated) {
+        if let Some(&id) = self.locations.get(&LocationKey::TRUNCATED) {
             return id;
         }
         let frame = Frame {
@@ -1199,13 +1261,13 @@ impl Pipeline {
             line: 0,
         };
         let id = self.insert_location(None, Avma(0), &[frame]);
-        self.locations.insert(LocationKey::Truncated, id);
+        self.locations.insert(LocationKey::TRUNCATED, id);
         id
     }
 
     /// Offline: the one location of the addresses in no mapping that no JIT map names.
     fn unmapped_location(&mut self) -> LocationId {
-        if let Some(&id) = self.locations.get(&LocationKey::Unmapped) {
+        if let Some(&id) = self.locations.get(&LocationKey::UNMAPPED) {
             return id;
         }
         let frame = Frame {
@@ -1214,12 +1276,12 @@ impl Pipeline {
             line: 0,
         };
         let id = self.insert_location(None, Avma(0), &[frame]);
-        self.locations.insert(LocationKey::Unmapped, id);
+        self.locations.insert(LocationKey::UNMAPPED, id);
         id
     }
 
     fn blocked_at_attach_location(&mut self) -> LocationId {
-        if let Some(&id) = self.locations.get(&LocationKey::BlockedAtAttach) {
+        if let Some(&id) = self.locations.get(&LocationKey::BLOCKED_AT_ATTACH) {
             return id;
         }
         let frame = Frame {
@@ -1228,7 +1290,7 @@ impl Pipeline {
             line: 0,
         };
         let id = self.insert_location(None, Avma(0), &[frame]);
-        self.locations.insert(LocationKey::BlockedAtAttach, id);
+        self.locations.insert(LocationKey::BLOCKED_AT_ATTACH, id);
         id
     }
 
@@ -1395,10 +1457,12 @@ impl Pipeline {
         }
         self.trim_pending |= !released.is_empty();
         // Forgotten while the released modules still hold their addresses, which a later module may reuse.
-        let gone: std::collections::HashSet<ModuleKey> = released.iter().map(module_key).collect();
-        self.locations.retain(
-            |key, _| !matches!(key, LocationKey::User { module, .. } if gone.contains(module)),
-        );
+        let gone: std::collections::HashSet<u32> = released
+            .iter()
+            .filter_map(|m| self.module_index.ids.remove(&module_key(m)))
+            .collect();
+        self.locations
+            .retain(|key, _| key.module().is_none_or(|m| !gone.contains(&m)));
         self.frame_memo.clear();
         let mapped: std::collections::HashSet<SymbolModuleKey> = self
             .processes
