@@ -45,6 +45,9 @@ impl Detail {
     }
 }
 
+/// Nanoseconds of a recording between two lets-go of its exited processes (see [`load_perf_data`]).
+const RELEASE_EVERY_NS: u64 = 1_000_000_000;
+
 /// Reads a perf.data file into a profile; `event` picks one of its events by name (default: the first).
 pub fn load_perf_data(path: &Path, event: Option<&str>, detail: Detail) -> Result<Profile> {
     let mut reader = PerfDataReader::open(path, event)?;
@@ -84,8 +87,21 @@ pub fn load_perf_data(path: &Path, event: Option<&str>, detail: Detail) -> Resul
         merge_threads: detail == Detail::Stacks,
         ..Config::new(Meta::default(), limits, tables)
     });
+    // As `top` does at each refresh, the processes that exited are let go every second of the recording,
+    // with what only they needed (the symbols, DWARF and unwind tables of the modules no process maps any
+    // more: a build's scripts, its compilers' plugins), so memory follows what runs, not the file's length.
+    let mut released_at = None;
     while let Some(record) = reader.next_record()? {
         pipeline.on_record(&record);
+        let time = record.time();
+        match released_at {
+            None if time > 0 => released_at = Some(time),
+            Some(at) if time >= at + RELEASE_EVERY_NS => {
+                pipeline.release_exited();
+                released_at = Some(time);
+            }
+            _ => {}
+        }
     }
     // Threads still off CPU when the file ends: their intervals end at its last record.
     pipeline.finish_off_cpu(None);

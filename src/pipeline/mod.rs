@@ -1416,6 +1416,12 @@ impl Pipeline {
         self.trim_pending = true;
     }
 
+    /// Reading a file: lets go of the processes that exited (see [`Pipeline::release`]; the profile keeps
+    /// their samples and names).
+    pub fn release_exited(&mut self) {
+        self.release();
+    }
+
     /// Between two refreshes: installs the modules loaded in the background, names the JIT code the maps list
     /// now, lets go of the processes (and threads) that exited before the previous call, and evicts the
     /// modules no remaining process maps. Returns the processes let go.
@@ -1470,13 +1476,15 @@ impl Pipeline {
             .map(|m| SymbolModuleKey::new(&m.path, m.build_id.as_deref()))
             .collect();
         self.symbolizer.retain_modules(|key| mapped.contains(key));
+        // A file's header counts every module's figures; `top`'s counts those of the modules mapped now.
+        let figures = self.offline;
         if let Some(unwinders) = &mut self.unwinders {
             let processes = &self.processes;
-            unwinders.retain_modules(|module| processes.has_module(module));
+            unwinders.retain_modules(|module| processes.has_module(module), figures);
         }
         if let Some(check) = &mut self.fp_check {
             let processes = &self.processes;
-            check.retain_modules(|module| processes.has_module(module));
+            check.retain_modules(|module| processes.has_module(module), figures);
         }
     }
 
@@ -1935,6 +1943,112 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_file_read_lets_go_of_exited_processes_modules_and_names_their_code_alike_when_mapped_again(
+    ) {
+        let run = |release: bool| {
+            let mut p = Pipeline::new(Config {
+                offline: true,
+                ..test_config(None)
+            });
+            let sample = |pid| user_cpu_sample(pid, &[0x5555_0000_1000]);
+            p.on_record(&test_mapping(7, "/nonexistent/stacktop-test-a"));
+            p.on_record(&sample(7));
+            p.on_record(&Record::Exit {
+                pid: 7,
+                ppid: 1,
+                tid: 7,
+                ptid: 1,
+                time: 1,
+            });
+            p.on_record(&test_mapping(8, "/nonexistent/stacktop-test-b"));
+            p.on_record(&sample(8));
+            let loaded = p.symbolizer.module_count();
+            if release {
+                // An exited process goes at the second call after its exit; its module with it.
+                p.release_exited();
+                assert_eq!(p.symbolizer.module_count(), 2);
+                p.release_exited();
+                assert_eq!(p.symbolizer.module_count(), 1);
+            }
+            // Mapped again by a later process: loaded again, and its code is the location it was.
+            p.on_record(&test_mapping(9, "/nonexistent/stacktop-test-a"));
+            p.on_record(&sample(9));
+            let locations = p.profile.locations.len();
+            let profile = p.into_profile();
+            let mut lines = crate::render::folded::folded_lines(&profile, &Default::default());
+            lines.sort();
+            (loaded, locations, lines)
+        };
+        let kept = run(false);
+        assert_eq!(kept.0, 2);
+        assert_eq!(run(true), kept);
+        assert_eq!(
+            kept.2,
+            vec![
+                (
+                    "[unknown] stacktop-test-a+0x1000 (unreadable)".to_owned(),
+                    2
+                ),
+                (
+                    "[unknown] stacktop-test-b+0x1000 (unreadable)".to_owned(),
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_read_keeps_the_unwind_figures_of_the_modules_it_let_go() {
+        // A frame-pointer chain (a `perf record -g` file's) whose sampled frame is in libc's getpid, which
+        // Debian builds without frame pointers: charged to libc.
+        let (libc, offset) = crate::symbolize::tests::own_code(libc::getpid as *const () as u64);
+        let pgoff = offset.0 & !0xfff;
+        let base = 0x7f00_0000_0000;
+        let summary = |offline: bool| {
+            let mut p = Pipeline::new(Config {
+                offline,
+                check_frame_pointers: true,
+                ..test_config(None)
+            });
+            p.on_record(&Record::Mmap(crate::acquire::record::MmapRecord {
+                pid: 7,
+                tid: 7,
+                start: base,
+                len: 0x10_0000,
+                pgoff,
+                path: libc.path.clone(),
+                executable: true,
+                ..Default::default()
+            }));
+            p.on_record(&user_cpu_sample(
+                7,
+                &[base + offset.0 - pgoff + 1, base + 0x20, base + 0x40],
+            ));
+            p.on_record(&Record::Exit {
+                pid: 7,
+                ppid: 1,
+                tid: 7,
+                ptid: 1,
+                time: 1,
+            });
+            let before = p.unwind_summary().1;
+            p.release_exited();
+            p.release_exited();
+            (before, p.unwind_summary().1)
+        };
+        let (before, after) = summary(true);
+        assert!(
+            before
+                .iter()
+                .any(|m| m.path == libc.path && m.frameless == 1),
+            "{before:?}"
+        );
+        assert_eq!(after, before, "a file's header counts every module");
+        // `top` counts the modules mapped now.
+        assert_eq!(summary(false).1, Vec::new());
     }
 
     #[test]

@@ -757,4 +757,4 @@ fn read_jit_map(dir: &Path, pid: u32) -> JitMap {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;

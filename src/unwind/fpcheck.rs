@@ -220,14 +220,17 @@ impl FpCheck {
         kind
     }
 
-    /// Drops the tables, answers and figures of the modules for which `keep` is false (no process maps them
-    /// any more), while their `Arc`s still hold the addresses the answers are keyed by.
-    pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
+    /// Drops the tables and answers of the modules for which `keep` is false (no process maps them any
+    /// more), while their `Arc`s still hold the addresses the answers are keyed by; their figures too unless
+    /// `figures` (a file read keeps them for its header: a module mapped again counts on in them).
+    pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool, figures: bool) {
         self.rules.retain(|m, _| keep(m));
         let live: HashSet<usize> = self.rules.keys().map(|m| Arc::as_ptr(m) as usize).collect();
         self.kinds.retain(|(m, _), _| live.contains(m));
-        self.quality.modules.retain(|m, _| keep(m));
-        self.off_cpu_quality.modules.retain(|m, _| keep(m));
+        if !figures {
+            self.quality.modules.retain(|m, _| keep(m));
+            self.off_cpu_quality.modules.retain(|m, _| keep(m));
+        }
     }
 
     /// Modules whose tables were read (or found missing).

@@ -696,13 +696,16 @@ impl Unwinders {
         );
     }
 
-    /// Drops the unwind tables and quality figures of the modules for which `keep` is false (no process maps
-    /// them any more). A process unwinder built with one keeps its tables until it is rebuilt or forgotten.
-    pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool) {
+    /// Drops the unwind tables of the modules for which `keep` is false (no process maps them any more), and
+    /// their quality figures unless `figures` (a file read keeps them for its header). A process unwinder
+    /// built with one keeps its tables until it is rebuilt or forgotten.
+    pub fn retain_modules(&mut self, mut keep: impl FnMut(&Module) -> bool, figures: bool) {
         self.tables.retain(|m, _| keep(m));
         self.fdes.retain(|m, _| keep(m));
-        self.quality.modules.retain(|m, _| keep(m));
-        self.off_cpu_quality.modules.retain(|m, _| keep(m));
+        if !figures {
+            self.quality.modules.retain(|m, _| keep(m));
+            self.off_cpu_quality.modules.retain(|m, _| keep(m));
+        }
     }
 
     /// Modules whose unwind tables were read (or found missing).
