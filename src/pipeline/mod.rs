@@ -126,29 +126,46 @@ impl LocationKey {
 }
 
 /// Small indexes of the modules locations are keyed by, given as they are first met and taken back when a
-/// module is evicted (so a later module at a reused `Arc` address gets a new one).
+/// module is evicted (so a later module at a reused `Arc` address gets a new one); and of the files they map,
+/// which stay (a file mapped again after its module was evicted finds its profile mapping).
 #[derive(Default)]
 struct ModuleIndex {
-    ids: HashMap<ModuleKey, u32>,
+    /// By module: its index and its file's.
+    ids: HashMap<ModuleKey, (u32, u32)>,
+    files: HashMap<Module, u32>,
     next: u32,
 }
 
 impl ModuleIndex {
-    /// The module's index, and whether the indexes ran out and started again (every location keyed by an
-    /// old index must then go).
-    fn of(&mut self, module: &Arc<Module>) -> (u32, bool) {
-        if let Some(&id) = self.ids.get(&module_key(module)) {
-            return (id, false);
+    /// The module's index and its file's, and whether the module indexes ran out and started again (every
+    /// location keyed by an old index must then go).
+    fn of(&mut self, module: &Arc<Module>) -> (u32, u32, bool) {
+        if let Some(&(id, file)) = self.ids.get(&module_key(module)) {
+            return (id, file, false);
         }
         let restarted = self.next >= LocationKey::MODULES;
         if restarted {
             self.ids.clear();
             self.next = 0;
         }
-        let id = self.next;
+        let (id, file) = (self.next, self.file(module));
         self.next += 1;
-        self.ids.insert(module_key(module), id);
-        (id, restarted)
+        self.ids.insert(module_key(module), (id, file));
+        (id, file, restarted)
+    }
+
+    /// The index of the file `module` maps.
+    fn file(&mut self, module: &Module) -> u32 {
+        if let Some(&file) = self.files.get(module) {
+            return file;
+        }
+        let file = self.files.len() as u32;
+        self.files.insert(module.clone(), file);
+        file
+    }
+
+    fn clear(&mut self) {
+        *self = ModuleIndex::default();
     }
 }
 
@@ -364,9 +381,9 @@ pub struct Pipeline {
     jit_shared: HashSet<LocationId>,
     /// When `name_jit_code` last ran.
     jit_named_at: std::time::Instant,
-    /// By the file (its identity, not its `Arc`, so a module evicted and mapped again finds its mapping) and
-    /// the file offset of the mapping.
-    mappings: HashMap<(Module, u64), ProfileMapping>,
+    /// By the file (its index in [`ModuleIndex`]: its identity, not its `Arc`, so a module evicted and mapped
+    /// again finds its mapping) and the file offset of the mapping (the start of anonymous memory).
+    mappings: HashMap<(u32, u64), ProfileMapping>,
     kernel_mapping: Option<MappingId>,
     /// Each sampled thread's name in `profile`, by tid (with its pid): interned once per refresh, not per
     /// sample.
@@ -1073,7 +1090,7 @@ impl Pipeline {
                 mapping,
                 offset,
             } => {
-                let (index, restarted) = self.module_index.of(&module);
+                let (index, file, restarted) = self.module_index.of(&module);
                 if restarted {
                     self.locations.clear();
                     self.frame_memo.clear();
@@ -1082,7 +1099,7 @@ impl Pipeline {
                 if let Some(&id) = self.locations.get(&key) {
                     return (id, true);
                 }
-                let mapping_key = (Module::clone(&module), mapping.pgoff.0);
+                let mapping_key = (file, mapping.pgoff.0);
                 // The address as the profile records it (the placeholder's name is resolved by it too): in the
                 // first mapping's terms, which is `lookup` itself when this mapping is the first.
                 let known = self.mappings.get(&mapping_key).copied();
@@ -1100,10 +1117,12 @@ impl Pipeline {
                     }
                     None => self.symbolizer.symbolize_user(&spec, offset),
                 };
+                let status = self.symbolizer.module_status(&spec);
                 // Not loaded after asking: the frames are the background loader's placeholder.
-                let placeholder = self.background.is_some() && !self.symbolizer.is_loaded(&spec);
+                let placeholder =
+                    self.background.is_some() && matches!(status, ModuleStatus::NotLoaded);
                 // The build-id of the file actually read, when the record did not carry one.
-                let build_id = match self.symbolizer.module_status(&spec) {
+                let build_id = match status {
                     ModuleStatus::Loaded {
                         build_id: Some(id), ..
                     } => Some(id),
@@ -1114,7 +1133,8 @@ impl Pipeline {
                     }
                     _ => module.build_id.clone(),
                 };
-                let recorded = self.user_mapping(mapping_key, &mapping, build_id.as_deref());
+                let recorded =
+                    self.user_mapping(mapping_key, &module, &mapping, build_id.as_deref());
                 let id = self.insert_location(Some(recorded.id), address, &frames);
                 self.locations.insert(key, id);
                 self.user_locations.insert((recorded.id, address.0), id);
@@ -1156,8 +1176,8 @@ impl Pipeline {
         let (mapping, module) = match anonymous {
             Some((module, mapping)) => {
                 // Keyed by its start: anonymous memory has no file offset to share between mappings.
-                let key = (Module::clone(module), mapping.start.0);
-                let recorded = self.user_mapping(key, mapping, None);
+                let key = (self.module_index.file(module), mapping.start.0);
+                let recorded = self.user_mapping(key, module, mapping, None);
                 (Some(recorded.id), module_name(&module.path))
             }
             None => (None, "[unmapped]".to_owned()),
@@ -1311,17 +1331,18 @@ impl Pipeline {
         id
     }
 
-    /// The profile mapping of `key` (file, mapping's file offset), added from `mapping` if it is the first.
+    /// The profile mapping of `key` (`module`'s file, mapping's file offset), added from `mapping` if it is
+    /// the first.
     fn user_mapping(
         &mut self,
-        key: (Module, u64),
+        key: (u32, u64),
+        module: &Module,
         mapping: &ProcessMapping,
         build_id: Option<&[u8]>,
     ) -> ProfileMapping {
         if let Some(&recorded) = self.mappings.get(&key) {
             return recorded;
         }
-        let module = &key.0;
         let path = self.profile.intern(&module.path);
         let build_id = build_id.map(|b| {
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -1406,6 +1427,7 @@ impl Pipeline {
         self.jit.clear();
         self.jit_shared.clear();
         self.mappings.clear();
+        self.module_index.clear();
         self.kernel_mapping = None;
         self.comms.clear();
         self.programs.clear();
@@ -1465,7 +1487,12 @@ impl Pipeline {
         // Forgotten while the released modules still hold their addresses, which a later module may reuse.
         let gone: std::collections::HashSet<u32> = released
             .iter()
-            .filter_map(|m| self.module_index.ids.remove(&module_key(m)))
+            .filter_map(|m| {
+                self.module_index
+                    .ids
+                    .remove(&module_key(m))
+                    .map(|(id, _)| id)
+            })
             .collect();
         self.locations
             .retain(|key, _| key.module().is_none_or(|m| !gone.contains(&m)));

@@ -25,10 +25,12 @@
 //! does, while `/proc/PID/map_files` still leads to it. A deferred module is read for its placeholders' offsets
 //! only ([`super::ModuleLoader::load_for`]): they are all known by then, and nothing asks for the module again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::{
     loading_frames, loading_module_frames, module_name, Frame, LoadedModule, ModuleKey,
