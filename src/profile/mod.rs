@@ -388,7 +388,8 @@ pub enum Refusal {
     /// copy's outermost frame: the thread had returned past it, and the frames above may be others now.
     Returned,
     /// The first return address read from live memory follows a call of another function than its callee
-    /// frame's: the thread had returned past the copy's outermost frames and called elsewhere.
+    /// frame's (or a call through a pointer, not seen made there on the thread's kept stacks): the thread had
+    /// returned past the copy's outermost frames and called elsewhere.
     CallSite,
 }
 
@@ -428,7 +429,8 @@ impl Refusal {
             Refusal::DepthCap => "depth cap",
             Refusal::Late => "walked too long after the last samples seen (stacktop fell behind)",
             Refusal::CallSite => {
-                "the return address past the copy follows a call of another function (the thread had moved on)"
+                "the return address past the copy follows a call of another function, or a call through a pointer \
+                 not seen made there (the thread had moved on)"
             }
         }
     }
