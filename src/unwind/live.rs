@@ -62,8 +62,10 @@
 //!   returned to its event loop since, though the frame itself, buffer and return address, is where it
 //!   was. Such a walk is read on from live memory without the checked words and taken only when it
 //!   reaches the thread's root and its junction follows a *direct* call of the frame under it (then the
-//!   churn check looks at it as at any other). memcached under load: cut stacks 28-30% -> 20%, with none
-//!   wrong in its self-check.
+//!   churn check looks at it as at any other), or returns into the same caller at another call site under
+//!   the same outer frames as a kept stack of the thread that shows the caller's direct call of that frame's
+//!   function at that address: the junction then takes the kept return address. memcached under load: cut
+//!   stacks 38-46% -> 20-21%, with none wrong in its self-check (891 continued).
 //!
 //! - **Samples ahead**: the samples of a batch are known before any of them is walked, so a walk knows
 //!   where the thread's stack pointer was in the samples taken after its own, up to shortly before the live
@@ -345,6 +347,7 @@ impl Continuer {
                 unwinder,
                 cache,
                 pid,
+                tid,
                 copy,
                 walk,
                 max_depth,
@@ -398,6 +401,7 @@ impl Continuer {
                 unwinder,
                 cache,
                 pid,
+                tid,
                 copy,
                 walk,
                 max_depth,
@@ -778,6 +782,7 @@ impl Continuer {
         unwinder: &Unwinder,
         cache: &mut Cache,
         pid: u32,
+        tid: u32,
         copy: StackCopy<'_>,
         walk: &mut Walk,
         max_depth: usize,
@@ -805,16 +810,71 @@ impl Continuer {
         let failure = view.failure;
         walk.reads.truncate(reads);
         self.note_refusal(pid, failure);
-        let taken = failure.is_none()
-            && walk.end == WalkEnd::Complete
-            && walk.frames.len() > len
-            && junction(copy, walk, len)
-                .and_then(|k| self.junction_call(pid, walk, k, function_of))
-                == Some(true);
+        let complete =
+            failure.is_none() && walk.end == WalkEnd::Complete && walk.frames.len() > len;
+        let taken = complete
+            && junction(copy, walk, len).is_some_and(|k| {
+                self.junction_call(pid, walk, k, function_of) == Some(true)
+                    || self.junction_as_kept(pid, tid, walk, k, function_of)
+            });
         if !taken {
             walk.truncate(len, end);
         }
         taken
+    }
+
+    /// An anchored walk (see [`Continuer::anchored`]) whose junction returns into the function that called
+    /// the anchored frame, at another call site: the caller is still there (the same function with its frame
+    /// at the same address, under the same outer frames), calling something else now (memcached's
+    /// `event_handler`, which called `drive_machine` when sampled, logging or closing the connection when
+    /// read). When one of the thread's kept stacks has that frame (same CFA, a return address into the
+    /// same function that follows a direct call of the anchored frame's function) under the same outer
+    /// frames, the junction is given its return address, the call made at the sample, and the walk is
+    /// taken.
+    fn junction_as_kept(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        walk: &mut Walk,
+        k: usize,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> bool {
+        let (Some(frame), Some(&cfa), Some(inner)) = (
+            walk.frames.get(k),
+            walk.cfas.get(k),
+            k.checked_sub(1).and_then(|i| walk.frames.get(i)),
+        ) else {
+            return false;
+        };
+        let (Some(caller), Some(callee)) = (
+            function_at(frame, function_of),
+            function_at(inner, function_of),
+        ) else {
+            return false;
+        };
+        let Some(state) = self.threads.get(&tid) else {
+            return false;
+        };
+        let seen = state.stacks.iter().find_map(|kept| {
+            let m = kept.cfas.iter().position(|&c| c == cfa)?;
+            let (f, before) = (kept.frames.get(m)?, kept.frames.get(m.checked_sub(1)?)?);
+            let same = function_at(f, function_of) == Some(caller)
+                && function_at(before, function_of) == Some(callee)
+                && kept.frames.get(m + 1..) == walk.frames.get(k + 1..)
+                && kept.cfas.get(m + 1..) == walk.cfas.get(k + 1..);
+            same.then_some(*f)
+        });
+        let Some(seen) = seen else {
+            return false;
+        };
+        let target = self.call_target(pid, seen.address.raw().0, function_of);
+        if target.is_none_or(|t| function_of(t.wrapping_add(1)) != Some(callee)) {
+            return false;
+        }
+        if let Some(f) = walk.frames.get_mut(k) {
+            *f = seen;
+        }
+        true
     }
 
     /// The function start the call before return address `ra` calls, where its bytes tell (a direct call, or
@@ -1516,6 +1576,30 @@ mod tests {
         other_callee.frames[1].address = FrameAddress::ReturnAddress(Avma(0x2380));
         c.threads.entry(1).or_default().stacks = vec![elsewhere, other_callee];
         assert!(!holds(&mut c, middle));
+    }
+
+    #[test]
+    fn an_anchored_junction_at_another_call_site_of_its_caller_takes_the_call_a_kept_stack_saw() {
+        let (memory, [direct, ..]) = calls();
+        let mut c = Continuer::new(Box::new(memory));
+        let mut function_of = |ra: u64| Some((1, ra.wrapping_sub(1) & !0xff));
+        // Function A (0x2000) was sampled under its caller, function 0x2100, whose call of A returns to
+        // `direct`; read live, the caller's frame is at the same place under the same outer frames, its
+        // return-address slot holding another call site of it (0x21a0).
+        let live = |ra: u64| stack(&[(0x7100, 0x2080), (0x7200, ra), (0x7300, 0x3000)]);
+        let kept = |ra: u64, outer: u64| stack(&[(0x7100, 0x20c0), (0x7200, ra), (0x7300, outer)]);
+        let mut takes = |c: &mut Continuer, stacks: Vec<Walk>| {
+            c.threads.entry(1).or_default().stacks = stacks;
+            let mut walk = live(0x21a0);
+            let taken = c.junction_as_kept(1, 1, &mut walk, 2, &mut function_of);
+            (taken, walk.frames[2].address.raw().0)
+        };
+        assert_eq!(takes(&mut c, vec![]), (false, 0x21a0));
+        assert_eq!(takes(&mut c, vec![kept(direct, 0x3000)]), (true, direct));
+        // Other outer frames (the caller returned and was called from elsewhere): not the same stack.
+        assert_eq!(takes(&mut c, vec![kept(direct, 0x3100)]), (false, 0x21a0));
+        // A kept call site of the caller that the bytes don't show calling A.
+        assert_eq!(takes(&mut c, vec![kept(0x21c0, 0x3000)]), (false, 0x21a0));
     }
 
     #[test]
