@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::HashMap;
 
+use object::elf::{self, FileHeader64};
+use object::read::elf::{FileHeader, ProgramHeader};
 use object::{
-    Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind, SymbolKind,
+    Endianness, Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind,
+    SymbolKind,
 };
 
 use super::demangle::demangle;
@@ -800,10 +803,37 @@ impl ElfModule {
     }
 }
 
-/// The GNU build-id of an ELF file, if it has one.
+/// The GNU build-id of an ELF file, if it has one: from its note segments (the ELF header, the program
+/// headers and the notes, a few hundred bytes), else from its sections. Parsing the whole file for it reads
+/// the section headers and the symbol table too: megabytes of rustc's driver, read while recording (a
+/// module still loading in the background has its build-id read so).
 pub fn read_build_id(data: &[u8]) -> Option<Vec<u8>> {
+    build_id_of(data)
+}
+
+/// [`read_build_id`] of a file read as it is asked (`object::ReadCache`).
+pub(crate) fn build_id_of<'data, R: ReadRef<'data>>(data: R) -> Option<Vec<u8>> {
+    if let Some(id) = build_id_of_segments(data) {
+        return Some(id);
+    }
     let file = object::File::parse(data).ok()?;
     file.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+fn build_id_of_segments<'data, R: ReadRef<'data>>(data: R) -> Option<Vec<u8>> {
+    let header = FileHeader64::<Endianness>::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    for segment in header.program_headers(endian, data).ok()? {
+        let Ok(Some(mut notes)) = segment.notes(endian, data) else {
+            continue;
+        };
+        while let Ok(Some(note)) = notes.next() {
+            if note.name() == elf::ELF_NOTE_GNU && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
+                return Some(note.desc().to_vec());
+            }
+        }
+    }
+    None
 }
 
 /// True when the ELF file carries DWARF line or function information (`.debug_info` with contents).

@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object::read::ReadCache;
-use object::Object;
 
 use super::elf::ElfFile;
 use super::ModuleSpec;
@@ -425,10 +424,7 @@ pub fn module_data(spec: &ModuleSpec) -> Option<ModuleData> {
             return None;
         }
         if let Some(want) = &spec.build_id {
-            let cache = ReadCache::new(&file);
-            let have = object::File::parse(&cache)
-                .ok()
-                .and_then(|elf| elf.build_id().ok().flatten().map(<[u8]>::to_vec));
+            let have = super::elf::build_id_of(&ReadCache::new(&file));
             if have.is_some_and(|have| !build_ids_match(want, &have)) {
                 return None;
             }
@@ -441,11 +437,7 @@ pub fn module_data(spec: &ModuleSpec) -> Option<ModuleData> {
 /// debug info), for a profile that names its modules before their symbols are loaded.
 pub fn module_build_id(spec: &ModuleSpec) -> Option<Vec<u8>> {
     match module_data(spec)? {
-        ModuleData::File(file) => {
-            let cache = ReadCache::new(&file);
-            let elf = object::File::parse(&cache).ok()?;
-            elf.build_id().ok().flatten().map(<[u8]>::to_vec)
-        }
+        ModuleData::File(file) => super::elf::build_id_of(&ReadCache::new(&file)),
         ModuleData::Bytes(bytes) => super::elf::read_build_id(&bytes),
     }
 }
