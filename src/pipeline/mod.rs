@@ -1906,8 +1906,11 @@ mod tests {
         ));
         // An instruction pointer outside the mappings is where the thread ran: kept.
         pipeline.on_record(&cpu_sample(7, &[0x10, 0x5555_0000_2000]));
-        // A process whose mappings are unknown: nothing to tell garbage by.
+        // A process whose mappings are unknown: nothing to tell garbage by, but a value that is no address.
+        pipeline.on_record(&cpu_sample(8, &[0x5555_0000_1000, 0x7fff_0000_1000]));
         pipeline.on_record(&cpu_sample(8, &[0x5555_0000_1000, garbage]));
+        // Nor in the kernel's half: rustc's outermost "frame" was named a kernel address.
+        pipeline.on_record(&cpu_sample(7, &[0x5555_0000_3000, 0xc500_0000_80ec_8147]));
         let profile = pipeline.into_profile();
         let mut lines: Vec<String> =
             crate::render::folded::folded_lines(&profile, &Default::default())
@@ -1919,9 +1922,11 @@ mod tests {
         assert_eq!(
             lines,
             vec![
+                "[truncated];[unknown] [unmapped]+0x555500001000",
                 "[truncated];[unknown] stacktop-test-program+0x1fff (unreadable);\
                  [unknown] stacktop-test-program+0x1000 (unreadable)",
-                "[unknown] [unmapped]+0x65677261742f6e67;[unknown] [unmapped]+0x555500001000",
+                "[truncated];[unknown] stacktop-test-program+0x3000 (unreadable)",
+                "[unknown] [unmapped]+0x7fff00000fff;[unknown] [unmapped]+0x555500001000",
                 "[unknown] stacktop-test-program+0x1fff (unreadable);[unknown] [unmapped]+0x10",
             ]
         );

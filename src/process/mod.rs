@@ -192,6 +192,14 @@ pub struct Processes {
 /// The first kernel address on 64-bit Linux (x86_64 and aarch64 alike put the kernel in the upper half).
 const KERNEL_START: u64 = 1 << 63;
 
+/// Whether `addr` can be an address of any process or of the kernel: x86-64 (with 5-level page tables)
+/// and aarch64 use at most 56 bits, the upper ones copies of bit 55. Any other value is no address at all:
+/// a word a frame-pointer chain or a table walk read as a return address where none was (rustc's outermost
+/// "frame" `0xc500000080ec8147`, which the kernel half's test named a kernel address).
+fn is_canonical(addr: u64) -> bool {
+    !(1 << 56..!0u64 << 56).contains(&addr)
+}
+
 impl Processes {
     pub fn new() -> Processes {
         Processes::default()
@@ -326,8 +334,12 @@ impl Processes {
     }
 
     /// True when `addr` is a user address outside every mapping of `pid`, and `pid`'s mappings are known (it has
-    /// some): such an address holds no code. Unknown processes say false: nothing is known against it.
+    /// some): such an address holds no code. Unknown processes say false: nothing is known against it. A value
+    /// that is no address (see [`is_canonical`]) is outside every mapping of every process.
     pub fn outside_known_mappings(&self, pid: u32, addr: Avma) -> bool {
+        if !is_canonical(addr.0) {
+            return true;
+        }
         if addr.0 >= KERNEL_START {
             return false;
         }
