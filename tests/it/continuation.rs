@@ -610,23 +610,23 @@ pub fn recursion_through_top_reaches_main() {
 /// Acceptance 5: threads whose hot loop runs under a 16 KiB stack buffer never touched
 /// (assets/bigbuf_threads.c): the kernel's copies stop there, at a few hundred bytes (with perf: 384 bytes of
 /// the 32 KiB asked, and perf's stacks end at serve); the issue asks that at least 98% of the samples reach
-/// their thread root all the same. In these 2 s, 96-97% do (83% while the cache kept only a thread's last
-/// stack: serve's frame is at one address whether it calls handle or its clock, and a stack kept from the
-/// clock's call did not serve a walk cut under handle's); what is left is a fixed cost, some 50 samples of a
-/// process's first continuations, only checked, and its last few milliseconds, walked after it exited: over
-/// 10 s, 99%. This asserts 93%, and that the header says how many copies came back short and how many walks
-/// the continuation completed.
+/// their thread root all the same. What is left is a fixed cost, some 50 to 80 samples of a process's first
+/// continuations, only checked, and its last few milliseconds, walked after it exited: in 2 s, 96-97% reach
+/// their root, in 5 s 98.4-98.5%, over 10 s 99% (83% in 2 s while the cache kept only a thread's last stack:
+/// serve's frame is at one address whether it calls handle or its clock, and a stack kept from the clock's
+/// call did not serve a walk cut under handle's). This records 8 s and asserts the 98%, and that the header
+/// says how many copies came back short and how many walks the continuation completed.
 pub fn threads_under_a_big_buffer_reach_their_roots() {
     if !perf_available() {
         return;
     }
     let bin = bigbuf_threads();
-    let file = record("bigbuf_threads", &[], &[&bin, Path::new("2")]);
+    let file = record("bigbuf_threads", &[], &[&bin, Path::new("8")]);
     let ends = Ends::of(&file);
     ends.print("bigbuf_threads, default mode");
     let header = report_header(&file);
     print_unwind_lines("bigbuf_threads, default mode", &header);
-    assert!(ends.samples >= 1000, "only {} samples", ends.samples);
+    assert!(ends.samples >= 4000, "only {} samples", ends.samples);
     assert_header_counts_the_cut("bigbuf_threads", &header, &ends);
     // The copies come back short until the continuation's reads have mapped the buffer's pages (the zero
     // page, which the kernel can then copy in the interrupt); past them the walks still run off the 16 KiB
@@ -648,12 +648,12 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
     );
     let (continued, ran_off) = continuation_line("bigbuf_threads", &header);
     assert!(
-        ends.rooted_pct() >= 93.0,
+        ends.rooted_pct() >= 98.0,
         "{:.2}% of the samples reached a thread root",
         ends.rooted_pct()
     );
     assert!(
-        continued * 100 >= ran_off * 93,
+        continued * 100 >= ran_off * 98,
         "{continued} of {ran_off} walks that ran off their copy continued"
     );
     // The stacks are the right ones: parse has 3/4 of the samples, each under worker, serve and handle.
