@@ -368,17 +368,19 @@ fn write_continuation(w: &mut impl Write, c: &crate::profile::ContinuationStats)
     writeln!(
         w,
         "# Unwind continuation: {} of {} walks that ran off their stack copy were continued in the live process \
-         ({} from memory, {} from the thread cache); {not} were not{why}",
+         ({} from memory, {} from the thread cache); {not} {} not{why}",
         c.completed(),
         c.ran_off,
         c.from_memory,
-        c.from_cache
+        c.from_cache,
+        if not == 1 { "was" } else { "were" }
     )?;
     for (pid, why, n) in c.processes.iter().take(5) {
         writeln!(
             w,
-            "#   continuation off for pid {pid}: {} ({n} walks)",
-            why.describe()
+            "#   continuation off for pid {pid}: {} ({n} walk{})",
+            why.describe(),
+            if *n == 1 { "" } else { "s" }
         )?;
     }
     Ok(())
