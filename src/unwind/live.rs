@@ -700,8 +700,9 @@ impl Continuer {
     /// self-check found rustc's compiler thread, sampled in its last drops, continued through the
     /// allocator's thread-exit cleanup that ran by the live read. The call then is of another function.
     ///
-    /// Unknown (and taken) when the call is through a register or memory other than a GOT slot, or its
-    /// target is not a function's start. A tail call (the called function jumps to the callee) fails the
+    /// Where the bytes don't tell (a call through a register or memory other than a GOT slot, or to no
+    /// function's start), taken only when a kept stack of the thread saw that call made there
+    /// ([`Continuer::junction_seen`]). A tail call (the called function jumps to the callee) fails the
     /// check, and the stack ends at the copy as without a continuation.
     fn junction_calls_its_callee(
         &mut self,
@@ -730,8 +731,7 @@ impl Continuer {
         k: usize,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Option<bool> {
-        let (frame, inner) = (walk.frames.get(k)?, walk.frames.get(k.checked_sub(1)?)?);
-        let callee = function_at(inner, function_of)?;
+        let (frame, callee) = junction_at(walk, k, function_of)?;
         let target = self.call_target(pid, frame.address.raw().0, function_of)?;
         Some(function_of(target.wrapping_add(1)) == Some(callee))
     }
@@ -748,27 +748,29 @@ impl Continuer {
         k: usize,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> bool {
-        let (Some(frame), Some(&cfa), Some(inner)) = (
-            walk.frames.get(k),
-            walk.cfas.get(k),
-            k.checked_sub(1).and_then(|i| walk.frames.get(i)),
-        ) else {
+        let Some((frame, callee)) = junction_at(walk, k, function_of) else {
             return false;
         };
-        let Some(state) = self.threads.get(&tid) else {
-            return false;
-        };
-        let callee = function_at(inner, function_of);
-        state.stacks.iter().any(|kept| {
-            let Some(m) = kept.cfas.iter().position(|&c| c == cfa) else {
-                return false;
-            };
-            kept.frames.get(m) == Some(frame)
-                && m > 0
-                && kept
-                    .frames
-                    .get(m - 1)
-                    .is_some_and(|f| function_at(f, function_of) == callee)
+        self.kept_over(tid, walk, k, callee, function_of)
+            .any(|(kept, m)| kept.frames.get(m) == Some(frame))
+    }
+
+    /// The kept stacks of thread `tid` that have a frame at the CFA of `walk`'s frame `k` over a callee in
+    /// function `callee`, with that frame's index in each.
+    fn kept_over<'s>(
+        &'s self,
+        tid: u32,
+        walk: &'s Walk,
+        k: usize,
+        callee: (usize, u64),
+        function_of: &'s mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> impl Iterator<Item = (&'s Walk, usize)> + 's {
+        let cfa = walk.cfas.get(k).copied();
+        let kept = self.threads.get(&tid).map(|s| s.stacks.as_slice());
+        kept.unwrap_or_default().iter().filter_map(move |kept| {
+            let m = kept.cfas.iter().position(|&c| Some(c) == cfa)?;
+            let inner = kept.frames.get(m.checked_sub(1)?)?;
+            (function_at(inner, function_of) == Some(callee)).then_some((kept, m))
         })
     }
 
@@ -839,32 +841,21 @@ impl Continuer {
         k: usize,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> bool {
-        let (Some(frame), Some(&cfa), Some(inner)) = (
-            walk.frames.get(k),
-            walk.cfas.get(k),
-            k.checked_sub(1).and_then(|i| walk.frames.get(i)),
-        ) else {
+        let Some((frame, callee)) = junction_at(walk, k, function_of) else {
             return false;
         };
-        let (Some(caller), Some(callee)) = (
-            function_at(frame, function_of),
-            function_at(inner, function_of),
-        ) else {
+        let Some(caller) = function_at(frame, function_of) else {
             return false;
         };
-        let Some(state) = self.threads.get(&tid) else {
-            return false;
-        };
-        let seen = state.stacks.iter().find_map(|kept| {
-            let m = kept.cfas.iter().position(|&c| c == cfa)?;
-            let (f, before) = (kept.frames.get(m)?, kept.frames.get(m.checked_sub(1)?)?);
-            let same = function_at(f, function_of) == Some(caller)
-                && function_at(before, function_of) == Some(callee)
-                && kept.frames.get(m + 1..) == walk.frames.get(k + 1..)
-                && kept.cfas.get(m + 1..) == walk.cfas.get(k + 1..);
-            same.then_some(*f)
-        });
-        let Some(seen) = seen else {
+        let seen = self
+            .kept_over(tid, walk, k, callee, function_of)
+            .find_map(|(kept, m)| {
+                let f = kept.frames.get(m)?;
+                let same = kept.frames.get(m + 1..) == walk.frames.get(k + 1..)
+                    && kept.cfas.get(m + 1..) == walk.cfas.get(k + 1..);
+                same.then_some(*f)
+            });
+        let Some(seen) = seen.filter(|f| function_at(f, function_of) == Some(caller)) else {
             return false;
         };
         let target = self.call_target(pid, seen.address.raw().0, function_of);
@@ -947,6 +938,16 @@ fn junction(copy: StackCopy<'_>, walk: &Walk, len: usize) -> Option<usize> {
     let end = copy.end();
     (len.max(1)..walk.frames.len())
         .find(|&k| walk.cfas.get(k).is_some_and(|c| c.saturating_sub(8) >= end))
+}
+
+/// Frame `k` of `walk` (the junction) and the function its callee frame runs in.
+fn junction_at<'w>(
+    walk: &'w Walk,
+    k: usize,
+    function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+) -> Option<(&'w Frame, (usize, u64))> {
+    let inner = walk.frames.get(k.checked_sub(1)?)?;
+    Some((walk.frames.get(k)?, function_at(inner, function_of)?))
 }
 
 /// The function a frame runs in (its module and FDE start), as `function_of` tells it from a return address.
