@@ -11,8 +11,8 @@ use foldhash::HashMap;
 use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{
-    Endianness, Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind,
-    SymbolKind,
+    Endianness, Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionFlags,
+    SectionKind, SymbolKind,
 };
 
 use super::demangle::demangle;
@@ -323,14 +323,24 @@ fn function_symbols<'d>(
         };
         let is_function = match sym.kind() {
             SymbolKind::Text => true,
-            // Hand-written assembly may leave out `.type sym, @function`. Local untyped symbols in code are
-            // mostly markers (`.annobin_*`, mapping symbols), so only exported ones count.
+            // Hand-written assembly may leave out `.type sym, @function`: ld.so's `_start` (where every
+            // program's main thread begins) is a local untyped label, which perf names. Local untyped
+            // markers in code (`.annobin_*`, `.L*`, ARM's `$x` mapping symbols) start with `.` or `$`.
             SymbolKind::Unknown => {
-                binding != Binding::Local
+                let marker = binding == Binding::Local
+                    && sym
+                        .name_bytes()
+                        .map_or(true, |n| n.first().is_none_or(|c| matches!(c, b'.' | b'$')));
+                // A separate debug file's `.text` holds no bytes (`SHT_NOBITS`) but keeps its flags.
+                !marker
                     && sym
                         .section_index()
                         .and_then(|i| file.section_by_index(i).ok())
-                        .is_some_and(|s| s.kind() == SectionKind::Text)
+                        .is_some_and(|s| {
+                            s.kind() == SectionKind::Text
+                                || matches!(s.flags(), SectionFlags::Elf { sh_flags, .. }
+                                    if sh_flags.0 & elf::SHF_EXECINSTR.0 != 0)
+                        })
             }
             _ => false,
         };

@@ -869,6 +869,62 @@ pub fn garbage_elf_dwarf_and_truncated_files_give_frames_not_panics() {
     }
 }
 
+/// Hand-written assembly's untyped labels in code: a local one is a function to perf (ld.so's `_start`, where
+/// every program's main thread begins, is one: `LOCAL NOTYPE` in its debug file) and named so; a marker (a
+/// local label starting with `.` or `$`) is not, and the function before it reaches past it. Named from the
+/// binary and from its separate debug file alike.
+pub fn c_fixture_untyped_local_labels_in_code_are_named() {
+    let dir = scratch("untyped");
+    let src = dir.join("untyped.c");
+    std::fs::write(
+        &src,
+        "__asm__(\".text\\n\"\n\
+         \"entry_label:\\n nop\\n nop\\n nop\\n nop\\n ret\\n\"\n\
+         \".annobin_marker:\\n nop\\n nop\\n ret\\n\");\n\
+         int main(void) { return 0; }\n",
+    )
+    .expect("write fixture");
+    let exe = dir.join("untyped");
+    run(Command::new("cc")
+        .args(["-O2", "-g", "-o"])
+        .arg(&exe)
+        .arg(&src));
+    let (label, _) = function_symbol(&exe, "entry_label");
+    let (marker, _) = function_symbol(&exe, ".annobin_marker");
+    let mut s = Symbolizer::new().with_debug_dirs(vec![]);
+    for offset in [label, label + 2, marker + 1] {
+        let frames = s.symbolize_user(&spec_for(&exe), FileOffset(offset));
+        assert_eq!(
+            frames[0].function,
+            "entry_label",
+            "{offset:#x}: {}",
+            show(&frames)
+        );
+    }
+    // From a separate debug file (as ld.so's), whose `.text` holds no bytes: found by build-id.
+    let id = read_build_id(&std::fs::read(&exe).expect("read")).expect("cc links with --build-id");
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let root = dir.join("debug-root");
+    let by_id = root
+        .join(".build-id")
+        .join(&hex[..2])
+        .join(format!("{}.debug", &hex[2..]));
+    std::fs::create_dir_all(by_id.parent().expect("parent")).expect("mkdir");
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&exe)
+        .arg(&by_id));
+    let stripped = dir.join("untyped-stripped");
+    run(Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&exe));
+    let mut s = Symbolizer::new().with_debug_dirs(vec![root]);
+    let frames = s.symbolize_user(&spec_for(&stripped), FileOffset(label + 2));
+    assert_eq!(frames[0].function, "entry_label", "{}", show(&frames));
+}
+
 crate::tests![
     resolves_its_own_function,
     libc_pthread_mutex_lock_with_libc6_dbg,
@@ -888,4 +944,5 @@ crate::tests![
     jit_perf_map_in_the_process_root,
     kernel_addresses_from_proc_kallsyms,
     garbage_elf_dwarf_and_truncated_files_give_frames_not_panics,
+    c_fixture_untyped_local_labels_in_code_are_named,
 ];
