@@ -537,6 +537,9 @@ impl Unwinders {
             max_depth,
             walk,
         );
+        if walk.end != WalkEnd::Complete && at_entry(&self.tables, processes, sample.pid, walk) {
+            walk.end = WalkEnd::Complete;
+        }
         if let Some(b) = &mut self.budgets {
             b.observe(sample.pid, regs.sp, bytes.len(), walk);
         }
@@ -717,6 +720,29 @@ impl Unwinders {
     pub fn tables(&self, module: &Arc<Module>) -> Option<&UnwindTables> {
         self.tables.get(module).and_then(|t| t.as_deref())
     }
+}
+
+/// Whether a walk stopped in the entry code of its outermost frame's module (see
+/// [`UnwindTables::is_entry`]): the main thread's root, not a cut stack.
+fn at_entry(
+    tables: &HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
+    processes: &Processes,
+    pid: u32,
+    walk: &dwarf::Walk,
+) -> bool {
+    let Some(frame) = walk.frames.last() else {
+        return false;
+    };
+    let Resolved::Module { module, offset, .. } =
+        processes.resolve(pid, frame.address.lookup_address())
+    else {
+        return false;
+    };
+    let Some(Some(t)) = tables.get(&module) else {
+        return false;
+    };
+    t.offset_to_svma(offset)
+        .is_some_and(|svma| t.is_entry(svma.0))
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ use object::{Architecture, Object, ObjectSection, ObjectSegment, ReadRef};
 use crate::acquire::memory::{FileBytes, MappedFile, SharedBytes};
 use crate::addr::{FileOffset, Svma};
 
+/// The entry code [`UnwindTables::is_entry`] takes for the root of a stack: ld.so's `_start` is 8 bytes (`mov
+/// %rsp,%rdi; call _dl_start`), glibc's crt1 `_start` 38.
+const ENTRY_BYTES: u64 = 48;
+
 /// How much of `.text` the frame-pointer heuristic reads: a sample of the functions is enough.
 const TEXT_SAMPLE_BYTES: u64 = 4 << 20;
 
@@ -75,6 +79,8 @@ pub struct UnwindTables {
     x86_64: bool,
     /// SVMA ranges of the PLT sections (`.plt`, `.plt.sec`, `.plt.got`): stubs that jump on without a frame.
     plt: Vec<Range<u64>>,
+    /// The file's entry point (SVMA), where its program starts, when it has one.
+    entry: Option<u64>,
 }
 
 /// What a module's CFI says of the frame of one address, for trusting a frame-pointer chain there.
@@ -272,7 +278,15 @@ impl UnwindTables {
             has_frame_pointers,
             x86_64: file.architecture() == Architecture::X86_64,
             plt,
+            entry: Some(file.entry()).filter(|&e| e != 0),
         })
+    }
+
+    /// Whether `svma` lies in the first instructions of the file's entry point: the outermost frame of a
+    /// process's main thread when the entry code has no CFI (ld.so's `_start`, which calls `_dl_start`).
+    pub fn is_entry(&self, svma: u64) -> bool {
+        self.entry
+            .is_some_and(|e| svma >= e && svma - e < ENTRY_BYTES)
     }
 
     /// The SVMA at which the byte at file offset `offset` is loaded (through the segment holding it).
@@ -720,6 +734,7 @@ mod tests {
             has_frame_pointers: false,
             x86_64: true,
             plt: Vec::new(),
+            entry: None,
         };
         assert_eq!(
             tables.bias(0x5555_5555_5000, 0x1000),
@@ -955,6 +970,7 @@ mod tests {
             has_frame_pointers: false,
             x86_64: true,
             plt: vec![0x1400..0x1410, 0x1500..0x1508],
+            entry: None,
         }
     }
 
