@@ -1874,6 +1874,17 @@ mod tests {
         })
     }
 
+    /// The exit of process `pid` (its main thread) at time 1.
+    fn test_exit(pid: u32) -> Record {
+        Record::Exit {
+            pid,
+            ppid: 1,
+            tid: pid,
+            ptid: 1,
+            time: 1,
+        }
+    }
+
     /// A CPU sample of `pid`'s main thread whose kernel chain is the user frames `chain`.
     fn user_cpu_sample(pid: u32, chain: &[u64]) -> Record {
         let mut callchain = vec![crate::acquire::record::PERF_CONTEXT_USER];
@@ -1988,13 +1999,7 @@ mod tests {
             let sample = |pid| user_cpu_sample(pid, &[0x5555_0000_1000]);
             p.on_record(&test_mapping(7, "/nonexistent/stacktop-test-a"));
             p.on_record(&sample(7));
-            p.on_record(&Record::Exit {
-                pid: 7,
-                ppid: 1,
-                tid: 7,
-                ptid: 1,
-                time: 1,
-            });
+            p.on_record(&test_exit(7));
             p.on_record(&test_mapping(8, "/nonexistent/stacktop-test-b"));
             p.on_record(&sample(8));
             let loaded = p.symbolizer.module_count();
@@ -2059,13 +2064,7 @@ mod tests {
                 7,
                 &[base + offset.0 - pgoff + 1, base + 0x20, base + 0x40],
             ));
-            p.on_record(&Record::Exit {
-                pid: 7,
-                ppid: 1,
-                tid: 7,
-                ptid: 1,
-                time: 1,
-            });
+            p.on_record(&test_exit(7));
             let before = p.unwind_summary().1;
             p.release_exited();
             p.release_exited();

@@ -341,26 +341,18 @@ impl Continuer {
             .highest_ahead(tid, time)
             .is_some_and(|sp| sp > outermost)
         {
-            let len = walk.frames.len();
-            let end = walk.end;
-            if self.anchored(
-                unwinder,
-                cache,
-                pid,
-                tid,
-                copy,
-                walk,
-                max_depth,
-                is_code,
-                function_of,
-            ) {
-                if self.observe(tid, time, walk, function_of) {
-                    walk.truncate(len, end);
-                    return Outcome::Refused(Refusal::Churn);
-                }
-                return Outcome::FromMemory;
-            }
-            return Outcome::Refused(Refusal::Returned);
+            return self
+                .anchored(
+                    unwinder,
+                    cache,
+                    (pid, tid, time),
+                    copy,
+                    walk,
+                    max_depth,
+                    is_code,
+                    function_of,
+                )
+                .unwrap_or(Outcome::Refused(Refusal::Returned));
         }
         if fresh && self.take_cached(pid, tid, copy, walk) {
             if let Some(s) = self.threads.get_mut(&tid) {
@@ -396,24 +388,19 @@ impl Continuer {
         {
             return Outcome::FromCache;
         }
-        if outcome == Outcome::Refused(Refusal::Overlap)
-            && self.anchored(
+        if outcome == Outcome::Refused(Refusal::Overlap) {
+            if let Some(anchored) = self.anchored(
                 unwinder,
                 cache,
-                pid,
-                tid,
+                (pid, tid, time),
                 copy,
                 walk,
                 max_depth,
                 is_code,
                 function_of,
-            )
-        {
-            if self.observe(tid, time, walk, function_of) {
-                walk.truncate(len, end);
-                return Outcome::Refused(Refusal::Churn);
+            ) {
+                return anchored;
             }
-            return Outcome::FromMemory;
         }
         outcome
     }
@@ -777,20 +764,20 @@ impl Continuer {
     /// A walk whose copy ends inside its outermost frame's own stack (a function with a large buffer), where
     /// the thread has moved on below or past that frame since: live memory read without checking the copy's
     /// words, taken only when the walk reaches the root and the junction's return address follows a direct
-    /// call of that frame's function.
+    /// call of that frame's function (or the call a kept stack saw, see [`Continuer::junction_as_kept`]),
+    /// then looked at by the churn check. `None` when not taken (the walk is as it was).
     #[allow(clippy::too_many_arguments)]
     fn anchored(
         &mut self,
         unwinder: &Unwinder,
         cache: &mut Cache,
-        pid: u32,
-        tid: u32,
+        (pid, tid, time): (u32, u32, u64),
         copy: StackCopy<'_>,
         walk: &mut Walk,
         max_depth: usize,
         is_code: &mut dyn FnMut(u64) -> bool,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
-    ) -> bool {
+    ) -> Option<Outcome> {
         // Only where the copy ends in a large stretch the walk did not read (a buffer).
         let highest = walk
             .reads
@@ -800,7 +787,7 @@ impl Continuer {
             .max()
             .unwrap_or(copy.sp);
         if copy.end().saturating_sub(highest) < UNREAD_BUFFER {
-            return false;
+            return None;
         }
         let len = walk.frames.len();
         let end = walk.end;
@@ -821,8 +808,13 @@ impl Continuer {
             });
         if !taken {
             walk.truncate(len, end);
+            return None;
         }
-        taken
+        if self.observe(tid, time, walk, function_of) {
+            walk.truncate(len, end);
+            return Some(Outcome::Refused(Refusal::Churn));
+        }
+        Some(Outcome::FromMemory)
     }
 
     /// An anchored walk (see [`Continuer::anchored`]) whose junction returns into the function that called

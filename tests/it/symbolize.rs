@@ -595,6 +595,34 @@ pub fn c_fixture_stripped_is_named_by_fde_start() {
     }
 }
 
+/// `exe`'s debug file (`objcopy --only-keep-debug`) under a debug root in `dir`, by build-id: the root, the
+/// debug file's path and the build-id.
+fn debug_root_for(exe: &Path, dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
+    let id = read_build_id(&std::fs::read(exe).expect("read")).expect("cc links with --build-id");
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let root = dir.join("debug-root");
+    let by_id = root
+        .join(".build-id")
+        .join(&hex[..2])
+        .join(format!("{}.debug", &hex[2..]));
+    std::fs::create_dir_all(by_id.parent().expect("parent")).expect("mkdir");
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(exe)
+        .arg(&by_id));
+    (root, by_id, id)
+}
+
+/// `exe` with every symbol and debug section stripped, at `out`.
+fn stripped_copy(exe: &Path, out: &Path) -> PathBuf {
+    run(Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(out)
+        .arg(exe));
+    out.to_path_buf()
+}
+
 pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
     let dir = scratch("split");
     let exe = build_inline(&dir);
@@ -605,21 +633,8 @@ pub fn c_fixture_separate_debug_file_by_build_id_and_debuglink() {
         .arg(&debug));
 
     // By build-id under a debug root.
-    let id = read_build_id(&std::fs::read(&exe).expect("read")).expect("cc links with --build-id");
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let root = dir.join("debug-root");
-    let by_id = root
-        .join(".build-id")
-        .join(&hex[..2])
-        .join(format!("{}.debug", &hex[2..]));
-    std::fs::create_dir_all(by_id.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(&debug, &by_id).expect("copy");
-    let stripped = dir.join("inline-nodebug");
-    run(Command::new("strip")
-        .arg("--strip-all")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&exe));
+    let (root, by_id, id) = debug_root_for(&exe, &dir);
+    let stripped = stripped_copy(&exe, &dir.join("inline-nodebug"));
     let mut s = Symbolizer::new().with_debug_dirs(vec![root.clone()]);
     check_inline_frames(&mut s, &stripped, &exe);
     match s.module_status(&spec_for(&stripped)) {
@@ -902,24 +917,8 @@ pub fn c_fixture_untyped_local_labels_in_code_are_named() {
         );
     }
     // From a separate debug file (as ld.so's), whose `.text` holds no bytes: found by build-id.
-    let id = read_build_id(&std::fs::read(&exe).expect("read")).expect("cc links with --build-id");
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let root = dir.join("debug-root");
-    let by_id = root
-        .join(".build-id")
-        .join(&hex[..2])
-        .join(format!("{}.debug", &hex[2..]));
-    std::fs::create_dir_all(by_id.parent().expect("parent")).expect("mkdir");
-    run(Command::new("objcopy")
-        .arg("--only-keep-debug")
-        .arg(&exe)
-        .arg(&by_id));
-    let stripped = dir.join("untyped-stripped");
-    run(Command::new("strip")
-        .arg("--strip-all")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&exe));
+    let (root, _, _) = debug_root_for(&exe, &dir);
+    let stripped = stripped_copy(&exe, &dir.join("untyped-stripped"));
     let mut s = Symbolizer::new().with_debug_dirs(vec![root]);
     let frames = s.symbolize_user(&spec_for(&stripped), FileOffset(label + 2));
     assert_eq!(frames[0].function, "entry_label", "{}", show(&frames));
