@@ -830,10 +830,17 @@ pub(crate) fn build_id_of<'data, R: ReadRef<'data>>(data: R) -> Option<Vec<u8>> 
     file.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
+/// Note segments larger than this are not read for a build-id (its note is 36 bytes; a size from a corrupt
+/// header would have the whole file read): the sections are asked instead.
+const MAX_NOTE_SEGMENT: u64 = 64 * 1024;
+
 fn build_id_of_segments<'data, R: ReadRef<'data>>(data: R) -> Option<Vec<u8>> {
     let header = FileHeader64::<Endianness>::parse(data).ok()?;
     let endian = header.endian().ok()?;
     for segment in header.program_headers(endian, data).ok()? {
+        if segment.p_filesz(endian) > MAX_NOTE_SEGMENT {
+            continue;
+        }
         let Ok(Some(mut notes)) = segment.notes(endian, data) else {
             continue;
         };

@@ -93,6 +93,8 @@ pub const OVERLAP: u64 = 256;
 const CHECKED: u64 = 1024;
 /// Bytes at the copy's end the walk did not read, from which the copy is taken to end inside a buffer.
 const UNREAD_BUFFER: u64 = 4096;
+/// Call targets [`Continuer::call_target`] keeps before it starts again.
+const MAX_CALL_TARGETS: usize = 65_536;
 /// Bytes read from the process at once.
 const CHUNK: usize = 16 * 1024;
 /// Most bytes read from the process for one walk.
@@ -189,6 +191,9 @@ pub struct Continuer {
     ahead: HashMap<u32, Vec<(u64, u64)>>,
     /// The latest time of any sample seen ahead.
     horizon: u64,
+    /// [`Continuer::call_target`]'s answers per `(pid, return address)`: the code does not change while
+    /// the process maps it, and the same few hundred call sites come back in every walk.
+    call_targets: HashMap<(u32, u64), Option<u64>>,
 }
 
 impl Continuer {
@@ -204,6 +209,7 @@ impl Continuer {
             checks: Vec::new(),
             ahead: HashMap::new(),
             horizon: 0,
+            call_targets: HashMap::new(),
         }
     }
 
@@ -621,6 +627,7 @@ impl Continuer {
         let Continuer { threads, ahead, .. } = self;
         ahead.retain(|tid, _| threads.get(tid).is_some_and(|s| s.pid != pid));
         threads.retain(|_, s| s.pid != pid);
+        self.call_targets.retain(|&(p, _), _| p != pid);
     }
 
     /// Walks on from `walk`'s last frame through the copy, then live memory.
@@ -703,10 +710,27 @@ impl Continuer {
         let Some(k) = junction(copy, walk, len) else {
             return true;
         };
-        match self.junction_call(pid, walk, k, function_of) {
+        let junction_holds = match self.junction_call(pid, walk, k, function_of) {
             Some(calls) => calls,
             None => self.junction_seen(tid, walk, k, function_of),
-        }
+        };
+        junction_holds && self.callers_call(pid, walk, k + 1, function_of)
+    }
+
+    /// Whether no frame from `from` on returns from a call of another function than the one its callee
+    /// frame runs in, where the bytes tell. A thread back in its event loop leaves the deep frames it left
+    /// (the junction among them) as they were, stale but whole, while its loop's slot above them holds the
+    /// return address of whatever it calls now (assets/event_loop.c's clock call, where `on_event`'s return
+    /// address was: 1 run in 12 had 4-5 such stacks in its self-check before this).
+    fn callers_call(
+        &mut self,
+        pid: u32,
+        walk: &Walk,
+        from: usize,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> bool {
+        (from..walk.frames.len())
+            .all(|j| self.junction_call(pid, walk, j, function_of) != Some(false))
     }
 
     /// Whether the return address of frame `k` (the junction) follows a call of its callee frame's function:
@@ -719,7 +743,19 @@ impl Continuer {
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Option<bool> {
         let (frame, callee) = junction_at(walk, k, function_of)?;
-        let target = self.call_target(pid, frame.address.raw().0, function_of)?;
+        self.calls(pid, frame.address.raw().0, callee, function_of)
+    }
+
+    /// Whether the call before return address `ra` calls function `callee`, where its bytes tell (see
+    /// [`Continuer::call_target`]).
+    fn calls(
+        &mut self,
+        pid: u32,
+        ra: u64,
+        callee: (usize, u64),
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> Option<bool> {
+        let target = self.call_target(pid, ra, function_of)?;
         Some(function_of(target.wrapping_add(1)) == Some(callee))
     }
 
@@ -803,8 +839,9 @@ impl Continuer {
             failure.is_none() && walk.end == WalkEnd::Complete && walk.frames.len() > len;
         let taken = complete
             && junction(copy, walk, len).is_some_and(|k| {
-                self.junction_call(pid, walk, k, function_of) == Some(true)
-                    || self.junction_as_kept(pid, tid, walk, k, function_of)
+                (self.junction_call(pid, walk, k, function_of) == Some(true)
+                    || self.junction_as_kept(pid, tid, walk, k, function_of))
+                    && self.callers_call(pid, walk, k + 1, function_of)
             });
         if !taken {
             walk.truncate(len, end);
@@ -850,8 +887,7 @@ impl Continuer {
         let Some(seen) = seen.filter(|f| function_at(f, function_of) == Some(caller)) else {
             return false;
         };
-        let target = self.call_target(pid, seen.address.raw().0, function_of);
-        if target.is_none_or(|t| function_of(t.wrapping_add(1)) != Some(callee)) {
+        if self.calls(pid, seen.address.raw().0, callee, function_of) != Some(true) {
             return false;
         }
         if let Some(f) = walk.frames.get_mut(k) {
@@ -863,6 +899,23 @@ impl Continuer {
     /// The function start the call before return address `ra` calls, where its bytes tell (a direct call, or
     /// one through a GOT slot; a PLT entry's jump is followed); `None` when they don't.
     fn call_target(
+        &mut self,
+        pid: u32,
+        ra: u64,
+        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
+    ) -> Option<u64> {
+        if let Some(&known) = self.call_targets.get(&(pid, ra)) {
+            return known;
+        }
+        if self.call_targets.len() >= MAX_CALL_TARGETS {
+            self.call_targets.clear();
+        }
+        let target = self.read_call_target(pid, ra, function_of);
+        self.call_targets.insert((pid, ra), target);
+        target
+    }
+
+    fn read_call_target(
         &mut self,
         pid: u32,
         ra: u64,

@@ -14,7 +14,7 @@ use super::tables::{Covering, FdeIndex, UnwindTables};
 use super::{fp, Frame, Stack};
 use crate::acquire::record::{SampleKind, SampleRecord};
 use crate::acquire::StackBudget;
-use crate::addr::Avma;
+use crate::addr::{Avma, Svma};
 use crate::process::{Mapping, Module, Processes, Resolved};
 use crate::profile::{ContinuationStats, ShortCopies};
 
@@ -449,13 +449,8 @@ impl Unwinders {
         // Which function a return address returns into: its module and the start of its FDE.
         let (tables, fdes) = (&self.tables, &mut self.fdes);
         let mut function_of = |ra: u64| -> Option<(usize, u64)> {
-            let Resolved::Module { module, offset, .. } =
-                processes.resolve(sample.pid, Avma(ra.saturating_sub(1)))
-            else {
-                return None;
-            };
-            let t = tables.get(&module)?.as_ref()?;
-            let svma = t.offset_to_svma(offset)?;
+            let (module, t, svma) =
+                tables_at(tables, processes, sample.pid, Avma(ra.saturating_sub(1)))?;
             let start = match t.function_start(svma.0) {
                 Covering::Fde(start) => start,
                 Covering::Nothing => return None,
@@ -730,19 +725,25 @@ fn at_entry(
     pid: u32,
     walk: &dwarf::Walk,
 ) -> bool {
-    let Some(frame) = walk.frames.last() else {
-        return false;
+    walk.frames
+        .last()
+        .and_then(|f| tables_at(tables, processes, pid, f.address.lookup_address()))
+        .is_some_and(|(_, t, svma)| t.is_entry(svma.0))
+}
+
+/// The module of process `pid` that maps `addr`, its unwind tables (when read) and the SVMA there.
+fn tables_at<'t>(
+    tables: &'t HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
+    processes: &Processes,
+    pid: u32,
+    addr: Avma,
+) -> Option<(Arc<Module>, &'t UnwindTables, Svma)> {
+    let Resolved::Module { module, offset, .. } = processes.resolve(pid, addr) else {
+        return None;
     };
-    let Resolved::Module { module, offset, .. } =
-        processes.resolve(pid, frame.address.lookup_address())
-    else {
-        return false;
-    };
-    let Some(Some(t)) = tables.get(&module) else {
-        return false;
-    };
-    t.offset_to_svma(offset)
-        .is_some_and(|svma| t.is_entry(svma.0))
+    let t = tables.get(&module)?.as_deref()?;
+    let svma = t.offset_to_svma(offset)?;
+    Some((module, t, svma))
 }
 
 #[cfg(test)]
