@@ -25,7 +25,10 @@
 //!   through a register or memory: a callback, a virtual call, the vDSO's clock), the junction must be a
 //!   frame of one of the thread's kept stacks (the same return address at the same CFA) over a callee in
 //!   the same function: a call seen made from there. An event loop back in its clock call, whose return
-//!   address sits where the sampled handler's was, is refused so (assets/event_loop.c).
+//!   address sits where the sampled handler's was, is refused so (assets/event_loop.c). Every frame read
+//!   after the junction must not follow a call of another function than its callee's either (unknown calls
+//!   pass there): a thread back in its loop leaves the deep frames, the junction among them, stale but
+//!   whole, while the loop's own slot holds its clock call. A tail call anywhere there refuses the walk.
 //! - **Whole**: a live walk that goes wrong or cannot read on (a garbage return address, an unmapped
 //!   word) adds none of its frames: the stack changed under it, and the frames it took before are no more
 //!   trusted than the one it stopped at (the self-check found such partial walks wrong). Only the depth cap
