@@ -457,7 +457,10 @@ fn saturating_i64(v: u64) -> i64 {
 pub fn write_pprof(profile: &Profile, w: impl Write, gzip: bool) -> Result<(), FormatError> {
     let bytes = to_proto(profile).encode_to_vec();
     if gzip {
-        let mut encoder = GzEncoder::new(w, Compression::default());
+        // The fastest level, as Go's runtime/pprof writes its profiles: compressing a rustc compile's 4.4 MB
+        // profile at the default level (6) was 6 to 8% of `record`'s own CPU; the fastest takes half that
+        // for a file 15 to 20% larger (0.8 -> 0.9 MB).
+        let mut encoder = GzEncoder::new(w, Compression::fast());
         encoder.write_all(&bytes)?;
         encoder.finish()?.flush()?;
     } else {
