@@ -532,8 +532,17 @@ impl Unwinders {
             max_depth,
             walk,
         );
-        if walk.end != WalkEnd::Complete && at_entry(&self.tables, processes, sample.pid, walk) {
+        if walk.end != WalkEnd::Complete
+            && at_entry(&self.tables, processes, sample.pid, walk.frames.last())
+        {
             walk.end = WalkEnd::Complete;
+        } else if walk.frames.len() == 2
+            && at_entry(&self.tables, processes, sample.pid, walk.frames.first())
+        {
+            // Sampled at a process's first instruction (its execve's return, the page fault of its first
+            // fetch): the entry code's frame is the leaf, and the walk took the word at the stack pointer
+            // (argc) for its return address.
+            walk.truncate(1, WalkEnd::Complete);
         }
         if let Some(b) = &mut self.budgets {
             b.observe(sample.pid, regs.sp, bytes.len(), walk);
@@ -717,16 +726,15 @@ impl Unwinders {
     }
 }
 
-/// Whether a walk stopped in the entry code of its outermost frame's module (see
+/// Whether `frame` (where a walk stopped) lies in the entry code of its module (see
 /// [`UnwindTables::is_entry`]): the main thread's root, not a cut stack.
 fn at_entry(
     tables: &HashMap<Arc<Module>, Option<Arc<UnwindTables>>>,
     processes: &Processes,
     pid: u32,
-    walk: &dwarf::Walk,
+    frame: Option<&Frame>,
 ) -> bool {
-    walk.frames
-        .last()
+    frame
         .and_then(|f| tables_at(tables, processes, pid, f.address.lookup_address()))
         .is_some_and(|(_, t, svma)| t.is_entry(svma.0))
 }
