@@ -21,9 +21,11 @@ impl Reorder {
     }
 
     /// Ends a drain round: moves every record that is now safe to `out`, in time order. Returns the time up
-    /// to which every record has been moved out.
-    pub(crate) fn end_round(&mut self, out: &mut Vec<Record>) -> u64 {
-        let limit = self.previous_round_max;
+    /// to which every record has been moved out. `read_to`: a time before which every record has been read
+    /// (the round read every ring to its end, and began after that time), which makes records up to it safe
+    /// at once rather than a round later.
+    pub(crate) fn end_round(&mut self, out: &mut Vec<Record>, read_to: Option<u64>) -> u64 {
+        let limit = self.previous_round_max.max(read_to.unwrap_or(0));
         self.previous_round_max = self.round_max;
         self.flush(Some(limit), out);
         limit
@@ -80,16 +82,32 @@ mod tests {
         for t in [1, 10, 0, 5] {
             r.push(lost(t));
         }
-        r.end_round(&mut out);
+        r.end_round(&mut out, None);
         assert_eq!(times(&out), vec![0]);
         // Round 2: ring B delivers a late 7.
         r.push(lost(7));
         r.push(lost(20));
-        r.end_round(&mut out);
+        r.end_round(&mut out, None);
         assert_eq!(times(&out), vec![0, 1, 5, 7, 10]);
         r.flush_all(&mut out);
         assert_eq!(times(&out), vec![0, 1, 5, 7, 10, 20]);
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn a_round_read_to_the_end_releases_what_was_stamped_before_it_began() {
+        let mut r = Reorder::default();
+        let mut out = vec![];
+        // Every ring read to its end in a round that began after 6: nothing stamped up to 6 is to come.
+        for t in [1, 10, 0, 5, 7] {
+            r.push(lost(t));
+        }
+        assert_eq!(r.end_round(&mut out, Some(6)), 6);
+        assert_eq!(times(&out), vec![0, 1, 5]);
+        // The next round, not read to its end, still releases what the round before saw (up to 10).
+        r.push(lost(8));
+        r.end_round(&mut out, None);
+        assert_eq!(times(&out), vec![0, 1, 5, 7, 8, 10]);
     }
 
     #[test]

@@ -30,8 +30,14 @@ use super::{
 };
 
 /// The least time between two looks at whether attached targets still run (a read of `/proc/PID/stat` each):
-/// at every 4 ms tick of the reader they were a quarter of `record -p`'s CPU while recording.
+/// at every 4 ms tick of the reader (as it was then) they were a quarter of `record -p`'s CPU while recording.
 const LIVENESS_EVERY: Duration = Duration::from_millis(50);
+
+/// How long after its time stamp a record may still be unwritten in its ring (nanoseconds). A record waited
+/// a whole round for the rings to pass it (perf's rule, `order`); taken at once when the round read every
+/// ring to its end, the delay from sample to walk is half what it was for the same tick (the continuation
+/// in live memory needs it short, see `pipeline::reader::CONTINUE_TICK`).
+const WRITE_SLACK_NS: u64 = 1_000_000;
 
 /// Turns one raw record into ours: samples through `sample::parse` into a pooled buffer, switch records
 /// through `sample::parse_switch`, the rest through the crate's parser (`convert`).
@@ -483,7 +489,11 @@ impl Session {
             let round_start = monotonic_now();
             let (_, dry) = self.drain();
             let from = out.len();
-            let limit = self.reorder.end_round(out);
+            // Every ring read to its end: everything stamped before the round began has been read, but for
+            // records stamped and not yet written (the kernel writes a record as it stamps it; `WRITE_SLACK_NS`
+            // covers the stack copy in between, and a guest CPU paused by its host).
+            let read_to = dry.then(|| round_start.saturating_sub(WRITE_SLACK_NS));
+            let limit = self.reorder.end_round(out, read_to);
             self.keep_target_locks(out, from);
             self.admit(out, from);
             // Every ring ran dry and every record read was handed out: nothing stamped before this round

@@ -78,7 +78,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         }
         recycler.give_back(batch);
         if let Some(pacer) = &mut pacer {
-            pacer.note(pipeline.target_ran_off(), Instant::now());
+            pacer.note(pipeline.target_walks(), Instant::now());
         }
     }
     let session = reader

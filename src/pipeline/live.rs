@@ -242,7 +242,7 @@ fn sample(
                 recycler.give_back(records);
                 pipeline.advance_to(watermark);
                 if let Some(pacer) = &mut pacer {
-                    pacer.note(pipeline.target_ran_off(), Instant::now());
+                    pacer.note(pipeline.target_walks(), Instant::now());
                 }
                 stats = s;
                 None

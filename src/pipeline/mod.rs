@@ -35,8 +35,8 @@ use crate::acquire::{CallGraphMode, Session, StackBudget};
 use crate::addr::{Avma, FrameAddress};
 use crate::process::{Mapping as ProcessMapping, Module, Processes, Resolved};
 use crate::profile::{
-    Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta, ModuleUnwind, PathCache,
-    Profile, ShortCopies, StrId, TableMarks, Values,
+    ContinuationStats, Delta, Function, Line, Location, LocationId, Mapping, MappingId, Meta,
+    ModuleUnwind, PathCache, Profile, Refusal, ShortCopies, StrId, TableMarks, Values,
 };
 use crate::symbolize::background::BackgroundLoader;
 use crate::symbolize::{
@@ -54,6 +54,7 @@ use crate::unwind::{fp, Stack};
 use locks::{Locks, LocksConfig};
 use memo::FrameMemo;
 use offcpu::{Charge, Intervals};
+use reader::TargetWalks;
 
 /// The least time between two returns of freed memory to the kernel (see `acquire::memory`).
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -438,9 +439,9 @@ pub struct Pipeline {
     shedding: bool,
     /// CPU samples walked so.
     pub shed: u64,
-    /// Walks of the target's processes (not stacktop's own) that ran off their stack copy: the reader's
-    /// pace follows them (`reader::Pacer`).
-    target_ran_off: u64,
+    /// Walks of the target's processes (not stacktop's own) that ran off their stack copy, and those of
+    /// them refused for probation: the reader's pace follows them (`reader::Pacer`).
+    target_walks: TargetWalks,
     /// stacktop's own pid (`getpid` is a system call, and this is asked per walk that ran off).
     own_pid: u32,
 }
@@ -616,7 +617,7 @@ impl Pipeline {
             truncated: 0,
             samples: 0,
             shedding: false,
-            target_ran_off: 0,
+            target_walks: TargetWalks::default(),
             own_pid: std::process::id(),
             shed: 0,
         }
@@ -816,10 +817,13 @@ impl Pipeline {
                 let mut loader = |module: &Module, mapping: &ProcessMapping| {
                     unwind_tables(&module_spec(module, mapping, processes, offline))
                 };
-                let ran_off = unwinders.quality.continuation.ran_off;
+                let counts = |c: &ContinuationStats| (c.ran_off, c.refused(Refusal::FirstSamples));
+                let before = counts(&unwinders.quality.continuation);
                 unwinders.unwind_into(sample, &self.processes, &mut loader, &mut walked);
-                if unwinders.quality.continuation.ran_off > ran_off && sample.pid != self.own_pid {
-                    self.target_ran_off += 1;
+                let after = counts(&unwinders.quality.continuation);
+                if sample.pid != self.own_pid {
+                    self.target_walks.ran_off += u64::from(after.0 > before.0);
+                    self.target_walks.on_probation += u64::from(after.1 > before.1);
                 }
             }
             None => {
@@ -950,10 +954,11 @@ impl Pipeline {
             .unwrap_or_default()
     }
 
-    /// Walks that ran off their copy so far (the continuation was on), but for those of stacktop's own
-    /// threads: `-a` samples them too, and their walks would keep the reader's pace up for their own sake.
-    pub fn target_ran_off(&self) -> u64 {
-        self.target_ran_off
+    /// Walks that ran off their copy so far (the continuation was on), and those of them refused because
+    /// their thread was on probation, but for those of stacktop's own threads: `-a` samples them too, and
+    /// their walks would keep the reader's pace up for their own sake.
+    pub fn target_walks(&self) -> TargetWalks {
+        self.target_walks
     }
 
     /// `record --unwind-check`: the self-check's figures.

@@ -455,6 +455,11 @@ pub struct ContinuationStats {
 }
 
 impl ContinuationStats {
+    /// Walks not completed because of `why`.
+    pub fn refused(&self, why: Refusal) -> u64 {
+        self.not_completed[why.index()]
+    }
+
     /// Counts one continuation of a walk of process `pid`.
     pub fn add(&mut self, outcome: crate::unwind::live::Outcome, pid: u32) {
         use crate::unwind::live::Outcome;

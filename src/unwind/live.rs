@@ -123,7 +123,7 @@ const MAX_THREADS: usize = 4096;
 /// Samples ahead remembered per thread (see [`Continuer::ahead`]).
 const MAX_AHEAD: usize = 64;
 /// The longest time from the last sample seen ahead to a live read: what the thread did after it is unseen.
-/// Normally 4 to 10 ms (the reader's tick and the time order's round); longer when stacktop falls behind.
+/// Normally 1 to 10 ms (the reader's tick and the time order's slack); longer when stacktop falls behind.
 const MAX_UNSEEN_NS: u64 = 25_000_000;
 
 /// Another process's memory, read by the caller (the edge that talks to the kernel).
