@@ -346,58 +346,50 @@ impl Continuer {
         // The thread returned past the copy's outermost frame after this sample (a later sample's stack
         // pointer lies above it): what lies above may be other frames now, or stale ones.
         let outermost = walk.cfas.last().copied().unwrap_or(0);
-        if self
+        let returned = self
             .highest_ahead(tid, time)
-            .is_some_and(|sp| sp > outermost)
-        {
-            return self
-                .anchored(
-                    unwinder,
-                    cache,
-                    (pid, tid, time),
-                    copy,
-                    walk,
-                    max_depth,
-                    is_code,
-                    function_of,
-                )
-                .unwrap_or(Outcome::Refused(Refusal::Returned));
-        }
-        if fresh && self.take_cached(pid, tid, copy, walk) {
-            if let Some(s) = self.threads.get_mut(&tid) {
-                s.cache_uses += 1;
+            .is_some_and(|sp| sp > outermost);
+        let outcome = if returned {
+            Outcome::Refused(Refusal::Returned)
+        } else {
+            if fresh && self.take_cached(pid, tid, copy, walk) {
+                if let Some(s) = self.threads.get_mut(&tid) {
+                    s.cache_uses += 1;
+                }
+                return Outcome::FromCache;
             }
-            return Outcome::FromCache;
-        }
-        let len = walk.frames.len();
-        let end = walk.end;
-        let outcome = self.live(
-            unwinder,
-            cache,
-            pid,
-            tid,
-            copy,
-            walk,
-            max_depth,
-            is_code,
-            function_of,
-        );
-        // A continued stack that, against the thread's last one, shows a slot changed under unchanged inner
-        // frames is the ambiguity itself: not kept.
-        if outcome == Outcome::FromMemory && self.observe(tid, time, walk, function_of) {
-            walk.truncate(len, end);
-            return Outcome::Refused(Refusal::Churn);
-        }
-        // The live look found the copy's last frames changed (the thread is in another callee of a frame that
-        // stays, like a server loop between two handlers): it saw nothing new, and the cache is as sound as
-        // it was before the look.
-        if outcome == Outcome::Refused(Refusal::Overlap)
-            && self.outermost_frame_stays(copy, walk, function_of)
-            && self.take_cached(pid, tid, copy, walk)
-        {
-            return Outcome::FromCache;
-        }
-        if outcome == Outcome::Refused(Refusal::Overlap) {
+            let len = walk.frames.len();
+            let end = walk.end;
+            let outcome = self.live(
+                unwinder,
+                cache,
+                pid,
+                tid,
+                copy,
+                walk,
+                max_depth,
+                is_code,
+                function_of,
+            );
+            // A continued stack that, against the thread's last one, shows a slot changed under unchanged
+            // inner frames is the ambiguity itself: not kept.
+            if outcome == Outcome::FromMemory && self.observe(tid, time, walk, function_of) {
+                walk.truncate(len, end);
+                return Outcome::Refused(Refusal::Churn);
+            }
+            // The live look found the copy's last frames changed (the thread is in another callee of a frame
+            // that stays, like a server loop between two handlers): it saw nothing new, and the cache is as
+            // sound as it was before the look.
+            if outcome == Outcome::Refused(Refusal::Overlap)
+                && self.outermost_frame_stays(copy, walk, function_of)
+                && self.take_cached(pid, tid, copy, walk)
+            {
+                return Outcome::FromCache;
+            }
+            outcome
+        };
+        // Returned past the copy, or moved on from its end: a walk anchored below a buffer may still be whole.
+        if returned || outcome == Outcome::Refused(Refusal::Overlap) {
             if let Some(anchored) = self.anchored(
                 unwinder,
                 cache,
