@@ -38,8 +38,11 @@
 //!   whichever caller is live at the read, not the sampled one, and no check of the sample's own bytes can
 //!   tell. So each thread's complete stacks are compared with the one before: two stacks that differ in a
 //!   frame and agree again over at least [`OVERLAP`] bytes of frames below it (same return addresses at the
-//!   same stack addresses) show a slot that changes under unchanged inner frames. While such a slot was seen
-//!   in the last [`HOLD_NS`], no continuation of that thread may read through it: no copy may end under it.
+//!   same stack addresses) show a slot that changes under unchanged inner frames. While such a slot is held
+//!   barred, no continuation of that thread may read through it: no copy may end under it. A bar holds from
+//!   the last churn seen there for twice as long as churn has gone on there ([`MIN_HOLD_NS`] to [`HOLD_NS`]):
+//!   a slot that keeps changing stays barred at any pace, and one seen changing once (a program's phase
+//!   moving from one call site to another) is free again within a second.
 //!   One exception narrows the bar: when the slot returns into the same function in both stacks (one
 //!   function calling the same code from two call sites, as rustc's passes call queries), only that slot
 //!   differs, and the agreeing frames under it hold no return address twice (no recursion), a copy that
@@ -111,8 +114,15 @@ const APART: Duration = Duration::from_millis(2);
 pub const THREAD_PROBATION: u32 = 3;
 /// Bytes above a churning slot in which a copy's end also bars the continuation.
 const BAR_ABOVE: u64 = 4096;
-/// How long a slot seen changing under unchanged inner frames bars continuations through it.
+/// How long a slot seen changing under unchanged inner frames bars continuations through it after the last
+/// churn seen there: [`HOLD_SPAN`] times as long as churn has been seen there, at least [`MIN_HOLD_NS`], at
+/// most [`HOLD_NS`].
 pub const HOLD_NS: u64 = 10_000_000_000;
+/// The shortest bar: one churn seen once (a phase of a program that moves from one call site to another).
+pub const MIN_HOLD_NS: u64 = 250_000_000;
+/// A bar holds this many times as long as the churn that made it has gone on: a slot that keeps changing,
+/// at whatever pace, stays barred from its second churn on.
+const HOLD_SPAN: u64 = 2;
 /// Continuations taken from a thread's last complete stacks before a live walk looks again.
 const CACHE_USES: u32 = 4;
 /// Complete stacks kept per thread: a loop between two callees (a server's handler and its clock) leaves
@@ -1198,6 +1208,8 @@ impl View<'_> {
 struct Bar {
     floor: u64,
     top: u64,
+    /// When the first churn that made it (or a bar merged into it) was seen.
+    since: u64,
     until: u64,
 }
 
@@ -1205,7 +1217,11 @@ struct Bar {
 const MAX_BARS: usize = 8;
 
 /// Adds what a churn seen at `time` bars to a thread's `bars`: a range that meets one held merges with
-/// it; each holds for [`HOLD_NS`] from the last churn that made or met it.
+/// it; each holds from the last churn that made or met it for twice as long as churn has gone on there
+/// (see [`HOLD_NS`]). A program that moves once from one call site of a function to another (rustc's passes
+/// calling one query from two places in turn, a few times in a row) is barred for a moment; one that keeps
+/// alternating, fast or slow, is barred from its second churn on, as each churn comes before the bar the
+/// last one made has run out.
 fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
     bars.retain(|b| time < b.until);
     let mut new = Bar {
@@ -1215,7 +1231,13 @@ fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
         } else {
             seen.slot
         },
-        until: time.saturating_add(HOLD_NS),
+        since: time,
+        until: time,
+    };
+    let merge = |new: &mut Bar, b: Bar| {
+        new.floor = new.floor.min(b.floor);
+        new.top = new.top.max(b.top);
+        new.since = new.since.min(b.since);
     };
     // Ranges that meet it merge into it (and may then meet others: merged until none does).
     while let Some(k) = bars
@@ -1223,16 +1245,19 @@ fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
         .position(|b| b.floor <= new.top && new.floor <= b.top)
     {
         let b = bars.swap_remove(k);
-        new.floor = new.floor.min(b.floor);
-        new.top = new.top.max(b.top);
+        merge(&mut new, b);
     }
     if bars.len() >= MAX_BARS {
         // Too many separate ranges: one covers them all.
-        for b in bars.drain(..) {
-            new.floor = new.floor.min(b.floor);
-            new.top = new.top.max(b.top);
+        for b in std::mem::take(bars) {
+            merge(&mut new, b);
         }
     }
+    let hold = time
+        .saturating_sub(new.since)
+        .saturating_mul(HOLD_SPAN)
+        .clamp(MIN_HOLD_NS, HOLD_NS);
+    new.until = time.saturating_add(hold);
     bars.push(new);
 }
 
@@ -1437,34 +1462,37 @@ mod tests {
 
     #[test]
     fn bars_merge_where_they_meet_and_expire() {
+        const MS: u64 = 1_000_000;
         let mut bars = Vec::new();
         let narrow = Churn {
             slot: 0x9000,
             floor: 0x8c00,
         };
-        bar(&mut bars, 10, narrow);
+        // One churn: the shortest hold.
+        bar(&mut bars, 10 * MS, narrow);
         assert_eq!(
             bars,
             vec![Bar {
                 floor: 0x8c00,
                 top: 0x9000,
-                until: 10 + HOLD_NS
+                since: 10 * MS,
+                until: 10 * MS + MIN_HOLD_NS
             }]
         );
         // A range apart is a second bar.
         bar(
             &mut bars,
-            20,
+            20 * MS,
             Churn {
                 slot: 0x7000,
                 floor: 0x6000,
             },
         );
         assert_eq!(bars.len(), 2);
-        // A wide churn covers everything under its slot and meets both: one bar.
+        // A wide churn covers everything under its slot and meets both: one bar, since the first.
         bar(
             &mut bars,
-            30,
+            30 * MS,
             Churn {
                 slot: 0x8000,
                 floor: 0,
@@ -1475,24 +1503,39 @@ mod tests {
             vec![Bar {
                 floor: 0,
                 top: 0x9000,
-                until: 30 + HOLD_NS
+                since: 10 * MS,
+                until: 30 * MS + MIN_HOLD_NS
             }]
         );
-        // Past its hold, a bar is gone.
-        bar(&mut bars, 40 + HOLD_NS, narrow);
+        // Churn that goes on holds twice as long as it has gone on, so that the next one (at any pace)
+        // comes while the bar holds.
+        bar(&mut bars, 200 * MS, narrow);
+        assert_eq!(bars[0].until, 200 * MS + 2 * 190 * MS);
+        bar(&mut bars, 500 * MS, narrow);
+        assert_eq!(bars[0].until, 500 * MS + 2 * 490 * MS);
+        // Up to the longest hold.
+        bar(&mut bars, 1_400 * MS, narrow);
+        bar(&mut bars, 4_000 * MS, narrow);
+        assert_eq!(bars[0].until, 4_000 * MS + 2 * 3_990 * MS);
+        bar(&mut bars, 9_000 * MS, narrow);
+        assert_eq!(bars[0].until, 9_000 * MS + HOLD_NS);
+        // Past its hold, a bar is gone: a new churn starts a new one.
+        let later = 9_000 * MS + HOLD_NS + MS;
+        bar(&mut bars, later, narrow);
         assert_eq!(
             bars,
             vec![Bar {
                 floor: 0x8c00,
                 top: 0x9000,
-                until: 40 + 2 * HOLD_NS
+                since: later,
+                until: later + MIN_HOLD_NS
             }]
         );
         // Many separate ranges merge into one.
         for k in 0..2 * MAX_BARS as u64 {
             bar(
                 &mut bars,
-                50 + HOLD_NS,
+                later + MS,
                 Churn {
                     slot: 0x20_0000 + k * 0x1000 + 0x100,
                     floor: 0x20_0000 + k * 0x1000,
@@ -1500,6 +1543,7 @@ mod tests {
             );
         }
         assert!(bars.len() <= MAX_BARS);
+        assert!(bars.iter().all(|b| b.since <= later + MS));
     }
 
     /// A process's memory as bytes from `base` (the unit tests' stand-in for `process_vm_readv`).
