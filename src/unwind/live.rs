@@ -39,10 +39,11 @@
 //!   tell. So each thread's complete stacks are compared with the one before: two stacks that differ in a
 //!   frame and agree again over at least [`OVERLAP`] bytes of frames below it (same return addresses at the
 //!   same stack addresses) show a slot that changes under unchanged inner frames. While such a slot is held
-//!   barred, no continuation of that thread may read through it: no copy may end under it. A bar holds from
-//!   the last churn seen there for twice as long as churn has gone on there ([`MIN_HOLD_NS`] to [`HOLD_NS`]):
-//!   a slot that keeps changing stays barred at any pace, and one seen changing once (a program's phase
-//!   moving from one call site to another) is free again within a second.
+//!   barred, no continuation of that thread may read through it: no copy may end under it. A slot's bar holds
+//!   from the last churn seen there for twice as long as churn has gone on there ([`MIN_HOLD_NS`] to
+//!   [`HOLD_NS`], and the slot's churn is remembered for [`HOLD_NS`]): a slot that keeps changing stays barred
+//!   at any pace, and one seen changing once (a program's phase moving from one call site to another) is
+//!   free again within a second.
 //!   One exception narrows the bar: when the slot returns into the same function in both stacks (one
 //!   function calling the same code from two call sites, as rustc's passes call queries), only that slot
 //!   differs, and the agreeing frames under it hold no return address twice (no recursion), a copy that
@@ -1201,64 +1202,92 @@ impl View<'_> {
     }
 }
 
-/// A stack range in which a copy's end bars the continuation of a thread's walks, until a time: the slot
+/// A stack range in which a copy's end bars the continuation of a thread's walks, until a time: a slot
 /// seen churning, the callers just above it (which change with it: the two callers of a recursion), and
 /// the frames under it down to the churn's floor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bar {
+    /// The slot seen churning.
+    slot: u64,
     floor: u64,
     top: u64,
     /// When the first churn that made it (or a bar merged into it) was seen.
     since: u64,
+    /// When the last churn that made or met it was seen.
+    last: u64,
+    /// Until when it bars.
     until: u64,
 }
 
 /// Most bars a thread keeps; more merge into the widest.
 const MAX_BARS: usize = 8;
 
-/// Adds what a churn seen at `time` bars to a thread's `bars`: a range that meets one held merges with
-/// it; each holds from the last churn that made or met it for twice as long as churn has gone on there
-/// (see [`HOLD_NS`]). A program that moves once from one call site of a function to another (rustc's passes
-/// calling one query from two places in turn, a few times in a row) is barred for a moment; one that keeps
-/// alternating, fast or slow, is barred from its second churn on, as each churn comes before the bar the
-/// last one made has run out.
+/// Adds what a churn seen at `time` bars to a thread's `bars`, one per slot seen churning: each holds from
+/// the last churn at its slot for twice as long as churn has gone on there (see [`HOLD_NS`]), and is
+/// remembered for [`HOLD_NS`] after it. A program that moves once from one call site of a function to another
+/// (rustc's passes calling one query from two places in turn, a few times in a row) is barred for a moment;
+/// one that keeps alternating at a slot, fast or slow (up to [`HOLD_NS`] a phase), is barred from its second
+/// churn there on, as each churn comes before the bar the last one made has run out. Churn at other slots
+/// does not lengthen a slot's bar (rustc's compiler thread churns at a dozen slots in turn, a few times each).
 fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
-    bars.retain(|b| time < b.until);
-    let mut new = Bar {
-        floor: seen.floor,
-        top: if seen.floor == 0 {
-            seen.slot.saturating_add(BAR_ABOVE)
-        } else {
-            seen.slot
-        },
-        since: time,
-        until: time,
+    // A bar that ran out is remembered for as long as the longest hold from its last churn: a slot that
+    // changes again later (a slow alternation) is held from that much earlier.
+    bars.retain(|b| time < b.last.saturating_add(HOLD_NS));
+    let top = if seen.floor == 0 {
+        seen.slot.saturating_add(BAR_ABOVE)
+    } else {
+        seen.slot
     };
-    let merge = |new: &mut Bar, b: Bar| {
-        new.floor = new.floor.min(b.floor);
-        new.top = new.top.max(b.top);
-        new.since = new.since.min(b.since);
-    };
-    // Ranges that meet it merge into it (and may then meet others: merged until none does).
-    while let Some(k) = bars
-        .iter()
-        .position(|b| b.floor <= new.top && new.floor <= b.top)
-    {
-        let b = bars.swap_remove(k);
-        merge(&mut new, b);
-    }
-    if bars.len() >= MAX_BARS {
-        // Too many separate ranges: one covers them all.
-        for b in std::mem::take(bars) {
-            merge(&mut new, b);
+    let k = match bars.iter().position(|b| b.slot == seen.slot) {
+        Some(k) => k,
+        None => {
+            if bars.len() >= MAX_BARS {
+                // Too many slots: one that ran out goes (the one churning longest ago), or, when all hold,
+                // one bar covers them all.
+                let gone = (0..bars.len())
+                    .filter(|&k| bars[k].until <= time)
+                    .min_by_key(|&k| bars[k].last);
+                match gone {
+                    Some(k) => {
+                        bars.swap_remove(k);
+                    }
+                    None => {
+                        let all = Bar {
+                            slot: seen.slot,
+                            floor: bars.iter().map(|b| b.floor).min().unwrap_or(seen.floor),
+                            top: bars.iter().map(|b| b.top).max().unwrap_or(top),
+                            since: bars.iter().map(|b| b.since).min().unwrap_or(time),
+                            last: time,
+                            until: bars.iter().map(|b| b.until).max().unwrap_or(time),
+                        };
+                        *bars = vec![all];
+                    }
+                }
+            }
+            if let Some(k) = bars.iter().position(|b| b.slot == seen.slot) {
+                k
+            } else {
+                bars.push(Bar {
+                    slot: seen.slot,
+                    floor: seen.floor,
+                    top,
+                    since: time,
+                    last: time,
+                    until: time,
+                });
+                bars.len() - 1
+            }
         }
-    }
+    };
+    let b = &mut bars[k];
+    b.floor = b.floor.min(seen.floor);
+    b.top = b.top.max(top);
+    b.last = time;
     let hold = time
-        .saturating_sub(new.since)
+        .saturating_sub(b.since)
         .saturating_mul(HOLD_SPAN)
         .clamp(MIN_HOLD_NS, HOLD_NS);
-    new.until = time.saturating_add(hold);
-    bars.push(new);
+    b.until = b.until.max(time.saturating_add(hold));
 }
 
 /// What two complete stacks of one thread show changed under unchanged inner frames (see [`churn`]).
@@ -1461,77 +1490,89 @@ mod tests {
     }
 
     #[test]
-    fn bars_merge_where_they_meet_and_expire() {
+    fn a_bar_holds_for_twice_as_long_as_churn_went_on_at_its_slot() {
         const MS: u64 = 1_000_000;
         let mut bars = Vec::new();
         let narrow = Churn {
             slot: 0x9000,
             floor: 0x8c00,
         };
+        let at = |bars: &[Bar], slot: u64| *bars.iter().find(|b| b.slot == slot).unwrap();
         // One churn: the shortest hold.
         bar(&mut bars, 10 * MS, narrow);
         assert_eq!(
             bars,
             vec![Bar {
+                slot: 0x9000,
                 floor: 0x8c00,
                 top: 0x9000,
                 since: 10 * MS,
+                last: 10 * MS,
                 until: 10 * MS + MIN_HOLD_NS
             }]
         );
-        // A range apart is a second bar.
-        bar(
-            &mut bars,
-            20 * MS,
-            Churn {
-                slot: 0x7000,
-                floor: 0x6000,
-            },
-        );
+        // Another slot is another bar; a wide churn bars everything under its slot and a page above it.
+        let wide = Churn {
+            slot: 0x7000,
+            floor: 0,
+        };
+        bar(&mut bars, 20 * MS, wide);
         assert_eq!(bars.len(), 2);
-        // A wide churn covers everything under its slot and meets both: one bar, since the first.
+        assert_eq!(
+            (at(&bars, 0x7000).floor, at(&bars, 0x7000).top),
+            (0, 0x8000)
+        );
+        // The same slot again, agreeing less deep: the bar widens down, holds from the first churn.
         bar(
             &mut bars,
             30 * MS,
             Churn {
-                slot: 0x8000,
-                floor: 0,
+                slot: 0x9000,
+                floor: 0x8b00,
             },
         );
         assert_eq!(
-            bars,
-            vec![Bar {
-                floor: 0,
+            at(&bars, 0x9000),
+            Bar {
+                slot: 0x9000,
+                floor: 0x8b00,
                 top: 0x9000,
                 since: 10 * MS,
+                last: 30 * MS,
                 until: 30 * MS + MIN_HOLD_NS
-            }]
+            }
         );
-        // Churn that goes on holds twice as long as it has gone on, so that the next one (at any pace)
-        // comes while the bar holds.
+        // Churn elsewhere does not lengthen it.
+        bar(&mut bars, 150 * MS, wide);
+        assert_eq!(at(&bars, 0x9000).until, 30 * MS + MIN_HOLD_NS);
+        // Churn that goes on at the slot holds twice as long as it has gone on, so that the next one (at any
+        // pace) comes while the bar holds.
         bar(&mut bars, 200 * MS, narrow);
-        assert_eq!(bars[0].until, 200 * MS + 2 * 190 * MS);
+        assert_eq!(at(&bars, 0x9000).until, 200 * MS + 2 * 190 * MS);
         bar(&mut bars, 500 * MS, narrow);
-        assert_eq!(bars[0].until, 500 * MS + 2 * 490 * MS);
+        assert_eq!(at(&bars, 0x9000).until, 500 * MS + 2 * 490 * MS);
+        // A bar that ran out is remembered: a slow alternation's next churn holds from the first.
+        bar(&mut bars, 3_000 * MS, narrow);
+        assert_eq!(at(&bars, 0x9000).until, 3_000 * MS + 2 * 2_990 * MS);
         // Up to the longest hold.
-        bar(&mut bars, 1_400 * MS, narrow);
-        bar(&mut bars, 4_000 * MS, narrow);
-        assert_eq!(bars[0].until, 4_000 * MS + 2 * 3_990 * MS);
         bar(&mut bars, 9_000 * MS, narrow);
-        assert_eq!(bars[0].until, 9_000 * MS + HOLD_NS);
-        // Past its hold, a bar is gone: a new churn starts a new one.
+        assert_eq!(at(&bars, 0x9000).until, 9_000 * MS + HOLD_NS);
+        // A bar is forgotten the longest hold after its last churn (the wide one is gone with it): a new
+        // churn starts a new one.
         let later = 9_000 * MS + HOLD_NS + MS;
         bar(&mut bars, later, narrow);
         assert_eq!(
             bars,
             vec![Bar {
+                slot: 0x9000,
                 floor: 0x8c00,
                 top: 0x9000,
                 since: later,
+                last: later,
                 until: later + MIN_HOLD_NS
             }]
         );
-        // Many separate ranges merge into one.
+        // Too many slots at once: one bar covers them all, as long as the longest.
         for k in 0..2 * MAX_BARS as u64 {
             bar(
                 &mut bars,
@@ -1543,7 +1584,37 @@ mod tests {
             );
         }
         assert!(bars.len() <= MAX_BARS);
-        assert!(bars.iter().all(|b| b.since <= later + MS));
+        for k in 0..2 * MAX_BARS as u64 {
+            let junction = 0x20_0000 + k * 0x1000 + 0x80;
+            assert!(bars
+                .iter()
+                .any(|b| later + MS < b.until && (b.floor..b.top).contains(&junction)));
+        }
+        assert!(bars
+            .iter()
+            .any(|b| later + MS < b.until && (b.floor..b.top).contains(&0x8d00)));
+        // Slots whose bars ran out make room for new ones instead.
+        let mut bars = Vec::new();
+        for k in 0..MAX_BARS as u64 {
+            bar(
+                &mut bars,
+                k * MS,
+                Churn {
+                    slot: 0x1000 * (k + 1),
+                    floor: 0x10,
+                },
+            );
+        }
+        bar(
+            &mut bars,
+            300 * MS,
+            Churn {
+                slot: 0x50_0000,
+                floor: 0x10,
+            },
+        );
+        assert_eq!(bars.len(), MAX_BARS);
+        assert!(bars.iter().all(|b| b.slot != 0x1000));
     }
 
     /// A process's memory as bytes from `base` (the unit tests' stand-in for `process_vm_readv`).
