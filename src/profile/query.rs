@@ -14,7 +14,7 @@
 //! Filters select samples by labels (pid, tid, comm), drop kernel frames, and restrict by module (see
 //! `Filter::modules`). Totals for percentages are the totals of the samples that pass the filter.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use std::fmt;
 
 use regex::Regex;
@@ -84,23 +84,28 @@ impl Profile {
     pub fn frames_into(&self, leaf: Option<super::NodeId>, frames: &mut Vec<Frame>) {
         frames.clear();
         for location in self.stack(leaf) {
-            let lines = &self.location(location).lines;
-            if lines.is_empty() {
-                frames.push(Frame {
-                    location,
-                    function: None,
-                    line: 0,
-                    inlined: false,
-                });
-            }
-            for (i, line) in lines.iter().enumerate() {
-                frames.push(Frame {
-                    location,
-                    function: Some(line.function),
-                    line: line.line,
-                    inlined: i + 1 < lines.len(),
-                });
-            }
+            self.location_frames_into(location, frames);
+        }
+    }
+
+    /// Appends the frames of one location (its inlined functions first, then the one they are inlined in).
+    pub fn location_frames_into(&self, location: LocationId, frames: &mut Vec<Frame>) {
+        let lines = &self.location(location).lines;
+        if lines.is_empty() {
+            frames.push(Frame {
+                location,
+                function: None,
+                line: 0,
+                inlined: false,
+            });
+        }
+        for (i, line) in lines.iter().enumerate() {
+            frames.push(Frame {
+                location,
+                function: Some(line.function),
+                line: line.line,
+                inlined: i + 1 < lines.len(),
+            });
         }
     }
 
@@ -645,36 +650,53 @@ pub fn top_functions(
         });
         merged[i].add(group.values());
     }
-    let mut rows: HashMap<RowKey, TopRow> = HashMap::new();
-    let mut seen: HashSet<RowKey> = HashSet::new();
-    let mut frames = Vec::new();
-    for group in &merged {
-        profile.frames_into(group.leaf, &mut frames);
-        if filter.no_inline {
-            frames.retain(|f| !f.inlined);
+    // Each location's frames as row parts (module, function), worked out the first time the location comes
+    // up, and each row found by two small numbers: the TUI runs this every refresh, and the same few thousand
+    // locations come back in every stack (hashing a row's whole key per frame was most of its time).
+    let mut parts = RowParts::new(profile, keys, filter);
+    let mut labels: HashMap<Labels, u32> = HashMap::new();
+    let mut rows = Rows::default();
+    // Per part, the last group it was counted in: once per sample in the totals.
+    let mut counted: Vec<u32> = Vec::new();
+    let mut frames: Vec<u32> = Vec::new();
+    for (g, group) in (1u32..).zip(&merged) {
+        frames.clear();
+        for location in profile.stack(group.leaf) {
+            frames.extend_from_slice(parts.of(location));
         }
-        if filter.hide_kernel {
-            frames.retain(|f| !profile.module_key(f.location).kernel);
-            if frames.is_empty() && group.leaf.is_some() {
-                continue;
-            }
+        if filter.hide_kernel && frames.is_empty() && group.leaf.is_some() {
+            continue;
         }
         total.add(group);
-        let Some(leaf) = frames.first() else {
+        let Some(&leaf) = frames.first() else {
             continue;
         };
-        let key = RowKey::new(keys, profile, group, leaf);
-        row_entry(&mut rows, key).self_.add(group);
-        seen.clear();
-        for frame in &frames {
-            let key = RowKey::new(keys, profile, group, frame);
-            if seen.insert(key) {
-                row_entry(&mut rows, key).total.add(group);
+        let label = (
+            by_comm.then_some(group.comm),
+            by_pid.then_some(group.pid),
+            by_tid.then_some(group.tid),
+        );
+        let next = u32::try_from(labels.len()).unwrap_or(u32::MAX);
+        let label_id = *labels.entry(label).or_insert(next);
+        let label = (label_id, label);
+        rows.at(label, parts.keys[leaf as usize], leaf)
+            .self_
+            .add(group);
+        for &part in &frames {
+            if counted.get(part as usize) != Some(&g) {
+                if counted.len() <= part as usize {
+                    counted.resize(part as usize + 1, 0);
+                }
+                counted[part as usize] = g;
+                rows.at(label, parts.keys[part as usize], part)
+                    .total
+                    .add(group);
             }
         }
     }
     let mut rows: Vec<TopRow> = rows
-        .into_values()
+        .found
+        .into_iter()
         .filter(|r| children || r.self_.period > 0 || r.self_.count > 0)
         .filter(|r| match r.key.module() {
             Some(m) => filter.accepts_module(profile, &m),
@@ -714,12 +736,114 @@ pub fn top_functions(
     TopFunctions { rows, other, total }
 }
 
-fn row_entry(rows: &mut HashMap<RowKey, TopRow>, key: RowKey) -> &mut TopRow {
-    rows.entry(key).or_insert(TopRow {
-        key,
-        self_: Weight::default(),
-        total: Weight::default(),
-    })
+/// The rows of [`top_functions`] as they are found, by labels and part number.
+#[derive(Default)]
+struct Rows {
+    index: HashMap<(u32, u32), usize>,
+    found: Vec<TopRow>,
+}
+
+type Labels = (Option<StrId>, Option<u32>, Option<u32>);
+
+impl Rows {
+    /// The row of the labels (numbered) and a frame's part (numbered), made when first asked for.
+    fn at(
+        &mut self,
+        (label_id, labels): (u32, Labels),
+        (dso, sym): (Option<ModuleKey>, Option<FuncKey>),
+        part: u32,
+    ) -> &mut TopRow {
+        let found = &mut self.found;
+        let i = *self.index.entry((label_id, part)).or_insert_with(|| {
+            found.push(TopRow {
+                key: RowKey {
+                    comm: labels.0,
+                    pid: labels.1,
+                    tid: labels.2,
+                    dso,
+                    sym,
+                },
+                self_: Weight::default(),
+                total: Weight::default(),
+            });
+            found.len() - 1
+        });
+        &mut found[i]
+    }
+}
+
+/// The parts of rows a frame decides (its module and function, as the sort keys ask), numbered, and each
+/// location's frames as those numbers (after the filter's `no_inline` and `hide_kernel`), found once per
+/// location (see [`top_functions`]).
+struct RowParts<'p> {
+    profile: &'p Profile,
+    dso: bool,
+    sym: bool,
+    no_inline: bool,
+    hide_kernel: bool,
+    keys: Vec<(Option<ModuleKey>, Option<FuncKey>)>,
+    ids: HashMap<(Option<ModuleKey>, Option<FuncKey>), u32>,
+    /// Per location index: its frames' span in `frames` (`u32::MAX` start: not yet seen).
+    spans: Vec<(u32, u32)>,
+    frames: Vec<u32>,
+    scratch: Vec<Frame>,
+}
+
+impl<'p> RowParts<'p> {
+    fn new(profile: &'p Profile, keys: &[SortKey], filter: &Filter) -> RowParts<'p> {
+        RowParts {
+            profile,
+            dso: keys.contains(&SortKey::Dso),
+            sym: keys.contains(&SortKey::Sym),
+            no_inline: filter.no_inline,
+            hide_kernel: filter.hide_kernel,
+            keys: Vec::new(),
+            ids: HashMap::new(),
+            spans: Vec::new(),
+            frames: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The frames of `location`, innermost first, as part numbers.
+    fn of(&mut self, location: LocationId) -> &[u32] {
+        let i = location.index();
+        if i >= self.spans.len() {
+            self.spans.resize(i + 1, (u32::MAX, 0));
+        }
+        let (start, len) = self.spans[i];
+        if start == u32::MAX {
+            let start = self.frames.len();
+            let profile = self.profile;
+            let module = profile.module_key(location);
+            self.scratch.clear();
+            profile.location_frames_into(location, &mut self.scratch);
+            if !(self.hide_kernel && module.kernel) {
+                for frame in &self.scratch {
+                    if self.no_inline && frame.inlined {
+                        continue;
+                    }
+                    let key = (
+                        self.dso.then_some(module),
+                        self.sym.then(|| profile.func_key(frame)),
+                    );
+                    let next = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+                    let id = *self.ids.entry(key).or_insert_with(|| {
+                        self.keys.push(key);
+                        next
+                    });
+                    self.frames.push(id);
+                }
+            }
+            let span = (
+                u32::try_from(start).unwrap_or(u32::MAX - 1),
+                u32::try_from(self.frames.len() - start).unwrap_or(0),
+            );
+            self.spans[i] = span;
+            return &self.frames[start..];
+        }
+        &self.frames[start as usize..(start + len) as usize]
+    }
 }
 
 #[cfg(test)]
