@@ -1241,6 +1241,14 @@ fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
     let k = match bars.iter().position(|b| b.slot == seen.slot) {
         Some(k) => k,
         None => {
+            let mut new = Bar {
+                slot: seen.slot,
+                floor: seen.floor,
+                top,
+                since: time,
+                last: time,
+                until: time,
+            };
             if bars.len() >= MAX_BARS {
                 // Too many slots: one that ran out goes (the one churning longest ago), or, when all hold,
                 // one bar covers them all.
@@ -1252,31 +1260,17 @@ fn bar(bars: &mut Vec<Bar>, time: u64, seen: Churn) {
                         bars.swap_remove(k);
                     }
                     None => {
-                        let all = Bar {
-                            slot: seen.slot,
-                            floor: bars.iter().map(|b| b.floor).min().unwrap_or(seen.floor),
-                            top: bars.iter().map(|b| b.top).max().unwrap_or(top),
-                            since: bars.iter().map(|b| b.since).min().unwrap_or(time),
-                            last: time,
-                            until: bars.iter().map(|b| b.until).max().unwrap_or(time),
-                        };
-                        *bars = vec![all];
+                        for b in bars.drain(..) {
+                            new.floor = new.floor.min(b.floor);
+                            new.top = new.top.max(b.top);
+                            new.since = new.since.min(b.since);
+                            new.until = new.until.max(b.until);
+                        }
                     }
                 }
             }
-            if let Some(k) = bars.iter().position(|b| b.slot == seen.slot) {
-                k
-            } else {
-                bars.push(Bar {
-                    slot: seen.slot,
-                    floor: seen.floor,
-                    top,
-                    since: time,
-                    last: time,
-                    until: time,
-                });
-                bars.len() - 1
-            }
+            bars.push(new);
+            bars.len() - 1
         }
     };
     let b = &mut bars[k];
