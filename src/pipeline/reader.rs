@@ -26,7 +26,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// walks need it (`Pace`).
 pub const CONTINUE_TICK: Duration = Duration::from_millis(8);
 
-/// The tick while a thread's first continuations are only looked at (`unwind::live::PROBATION`): its
+/// The shortest tick while a thread's first continuations are only looked at (`unwind::live::PROBATION`): its
 /// probation counts looks at live memory made apart in time, one per batch at most, so at `CONTINUE_TICK` a
 /// new thread's first continued stack came twice as late (the big-buffer test's four threads, which start
 /// together, lost 0.4 points of their rooted share to it).
@@ -37,8 +37,8 @@ const HURRY_FOR: Duration = Duration::from_secs(2);
 
 /// The reader's tick, set by the thread that walks (see [`Pacer::note`]): about one walk that ran off its
 /// copy per tick, from `CONTINUE_TICK` (a deep stack without frame pointers sampled at every tick or more:
-/// a rustc compile) to `TICK` (none); `PROBATION_TICK` at most while a followed thread's first
-/// continuations are looked at. Most stacks fit their copy (code with frame pointers, shallow stacks), and
+/// a rustc compile) to `TICK` (none); half of that, `PROBATION_TICK` at the least, while a followed thread's
+/// first continuations are looked at. Most stacks fit their copy (code with frame pointers, shallow stacks), and
 /// a fast tick then only costs wakeups; when a deep one comes, at most one `TICK` of samples waits long.
 #[derive(Debug)]
 pub struct Pace {

@@ -1211,15 +1211,16 @@ struct Bar {
     slot: u64,
     floor: u64,
     top: u64,
-    /// When the first churn that made it (or a bar merged into it) was seen.
+    /// When the first churn at its slot was seen (the earliest of the bars folded into it, when there were
+    /// too many).
     since: u64,
-    /// When the last churn that made or met it was seen.
+    /// When the last churn at its slot was seen.
     last: u64,
     /// Until when it bars.
     until: u64,
 }
 
-/// Most bars a thread keeps; more merge into the widest.
+/// Most bars a thread keeps; past it, one that ran out makes room, or all fold into one.
 const MAX_BARS: usize = 8;
 
 /// Adds what a churn seen at `time` bars to a thread's `bars`, one per slot seen churning: each holds from
