@@ -16,6 +16,7 @@
 # user and kernel stacks. Both profilers run at once, each in its own tmux session (they need a terminal),
 # sampling the whole machine; each also samples the other, alike. A profiler's CPU use is utime + stime of its
 # process (all threads) from /proc/PID/stat over each interval, after a 5 s warm-up, in percent of one CPU.
+# At the end, each of stacktop's threads over the run: its CPU and its context switches a second.
 set -euo pipefail
 
 seconds=60 every=60 freq=999 event=cpu-clock mode=hybrid churn=0
@@ -96,6 +97,14 @@ perf_pid=$(tmux display-message -p -t "$tag-perf" '#{pane_pid}')
 hz=$(getconf CLK_TCK)
 
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# stacktop's threads: tid, name, CPU ticks, context switches (which thread costs what, and how often it wakes).
+threads() {
+    local t
+    for t in /proc/"$st_pid"/task/*; do
+        echo "${t##*/} $(tr -c 'A-Za-z0-9_.\n-' _ <"$t/comm") $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "$t/stat") $(
+            awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n }' "$t/status")"
+    done | LC_ALL=C sort
+}
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 alive() { kill -0 "$1" 2>/dev/null || die "$2 exited early: $(head -c 300 "$work/$2.err" 2>/dev/null)"; }
 # perf 6.1's `perf top` can die on its own (an assertion in util/build-id.c after minutes under -a): then
@@ -110,6 +119,7 @@ echo "# stacktop top -a vs perf top -g: -F $freq -e $event, stacktop --call-grap
 echo "# load: 2x split + mutex (4 threads) + $churn processes/s on $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# stacktop $(git -C "$repo" describe --always --dirty 2>/dev/null || echo "$built"); $(perf --version)"
 printf '%8s  %14s  %14s  %14s  %14s\n' "time s" "stacktop CPU%" "perf CPU%" "stacktop RSS MB" "perf RSS MB"
+threads >"$work/threads.start"
 st_start=$(ticks "$st_pid") perf_start=$(ticks "$perf_pid") t0=$(date +%s.%N)
 st_prev=$st_start perf_prev=$perf_start t_prev=$t0
 elapsed=0
@@ -128,6 +138,10 @@ done
 awk -v s0="$st_start" -v s1="$st_prev" -v p0="$perf_start" -v p1="$perf_prev" -v t0="$t0" -v t1="$t_prev" -v hz="$hz" \
     'BEGIN { d = t1 - t0; printf "%8s  %14.1f  %14.1f   (whole run, CPU%% of one CPU)\n", "all", (s1 - s0) / hz / d * 100, (p1 - p0) / hz / d * 100 }'
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# stacktop's threads over the run (CPU% of one CPU, context switches a second):"
+threads >"$work/threads.end"
+LC_ALL=C join "$work/threads.start" "$work/threads.end" | awk -v d="$(awk -v t0="$t0" -v t1="$t_prev" 'BEGIN { print t1 - t0 }')" -v hz="$hz" \
+    '{ printf "#   %-18s %6.2f%%  %6.0f/s\n", $2, ($6 - $3) / hz / d * 100, ($7 - $4) / d }'
 echo "# stacktop's screen at the end:"
 tmux capture-pane -p -t "$tag-stacktop" | head -8 | sed 's/^/#   /'
 if ((!perf_dead)); then
