@@ -101,7 +101,7 @@ ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 threads() {
     local t
     for t in /proc/"$st_pid"/task/*; do
-        echo "${t##*/} $(tr -c 'A-Za-z0-9_.\n-' _ <"$t/comm") $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "$t/stat") $(
+        echo "${t##*/} $(tr -c 'A-Za-z0-9_.\n-' _ <"$t/comm") $(ticks "$st_pid/task/${t##*/}") $(
             awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n }' "$t/status")"
     done | LC_ALL=C sort
 }

@@ -600,13 +600,8 @@ pub struct TopFunctions {
     pub total: Weight,
 }
 
-/// A stack with the labels a table shows (the others `None`).
-type StackLabels = (
-    Option<super::NodeId>,
-    Option<StrId>,
-    Option<u32>,
-    Option<u32>,
-);
+/// A stack with the labels a table shows.
+type StackLabels = (Option<super::NodeId>, Labels);
 
 /// Per-function (per `keys`) self and total weights. With `children`, rows are sorted by total, else by self
 /// (and rows with no self weight are dropped, as `perf report --no-children` does).
@@ -624,6 +619,13 @@ pub fn top_functions(
         label(SortKey::Pid),
         label(SortKey::Tid),
     );
+    let labels_of = |group: &SampleGroup| -> Labels {
+        (
+            by_comm.then_some(group.comm),
+            by_pid.then_some(group.pid),
+            by_tid.then_some(group.tid),
+        )
+    };
     let mut stacks: HashMap<StackLabels, usize> = HashMap::new();
     let mut merged: Vec<SampleGroup> = Vec::new();
     let mut total = Weight::default();
@@ -631,23 +633,19 @@ pub fn top_functions(
         if !filter.accepts_labels(profile, group) {
             continue;
         }
-        let key = (
-            group.leaf,
-            by_comm.then_some(group.comm),
-            by_pid.then_some(group.pid),
-            by_tid.then_some(group.tid),
-        );
-        let i = *stacks.entry(key).or_insert_with(|| {
-            merged.push(SampleGroup {
-                count: 0,
-                period: 0,
-                switches: 0,
-                blocked: 0,
-                runnable: 0,
-                ..group.clone()
+        let i = *stacks
+            .entry((group.leaf, labels_of(group)))
+            .or_insert_with(|| {
+                merged.push(SampleGroup {
+                    count: 0,
+                    period: 0,
+                    switches: 0,
+                    blocked: 0,
+                    runnable: 0,
+                    ..group.clone()
+                });
+                merged.len() - 1
             });
-            merged.len() - 1
-        });
         merged[i].add(group.values());
     }
     // Each location's frames as row parts (module, function), worked out the first time the location comes
@@ -671,11 +669,7 @@ pub fn top_functions(
         let Some(&leaf) = frames.first() else {
             continue;
         };
-        let label = (
-            by_comm.then_some(group.comm),
-            by_pid.then_some(group.pid),
-            by_tid.then_some(group.tid),
-        );
+        let label = labels_of(group);
         let next = u32::try_from(labels.len()).unwrap_or(u32::MAX);
         let label_id = *labels.entry(label).or_insert(next);
         let label = (label_id, label);
@@ -743,6 +737,7 @@ struct Rows {
     found: Vec<TopRow>,
 }
 
+/// The labels a table shows (comm, pid, tid), the others `None`.
 type Labels = (Option<StrId>, Option<u32>, Option<u32>);
 
 impl Rows {
