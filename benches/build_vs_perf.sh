@@ -4,12 +4,14 @@
 # samples in its own recording. See benches/README.md.
 #
 # Usage: benches/build_vs_perf.sh [--runs N] [--seconds S] [--warmup S] [--freq HZ] [--keep]
+#                                 [--stacktop-args 'ARGS']
 #   --runs N      rounds, each on a fresh build (default 3)
 #   --seconds S   recording length (default 10)
 #   --warmup S    how long the build runs before both start recording (default 20: dependencies compile
 #                 side by side, every CPU busy)
 #   --freq HZ     sampling frequency of both (default 999, stacktop's default)
 #   --keep        keep the work directory (recordings, build)
+#   --stacktop-args 'ARGS'  more `stacktop record` options (e.g. '--call-graph hybrid,4096')
 #   STACKTOP=/path/to/stacktop  benchmark that binary instead of building this checkout (cargo build --release).
 #   TMPDIR        where the work directory goes: the build and the recordings take about 1 GB.
 #
@@ -21,7 +23,7 @@
 # time. A tool's own share is the share of the samples of its own pid (`report --sort pid`) in its own file.
 set -euo pipefail
 
-runs=3 seconds=10 warmup=20 freq=999 keep=
+runs=3 seconds=10 warmup=20 freq=999 keep= extra=
 die() { echo "build_vs_perf: $*" >&2; exit 1; }
 note() { echo "build_vs_perf: $*" >&2; }
 while (($#)); do
@@ -31,6 +33,7 @@ while (($#)); do
         --warmup) warmup=${2:?}; shift 2 ;;
         --freq) freq=${2:?}; shift 2 ;;
         --keep) keep=1; shift ;;
+        --stacktop-args) extra=${2?}; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
@@ -85,7 +88,7 @@ for round in $(seq 1 "$runs"); do
     [[ -n $build_pgid ]] || die "the build did not start (see $work/build.log)"
     sleep "$warmup"
     # Both recorders start at once and sample the same seconds of the build.
-    /usr/bin/time -f "%U %S %M" -o "$work/st.time" "$stacktop" record -a -e cpu-clock -F "$freq" \
+    /usr/bin/time -f "%U %S %M" -o "$work/st.time" "$stacktop" record -a -e cpu-clock -F "$freq" $extra \
         --duration "$seconds" -o "$work/st.pb.gz" 2>"$work/st.err" &
     st=$!
     /usr/bin/time -f "%U %S %M" -o "$work/perf.time" perf record -a -g -e cpu-clock -F "$freq" \

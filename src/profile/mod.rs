@@ -444,7 +444,8 @@ pub struct ContinuationStats {
     pub ran_off: u64,
     /// Completed to the thread's root through live memory.
     pub from_memory: u64,
-    /// Completed through the thread's last complete stack.
+    /// Completed through the thread's last complete stack: recordings made before the cache was taken out
+    /// (see `unwind::live`) count them; none since.
     pub from_cache: u64,
     /// Extended, but stopped before the root.
     pub partial: u64,
@@ -466,10 +467,6 @@ impl ContinuationStats {
         let why = match outcome {
             Outcome::FromMemory => {
                 self.from_memory += 1;
-                return;
-            }
-            Outcome::FromCache => {
-                self.from_cache += 1;
                 return;
             }
             Outcome::Partial(why) => {

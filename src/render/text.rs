@@ -365,14 +365,20 @@ fn write_continuation(w: &mut impl Write, c: &crate::profile::ContinuationStats)
                 .join(", ")
         )
     };
+    // Recordings made before the thread cache was taken out say how many of its stacks they hold.
+    let cached = match c.from_cache {
+        0 => String::new(),
+        n => format!(
+            " ({} from memory, {n} from the thread cache)",
+            c.from_memory
+        ),
+    };
     writeln!(
         w,
-        "# Unwind continuation: {} of {} walks that ran off their stack copy were continued in the live process \
-         ({} from memory, {} from the thread cache); {not} {} not{why}",
+        "# Unwind continuation: {} of {} walks that ran off their stack copy were continued in the live \
+         process{cached}; {not} {} not{why}",
         c.completed(),
         c.ran_off,
-        c.from_memory,
-        c.from_cache,
         if not == 1 { "was" } else { "were" }
     )?;
     for (pid, why, n) in c.processes.iter().take(5) {

@@ -1,7 +1,6 @@
 //! Continuing a walk in the live process: when a table walk runs off the end of the kernel's stack copy,
 //! the rest of the stack is read from the target's memory (through [`LiveMemory`], the caller's edge:
-//! `process_vm_readv`), or taken from the thread's last complete stack (the cache), but only where it can be
-//! shown to be the same stack.
+//! `process_vm_readv`), but only where it can be shown to be the same stack.
 //!
 //! The walk is made within milliseconds of the sample, while the thread's outer frames almost always still
 //! exist: the frames that say which query, which pass or which request a sample belongs to, and which the
@@ -52,16 +51,17 @@
 //!   thread keeps a few such bars ([`MAX_BARS`]). The first [`PROBATION`]
 //!   continuations of a thread are made only to look (the stacks are compared, not kept), so that a thread
 //!   churning from its start is caught before any of its continuations is used.
-//! - The cache: when a walk's outermost frame in the copy (its stack address and return address) is a frame
-//!   of one of the thread's last few complete stacks ([`KEPT`]: a server loop calling its handler and its
-//!   clock in turn has its frame at one address with either return address), the frames above it are taken
-//!   from that stack. Sound when the thread did not return past that frame between the two samples: it
-//!   then still runs under the same outer frames. Not sound when it returned and called again from the same call site at the same stack
-//!   address under other outer frames: the churn check covers that case as it covers the live reads, and
-//!   so that it sees churn that began after the stack was kept, the cache serves [`CACHE_USES`]
-//!   continuations at most before a live walk looks again. A look that fails the overlap check learns
-//!   nothing (the thread is in another callee of the frame the cache is keyed on), and the cache then
-//!   serves that walk too.
+//! - **No cache**: the thread's kept complete stacks ([`KEPT`]) serve the checks above, never as frames. A
+//!   cache that took a walk's outer frames from the kept stack holding its outermost copied frame (same stack
+//!   address, same return address), after checking the caller's return address above it in live memory,
+//!   served 85% of rustc's continuations and made nearly every wrong stack its self-check found (16 of
+//!   54,505 continued in 10 runs, 15 from the cache, at `collect_items_rec`'s two call sites of itself and
+//!   other calls of one function from two sites, far above the junction). Its stacks were never looked at
+//!   by the churn check (a served stack is the kept one), so churn that a live walk shows at once went
+//!   unseen. Checking the words read near the copy's end as well, or serving only from the latest stack,
+//!   left as many wrong. Without it: 6 of 60,543 in 11 runs (0.010%, all read live at those two call sites,
+//!   three at a time), at 5% more CPU per sample and a point fewer rustc stacks reaching their root (see
+//!   benches/README.md).
 //!
 //! - **Anchored**: a copy that ends inside a large buffer of its outermost frame (at least
 //!   [`UNREAD_BUFFER`] bytes the walk did not read: memcached's `drive_machine` holds 16 KiB) fails the
@@ -82,8 +82,8 @@
 //!   took a stale return address of an allocator call for the sampled caller). Not continued, and counted
 //!   apart from the overlap check's refusals ([`Refusal::Returned`]).
 //!
-//! What none of this can catch: a stack that changes and changes back between two looks, once, with no
-//! churn before or after, and between two samples. The self-check (`record --unwind-check`) measures how often continued stacks
+//! What none of this can catch: a stack that changes and changes back between the sample and the live read,
+//! once, with no churn before or after, and between two samples. The self-check (`record --unwind-check`) measures how often continued stacks
 //! differ from the walks of full copies.
 
 use std::time::{Duration, Instant};
@@ -124,10 +124,8 @@ pub const MIN_HOLD_NS: u64 = 250_000_000;
 /// A bar holds this many times as long as the churn that made it has gone on: a slot that keeps changing,
 /// at whatever pace, stays barred from its second churn on.
 const HOLD_SPAN: u64 = 2;
-/// Continuations taken from a thread's last complete stacks before a live walk looks again.
-const CACHE_USES: u32 = 4;
 /// Complete stacks kept per thread: a loop between two callees (a server's handler and its clock) leaves
-/// its frame at one stack address with either return address; the cache serves both.
+/// its frame at one stack address with either return address; the junction's checks know both calls.
 const KEPT: usize = 4;
 /// Threads remembered at once; the least recently seen go first.
 const MAX_THREADS: usize = 4096;
@@ -161,8 +159,6 @@ pub enum LiveError {
 pub enum Outcome {
     /// The walk reached the thread's root through live memory.
     FromMemory,
-    /// The walk reached the thread's root through the thread's last complete stack.
-    FromCache,
     /// Frames were added from live memory up to the depth cap (the only stop that keeps them).
     Partial(Refusal),
     /// Nothing was added (why).
@@ -181,8 +177,6 @@ struct ThreadState {
     /// The stack ranges in which a copy's end bars the continuation (see [`Bar`]).
     bars: Vec<Bar>,
     seen: u64,
-    /// Continuations from `last` since it was seen.
-    cache_uses: u32,
     /// When the thread's last complete stack counted for the probations was seen.
     counted_at: Option<Instant>,
 }
@@ -306,7 +300,7 @@ impl Continuer {
         // The samples seen ahead tell what the thread did after this one up to the horizon; after it,
         // nothing is known. When stacktop falls behind (a loaded machine), that stretch grows long enough for
         // the thread to leave and re-enter its frames unseen (a recursion run in rounds was continued wrongly
-        // so under load): no live read, no cache, no look.
+        // so under load): no live read, no look.
         if self.memory.now().saturating_sub(self.horizon.max(time)) > MAX_UNSEEN_NS {
             return Outcome::Refused(Refusal::Late);
         }
@@ -326,9 +320,6 @@ impl Continuer {
         let (process_observed, churned) = self.processes.get(&pid).copied().unwrap_or_default();
         let probation = process_observed < PROBATION
             || (churned && state.is_none_or(|s| s.observed < THREAD_PROBATION));
-        // The cache repeats what was seen; every few uses a live walk looks again, so that churn that
-        // started since is seen.
-        let fresh = state.is_some_and(|s| s.cache_uses < CACHE_USES);
         if barred || probation {
             // Look without keeping: the stacks seen keep the churn check (and the probation) going.
             let mut look = std::mem::take(&mut self.scratch);
@@ -363,12 +354,6 @@ impl Continuer {
         let outcome = if returned {
             Outcome::Refused(Refusal::Returned)
         } else {
-            if fresh && self.take_cached(pid, tid, copy, walk) {
-                if let Some(s) = self.threads.get_mut(&tid) {
-                    s.cache_uses += 1;
-                }
-                return Outcome::FromCache;
-            }
             let len = walk.frames.len();
             let end = walk.end;
             let outcome = self.live(
@@ -388,15 +373,6 @@ impl Continuer {
                 walk.truncate(len, end);
                 return Outcome::Refused(Refusal::Churn);
             }
-            // The live look found the copy's last frames changed (the thread is in another callee of a frame
-            // that stays, like a server loop between two handlers): it saw nothing new, and the cache is as
-            // sound as it was before the look.
-            if outcome == Outcome::Refused(Refusal::Overlap)
-                && self.outermost_frame_stays(copy, walk, function_of)
-                && self.take_cached(pid, tid, copy, walk)
-            {
-                return Outcome::FromCache;
-            }
             outcome
         };
         // Returned past the copy, or moved on from its end: a walk anchored below a buffer may still be whole.
@@ -415,45 +391,6 @@ impl Continuer {
             }
         }
         outcome
-    }
-
-    /// After a live look that failed the overlap check: whether the copy's outermost frame stays in live
-    /// memory: the return address into it still returns into the same function (it may be calling another
-    /// callee now, a server loop between its handler and its clock), and the other words the walk read in
-    /// it are as copied. What changed is below it.
-    fn outermost_frame_stays(
-        &self,
-        copy: StackCopy<'_>,
-        walk: &Walk,
-        function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
-    ) -> bool {
-        let Some(slot) = walk.cfas.last().map(|c| c.saturating_sub(8)) else {
-            return false;
-        };
-        let live = |a: u64| {
-            self.windows
-                .iter()
-                .find_map(|(start, bytes)| StackCopy { sp: *start, bytes }.read(a))
-        };
-        let mut seen = false;
-        for &(a, v) in walk.reads.iter() {
-            if a < slot || a < copy.sp || a >= copy.end() {
-                continue;
-            }
-            let Some(now) = live(a) else {
-                return false;
-            };
-            let same = if a == slot {
-                now == v || function_of(v).is_some_and(|f| function_of(now) == Some(f))
-            } else {
-                now == v
-            };
-            if !same {
-                return false;
-            }
-            seen |= a == slot;
-        }
-        seen
     }
 
     /// The thread's state, made when first needed.
@@ -476,23 +413,6 @@ impl Continuer {
             };
         }
         state.seen = time;
-    }
-
-    /// The latest of the thread's kept stacks that holds `walk`'s outermost frame (same CFA and return
-    /// address): which stack, the frame's index there, and the stack slot and value of the return address
-    /// of the frame above it.
-    fn cached_frame(&self, tid: u32, walk: &Walk) -> Option<(usize, usize, u64, u64)> {
-        let state = self.threads.get(&tid)?;
-        let k = walk.frames.len().checked_sub(1).filter(|&k| k > 0)?;
-        let (cfa, frame) = (walk.cfas.get(k)?, walk.frames.get(k)?);
-        state.stacks.iter().enumerate().find_map(|(i, last)| {
-            let m = last.cfas.get(1..)?.binary_search(cfa).ok()? + 1;
-            if last.frames.get(m) != Some(frame) {
-                return None;
-            }
-            let (next, next_cfa) = (last.frames.get(m + 1)?, last.cfas.get(m + 1)?);
-            Some((i, m, next_cfa.wrapping_sub(8), next.address.raw().0))
-        })
     }
 
     /// A process whose memory may not be read, or that is gone, is not read again.
@@ -529,38 +449,8 @@ impl Continuer {
         }
     }
 
-    /// Whether one of the thread's kept stacks continues `walk` (see the module's docs): if so, its outer
-    /// frames are appended.
-    fn take_cached(&mut self, pid: u32, tid: u32, copy: StackCopy<'_>, walk: &mut Walk) -> bool {
-        let Some((i, m, slot, expected)) = self.cached_frame(tid, walk) else {
-            return false;
-        };
-        // The same frame at the same address may be under other callers now (called again from elsewhere):
-        // live memory must still hold, above it, the cached caller's return address. (Without this check the
-        // self-check found a recursion re-entered from two callers continued wrongly from the cache 19
-        // times in 48.) The words of the copy are not checked here: its frames below the junction come and
-        // go while the junction's frame stays (a server's request handlers under its loop).
-        self.checks.clear();
-        let mut view = self.view(pid, copy, 8);
-        let read = view.read(slot);
-        let failure = view.failure;
-        self.note_refusal(pid, failure);
-        let Some(last) = self.threads.get(&tid).and_then(|s| s.stacks.get(i)) else {
-            return false;
-        };
-        if !matches!(read, Read::Value(ra) if ra == expected) {
-            return false;
-        }
-        walk.frames.extend_from_slice(&last.frames[m + 1..]);
-        walk.cfas.extend_from_slice(&last.cfas[m + 1..]);
-        walk.bps
-            .extend_from_slice(last.bps.get(m + 1..).unwrap_or(&[]));
-        walk.end = WalkEnd::Complete;
-        true
-    }
-
     /// A complete stack of thread `tid` (from a copy, or continued): compared with the thread's last one
-    /// for churn, then kept as the cache. Only for threads whose walks ran off their copies. Returns whether
+    /// for churn, then kept for the junction's checks. Only for threads whose walks ran off their copies. Returns whether
     /// the two show churn.
     pub fn observe(
         &mut self,
@@ -615,7 +505,6 @@ impl Continuer {
         kept.bps.clone_from(&walk.bps);
         kept.end = walk.end;
         stacks.insert(0, kept);
-        state.cache_uses = 0;
         state.seen = time;
         churned
     }
@@ -655,8 +544,7 @@ impl Continuer {
         let reads = walk.reads.len();
         checked_words(copy, walk, &mut self.checks);
         if self.checks.is_empty() {
-            // Nothing of the copy to check live memory against. No window is left from an earlier walk (of
-            // another thread, perhaps) for `outermost_frame_stays` to compare with.
+            // Nothing of the copy to check live memory against.
             self.give_back_windows();
             return Outcome::Refused(Refusal::Overlap);
         }
@@ -1108,7 +996,7 @@ struct View<'a> {
     verified: bool,
     fetched: usize,
     failure: Option<Failure>,
-    /// Bytes read at once ([`CHUNK`]; a word for the cache's one check).
+    /// Bytes read at once ([`CHUNK`]).
     chunk: usize,
 }
 
@@ -1832,54 +1720,14 @@ mod tests {
     }
 
     #[test]
-    fn the_outermost_frame_stays_while_it_calls_another_callee() {
-        const SP: u64 = 0x7000;
+    fn each_thread_keeps_its_last_few_stacks_and_only_the_churned_one_after_churn() {
         let mut c = Continuer::new(Box::new(Bytes {
-            base: 0,
+            base: 0x7000,
             bytes: Vec::new(),
         }));
-        // Copied: the return address into the outermost frame (cfa 0x7010) at 0x7008 is 0x4362, a call site
-        // in the function at 0x4300; below it a callee's return address.
-        let copied: Vec<u8> = [0x4120u64, 0x4362, 0x5000]
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect();
-        let copy = StackCopy {
-            sp: SP,
-            bytes: &copied,
-        };
-        let mut walk = stack(&[(0x7008, 0x4120), (0x7010, 0x4362)]);
-        walk.reads = vec![(0x7000, 0x4120), (0x7008, 0x4362)];
-        let mut function_of = |ra: u64| Some((1, ra & !0xff));
-        let mut with_live = |words: [u64; 2], c: &mut Continuer| {
-            c.windows = vec![(SP, words.iter().flat_map(|w| w.to_le_bytes()).collect())];
-            c.outermost_frame_stays(copy, &walk, &mut function_of)
-        };
-        // The callee changed, the outermost frame calls from another site of the same function: it stays.
-        assert!(with_live([0x4999, 0x436f], &mut c));
-        assert!(with_live([0x4999, 0x4362], &mut c));
-        // The slot returns into another function now: the frame is gone.
-        assert!(!with_live([0x4120, 0x4462], &mut c));
-        // Nothing read from live memory for this walk: nothing stays.
-        c.give_back_windows();
-        assert!(!c.outermost_frame_stays(copy, &walk, &mut function_of));
-    }
-
-    #[test]
-    fn the_cache_serves_from_each_of_the_last_few_stacks() {
-        // Live memory: the return address 0x5010 of the loop's caller at 0x7038.
-        let live = |ra: u64| Bytes {
-            base: 0x7000,
-            bytes: [0u64; 7]
-                .iter()
-                .chain(&[ra])
-                .flat_map(|w| w.to_le_bytes())
-                .collect(),
-        };
-        let mut c = Continuer::new(Box::new(live(0x5010)));
         c.thread(1, 7, 0);
         // A loop's frame at 0x7010 calls its handler (the return address 0x4362), then its clock (0x436f),
-        // under its caller (0x5010 at 0x7038).
+        // under its caller (0x5010 at 0x7038): two stacks kept.
         let complete =
             |site: u64, leaf: u64| stack(&[(0x7008, leaf), (0x7010, site), (0x7040, 0x5010)]);
         assert!(!c.observe(7, 1, &complete(0x4362, 0x4120), &mut functions));
@@ -1890,33 +1738,6 @@ mod tests {
         assert!(!c.observe(7, 3, &moved, &mut functions));
         assert_eq!(c.threads[&7].stacks[0].frames[0], moved.frames[0]);
         assert_eq!(c.threads[&7].stacks.len(), 2);
-        let copied = [0u8; 0x10];
-        let copy = StackCopy {
-            sp: 0x7000,
-            bytes: &copied,
-        };
-        let cut = |site: u64| {
-            let mut w = stack(&[(0x7008, 0x4220), (0x7010, site)]);
-            w.end = WalkEnd::CopyExhausted;
-            w
-        };
-        // A walk cut under the handler's call is served by the older stack, one under the clock's by the
-        // latest.
-        for site in [0x4362, 0x436f] {
-            let mut walk = cut(site);
-            assert!(c.take_cached(1, 7, copy, &mut walk), "{site:x}");
-            assert_eq!(walk.end, WalkEnd::Complete);
-            assert_eq!(walk.cfas, vec![0x7000, 0x7008, 0x7010, 0x7040]);
-            assert_eq!(walk.frames[2].address.raw().0, site);
-            assert_eq!(walk.frames[3].address.raw().0, 0x5010);
-        }
-        // A return address no kept stack holds at that address: not served.
-        let mut walk = cut(0x4370);
-        assert!(!c.take_cached(1, 7, copy, &mut walk));
-        assert_eq!(walk.frames.len(), 3);
-        // The caller's return address no longer in live memory: not served either.
-        c.memory = Box::new(live(0x5020));
-        assert!(!c.take_cached(1, 7, copy, &mut cut(0x4362)));
         // Churn keeps only the stack that showed it.
         for k in 0..KEPT as u64 {
             c.observe(7, 10 + k, &complete(0x4380 + k, 0x4120), &mut functions);

@@ -507,7 +507,6 @@ impl Unwinders {
                             && !matches!(outcome, live::Outcome::Refused(_))
                         {
                             let how = match outcome {
-                                live::Outcome::FromCache => "from the thread cache",
                                 live::Outcome::FromMemory => "from memory",
                                 _ => "partly from memory",
                             };
@@ -599,7 +598,7 @@ impl Unwinders {
                 // A partial continuation replaces a splice only where the splice kept nothing beyond the
                 // table walk.
                 let take = match continued {
-                    live::Outcome::FromMemory | live::Outcome::FromCache => true,
+                    live::Outcome::FromMemory => true,
                     live::Outcome::Partial(_) => outcome.fell_back || self.mode == Mode::Dwarf,
                     live::Outcome::Refused(_) => false,
                 };
