@@ -55,7 +55,7 @@
 //!   cache that took a walk's outer frames from the kept stack holding its outermost copied frame (same stack
 //!   address, same return address), after checking the caller's return address above it in live memory,
 //!   served 85% of rustc's continuations and made nearly every wrong stack its self-check found (16 of
-//!   54,505 continued in 10 runs, 15 from the cache, at `collect_items_rec`'s two call sites of itself and
+//!   53,505 continued in 10 runs, 15 from the cache, at `collect_items_rec`'s two call sites of itself and
 //!   other calls of one function from two sites, far above the junction). Its stacks were never looked at
 //!   by the churn check (a served stack is the kept one), so churn that a live walk shows at once went
 //!   unseen. Checking the words read near the copy's end as well, or serving only from the latest stack,
