@@ -272,12 +272,13 @@ pub struct FlamegraphArgs {
 pub struct TopArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Seconds between refreshes of the view.
+    /// Seconds between refreshes of the view (perf top's default, 2: each refresh keeps 7/8 of the old
+    /// samples' weight, as perf top's does, so the view fades at perf top's pace).
     #[arg(
         short = 'd',
         long = "delay",
         value_name = "SECS",
-        default_value_t = 1.0
+        default_value_t = 2.0
     )]
     pub delay: f64,
     /// Stop sampling after this many seconds; the view then stays on the whole run until `q`.

@@ -19,7 +19,8 @@ pub use super::annotate::{hottest_line, note, AnnotateView, Annotation, Annotato
 pub use super::locks::{LockSort, LockTableRow, LockTree, LockView, LocksView, Side};
 pub use super::tree::{TreeRow, TreeView};
 
-/// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor).
+/// Decay per refresh: the old samples keep 7/8 of their weight (perf top's factor, at its pace with the
+/// default `--delay` of 2 s).
 pub const DECAY: (u64, u64) = (7, 8);
 
 /// The column the table is sorted by.
