@@ -840,6 +840,39 @@ mod tests {
     }
 
     #[test]
+    fn the_continuation_line_names_the_thread_cache_only_for_recordings_that_used_it() {
+        let line = |from_cache: u64| {
+            let mut stats = crate::profile::ContinuationStats {
+                ran_off: 20,
+                from_memory: 15,
+                from_cache,
+                ..Default::default()
+            };
+            stats.not_completed[0] = 5 - from_cache;
+            let mut out = Vec::new();
+            write_continuation(&mut out, &stats).expect("a Vec takes every write");
+            String::from_utf8(out).expect("the line is UTF-8")
+        };
+        let now = line(0);
+        assert!(
+            now.starts_with(
+                "# Unwind continuation: 15 of 20 walks that ran off their stack copy were continued in the \
+                 live process; 5 were not: 5 "
+            ),
+            "{now}"
+        );
+        let older = line(3);
+        assert!(
+            older.starts_with(
+                "# Unwind continuation: 18 of 20 walks that ran off their stack copy were continued in the \
+                 live process (15 from memory, 3 from the thread cache); 2 were not"
+            ),
+            "{older}"
+        );
+        assert!(write_continuation(&mut Vec::new(), &Default::default()).is_ok());
+    }
+
+    #[test]
     fn short_module_names() {
         assert_eq!(
             short_module("/usr/lib/x86_64-linux-gnu/libc.so.6"),
