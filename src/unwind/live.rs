@@ -545,7 +545,6 @@ impl Continuer {
         checked_words(copy, walk, &mut self.checks);
         if self.checks.is_empty() {
             // Nothing of the copy to check live memory against.
-            self.give_back_windows();
             return Outcome::Refused(Refusal::Overlap);
         }
         let mut view = self.view(pid, copy, CHUNK);
