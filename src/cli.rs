@@ -77,8 +77,9 @@ pub struct SamplingArgs {
     /// Event to sample: cycles, cpu-clock or task-clock, with perf's :u / :k modifiers.
     #[arg(short = 'e', long = "event", default_value = "cycles")]
     pub event: String,
-    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default; 16384 bytes in record, 4096 in top,
-    /// halved above 8192 Hz and again above 16384 Hz, to 4096 at least) or dwarf[,STACK_BYTES] (8192).
+    /// How call stacks are walked: fp, hybrid[,STACK_BYTES] (default; 65528 bytes in record, the kernel's
+    /// largest, and 4096 in top, halved above 2048 Hz and at each doubling of the rate, to 4096 at least) or
+    /// dwarf[,STACK_BYTES] (8192).
     #[arg(long = "call-graph", value_name = "MODE", default_value = "hybrid")]
     pub call_graph: String,
     /// Record off-CPU time too: where threads wait (blocked, or preempted and waiting for a CPU), from a

@@ -76,10 +76,15 @@ pub enum CallGraphMode {
 
 /// Stack bytes copied per sample in dwarf mode when the mode names no size (perf's default).
 pub const DEFAULT_STACK_BYTES: u32 = 8192;
-/// Stack bytes copied per sample in hybrid mode (the default mode) when the mode names no size: enough for
-/// the tables to walk 200 frames of 48 bytes past the kernel's 127-frame limit; the copy costs the kernel
-/// a memcpy per sample, measured in `benches/`.
-pub const DEFAULT_HYBRID_STACK_BYTES: u32 = 16384;
+/// Stack bytes copied per sample in hybrid mode (the default mode) when the mode names no size: the kernel's
+/// largest copy. The kernel copies from the stack pointer up to the first page it cannot read (the top of a
+/// main thread's stack, a thread stack's neighbouring guard page), so a shallow stack costs what it did with
+/// 16 KiB copies; only a stack deeper than that copies more, and such a stack is what needs it. On a rustc
+/// compile (no frame pointers, deep stacks) 16 KiB copies left 62% of the walks to be continued in live memory,
+/// one in six of them refused (the thread had moved on, or returned past the copy), and cost stacktop more CPU
+/// than the kernel's larger copies do (`benches/README.md`, `continuation_vs_perf.sh`). A record reserves its
+/// whole copy in the ring, which is sized for it (`counters.rs`).
+pub const DEFAULT_HYBRID_STACK_BYTES: u32 = MAX_STACK_BYTES;
 /// `top`'s hybrid copy when the mode names no size. `top` runs for hours over the whole machine, where the
 /// ring traffic is the cost: every record reserves its full copy size, so 16 KiB records put each record's
 /// first bytes on a cold page of their own, and reading them was most of the reader thread's time (see
@@ -98,12 +103,14 @@ pub fn hybrid_bytes_at(base: u32, frequency: u64) -> u32 {
     while bytes > TOP_HYBRID_STACK_BYTES
         && u64::from(bytes).saturating_mul(frequency) > STACK_COPY_BYTES_PER_CPU_SECOND
     {
-        bytes /= 2;
+        // Powers of two from the kernel's largest copy down: 32 KiB, 16 KiB...
+        bytes = (bytes / 2).next_power_of_two();
     }
     bytes.max(base.min(TOP_HYBRID_STACK_BYTES))
 }
 
-/// See [`hybrid_bytes_at`]: 16 KiB copies up to 8,192 Hz, 8 KiB up to 16,384 Hz, 4 KiB above.
+/// See [`hybrid_bytes_at`]: the kernel's largest copies up to 2,048 Hz, 32 KiB up to 4,096 Hz, 16 KiB up to
+/// 8,192 Hz, 8 KiB up to 16,384 Hz, 4 KiB above.
 pub const STACK_COPY_BYTES_PER_CPU_SECOND: u64 = 128 << 20;
 
 /// Stack bytes copied per switch-out sample in hybrid mode (at most the CPU samples' copy). Switch-out samples
@@ -335,7 +342,10 @@ mod tests {
     #[test]
     fn the_default_hybrid_copy_shrinks_at_high_rates() {
         let record = |f| hybrid_bytes_at(DEFAULT_HYBRID_STACK_BYTES, f);
-        assert_eq!(record(999), 16384);
+        assert_eq!(record(999), 65528);
+        assert_eq!(record(2048), 65528);
+        assert_eq!(record(4000), 32768);
+        assert_eq!(record(5000), 16384);
         assert_eq!(record(8192), 16384);
         assert_eq!(record(10_000), 8192);
         assert_eq!(record(16_384), 8192);

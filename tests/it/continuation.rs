@@ -28,6 +28,11 @@ const ROOTS: [&str; 6] = [
     "__clone",
 ];
 
+/// The prefix of each full copy the self-checks walk and continue: `record`'s copies were 16 KiB before they
+/// became the kernel's largest, and a continuation past the largest cannot be checked against a longer copy.
+/// 16 KiB cuts most samples of these workloads, so every check below puts the continuation to work.
+const CHECKED_PREFIX: u32 = 16384;
+
 /// How a profile's stacks end: samples in all, those that reached a thread root, those marked cut, and the
 /// outermost frames of the others (with their counts).
 #[derive(Debug, Default)]
@@ -401,11 +406,12 @@ fn assert_parse_and_reply_under(file: &Path, path: &str, samples: u64, min_pct: 
 }
 
 /// Acceptance 1: rustc (no frame pointers in it, its driver or LLVM) compiling a real crate: in the default
-/// mode (16 KiB copies) the issue asks that at least 98% of the samples reach a thread root (32% without the
-/// continuation), and that the header says how many did not and why. NOT MET yet: 85-91% reach one (the
-/// largest refusals left are "had returned past the copy's outermost frame", half of them seen in the
-/// thread's very next sample, 1 ms on, and "the thread had moved on"); this
-/// asserts what is reached, with a margin, so that it does not slip back. Some of rustc's frames are large: its compiler thread's
+/// mode the issue asks that at least 98% of the samples reach a thread root (32% without the continuation),
+/// and that the header says how many did not and why. With the kernel's largest copies (`record`'s default
+/// since session 25) 98.9 to 99.4% do; with 16 KiB copies 85 to 91% did (the walks that ran off them were
+/// refused mostly because the thread "had returned past the copy's outermost frame", half of them in the
+/// thread's very next sample, 1 ms on). This asserts 96%, a margin for a loaded machine, where more of the
+/// continuations come too late. Some of rustc's frames are large: its compiler thread's
 /// `run_compiler::{closure#1}` takes about 540 KB (gdb, rustc 1.95), so even a full 64 KiB copy ends below it
 /// in every sample of that thread, and only live memory holds the thread's outer frames.
 pub fn rustc_stacks_reach_their_thread_roots() {
@@ -427,7 +433,7 @@ pub fn rustc_stacks_reach_their_thread_roots() {
         ends.samples
     );
     assert!(
-        ends.rooted_pct() >= 78.0,
+        ends.rooted_pct() >= 96.0,
         "{:.2}% of rustc's samples reached a thread root",
         ends.rooted_pct()
     );
@@ -446,7 +452,7 @@ pub fn rustc_self_check_finds_no_wrong_stack() {
     let command = rustc_compile();
     let (_, check) = record_checked(
         "rustc-regex-syntax-check",
-        stacktop::acquire::DEFAULT_HYBRID_STACK_BYTES,
+        CHECKED_PREFIX,
         &as_paths(&command),
     );
     assert!(check.samples >= 2000, "{}", check.summary);
@@ -470,7 +476,7 @@ pub fn deep_recursion_self_check_finds_no_wrong_stack() {
     let bin = deep_nofp();
     let (file, check) = record_checked(
         "deep_nofp-check",
-        stacktop::acquire::DEFAULT_HYBRID_STACK_BYTES,
+        CHECKED_PREFIX,
         &[&bin, Path::new("2"), Path::new("2000"), Path::new("steady")],
     );
     assert!(check.samples >= 1000, "{}", check.summary);
@@ -504,7 +510,7 @@ pub fn returning_recursion_fools_at_most_half_a_percent() {
     let bin = deep_nofp();
     let (_, check) = record_checked(
         "deep_nofp-rounds-check",
-        stacktop::acquire::DEFAULT_HYBRID_STACK_BYTES,
+        CHECKED_PREFIX,
         &[&bin, Path::new("2"), Path::new("2000"), Path::new("rounds")],
     );
     assert!(check.samples >= 1000, "{}", check.summary);
@@ -533,11 +539,8 @@ pub fn alternating_callers_fool_at_most_half_a_percent() {
         return;
     }
     let bin = build_c("alternating.c", "alternating", &["-fomit-frame-pointer"]);
-    let (file, check) = record_checked(
-        "alternating-check",
-        stacktop::acquire::DEFAULT_HYBRID_STACK_BYTES,
-        &[&bin, Path::new("3")],
-    );
+    let (file, check) =
+        record_checked("alternating-check", CHECKED_PREFIX, &[&bin, Path::new("3")]);
     assert!(check.samples >= 1500, "{}", check.summary);
     // About 85% of the samples are deeper than 16 KiB (perf's dwarf,65528 walks: 60% in the leaf under
     // 400 levels of 96 bytes, the rest spread over the depths).
@@ -639,35 +642,63 @@ pub fn recursion_through_top_reaches_main() {
 /// Acceptance 5: threads whose hot loop runs under a 16 KiB stack buffer never touched
 /// (assets/bigbuf_threads.c): the kernel's copies stop there, at a few hundred bytes (with perf: 384 bytes of
 /// the 32 KiB asked, and perf's stacks end at serve); the issue asks that at least 98% of the samples reach
-/// their thread root all the same. What is left is a fixed cost, some 50 to 80 samples of a process's first
-/// continuations, only checked, and its last few milliseconds, walked after it exited: in 2 s, 96-97% reach
-/// their root, in 5 s 98.4-98.5%, over 10 s 99% (83% in 2 s while the cache kept only a thread's last stack:
-/// serve's frame is at one address whether it calls handle or its clock, and a stack kept from the clock's
-/// call did not serve a walk cut under handle's). This records 8 s and asserts the 98%, and that the header
-/// says how many copies came back short and how many walks the continuation completed.
+/// their thread root all the same, and that the header says how many copies came back short and how many walks
+/// the continuation completed. In the default mode the continuation's first reads map the buffer's pages (the
+/// zero page, which the kernel can then copy in the interrupt), and from then on the kernel's largest copies
+/// hold the whole buffer and reach the root: 99.9% rooted in 8 s, 9 copies short, none continued (a process's
+/// first continuations are only looked at, and those looks mapped the pages).
 pub fn threads_under_a_big_buffer_reach_their_roots() {
     if !perf_available() {
         return;
     }
+    let (short, continued, ran_off) =
+        bigbuf_threads_reach_their_roots("bigbuf_threads", &[], "default mode");
+    assert!(continued <= ran_off, "{continued} of {ran_off}");
+    assert!(
+        short <= ran_off,
+        "{short} short copies, {ran_off} walks ran off"
+    );
+}
+
+/// The same threads with 16 KiB copies (`record`'s default before it took the kernel's largest, and what a
+/// deep stack leaves of any copy): past the buffer's mapped pages the walks still run off the copies, which end
+/// inside the buffer, below serve's return address, and the continuation completes them. What is left is a
+/// fixed cost, some 50 to 80 samples of a process's first continuations, only checked, and its last few
+/// milliseconds, walked after it exited: in 2 s, 96-97% reach their root, in 5 s 98.4-98.5%, over 10 s 99%.
+pub fn threads_under_a_big_buffer_with_16_kib_copies_are_continued() {
+    if !perf_available() {
+        return;
+    }
+    let (_, continued, ran_off) = bigbuf_threads_reach_their_roots(
+        "bigbuf_threads-16k",
+        &["--call-graph", "hybrid,16384"],
+        "16 KiB copies",
+    );
+    assert!(
+        continued * 100 >= ran_off * 98,
+        "{continued} of {ran_off} walks that ran off their copy continued"
+    );
+}
+
+/// Records assets/bigbuf_threads.c for 8 s with `args` (into the scratch file `name`); asserts that 98% of its samples reach their root
+/// under `worker;serve;handle`, and that the header counts the copies the kernel cut short (there are some:
+/// the buffer's pages are unmapped until a continuation reads them) and says how many walks were continued.
+/// Returns the short copies, and the walks continued and run off their copies.
+fn bigbuf_threads_reach_their_roots(name: &str, args: &[&str], what: &str) -> (u64, u64, u64) {
     let bin = bigbuf_threads();
-    let file = record("bigbuf_threads", &[], &[&bin, Path::new("8")]);
+    let file = record(name, args, &[&bin, Path::new("8")]);
     let ends = Ends::of(&file);
-    ends.print("bigbuf_threads, default mode");
+    let what = format!("bigbuf_threads, {what}");
+    ends.print(&what);
     let header = report_header(&file);
-    print_unwind_lines("bigbuf_threads, default mode", &header);
+    print_unwind_lines(&what, &header);
     assert!(ends.samples >= 4000, "only {} samples", ends.samples);
     assert_header_counts_the_cut("bigbuf_threads", &header, &ends);
-    // The copies come back short until the continuation's reads have mapped the buffer's pages (the zero
-    // page, which the kernel can then copy in the interrupt); past them the walks still run off the 16 KiB
-    // copies, which end inside the buffer, below serve's return address.
     let short = header
         .lines()
         .find(|l| l.contains("where the kernel copied"))
         .unwrap_or_else(|| panic!("no line on the short copies:\n{header}"));
-    assert!(
-        short.contains("of the 16384 bytes of stack asked"),
-        "{short}"
-    );
+    assert!(short.contains("bytes of stack asked"), "{short}");
     assert!(short.contains("continuation"), "{short}");
     let short = first_number(short);
     assert!(
@@ -681,22 +712,20 @@ pub fn threads_under_a_big_buffer_reach_their_roots() {
         "{:.2}% of the samples reached a thread root",
         ends.rooted_pct()
     );
-    assert!(
-        continued * 100 >= ran_off * 98,
-        "{continued} of {ran_off} walks that ran off their copy continued"
-    );
     // The stacks are the right ones: parse has 3/4 of the samples, each under worker, serve and handle.
     assert_parse_and_reply_under(&file, "start_thread;worker;serve;handle", ends.samples, 50);
+    (short, continued, ran_off)
 }
 
 /// A network daemon's workers (assets/event_loop.c, shaped after memcached's): an event loop calls its
 /// handler through a pointer, the handler calls `drive`, whose frame holds a 16.5 KiB buffer, and `drive`
-/// does the event's work (parse 3/4, reply 1/4). The default 16 KiB copy ends inside the buffer, under
-/// drive's return address, and by the time a walk is continued the thread is in another event or back in the
-/// loop: the copy's words no longer match live memory. Such a walk is taken from live memory only where the
+/// does the event's work (parse 3/4, reply 1/4). A 16 KiB copy (the self-check's prefix here) ends inside the
+/// buffer, under drive's return address, and by the time a walk is continued the thread is in another event or
+/// back in the loop: the copy's words no longer match live memory. Such a walk is taken from live memory only where the
 /// return address past the copy follows a call of the frame under it (a direct call, or one seen on a kept
 /// stack of the thread). Without that, 0.3-0.8% of the continued stacks were wrong here (the loop's clock
-/// call, through the vDSO, at drive's return-address slot); with it, none wrong.
+/// call, through the vDSO, at drive's return-address slot); with it, none wrong. In the default mode the
+/// kernel's largest copies hold the buffer and reach the root.
 pub fn event_loop_under_a_big_buffer_reaches_its_root_and_is_not_fooled() {
     if !perf_available() {
         return;
@@ -706,11 +735,7 @@ pub fn event_loop_under_a_big_buffer_reaches_its_root_and_is_not_fooled() {
         "event_loop",
         &["-fomit-frame-pointer", "-fno-stack-clash-protection"],
     );
-    let (_, check) = record_checked(
-        "event_loop-check",
-        stacktop::acquire::DEFAULT_HYBRID_STACK_BYTES,
-        &[&bin, Path::new("3")],
-    );
+    let (_, check) = record_checked("event_loop-check", CHECKED_PREFIX, &[&bin, Path::new("3")]);
     assert!(check.samples >= 1500, "{}", check.summary);
     assert!(check.cut * 10 >= check.samples * 8, "{}", check.summary);
     // At most 0.1%: without the junction's checks, 6 to 16 of some 2,000 (0.3-0.8%) were wrong.
@@ -725,10 +750,11 @@ pub fn event_loop_under_a_big_buffer_reaches_its_root_and_is_not_fooled() {
     ends.print("event_loop, default mode");
     print_unwind_lines("event_loop, default mode", &report_header(&file));
     assert!(ends.samples >= 1500, "only {} samples", ends.samples);
-    // 97% on a quiet machine with the thread cache (93% since it went, session 24); 81% in
-    // a run beside a benchmark, where stacktop walks later and more threads have returned past the copy.
+    // 100% with the kernel's largest copies. With 16 KiB ones it was 97% on a quiet machine with the
+    // thread cache, 93% without it, 81% in a run beside a benchmark, where stacktop walks later and more
+    // threads have returned past the copy.
     assert!(
-        ends.rooted_pct() >= 75.0,
+        ends.rooted_pct() >= 95.0,
         "{:.2}% of the samples reached a thread root",
         ends.rooted_pct()
     );
@@ -802,6 +828,7 @@ crate::tests![
     alternating_callers_fool_at_most_half_a_percent,
     recursion_through_top_reaches_main,
     threads_under_a_big_buffer_reach_their_roots,
+    threads_under_a_big_buffer_with_16_kib_copies_are_continued,
     event_loop_under_a_big_buffer_reaches_its_root_and_is_not_fooled,
     no_continue_and_perf_data_stay_cut,
 ];
