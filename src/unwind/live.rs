@@ -212,6 +212,10 @@ pub struct Continuer {
     /// [`Continuer::call_target`]'s answers per `(pid, return address)`: the code does not change while
     /// the process maps it, and the same few hundred call sites come back in every walk.
     call_targets: HashMap<(u32, u64), Option<u64>>,
+    /// [`Continuer::junction_call`]'s answers per `(pid, return address, callee frame's address)`, for the
+    /// same reason: a continued stack's outer frames come back in walk after walk, and each asks two
+    /// function lookups.
+    junction_calls: HashMap<(u32, u64, FrameAddress), Option<bool>>,
 }
 
 impl Continuer {
@@ -230,6 +234,7 @@ impl Continuer {
             ahead: HashMap::new(),
             horizon: 0,
             call_targets: HashMap::new(),
+            junction_calls: HashMap::new(),
         }
     }
 
@@ -548,6 +553,7 @@ impl Continuer {
         ahead.retain(|tid, _| threads.get(tid).is_some_and(|s| s.pid != pid));
         threads.retain(|_, s| s.pid != pid);
         self.call_targets.retain(|&(p, _), _| p != pid);
+        self.junction_calls.retain(|&(p, _, _), _| p != pid);
     }
 
     /// Walks on from `walk`'s last frame through the copy, then live memory.
@@ -659,8 +665,23 @@ impl Continuer {
         k: usize,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Option<bool> {
-        let (frame, callee) = junction_at(walk, k, function_of)?;
-        self.calls(pid, frame.address.raw().0, callee, function_of)
+        let (Some(frame), Some(inner)) = (
+            walk.frames.get(k),
+            k.checked_sub(1).and_then(|i| walk.frames.get(i)),
+        ) else {
+            return None;
+        };
+        let key = (pid, frame.address.raw().0, inner.address);
+        if let Some(&known) = self.junction_calls.get(&key) {
+            return known;
+        }
+        let answer = function_at(inner, function_of)
+            .and_then(|callee| self.calls(pid, frame.address.raw().0, callee, function_of));
+        if self.junction_calls.len() >= MAX_CALL_TARGETS {
+            self.junction_calls.clear();
+        }
+        self.junction_calls.insert(key, answer);
+        answer
     }
 
     /// Whether the call before return address `ra` calls function `callee`, where its bytes tell (see
