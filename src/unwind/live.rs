@@ -71,8 +71,9 @@
 //!   reaches the thread's root and its junction follows a *direct* call of the frame under it (then the
 //!   churn check looks at it as at any other), or returns into the same caller at another call site under
 //!   the same outer frames as a kept stack of the thread that shows the caller's direct call of that frame's
-//!   function at that address: the junction then takes the kept return address. memcached under load: cut
-//!   stacks 38-46% -> 20-21%, with none wrong in its self-check (891 continued).
+//!   function at that address: the junction then takes the kept return address. memcached under load, with
+//!   16 KiB copies: cut stacks 38-46% -> 20-21%, with none wrong in its self-check (891 continued); with
+//!   `record`'s default since, the kernel's largest copies, the copy holds the buffer and none is cut.
 //!
 //! - **Samples ahead**: the samples of a batch are known before any of them is walked, so a walk knows
 //!   where the thread's stack pointer was in the samples taken after its own, up to shortly before the live
