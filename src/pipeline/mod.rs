@@ -1640,12 +1640,30 @@ impl Pipeline {
         let mut notes = Vec::new();
         let stats = off.intervals.stats();
         if off.truncated > 0 {
-            notes.push(self.cut_stacks_note(
+            let mut note = self.cut_stacks_note(
                 "off-CPU",
                 "switch-out",
                 (off.truncated, off.samples),
                 off.config.stack_bytes,
-            ));
+            );
+            // Switch-out walks are continued in live memory as CPU samples' are, and counted apart.
+            if let Some(c) = self
+                .unwinders
+                .as_ref()
+                .map(|u| &u.off_cpu_quality.continuation)
+                .filter(|c| c.ran_off > 0)
+            {
+                let why = match c.reasons() {
+                    r if r.is_empty() => r,
+                    r => format!(" (not: {r})"),
+                };
+                note.push_str(&format!(
+                    "; the continuation in live memory completed {} of the {} that ran off their copy{why}",
+                    c.completed(),
+                    c.ran_off
+                ));
+            }
+            notes.push(note);
         }
         if stats.blocked_at_attach > 0 {
             notes.push(format!(

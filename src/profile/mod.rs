@@ -492,6 +492,22 @@ impl ContinuationStats {
         self.from_memory + self.from_cache
     }
 
+    /// Why the walks not completed were not, the commonest first: `N reason, N reason`.
+    pub fn reasons(&self) -> String {
+        let mut reasons: Vec<(u64, &str)> = Refusal::ALL
+            .iter()
+            .zip(self.not_completed)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (n, r.describe()))
+            .collect();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
+        reasons
+            .iter()
+            .map(|(n, r)| format!("{n} {r}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `RAN_OFF FROM_MEMORY FROM_CACHE PARTIAL N*8 [PID:REASON:WALKS...]`: the pprof comment form.
     pub fn to_comment(&self) -> String {
         let mut s = format!(

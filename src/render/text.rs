@@ -346,24 +346,9 @@ fn write_continuation(w: &mut impl Write, c: &crate::profile::ContinuationStats)
         return Ok(());
     }
     let not = c.ran_off.saturating_sub(c.completed());
-    let mut reasons: Vec<(u64, &str)> = crate::profile::Refusal::ALL
-        .iter()
-        .zip(c.not_completed)
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| (n, r.describe()))
-        .collect();
-    reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let why = if reasons.is_empty() {
-        String::new()
-    } else {
-        format!(
-            ": {}",
-            reasons
-                .iter()
-                .map(|(n, r)| format!("{n} {r}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let why = match c.reasons() {
+        r if r.is_empty() => r,
+        r => format!(": {r}"),
     };
     // Recordings made before the thread cache was taken out say how many of its stacks they hold.
     let cached = match c.from_cache {
