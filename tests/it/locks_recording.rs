@@ -553,7 +553,7 @@ pub fn a_killed_recording_leaves_no_probe_behind() {
     // Longer than the probe takes to appear and go on a loaded machine (6 s ran out once under load, 10 s
     // once in a clean-clone CI run, session 25); it is killed once the probe is gone.
     let mut workload = Command::new(offcpu_lock())
-        .arg("60")
+        .arg("30")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
