@@ -440,7 +440,7 @@ impl Continuer {
         }
     }
 
-    /// The copy and process `pid`'s memory, read `chunk` bytes at a time; live memory is read only once
+    /// The copy and process `pid`'s memory, read [`CHUNK`] bytes at a time; live memory is read only once
     /// `self.checks` (if any) are found in it as copied. The windows earlier views read serve this one when
     /// they are of the same process and were all read after `time`, the sample's: a walk of the sample made
     /// when they were read would have read the same bytes, and an earlier read is nearer the sample (the
@@ -448,7 +448,7 @@ impl Continuer {
     /// thread; rustc's compile: a third of the continuation's CPU was `process_vm_readv`, a third less with
     /// this). Otherwise, when [`MAX_WINDOWS`] are kept, or when they are older than [`WINDOWS_FOR_NS`],
     /// they are given back: looks counted apart in time for a probation ([`APART`]) read apart.
-    fn view<'a>(&'a mut self, pid: u32, time: u64, copy: StackCopy<'a>, chunk: usize) -> View<'a> {
+    fn view<'a>(&'a mut self, pid: u32, time: u64, copy: StackCopy<'a>) -> View<'a> {
         let now = self.memory.now();
         if pid != self.windows_pid
             || time > self.windows_since
@@ -469,7 +469,6 @@ impl Continuer {
             spare: &mut self.spare,
             fetched: 0,
             failure: None,
-            chunk,
         }
     }
 
@@ -578,7 +577,7 @@ impl Continuer {
             // Nothing of the copy to check live memory against.
             return Outcome::Refused(Refusal::Overlap);
         }
-        let mut view = self.view(pid, time, copy, CHUNK);
+        let mut view = self.view(pid, time, copy);
         let mut read = |addr: u64| view.read(addr);
         dwarf::resume_into(unwinder, cache, &mut read, is_code, max_depth, walk);
         let failure = view.failure;
@@ -666,12 +665,7 @@ impl Continuer {
         k: usize,
         function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
     ) -> Option<bool> {
-        let (Some(frame), Some(inner)) = (
-            walk.frames.get(k),
-            k.checked_sub(1).and_then(|i| walk.frames.get(i)),
-        ) else {
-            return None;
-        };
+        let (frame, inner) = junction_frames(walk, k)?;
         let key = (pid, frame.address.raw().0, inner.address);
         if let Some(&known) = self.junction_calls.get(&key) {
             return known;
@@ -768,7 +762,7 @@ impl Continuer {
         let end = walk.end;
         let reads = walk.reads.len();
         self.checks.clear();
-        let mut view = self.view(pid, time, copy, CHUNK);
+        let mut view = self.view(pid, time, copy);
         let mut read = |addr: u64| view.read(addr);
         dwarf::resume_into(unwinder, cache, &mut read, is_code, max_depth, walk);
         let failure = view.failure;
@@ -930,8 +924,13 @@ fn junction_at<'w>(
     k: usize,
     function_of: &mut dyn FnMut(u64) -> Option<(usize, u64)>,
 ) -> Option<(&'w Frame, (usize, u64))> {
-    let inner = walk.frames.get(k.checked_sub(1)?)?;
-    Some((walk.frames.get(k)?, function_at(inner, function_of)?))
+    let (frame, inner) = junction_frames(walk, k)?;
+    Some((frame, function_at(inner, function_of)?))
+}
+
+/// Frame `k` of `walk` (the junction) and its callee frame.
+fn junction_frames(walk: &Walk, k: usize) -> Option<(&Frame, &Frame)> {
+    Some((walk.frames.get(k)?, walk.frames.get(k.checked_sub(1)?)?))
 }
 
 /// The function a frame runs in (its module and FDE start), as `function_of` tells it from a return address.
@@ -1041,8 +1040,6 @@ struct View<'a> {
     verified: bool,
     fetched: usize,
     failure: Option<Failure>,
-    /// Bytes read at once ([`CHUNK`]).
-    chunk: usize,
 }
 
 impl View<'_> {
@@ -1089,7 +1086,7 @@ impl View<'_> {
             return Err(Failure::TooMuch);
         }
         let mut buf = self.spare.pop().unwrap_or_default();
-        buf.resize(self.chunk, 0);
+        buf.resize(CHUNK, 0);
         let n = match self.memory.read(self.pid, from, &mut buf) {
             Ok(n) => n,
             Err(e) => {
@@ -1588,7 +1585,6 @@ mod tests {
             verified: false,
             fetched: 0,
             failure: None,
-            chunk: CHUNK,
         }
     }
 
@@ -1630,6 +1626,7 @@ mod tests {
         let mut c = Continuer::new(Box::new(memory));
         // As the pipeline's `function_of`: the function a return address returns into (it ran `ra - 1`).
         let mut function_of = |ra: u64| Some((1, ra.wrapping_sub(1) & !0xff));
+        let mut also_function_of = function_of;
         let bytes = [0u8; 0x180];
         let copy = StackCopy {
             sp: 0x7000,
@@ -1645,6 +1642,12 @@ mod tests {
         assert!(holds(&mut c, plt));
         // A call of another function: the thread had moved on (rustc's thread exit, in the self-check).
         assert!(!holds(&mut c, other));
+        // The same return address over a callee in another function (0x2300): not A's call (the answers are
+        // remembered per return address and callee frame).
+        let mut elsewhere = junction(direct);
+        elsewhere.frames[1].address = FrameAddress::ReturnAddress(Avma(0x2380));
+        assert!(!c.junction_calls_its_callee(1, 1, copy, &elsewhere, 2, &mut also_function_of));
+        assert!(holds(&mut c, direct));
         // What the bytes can't tell (through a register, into a function's middle, unreadable code) is
         // refused until a kept stack of the thread shows that call made there: the same return address at
         // the same CFA over a callee in the same function (at another address in it).
@@ -1785,7 +1788,7 @@ mod tests {
         let mut look = |pid: u32, time: u64, at: u64| {
             now.store(at, Ordering::Relaxed);
             c.checks.clear();
-            let mut v = c.view(pid, time, copy, CHUNK);
+            let mut v = c.view(pid, time, copy);
             assert!(matches!(v.read(SP + 0x2008), Read::Value(x) if x == 3 * 0x401));
             // The window starts at the page: the next word is in it too.
             assert!(matches!(v.read(SP + 0x2000), Read::Value(x) if x == 3 * 0x400));
