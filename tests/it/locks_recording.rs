@@ -550,10 +550,10 @@ pub fn a_killed_recording_leaves_no_probe_behind() {
     if !probes_allowed() {
         return;
     }
-    // Longer than the probe takes to appear and go on a loaded machine (6 s ran out once under load, 10 s
-    // once in a clean-clone CI run, session 25); it is killed once the probe is gone.
+    // Longer than the probe takes to appear (10 s at most) and go (30 s at most): it is killed once the probe
+    // is gone.
     let mut workload = Command::new(offcpu_lock())
-        .arg("30")
+        .arg("60")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -608,10 +608,19 @@ pub fn a_killed_recording_leaves_no_probe_behind() {
     assert_eq!(read(), 0xcc, "the probe never appeared");
     recording.kill().unwrap();
     let _ = recording.wait();
-    // ... and gone once it is killed.
+    // ... and gone once it is killed. Alone this takes under a second; in two clean-clone CI runs of
+    // session 25, after the rest of the suite, the breakpoint was still there 10 s after stacktop was gone
+    // (no stacktop process left): the kernel's teardown of the killed recording's events, not understood
+    // yet. The time is printed when it is long.
     let killed = Instant::now();
-    while read() != original && killed.elapsed() < Duration::from_secs(10) {
+    while read() != original && killed.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if killed.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "the probe went {:?} after the recording was killed",
+            killed.elapsed()
+        );
     }
     if read() != original {
         // Another recording with lock probes on the same machine places the same breakpoint.
